@@ -36,4 +36,5 @@ require (
 	golang.org/x/sys v0.48.0 // indirect
 	golang.org/x/text v0.28.0 // indirect
 	libvirt.org/go/libvirt v1.12007.0 // indirect
+	pgregory.net/rapid v1.3.0 // indirect
 )

@@ -1,0 +1,387 @@
+// Package config loads vmhad's own configuration (this host: names,
+// addresses, data directory, hypervisor, BMC, timers) through viper from
+// /etc/vmha/vmhad.yaml, VMHA_* environment variables and flags, and
+// validates it into a typed struct. The cluster's shared config (hosts, VMs)
+// lives in the replicated state, not here.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-viper/mapstructure/v2"
+	"github.com/spf13/pflag"
+	"github.com/spf13/viper"
+
+	"github.com/vmha/vmha/model"
+)
+
+// DefaultPath is where vmhad looks for its config when no --config is given.
+const DefaultPath = "/etc/vmha/vmhad.yaml"
+
+// Daemon is vmhad's configuration.
+type Daemon struct {
+	NodeName string `mapstructure:"node_name"`
+	// BindAddr is the IP every listener binds to; AdvertiseAddr is the IP
+	// peers use to reach this host (defaults to BindAddr).
+	BindAddr      string `mapstructure:"bind_addr"`
+	AdvertiseAddr string `mapstructure:"advertise_addr"`
+	Ports         Ports  `mapstructure:"ports"`
+	// Join lists serf addresses (host:port) of peers to join at start.
+	Join []string `mapstructure:"join"`
+	// BootstrapExpect is the number of hosts that form the cluster the
+	// first time; raft bootstraps once that many have joined.
+	BootstrapExpect int    `mapstructure:"bootstrap_expect"`
+	DataDir         string `mapstructure:"data_dir"`
+	// Socket is the unix socket the local CLI talks to.
+	Socket        string  `mapstructure:"socket"`
+	HypervisorURI string  `mapstructure:"hypervisor_uri"`
+	BMC           BMC     `mapstructure:"bmc"`
+	Gossip        Gossip  `mapstructure:"gossip"`
+	Raft          Raft    `mapstructure:"raft"`
+	Fencing       Fencing `mapstructure:"fencing"`
+	Agent         Agent   `mapstructure:"agent"`
+	Log           Log     `mapstructure:"log"`
+}
+
+// Ports are this host's listeners.
+type Ports struct {
+	Serf int `mapstructure:"serf"`
+	Raft int `mapstructure:"raft"`
+	API  int `mapstructure:"api"`
+}
+
+// BMC is this host's baseboard management controller, which the other
+// hosts use to fence it. The password is read from PasswordFile.
+type BMC struct {
+	Type         string `mapstructure:"type"`
+	Address      string `mapstructure:"address"`
+	Port         int    `mapstructure:"port"`
+	User         string `mapstructure:"user"`
+	PasswordFile string `mapstructure:"password_file"`
+	Interface    string `mapstructure:"interface"`
+	CipherSuite  int    `mapstructure:"cipher_suite"`
+}
+
+// Gossip holds serf/memberlist failure-detector timers. The defaults declare
+// a crashed host failed in about 1-2 s on a LAN.
+type Gossip struct {
+	ProbeInterval  time.Duration `mapstructure:"probe_interval"`
+	ProbeTimeout   time.Duration `mapstructure:"probe_timeout"`
+	GossipInterval time.Duration `mapstructure:"gossip_interval"`
+	SuspicionMult  int           `mapstructure:"suspicion_mult"`
+}
+
+// Raft holds consensus timers.
+type Raft struct {
+	HeartbeatTimeout time.Duration `mapstructure:"heartbeat_timeout"`
+	ElectionTimeout  time.Duration `mapstructure:"election_timeout"`
+	LeaderLease      time.Duration `mapstructure:"leader_lease"`
+}
+
+// Fencing holds how long the coordinator tries to fence a lost host.
+type Fencing struct {
+	Timeout      time.Duration `mapstructure:"timeout"`
+	CallTimeout  time.Duration `mapstructure:"call_timeout"`
+	PollInterval time.Duration `mapstructure:"poll_interval"`
+	// RetryInterval is the pause before fencing a host again after all
+	// attempts failed; recovery stays blocked until one succeeds.
+	RetryInterval time.Duration `mapstructure:"retry_interval"`
+}
+
+// Agent holds the local reconcile loop's timers.
+type Agent struct {
+	Interval    time.Duration `mapstructure:"interval"`
+	StopTimeout time.Duration `mapstructure:"stop_timeout"`
+}
+
+// Log configures zerolog.
+type Log struct {
+	Level  string `mapstructure:"level"`
+	Format string `mapstructure:"format"` // json or console
+}
+
+// Defaults are the embedded defaults every key falls back to.
+var Defaults = map[string]any{
+	"bind_addr":              "127.0.0.1",
+	"ports.serf":             7946,
+	"ports.raft":             7947,
+	"ports.api":              7948,
+	"bootstrap_expect":       3,
+	"data_dir":               "/var/lib/vmha",
+	"socket":                 "/run/vmha/vmhad.sock",
+	"hypervisor_uri":         "qemu:///system",
+	"bmc.type":               "ipmi",
+	"bmc.port":               623,
+	"bmc.interface":          "lanplus",
+	"bmc.cipher_suite":       3,
+	"gossip.probe_interval":  "200ms",
+	"gossip.probe_timeout":   "100ms",
+	"gossip.gossip_interval": "100ms",
+	"gossip.suspicion_mult":  2,
+	"raft.heartbeat_timeout": "500ms",
+	"raft.election_timeout":  "500ms",
+	"raft.leader_lease":      "250ms",
+	"fencing.timeout":        "20s",
+	"fencing.call_timeout":   "3s",
+	"fencing.poll_interval":  "250ms",
+	"fencing.retry_interval": "5s",
+	"agent.interval":         "2s",
+	"agent.stop_timeout":     "30s",
+	"log.level":              "info",
+	"log.format":             "json",
+}
+
+// Flags declares vmhad's command-line overrides on fs. Flag names are the
+// config keys with '.' and '_' spelled '-'.
+func Flags(fs *pflag.FlagSet) {
+	fs.String("config", "", "config file (default "+DefaultPath+" when it exists)")
+	fs.String("node-name", "", "this host's name in the cluster (default: hostname)")
+	fs.String("bind-addr", "", "IP address to bind every listener to")
+	fs.String("advertise-addr", "", "IP address peers use to reach this host")
+	fs.Int("ports-serf", 0, "gossip port")
+	fs.Int("ports-raft", 0, "raft port")
+	fs.Int("ports-api", 0, "peer API port")
+	fs.StringSlice("join", nil, "gossip address (host:port) of a peer to join; repeatable")
+	fs.Int("bootstrap-expect", 0, "number of hosts that form the cluster the first time")
+	fs.String("data-dir", "", "directory for the replicated state")
+	fs.String("socket", "", "unix socket for the local CLI")
+	fs.String("hypervisor-uri", "", "libvirt URI of this host's hypervisor")
+	fs.String("log-level", "", "debug, info, warn or error")
+}
+
+// flagKeys maps flag names to config keys.
+var flagKeys = map[string]string{
+	"node-name": "node_name", "bind-addr": "bind_addr", "advertise-addr": "advertise_addr",
+	"ports-serf": "ports.serf", "ports-raft": "ports.raft", "ports-api": "ports.api",
+	"join": "join", "bootstrap-expect": "bootstrap_expect", "data-dir": "data_dir",
+	"socket": "socket", "hypervisor-uri": "hypervisor_uri", "log-level": "log.level",
+}
+
+// Load reads the config: embedded defaults, then the file (path, or
+// DefaultPath if it exists), then VMHA_* environment variables (VMHA_NODE_NAME,
+// VMHA_BMC_ADDRESS, ...), then flags that were set. It returns an error that
+// names the file and the field for anything wrong.
+func Load(path string, fs *pflag.FlagSet) (*Daemon, error) {
+	v := viper.New()
+	for k, val := range Defaults {
+		v.SetDefault(k, val)
+	}
+	v.SetEnvPrefix("VMHA")
+	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
+	v.AutomaticEnv()
+	// AutomaticEnv only sees keys viper knows; bind the ones without defaults.
+	for _, k := range []string{"node_name", "advertise_addr", "join", "bmc.address", "bmc.user", "bmc.password_file"} {
+		_ = v.BindEnv(k)
+	}
+	source := "defaults"
+	if path == "" {
+		if _, err := os.Stat(DefaultPath); err == nil {
+			path = DefaultPath
+		}
+	}
+	if path != "" {
+		source = path
+		v.SetConfigFile(path)
+		v.SetConfigType("yaml")
+		if err := v.ReadInConfig(); err != nil {
+			var pe *os.PathError
+			if errors.As(err, &pe) {
+				return nil, fmt.Errorf("config %s: %w", path, pe.Err)
+			}
+			return nil, fmt.Errorf("config %s: not valid YAML: %w", path, err)
+		}
+		if err := checkKeys(v.AllKeys()); err != nil {
+			return nil, fmt.Errorf("config %s: %w", path, err)
+		}
+	}
+	if fs != nil {
+		var ferr error
+		fs.Visit(func(f *pflag.Flag) {
+			key, ok := flagKeys[f.Name]
+			if !ok {
+				return
+			}
+			if err := v.BindPFlag(key, f); err != nil && ferr == nil {
+				ferr = err
+			}
+		})
+		if ferr != nil {
+			return nil, ferr
+		}
+	}
+	var d Daemon
+	dc := &mapstructure.DecoderConfig{
+		Result:           &d,
+		ErrorUnused:      false,
+		WeaklyTypedInput: true,
+		DecodeHook: mapstructure.ComposeDecodeHookFunc(
+			mapstructure.StringToTimeDurationHookFunc(),
+			mapstructure.StringToSliceHookFunc(","),
+		),
+	}
+	dec, err := mapstructure.NewDecoder(dc)
+	if err != nil {
+		return nil, err
+	}
+	if err := dec.Decode(v.AllSettings()); err != nil {
+		return nil, fmt.Errorf("config %s: %w", source, err)
+	}
+	if d.NodeName == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			return nil, fmt.Errorf("config %s: node_name is not set and the hostname is unknown: %w", source, err)
+		}
+		d.NodeName = strings.SplitN(h, ".", 2)[0]
+	}
+	if d.AdvertiseAddr == "" {
+		d.AdvertiseAddr = d.BindAddr
+	}
+	if err := d.Validate(); err != nil {
+		return nil, fmt.Errorf("config %s: %w", source, err)
+	}
+	return &d, nil
+}
+
+// knownKeys are the keys a config file may hold; a typo is an error rather
+// than a silently ignored setting.
+func knownKeys() map[string]bool {
+	m := map[string]bool{}
+	for k := range Defaults {
+		m[k] = true
+	}
+	for _, k := range flagKeys {
+		m[k] = true
+	}
+	for _, k := range []string{"bmc.address", "bmc.user", "bmc.password_file"} {
+		m[k] = true
+	}
+	return m
+}
+
+func checkKeys(keys []string) error {
+	known := knownKeys()
+	for _, k := range keys {
+		if !known[k] {
+			return fmt.Errorf("unknown field %q", k)
+		}
+	}
+	return nil
+}
+
+// Validate checks every field and names the first wrong one.
+func (d *Daemon) Validate() error {
+	if err := model.ValidateName("node", d.NodeName); err != nil {
+		return fmt.Errorf("node_name: %w", err)
+	}
+	if net.ParseIP(d.BindAddr) == nil {
+		return fmt.Errorf("bind_addr: %q is not an IP address", d.BindAddr)
+	}
+	if net.ParseIP(d.AdvertiseAddr) == nil {
+		return fmt.Errorf("advertise_addr: %q is not an IP address", d.AdvertiseAddr)
+	}
+	ports := map[string]int{"ports.serf": d.Ports.Serf, "ports.raft": d.Ports.Raft, "ports.api": d.Ports.API}
+	seen := map[int]string{}
+	for _, k := range []string{"ports.serf", "ports.raft", "ports.api"} {
+		p := ports[k]
+		if p < 1 || p > 65535 {
+			return fmt.Errorf("%s: %d is not a port (1-65535)", k, p)
+		}
+		if other, dup := seen[p]; dup {
+			return fmt.Errorf("%s: port %d is already used by %s", k, p, other)
+		}
+		seen[p] = k
+	}
+	for i, j := range d.Join {
+		host, port, err := net.SplitHostPort(j)
+		if err != nil || host == "" {
+			return fmt.Errorf("join[%d]: %q is not host:port", i, j)
+		}
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return fmt.Errorf("join[%d]: %q has no valid port", i, j)
+		}
+	}
+	if d.BootstrapExpect < 1 {
+		return fmt.Errorf("bootstrap_expect: %d, must be at least 1", d.BootstrapExpect)
+	}
+	if d.DataDir == "" {
+		return errors.New("data_dir: empty")
+	}
+	if d.Socket == "" {
+		return errors.New("socket: empty")
+	}
+	if d.HypervisorURI == "" || !strings.Contains(d.HypervisorURI, ":") {
+		return fmt.Errorf("hypervisor_uri: %q is not a libvirt URI (e.g. qemu:///system)", d.HypervisorURI)
+	}
+	if err := d.BMC.validate(); err != nil {
+		return err
+	}
+	durs := []struct {
+		key string
+		v   time.Duration
+	}{
+		{"gossip.probe_interval", d.Gossip.ProbeInterval}, {"gossip.probe_timeout", d.Gossip.ProbeTimeout},
+		{"gossip.gossip_interval", d.Gossip.GossipInterval}, {"raft.heartbeat_timeout", d.Raft.HeartbeatTimeout},
+		{"raft.election_timeout", d.Raft.ElectionTimeout}, {"raft.leader_lease", d.Raft.LeaderLease},
+		{"fencing.timeout", d.Fencing.Timeout}, {"fencing.call_timeout", d.Fencing.CallTimeout},
+		{"fencing.poll_interval", d.Fencing.PollInterval}, {"fencing.retry_interval", d.Fencing.RetryInterval},
+		{"agent.interval", d.Agent.Interval}, {"agent.stop_timeout", d.Agent.StopTimeout},
+	}
+	for _, x := range durs {
+		if x.v <= 0 {
+			return fmt.Errorf("%s: %v, must be positive", x.key, x.v)
+		}
+	}
+	if d.Gossip.ProbeTimeout >= d.Gossip.ProbeInterval {
+		return fmt.Errorf("gossip.probe_timeout: %v must be shorter than gossip.probe_interval %v", d.Gossip.ProbeTimeout, d.Gossip.ProbeInterval)
+	}
+	if d.Gossip.SuspicionMult < 1 {
+		return fmt.Errorf("gossip.suspicion_mult: %d, must be at least 1", d.Gossip.SuspicionMult)
+	}
+	if d.Raft.LeaderLease > d.Raft.HeartbeatTimeout {
+		return fmt.Errorf("raft.leader_lease: %v must not exceed raft.heartbeat_timeout %v", d.Raft.LeaderLease, d.Raft.HeartbeatTimeout)
+	}
+	switch d.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		return fmt.Errorf("log.level: %q, want debug, info, warn or error", d.Log.Level)
+	}
+	switch d.Log.Format {
+	case "json", "console":
+	default:
+		return fmt.Errorf("log.format: %q, want json or console", d.Log.Format)
+	}
+	return nil
+}
+
+func (b BMC) validate() error {
+	if b.Address == "" {
+		// A host without a BMC cannot be fenced; the coordinator reports
+		// that and keeps its VMs' recovery blocked.
+		return nil
+	}
+	if b.Type != "ipmi" {
+		return fmt.Errorf("bmc.type: %q, only ipmi is supported", b.Type)
+	}
+	if b.Port < 1 || b.Port > 65535 {
+		return fmt.Errorf("bmc.port: %d is not a port", b.Port)
+	}
+	if b.User == "" {
+		return errors.New("bmc.user: empty while bmc.address is set")
+	}
+	if b.PasswordFile == "" {
+		return errors.New("bmc.password_file: empty while bmc.address is set")
+	}
+	if b.Interface != "lanplus" && b.Interface != "lan" {
+		return fmt.Errorf("bmc.interface: %q, want lanplus or lan", b.Interface)
+	}
+	if b.CipherSuite < 0 || b.CipherSuite > 17 {
+		return fmt.Errorf("bmc.cipher_suite: %d, want 0-17", b.CipherSuite)
+	}
+	return nil
+}

@@ -1,0 +1,136 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spf13/pflag"
+)
+
+func write(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "vmhad.yaml")
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestLoadDefaultsFileEnvFlags(t *testing.T) {
+	p := write(t, `
+node_name: host1
+ports: {serf: 8000, raft: 8001, api: 8002}
+join: ["127.0.0.1:9000"]
+data_dir: /tmp/x
+bmc:
+  address: 127.0.0.1
+  port: 9623
+  user: admin
+  password_file: /etc/vmha/bmc.pass
+gossip:
+  probe_interval: 300ms
+`)
+	t.Setenv("VMHA_HYPERVISOR_URI", "test:///default")
+	t.Setenv("VMHA_BMC_USER", "root")
+	fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
+	Flags(fs)
+	if err := fs.Parse([]string{"--ports-api", "8100", "--log-level", "debug"}); err != nil {
+		t.Fatal(err)
+	}
+	d, err := Load(p, fs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checks := []struct {
+		name      string
+		got, want any
+	}{
+		{"node", d.NodeName, "host1"},
+		{"serf port from file", d.Ports.Serf, 8000},
+		{"api port from flag", d.Ports.API, 8100},
+		{"uri from env", d.HypervisorURI, "test:///default"},
+		{"bmc user from env", d.BMC.User, "root"},
+		{"duration from file", d.Gossip.ProbeInterval, 300 * time.Millisecond},
+		{"duration default", d.Gossip.ProbeTimeout, 100 * time.Millisecond},
+		{"advertise defaults to bind", d.AdvertiseAddr, "127.0.0.1"},
+		{"log level flag", d.Log.Level, "debug"},
+		{"cipher default", d.BMC.CipherSuite, 3},
+		{"join", strings.Join(d.Join, ","), "127.0.0.1:9000"},
+	}
+	for _, c := range checks {
+		if c.got != c.want {
+			t.Errorf("%s: got %v, want %v", c.name, c.got, c.want)
+		}
+	}
+}
+
+func TestLoadErrorsNameTheProblem(t *testing.T) {
+	tests := []struct {
+		name, body, want string
+	}{
+		{"malformed yaml", "node_name: [a\n", "not valid YAML"},
+		{"unknown field", "node_name: a\nbogus: 1\n", `unknown field "bogus"`},
+		{"bad port", "node_name: a\nports: {serf: 70000}\n", "ports.serf: 70000"},
+		{"duplicate port", "node_name: a\nports: {serf: 8000, raft: 8000}\n", "ports.raft: port 8000 is already used by ports.serf"},
+		{"bad duration", "node_name: a\ngossip: {probe_interval: soon}\n", "probe_interval"},
+		{"negative duration", "node_name: a\nfencing: {timeout: -1s}\n", "fencing.timeout"},
+		{"bad join", "node_name: a\njoin: [nowhere]\n", "join[0]"},
+		{"bad node name", "node_name: 'a b'\n", "node_name"},
+		{"bad bind", "node_name: a\nbind_addr: localhost\n", "bind_addr"},
+		{"bmc without user", "node_name: a\nbmc: {address: 10.0.0.1, password_file: /x}\n", "bmc.user"},
+		{"bmc bad interface", "node_name: a\nbmc: {address: 10.0.0.1, user: u, password_file: /x, interface: serial}\n", "bmc.interface"},
+		{"bad log level", "node_name: a\nlog: {level: loud}\n", "log.level"},
+		{"probe timeout too long", "node_name: a\ngossip: {probe_timeout: 1s}\n", "gossip.probe_timeout"},
+		{"bad uri", "node_name: a\nhypervisor_uri: qemu\n", "hypervisor_uri"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := write(t, tt.body)
+			_, err := Load(p, nil)
+			if err == nil {
+				t.Fatal("no error")
+			}
+			if !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), p) {
+				t.Fatalf("error %q should name %q and the file", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestLoadMissingFile(t *testing.T) {
+	_, err := Load("/nonexistent/vmhad.yaml", nil)
+	if err == nil || !strings.Contains(err.Error(), "/nonexistent/vmhad.yaml") || !strings.Contains(err.Error(), "no such file") {
+		t.Fatalf("error = %v", err)
+	}
+}
+
+func TestSampleConfigLoads(t *testing.T) {
+	d, err := Load("../configs/vmhad.yaml", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.BMC.Address == "" {
+		t.Fatal("the sample should show a BMC")
+	}
+}
+
+func FuzzLoad(f *testing.F) {
+	f.Add("node_name: a\nports: {serf: 1, raft: 2, api: 3}\n")
+	f.Add("bmc: {address: x}\n")
+	f.Fuzz(func(t *testing.T, body string) {
+		p := filepath.Join(t.TempDir(), "f.yaml")
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		d, err := Load(p, nil)
+		if err != nil {
+			return
+		}
+		if err := d.Validate(); err != nil {
+			t.Fatalf("Load accepted a config Validate rejects: %v", err)
+		}
+	})
+}

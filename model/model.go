@@ -1,0 +1,200 @@
+// Package model holds the cluster's replicated data: the desired config
+// (hosts, VMs, fence devices) and the observed status (where each VM runs,
+// host states, fence history). It has no behaviour beyond validation and
+// copying; the state machine in cluster/ owns how it changes.
+package model
+
+import (
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/vmha/vmha/internal/secret"
+)
+
+// Config is the desired state operators change through vmha.
+type Config struct {
+	Hosts        map[string]*Host        `json:"hosts"`
+	VMs          map[string]*VM          `json:"vms"`
+	FenceDevices map[string]*FenceDevice `json:"fence_devices"`
+}
+
+// Host is a hypervisor host that runs vmhad.
+type Host struct {
+	Name string `json:"name"`
+	// APIAddr is the host's peer API (host:port), used to forward writes
+	// to the leader and to nudge agents.
+	APIAddr string `json:"api_addr"`
+	// MemoryMiB and CPUs are the host's capacity as its hypervisor reports.
+	MemoryMiB uint64 `json:"memory_mib"`
+	CPUs      uint   `json:"cpus"`
+}
+
+// VM is a virtual machine vmha keeps running.
+type VM struct {
+	Name string `json:"name"`
+	// XMLPath is where the operator's domain XML came from (for display).
+	XMLPath string `json:"xml_path,omitempty"`
+	// XML is the domain definition every host defines the VM from, kept in
+	// the replicated state so that any survivor can start it.
+	XML       string `json:"xml"`
+	MemoryMiB uint64 `json:"memory_mib"`
+	VCPUs     uint   `json:"vcpus"`
+	// Prefer is the host the VM runs on when that host is up.
+	Prefer string `json:"prefer,omitempty"`
+}
+
+// FenceDevice is how the cluster powers a host off. Only IPMI for now.
+type FenceDevice struct {
+	Host        string         `json:"host"`
+	Type        string         `json:"type"`
+	Address     string         `json:"address"`
+	Port        int            `json:"port"`
+	User        string         `json:"user"`
+	Password    secret.Persist `json:"password"`
+	Interface   string         `json:"interface,omitempty"`
+	CipherSuite int            `json:"cipher_suite,omitempty"`
+}
+
+// Status is what the cluster observed and decided.
+type Status struct {
+	// Placements maps a VM to the host it should run on.
+	Placements map[string]*Placement `json:"placements"`
+	// Hosts holds each host's lifecycle as the coordinator sees it.
+	Hosts map[string]*HostStatus `json:"hosts"`
+	// Observed is what each host's agent last reported: VM → state.
+	Observed map[string]*Observation `json:"observed"`
+	// FenceHistory lists every fence attempt, oldest first.
+	FenceHistory []FenceRecord `json:"fence_history"`
+	// Generation increases with every placement decision.
+	Generation uint64 `json:"generation"`
+}
+
+// Placement is one VM's desired host, decided by the leader of Term.
+type Placement struct {
+	VM         string    `json:"vm"`
+	Host       string    `json:"host"`
+	Generation uint64    `json:"generation"`
+	Term       uint64    `json:"term"`
+	Reason     string    `json:"reason"`
+	Since      time.Time `json:"since"`
+	// RecoveryID ties a placement made during a host recovery to its log
+	// events and fence record.
+	RecoveryID string `json:"recovery_id,omitempty"`
+}
+
+// HostState is where a host stands in the failure lifecycle.
+type HostState string
+
+// Host states. A host goes alive → lost (serf declared it failed) → fencing
+// → fenced or fence-failed; a fenced host that rejoins becomes alive again.
+const (
+	HostAlive       HostState = "alive"
+	HostLost        HostState = "lost"
+	HostFenced      HostState = "fenced"
+	HostFenceFailed HostState = "fence-failed"
+)
+
+// HostStatus is one host's lifecycle state.
+type HostStatus struct {
+	State      HostState `json:"state"`
+	Reason     string    `json:"reason,omitempty"`
+	Since      time.Time `json:"since"`
+	RecoveryID string    `json:"recovery_id,omitempty"`
+	// LostAt and FencedAt time the last recovery (for the demo timeline).
+	LostAt   time.Time `json:"lost_at,omitempty"`
+	FencedAt time.Time `json:"fenced_at,omitempty"`
+}
+
+// Observation is one agent's report.
+type Observation struct {
+	Host string               `json:"host"`
+	At   time.Time            `json:"at"`
+	VMs  map[string]VMObserve `json:"vms"`
+}
+
+// VMObserve is one VM as an agent saw it.
+type VMObserve struct {
+	State string `json:"state"`
+	// Since is when the agent first saw the VM in this state.
+	Since time.Time `json:"since"`
+	Error string    `json:"error,omitempty"`
+}
+
+// FenceRecord is one fence attempt.
+type FenceRecord struct {
+	RecoveryID string        `json:"recovery_id"`
+	Host       string        `json:"host"`
+	Device     string        `json:"device"`
+	Action     string        `json:"action"`
+	Requester  string        `json:"requester"`
+	Started    time.Time     `json:"started"`
+	Duration   time.Duration `json:"duration_ns"`
+	OK         bool          `json:"ok"`
+	Error      string        `json:"error,omitempty"`
+}
+
+// State is everything the state machine holds.
+type State struct {
+	Config Config `json:"config"`
+	Status Status `json:"status"`
+}
+
+// NewState returns an empty state with its maps made.
+func NewState() *State {
+	return &State{
+		Config: Config{Hosts: map[string]*Host{}, VMs: map[string]*VM{}, FenceDevices: map[string]*FenceDevice{}},
+		Status: Status{Placements: map[string]*Placement{}, Hosts: map[string]*HostStatus{}, Observed: map[string]*Observation{}},
+	}
+}
+
+// Fill makes nil maps after decoding a state that lacked them.
+func (s *State) Fill() {
+	n := NewState()
+	if s.Config.Hosts == nil {
+		s.Config.Hosts = n.Config.Hosts
+	}
+	if s.Config.VMs == nil {
+		s.Config.VMs = n.Config.VMs
+	}
+	if s.Config.FenceDevices == nil {
+		s.Config.FenceDevices = n.Config.FenceDevices
+	}
+	if s.Status.Placements == nil {
+		s.Status.Placements = n.Status.Placements
+	}
+	if s.Status.Hosts == nil {
+		s.Status.Hosts = n.Status.Hosts
+	}
+	if s.Status.Observed == nil {
+		s.Status.Observed = n.Status.Observed
+	}
+}
+
+// SortedKeys returns a map's keys in order, for deterministic iteration.
+func SortedKeys[V any](m map[string]V) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
+}
+
+// ValidateName checks a host or VM name: libvirt domain names and serf node
+// names share this alphabet, and keeping it small keeps paths and logs safe.
+func ValidateName(kind, name string) error {
+	if name == "" {
+		return fmt.Errorf("%s name is empty", kind)
+	}
+	if len(name) > 64 {
+		return fmt.Errorf("%s name %q is longer than 64 characters", kind, name)
+	}
+	for i, r := range name {
+		ok := r == '-' || r == '_' || r == '.' || (r >= 'a' && r <= 'z') || (r >= 'A' && r <= 'Z') || (r >= '0' && r <= '9')
+		if !ok || (i == 0 && (r == '-' || r == '.')) {
+			return fmt.Errorf("%s name %q: only letters, digits, '-', '_' and '.' are allowed, not starting with '-' or '.'", kind, name)
+		}
+	}
+	return nil
+}
