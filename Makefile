@@ -1,0 +1,40 @@
+# vmha: `make demo` runs the local demo cluster, `make test` runs every test.
+GO      ?= go
+BIN     := bin
+export PATH := $(PATH):/usr/local/go/bin
+
+.PHONY: all deps build demo test vet lint fuzz bench clean
+
+all: build
+
+deps:
+	@scripts/deps.sh
+
+build: deps
+	$(GO) build -o $(BIN)/ ./cmd/vmhad ./cmd/vmha
+
+# A 3-host cluster on loopback; one host is killed, fenced over IPMI and its
+# VMs restarted on the others. The last line gives the measured timeline.
+demo: build
+	$(GO) run ./internal/demo -bin $(BIN)
+
+vet:
+	$(GO) vet ./...
+
+# Every test, including the ones against real libvirt, ipmi_sim and real
+# vmhad processes. With CI=true a test whose part is missing fails instead of
+# skipping.
+test: deps vet
+	$(GO) test -race -count=1 -timeout 20m ./...
+
+# Short fuzzing of every parser (the seed corpora also run in `make test`).
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzParseDomainXML -fuzztime 30s ./model
+	$(GO) test -run '^$$' -fuzz FuzzLoad -fuzztime 30s ./config
+	$(GO) test -run '^$$' -fuzz FuzzApply -fuzztime 30s ./cluster
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+clean:
+	rm -rf $(BIN)

@@ -1,0 +1,124 @@
+// Package api is the HTTP/JSON contract between vmha (the CLI), vmhad and
+// its peers: request and response types, and a client. The local CLI talks
+// over vmhad's unix socket; peers talk over the peer API port.
+package api
+
+import (
+	"time"
+
+	"github.com/vmha/vmha/model"
+)
+
+// Paths of the API.
+const (
+	PathStatus       = "/v1/status"
+	PathHosts        = "/v1/hosts"
+	PathVMs          = "/v1/vms"
+	PathFenceHistory = "/v1/fence/history"
+	// PathLocalDomains lists the answering host's own hypervisor domains,
+	// straight from the hypervisor (never forwarded).
+	PathLocalDomains = "/v1/local/domains"
+	// Peer-only paths.
+	PathRegister  = "/v1/peer/register"
+	PathObserve   = "/v1/peer/observe"
+	PathReadIndex = "/v1/peer/read-index"
+	PathNudge     = "/v1/peer/nudge"
+)
+
+// HeaderForwarded marks a request a follower forwarded to the leader, so that
+// a request is forwarded at most once.
+const HeaderForwarded = "X-Vmha-Forwarded"
+
+// Error is the body of every non-2xx response.
+type Error struct {
+	Error string `json:"error"`
+	// Field names the input field that was wrong, when one was.
+	Field string `json:"field,omitempty"`
+}
+
+// Status is `vmha status`.
+type Status struct {
+	Node   string `json:"node"`
+	Leader string `json:"leader"`
+	Term   uint64 `json:"term"`
+	Quorum Quorum `json:"quorum"`
+	Hosts  []Host `json:"hosts"`
+	VMs    []VM   `json:"vms"`
+	// Problems lists what needs an operator, in plain words.
+	Problems []string `json:"problems"`
+}
+
+// Quorum explains who decides.
+type Quorum struct {
+	Voters      []string `json:"voters"`
+	AliveVoters []string `json:"alive_voters"`
+	Needed      int      `json:"needed"`
+	Quorate     bool     `json:"quorate"`
+	Explanation string   `json:"explanation"`
+}
+
+// Host is one host in `vmha status` and `vmha host list`.
+type Host struct {
+	Name string `json:"name"`
+	// Member is gossip's view: alive, suspect, failed, left, unknown.
+	Member string `json:"member"`
+	// State is the coordinator's: alive, lost, fenced, fence-failed.
+	State      model.HostState `json:"state"`
+	Reason     string          `json:"reason,omitempty"`
+	Since      time.Time       `json:"since"`
+	Leader     bool            `json:"leader"`
+	Voter      bool            `json:"voter"`
+	APIAddr    string          `json:"api_addr"`
+	MemoryMiB  uint64          `json:"memory_mib"`
+	CPUs       uint            `json:"cpus"`
+	UsedMiB    uint64          `json:"used_mib"`
+	VMs        []string        `json:"vms"`
+	FenceDev   string          `json:"fence_device"`
+	RecoveryID string          `json:"recovery_id,omitempty"`
+	LostAt     time.Time       `json:"lost_at,omitempty"`
+	FencedAt   time.Time       `json:"fenced_at,omitempty"`
+}
+
+// VM is one VM in `vmha status`.
+type VM struct {
+	Name string `json:"name"`
+	// Host is where the VM should run ("" when unplaced).
+	Host string `json:"host"`
+	// State is what that host's agent last reported for it: running,
+	// shutoff, starting, ... or "unknown" when no report has arrived.
+	State     string    `json:"state"`
+	Since     time.Time `json:"since"`
+	Prefer    string    `json:"prefer,omitempty"`
+	MemoryMiB uint64    `json:"memory_mib"`
+	VCPUs     uint      `json:"vcpus"`
+	Reason    string    `json:"reason"`
+	Error     string    `json:"error,omitempty"`
+	// Generation is the placement decision's number.
+	Generation uint64 `json:"generation"`
+}
+
+// AddVM is the body of POST /v1/vms.
+type AddVM struct {
+	Name    string `json:"name"`
+	XML     string `json:"xml"`
+	XMLPath string `json:"xml_path,omitempty"`
+	Prefer  string `json:"prefer,omitempty"`
+}
+
+// Register is a host announcing itself to the leader at start.
+type Register struct {
+	Host        model.Host         `json:"host"`
+	FenceDevice *model.FenceDevice `json:"fence_device,omitempty"`
+}
+
+// ReadIndex is the leader's answer to "how far must I have applied before I
+// act": its term and commit index, given after it verified its leadership.
+type ReadIndex struct {
+	Term  uint64 `json:"term"`
+	Index uint64 `json:"index"`
+}
+
+// Nudge asks an agent to reconcile now; it carries the leader's term.
+type Nudge struct {
+	Term uint64 `json:"term"`
+}

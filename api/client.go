@@ -1,0 +1,114 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// Client calls a vmhad over its unix socket or peer address.
+type Client struct {
+	base string
+	hc   *http.Client
+	// Target describes where the client connects, for error messages.
+	Target string
+}
+
+// NewUnixClient talks to the local vmhad through its socket.
+func NewUnixClient(socket string, timeout time.Duration) *Client {
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", socket)
+		},
+	}
+	return &Client{base: "http://vmhad", hc: &http.Client{Transport: tr, Timeout: timeout}, Target: socket}
+}
+
+// NewTCPClient talks to a peer's API address (host:port).
+func NewTCPClient(addr string, timeout time.Duration) *Client {
+	return &Client{base: "http://" + addr, hc: &http.Client{Timeout: timeout}, Target: addr}
+}
+
+// UnreachableError means the daemon could not be reached at all.
+type UnreachableError struct {
+	Target string
+	Err    error
+}
+
+func (e *UnreachableError) Error() string {
+	return fmt.Sprintf("cannot reach vmhad at %s: %v", e.Target, e.Err)
+}
+func (e *UnreachableError) Unwrap() error { return e.Err }
+
+// StatusError is a non-2xx answer.
+type StatusError struct {
+	Code  int
+	Body  Error
+	Route string
+}
+
+func (e *StatusError) Error() string {
+	if e.Body.Error == "" {
+		return fmt.Sprintf("%s: HTTP %d", e.Route, e.Code)
+	}
+	return e.Body.Error
+}
+
+// Do sends a request with an optional JSON body and decodes a JSON answer
+// into out (if not nil). header may be nil.
+func (c *Client) Do(ctx context.Context, method, path string, in, out any, header http.Header) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
+	if err != nil {
+		return err
+	}
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return &UnreachableError{Target: c.Target, Err: errors.Unwrap(err)}
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return &UnreachableError{Target: c.Target, Err: err}
+	}
+	if resp.StatusCode/100 != 2 {
+		se := &StatusError{Code: resp.StatusCode, Route: method + " " + path}
+		if json.Unmarshal(data, &se.Body) != nil {
+			se.Body.Error = strings.TrimSpace(string(data))
+		}
+		return se
+	}
+	if out != nil && len(data) > 0 {
+		if err := json.Unmarshal(data, out); err != nil {
+			return fmt.Errorf("%s %s: bad answer: %w", method, path, err)
+		}
+	}
+	return nil
+}
+
+// Status fetches the cluster status.
+func (c *Client) Status(ctx context.Context) (*Status, error) {
+	var s Status
+	return &s, c.Do(ctx, http.MethodGet, PathStatus, nil, &s, nil)
+}

@@ -1,0 +1,354 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/vmha/vmha/api"
+	"github.com/vmha/vmha/hypervisor"
+	"github.com/vmha/vmha/model"
+)
+
+// reportEvery re-sends an unchanged observation so the leader's view stays
+// fresh after a leader change.
+const reportEvery = 15 * time.Second
+
+// Agent reconciles this host's hypervisor to the committed state: it starts
+// what is placed here, stops what is placed elsewhere, and reports what it
+// sees. It acts only on committed state and, before it starts anything,
+// makes sure its copy is as new as the leader's (a read index), so a host
+// cut off from the majority or lagging behind never starts a VM that was
+// moved away.
+type Agent struct {
+	n   *Node
+	log zerolog.Logger
+
+	terms termGuard
+	nudge chan struct{}
+
+	mu      sync.Mutex
+	managed map[string]bool // domains this agent defined
+	since   map[string]model.VMObserve
+	sent    string
+	sentAt  time.Time
+	errs    map[string]string
+}
+
+func newAgent(n *Node) *Agent {
+	a := &Agent{
+		n: n, log: n.log.With().Str("component", "agent").Logger(),
+		nudge: make(chan struct{}, 1), managed: map[string]bool{},
+		since: map[string]model.VMObserve{}, errs: map[string]string{},
+	}
+	a.loadManaged()
+	return a
+}
+
+// termGuard remembers the highest leader term seen and refuses commands
+// from lower terms: they come from a deposed leader.
+type termGuard struct {
+	mu  sync.Mutex
+	max uint64
+}
+
+// accept records term t, or refuses it if a higher term was seen.
+func (g *termGuard) accept(t uint64) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if t < g.max {
+		return fmt.Errorf("refusing a command from leader term %d: term %d was already seen", t, g.max)
+	}
+	g.max = t
+	return nil
+}
+
+// Nudge is the leader asking for a reconcile now.
+func (a *Agent) Nudge(term uint64) error {
+	if err := a.terms.accept(term); err != nil {
+		return err
+	}
+	select {
+	case a.nudge <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+func (a *Agent) run(ctx context.Context) {
+	t := time.NewTicker(a.n.cfg.Agent.Interval)
+	defer t.Stop()
+	retry := time.NewTimer(time.Hour)
+	defer retry.Stop()
+	events := a.n.hv.Events()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-a.n.fsm.Changed():
+		case <-a.nudge:
+		case <-retry.C:
+		case ev, ok := <-events:
+			if !ok {
+				events = nil
+				continue
+			}
+			a.log.Debug().Str("vm", ev.Domain).Str("state", string(ev.State)).Str("detail", ev.Detail).Msg("hypervisor event")
+		}
+		if again := a.reconcile(ctx); again {
+			retry.Reset(200 * time.Millisecond)
+		}
+	}
+}
+
+// reconcile does one level-triggered pass. It returns true when work is
+// pending that should be retried soon (e.g. waiting to catch up).
+func (a *Agent) reconcile(ctx context.Context) (again bool) {
+	if err := a.terms.accept(a.n.raft.CurrentTerm()); err != nil {
+		// Our own raft never goes back in term; keep going.
+		a.log.Debug().Err(err).Msg("term")
+	}
+	me := a.n.cfg.NodeName
+	st := a.n.fsm.Copy()
+	doms, err := a.listDomains(ctx)
+	if err != nil {
+		a.log.Error().Err(err).Msg("list domains")
+		return true
+	}
+	// Stops first: a VM placed elsewhere must not stay active here.
+	for name, d := range doms {
+		vm := st.Config.VMs[name]
+		if vm == nil && !a.isManaged(name) {
+			continue // not ours: an operator's own domain
+		}
+		if p := st.Status.Placements[name]; vm != nil && p != nil && p.Host == me {
+			continue
+		}
+		if d.State.Active() {
+			a.log.Info().Str("vm", name).Str("recovery_id", recoveryOf(st, name)).Msg("stopping VM that is not placed here")
+			if err := a.n.hv.Stop(ctx, name, a.n.cfg.Agent.StopTimeout); err != nil {
+				a.setErr(name, err)
+				a.log.Error().Err(err).Str("vm", name).Msg("stop")
+				again = true
+				continue
+			}
+		}
+		if a.isManaged(name) {
+			if err := a.n.hv.Undefine(ctx, name); err != nil {
+				a.log.Warn().Err(err).Str("vm", name).Msg("undefine")
+			}
+			a.setManaged(name, false)
+		}
+	}
+	// Starts: only with a state as new as the leader's.
+	var toStart []string
+	for _, name := range model.SortedKeys(st.Config.VMs) {
+		if p := st.Status.Placements[name]; p != nil && p.Host == me {
+			if d, ok := doms[name]; !ok || !d.State.Active() {
+				toStart = append(toStart, name)
+			}
+		}
+	}
+	if len(toStart) > 0 {
+		if err := a.catchUp(ctx); err != nil {
+			a.log.Info().Err(err).Strs("vms", toStart).Msg("not starting yet")
+			again = true
+		} else {
+			st = a.n.fsm.Copy()
+			for _, name := range toStart {
+				p, vm := st.Status.Placements[name], st.Config.VMs[name]
+				if p == nil || vm == nil || p.Host != me {
+					continue
+				}
+				if err := a.start(ctx, vm, p); err != nil {
+					again = true
+				}
+			}
+		}
+	}
+	if err := a.report(ctx, st); err != nil {
+		a.log.Debug().Err(err).Msg("report")
+		again = true
+	}
+	return again
+}
+
+func (a *Agent) start(ctx context.Context, vm *model.VM, p *model.Placement) error {
+	log := a.log.With().Str("vm", vm.Name).Str("recovery_id", p.RecoveryID).Uint64("generation", p.Generation).Logger()
+	a.setManaged(vm.Name, true)
+	if _, err := a.n.hv.Define(ctx, vm.XML); err != nil {
+		a.setErr(vm.Name, err)
+		log.Error().Err(err).Msg("define")
+		return err
+	}
+	if err := a.n.hv.Start(ctx, vm.Name); err != nil {
+		a.setErr(vm.Name, err)
+		log.Error().Err(err).Msg("start")
+		return err
+	}
+	a.setErr(vm.Name, nil)
+	log.Info().Str("reason", p.Reason).Msg("VM started")
+	return nil
+}
+
+// catchUp asks the leader for its read index and waits (briefly) until the
+// local state machine has applied at least that far.
+func (a *Agent) catchUp(ctx context.Context) error {
+	var ri api.ReadIndex
+	if err := a.n.forwardRead(ctx, api.PathReadIndex, &ri); err != nil {
+		return fmt.Errorf("no read index from a leader: %w", err)
+	}
+	if err := a.terms.accept(ri.Term); err != nil {
+		return err
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for a.n.raft.AppliedIndex() < ri.Index {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("local state at index %d, leader at %d", a.n.raft.AppliedIndex(), ri.Index)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
+// report sends what this host runs to the leader when it changed, and
+// every reportEvery anyway.
+func (a *Agent) report(ctx context.Context, st *model.State) error {
+	doms, err := a.listDomains(ctx)
+	if err != nil {
+		return err
+	}
+	now := time.Now().UTC()
+	obs := model.Observation{Host: a.n.cfg.NodeName, At: now, VMs: map[string]model.VMObserve{}}
+	a.mu.Lock()
+	for name, d := range doms {
+		if st.Config.VMs[name] == nil {
+			continue
+		}
+		prev, ok := a.since[name]
+		o := model.VMObserve{State: string(d.State), Since: now, Error: a.errs[name]}
+		if ok && prev.State == o.State {
+			o.Since = prev.Since
+		}
+		a.since[name] = o
+		obs.VMs[name] = o
+	}
+	for name := range a.since {
+		if _, ok := obs.VMs[name]; !ok {
+			delete(a.since, name)
+		}
+	}
+	for name, e := range a.errs {
+		if _, ok := obs.VMs[name]; !ok && st.Config.VMs[name] != nil {
+			obs.VMs[name] = model.VMObserve{State: "failed", Since: now, Error: e}
+		}
+	}
+	key, _ := json.Marshal(obs.VMs)
+	fresh := string(key) == a.sent && time.Since(a.sentAt) < reportEvery
+	a.mu.Unlock()
+	if fresh {
+		return nil
+	}
+	if err := a.n.forwardWrite(ctx, "POST", api.PathObserve, obs, nil); err != nil {
+		return err
+	}
+	a.mu.Lock()
+	a.sent, a.sentAt = string(key), time.Now()
+	a.mu.Unlock()
+	return nil
+}
+
+func (a *Agent) listDomains(ctx context.Context) (map[string]hypervisor.Domain, error) {
+	ds, err := a.n.hv.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]hypervisor.Domain, len(ds))
+	for _, d := range ds {
+		out[d.Name] = d
+	}
+	return out, nil
+}
+
+func (a *Agent) setErr(vm string, err error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if err == nil {
+		delete(a.errs, vm)
+	} else {
+		a.errs[vm] = err.Error()
+	}
+}
+
+func (a *Agent) isManaged(name string) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.managed[name]
+}
+
+// managedPath keeps the set of domains this agent defined, so that after a
+// restart it still cleans up VMs that were removed from the cluster.
+func (a *Agent) managedPath() string { return filepath.Join(a.n.cfg.DataDir, "agent-managed.json") }
+
+func (a *Agent) loadManaged() {
+	b, err := os.ReadFile(a.managedPath())
+	if err != nil {
+		if !errors.Is(err, os.ErrNotExist) {
+			a.log.Warn().Err(err).Msg("read managed domains")
+		}
+		return
+	}
+	var names []string
+	if err := json.Unmarshal(b, &names); err != nil {
+		a.log.Warn().Err(err).Str("file", a.managedPath()).Msg("managed domains file is corrupt; ignoring it")
+		return
+	}
+	for _, n := range names {
+		a.managed[n] = true
+	}
+}
+
+func (a *Agent) setManaged(name string, on bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.managed[name] == on {
+		return
+	}
+	if on {
+		a.managed[name] = true
+	} else {
+		delete(a.managed, name)
+	}
+	names := model.SortedKeys(a.managed)
+	sort.Strings(names)
+	b, _ := json.Marshal(names)
+	tmp := a.managedPath() + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o600); err == nil {
+		err = os.Rename(tmp, a.managedPath())
+		if err != nil {
+			a.log.Warn().Err(err).Msg("save managed domains")
+		}
+	}
+}
+
+func recoveryOf(st *model.State, vm string) string {
+	if p := st.Status.Placements[vm]; p != nil {
+		return p.RecoveryID
+	}
+	return ""
+}
+
+func activeState(s string) bool { return hypervisor.State(s).Active() }

@@ -1,0 +1,383 @@
+package cluster
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"github.com/hashicorp/serf/serf"
+	"github.com/rs/zerolog"
+
+	"github.com/vmha/vmha/api"
+	"github.com/vmha/vmha/fencing"
+	"github.com/vmha/vmha/model"
+	"github.com/vmha/vmha/placement"
+)
+
+// FencerFactory turns a replicated fence device into something that can
+// power a host off. vmhad wires fencing/ipmi into it.
+type FencerFactory func(dev *model.FenceDevice) (fencing.Device, error)
+
+// unseenGrace is how long a new leader waits for a configured host to show
+// up in gossip before it treats the host as lost (after a full cluster
+// restart a host that never returns must still be fenced, as Pacemaker's
+// startup-fencing does).
+const unseenGrace = 15 * time.Second
+
+// Coordinator runs on the raft leader: it turns membership into host
+// states, fences lost hosts, and commits placements. Only the leader of a
+// quorate partition can commit, so only it acts.
+type Coordinator struct {
+	n   *Node
+	log zerolog.Logger
+
+	mu       sync.Mutex
+	fencing  map[string]bool      // host → fence in progress
+	failedAt map[string]time.Time // host → last failed fence
+	leaderAt time.Time
+	wake     chan struct{}
+}
+
+func newCoordinator(n *Node) *Coordinator {
+	return &Coordinator{
+		n: n, log: n.log.With().Str("component", "coordinator").Logger(),
+		fencing: map[string]bool{}, failedAt: map[string]time.Time{}, wake: make(chan struct{}, 1),
+	}
+}
+
+func (c *Coordinator) poke() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (c *Coordinator) run(ctx context.Context) {
+	t := time.NewTicker(250 * time.Millisecond)
+	defer t.Stop()
+	var leaderCtx context.Context
+	var leaderCancel context.CancelFunc = func() {}
+	defer func() { leaderCancel() }()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-c.wake:
+		case <-c.n.memberChanged:
+		}
+		if c.n.raft.State() != raft.Leader {
+			if leaderCtx != nil {
+				c.log.Info().Msg("lost leadership; coordinator stands down")
+				leaderCancel()
+				leaderCtx = nil
+			}
+			continue
+		}
+		if leaderCtx == nil {
+			// A new leader first makes sure it has applied everything
+			// its predecessors committed, then acts.
+			if err := c.n.raft.Barrier(applyTimeout).Error(); err != nil {
+				c.log.Warn().Err(err).Msg("barrier after election")
+				continue
+			}
+			leaderCtx, leaderCancel = leaderContext(ctx)
+			c.mu.Lock()
+			c.leaderAt = time.Now()
+			c.failedAt = map[string]time.Time{}
+			c.mu.Unlock()
+			c.log.Info().Uint64("term", c.n.raft.CurrentTerm()).Msg("became leader; coordinator active")
+		}
+		c.step(leaderCtx)
+	}
+}
+
+// leaderContext scopes the work of one leadership term: run cancels it when
+// leadership ends, so fences and proposals of a deposed leader stop.
+func leaderContext(parent context.Context) (context.Context, context.CancelFunc) {
+	return context.WithCancel(parent)
+}
+
+// step is one pass: membership → host states → fencing → placement.
+func (c *Coordinator) step(ctx context.Context) {
+	c.addVoters()
+	st := c.n.fsm.Copy()
+	members := c.n.members()
+	for _, name := range model.SortedKeys(st.Config.Hosts) {
+		c.hostStep(ctx, st, name, members)
+	}
+	// Re-read: host states may just have changed.
+	c.place(c.n.fsm.Copy(), c.n.members())
+}
+
+// addVoters makes every alive host that gossips a raft address a voter.
+func (c *Coordinator) addVoters() {
+	f := c.n.raft.GetConfiguration()
+	if f.Error() != nil {
+		return
+	}
+	have := map[raft.ServerID]bool{}
+	for _, s := range f.Configuration().Servers {
+		have[s.ID] = true
+	}
+	for _, m := range c.n.serf.Members() {
+		if m.Status != serf.StatusAlive || m.Tags[tagRaft] == "" || have[raft.ServerID(m.Name)] {
+			continue
+		}
+		if err := c.n.raft.AddVoter(raft.ServerID(m.Name), raft.ServerAddress(m.Tags[tagRaft]), 0, applyTimeout).Error(); err != nil {
+			c.log.Warn().Err(err).Str("host", m.Name).Msg("add raft voter")
+			continue
+		}
+		c.log.Info().Str("host", m.Name).Msg("added raft voter")
+	}
+}
+
+func (c *Coordinator) hostStep(ctx context.Context, st *model.State, name string, members map[string]serf.Member) {
+	hs := st.Status.Hosts[name]
+	state := model.HostAlive
+	if hs != nil {
+		state = hs.State
+	}
+	m, seen := members[name]
+	alive := seen && m.Status == serf.StatusAlive
+	failed := seen && m.Status == serf.StatusFailed
+	c.mu.Lock()
+	unseenTooLong := !seen && time.Since(c.leaderAt) > unseenGrace
+	busy := c.fencing[name]
+	lastFail := c.failedAt[name]
+	c.mu.Unlock()
+
+	switch state {
+	case model.HostAlive:
+		if !failed && !unseenTooLong {
+			return
+		}
+		reason := "gossip declared the host failed"
+		if !seen {
+			reason = fmt.Sprintf("not seen in gossip %v after this leader took over", unseenGrace)
+		}
+		rid := newRecoveryID()
+		c.log.Warn().Str("recovery_id", rid).Str("host", name).Str("reason", reason).Msg("host lost; fencing before recovery")
+		if err := c.setHostState(name, model.HostLost, reason, rid); err != nil {
+			c.log.Error().Err(err).Str("host", name).Msg("record host lost")
+			return
+		}
+		c.startFence(ctx, name, rid)
+	case model.HostLost, model.HostFenceFailed:
+		if alive {
+			// It came back before any fence succeeded: its VMs never
+			// left it, so nothing can run twice.
+			c.log.Info().Str("recovery_id", hs.RecoveryID).Str("host", name).Msg("host rejoined before it was fenced; recovery cancelled")
+			_ = c.setHostState(name, model.HostAlive, "rejoined before fencing", "")
+			return
+		}
+		if busy {
+			return
+		}
+		if state == model.HostFenceFailed && time.Since(lastFail) < c.n.cfg.Fencing.RetryInterval {
+			return
+		}
+		c.startFence(ctx, name, hs.RecoveryID)
+	case model.HostFenced:
+		if alive {
+			c.log.Info().Str("host", name).Msg("fenced host rejoined; it can take VMs again")
+			_ = c.setHostState(name, model.HostAlive, "rejoined after fencing", "")
+		}
+	}
+}
+
+func (c *Coordinator) setHostState(host string, s model.HostState, reason, rid string) error {
+	return c.n.propose(&Command{Op: OpHostState, HostState: &HostStateChange{Host: host, State: s, Reason: reason, RecoveryID: rid}})
+}
+
+func (c *Coordinator) startFence(ctx context.Context, host, rid string) {
+	c.mu.Lock()
+	if c.fencing[host] {
+		c.mu.Unlock()
+		return
+	}
+	c.fencing[host] = true
+	c.mu.Unlock()
+	go func() {
+		defer func() {
+			c.mu.Lock()
+			delete(c.fencing, host)
+			c.mu.Unlock()
+			c.poke()
+		}()
+		c.fence(ctx, host, rid)
+	}()
+}
+
+// fence powers the host off through its device and records the outcome.
+// Recovery of the host's VMs waits for a fenced state: a failed fence
+// leaves them blocked, loudly, and is retried.
+func (c *Coordinator) fence(ctx context.Context, host, rid string) {
+	log := c.log.With().Str("recovery_id", rid).Str("host", host).Logger()
+	var dev *model.FenceDevice
+	c.n.fsm.Read(func(s *model.State) {
+		if d := s.Config.FenceDevices[host]; d != nil {
+			cp := *d
+			dev = &cp
+		}
+	})
+	fail := func(reason string) {
+		c.mu.Lock()
+		c.failedAt[host] = time.Now()
+		c.mu.Unlock()
+		log.Error().Str("reason", reason).Msg("fencing failed; recovery of the host's VMs stays blocked")
+		if err := c.setHostState(host, model.HostFenceFailed, reason, rid); err != nil {
+			log.Error().Err(err).Msg("record fence failure")
+		}
+	}
+	if dev == nil {
+		fail("no fence device is configured for the host")
+		return
+	}
+	d, err := c.n.fencer(dev)
+	if err != nil {
+		fail(fmt.Sprintf("fence device: %v", err))
+		return
+	}
+	log.Info().Str("device", d.Name()).Msg("fencing: power off")
+	started := time.Now()
+	res, ferr := fencing.Fence(ctx, d, c.n.fenceOptions())
+	if ctx.Err() != nil {
+		// Leadership ended mid-fence; the next leader fences again.
+		return
+	}
+	rec := model.FenceRecord{
+		RecoveryID: rid, Host: host, Device: d.Name(), Action: "off", Requester: c.n.cfg.NodeName,
+		Started: started.UTC(), Duration: time.Since(started), OK: ferr == nil,
+	}
+	if ferr != nil {
+		rec.Error = ferr.Error()
+	}
+	if err := c.n.propose(&Command{Op: OpFenceRecord, Fence: &rec}); err != nil {
+		log.Error().Err(err).Msg("record fence history")
+	}
+	if ferr != nil {
+		fail(ferr.Error())
+		return
+	}
+	log.Info().Dur("duration", rec.Duration).Bool("already_off", res.AlreadyOff).Msg("host fenced; recovering its VMs")
+	if err := c.setHostState(host, model.HostFenced, "powered off by "+d.Name(), rid); err != nil {
+		log.Error().Err(err).Msg("record host fenced")
+	}
+}
+
+// place commits a host for every VM that needs one.
+func (c *Coordinator) place(st *model.State, members map[string]serf.Member) {
+	snap := Snapshot(st, members)
+	var ps []model.Placement
+	for _, d := range placement.Plan(snap) {
+		if !d.Changed {
+			continue
+		}
+		cur := ""
+		if p := st.Status.Placements[d.VM]; p != nil {
+			cur = p.Host
+		}
+		rid := ""
+		if hs := st.Status.Hosts[cur]; hs != nil && hs.State == model.HostFenced {
+			rid = hs.RecoveryID
+		}
+		ps = append(ps, model.Placement{VM: d.VM, Host: d.Host, Reason: d.Reason, RecoveryID: rid})
+	}
+	if len(ps) == 0 {
+		return
+	}
+	if err := c.n.propose(&Command{Op: OpPlace, Placements: ps}); err != nil {
+		c.log.Error().Err(err).Msg("commit placements")
+		return
+	}
+	targets := map[string]bool{}
+	for _, p := range ps {
+		ev := c.log.Info()
+		if p.Host == "" {
+			ev = c.log.Warn()
+		}
+		ev.Str("recovery_id", p.RecoveryID).Str("vm", p.VM).Str("host", p.Host).Str("reason", p.Reason).Msg("placement committed")
+		if p.Host != "" {
+			targets[p.Host] = true
+		}
+	}
+	term := c.n.raft.CurrentTerm()
+	for h := range targets {
+		addr := ""
+		if hh := st.Config.Hosts[h]; hh != nil {
+			addr = hh.APIAddr
+		}
+		if addr == "" {
+			continue
+		}
+		// A nudge only shortens the wait: the agent's timer reconciles
+		// anyway, so an error is not worth more than a debug line.
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			if err := api.NewTCPClient(addr, 2*time.Second).Do(ctx, "POST", api.PathNudge, api.Nudge{Term: term}, nil, nil); err != nil {
+				c.log.Debug().Err(err).Str("host", h).Msg("nudge agent")
+			}
+		}()
+	}
+}
+
+// Snapshot builds the placement input from the replicated state and
+// gossip's view. Exported for `vmha explain` and tests.
+func Snapshot(st *model.State, members map[string]serf.Member) placement.Snapshot {
+	var snap placement.Snapshot
+	for _, name := range model.SortedKeys(st.Config.Hosts) {
+		h := st.Config.Hosts[name]
+		snap.Hosts = append(snap.Hosts, placement.Host{Name: name, Condition: hostCondition(st, name, members), MemoryMiB: h.MemoryMiB})
+	}
+	for _, name := range model.SortedKeys(st.Config.VMs) {
+		vm := st.Config.VMs[name]
+		cur := ""
+		if p := st.Status.Placements[name]; p != nil {
+			cur = p.Host
+		} else {
+			cur = adoptHost(st, name)
+		}
+		snap.VMs = append(snap.VMs, placement.VM{Name: name, MemoryMiB: vm.MemoryMiB, Prefer: vm.Prefer, Current: cur})
+	}
+	return snap
+}
+
+// adoptHost finds a host whose agent reports the (not yet placed) VM as
+// active, so that adding a VM that already runs somewhere keeps it there.
+func adoptHost(st *model.State, vm string) string {
+	for _, h := range model.SortedKeys(st.Status.Observed) {
+		if o := st.Status.Observed[h].VMs[vm]; activeState(o.State) {
+			return h
+		}
+	}
+	return ""
+}
+
+func hostCondition(st *model.State, name string, members map[string]serf.Member) placement.HostCondition {
+	state := model.HostAlive
+	if hs := st.Status.Hosts[name]; hs != nil {
+		state = hs.State
+	}
+	switch state {
+	case model.HostLost, model.HostFenceFailed:
+		return placement.Lost
+	case model.HostFenced:
+		return placement.Released
+	}
+	if m, ok := members[name]; ok && m.Status == serf.StatusAlive {
+		return placement.Usable
+	}
+	return placement.Offline
+}
+
+func newRecoveryID() string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return "rcv-" + hex.EncodeToString(b[:])
+}

@@ -1,0 +1,305 @@
+package cluster
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/vmha/vmha/model"
+)
+
+// Op names a command in the replicated log.
+type Op string
+
+// Commands the state machine applies.
+const (
+	OpRegisterHost Op = "register_host"
+	OpAddVM        Op = "add_vm"
+	OpRemoveVM     Op = "remove_vm"
+	OpPlace        Op = "place"
+	OpHostState    Op = "host_state"
+	OpFenceRecord  Op = "fence_record"
+	OpObserve      Op = "observe"
+)
+
+// Command is one entry of the replicated log. Exactly one payload is set,
+// as Op says. The leader stamps At and Term so that applying is
+// deterministic on every host.
+type Command struct {
+	Op   Op        `json:"op"`
+	At   time.Time `json:"at"`
+	Term uint64    `json:"term"`
+
+	Host        *model.Host        `json:"host,omitempty"`
+	FenceDevice *model.FenceDevice `json:"fence_device,omitempty"`
+	VM          *model.VM          `json:"vm,omitempty"`
+	Name        string             `json:"name,omitempty"`
+	Placements  []model.Placement  `json:"placements,omitempty"`
+	HostState   *HostStateChange   `json:"host_state,omitempty"`
+	Fence       *model.FenceRecord `json:"fence,omitempty"`
+	Observation *model.Observation `json:"observation,omitempty"`
+}
+
+// HostStateChange moves a host through its failure lifecycle.
+type HostStateChange struct {
+	Host       string          `json:"host"`
+	State      model.HostState `json:"state"`
+	Reason     string          `json:"reason,omitempty"`
+	RecoveryID string          `json:"recovery_id,omitempty"`
+}
+
+// maxFenceHistory bounds the history kept in the state.
+const maxFenceHistory = 1000
+
+// FSM is the replicated state machine. Reads take a consistent copy.
+type FSM struct {
+	mu    sync.RWMutex
+	state *model.State
+	// notify gets a non-blocking signal after every apply so the local
+	// agent reconciles promptly.
+	notify chan struct{}
+}
+
+// NewFSM returns an empty state machine.
+func NewFSM() *FSM {
+	return &FSM{state: model.NewState(), notify: make(chan struct{}, 1)}
+}
+
+// Changed signals after state changes.
+func (f *FSM) Changed() <-chan struct{} { return f.notify }
+
+// Read runs fn on the current state under a read lock. fn must not keep
+// references past its return.
+func (f *FSM) Read(fn func(s *model.State)) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	fn(f.state)
+}
+
+// Copy returns a deep copy of the state.
+func (f *FSM) Copy() *model.State {
+	f.mu.RLock()
+	b, err := json.Marshal(f.state)
+	f.mu.RUnlock()
+	if err != nil {
+		panic(fmt.Sprintf("marshal state: %v", err)) // only plain data: cannot happen
+	}
+	s := model.NewState()
+	if err := json.Unmarshal(b, s); err != nil {
+		panic(fmt.Sprintf("unmarshal state: %v", err))
+	}
+	s.Fill()
+	return s
+}
+
+// Apply implements raft.FSM. It returns nil or an error; an error means the
+// command was rejected and changed nothing.
+func (f *FSM) Apply(l *raft.Log) any {
+	var c Command
+	if err := json.Unmarshal(l.Data, &c); err != nil {
+		return fmt.Errorf("decode command at index %d: %w", l.Index, err)
+	}
+	f.mu.Lock()
+	err := apply(f.state, &c)
+	f.mu.Unlock()
+	if err == nil {
+		select {
+		case f.notify <- struct{}{}:
+		default:
+		}
+	}
+	return err
+}
+
+// apply changes s by c, or returns an error and leaves s as it was. It is
+// pure so that it can be tested without raft.
+func apply(s *model.State, c *Command) error {
+	switch c.Op {
+	case OpRegisterHost:
+		if c.Host == nil {
+			return errors.New("register_host: no host")
+		}
+		h := *c.Host
+		if err := model.ValidateName("host", h.Name); err != nil {
+			return err
+		}
+		s.Config.Hosts[h.Name] = &h
+		if c.FenceDevice != nil {
+			d := *c.FenceDevice
+			d.Host = h.Name
+			s.Config.FenceDevices[h.Name] = &d
+		} else {
+			delete(s.Config.FenceDevices, h.Name)
+		}
+		if _, ok := s.Status.Hosts[h.Name]; !ok {
+			s.Status.Hosts[h.Name] = &model.HostStatus{State: model.HostAlive, Since: c.At}
+		}
+	case OpAddVM:
+		if c.VM == nil {
+			return errors.New("add_vm: no vm")
+		}
+		if err := ValidateVM(s, c.VM); err != nil {
+			return err
+		}
+		vm := *c.VM
+		s.Config.VMs[vm.Name] = &vm
+	case OpRemoveVM:
+		if _, ok := s.Config.VMs[c.Name]; !ok {
+			return &NotFoundError{Kind: "vm", Name: c.Name}
+		}
+		delete(s.Config.VMs, c.Name)
+		delete(s.Status.Placements, c.Name)
+	case OpPlace:
+		for _, p := range c.Placements {
+			if _, ok := s.Config.VMs[p.VM]; !ok {
+				return &NotFoundError{Kind: "vm", Name: p.VM}
+			}
+			if _, ok := s.Config.Hosts[p.Host]; p.Host != "" && !ok {
+				return &NotFoundError{Kind: "host", Name: p.Host}
+			}
+		}
+		for _, p := range c.Placements {
+			s.Status.Generation++
+			p.Generation = s.Status.Generation
+			p.Term = c.Term
+			p.Since = c.At
+			s.Status.Placements[p.VM] = &p
+		}
+	case OpHostState:
+		hc := c.HostState
+		if hc == nil {
+			return errors.New("host_state: no change")
+		}
+		if _, ok := s.Config.Hosts[hc.Host]; !ok {
+			return &NotFoundError{Kind: "host", Name: hc.Host}
+		}
+		hs := s.Status.Hosts[hc.Host]
+		if hs == nil {
+			hs = &model.HostStatus{}
+			s.Status.Hosts[hc.Host] = hs
+		}
+		if hs.State != hc.State {
+			hs.Since = c.At
+		}
+		hs.State, hs.Reason = hc.State, hc.Reason
+		if hc.RecoveryID != "" {
+			hs.RecoveryID = hc.RecoveryID
+		}
+		switch hc.State {
+		case model.HostLost:
+			hs.LostAt, hs.FencedAt = c.At, time.Time{}
+		case model.HostFenced:
+			hs.FencedAt = c.At
+		}
+	case OpFenceRecord:
+		if c.Fence == nil {
+			return errors.New("fence_record: no record")
+		}
+		s.Status.FenceHistory = append(s.Status.FenceHistory, *c.Fence)
+		if n := len(s.Status.FenceHistory); n > maxFenceHistory {
+			s.Status.FenceHistory = append([]model.FenceRecord(nil), s.Status.FenceHistory[n-maxFenceHistory:]...)
+		}
+	case OpObserve:
+		o := c.Observation
+		if o == nil {
+			return errors.New("observe: no observation")
+		}
+		if _, ok := s.Config.Hosts[o.Host]; !ok {
+			return &NotFoundError{Kind: "host", Name: o.Host}
+		}
+		cp := *o
+		s.Status.Observed[o.Host] = &cp
+	default:
+		return fmt.Errorf("unknown command %q", c.Op)
+	}
+	return nil
+}
+
+// ValidateVM checks a VM against the config it would join; errors name the
+// field. It is used by the API before proposing and by apply itself.
+func ValidateVM(s *model.State, vm *model.VM) error {
+	if err := model.ValidateName("vm", vm.Name); err != nil {
+		return &ValidationError{Field: "name", Err: err}
+	}
+	if _, ok := s.Config.VMs[vm.Name]; ok {
+		return &ConflictError{What: fmt.Sprintf("vm %q already exists", vm.Name)}
+	}
+	info, err := model.ParseDomainXML([]byte(vm.XML))
+	if err != nil {
+		return &ValidationError{Field: "xml", Err: err}
+	}
+	if info.Name != vm.Name {
+		return &ValidationError{Field: "xml", Err: fmt.Errorf("domain <name> is %q, but the VM is called %q", info.Name, vm.Name)}
+	}
+	if vm.Prefer != "" {
+		if _, ok := s.Config.Hosts[vm.Prefer]; !ok {
+			return &ValidationError{Field: "prefer", Err: fmt.Errorf("unknown host %q (known: %v)", vm.Prefer, model.SortedKeys(s.Config.Hosts))}
+		}
+	}
+	return nil
+}
+
+// ValidationError is bad input in a named field.
+type ValidationError struct {
+	Field string
+	Err   error
+}
+
+func (e *ValidationError) Error() string { return e.Field + ": " + e.Err.Error() }
+func (e *ValidationError) Unwrap() error { return e.Err }
+
+// NotFoundError names a missing host or VM.
+type NotFoundError struct{ Kind, Name string }
+
+func (e *NotFoundError) Error() string { return fmt.Sprintf("unknown %s %q", e.Kind, e.Name) }
+
+// ConflictError is a request that contradicts the current state.
+type ConflictError struct{ What string }
+
+func (e *ConflictError) Error() string { return e.What }
+
+// Snapshot implements raft.FSM.
+func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	b, err := json.Marshal(f.state)
+	if err != nil {
+		return nil, err
+	}
+	return fsmSnapshot(b), nil
+}
+
+// Restore implements raft.FSM.
+func (f *FSM) Restore(rc io.ReadCloser) error {
+	defer rc.Close()
+	s := model.NewState()
+	if err := json.NewDecoder(rc).Decode(s); err != nil {
+		return fmt.Errorf("restore snapshot: %w", err)
+	}
+	s.Fill()
+	f.mu.Lock()
+	f.state = s
+	f.mu.Unlock()
+	select {
+	case f.notify <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+type fsmSnapshot []byte
+
+func (s fsmSnapshot) Persist(sink raft.SnapshotSink) error {
+	if _, err := sink.Write(s); err != nil {
+		_ = sink.Cancel()
+		return err
+	}
+	return sink.Close()
+}
+
+func (s fsmSnapshot) Release() {}

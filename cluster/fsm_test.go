@@ -1,0 +1,201 @@
+package cluster
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/vmha/vmha/model"
+)
+
+const vmXML = `<domain type='test'><name>%s</name><memory unit='MiB'>512</memory><vcpu>1</vcpu></domain>`
+
+func xmlFor(name string) string { return strings.Replace(vmXML, "%s", name, 1) }
+
+// applyAll runs commands through the real FSM.Apply path (JSON included).
+func applyAll(t *testing.T, f *FSM, cmds ...*Command) []any {
+	t.Helper()
+	var out []any
+	for i, c := range cmds {
+		b, err := json.Marshal(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, f.Apply(&raft.Log{Index: uint64(i + 1), Data: b}))
+	}
+	return out
+}
+
+func baseFSM(t *testing.T) *FSM {
+	f := NewFSM()
+	res := applyAll(t, f,
+		&Command{Op: OpRegisterHost, Host: &model.Host{Name: "h1", APIAddr: "127.0.0.1:1", MemoryMiB: 4096}},
+		&Command{Op: OpRegisterHost, Host: &model.Host{Name: "h2", APIAddr: "127.0.0.1:2", MemoryMiB: 4096}, FenceDevice: &model.FenceDevice{Type: "ipmi", Address: "127.0.0.1", Port: 623, User: "u", Password: "pw"}},
+		&Command{Op: OpAddVM, VM: &model.VM{Name: "vm1", XML: xmlFor("vm1"), Prefer: "h1", MemoryMiB: 512}},
+	)
+	for i, r := range res {
+		if r != nil {
+			t.Fatalf("setup command %d: %v", i, r)
+		}
+	}
+	return f
+}
+
+func TestApplyRejectsBadInputAndChangesNothing(t *testing.T) {
+	tests := []struct {
+		name    string
+		cmd     *Command
+		want    string
+		errType any
+	}{
+		{"duplicate vm", &Command{Op: OpAddVM, VM: &model.VM{Name: "vm1", XML: xmlFor("vm1")}}, "already exists", &ConflictError{}},
+		{"xml does not parse", &Command{Op: OpAddVM, VM: &model.VM{Name: "vm2", XML: "<domain"}}, "xml: domain XML does not parse", &ValidationError{}},
+		{"xml name differs", &Command{Op: OpAddVM, VM: &model.VM{Name: "vm2", XML: xmlFor("other")}}, `domain <name> is "other"`, &ValidationError{}},
+		{"unknown preferred host", &Command{Op: OpAddVM, VM: &model.VM{Name: "vm2", XML: xmlFor("vm2"), Prefer: "h9"}}, `prefer: unknown host "h9"`, &ValidationError{}},
+		{"bad vm name", &Command{Op: OpAddVM, VM: &model.VM{Name: "a b", XML: xmlFor("a b")}}, "name:", &ValidationError{}},
+		{"remove unknown vm", &Command{Op: OpRemoveVM, Name: "nope"}, `unknown vm "nope"`, &NotFoundError{}},
+		{"place on unknown host", &Command{Op: OpPlace, Placements: []model.Placement{{VM: "vm1", Host: "h9"}}}, `unknown host "h9"`, &NotFoundError{}},
+		{"place unknown vm", &Command{Op: OpPlace, Placements: []model.Placement{{VM: "vm1", Host: "h1"}, {VM: "zz", Host: "h1"}}}, `unknown vm "zz"`, &NotFoundError{}},
+		{"state of unknown host", &Command{Op: OpHostState, HostState: &HostStateChange{Host: "h9", State: model.HostLost}}, `unknown host "h9"`, &NotFoundError{}},
+		{"observe unknown host", &Command{Op: OpObserve, Observation: &model.Observation{Host: "h9"}}, `unknown host "h9"`, &NotFoundError{}},
+		{"unknown op", &Command{Op: "explode"}, `unknown command "explode"`, nil},
+		{"empty payload", &Command{Op: OpAddVM}, "no vm", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := baseFSM(t)
+			before := f.Copy()
+			res := applyAll(t, f, tt.cmd)[0]
+			err, _ := res.(error)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("got %v, want error containing %q", res, tt.want)
+			}
+			if tt.errType != nil {
+				target := reflect.New(reflect.TypeOf(tt.errType)).Interface()
+				if !errors.As(err, target) {
+					t.Fatalf("error %T is not %T", err, tt.errType)
+				}
+			}
+			if after := f.Copy(); !reflect.DeepEqual(before, after) {
+				t.Fatalf("a rejected command changed the state")
+			}
+		})
+	}
+}
+
+func TestApplyLifecycle(t *testing.T) {
+	f := baseFSM(t)
+	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	res := applyAll(t, f,
+		&Command{Op: OpPlace, Term: 3, At: at, Placements: []model.Placement{{VM: "vm1", Host: "h1", Reason: "preferred"}}},
+		&Command{Op: OpHostState, At: at.Add(time.Second), HostState: &HostStateChange{Host: "h1", State: model.HostLost, RecoveryID: "r1"}},
+		&Command{Op: OpHostState, At: at.Add(2 * time.Second), HostState: &HostStateChange{Host: "h1", State: model.HostFenced}},
+		&Command{Op: OpPlace, Term: 4, At: at.Add(3 * time.Second), Placements: []model.Placement{{VM: "vm1", Host: "h2", RecoveryID: "r1"}}},
+		&Command{Op: OpFenceRecord, Fence: &model.FenceRecord{Host: "h1", OK: true, RecoveryID: "r1"}},
+	)
+	for i, r := range res {
+		if r != nil {
+			t.Fatalf("command %d: %v", i, r)
+		}
+	}
+	s := f.Copy()
+	p := s.Status.Placements["vm1"]
+	if p.Host != "h2" || p.Generation != 2 || p.Term != 4 || p.RecoveryID != "r1" {
+		t.Fatalf("placement %+v", p)
+	}
+	hs := s.Status.Hosts["h1"]
+	if hs.State != model.HostFenced || hs.RecoveryID != "r1" || !hs.LostAt.Equal(at.Add(time.Second)) || !hs.FencedAt.Equal(at.Add(2*time.Second)) {
+		t.Fatalf("host status %+v", hs)
+	}
+	if len(s.Status.FenceHistory) != 1 {
+		t.Fatalf("history %+v", s.Status.FenceHistory)
+	}
+	// Removing the VM drops its placement too.
+	if r := applyAll(t, f, &Command{Op: OpRemoveVM, Name: "vm1"})[0]; r != nil {
+		t.Fatal(r)
+	}
+	if s := f.Copy(); len(s.Config.VMs) != 0 || len(s.Status.Placements) != 0 {
+		t.Fatalf("remove left %+v %+v", s.Config.VMs, s.Status.Placements)
+	}
+}
+
+func TestSnapshotRestoreRoundTrip(t *testing.T) {
+	f := baseFSM(t)
+	applyAll(t, f, &Command{Op: OpPlace, Placements: []model.Placement{{VM: "vm1", Host: "h1"}}})
+	snap, err := f.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink := &memSink{}
+	if err := snap.Persist(sink); err != nil {
+		t.Fatal(err)
+	}
+	g := NewFSM()
+	if err := g.Restore(io.NopCloser(bytes.NewReader(sink.Bytes()))); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(f.Copy(), g.Copy()) {
+		t.Fatal("restored state differs")
+	}
+	// The password survives the snapshot (fencing needs it after a restart).
+	if g.Copy().Config.FenceDevices["h2"].Password != "pw" {
+		t.Fatal("fence password lost in snapshot")
+	}
+	if err := g.Restore(io.NopCloser(strings.NewReader("{broken"))); err == nil {
+		t.Fatal("corrupt snapshot accepted")
+	}
+}
+
+type memSink struct{ bytes.Buffer }
+
+func (m *memSink) ID() string    { return "mem" }
+func (m *memSink) Cancel() error { return nil }
+func (m *memSink) Close() error  { return nil }
+
+func TestFenceHistoryIsBounded(t *testing.T) {
+	f := baseFSM(t)
+	var cmds []*Command
+	for i := 0; i < maxFenceHistory+10; i++ {
+		cmds = append(cmds, &Command{Op: OpFenceRecord, Fence: &model.FenceRecord{Host: "h1", RecoveryID: string(rune('a' + i%26))}})
+	}
+	applyAll(t, f, cmds...)
+	if n := len(f.Copy().Status.FenceHistory); n != maxFenceHistory {
+		t.Fatalf("history has %d records", n)
+	}
+}
+
+func TestTermGuard(t *testing.T) {
+	var g termGuard
+	for _, step := range []struct {
+		term uint64
+		ok   bool
+	}{{1, true}, {3, true}, {3, true}, {2, false}, {4, true}, {1, false}} {
+		err := g.accept(step.term)
+		if (err == nil) != step.ok {
+			t.Fatalf("term %d: err %v, want ok=%v", step.term, err, step.ok)
+		}
+	}
+}
+
+func FuzzApply(f *testing.F) {
+	f.Add([]byte(`{"op":"add_vm","vm":{"name":"x","xml":"<domain type='test'><name>x</name><memory>1024</memory></domain>"}}`))
+	f.Add([]byte(`{"op":"place","placements":[{"vm":"vm1","host":"h2"}]}`))
+	f.Add([]byte(`{"op":"observe","observation":{"host":"h1","vms":{"vm1":{"state":"running"}}}}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		fsm := baseFSM(t)
+		before := fsm.Copy()
+		res := fsm.Apply(&raft.Log{Index: 99, Data: data})
+		if err, ok := res.(error); ok && err != nil {
+			if !reflect.DeepEqual(before, fsm.Copy()) {
+				t.Fatalf("rejected command %q changed the state", data)
+			}
+		}
+	})
+}

@@ -1,0 +1,452 @@
+// Package cluster is who decides and what is decided: membership over serf
+// gossip, the replicated state over raft, the coordinator that runs on the
+// raft leader, the agent that reconciles each host's hypervisor to the
+// committed state, and the HTTP API that exposes them.
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/memberlist"
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	"github.com/hashicorp/serf/serf"
+	"github.com/rs/zerolog"
+
+	"github.com/vmha/vmha/api"
+	"github.com/vmha/vmha/config"
+	"github.com/vmha/vmha/hypervisor"
+	"github.com/vmha/vmha/model"
+)
+
+// Serf tags every host publishes.
+const (
+	tagRaft = "raft"
+	tagAPI  = "api"
+)
+
+// applyTimeout bounds one raft proposal.
+const applyTimeout = 5 * time.Second
+
+// Node is one vmhad: membership, replicated state, coordinator and agent.
+type Node struct {
+	cfg  *config.Daemon
+	log  zerolog.Logger
+	fsm  *FSM
+	raft *raft.Raft
+	serf *serf.Serf
+	hv   hypervisor.Hypervisor
+	// fenceDevice is this host's own BMC, registered with the cluster.
+	fenceDevice *model.FenceDevice
+	fencer      FencerFactory
+
+	serfEvents chan serf.Event
+	// memberChanged is signalled (non-blocking) on every membership event.
+	memberChanged chan struct{}
+
+	agent *Agent
+	coord *Coordinator
+
+	logStore *raftboltdb.BoltStore
+	snaps    raft.SnapshotStore
+	stores   []interface{ Close() error }
+	wg      sync.WaitGroup
+	cancel  context.CancelFunc
+	stopped chan struct{}
+}
+
+// Options are what vmhad wires into a node.
+type Options struct {
+	Config      *config.Daemon
+	Log         zerolog.Logger
+	Hypervisor  hypervisor.Hypervisor
+	FenceDevice *model.FenceDevice
+	Fencer      FencerFactory
+}
+
+// NewNode opens the data directory, starts raft and serf, and joins peers.
+// Call Run to start the coordinator, agent and background loops.
+func NewNode(o Options) (*Node, error) {
+	cfg := o.Config
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data_dir %s: %w", cfg.DataDir, err)
+	}
+	n := &Node{
+		cfg: cfg, log: o.Log, fsm: NewFSM(), hv: o.Hypervisor,
+		fenceDevice: o.FenceDevice, fencer: o.Fencer,
+		serfEvents: make(chan serf.Event, 256), memberChanged: make(chan struct{}, 1),
+		stopped: make(chan struct{}),
+	}
+	if err := n.startRaft(); err != nil {
+		n.closeStores()
+		return nil, err
+	}
+	if err := n.startSerf(); err != nil {
+		_ = n.raft.Shutdown().Error()
+		n.closeStores()
+		return nil, err
+	}
+	return n, nil
+}
+
+func (n *Node) closeStores() {
+	for _, s := range n.stores {
+		_ = s.Close()
+	}
+}
+
+func (n *Node) raftAddr() string {
+	return net.JoinHostPort(n.cfg.AdvertiseAddr, strconv.Itoa(n.cfg.Ports.Raft))
+}
+
+// APIAddr is this host's peer API address.
+func (n *Node) APIAddr() string {
+	return net.JoinHostPort(n.cfg.AdvertiseAddr, strconv.Itoa(n.cfg.Ports.API))
+}
+
+func (n *Node) startRaft() error {
+	cfg := n.cfg
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(cfg.NodeName)
+	rc.HeartbeatTimeout = cfg.Raft.HeartbeatTimeout
+	rc.ElectionTimeout = cfg.Raft.ElectionTimeout
+	rc.LeaderLeaseTimeout = cfg.Raft.LeaderLease
+	rc.CommitTimeout = 50 * time.Millisecond
+	rc.SnapshotThreshold = 2048
+	hl := hclog.New(&hclog.LoggerOptions{Name: "raft", Output: zerologWriter{n.log.With().Str("component", "raft").Logger()}, Level: hclog.Warn, JSONFormat: false})
+	rc.Logger = hl
+
+	bind := net.JoinHostPort(cfg.BindAddr, strconv.Itoa(cfg.Ports.Raft))
+	adv, err := net.ResolveTCPAddr("tcp", n.raftAddr())
+	if err != nil {
+		return fmt.Errorf("raft advertise address %s: %w", n.raftAddr(), err)
+	}
+	trans, err := raft.NewTCPTransportWithLogger(bind, adv, 3, 5*time.Second, hl)
+	if err != nil {
+		return fmt.Errorf("raft listen on %s: %w", bind, err)
+	}
+	store, err := raftboltdb.NewBoltStore(filepath.Join(cfg.DataDir, "raft.db"))
+	if err != nil {
+		_ = trans.Close()
+		return fmt.Errorf("raft store in %s: %w", cfg.DataDir, err)
+	}
+	n.logStore = store
+	n.stores = append(n.stores, store, trans)
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.DataDir, 2, hl)
+	if err != nil {
+		return fmt.Errorf("raft snapshots in %s: %w", cfg.DataDir, err)
+	}
+	n.snaps = snaps
+	r, err := raft.NewRaft(rc, n.fsm, store, store, snaps, trans)
+	if err != nil {
+		return fmt.Errorf("start raft: %w", err)
+	}
+	n.raft = r
+	return nil
+}
+
+func (n *Node) startSerf() error {
+	cfg := n.cfg
+	sc := serf.DefaultConfig()
+	sc.NodeName = cfg.NodeName
+	sc.Tags = map[string]string{tagRaft: n.raftAddr(), tagAPI: n.APIAddr()}
+	sc.EventCh = n.serfEvents
+	sc.SnapshotPath = filepath.Join(cfg.DataDir, "serf.snapshot")
+	sc.RejoinAfterLeave = true
+	w := zerologWriter{n.log.With().Str("component", "serf").Logger()}
+	sc.LogOutput = w
+	mc := memberlist.DefaultLANConfig()
+	mc.Name = cfg.NodeName
+	mc.BindAddr = cfg.BindAddr
+	mc.BindPort = cfg.Ports.Serf
+	mc.AdvertiseAddr = cfg.AdvertiseAddr
+	mc.AdvertisePort = cfg.Ports.Serf
+	mc.ProbeInterval = cfg.Gossip.ProbeInterval
+	mc.ProbeTimeout = cfg.Gossip.ProbeTimeout
+	mc.GossipInterval = cfg.Gossip.GossipInterval
+	mc.SuspicionMult = cfg.Gossip.SuspicionMult
+	mc.LogOutput = w
+	sc.MemberlistConfig = mc
+	s, err := serf.Create(sc)
+	if err != nil {
+		return fmt.Errorf("start gossip on %s:%d: %w", cfg.BindAddr, cfg.Ports.Serf, err)
+	}
+	n.serf = s
+	if len(cfg.Join) > 0 {
+		if _, err := s.Join(cfg.Join, true); err != nil {
+			// Not fatal: peers may start later; the snapshot and the
+			// retry loop in Run rejoin them.
+			n.log.Warn().Err(err).Strs("join", cfg.Join).Msg("cannot join peers yet; retrying")
+		}
+	}
+	return nil
+}
+
+// Run starts the background loops and blocks until ctx is done.
+func (n *Node) Run(ctx context.Context) {
+	ctx, n.cancel = context.WithCancel(ctx)
+	n.coord = newCoordinator(n)
+	n.agent = newAgent(n)
+	loops := []func(context.Context){n.membershipLoop, n.bootstrapLoop, n.joinLoop, n.registerLoop, n.coord.run, n.agent.run}
+	for _, f := range loops {
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			f(ctx)
+		}()
+	}
+	<-ctx.Done()
+}
+
+// Shutdown stops the loops, leaves gossip gracefully if leave is true, and
+// closes raft and the stores. VMs keep running: a daemon restart must not
+// move or stop anything.
+func (n *Node) Shutdown(leave bool) {
+	if n.cancel != nil {
+		n.cancel()
+	}
+	n.wg.Wait()
+	if leave {
+		_ = n.serf.Leave()
+	}
+	_ = n.serf.Shutdown()
+	if err := n.raft.Shutdown().Error(); err != nil {
+		n.log.Warn().Err(err).Msg("raft shutdown")
+	}
+	n.closeStores()
+}
+
+// membershipLoop turns serf events into a wake-up for the coordinator.
+func (n *Node) membershipLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case e := <-n.serfEvents:
+			if me, ok := e.(serf.MemberEvent); ok {
+				for _, m := range me.Members {
+					n.log.Info().Str("event", me.EventType().String()).Str("member", m.Name).Msg("membership change")
+				}
+				select {
+				case n.memberChanged <- struct{}{}:
+				default:
+				}
+			}
+		}
+	}
+}
+
+// joinLoop keeps trying the configured peers while this host is alone, so
+// that hosts may start in any order.
+func (n *Node) joinLoop(ctx context.Context) {
+	t := time.NewTicker(2 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if len(n.cfg.Join) == 0 || n.serf.NumNodes() > 1 {
+			continue
+		}
+		if _, err := n.serf.Join(n.cfg.Join, true); err == nil {
+			n.log.Info().Strs("join", n.cfg.Join).Msg("joined peers")
+		}
+	}
+}
+
+// bootstrapLoop forms the raft cluster the first time: once
+// bootstrap_expect hosts are alive in gossip, every one of them bootstraps
+// with the same sorted server list, which raft accepts as one cluster.
+func (n *Node) bootstrapLoop(ctx context.Context) {
+	has, err := raft.HasExistingState(n.logStore, n.logStore, n.snaps)
+	if err == nil && has {
+		return
+	}
+	t := time.NewTicker(200 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if addr, _ := n.raft.LeaderWithID(); addr != "" {
+			return
+		}
+		f := n.raft.GetConfiguration()
+		if f.Error() == nil && len(f.Configuration().Servers) > 0 {
+			return
+		}
+		var servers []raft.Server
+		for _, m := range n.serf.Members() {
+			if m.Status != serf.StatusAlive || m.Tags[tagRaft] == "" {
+				continue
+			}
+			servers = append(servers, raft.Server{ID: raft.ServerID(m.Name), Address: raft.ServerAddress(m.Tags[tagRaft]), Suffrage: raft.Voter})
+		}
+		if len(servers) < n.cfg.BootstrapExpect {
+			continue
+		}
+		sort.Slice(servers, func(i, j int) bool { return servers[i].ID < servers[j].ID })
+		err := n.raft.BootstrapCluster(raft.Configuration{Servers: servers}).Error()
+		if err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
+			n.log.Error().Err(err).Msg("raft bootstrap")
+			continue
+		}
+		n.log.Info().Int("servers", len(servers)).Msg("raft cluster bootstrapped")
+		return
+	}
+}
+
+// registerLoop announces this host (address, capacity, BMC) to the leader
+// at start and whenever the leader changes, until it is recorded.
+func (n *Node) registerLoop(ctx context.Context) {
+	var done string
+	t := time.NewTicker(500 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		_, leader := n.raft.LeaderWithID()
+		if leader == "" || string(leader) == done {
+			continue
+		}
+		reg, err := n.registration(ctx)
+		if err != nil {
+			n.log.Error().Err(err).Msg("cannot describe this host for registration")
+			continue
+		}
+		if n.registered(reg) {
+			done = string(leader)
+			continue
+		}
+		if err := n.forwardWrite(ctx, "POST", api.PathRegister, reg, nil); err != nil {
+			n.log.Warn().Err(err).Msg("register with leader")
+			continue
+		}
+		n.log.Info().Str("leader", string(leader)).Msg("registered with the cluster")
+		done = string(leader)
+	}
+}
+
+func (n *Node) registration(ctx context.Context) (*api.Register, error) {
+	info, err := n.hv.NodeInfo(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("hypervisor node info: %w", err)
+	}
+	return &api.Register{
+		Host:        model.Host{Name: n.cfg.NodeName, APIAddr: n.APIAddr(), MemoryMiB: info.MemoryMiB, CPUs: info.CPUs},
+		FenceDevice: n.fenceDevice,
+	}, nil
+}
+
+// registered reports whether the committed state already holds reg, so a
+// restart does not write the same registration again.
+func (n *Node) registered(reg *api.Register) bool {
+	same := false
+	n.fsm.Read(func(s *model.State) {
+		h := s.Config.Hosts[reg.Host.Name]
+		if h == nil || *h != reg.Host {
+			return
+		}
+		d := s.Config.FenceDevices[reg.Host.Name]
+		switch {
+		case d == nil && reg.FenceDevice == nil:
+			same = true
+		case d != nil && reg.FenceDevice != nil:
+			a, _ := json.Marshal(d)
+			b, _ := json.Marshal(reg.FenceDevice)
+			same = string(a) == string(b)
+		}
+	})
+	return same
+}
+
+
+// IsLeader reports whether this node is the raft leader.
+func (n *Node) IsLeader() bool { return n.raft.State() == raft.Leader }
+
+// Leader returns the leader's name and API address, if known.
+func (n *Node) Leader() (name, apiAddr string) {
+	_, id := n.raft.LeaderWithID()
+	if id == "" {
+		return "", ""
+	}
+	name = string(id)
+	for _, m := range n.serf.Members() {
+		if m.Name == name {
+			return name, m.Tags[tagAPI]
+		}
+	}
+	return name, ""
+}
+
+// propose appends a command to the log as leader and waits for it to be
+// applied; a rejection by the state machine comes back as the error.
+func (n *Node) propose(c *Command) error {
+	c.At = time.Now().UTC()
+	c.Term = n.raft.CurrentTerm()
+	b, err := json.Marshal(c)
+	if err != nil {
+		return err
+	}
+	f := n.raft.Apply(b, applyTimeout)
+	if err := f.Error(); err != nil {
+		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
+			return errNoLeader
+		}
+		return fmt.Errorf("replicate %s: %w", c.Op, err)
+	}
+	if resp, ok := f.Response().(error); ok && resp != nil {
+		return resp
+	}
+	return nil
+}
+
+var errNoLeader = errors.New("this host is not the leader and no leader is known")
+
+// members returns gossip's view, by name.
+func (n *Node) members() map[string]serf.Member {
+	out := map[string]serf.Member{}
+	for _, m := range n.serf.Members() {
+		out[m.Name] = m
+	}
+	return out
+}
+
+// zerologWriter adapts libraries that log through io.Writer (raft's hclog,
+// serf's log.Logger) to zerolog, at debug level unless they say otherwise.
+type zerologWriter struct{ l zerolog.Logger }
+
+func (w zerologWriter) Write(p []byte) (int, error) {
+	msg := string(p)
+	for len(msg) > 0 && (msg[len(msg)-1] == '\n' || msg[len(msg)-1] == '\r') {
+		msg = msg[:len(msg)-1]
+	}
+	lvl := zerolog.DebugLevel
+	switch {
+	case strings.Contains(msg, "[ERR]"), strings.Contains(msg, "[ERROR]"):
+		lvl = zerolog.ErrorLevel
+	case strings.Contains(msg, "[WARN]"):
+		lvl = zerolog.WarnLevel
+	}
+	w.l.WithLevel(lvl).Msg(msg)
+	return len(p), nil
+}

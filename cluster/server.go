@@ -1,0 +1,339 @@
+package cluster
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/vmha/vmha/api"
+	"github.com/vmha/vmha/hypervisor"
+	"github.com/vmha/vmha/model"
+)
+
+// maxBody bounds request bodies: a domain XML is the largest thing sent.
+const maxBody = model.MaxDomainXML + 64<<10
+
+// Handler returns the HTTP API served on the unix socket and the peer port.
+func (n *Node) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET "+api.PathStatus, n.leaderRead(n.handleStatus))
+	mux.HandleFunc("GET "+api.PathHosts, n.leaderRead(n.handleHosts))
+	mux.HandleFunc("GET "+api.PathFenceHistory, n.leaderRead(n.handleFenceHistory))
+	mux.HandleFunc("POST "+api.PathVMs, n.leaderWrite(n.handleAddVM))
+	mux.HandleFunc("DELETE "+api.PathVMs+"/{name}", n.leaderWrite(n.handleRemoveVM))
+	mux.HandleFunc("POST "+api.PathRegister, n.leaderWrite(n.handleRegister))
+	mux.HandleFunc("POST "+api.PathObserve, n.leaderWrite(n.handleObserve))
+	mux.HandleFunc("GET "+api.PathLocalDomains, n.handleLocalDomains)
+	mux.HandleFunc("GET "+api.PathReadIndex, n.handleReadIndex)
+	mux.HandleFunc("POST "+api.PathNudge, n.handleNudge)
+	return mux
+}
+
+// Serve listens on the unix socket (mode 0600: root only) and the peer
+// port until ctx is done.
+func (n *Node) Serve(ctx context.Context) error {
+	if err := os.MkdirAll(filepath.Dir(n.cfg.Socket), 0o755); err != nil {
+		return fmt.Errorf("socket directory: %w", err)
+	}
+	_ = os.Remove(n.cfg.Socket)
+	ul, err := net.Listen("unix", n.cfg.Socket)
+	if err != nil {
+		return fmt.Errorf("listen on socket %s: %w", n.cfg.Socket, err)
+	}
+	if err := os.Chmod(n.cfg.Socket, 0o600); err != nil {
+		ul.Close()
+		return err
+	}
+	bind := net.JoinHostPort(n.cfg.BindAddr, fmt.Sprint(n.cfg.Ports.API))
+	tl, err := net.Listen("tcp", bind)
+	if err != nil {
+		ul.Close()
+		return fmt.Errorf("listen on %s: %w", bind, err)
+	}
+	h := n.Handler()
+	srvs := []*http.Server{
+		{Handler: h, ReadHeaderTimeout: 5 * time.Second},
+		{Handler: h, ReadHeaderTimeout: 5 * time.Second},
+	}
+	errc := make(chan error, 2)
+	go func() { errc <- srvs[0].Serve(ul) }()
+	go func() { errc <- srvs[1].Serve(tl) }()
+	select {
+	case <-ctx.Done():
+	case err := <-errc:
+		if !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	for _, s := range srvs {
+		_ = s.Shutdown(sctx)
+	}
+	_ = os.Remove(n.cfg.Socket)
+	return nil
+}
+
+type handlerFunc func(w http.ResponseWriter, r *http.Request, body []byte)
+
+// leaderWrite runs h on the leader; a follower forwards the request once.
+func (n *Node) leaderWrite(h handlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+		if err != nil {
+			writeErr(w, http.StatusRequestEntityTooLarge, "", fmt.Errorf("request body: %w", err))
+			return
+		}
+		if n.IsLeader() {
+			h(w, r, body)
+			return
+		}
+		n.proxy(w, r, body)
+	}
+}
+
+// leaderRead answers from the leader's view when there is a leader, so
+// that `vmha status` on any host shows the deciding host's picture; with no
+// leader it answers locally and says so.
+func (n *Node) leaderRead(h handlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if n.IsLeader() || r.Header.Get(api.HeaderForwarded) != "" || r.URL.Query().Get("local") == "1" {
+			h(w, r, nil)
+			return
+		}
+		if _, addr := n.Leader(); addr == "" {
+			h(w, r, nil)
+			return
+		}
+		n.proxy(w, r, nil)
+	}
+}
+
+func (n *Node) proxy(w http.ResponseWriter, r *http.Request, body []byte) {
+	if r.Header.Get(api.HeaderForwarded) != "" {
+		writeErr(w, http.StatusServiceUnavailable, "", errors.New("leadership changed while forwarding; retry"))
+		return
+	}
+	name, addr := n.Leader()
+	if addr == "" {
+		writeErr(w, http.StatusServiceUnavailable, "", errNoLeader)
+		return
+	}
+	req, err := http.NewRequestWithContext(r.Context(), r.Method, "http://"+addr+r.URL.RequestURI(), bytes.NewReader(body))
+	if err != nil {
+		writeErr(w, http.StatusInternalServerError, "", err)
+		return
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set(api.HeaderForwarded, n.cfg.NodeName)
+	resp, err := forwardClient.Do(req)
+	if err != nil {
+		writeErr(w, http.StatusServiceUnavailable, "", fmt.Errorf("forward to leader %s at %s: %w", name, addr, err))
+		return
+	}
+	defer resp.Body.Close()
+	w.Header().Set("Content-Type", resp.Header.Get("Content-Type"))
+	w.WriteHeader(resp.StatusCode)
+	_, _ = io.Copy(w, resp.Body)
+}
+
+var forwardClient = &http.Client{Timeout: 15 * time.Second}
+
+// forwardWrite sends a write to the leader's API (which may be this host).
+func (n *Node) forwardWrite(ctx context.Context, method, path string, in, out any) error {
+	name, addr := n.Leader()
+	if addr == "" {
+		return errNoLeader
+	}
+	h := http.Header{}
+	h.Set(api.HeaderForwarded, n.cfg.NodeName)
+	if err := api.NewTCPClient(addr, 10*time.Second).Do(ctx, method, path, in, out, h); err != nil {
+		return fmt.Errorf("leader %s: %w", name, err)
+	}
+	return nil
+}
+
+// forwardRead gets path from the leader.
+func (n *Node) forwardRead(ctx context.Context, path string, out any) error {
+	return n.forwardWrite(ctx, http.MethodGet, path, nil, out)
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+func writeErr(w http.ResponseWriter, code int, field string, err error) {
+	writeJSON(w, code, api.Error{Error: err.Error(), Field: field})
+}
+
+// writeApplyErr maps a state-machine rejection to an HTTP answer.
+func writeApplyErr(w http.ResponseWriter, err error) {
+	var ve *ValidationError
+	var nf *NotFoundError
+	var ce *ConflictError
+	switch {
+	case errors.As(err, &ve):
+		writeErr(w, http.StatusBadRequest, ve.Field, err)
+	case errors.As(err, &nf):
+		writeErr(w, http.StatusNotFound, "", err)
+	case errors.As(err, &ce):
+		writeErr(w, http.StatusConflict, "", err)
+	case errors.Is(err, errNoLeader):
+		writeErr(w, http.StatusServiceUnavailable, "", err)
+	default:
+		writeErr(w, http.StatusInternalServerError, "", err)
+	}
+}
+
+func decode(body []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("request body is not valid JSON for this call: %w", err)
+	}
+	return nil
+}
+
+func (n *Node) handleAddVM(w http.ResponseWriter, _ *http.Request, body []byte) {
+	var req api.AddVM
+	if err := decode(body, &req); err != nil {
+		writeErr(w, http.StatusBadRequest, "", err)
+		return
+	}
+	vm := &model.VM{Name: req.Name, XML: req.XML, XMLPath: req.XMLPath, Prefer: req.Prefer}
+	// Validate against the current state first so bad input never
+	// reaches the log; apply validates again, deterministically.
+	var err error
+	n.fsm.Read(func(s *model.State) { err = ValidateVM(s, vm) })
+	if err != nil {
+		writeApplyErr(w, err)
+		return
+	}
+	info, _ := model.ParseDomainXML([]byte(vm.XML))
+	vm.MemoryMiB, vm.VCPUs = info.MemoryMiB, info.VCPUs
+	if err := n.propose(&Command{Op: OpAddVM, VM: vm}); err != nil {
+		writeApplyErr(w, err)
+		return
+	}
+	n.coord.poke()
+	writeJSON(w, http.StatusCreated, n.vmView(n.fsm.Copy(), vm.Name))
+}
+
+func (n *Node) handleRemoveVM(w http.ResponseWriter, r *http.Request, _ []byte) {
+	name := r.PathValue("name")
+	if err := n.propose(&Command{Op: OpRemoveVM, Name: name}); err != nil {
+		writeApplyErr(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (n *Node) handleRegister(w http.ResponseWriter, _ *http.Request, body []byte) {
+	var req api.Register
+	if err := decode(body, &req); err != nil {
+		writeErr(w, http.StatusBadRequest, "", err)
+		return
+	}
+	if err := n.propose(&Command{Op: OpRegisterHost, Host: &req.Host, FenceDevice: req.FenceDevice}); err != nil {
+		writeApplyErr(w, err)
+		return
+	}
+	n.log.Info().Str("host", req.Host.Name).Str("api", req.Host.APIAddr).Bool("fence_device", req.FenceDevice != nil).Msg("host registered")
+	n.coord.poke()
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (n *Node) handleObserve(w http.ResponseWriter, _ *http.Request, body []byte) {
+	var obs model.Observation
+	if err := decode(body, &obs); err != nil {
+		writeErr(w, http.StatusBadRequest, "", err)
+		return
+	}
+	if err := n.propose(&Command{Op: OpObserve, Observation: &obs}); err != nil {
+		writeApplyErr(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (n *Node) handleReadIndex(w http.ResponseWriter, _ *http.Request) {
+	if !n.IsLeader() {
+		writeErr(w, http.StatusServiceUnavailable, "", errors.New("not the leader"))
+		return
+	}
+	// VerifyLeader contacts a quorum: a deposed leader cannot answer.
+	if err := n.raft.VerifyLeader().Error(); err != nil {
+		writeErr(w, http.StatusServiceUnavailable, "", fmt.Errorf("leadership not confirmed by a quorum: %w", err))
+		return
+	}
+	writeJSON(w, http.StatusOK, api.ReadIndex{Term: n.raft.CurrentTerm(), Index: n.raft.LastIndex()})
+}
+
+func (n *Node) handleNudge(w http.ResponseWriter, r *http.Request) {
+	var req api.Nudge
+	body, _ := io.ReadAll(http.MaxBytesReader(w, r.Body, 4096))
+	if err := decode(body, &req); err != nil {
+		writeErr(w, http.StatusBadRequest, "", err)
+		return
+	}
+	if n.agent == nil {
+		writeErr(w, http.StatusServiceUnavailable, "", errors.New("agent not running"))
+		return
+	}
+	if err := n.agent.Nudge(req.Term); err != nil {
+		writeErr(w, http.StatusConflict, "term", err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (n *Node) handleLocalDomains(w http.ResponseWriter, r *http.Request) {
+	ds, err := n.hv.List(r.Context())
+	if err != nil {
+		writeErr(w, http.StatusInternalServerError, "", fmt.Errorf("hypervisor: %w", err))
+		return
+	}
+	if ds == nil {
+		ds = []hypervisor.Domain{}
+	}
+	writeJSON(w, http.StatusOK, ds)
+}
+
+func (n *Node) handleStatus(w http.ResponseWriter, _ *http.Request, _ []byte) {
+	writeJSON(w, http.StatusOK, n.Status())
+}
+
+func (n *Node) handleHosts(w http.ResponseWriter, _ *http.Request, _ []byte) {
+	writeJSON(w, http.StatusOK, n.Status().Hosts)
+}
+
+func (n *Node) handleFenceHistory(w http.ResponseWriter, _ *http.Request, _ []byte) {
+	var h []model.FenceRecord
+	n.fsm.Read(func(s *model.State) { h = append(h, s.Status.FenceHistory...) })
+	if h == nil {
+		h = []model.FenceRecord{}
+	}
+	writeJSON(w, http.StatusOK, h)
+}
+
+// trimErr keeps long error strings readable in tables.
+func trimErr(s string) string {
+	s = strings.TrimSpace(s)
+	if len(s) > 300 {
+		return s[:300] + "…"
+	}
+	return s
+}

@@ -1,0 +1,187 @@
+package cluster
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/hashicorp/raft"
+	"github.com/hashicorp/serf/serf"
+
+	"github.com/vmha/vmha/api"
+	"github.com/vmha/vmha/fencing"
+	"github.com/vmha/vmha/model"
+)
+
+// fenceOptions turns the daemon config into fencing options.
+func (n *Node) fenceOptions() fencing.Options {
+	o := fencing.DefaultOptions()
+	o.Timeout = n.cfg.Fencing.Timeout
+	o.CallTimeout = n.cfg.Fencing.CallTimeout
+	o.PollInterval = n.cfg.Fencing.PollInterval
+	return o
+}
+
+// Status is this node's view of the cluster, as `vmha status` shows it.
+func (n *Node) Status() *api.Status {
+	st := n.fsm.Copy()
+	members := n.members()
+	leader, _ := n.Leader()
+	var voters []string
+	if f := n.raft.GetConfiguration(); f.Error() == nil {
+		for _, s := range f.Configuration().Servers {
+			if s.Suffrage == raft.Voter {
+				voters = append(voters, string(s.ID))
+			}
+		}
+	}
+	sort.Strings(voters)
+	return buildStatus(st, members, n.cfg.NodeName, leader, n.raft.CurrentTerm(), voters)
+}
+
+// buildStatus is the pure part of Status, tested without a cluster.
+func buildStatus(st *model.State, members map[string]serf.Member, self, leader string, term uint64, voters []string) *api.Status {
+	out := &api.Status{Node: self, Leader: leader, Term: term, Hosts: []api.Host{}, VMs: []api.VM{}, Problems: []string{}}
+	out.Quorum = quorum(voters, members, leader)
+	if !out.Quorum.Quorate {
+		out.Problems = append(out.Problems, out.Quorum.Explanation)
+	}
+	isVoter := map[string]bool{}
+	for _, v := range voters {
+		isVoter[v] = true
+	}
+	used := map[string]uint64{}
+	vmsOn := map[string][]string{}
+	for _, name := range model.SortedKeys(st.Config.VMs) {
+		if p := st.Status.Placements[name]; p != nil && p.Host != "" {
+			used[p.Host] += st.Config.VMs[name].MemoryMiB
+			vmsOn[p.Host] = append(vmsOn[p.Host], name)
+		}
+	}
+	for _, name := range model.SortedKeys(st.Config.Hosts) {
+		h := st.Config.Hosts[name]
+		hv := api.Host{
+			Name: name, Member: memberStatus(members, name), State: model.HostAlive,
+			Leader: name == leader, Voter: isVoter[name], APIAddr: h.APIAddr,
+			MemoryMiB: h.MemoryMiB, CPUs: h.CPUs, UsedMiB: used[name], VMs: vmsOn[name],
+		}
+		if hv.VMs == nil {
+			hv.VMs = []string{}
+		}
+		if d := st.Config.FenceDevices[name]; d != nil {
+			hv.FenceDev = fmt.Sprintf("%s %s:%d", d.Type, d.Address, d.Port)
+		}
+		if hs := st.Status.Hosts[name]; hs != nil {
+			hv.State, hv.Reason, hv.Since = hs.State, hs.Reason, hs.Since
+			hv.RecoveryID, hv.LostAt, hv.FencedAt = hs.RecoveryID, hs.LostAt, hs.FencedAt
+		}
+		switch hv.State {
+		case model.HostLost:
+			out.Problems = append(out.Problems, fmt.Sprintf("host %s is lost (%s); fencing it before its VMs (%s) restart elsewhere", name, hv.Reason, listOrNone(hv.VMs)))
+		case model.HostFenceFailed:
+			out.Problems = append(out.Problems, fmt.Sprintf("host %s is lost and fencing failed: %s; its VMs (%s) will not be restarted until fencing succeeds (retrying)", name, trimErr(hv.Reason), listOrNone(hv.VMs)))
+		}
+		if hv.FenceDev == "" {
+			out.Problems = append(out.Problems, fmt.Sprintf("host %s has no fence device: if it fails, its VMs cannot be recovered", name))
+		}
+		out.Hosts = append(out.Hosts, hv)
+	}
+	for _, name := range model.SortedKeys(st.Config.VMs) {
+		v := vmView(st, name)
+		if v.Host == "" {
+			out.Problems = append(out.Problems, fmt.Sprintf("vm %s is not placed: %s", name, v.Reason))
+		} else if v.Error != "" {
+			out.Problems = append(out.Problems, fmt.Sprintf("vm %s on %s: %s", name, v.Host, v.Error))
+		}
+		out.VMs = append(out.VMs, v)
+	}
+	return out
+}
+
+func (n *Node) vmView(st *model.State, name string) api.VM { return vmView(st, name) }
+
+func vmView(st *model.State, name string) api.VM {
+	vm := st.Config.VMs[name]
+	v := api.VM{Name: name, Prefer: vm.Prefer, MemoryMiB: vm.MemoryMiB, VCPUs: vm.VCPUs, State: "pending", Reason: "waiting for placement"}
+	p := st.Status.Placements[name]
+	if p == nil {
+		return v
+	}
+	v.Host, v.Reason, v.Generation, v.Since = p.Host, p.Reason, p.Generation, p.Since
+	if p.Host == "" {
+		v.State = "stopped"
+		return v
+	}
+	if hs := st.Status.Hosts[p.Host]; hs != nil && hs.State != model.HostAlive {
+		v.State = "unknown (host " + string(hs.State) + ")"
+		return v
+	}
+	if o := st.Status.Observed[p.Host]; o != nil {
+		if ob, ok := o.VMs[name]; ok {
+			v.State, v.Since, v.Error = ob.State, ob.Since, ob.Error
+		}
+	}
+	return v
+}
+
+func memberStatus(members map[string]serf.Member, name string) string {
+	m, ok := members[name]
+	if !ok {
+		return "unknown"
+	}
+	switch m.Status {
+	case serf.StatusAlive:
+		return "alive"
+	case serf.StatusLeaving:
+		return "leaving"
+	case serf.StatusLeft:
+		return "left"
+	case serf.StatusFailed:
+		return "failed"
+	}
+	return "unknown"
+}
+
+// quorum explains who decides, in plain words.
+func quorum(voters []string, members map[string]serf.Member, leader string) api.Quorum {
+	q := api.Quorum{Voters: voters, AliveVoters: []string{}}
+	if q.Voters == nil {
+		q.Voters = []string{}
+	}
+	for _, v := range voters {
+		if m, ok := members[v]; ok && m.Status == serf.StatusAlive {
+			q.AliveVoters = append(q.AliveVoters, v)
+		}
+	}
+	q.Needed = len(voters)/2 + 1
+	var missing []string
+	alive := map[string]bool{}
+	for _, v := range q.AliveVoters {
+		alive[v] = true
+	}
+	for _, v := range voters {
+		if !alive[v] {
+			missing = append(missing, v)
+		}
+	}
+	q.Quorate = len(voters) > 0 && len(q.AliveVoters) >= q.Needed && leader != ""
+	switch {
+	case len(voters) == 0:
+		q.Explanation = "the cluster has not formed yet: waiting for bootstrap_expect hosts to join"
+	case q.Quorate:
+		q.Explanation = fmt.Sprintf("%d of %d voters alive, %d needed; %s decides", len(q.AliveVoters), len(voters), q.Needed, leader)
+		if len(missing) > 0 {
+			q.Explanation += "; missing: " + strings.Join(missing, ", ")
+		}
+	default:
+		q.Explanation = fmt.Sprintf("no quorum: %d of %d voters reachable, %d needed (missing: %s); running VMs are kept and nothing new starts", len(q.AliveVoters), len(voters), q.Needed, listOrNone(missing))
+	}
+	return q
+}
+
+func listOrNone(s []string) string {
+	if len(s) == 0 {
+		return "none"
+	}
+	return strings.Join(s, ", ")
+}

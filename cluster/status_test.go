@@ -1,0 +1,82 @@
+package cluster
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/serf/serf"
+
+	"github.com/vmha/vmha/model"
+	"github.com/vmha/vmha/placement"
+)
+
+func members(status map[string]serf.MemberStatus) map[string]serf.Member {
+	out := map[string]serf.Member{}
+	for n, s := range status {
+		out[n] = serf.Member{Name: n, Status: s}
+	}
+	return out
+}
+
+func TestQuorumExplains(t *testing.T) {
+	voters := []string{"h1", "h2", "h3"}
+	q := quorum(voters, members(map[string]serf.MemberStatus{"h1": serf.StatusAlive, "h2": serf.StatusAlive, "h3": serf.StatusFailed}), "h1")
+	if !q.Quorate || q.Needed != 2 || !strings.Contains(q.Explanation, "2 of 3 voters alive, 2 needed; h1 decides; missing: h3") {
+		t.Fatalf("%+v", q)
+	}
+	q = quorum(voters, members(map[string]serf.MemberStatus{"h1": serf.StatusAlive}), "")
+	if q.Quorate || !strings.Contains(q.Explanation, "no quorum: 1 of 3 voters reachable, 2 needed (missing: h2, h3)") {
+		t.Fatalf("%+v", q)
+	}
+	if q := quorum(nil, nil, ""); q.Quorate || !strings.Contains(q.Explanation, "not formed") {
+		t.Fatalf("%+v", q)
+	}
+}
+
+func TestBuildStatusExplainsBlockedRecovery(t *testing.T) {
+	f := baseFSM(t)
+	applyAll(t, f,
+		&Command{Op: OpPlace, Placements: []model.Placement{{VM: "vm1", Host: "h2"}}},
+		&Command{Op: OpHostState, At: time.Now(), HostState: &HostStateChange{Host: "h2", State: model.HostFenceFailed, Reason: "fence via ipmi 127.0.0.1:623: no answer"}},
+	)
+	s := buildStatus(f.Copy(), members(map[string]serf.MemberStatus{"h1": serf.StatusAlive, "h2": serf.StatusFailed}), "h1", "h1", 2, []string{"h1", "h2"})
+	joined := strings.Join(s.Problems, "\n")
+	for _, want := range []string{
+		"host h2 is lost and fencing failed: fence via ipmi 127.0.0.1:623: no answer; its VMs (vm1) will not be restarted until fencing succeeds",
+		"host h1 has no fence device",
+	} {
+		if !strings.Contains(joined, want) {
+			t.Errorf("problems %q lack %q", joined, want)
+		}
+	}
+	if s.VMs[0].State != "unknown (host fence-failed)" {
+		t.Errorf("vm state %q", s.VMs[0].State)
+	}
+	if s.Hosts[1].Member != "failed" || s.Hosts[1].FenceDev != "ipmi 127.0.0.1:623" {
+		t.Errorf("host view %+v", s.Hosts[1])
+	}
+}
+
+func TestSnapshotConditions(t *testing.T) {
+	f := baseFSM(t)
+	applyAll(t, f,
+		&Command{Op: OpRegisterHost, Host: &model.Host{Name: "h3"}},
+		&Command{Op: OpRegisterHost, Host: &model.Host{Name: "h4"}},
+		&Command{Op: OpHostState, HostState: &HostStateChange{Host: "h2", State: model.HostLost}},
+		&Command{Op: OpHostState, HostState: &HostStateChange{Host: "h3", State: model.HostFenced}},
+		&Command{Op: OpObserve, Observation: &model.Observation{Host: "h4", VMs: map[string]model.VMObserve{"vm1": {State: "running"}}}},
+	)
+	st := f.Copy()
+	snap := Snapshot(st, members(map[string]serf.MemberStatus{"h1": serf.StatusAlive, "h2": serf.StatusFailed, "h3": serf.StatusFailed, "h4": serf.StatusLeft}))
+	want := map[string]placement.HostCondition{"h1": placement.Usable, "h2": placement.Lost, "h3": placement.Released, "h4": placement.Offline}
+	for _, h := range snap.Hosts {
+		if h.Condition != want[h.Name] {
+			t.Errorf("%s: %v, want %v", h.Name, h.Condition, want[h.Name])
+		}
+	}
+	// An unplaced VM observed running somewhere is adopted there.
+	if snap.VMs[0].Current != "h4" {
+		t.Errorf("vm1 current %q, want adopted on h4", snap.VMs[0].Current)
+	}
+}

@@ -1,0 +1,119 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/vmha/vmha/api"
+)
+
+// Exit codes scripts can rely on.
+const (
+	exitOK          = 0
+	exitFailed      = 1 // the daemon refused or the operation failed
+	exitUsage       = 2 // bad flags or arguments
+	exitUnreachable = 3 // no daemon on the socket, or no leader to decide
+)
+
+const defaultSocket = "/run/vmha/vmhad.sock"
+
+type globals struct {
+	socket  string
+	output  string
+	timeout time.Duration
+	out     io.Writer
+}
+
+// usageError marks errors in what the user typed.
+type usageError struct{ error }
+
+func run(args []string, stdout, stderr io.Writer) int {
+	g := &globals{out: stdout}
+	root := newRoot(g)
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	err := root.Execute()
+	if err == nil {
+		return exitOK
+	}
+	fmt.Fprintln(stderr, "vmha: "+err.Error())
+	return exitCode(err)
+}
+
+func exitCode(err error) int {
+	var ue usageError
+	var un *api.UnreachableError
+	var se *api.StatusError
+	switch {
+	case errors.As(err, &ue):
+		return exitUsage
+	case errors.As(err, &un):
+		return exitUnreachable
+	case errors.As(err, &se) && se.Code == 503:
+		return exitUnreachable
+	}
+	return exitFailed
+}
+
+func newRoot(g *globals) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "vmha",
+		Short: "Keep KVM and Xen VMs running across host failures",
+		Long: `vmha drives a vmha cluster: every hypervisor host runs vmhad, which detects
+failed hosts over gossip, fences them (IPMI power off), and restarts their VMs
+on the survivors. vmha talks to the local vmhad over its unix socket; writes
+are forwarded to the cluster's leader.
+
+Exit codes: 0 success, 1 the operation failed or was refused, 2 bad usage,
+3 vmhad unreachable or no leader (quorum lost).`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			if g.output != "text" && g.output != "json" {
+				return usageError{fmt.Errorf("--output %q: want text or json", g.output)}
+			}
+			return nil
+		},
+	}
+	sock := os.Getenv("VMHA_SOCKET")
+	if sock == "" {
+		sock = defaultSocket
+	}
+	root.PersistentFlags().StringVar(&g.socket, "socket", sock, "vmhad's unix socket (env VMHA_SOCKET)")
+	root.PersistentFlags().StringVarP(&g.output, "output", "o", "text", "output format of read commands: text or json")
+	root.PersistentFlags().DurationVar(&g.timeout, "timeout", 20*time.Second, "how long to wait for the daemon")
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	root.AddCommand(newStatusCmd(g), newHostCmd(g), newVMCmd(g), newFenceCmd(g))
+	return root
+}
+
+func (g *globals) client() *api.Client { return api.NewUnixClient(g.socket, g.timeout) }
+
+func (g *globals) ctx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), g.timeout)
+}
+
+// printJSON writes v as indented JSON.
+func (g *globals) printJSON(v any) error {
+	enc := json.NewEncoder(g.out)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// exactArgs is cobra.ExactArgs with a usage error.
+func exactArgs(n int, names string) cobra.PositionalArgs {
+	return func(_ *cobra.Command, args []string) error {
+		if len(args) != n {
+			return usageError{fmt.Errorf("want %s, got %d argument(s)", names, len(args))}
+		}
+		return nil
+	}
+}

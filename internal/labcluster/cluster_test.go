@@ -1,0 +1,478 @@
+package labcluster
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/vmha/vmha/api"
+	"github.com/vmha/vmha/hypervisor"
+	"github.com/vmha/vmha/internal/ipmisim"
+	"github.com/vmha/vmha/internal/testenv"
+	"github.com/vmha/vmha/model"
+)
+
+// binDir holds vmhad and vmha built once for all cluster tests.
+var binDir string
+
+func TestMain(m *testing.M) {
+	code := func() int {
+		dir, err := os.MkdirTemp("", "vmha-bin-")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer os.RemoveAll(dir)
+		out, err := exec.Command("go", "build", "-o", dir+"/", "github.com/vmha/vmha/cmd/vmhad", "github.com/vmha/vmha/cmd/vmha").CombinedOutput()
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "build vmhad: %v\n%s", err, out)
+			return 1
+		}
+		binDir = dir
+		return m.Run()
+	}()
+	os.Exit(code)
+}
+
+// startCluster starts 3 hosts with BMCs and waits until they formed a
+// cluster with every fence device registered.
+func startCluster(t *testing.T) *Cluster {
+	t.Helper()
+	if err := ipmisim.Available(); err != nil {
+		testenv.Missing(t, "ipmi_sim: "+err.Error())
+	}
+	c, err := Start(Options{Dir: t.TempDir(), VMHAD: filepath.Join(binDir, "vmhad")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, h := range c.Hosts {
+				b, _ := os.ReadFile(h.Log)
+				lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+				if len(lines) > 40 {
+					lines = lines[len(lines)-40:]
+				}
+				t.Logf("--- %s log tail\n%s", h.Name, strings.Join(lines, "\n"))
+			}
+		}
+		c.Close()
+	})
+	_, err = c.WaitFor(context.Background(), 40*time.Second, "3 registered hosts and a leader", func(s *api.Status) bool {
+		if s.Leader == "" || len(s.Hosts) != 3 {
+			return false
+		}
+		for _, h := range s.Hosts {
+			if h.FenceDev == "" || h.Member != "alive" {
+				return false
+			}
+		}
+		return true
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// addVMs adds n VMs through the CLI, preferring hosts round-robin, and
+// waits until all run.
+func addVMs(t *testing.T, c *Cluster, names ...string) *api.Status {
+	t.Helper()
+	dir := t.TempDir()
+	for i, name := range names {
+		p := filepath.Join(dir, name+".xml")
+		xml := fmt.Sprintf("<domain type='test'><name>%s</name><memory unit='MiB'>256</memory><vcpu>1</vcpu><os><type>hvm</type></os></domain>", name)
+		if err := os.WriteFile(p, []byte(xml), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		out, err := c.vmha(c.Hosts[i%3], "vm", "add", name, "--xml", p, "--prefer", c.Hosts[i%3].Name)
+		if err != nil {
+			t.Fatalf("vm add %s: %v: %s", name, err, out)
+		}
+	}
+	s, err := c.WaitFor(context.Background(), 30*time.Second, "all VMs running", func(s *api.Status) bool {
+		if len(s.VMs) != len(names) {
+			return false
+		}
+		for _, v := range s.VMs {
+			if v.State != "running" {
+				return false
+			}
+		}
+		return true
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func (c *Cluster) vmha(h *Host, args ...string) ([]byte, error) {
+	return exec.Command(filepath.Join(binDir, "vmha"), append([]string{"--socket", h.Socket}, args...)...).CombinedOutput()
+}
+
+// checker samples every running host's hypervisor directly and records any
+// moment where a VM is active on two hosts (invariant 1, never twice).
+type checker struct {
+	c       *Cluster
+	mu      sync.Mutex
+	twice   []string
+	samples int
+	stop    chan struct{}
+	done    chan struct{}
+}
+
+func watchNeverTwice(t *testing.T, c *Cluster) *checker {
+	ch := &checker{c: c, stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(ch.done)
+		for {
+			select {
+			case <-ch.stop:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+			ch.sample()
+		}
+	}()
+	t.Cleanup(ch.finish)
+	return ch
+}
+
+func (ch *checker) sample() {
+	where := map[string][]string{}
+	for _, h := range ch.c.Alive() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		var doms []hypervisor.Domain
+		err := h.Client().Do(ctx, "GET", api.PathLocalDomains, nil, &doms, nil)
+		cancel()
+		if err != nil {
+			continue // the host may be dying
+		}
+		for _, d := range doms {
+			if d.State.Active() {
+				where[d.Name] = append(where[d.Name], h.Name)
+			}
+		}
+	}
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	ch.samples++
+	for vm, hosts := range where {
+		if len(hosts) > 1 {
+			ch.twice = append(ch.twice, fmt.Sprintf("%s active on %v", vm, hosts))
+		}
+	}
+}
+
+func (ch *checker) finish() {
+	select {
+	case <-ch.stop:
+	default:
+		close(ch.stop)
+	}
+	<-ch.done
+}
+
+// verify stops sampling and fails the test if any VM ran twice.
+func (ch *checker) verify(t *testing.T) {
+	t.Helper()
+	ch.finish()
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	if ch.samples < 10 {
+		t.Fatalf("the never-twice checker took only %d samples", ch.samples)
+	}
+	if len(ch.twice) > 0 {
+		t.Fatalf("never-twice violated: %v", ch.twice)
+	}
+}
+
+func hostOf(s *api.Status, name string) api.Host {
+	for _, h := range s.Hosts {
+		if h.Name == name {
+			return h
+		}
+	}
+	return api.Host{}
+}
+
+// waitRecovered waits until every VM runs on a host other than victim and
+// checks that each runs on exactly one survivor.
+func waitRecovered(t *testing.T, c *Cluster, victim string, vms []string) *api.Status {
+	t.Helper()
+	s, err := c.WaitFor(context.Background(), 60*time.Second, "recovery from "+victim, func(s *api.Status) bool {
+		if hostOf(s, victim).State != model.HostFenced {
+			return false
+		}
+		for _, v := range s.VMs {
+			if v.State != "running" || v.Host == victim {
+				return false
+			}
+		}
+		return len(s.VMs) == len(vms)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Exactly one survivor runs each VM, as their hypervisors say.
+	count := map[string]int{}
+	for _, h := range c.Alive() {
+		var doms []hypervisor.Domain
+		if err := h.Client().Do(context.Background(), "GET", api.PathLocalDomains, nil, &doms, nil); err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range doms {
+			if d.State.Active() {
+				count[d.Name]++
+			}
+		}
+	}
+	for _, vm := range vms {
+		if count[vm] != 1 {
+			t.Fatalf("%s active on %d hosts, want 1", vm, count[vm])
+		}
+	}
+	return s
+}
+
+func victimWithVMs(t *testing.T, s *api.Status, leader bool) (*api.Host, []string) {
+	t.Helper()
+	for i := range s.Hosts {
+		h := &s.Hosts[i]
+		if h.Leader == leader && len(h.VMs) > 0 {
+			return h, h.VMs
+		}
+	}
+	t.Fatalf("no host (leader=%v) runs VMs: %+v", leader, s.Hosts)
+	return nil, nil
+}
+
+func TestKillHostFencesAndRecovers(t *testing.T) {
+	c := startCluster(t)
+	names := []string{"a1", "a2", "a3", "a4", "a5", "a6"}
+	s := addVMs(t, c, names...)
+	ch := watchNeverTwice(t, c)
+	vh, _ := victimWithVMs(t, s, false)
+	victim := c.Host(vh.Name)
+	victim.Kill()
+	s = waitRecovered(t, c, vh.Name, names)
+	ch.verify(t)
+	if ps, err := victim.BMC.PowerState(); err != nil || ps != "off" {
+		t.Fatalf("BMC of %s reports power %q (%v) after the fence", vh.Name, ps, err)
+	}
+	h := hostOf(s, vh.Name)
+	if h.LostAt.IsZero() || h.FencedAt.Before(h.LostAt) {
+		t.Fatalf("timeline: lost %v fenced %v", h.LostAt, h.FencedAt)
+	}
+	// Fence before recover: every recovered VM started after the fence.
+	for _, v := range s.VMs {
+		if slices.Contains(vh.VMs, v.Name) && v.Since.Before(h.FencedAt) {
+			t.Errorf("%s started at %v, before the fence at %v", v.Name, v.Since, h.FencedAt)
+		}
+	}
+	var hist []model.FenceRecord
+	if err := c.Alive()[0].Client().Do(context.Background(), "GET", api.PathFenceHistory, nil, &hist, nil); err != nil {
+		t.Fatal(err)
+	}
+	if len(hist) == 0 || !hist[len(hist)-1].OK || hist[len(hist)-1].Host != vh.Name {
+		t.Fatalf("fence history %+v", hist)
+	}
+	// The status never shows the BMC password.
+	for _, h := range c.Alive() {
+		out, err := c.vmha(h, "status", "-o", "json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(out), BMCPassword) {
+			t.Fatal("status shows the BMC password")
+		}
+	}
+}
+
+func TestKillLeaderNewLeaderRecovers(t *testing.T) {
+	c := startCluster(t)
+	names := []string{"b1", "b2", "b3", "b4", "b5", "b6"}
+	s := addVMs(t, c, names...)
+	ch := watchNeverTwice(t, c)
+	vh, _ := victimWithVMs(t, s, true)
+	c.Host(vh.Name).Kill()
+	s = waitRecovered(t, c, vh.Name, names)
+	ch.verify(t)
+	if s.Leader == vh.Name || s.Leader == "" {
+		t.Fatalf("leader after the kill: %q", s.Leader)
+	}
+}
+
+func TestSilentBMCBlocksRecovery(t *testing.T) {
+	c := startCluster(t)
+	names := []string{"c1", "c2", "c3"}
+	s := addVMs(t, c, names...)
+	ch := watchNeverTwice(t, c)
+	vh, lost := victimWithVMs(t, s, false)
+	victim := c.Host(vh.Name)
+	if err := victim.BMC.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	victim.Kill()
+	s, err := c.WaitFor(context.Background(), 40*time.Second, "fence failure reported", func(s *api.Status) bool {
+		return hostOf(s, vh.Name).State == model.HostFenceFailed
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, p := range s.Problems {
+		if strings.Contains(p, vh.Name) && strings.Contains(p, "fencing failed") && strings.Contains(p, "will not be restarted") {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatalf("status does not say why recovery is blocked: %q", s.Problems)
+	}
+	out, _ := c.vmha(c.Alive()[0], "status")
+	if !strings.Contains(string(out), "fencing failed") {
+		t.Fatalf("vmha status text does not explain the blocked recovery:\n%s", out)
+	}
+	// Hold for a while: none of the victim's VMs may start anywhere.
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		s, err := c.Status(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, v := range s.VMs {
+			if slices.Contains(lost, v.Name) && v.Host != vh.Name {
+				t.Fatalf("%s moved to %s although %s was never fenced", v.Name, v.Host, vh.Name)
+			}
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	for _, h := range c.Alive() {
+		var doms []hypervisor.Domain
+		if err := h.Client().Do(context.Background(), "GET", api.PathLocalDomains, nil, &doms, nil); err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range doms {
+			if slices.Contains(lost, d.Name) && d.State.Active() {
+				t.Fatalf("%s runs on %s without a fence", d.Name, h.Name)
+			}
+		}
+	}
+	// The BMC answers again: the retry fences the host and recovery runs.
+	if err := victim.BMC.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	waitRecovered(t, c, vh.Name, names)
+	ch.verify(t)
+}
+
+func TestFullRestartKeepsConfigAndPlacements(t *testing.T) {
+	c := startCluster(t)
+	names := []string{"d1", "d2", "d3", "d4"}
+	before := addVMs(t, c, names...)
+	for _, h := range c.Hosts {
+		h.Stop()
+	}
+	for _, h := range c.Hosts {
+		if err := h.Start(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	after, err := c.WaitFor(context.Background(), 60*time.Second, "all VMs running after a full restart", func(s *api.Status) bool {
+		if s.Leader == "" || len(s.VMs) != len(names) {
+			return false
+		}
+		for _, v := range s.VMs {
+			if v.State != "running" {
+				return false
+			}
+		}
+		return true
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, v := range after.VMs {
+		b := before.VMs[i]
+		if v.Name != b.Name || v.Host != b.Host || v.Prefer != b.Prefer || v.MemoryMiB != b.MemoryMiB {
+			t.Errorf("after restart %+v, before %+v", v, b)
+		}
+	}
+	for _, h := range after.Hosts {
+		if h.State != model.HostAlive {
+			t.Errorf("%s is %s after a clean restart (no host may be fenced)", h.Name, h.State)
+		}
+	}
+	var hist []model.FenceRecord
+	if err := c.Hosts[0].Client().Do(context.Background(), "GET", api.PathFenceHistory, nil, &hist, nil); err != nil {
+		t.Fatal(err)
+	}
+	if len(hist) != 0 {
+		t.Fatalf("a clean restart fenced hosts: %+v", hist)
+	}
+}
+
+func TestBadInputChangesNothing(t *testing.T) {
+	c := startCluster(t)
+	addVMs(t, c, "e1")
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.xml")
+	_ = os.WriteFile(bad, []byte("<domain type='test'><name>e2</name>"), 0o600)
+	good := filepath.Join(dir, "e2.xml")
+	_ = os.WriteFile(good, []byte("<domain type='test'><name>e2</name><memory>1024</memory></domain>"), 0o600)
+	h := c.Hosts[0]
+	tests := []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"vm", "add", "e2", "--xml", bad}, 1, bad + ": domain XML does not parse"},
+		{[]string{"vm", "add", "e2", "--xml", filepath.Join(dir, "missing.xml")}, 1, "missing.xml"},
+		{[]string{"vm", "add", "e2", "--xml", good, "--prefer", "host9"}, 1, `prefer: unknown host "host9"`},
+		{[]string{"vm", "add", "e1", "--xml", good}, 1, `domain <name> is "e2"`},
+		{[]string{"vm", "remove", "nope"}, 1, `unknown vm "nope"`},
+		{[]string{"vm", "add", "e2"}, 2, "--xml is required"},
+		{[]string{"status", "-o", "yaml"}, 2, "--output"},
+		{[]string{"--socket", filepath.Join(dir, "none.sock"), "status"}, 3, "cannot reach vmhad"},
+	}
+	before, err := c.Status(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range tests {
+		out, err := c.vmha(h, tt.args...)
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		}
+		if code != tt.code || !strings.Contains(string(out), tt.want) {
+			t.Errorf("vmha %v: exit %d, output %q; want exit %d and %q", tt.args, code, out, tt.code, tt.want)
+		}
+	}
+	after, err := c.Status(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(after.VMs) != len(before.VMs) || after.VMs[0].Generation != before.VMs[0].Generation {
+		t.Fatalf("bad input changed the VMs: %+v -> %+v", before.VMs, after.VMs)
+	}
+	// JSON read commands give JSON.
+	out, err := c.vmha(h, "host", "list", "-o", "json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var hosts []api.Host
+	if err := json.Unmarshal(out, &hosts); err != nil || len(hosts) != 3 {
+		t.Fatalf("host list -o json: %v %s", err, out)
+	}
+}

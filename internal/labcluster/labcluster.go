@@ -1,0 +1,380 @@
+// Package labcluster runs a real vmha cluster on this machine: several vmhad
+// processes on loopback, each with its own libvirt test-driver hypervisor
+// (test:///PATH/hostN.xml, so every host has private state) and its own BMC
+// (OpenIPMI's ipmi_sim over the real IPMI LAN protocol, whose power-off kills
+// that host's vmhad). The demo and the cluster tests share it.
+package labcluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/vmha/vmha/api"
+	"github.com/vmha/vmha/internal/ipmisim"
+)
+
+// Options describe the cluster to start.
+type Options struct {
+	// Dir holds every file of the cluster (configs, data, logs, sockets).
+	Dir string
+	// Hosts is the number of hosts (default 3).
+	Hosts int
+	// VMHAD is the path of the vmhad binary.
+	VMHAD string
+	// HostMemoryMiB is each simulated host's memory (default 8192).
+	HostMemoryMiB int
+	// NoBMC starts hosts without BMCs (nothing can fence them).
+	NoBMC bool
+	// Extra is appended to every host's vmhad.yaml.
+	Extra string
+}
+
+// Cluster is a running lab cluster.
+type Cluster struct {
+	opts  Options
+	Hosts []*Host
+}
+
+// Host is one simulated hypervisor host.
+type Host struct {
+	Name     string
+	Dir      string
+	Config   string
+	Socket   string
+	Log      string
+	PIDFile  string
+	APIAddr  string
+	SerfAddr string
+	BMC      *ipmisim.Sim
+
+	bin  string
+	mu   sync.Mutex
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+// BMCPassword is the demo BMCs' password (each host's password file holds
+// it; it never appears in vmha's output).
+const BMCPassword = "lab-bmc-secret"
+
+// Start writes the configs, starts the BMCs and the vmhad processes.
+func Start(o Options) (*Cluster, error) {
+	if o.Hosts == 0 {
+		o.Hosts = 3
+	}
+	if o.HostMemoryMiB == 0 {
+		o.HostMemoryMiB = 8192
+	}
+	if o.VMHAD == "" {
+		return nil, errors.New("labcluster: VMHAD binary path is empty")
+	}
+	c := &Cluster{opts: o}
+	ports, err := freePorts(o.Hosts * 3)
+	if err != nil {
+		return nil, err
+	}
+	var joins []string
+	for i := 0; i < o.Hosts; i++ {
+		joins = append(joins, fmt.Sprintf("127.0.0.1:%d", ports[i*3]))
+	}
+	for i := 0; i < o.Hosts; i++ {
+		h := &Host{Name: fmt.Sprintf("host%d", i+1), bin: o.VMHAD}
+		h.Dir = filepath.Join(o.Dir, h.Name)
+		h.Config = filepath.Join(h.Dir, "vmhad.yaml")
+		h.Socket = filepath.Join(h.Dir, "vmhad.sock")
+		h.Log = filepath.Join(h.Dir, "vmhad.log")
+		h.PIDFile = filepath.Join(h.Dir, "vmhad.pid")
+		h.SerfAddr = joins[i]
+		h.APIAddr = fmt.Sprintf("127.0.0.1:%d", ports[i*3+2])
+		if err := os.MkdirAll(h.Dir, 0o700); err != nil {
+			return nil, err
+		}
+		c.Hosts = append(c.Hosts, h)
+		if err := c.writeHostFiles(h, ports[i*3:i*3+3], joins); err != nil {
+			c.Close()
+			return nil, err
+		}
+	}
+	for _, h := range c.Hosts {
+		if err := h.Start(); err != nil {
+			c.Close()
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+func (c *Cluster) writeHostFiles(h *Host, ports []int, joins []string) error {
+	node := fmt.Sprintf(`<node>
+  <cpu><nodes>1</nodes><sockets>1</sockets><cores>8</cores><threads>1</threads><active>8</active><mhz>2000</mhz><model>x86_64</model></cpu>
+  <memory>%d</memory>
+</node>
+`, c.opts.HostMemoryMiB*1024)
+	nodeXML := filepath.Join(h.Dir, "node.xml")
+	if err := os.WriteFile(nodeXML, []byte(node), 0o600); err != nil {
+		return err
+	}
+	bmc := ""
+	if !c.opts.NoBMC {
+		sim, err := ipmisim.Start(ipmisim.Options{
+			Dir: filepath.Join(h.Dir, "bmc"), User: "admin", Password: BMCPassword, PIDFile: h.PIDFile,
+		})
+		if err != nil {
+			return fmt.Errorf("start BMC of %s: %w", h.Name, err)
+		}
+		h.BMC = sim
+		pw := filepath.Join(h.Dir, "bmc.password")
+		if err := os.WriteFile(pw, []byte(BMCPassword+"\n"), 0o600); err != nil {
+			return err
+		}
+		bmc = fmt.Sprintf(`bmc:
+  address: 127.0.0.1
+  port: %d
+  user: admin
+  password_file: %s
+`, sim.Port(), pw)
+	}
+	cfg := fmt.Sprintf(`node_name: %s
+bind_addr: 127.0.0.1
+ports: {serf: %d, raft: %d, api: %d}
+join: [%s]
+bootstrap_expect: %d
+data_dir: %s
+socket: %s
+hypervisor_uri: test://%s
+%sfencing:
+  timeout: 10s
+  call_timeout: 2s
+  poll_interval: 200ms
+  retry_interval: 2s
+agent:
+  interval: 1s
+  stop_timeout: 5s
+log:
+  level: info
+%s`, h.Name, ports[0], ports[1], ports[2], strings.Join(joins, ", "), len(joins), filepath.Join(h.Dir, "data"), h.Socket, nodeXML, bmc, c.opts.Extra)
+	return os.WriteFile(h.Config, []byte(cfg), 0o600)
+}
+
+// Start (re)starts the host's vmhad.
+func (h *Host) Start() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	bin := h.bin
+	if h.cmd != nil {
+		return fmt.Errorf("%s already running", h.Name)
+	}
+	logf, err := os.OpenFile(h.Log, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(bin, "--config", h.Config)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	// Die with the harness: a crashed test must not leave daemons behind.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return fmt.Errorf("start vmhad for %s: %w", h.Name, err)
+	}
+	if err := os.WriteFile(h.PIDFile, []byte(strconv.Itoa(cmd.Process.Pid)+"\n"), 0o600); err != nil {
+		_ = cmd.Process.Kill()
+		logf.Close()
+		return err
+	}
+	h.cmd = cmd
+	h.done = make(chan struct{})
+	done := h.done
+	go func() {
+		_ = cmd.Wait()
+		logf.Close()
+		close(done)
+	}()
+	return nil
+}
+
+// PID is the running vmhad's process id, or 0.
+func (h *Host) PID() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.cmd == nil {
+		return 0
+	}
+	return h.cmd.Process.Pid
+}
+
+// Running reports whether the vmhad process is alive.
+func (h *Host) Running() bool {
+	h.mu.Lock()
+	done := h.done
+	h.mu.Unlock()
+	if done == nil {
+		return false
+	}
+	select {
+	case <-done:
+		return false
+	default:
+		return true
+	}
+}
+
+// Kill sends SIGKILL (a host crash: its in-process hypervisor dies with it)
+// and waits for the process to end.
+func (h *Host) Kill() { h.signalAndWait(syscall.SIGKILL, 0) }
+
+// Stop sends SIGTERM (a clean daemon stop) and waits, killing after 15 s.
+func (h *Host) Stop() { h.signalAndWait(syscall.SIGTERM, 15*time.Second) }
+
+func (h *Host) signalAndWait(sig syscall.Signal, grace time.Duration) {
+	h.mu.Lock()
+	cmd, done := h.cmd, h.done
+	h.cmd = nil
+	h.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	_ = cmd.Process.Signal(sig)
+	if grace > 0 {
+		select {
+		case <-done:
+			return
+		case <-time.After(grace):
+			_ = cmd.Process.Kill()
+		}
+	}
+	<-done
+}
+
+// Exited waits until the process ended by itself (e.g. the BMC powered the
+// host off) and clears it so that Start can run it again.
+func (h *Host) Exited(timeout time.Duration) bool {
+	h.mu.Lock()
+	done := h.done
+	h.mu.Unlock()
+	if done == nil {
+		return true
+	}
+	select {
+	case <-done:
+		h.mu.Lock()
+		h.cmd = nil
+		h.mu.Unlock()
+		return true
+	case <-time.After(timeout):
+		return false
+	}
+}
+
+// Client is an API client on the host's unix socket.
+func (h *Host) Client() *api.Client { return api.NewUnixClient(h.Socket, 5*time.Second) }
+
+// Status fetches `vmha status` through this host.
+func (h *Host) Status(ctx context.Context) (*api.Status, error) { return h.Client().Status(ctx) }
+
+// Close stops every vmhad and BMC the cluster started.
+func (c *Cluster) Close() {
+	for _, h := range c.Hosts {
+		h.Kill()
+		if h.BMC != nil {
+			h.BMC.Stop()
+		}
+	}
+}
+
+// Host returns a host by name, or nil.
+func (c *Cluster) Host(name string) *Host {
+	for _, h := range c.Hosts {
+		if h.Name == name {
+			return h
+		}
+	}
+	return nil
+}
+
+// Alive returns the hosts whose vmhad runs.
+func (c *Cluster) Alive() []*Host {
+	var out []*Host
+	for _, h := range c.Hosts {
+		if h.Running() {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
+// Status asks the first running host that answers.
+func (c *Cluster) Status(ctx context.Context) (*api.Status, error) {
+	var last error = errors.New("no host is running")
+	for _, h := range c.Alive() {
+		s, err := h.Status(ctx)
+		if err == nil {
+			return s, nil
+		}
+		last = err
+	}
+	return nil, last
+}
+
+// WaitFor polls the status every 50 ms until cond holds or the timeout ends.
+func (c *Cluster) WaitFor(ctx context.Context, timeout time.Duration, what string, cond func(*api.Status) bool) (*api.Status, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var last *api.Status
+	var lastErr error
+	for {
+		s, err := c.Status(ctx)
+		if err == nil {
+			last = s
+			if cond(s) {
+				return s, nil
+			}
+		} else {
+			lastErr = err
+		}
+		select {
+		case <-ctx.Done():
+			if last == nil {
+				return nil, fmt.Errorf("timed out after %v waiting for %s: %v", timeout, what, lastErr)
+			}
+			return last, fmt.Errorf("timed out after %v waiting for %s", timeout, what)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// freePorts finds n ports free for both TCP and UDP on loopback (serf
+// uses both on its port).
+func freePorts(n int) ([]int, error) {
+	var out []int
+	var hold []interface{ Close() error }
+	defer func() {
+		for _, l := range hold {
+			l.Close()
+		}
+	}()
+	for len(out) < n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		p := l.Addr().(*net.TCPAddr).Port
+		u, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", p))
+		if err != nil {
+			l.Close()
+			continue
+		}
+		hold = append(hold, l, u)
+		out = append(out, p)
+	}
+	return out, nil
+}

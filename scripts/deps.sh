@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs what a fresh Debian 12 machine lacks to build, demo and test vmha:
+# Debian packages (libvirt for the cgo binding and its in-process test driver, OpenIPMI's
+# ipmi_sim and ipmitool, fence-agents for cross-checks) and the Go modules.
+# Safe to run again: it installs only what is missing.
+set -euo pipefail
+
+packages=(
+  libvirt-dev pkg-config
+  openipmi ipmitool fence-agents
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if ((${#missing[@]})); then
+  echo "deps: installing Debian packages: ${missing[*]}"
+  sudo=""
+  if [ "$(id -u)" != 0 ]; then sudo="sudo"; fi
+  # apt on these machines deletes downloaded packages between dpkg runs,
+  # which breaks installs that pull in systemd; an empty parts folder avoids it.
+  mkdir -p /tmp/aptparts
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get -o Dir::Etc::Parts=/tmp/aptparts update -qq
+  $sudo apt-get -o Dir::Etc::Parts=/tmp/aptparts install -y -qq --no-install-recommends "${missing[@]}" >/tmp/vmha-apt.log 2>&1 || {
+    tail -30 /tmp/vmha-apt.log; exit 1; }
+fi
+
+if ! command -v go >/dev/null; then
+  if [ -x /usr/local/go/bin/go ]; then export PATH=$PATH:/usr/local/go/bin; else
+    echo "deps: Go 1.26 is required (https://go.dev/dl); not found in PATH" >&2; exit 1; fi
+fi
+cd "$(dirname "$0")/.."
+go mod download
