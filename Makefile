@@ -33,6 +33,12 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzLoad -fuzztime 30s ./config
 	$(GO) test -run '^$$' -fuzz FuzzApply -fuzztime 30s ./cluster
 
+# golangci-lint (installed into $(GOBIN) from the module proxy on first use).
+GOLANGCI := $(shell go env GOPATH)/bin/golangci-lint
+lint:
+	@test -x $(GOLANGCI) || $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.15.0
+	$(GOLANGCI) run ./...
+
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 

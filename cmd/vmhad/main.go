@@ -87,7 +87,7 @@ func serve(cfg *config.Daemon, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("hypervisor %s: %w", cfg.HypervisorURI, err)
 	}
-	defer hv.Close()
+	defer func() { _ = hv.Close() }()
 	node, err := cluster.NewNode(cluster.Options{
 		Config: cfg, Log: log, Hypervisor: hv, FenceDevice: dev,
 		Fencer: func(d *model.FenceDevice) (fencing.Device, error) {

@@ -75,7 +75,7 @@ func run() error {
 			}
 		}()
 		line, err = scenario(c, vmha)
-		if err != nil && *keep == false {
+		if err != nil && !*keep {
 			// Show where things stood before the files go.
 			for _, h := range c.Hosts {
 				tail(h.Log, 15)

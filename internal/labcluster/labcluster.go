@@ -286,7 +286,7 @@ func (c *Cluster) Close() {
 	for _, h := range c.Hosts {
 		h.Kill()
 		if h.BMC != nil {
-			h.BMC.Stop()
+			_ = h.BMC.Stop()
 		}
 	}
 }
@@ -314,7 +314,7 @@ func (c *Cluster) Alive() []*Host {
 
 // Status asks the first running host that answers.
 func (c *Cluster) Status(ctx context.Context) (*api.Status, error) {
-	var last error = errors.New("no host is running")
+	last := errors.New("no host is running")
 	for _, h := range c.Alive() {
 		s, err := h.Status(ctx)
 		if err == nil {
@@ -359,7 +359,7 @@ func freePorts(n int) ([]int, error) {
 	var hold []interface{ Close() error }
 	defer func() {
 		for _, l := range hold {
-			l.Close()
+			_ = l.Close()
 		}
 	}()
 	for len(out) < n {
@@ -370,7 +370,7 @@ func freePorts(n int) ([]int, error) {
 		p := l.Addr().(*net.TCPAddr).Port
 		u, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", p))
 		if err != nil {
-			l.Close()
+			_ = l.Close()
 			continue
 		}
 		hold = append(hold, l, u)
