@@ -15,6 +15,9 @@ const (
 	PathHosts        = "/v1/hosts"
 	PathVMs          = "/v1/vms"
 	PathFenceHistory = "/v1/fence/history"
+	PathFenceDevices = "/v1/fence/devices"
+	// PathFence is followed by /{host}, /{host}/confirm or /{host}/test.
+	PathFence = "/v1/fence"
 	// PathLocalDomains lists the answering host's own hypervisor domains,
 	// straight from the hypervisor (never forwarded).
 	PathLocalDomains = "/v1/local/domains"
@@ -74,6 +77,9 @@ type Host struct {
 	UsedMiB    uint64          `json:"used_mib"`
 	VMs        []string        `json:"vms"`
 	FenceDev   string          `json:"fence_device"`
+	// FenceCheck is the leader's last status check of the fence device
+	// (nil until the first check, or when no device is configured).
+	FenceCheck *FenceCheck `json:"fence_check,omitempty"`
 	RecoveryID string          `json:"recovery_id,omitempty"`
 	LostAt     time.Time       `json:"lost_at,omitempty"`
 	FencedAt   time.Time       `json:"fenced_at,omitempty"`
@@ -95,6 +101,54 @@ type VM struct {
 	Error     string    `json:"error,omitempty"`
 	// Generation is the placement decision's number.
 	Generation uint64 `json:"generation"`
+}
+
+// FenceCheck is one periodic status check of a host's fence device.
+type FenceCheck struct {
+	At time.Time `json:"at"`
+	OK bool      `json:"ok"`
+	// Power is what the device reported: on, off or unknown.
+	Power string `json:"power"`
+	Error string `json:"error,omitempty"`
+	// Duration is how long the device took to answer, in nanoseconds.
+	Duration time.Duration `json:"duration_ns"`
+}
+
+// FenceDevice is one row of `vmha fence devices`.
+type FenceDevice struct {
+	Host   string      `json:"host"`
+	Level  int         `json:"level"`
+	Device string      `json:"device"`
+	Check  *FenceCheck `json:"check,omitempty"`
+}
+
+// FenceRequest is the body of POST /v1/fence/{host} (vmha fence HOST).
+type FenceRequest struct {
+	// Action is off (default) or reboot.
+	Action      string `json:"action"`
+	RequestedBy string `json:"requested_by"`
+}
+
+// FenceConfirm is the body of POST /v1/fence/{host}/confirm.
+type FenceConfirm struct {
+	RequestedBy string `json:"requested_by"`
+}
+
+// FenceTest is the body of POST /v1/fence/{host}/test.
+type FenceTest struct {
+	// PowerCycle asks for a real off-and-on, refused while VMs are placed
+	// on the host.
+	PowerCycle  bool   `json:"power_cycle"`
+	RequestedBy string `json:"requested_by"`
+}
+
+// FenceTestResult answers a device test.
+type FenceTestResult struct {
+	Host   string     `json:"host"`
+	Device string     `json:"device"`
+	Check  FenceCheck `json:"check"`
+	// Cycled is true when a power cycle was done and verified.
+	Cycled bool `json:"cycled"`
 }
 
 // AddVM is the body of POST /v1/vms.

@@ -25,6 +25,10 @@ const (
 	OpHostState    Op = "host_state"
 	OpFenceRecord  Op = "fence_record"
 	OpObserve      Op = "observe"
+	// OpFenceConfirm records an operator's statement that a lost host is
+	// down (vmha fence confirm): the host becomes fenced and the statement
+	// joins the fence history, in one entry.
+	OpFenceConfirm Op = "fence_confirm"
 )
 
 // Command is one entry of the replicated log. Exactly one payload is set,
@@ -51,6 +55,8 @@ type HostStateChange struct {
 	State      model.HostState `json:"state"`
 	Reason     string          `json:"reason,omitempty"`
 	RecoveryID string          `json:"recovery_id,omitempty"`
+	// RequestedBy is set when an operator asked for the fence.
+	RequestedBy string `json:"requested_by,omitempty"`
 }
 
 // maxFenceHistory bounds the history kept in the state.
@@ -180,30 +186,36 @@ func apply(s *model.State, c *Command) error {
 		}
 		hs := s.Status.Hosts[hc.Host]
 		if hs == nil {
-			hs = &model.HostStatus{}
+			hs = &model.HostStatus{State: model.HostAlive}
 			s.Status.Hosts[hc.Host] = hs
 		}
-		if hs.State != hc.State {
-			hs.Since = c.At
+		if err := checkTransition(hc.Host, hs.State, hc.State); err != nil {
+			return err
 		}
-		hs.State, hs.Reason = hc.State, hc.Reason
-		if hc.RecoveryID != "" {
-			hs.RecoveryID = hc.RecoveryID
+		setHostState(hs, hc, c.At)
+	case OpFenceConfirm:
+		hc, rec := c.HostState, c.Fence
+		if hc == nil || rec == nil {
+			return errors.New("fence_confirm: no host or record")
 		}
-		switch hc.State {
-		case model.HostLost:
-			hs.LostAt, hs.FencedAt = c.At, time.Time{}
-		case model.HostFenced:
-			hs.FencedAt = c.At
+		hs := s.Status.Hosts[hc.Host]
+		if _, ok := s.Config.Hosts[hc.Host]; !ok || hs == nil {
+			return &NotFoundError{Kind: "host", Name: hc.Host}
 		}
+		if hs.State != model.HostLost && hs.State != model.HostFenceFailed {
+			return &ConflictError{What: fmt.Sprintf("host %s is %s, not lost: only a lost host can be confirmed down", hc.Host, hs.State)}
+		}
+		hc.State = model.HostFenced
+		if hc.RecoveryID == "" {
+			hc.RecoveryID = hs.RecoveryID
+		}
+		setHostState(hs, hc, c.At)
+		appendFence(s, *rec)
 	case OpFenceRecord:
 		if c.Fence == nil {
 			return errors.New("fence_record: no record")
 		}
-		s.Status.FenceHistory = append(s.Status.FenceHistory, *c.Fence)
-		if n := len(s.Status.FenceHistory); n > maxFenceHistory {
-			s.Status.FenceHistory = append([]model.FenceRecord(nil), s.Status.FenceHistory[n-maxFenceHistory:]...)
-		}
+		appendFence(s, *c.Fence)
 	case OpObserve:
 		o := c.Observation
 		if o == nil {
@@ -218,6 +230,52 @@ func apply(s *model.State, c *Command) error {
 		return fmt.Errorf("unknown command %q", c.Op)
 	}
 	return nil
+}
+
+// checkTransition enforces the host lifecycle, so that a late answer from a
+// fence that was overtaken (an operator confirmed the host, or another fence
+// succeeded) cannot move a fenced host back to lost or fence-failed, and a
+// host can only be fenced after it was lost.
+func checkTransition(host string, from, to model.HostState) error {
+	ok := false
+	switch to {
+	case model.HostAlive:
+		ok = true
+	case model.HostLost:
+		ok = from == model.HostAlive || from == model.HostLost
+	case model.HostFenceFailed, model.HostFenced:
+		ok = from == model.HostLost || from == model.HostFenceFailed
+	}
+	if !ok {
+		return &ConflictError{What: fmt.Sprintf("host %s cannot go from %s to %s", host, from, to)}
+	}
+	return nil
+}
+
+func setHostState(hs *model.HostStatus, hc *HostStateChange, at time.Time) {
+	if hs.State != hc.State {
+		hs.Since = at
+	}
+	hs.State, hs.Reason = hc.State, hc.Reason
+	if hc.RecoveryID != "" {
+		hs.RecoveryID = hc.RecoveryID
+	}
+	switch hc.State {
+	case model.HostLost:
+		hs.LostAt, hs.FencedAt = at, time.Time{}
+		hs.FenceRequestedBy = hc.RequestedBy
+	case model.HostFenced:
+		hs.FencedAt = at
+	case model.HostAlive:
+		hs.FenceRequestedBy = ""
+	}
+}
+
+func appendFence(s *model.State, r model.FenceRecord) {
+	s.Status.FenceHistory = append(s.Status.FenceHistory, r)
+	if n := len(s.Status.FenceHistory); n > maxFenceHistory {
+		s.Status.FenceHistory = append([]model.FenceRecord(nil), s.Status.FenceHistory[n-maxFenceHistory:]...)
+	}
 }
 
 // ValidateVM checks a VM against the config it would join; errors name the

@@ -199,3 +199,63 @@ func FuzzApply(f *testing.F) {
 		}
 	})
 }
+
+// TestHostLifecycleTransitions: a host is fenced only after it was lost,
+// and a late fence failure cannot take a fenced host back to fence-failed
+// (which would block nothing, but would hide the successful fence).
+func TestHostLifecycleTransitions(t *testing.T) {
+	all := []model.HostState{model.HostAlive, model.HostLost, model.HostFenceFailed, model.HostFenced}
+	allowed := map[[2]model.HostState]bool{
+		{model.HostAlive, model.HostLost}: true, {model.HostLost, model.HostLost}: true,
+		{model.HostLost, model.HostFenceFailed}: true, {model.HostFenceFailed, model.HostFenceFailed}: true,
+		{model.HostLost, model.HostFenced}: true, {model.HostFenceFailed, model.HostFenced}: true,
+	}
+	for _, from := range all {
+		allowed[[2]model.HostState{from, model.HostAlive}] = true
+		for _, to := range all {
+			err := checkTransition("h", from, to)
+			if want := allowed[[2]model.HostState{from, to}]; (err == nil) != want {
+				t.Errorf("%s -> %s: err %v, want allowed=%v", from, to, err, want)
+			}
+		}
+	}
+}
+
+func TestFenceConfirm(t *testing.T) {
+	f := baseFSM(t)
+	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	rec := &model.FenceRecord{Host: "h2", Device: "operator", Action: "confirm", Requester: "alice@h1", OK: true}
+	confirm := &Command{Op: OpFenceConfirm, At: at, Fence: rec, HostState: &HostStateChange{Host: "h2", Reason: "confirmed down by alice@h1"}}
+	// An alive host cannot be confirmed down.
+	res := applyAll(t, f, confirm)
+	var ce *ConflictError
+	if err, _ := res[0].(error); !errors.As(err, &ce) || !strings.Contains(err.Error(), "not lost") {
+		t.Fatalf("confirm of an alive host: %v", res[0])
+	}
+	if len(f.Copy().Status.FenceHistory) != 0 {
+		t.Fatal("a refused confirm was recorded")
+	}
+	res = applyAll(t, f,
+		&Command{Op: OpHostState, At: at, HostState: &HostStateChange{Host: "h2", State: model.HostLost, RecoveryID: "r9"}},
+		&Command{Op: OpHostState, At: at, HostState: &HostStateChange{Host: "h2", State: model.HostFenceFailed, Reason: "bmc silent"}},
+		confirm,
+		// A fence retry that fails afterwards must not undo the confirm.
+		&Command{Op: OpHostState, At: at, HostState: &HostStateChange{Host: "h2", State: model.HostFenceFailed, Reason: "late"}},
+	)
+	for i, r := range res[:3] {
+		if r != nil {
+			t.Fatalf("command %d: %v", i, r)
+		}
+	}
+	if res[3] == nil {
+		t.Fatal("fenced -> fence-failed was accepted")
+	}
+	st := f.Copy()
+	hs := st.Status.Hosts["h2"]
+	if hs.State != model.HostFenced || hs.RecoveryID != "r9" || !hs.FencedAt.Equal(at) || hs.Reason != "confirmed down by alice@h1" {
+		t.Fatalf("host status after confirm: %+v", hs)
+	}
+	if h := st.Status.FenceHistory; len(h) != 1 || h[0].Requester != "alice@h1" || h[0].Action != "confirm" {
+		t.Fatalf("history %+v", h)
+	}
+}

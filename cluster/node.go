@@ -62,9 +62,9 @@ type Node struct {
 	logStore *raftboltdb.BoltStore
 	snaps    raft.SnapshotStore
 	stores   []interface{ Close() error }
-	wg      sync.WaitGroup
-	cancel  context.CancelFunc
-	stopped chan struct{}
+	wg       sync.WaitGroup
+	cancel   context.CancelFunc
+	stopped  chan struct{}
 }
 
 // Options are what vmhad wires into a node.
@@ -378,7 +378,6 @@ func (n *Node) registered(reg *api.Register) bool {
 	})
 	return same
 }
-
 
 // IsLeader reports whether this node is the raft leader.
 func (n *Node) IsLeader() bool { return n.raft.State() == raft.Leader }

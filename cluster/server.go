@@ -28,6 +28,10 @@ func (n *Node) Handler() http.Handler {
 	mux.HandleFunc("GET "+api.PathStatus, n.leaderRead(n.handleStatus))
 	mux.HandleFunc("GET "+api.PathHosts, n.leaderRead(n.handleHosts))
 	mux.HandleFunc("GET "+api.PathFenceHistory, n.leaderRead(n.handleFenceHistory))
+	mux.HandleFunc("GET "+api.PathFenceDevices, n.leaderRead(n.handleFenceDevices))
+	mux.HandleFunc("POST "+api.PathFence+"/{host}", n.leaderWrite(n.handleFence))
+	mux.HandleFunc("POST "+api.PathFence+"/{host}/confirm", n.leaderWrite(n.handleFenceConfirm))
+	mux.HandleFunc("POST "+api.PathFence+"/{host}/test", n.leaderWrite(n.handleFenceTest))
 	mux.HandleFunc("POST "+api.PathVMs, n.leaderWrite(n.handleAddVM))
 	mux.HandleFunc("DELETE "+api.PathVMs+"/{name}", n.leaderWrite(n.handleRemoveVM))
 	mux.HandleFunc("POST "+api.PathRegister, n.leaderWrite(n.handleRegister))
@@ -327,6 +331,101 @@ func (n *Node) handleFenceHistory(w http.ResponseWriter, _ *http.Request, _ []by
 		h = []model.FenceRecord{}
 	}
 	writeJSON(w, http.StatusOK, h)
+}
+
+// requester names who asked: the operator's own words (user@host from the
+// CLI), and the host whose socket or API the request came in through.
+func requester(r *http.Request, said string) string {
+	via := r.Header.Get(api.HeaderForwarded)
+	if said == "" {
+		said = "operator"
+	}
+	if via == "" {
+		return said
+	}
+	return said + " via " + via
+}
+
+func (n *Node) handleFence(w http.ResponseWriter, r *http.Request, body []byte) {
+	var req api.FenceRequest
+	if err := decode(body, &req); err != nil {
+		writeErr(w, http.StatusBadRequest, "", err)
+		return
+	}
+	if req.Action == "" {
+		req.Action = ActionOff
+	}
+	// The fence outlives a CLI that gives up: it must not stop half-way.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), n.cfg.Fencing.Timeout+10*time.Second)
+	defer cancel()
+	rec, err := n.coord.ManualFence(ctx, r.PathValue("host"), req.Action, requester(r, req.RequestedBy))
+	switch {
+	case err != nil && rec.Device == "":
+		writeApplyErr(w, err)
+	case err != nil:
+		// The device was tried and failed: recovery stays blocked.
+		writeErr(w, http.StatusBadGateway, "", fmt.Errorf("fence of %s failed: %w; its VMs stay where they are until a fence succeeds or an operator runs vmha fence confirm", rec.Host, err))
+	default:
+		writeJSON(w, http.StatusOK, rec)
+	}
+}
+
+func (n *Node) handleFenceConfirm(w http.ResponseWriter, r *http.Request, body []byte) {
+	var req api.FenceConfirm
+	if err := decode(body, &req); err != nil {
+		writeErr(w, http.StatusBadRequest, "", err)
+		return
+	}
+	rec, err := n.coord.ConfirmFenced(r.PathValue("host"), requester(r, req.RequestedBy))
+	if err != nil {
+		writeApplyErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, rec)
+}
+
+func (n *Node) handleFenceTest(w http.ResponseWriter, r *http.Request, body []byte) {
+	var req api.FenceTest
+	if err := decode(body, &req); err != nil {
+		writeErr(w, http.StatusBadRequest, "", err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), n.cfg.Fencing.Timeout+10*time.Second)
+	defer cancel()
+	res, err := n.coord.TestDevice(ctx, r.PathValue("host"), req.PowerCycle, requester(r, req.RequestedBy))
+	switch {
+	case err != nil && res.Device == "":
+		writeApplyErr(w, err)
+	case err != nil:
+		writeErr(w, http.StatusBadGateway, "", fmt.Errorf("power cycle of %s through %s failed: %w", res.Host, res.Device, err))
+	case !res.Check.OK:
+		writeErr(w, http.StatusBadGateway, "", fmt.Errorf("fence device %s of %s failed its check: %s", res.Device, res.Host, res.Check.Error))
+	default:
+		writeJSON(w, http.StatusOK, res)
+	}
+}
+
+func (n *Node) handleFenceDevices(w http.ResponseWriter, _ *http.Request, _ []byte) {
+	var checks map[string]api.FenceCheck
+	if n.coord != nil && n.IsLeader() {
+		checks = n.coord.Checks()
+	}
+	out := []api.FenceDevice{}
+	n.fsm.Read(func(s *model.State) {
+		for _, h := range model.SortedKeys(s.Config.Hosts) {
+			d := s.Config.FenceDevices[h]
+			if d == nil {
+				out = append(out, api.FenceDevice{Host: h})
+				continue
+			}
+			row := api.FenceDevice{Host: h, Level: 1, Device: d.Describe()}
+			if c, ok := checks[h]; ok {
+				row.Check = &c
+			}
+			out = append(out, row)
+		}
+	})
+	writeJSON(w, http.StatusOK, out)
 }
 
 // trimErr keeps long error strings readable in tables.

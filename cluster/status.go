@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/raft"
 	"github.com/hashicorp/serf/serf"
@@ -36,11 +37,15 @@ func (n *Node) Status() *api.Status {
 		}
 	}
 	sort.Strings(voters)
-	return buildStatus(st, members, n.cfg.NodeName, leader, n.raft.CurrentTerm(), voters)
+	var checks map[string]api.FenceCheck
+	if n.coord != nil && n.IsLeader() {
+		checks = n.coord.Checks()
+	}
+	return buildStatus(st, members, n.cfg.NodeName, leader, n.raft.CurrentTerm(), voters, checks)
 }
 
 // buildStatus is the pure part of Status, tested without a cluster.
-func buildStatus(st *model.State, members map[string]serf.Member, self, leader string, term uint64, voters []string) *api.Status {
+func buildStatus(st *model.State, members map[string]serf.Member, self, leader string, term uint64, voters []string, checks map[string]api.FenceCheck) *api.Status {
 	out := &api.Status{Node: self, Leader: leader, Term: term, Hosts: []api.Host{}, VMs: []api.VM{}, Problems: []string{}}
 	out.Quorum = quorum(voters, members, leader)
 	if !out.Quorum.Quorate {
@@ -69,7 +74,10 @@ func buildStatus(st *model.State, members map[string]serf.Member, self, leader s
 			hv.VMs = []string{}
 		}
 		if d := st.Config.FenceDevices[name]; d != nil {
-			hv.FenceDev = fmt.Sprintf("%s %s:%d", d.Type, d.Address, d.Port)
+			hv.FenceDev = d.Describe()
+			if chk, ok := checks[name]; ok {
+				hv.FenceCheck = &chk
+			}
 		}
 		if hs := st.Status.Hosts[name]; hs != nil {
 			hv.State, hv.Reason, hv.Since = hs.State, hs.Reason, hs.Since
@@ -83,6 +91,9 @@ func buildStatus(st *model.State, members map[string]serf.Member, self, leader s
 		}
 		if hv.FenceDev == "" {
 			out.Problems = append(out.Problems, fmt.Sprintf("host %s has no fence device: if it fails, its VMs cannot be recovered", name))
+		} else if hv.FenceCheck != nil && !hv.FenceCheck.OK && hv.State == model.HostAlive {
+			out.Problems = append(out.Problems, fmt.Sprintf("fence device %s of host %s failed its check at %s: %s; if %s fails now, its VMs (%s) cannot be recovered until the device answers",
+				hv.FenceDev, name, hv.FenceCheck.At.Format(time.TimeOnly), trimErr(hv.FenceCheck.Error), name, listOrNone(hv.VMs)))
 		}
 		out.Hosts = append(out.Hosts, hv)
 	}

@@ -38,9 +38,10 @@ func TestBuildStatusExplainsBlockedRecovery(t *testing.T) {
 	f := baseFSM(t)
 	applyAll(t, f,
 		&Command{Op: OpPlace, Placements: []model.Placement{{VM: "vm1", Host: "h2"}}},
+		&Command{Op: OpHostState, At: time.Now(), HostState: &HostStateChange{Host: "h2", State: model.HostLost}},
 		&Command{Op: OpHostState, At: time.Now(), HostState: &HostStateChange{Host: "h2", State: model.HostFenceFailed, Reason: "fence via ipmi 127.0.0.1:623: no answer"}},
 	)
-	s := buildStatus(f.Copy(), members(map[string]serf.MemberStatus{"h1": serf.StatusAlive, "h2": serf.StatusFailed}), "h1", "h1", 2, []string{"h1", "h2"})
+	s := buildStatus(f.Copy(), members(map[string]serf.MemberStatus{"h1": serf.StatusAlive, "h2": serf.StatusFailed}), "h1", "h1", 2, []string{"h1", "h2"}, nil)
 	joined := strings.Join(s.Problems, "\n")
 	for _, want := range []string{
 		"host h2 is lost and fencing failed: fence via ipmi 127.0.0.1:623: no answer; its VMs (vm1) will not be restarted until fencing succeeds",
@@ -64,6 +65,7 @@ func TestSnapshotConditions(t *testing.T) {
 		&Command{Op: OpRegisterHost, Host: &model.Host{Name: "h3"}},
 		&Command{Op: OpRegisterHost, Host: &model.Host{Name: "h4"}},
 		&Command{Op: OpHostState, HostState: &HostStateChange{Host: "h2", State: model.HostLost}},
+		&Command{Op: OpHostState, HostState: &HostStateChange{Host: "h3", State: model.HostLost}},
 		&Command{Op: OpHostState, HostState: &HostStateChange{Host: "h3", State: model.HostFenced}},
 		&Command{Op: OpObserve, Observation: &model.Observation{Host: "h4", VMs: map[string]model.VMObserve{"vm1": {State: "running"}}}},
 	)

@@ -92,6 +92,9 @@ type Fencing struct {
 	// RetryInterval is the pause before fencing a host again after all
 	// attempts failed; recovery stays blocked until one succeeds.
 	RetryInterval time.Duration `mapstructure:"retry_interval"`
+	// CheckInterval is how often the leader asks every fence device for
+	// its power status, so that a broken device shows before an incident.
+	CheckInterval time.Duration `mapstructure:"check_interval"`
 }
 
 // Agent holds the local reconcile loop's timers.
@@ -131,6 +134,7 @@ var Defaults = map[string]any{
 	"fencing.call_timeout":   "3s",
 	"fencing.poll_interval":  "250ms",
 	"fencing.retry_interval": "5s",
+	"fencing.check_interval": "60s",
 	"agent.interval":         "2s",
 	"agent.stop_timeout":     "30s",
 	"log.level":              "info",
@@ -330,6 +334,7 @@ func (d *Daemon) Validate() error {
 		{"raft.election_timeout", d.Raft.ElectionTimeout}, {"raft.leader_lease", d.Raft.LeaderLease},
 		{"fencing.timeout", d.Fencing.Timeout}, {"fencing.call_timeout", d.Fencing.CallTimeout},
 		{"fencing.poll_interval", d.Fencing.PollInterval}, {"fencing.retry_interval", d.Fencing.RetryInterval},
+		{"fencing.check_interval", d.Fencing.CheckInterval},
 		{"agent.interval", d.Agent.Interval}, {"agent.stop_timeout", d.Agent.StopTimeout},
 	}
 	for _, x := range durs {

@@ -56,6 +56,11 @@ type FenceDevice struct {
 	CipherSuite int            `json:"cipher_suite,omitempty"`
 }
 
+// Describe names the device for status and history, without secrets.
+func (d *FenceDevice) Describe() string {
+	return fmt.Sprintf("%s %s:%d", d.Type, d.Address, d.Port)
+}
+
 // Status is what the cluster observed and decided.
 type Status struct {
 	// Placements maps a VM to the host it should run on.
@@ -101,6 +106,9 @@ type HostStatus struct {
 	Reason     string    `json:"reason,omitempty"`
 	Since      time.Time `json:"since"`
 	RecoveryID string    `json:"recovery_id,omitempty"`
+	// FenceRequestedBy names the operator request (vmha fence HOST) that
+	// made this host lost; such a host is fenced even if it still gossips.
+	FenceRequestedBy string `json:"fence_requested_by,omitempty"`
 	// LostAt and FencedAt time the last recovery (for the demo timeline).
 	LostAt   time.Time `json:"lost_at,omitempty"`
 	FencedAt time.Time `json:"fenced_at,omitempty"`
@@ -123,15 +131,18 @@ type VMObserve struct {
 
 // FenceRecord is one fence attempt.
 type FenceRecord struct {
-	RecoveryID string        `json:"recovery_id"`
-	Host       string        `json:"host"`
-	Device     string        `json:"device"`
-	Action     string        `json:"action"`
-	Requester  string        `json:"requester"`
-	Started    time.Time     `json:"started"`
-	Duration   time.Duration `json:"duration_ns"`
-	OK         bool          `json:"ok"`
-	Error      string        `json:"error,omitempty"`
+	RecoveryID string `json:"recovery_id"`
+	Host       string `json:"host"`
+	// Level is the topology level the device belongs to (1 = first tried);
+	// 0 for an operator's manual confirmation.
+	Level     int           `json:"level"`
+	Device    string        `json:"device"`
+	Action    string        `json:"action"`
+	Requester string        `json:"requester"`
+	Started   time.Time     `json:"started"`
+	Duration  time.Duration `json:"duration_ns"`
+	OK        bool          `json:"ok"`
+	Error     string        `json:"error,omitempty"`
 }
 
 // State is everything the state machine holds.
