@@ -171,7 +171,9 @@ func (c *Coordinator) hostStep(ctx context.Context, st *model.State, name string
 		}
 		rid := newRecoveryID()
 		c.log.Warn().Str("recovery_id", rid).Str("host", name).Str("reason", reason).Msg("host lost; fencing before recovery")
-		if err := c.setHostState(name, model.HostLost, reason, rid); err != nil {
+		if err := c.n.propose(&Command{Op: OpHostState, HostState: &HostStateChange{
+			Host: name, State: model.HostLost, Reason: reason, RecoveryID: rid, Boot: m.Tags[tagBoot],
+		}}); err != nil {
 			c.log.Error().Err(err).Str("host", name).Msg("record host lost")
 			return
 		}
@@ -193,7 +195,7 @@ func (c *Coordinator) hostStep(ctx context.Context, st *model.State, name string
 		}
 		c.startFence(ctx, name, hs.RecoveryID, fenceActionOf(hs))
 	case model.HostFenced:
-		if alive {
+		if alive && (hs.LostBoot == "" || m.Tags[tagBoot] != hs.LostBoot) {
 			c.log.Info().Str("host", name).Msg("fenced host rejoined; it can take VMs again")
 			_ = c.setHostState(name, model.HostAlive, "rejoined after fencing", "")
 		}
@@ -369,6 +371,7 @@ func (c *Coordinator) ManualFence(ctx context.Context, host, action, requester s
 		c.log.Warn().Str("recovery_id", rid).Str("host", host).Str("requested_by", requester).Str("action", action).Msg("operator fence: host marked lost")
 		if err := c.n.propose(&Command{Op: OpHostState, HostState: &HostStateChange{
 			Host: host, State: model.HostLost, Reason: reason, RecoveryID: rid, RequestedBy: requester + "+" + action,
+			Boot: c.n.members()[host].Tags[tagBoot],
 		}}); err != nil {
 			return model.FenceRecord{}, err
 		}
@@ -608,6 +611,12 @@ func hostCondition(st *model.State, name string, members map[string]serf.Member)
 		return placement.Usable
 	}
 	return placement.Offline
+}
+
+func newBootID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }
 
 func newRecoveryID() string {

@@ -57,6 +57,8 @@ type HostStateChange struct {
 	RecoveryID string          `json:"recovery_id,omitempty"`
 	// RequestedBy is set when an operator asked for the fence.
 	RequestedBy string `json:"requested_by,omitempty"`
+	// Boot is the host's gossiped boot id when it is marked lost.
+	Boot string `json:"boot,omitempty"`
 }
 
 // maxFenceHistory bounds the history kept in the state.
@@ -263,7 +265,7 @@ func setHostState(hs *model.HostStatus, hc *HostStateChange, at time.Time) {
 	switch hc.State {
 	case model.HostLost:
 		hs.LostAt, hs.FencedAt = at, time.Time{}
-		hs.FenceRequestedBy = hc.RequestedBy
+		hs.FenceRequestedBy, hs.LostBoot = hc.RequestedBy, hc.Boot
 	case model.HostFenced:
 		hs.FencedAt = at
 	case model.HostAlive:

@@ -35,6 +35,11 @@ import (
 const (
 	tagRaft = "raft"
 	tagAPI  = "api"
+	// tagBoot is a random id drawn at every vmhad start. A fenced host
+	// counts as back only when it gossips with a new boot id: right after
+	// a power-off, gossip still shows the old incarnation alive for a
+	// moment, and that must not undo the fence.
+	tagBoot = "boot"
 )
 
 // applyTimeout bounds one raft proposal.
@@ -161,7 +166,7 @@ func (n *Node) startSerf() error {
 	cfg := n.cfg
 	sc := serf.DefaultConfig()
 	sc.NodeName = cfg.NodeName
-	sc.Tags = map[string]string{tagRaft: n.raftAddr(), tagAPI: n.APIAddr()}
+	sc.Tags = map[string]string{tagRaft: n.raftAddr(), tagAPI: n.APIAddr(), tagBoot: newBootID()}
 	sc.EventCh = n.serfEvents
 	sc.SnapshotPath = filepath.Join(cfg.DataDir, "serf.snapshot")
 	sc.RejoinAfterLeave = true

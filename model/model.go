@@ -109,6 +109,9 @@ type HostStatus struct {
 	// FenceRequestedBy names the operator request (vmha fence HOST) that
 	// made this host lost; such a host is fenced even if it still gossips.
 	FenceRequestedBy string `json:"fence_requested_by,omitempty"`
+	// LostBoot is the boot id the host gossiped when it was lost; after a
+	// fence, only a host with another boot id (it restarted) is back.
+	LostBoot string `json:"lost_boot,omitempty"`
 	// LostAt and FencedAt time the last recovery (for the demo timeline).
 	LostAt   time.Time `json:"lost_at,omitempty"`
 	FencedAt time.Time `json:"fenced_at,omitempty"`

@@ -476,3 +476,134 @@ func TestBadInputChangesNothing(t *testing.T) {
 		t.Fatalf("host list -o json: %v %s", err, out)
 	}
 }
+
+// TestOperatorFencing drives vmha fence as an operator would: test a
+// device, refuse what is unsafe or unconfirmed, fence a host by hand (its
+// VMs recover), and confirm by hand a host whose BMC is dead.
+func TestOperatorFencing(t *testing.T) {
+	c := startCluster(t)
+	names := []string{"f1", "f2", "f3", "f4", "f5", "f6"}
+	s := addVMs(t, c, names...)
+	ch := watchNeverTwice(t, c)
+	leader := s.Leader
+	via := c.Host(leader) // the leader is never fenced here
+	run := func(code int, want string, args ...string) string {
+		t.Helper()
+		out, err := c.vmha(via, args...)
+		got := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			got = ee.ExitCode()
+		}
+		if got != code || !strings.Contains(string(out), want) {
+			t.Fatalf("vmha %v: exit %d, output %q; want exit %d and %q", args, got, out, code, want)
+		}
+		return string(out)
+	}
+	// Every device is checked by the leader and shows in fence devices.
+	if _, err := c.WaitFor(context.Background(), 20*time.Second, "every fence device checked", func(s *api.Status) bool {
+		for _, h := range s.Hosts {
+			if h.FenceCheck == nil || !h.FenceCheck.OK || h.FenceCheck.Power != "on" {
+				return false
+			}
+		}
+		return true
+	}); err != nil {
+		t.Fatal(err)
+	}
+	run(0, "power on", "fence", "test", leader)
+	run(2, "add --yes", "fence", "test", leader, "--power-cycle")
+	run(1, "never power-cycles itself", "fence", "test", leader, "--power-cycle", "--yes")
+	run(1, `unknown host "host9"`, "fence", "test", "host9")
+	run(2, "want off or reboot", "fence", leader, "--action", "explode", "--yes")
+	run(1, "never fences itself", "fence", leader, "--yes")
+
+	// A manual fence of a host with VMs: refused without --yes, then done.
+	vh, lost := victimWithVMs(t, s, false)
+	victim := c.Host(vh.Name)
+	run(2, "Add --yes", "fence", vh.Name)
+	if st := hostOf(mustStatus(t, c), vh.Name).State; st != model.HostAlive {
+		t.Fatalf("an unconfirmed fence changed %s to %s", vh.Name, st)
+	}
+	run(0, vh.Name+" fenced (off)", "fence", vh.Name, "--yes")
+	if !victim.Exited(10 * time.Second) {
+		t.Fatalf("%s's vmhad still runs after its BMC powered it off", vh.Name)
+	}
+	s = waitRecovered(t, c, vh.Name, names)
+	for _, v := range s.VMs {
+		if slices.Contains(lost, v.Name) && v.Host == vh.Name {
+			t.Fatalf("%s still on the fenced host", v.Name)
+		}
+	}
+	hist := run(0, "off", "fence", "history", "-o", "json")
+	var recs []model.FenceRecord
+	if err := json.Unmarshal([]byte(hist), &recs); err != nil {
+		t.Fatal(err)
+	}
+	last := recs[len(recs)-1]
+	if last.Host != vh.Name || !last.OK || !strings.Contains(last.Requester, "@") {
+		t.Fatalf("history does not record the operator's fence: %+v", last)
+	}
+	// Power it on again: it rejoins and may take VMs again (a quorum of
+	// three is needed for what follows).
+	if err := victim.BMC.SetPowerState(true); err != nil {
+		t.Fatal(err)
+	}
+	if err := victim.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.WaitFor(context.Background(), 30*time.Second, vh.Name+" back", func(s *api.Status) bool {
+		h := hostOf(s, vh.Name)
+		return h.State == model.HostAlive && h.Member == "alive"
+	}); err != nil {
+		t.Fatal(err)
+	}
+
+	// The other follower's BMC dies, then the host: recovery is blocked
+	// until the operator confirms the host down.
+	var second *Host
+	for _, h := range c.Alive() {
+		if h.Name != leader {
+			second = h
+		}
+	}
+	if second == nil {
+		t.Fatal("no second follower")
+	}
+	if err := second.BMC.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = second.BMC.Resume() }()
+	if _, err := c.WaitFor(context.Background(), 20*time.Second, "the dead BMC shows as a problem", func(s *api.Status) bool {
+		for _, p := range s.Problems {
+			if strings.Contains(p, "fence device") && strings.Contains(p, second.Name) && strings.Contains(p, "failed its check") {
+				return true
+			}
+		}
+		return false
+	}); err != nil {
+		t.Fatal(err)
+	}
+	run(1, "alive in gossip", "fence", "confirm", second.Name, "--yes")
+	second.Kill()
+	if _, err := c.WaitFor(context.Background(), 40*time.Second, "fence failure of "+second.Name, func(s *api.Status) bool {
+		return hostOf(s, second.Name).State == model.HostFenceFailed
+	}); err != nil {
+		t.Fatal(err)
+	}
+	run(2, "Add --yes", "fence", "confirm", second.Name)
+	run(0, "confirmed down", "fence", "confirm", second.Name, "--yes")
+	s = waitRecovered(t, c, second.Name, names)
+	if got := len(s.VMs); got != len(names) {
+		t.Fatalf("%d VMs after two recoveries, want %d", got, len(names))
+	}
+	ch.verify(t)
+}
+
+func mustStatus(t *testing.T, c *Cluster) *api.Status {
+	t.Helper()
+	s, err := c.Status(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}

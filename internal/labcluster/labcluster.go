@@ -157,6 +157,7 @@ hypervisor_uri: test://%s
   call_timeout: 2s
   poll_interval: 200ms
   retry_interval: 2s
+  check_interval: 2s
 agent:
   interval: 1s
   stop_timeout: 5s
