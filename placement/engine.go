@@ -1,0 +1,822 @@
+package placement
+
+import (
+	"fmt"
+	"math"
+	"sort"
+	"strings"
+)
+
+// Options select the optional, costlier parts of a Result.
+type Options struct {
+	// Scores fills Result.Scores for every VM and host.
+	Scores bool
+	// Explain lists the VMs to explain; "*" explains all of them.
+	Explain []string
+	// NoSearch turns off the bounded search that rescues VMs Pacemaker's
+	// greedy allocation would leave stopped (for comparisons with Pacemaker).
+	NoSearch bool
+}
+
+type kv struct {
+	k int
+	v int64
+}
+
+type hostScore struct {
+	h   int
+	s   Score
+	src string
+}
+
+// scratch accumulates sparse per-host scores for one VM; only the hosts
+// touched are reset, so a VM with few constraints costs little even on a
+// large cluster.
+type scratch struct {
+	val     []Score
+	has     []bool
+	allowed []bool
+	touched []int
+	terms   map[int][]Term // only when explaining
+}
+
+func newScratch(n int) scratch {
+	return scratch{val: make([]Score, n), has: make([]bool, n), allowed: make([]bool, n)}
+}
+
+func (s *scratch) reset() {
+	for _, h := range s.touched {
+		s.val[h], s.has[h], s.allowed[h] = 0, false, false
+	}
+	s.touched = s.touched[:0]
+	s.terms = nil
+}
+
+func (s *scratch) add(h int, v Score, allow bool, src string) {
+	if !s.has[h] {
+		s.has[h] = true
+		s.touched = append(s.touched, h)
+	}
+	s.val[h] = Add(s.val[h], v)
+	if allow {
+		s.allowed[h] = true
+	}
+	if s.terms != nil {
+		s.terms[h] = append(s.terms[h], Term{Source: src, Score: v})
+	}
+}
+
+const (
+	unassigned = -1
+	nowhere    = -2 // a mandatory colocation with a stopped VM
+	anywhere   = -3
+)
+
+type engine struct {
+	in     *Input
+	hosts  []*HostInfo // sorted by name, so host index order is name order
+	hostIx map[string]int
+	vms    []*VMInfo // input order, which breaks the last ties as Pacemaker's CIB order does
+	vmIx   map[string]int
+	nh, nk int
+	keys   []string
+	free   []int64 // nh*nk remaining capacity
+	full   []int64
+	util   [][]kv
+	useCap bool
+	strat  Strategy
+	avail  []bool
+	why    []string // why a host cannot take new VMs
+	count  []int    // VMs assigned per host so far
+
+	locs      [][]hostScore
+	ruleHits  [][]hostScore // per location rule: the hosts it matches
+	vmRules   [][]int
+	asDep     [][]int // colocations where the VM is the dependent
+	asPrim    [][]int // colocations where the VM is the primary
+	running   []int   // host the VM runs on now, or -1
+	onFenced  []bool
+	fixed     []bool
+	blocked   map[string]string
+	assigned  []int
+	state     []uint8 // 0 pending, 1 allocating, 2 done
+	rank      []int
+	order     []int
+	acc, infl scratch
+	tmp       scratch
+	explain   map[int]*Explanation
+	allExpl   bool
+	scores    map[string]map[string]Score
+	notes     map[int][]string
+}
+
+// Solve computes a plan for in. It is pure: the same input always gives
+// the same result. It returns an error only when the input does not
+// validate.
+func Solve(in Input, opt Options) (*Result, error) {
+	if err := Validate(&in); err != nil {
+		return nil, err
+	}
+	e := newEngine(&in, opt)
+	e.allocateAll()
+	if !opt.NoSearch && e.useCap {
+		e.rescue()
+	}
+	return e.result(), nil
+}
+
+func newEngine(in *Input, opt Options) *engine {
+	e := &engine{in: in, hostIx: map[string]int{}, vmIx: map[string]int{}, blocked: map[string]string{}}
+	e.strat = in.Policy.Strategy
+	if e.strat == "" {
+		e.strat = StrategyDefault
+	}
+	e.useCap = e.strat != StrategyDefault
+	for i := range in.Hosts {
+		e.hosts = append(e.hosts, &in.Hosts[i])
+	}
+	sort.SliceStable(e.hosts, func(i, j int) bool { return e.hosts[i].Name < e.hosts[j].Name })
+	e.nh = len(e.hosts)
+	for i, h := range e.hosts {
+		e.hostIx[h.Name] = i
+	}
+	for i := range in.VMs {
+		e.vms = append(e.vms, &in.VMs[i])
+		e.vmIx[in.VMs[i].Name] = i
+	}
+	nv := len(e.vms)
+
+	// Utilization keys: every key a host or VM names.
+	keyIx := map[string]int{}
+	addKey := func(k string) {
+		if _, ok := keyIx[k]; !ok {
+			keyIx[k] = len(e.keys)
+			e.keys = append(e.keys, k)
+		}
+	}
+	for _, h := range e.hosts {
+		for _, k := range sortedKeys(h.Capacity) {
+			addKey(k)
+		}
+	}
+	for _, v := range e.vms {
+		for _, k := range sortedKeys(v.Utilization) {
+			addKey(k)
+		}
+	}
+	e.nk = len(e.keys)
+	e.full = make([]int64, e.nh*e.nk)
+	for i, h := range e.hosts {
+		for k, c := range h.Capacity {
+			e.full[i*e.nk+keyIx[k]] = c
+		}
+	}
+	e.free = append([]int64(nil), e.full...)
+	e.util = make([][]kv, nv)
+	for i, v := range e.vms {
+		for _, k := range sortedKeys(v.Utilization) {
+			if u := v.Utilization[k]; u > 0 {
+				e.util[i] = append(e.util[i], kv{keyIx[k], u})
+			}
+		}
+	}
+
+	e.avail = make([]bool, e.nh)
+	e.why = make([]string, e.nh)
+	for i, h := range e.hosts {
+		switch {
+		case h.Condition != Usable:
+			e.why[i] = "host is " + h.Condition.String()
+		case h.Maintenance:
+			e.why[i] = "host is in maintenance"
+		case h.Standby:
+			e.why[i] = "host is in standby"
+		default:
+			e.avail[i] = true
+		}
+	}
+	e.count = make([]int, e.nh)
+
+	e.locs = make([][]hostScore, nv)
+	for _, l := range in.Locations {
+		v := e.vmIx[l.VM]
+		e.locs[v] = append(e.locs[v], hostScore{e.hostIx[l.Host], l.Score, "location " + l.Score.String()})
+	}
+	e.vmRules = make([][]int, nv)
+	for i, r := range in.LocationRules {
+		var hits []hostScore
+		src := fmt.Sprintf("location rule %d", i+1)
+		for hi, h := range e.hosts {
+			if r.Rule.Matches(h) {
+				hits = append(hits, hostScore{hi, r.Rule.value(h), src})
+			}
+		}
+		e.ruleHits = append(e.ruleHits, hits)
+		v := e.vmIx[r.VM]
+		e.vmRules[v] = append(e.vmRules[v], i)
+	}
+	e.asDep = make([][]int, nv)
+	e.asPrim = make([][]int, nv)
+	for i, c := range in.Colocations {
+		d, p := e.vmIx[c.VM], e.vmIx[c.With]
+		e.asDep[d] = append(e.asDep[d], i)
+		e.asPrim[p] = append(e.asPrim[p], i)
+	}
+
+	e.running = make([]int, nv)
+	e.onFenced = make([]bool, nv)
+	e.fixed = make([]bool, nv)
+	e.assigned = make([]int, nv)
+	e.state = make([]uint8, nv)
+	e.rank = make([]int, nv)
+	for i, v := range e.vms {
+		e.running[i], e.assigned[i] = -1, unassigned
+		h, ok := e.hostIx[v.Current]
+		if v.Current == "" || !ok {
+			continue
+		}
+		host := e.hosts[h]
+		switch {
+		case host.Condition == Released:
+			// Fenced: the VM is known to be off and needs recovery.
+			e.onFenced[i] = true
+		case host.Condition == Lost:
+			// Not fenced yet: the VM may still run there, so it stays
+			// assigned and blocked; starting it elsewhere could run it twice.
+			e.fixed[i] = true
+			e.running[i] = h
+			e.blocked[v.Name] = "waiting for " + host.Name + " to be fenced before recovery"
+		case host.Condition == Offline, host.Maintenance, v.Unmanaged:
+			e.fixed[i] = true
+			e.running[i] = h
+		default:
+			e.running[i] = h
+		}
+	}
+	for i, v := range e.vms {
+		if v.Unmanaged && e.running[i] < 0 {
+			e.fixed[i] = true
+		}
+	}
+
+	e.acc, e.infl, e.tmp = newScratch(e.nh), newScratch(e.nh), newScratch(e.nh)
+	if len(opt.Explain) > 0 {
+		e.explain = map[int]*Explanation{}
+		for _, n := range opt.Explain {
+			if n == "*" {
+				e.allExpl = true
+				continue
+			}
+			if i, ok := e.vmIx[n]; ok {
+				e.explain[i] = &Explanation{VM: n}
+			}
+		}
+		if e.allExpl {
+			for i, v := range e.vms {
+				e.explain[i] = &Explanation{VM: v.Name}
+			}
+		}
+	}
+	if opt.Scores {
+		e.scores = make(map[string]map[string]Score, nv)
+	}
+	e.notes = map[int][]string{}
+	return e
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
+}
+
+func (e *engine) stickiness(v int) Score {
+	if s := e.vms[v].Stickiness; s != nil {
+		return *s
+	}
+	return e.in.Policy.DefaultStickiness
+}
+
+// own adds v's own score terms (locations, rules, stickiness, fail-count
+// bans) to s. They do not depend on other VMs' placement.
+func (e *engine) own(v int, s *scratch) {
+	for _, l := range e.locs[v] {
+		s.add(l.h, l.s, true, l.src)
+	}
+	for _, r := range e.vmRules[v] {
+		for _, hit := range e.ruleHits[r] {
+			s.add(hit.h, hit.s, true, hit.src)
+		}
+	}
+	vm := e.vms[v]
+	if r := e.running[v]; r >= 0 && !vm.Unmanaged {
+		// In an opt-in cluster stickiness applies only where the VM is
+		// allowed, as in Pacemaker.
+		if st := e.stickiness(v); st != 0 && (!e.in.Policy.OptIn || s.allowed[r]) {
+			s.add(r, st, false, "stickiness")
+		}
+	}
+	if vm.MigrationThreshold > 0 && len(vm.Failures) > 0 {
+		counts := map[int]int{}
+		for _, f := range vm.Failures {
+			if vm.FailureTimeout > 0 && !f.Last.IsZero() && !e.in.Now.Before(f.Last.Add(vm.FailureTimeout)) {
+				continue // expired
+			}
+			if h, ok := e.hostIx[f.Host]; ok {
+				counts[h] += f.Count
+			}
+		}
+		for h, n := range counts {
+			if n >= vm.MigrationThreshold {
+				s.add(h, -Infinity, false, fmt.Sprintf("failed %d times (migration-threshold %d)", n, vm.MigrationThreshold))
+			}
+		}
+	}
+}
+
+// base is the score of a host no term touched.
+func (e *engine) ownScore(s *scratch, h int) Score {
+	if e.in.Policy.OptIn && !s.allowed[h] {
+		return -Infinity
+	}
+	return s.val[h]
+}
+
+// --- allocation order ---------------------------------------------------
+
+type sortKey struct {
+	prio, cur int64
+	vec       []hostScore // h is the node's position in nodeOrder
+}
+
+// nodePositions orders hosts as Pacemaker's pcmk__sort_nodes does before
+// sorting resources: free capacity first under balanced, then fewer
+// running VMs (except under minimal), then name.
+func (e *engine) nodePositions() []int {
+	idx := make([]int, e.nh)
+	running := make([]int, e.nh)
+	for v, r := range e.running {
+		if r >= 0 {
+			running[r]++
+		}
+		_ = v
+	}
+	for i := range idx {
+		idx[i] = i
+	}
+	sort.SliceStable(idx, func(a, b int) bool {
+		x, y := idx[a], idx[b]
+		if e.strat == StrategyMinimal {
+			return x < y
+		}
+		if e.strat == StrategyBalanced {
+			if c := e.compareCap(e.full, x, y); c != 0 {
+				return c < 0
+			}
+		}
+		if running[x] != running[y] {
+			return running[x] < running[y]
+		}
+		return x < y
+	})
+	pos := make([]int, e.nh)
+	for p, h := range idx {
+		pos[h] = p
+	}
+	return pos
+}
+
+// compareCap is pcmk__compare_node_capacities: it counts the keys on
+// which x has more room than y, minus those where y has more; a negative
+// result means x comes first.
+func (e *engine) compareCap(c []int64, x, y int) int {
+	r := 0
+	for k := 0; k < e.nk; k++ {
+		a, b := c[x*e.nk+k], c[y*e.nk+k]
+		if a > b {
+			r--
+		} else if a < b {
+			r++
+		}
+	}
+	return r
+}
+
+// allocationOrder follows Pacemaker 2.1.5 (cmp_resources): higher priority
+// first; then the higher score on the current host (a VM not running
+// compares with its priority, as Pacemaker's code does); then the higher
+// score on the first host, in node order, where the two differ; then the
+// configuration order.
+func (e *engine) allocationOrder(cands []int) {
+	pos := e.nodePositions()
+	keys := make([]sortKey, len(e.vms))
+	base := Score(0)
+	if e.in.Policy.OptIn {
+		base = -Infinity
+	}
+	for _, v := range cands {
+		e.acc.reset()
+		e.own(v, &e.acc)
+		k := sortKey{prio: int64(e.vms[v].Priority), cur: int64(e.vms[v].Priority)}
+		if r := e.running[v]; r >= 0 && (!e.in.Policy.OptIn || e.acc.allowed[r]) {
+			k.cur = int64(e.ownScore(&e.acc, r))
+		}
+		for _, h := range e.acc.touched {
+			if s := e.ownScore(&e.acc, h); s != base {
+				k.vec = append(k.vec, hostScore{h: pos[h], s: s})
+			}
+		}
+		sort.Slice(k.vec, func(i, j int) bool { return k.vec[i].h < k.vec[j].h })
+		keys[v] = k
+	}
+	e.acc.reset()
+	sort.SliceStable(cands, func(i, j int) bool {
+		a, b := &keys[cands[i]], &keys[cands[j]]
+		if a.prio != b.prio {
+			return a.prio > b.prio
+		}
+		if a.cur != b.cur {
+			return a.cur > b.cur
+		}
+		return compareVec(a.vec, b.vec, base) < 0
+	})
+}
+
+// compareVec compares two sparse score vectors (sorted by position); a
+// negative result means a has the higher score on the first differing host.
+func compareVec(a, b []hostScore, base Score) int {
+	i, j := 0, 0
+	for i < len(a) || j < len(b) {
+		var pa, pb = math.MaxInt, math.MaxInt
+		if i < len(a) {
+			pa = a[i].h
+		}
+		if j < len(b) {
+			pb = b[j].h
+		}
+		x, y := base, base
+		p := min(pa, pb)
+		if pa == p {
+			x = a[i].s
+			i++
+		}
+		if pb == p {
+			y = b[j].s
+			j++
+		}
+		if x != y {
+			if x > y {
+				return -1
+			}
+			return 1
+		}
+	}
+	return 0
+}
+
+// --- allocation -------------------------------------------------------
+
+func (e *engine) take(v, h int) {
+	e.assigned[v] = h
+	if h < 0 {
+		return
+	}
+	e.count[h]++
+	for _, u := range e.util[v] {
+		e.free[h*e.nk+u.k] -= u.v
+	}
+}
+
+func (e *engine) release(v int) {
+	h := e.assigned[v]
+	e.assigned[v] = unassigned
+	if h < 0 {
+		return
+	}
+	e.count[h]--
+	for _, u := range e.util[v] {
+		e.free[h*e.nk+u.k] += u.v
+	}
+}
+
+func (e *engine) fits(v, h int) bool {
+	for _, u := range e.util[v] {
+		if e.free[h*e.nk+u.k] < u.v {
+			return false
+		}
+	}
+	return true
+}
+
+func (e *engine) allocateAll() {
+	var cands []int
+	for v := range e.vms {
+		switch {
+		case e.fixed[v]:
+			e.take(v, e.running[v])
+			e.state[v] = 2
+		case e.vms[v].Target == Stopped:
+			e.state[v] = 2
+			if ex := e.explain[v]; ex != nil {
+				ex.Reason = "target state is stopped"
+			}
+		default:
+			cands = append(cands, v)
+		}
+	}
+	e.allocationOrder(cands)
+	for _, v := range cands {
+		e.allocate(v)
+	}
+	for i, v := range e.order {
+		e.rank[v] = i
+	}
+}
+
+// allocate places v, placing first the VMs it is colocated with, as
+// Pacemaker does.
+func (e *engine) allocate(v int) {
+	if e.state[v] != 0 {
+		return
+	}
+	e.state[v] = 1
+	for _, ci := range e.asDep[v] {
+		// A loop of colocations is cut here: the VM being allocated is
+		// treated as not placed yet, as Pacemaker does.
+		e.allocate(e.vmIx[e.in.Colocations[ci].With])
+	}
+	h := e.choose(v, -1, false)
+	e.take(v, h)
+	e.state[v] = 2
+	e.order = append(e.order, v)
+}
+
+// hostEval is one host's score and eligibility for the VM being placed.
+type hostEval struct {
+	score    Score
+	eligible bool
+}
+
+// choose computes v's scores on every host and returns the best eligible
+// host, or -1. exclude names a host to skip (for the rescue search);
+// quiet skips explanations and scores.
+func (e *engine) choose(v, exclude int, quiet bool) int {
+	ex := e.explain[v]
+	if quiet {
+		ex = nil
+	}
+	e.acc.reset()
+	if ex != nil {
+		e.acc.terms = map[int][]Term{}
+	}
+	e.own(v, &e.acc)
+
+	// Colocations with VMs placed already.
+	only := anywhere
+	for _, ci := range e.asDep[v] {
+		c := e.in.Colocations[ci]
+		p := e.vmIx[c.With]
+		ph := e.assigned[p]
+		if e.state[p] == 1 {
+			continue // dependency loop: the other VM is not placed yet
+		}
+		src := fmt.Sprintf("colocation with %s (%s)", c.With, c.Score)
+		switch {
+		case c.Score >= Infinity:
+			if ph < 0 {
+				only = nowhere
+			} else if only == anywhere || only == ph {
+				only = ph
+			} else {
+				only = nowhere
+			}
+			if ex != nil {
+				ex.Notes = append(ex.Notes, fmt.Sprintf("must run with %s (on %s)", c.With, hostName(e, ph)))
+			}
+		case ph >= 0:
+			e.acc.add(ph, c.Score, false, src)
+		}
+	}
+
+	// Influence of VMs that will follow v (colocated with it): their
+	// preferences pull v, unless that leaves v nowhere to run (Pacemaker's
+	// rollback).
+	useInfl := false
+	e.infl.reset()
+	for _, ci := range e.asPrim[v] {
+		c := e.in.Colocations[ci]
+		d := e.vmIx[c.VM]
+		if e.state[d] != 0 || e.fixed[d] || e.vms[d].Target == Stopped {
+			continue
+		}
+		e.tmp.reset()
+		e.own(d, &e.tmp)
+		factor := float64(c.Score) / float64(Infinity)
+		for _, h := range e.tmp.touched {
+			ds := e.ownScore(&e.tmp, h)
+			if factor < 0 && ds < 0 {
+				continue // avoiding a host the other VM avoids is no preference
+			}
+			add := clamp(Score(factor * float64(ds)))
+			if add != 0 {
+				useInfl = true
+				e.infl.add(h, add, false, "preference of "+c.VM+" colocated with it")
+			}
+		}
+	}
+
+	evals := make([]hostEval, 0)
+	if ex != nil || e.scores != nil {
+		evals = make([]hostEval, e.nh)
+	}
+	best := e.scan(v, exclude, only, useInfl, evals)
+	if useInfl && best < 0 {
+		useInfl = false
+		if ex != nil {
+			ex.Notes = append(ex.Notes, "preferences of colocated VMs ignored: with them no host could run it")
+		}
+		best = e.scan(v, exclude, only, false, evals)
+	}
+	if ex != nil || e.scores != nil {
+		e.record(v, best, only, useInfl, evals)
+	}
+	return best
+}
+
+func hostName(e *engine, h int) string {
+	if h < 0 {
+		return "nowhere"
+	}
+	return e.hosts[h].Name
+}
+
+func (e *engine) finalScore(h, only int, useInfl bool) Score {
+	s := e.ownScore(&e.acc, h)
+	if e.in.Policy.OptIn && !e.acc.allowed[h] {
+		return -Infinity
+	}
+	if useInfl && e.infl.has[h] {
+		s = Add(s, e.infl.val[h])
+	}
+	if only != anywhere && h != only {
+		return -Infinity
+	}
+	return s
+}
+
+// scan finds the best eligible host. Host order is name order, so the
+// first of equals is the one with the smallest name.
+func (e *engine) scan(v, exclude, only int, useInfl bool, evals []hostEval) int {
+	best := -1
+	var bestScore Score
+	for h := 0; h < e.nh; h++ {
+		s := e.finalScore(h, only, useInfl)
+		ok := s >= 0 && e.avail[h] && h != exclude && (!e.useCap || e.fits(v, h))
+		if len(evals) > 0 {
+			evals[h] = hostEval{s, ok}
+		}
+		if !ok {
+			continue
+		}
+		if best < 0 || e.better(v, h, s, best, bestScore) {
+			best, bestScore = h, s
+		}
+	}
+	// Pacemaker keeps a VM on its current host when that host ties with
+	// the best on a positive score, whatever the other tie-breaks say.
+	if r := e.running[v]; best >= 0 && r >= 0 && r != best && bestScore > 0 && r != exclude {
+		if s := e.finalScore(r, only, useInfl); s == bestScore && e.avail[r] && (!e.useCap || e.fits(v, r)) {
+			best = r
+		}
+	}
+	return best
+}
+
+// better reports whether host a (score sa) beats host b (score sb) for v.
+func (e *engine) better(v, a int, sa Score, b int, sb Score) bool {
+	c, _ := e.compareHosts(v, a, sa, b, sb)
+	return c < 0
+}
+
+// compareHosts orders two eligible hosts with Pacemaker's tie-breaks and
+// names the deciding one.
+func (e *engine) compareHosts(v, a int, sa Score, b int, sb Score) (int, string) {
+	if sa != sb {
+		if sa > sb {
+			return -1, "higher score"
+		}
+		return 1, "higher score"
+	}
+	if e.strat != StrategyMinimal {
+		if e.strat == StrategyBalanced {
+			if c := e.compareCap(e.free, a, b); c != 0 {
+				return c, "more free capacity (balanced)"
+			}
+		}
+		if e.count[a] != e.count[b] {
+			if e.count[a] < e.count[b] {
+				return -1, "fewer VMs assigned"
+			}
+			return 1, "fewer VMs assigned"
+		}
+		if r := e.running[v]; r == a || r == b {
+			if r == a {
+				return -1, "current host"
+			}
+			return 1, "current host"
+		}
+	}
+	if a < b {
+		return -1, "name"
+	}
+	if a > b {
+		return 1, "name"
+	}
+	return 0, ""
+}
+
+// record keeps the scores and the explanation of v's placement.
+func (e *engine) record(v, best, only int, useInfl bool, evals []hostEval) {
+	if e.scores != nil {
+		m := make(map[string]Score, e.nh)
+		for h := range e.hosts {
+			s := evals[h].score
+			if !e.avail[h] || (e.useCap && !evals[h].eligible && s >= 0 && !e.fits(v, h)) {
+				// Pacemaker shows hosts that cannot run the VM at -INFINITY.
+				s = -Infinity
+			}
+			m[e.hosts[h].Name] = s
+		}
+		e.scores[e.vms[v].Name] = m
+	}
+	ex := e.explain[v]
+	if ex == nil {
+		return
+	}
+	ex.Hosts = ex.Hosts[:0]
+	for h, host := range e.hosts {
+		he := HostExplanation{Host: host.Name, Score: evals[h].score, Eligible: evals[h].eligible}
+		if e.acc.terms != nil {
+			he.Terms = append(he.Terms, e.acc.terms[h]...)
+		}
+		if useInfl && e.infl.has[h] {
+			he.Terms = append(he.Terms, Term{Source: "preferences of VMs colocated with it", Score: e.infl.val[h]})
+		}
+		if e.in.Policy.OptIn && !e.acc.allowed[h] {
+			he.Filters = append(he.Filters, "opt-in cluster: no location constraint allows this host")
+		}
+		if only == nowhere {
+			he.Filters = append(he.Filters, "mandatory colocation with a VM that is not placed")
+		} else if only != anywhere && h != only {
+			he.Filters = append(he.Filters, "mandatory colocation: must run on "+e.hosts[only].Name)
+		}
+		if !e.avail[h] {
+			he.Filters = append(he.Filters, e.why[h])
+		}
+		if e.useCap && !e.fits(v, h) {
+			he.Filters = append(he.Filters, "insufficient capacity: "+e.shortfall(v, h))
+		}
+		if evals[h].score < 0 && !evals[h].eligible {
+			he.Filters = append(he.Filters, "score "+evals[h].score.String()+" is negative")
+		}
+		ex.Hosts = append(ex.Hosts, he)
+	}
+	ex.Reason = e.reason(v, best, evals)
+}
+
+func (e *engine) shortfall(v, h int) string {
+	var parts []string
+	for _, u := range e.util[v] {
+		if f := e.free[h*e.nk+u.k]; f < u.v {
+			parts = append(parts, fmt.Sprintf("%s %d free, %d needed", e.keys[u.k], max(f, 0), u.v))
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+func (e *engine) reason(v, best int, evals []hostEval) string {
+	if best < 0 {
+		return "no host can run it"
+	}
+	second := -1
+	for h := range e.hosts {
+		if h == best || !evals[h].eligible {
+			continue
+		}
+		if second < 0 || e.better(v, h, evals[h].score, second, evals[second].score) {
+			second = h
+		}
+	}
+	name := e.hosts[best].Name
+	if second < 0 {
+		return fmt.Sprintf("%s is the only eligible host (score %s)", name, evals[best].score)
+	}
+	_, why := e.compareHosts(v, best, evals[best].score, second, evals[second].score)
+	if r := e.running[v]; r == best && evals[best].score > 0 && evals[second].score == evals[best].score {
+		why = "current host (equal positive score)"
+	}
+	return fmt.Sprintf("%s wins over %s on %s (score %s vs %s)", name, e.hosts[second].Name, why, evals[best].score, evals[second].score)
+}
