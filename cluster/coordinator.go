@@ -245,7 +245,7 @@ func (c *Coordinator) startFence(ctx context.Context, host, rid, action string) 
 	}
 	go func() {
 		defer c.release(host)
-		_, _ = c.fence(ctx, host, rid, action)
+		_, _ = c.fence(ctx, host, rid, action, c.n.cfg.NodeName)
 	}()
 }
 
@@ -278,9 +278,9 @@ var errNoFenceDevice = errors.New("no fence device is configured for the host")
 // reboot), records the outcome in the fence history and moves the host to
 // fenced or fence-failed. Recovery of the host's VMs waits for the fenced
 // state: a failed fence leaves them blocked, loudly, and is retried.
-func (c *Coordinator) fence(ctx context.Context, host, rid, action string) (model.FenceRecord, error) {
+func (c *Coordinator) fence(ctx context.Context, host, rid, action, requester string) (model.FenceRecord, error) {
 	log := c.log.With().Str("recovery_id", rid).Str("host", host).Str("action", action).Logger()
-	rec := model.FenceRecord{RecoveryID: rid, Host: host, Level: 1, Action: action, Requester: c.n.cfg.NodeName}
+	rec := model.FenceRecord{RecoveryID: rid, Host: host, Level: 1, Action: action, Requester: requester}
 	fail := func(reason string) {
 		c.mu.Lock()
 		c.failedAt[host] = time.Now()
@@ -376,9 +376,7 @@ func (c *Coordinator) ManualFence(ctx context.Context, host, action, requester s
 			return model.FenceRecord{}, err
 		}
 	}
-	rec, err := c.fence(ctx, host, rid, action)
-	rec.Requester = requester
-	return rec, err
+	return c.fence(ctx, host, rid, action, requester)
 }
 
 // ConfirmFenced is `vmha fence confirm HOST`: the operator states that a
