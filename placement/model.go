@@ -200,9 +200,9 @@ type Explanation struct {
 	Host   string `json:"host"`
 	Reason string `json:"reason"`
 	// Rank is the VM's position in the allocation order (0 first).
-	Rank  int                `json:"rank"`
-	Hosts []HostExplanation  `json:"hosts"`
-	Notes []string           `json:"notes,omitempty"`
+	Rank  int               `json:"rank"`
+	Hosts []HostExplanation `json:"hosts"`
+	Notes []string          `json:"notes,omitempty"`
 }
 
 // HostExplanation is one host's verdict for one VM.
