@@ -103,7 +103,7 @@ type engine struct {
 	rank      []int
 	order     []int
 	acc, infl scratch
-	tmp       scratch
+	tmp, weak scratch
 	explain   map[int]*Explanation
 	allExpl   bool
 	scores    map[string]map[string]Score
@@ -259,7 +259,7 @@ func newEngine(in *Input, opt Options) *engine {
 		}
 	}
 
-	e.acc, e.infl, e.tmp = newScratch(e.nh), newScratch(e.nh), newScratch(e.nh)
+	e.acc, e.infl, e.tmp, e.weak = newScratch(e.nh), newScratch(e.nh), newScratch(e.nh), newScratch(e.nh)
 	if len(opt.Explain) > 0 {
 		e.explain = map[int]*Explanation{}
 		for _, n := range opt.Explain {
@@ -406,8 +406,8 @@ func (e *engine) compareCap(c []int64, x, y int) int {
 }
 
 // allocationOrder follows Pacemaker 2.1.5 (cmp_resources): higher priority
-// first; then the higher score on the current host (a VM not running
-// compares with its priority, as Pacemaker's code does); then the higher
+// first; then the higher score on the current host (-INFINITY for a VM
+// that does not run); then the higher
 // score on the first host, in node order, where the two differ; then the
 // configuration order.
 func (e *engine) allocationOrder(cands []int) {
@@ -420,7 +420,7 @@ func (e *engine) allocationOrder(cands []int) {
 	for _, v := range cands {
 		e.acc.reset()
 		e.own(v, &e.acc)
-		k := sortKey{prio: int64(e.vms[v].Priority), cur: int64(e.vms[v].Priority)}
+		k := sortKey{prio: int64(e.vms[v].Priority), cur: int64(-Infinity)}
 		if r := e.running[v]; r >= 0 && (!e.in.Policy.OptIn || e.acc.allowed[r]) {
 			k.cur = int64(e.ownScore(&e.acc, r))
 		}
@@ -574,8 +574,15 @@ func (e *engine) choose(v, exclude int, quiet bool) int {
 	}
 	e.own(v, &e.acc)
 
-	// Colocations with VMs placed already.
+	// Colocations with VMs placed already. Weak anti-colocations (finite
+	// negative scores) go apart: Pacemaker reverts them when they leave the
+	// VM no host.
 	only := anywhere
+	e.weak.reset()
+	if ex != nil {
+		e.weak.terms = map[int][]Term{}
+	}
+	useWeak := false
 	for _, ci := range e.asDep[v] {
 		c := e.in.Colocations[ci]
 		p := e.vmIx[c.With]
@@ -596,8 +603,26 @@ func (e *engine) choose(v, exclude int, quiet bool) int {
 			if ex != nil {
 				ex.Notes = append(ex.Notes, fmt.Sprintf("must run with %s (on %s)", c.With, hostName(e, ph)))
 			}
+		case ph >= 0 && c.Score < 0 && c.Score > -Infinity:
+			e.weak.add(ph, c.Score, false, src)
+			useWeak = true
 		case ph >= 0:
 			e.acc.add(ph, c.Score, false, src)
+		}
+	}
+	if useWeak && !e.anyRunnable(only, true) {
+		useWeak = false
+		if ex != nil {
+			ex.Notes = append(ex.Notes, "weak anti-colocations ignored: with them no host could run it")
+		}
+	}
+	if useWeak {
+		for _, h := range e.weak.touched {
+			e.acc.add(h, e.weak.val[h], false, "")
+			if ex != nil {
+				ex := e.acc.terms[h]
+				e.acc.terms[h] = append(ex[:len(ex)-1], e.weak.terms[h]...)
+			}
 		}
 	}
 
@@ -644,6 +669,21 @@ func (e *engine) choose(v, exclude int, quiet bool) int {
 		e.record(v, best, only, useInfl, evals)
 	}
 	return best
+}
+
+// anyRunnable is Pacemaker's pcmk__any_node_available on the scores so
+// far plus the weak anti-colocations: some host is up and scores >= 0.
+func (e *engine) anyRunnable(only int, withWeak bool) bool {
+	for h := 0; h < e.nh; h++ {
+		s := e.finalScore(h, only, false)
+		if withWeak && e.weak.has[h] {
+			s = Add(s, e.weak.val[h])
+		}
+		if s >= 0 && e.avail[h] {
+			return true
+		}
+	}
+	return false
 }
 
 func hostName(e *engine, h int) string {

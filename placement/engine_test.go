@@ -220,7 +220,7 @@ func TestRules(t *testing.T) {
 				{VM: "x", Action: ActMigrate, From: "h1", To: "h2", Step: 2}}},
 		{name: "migration limit spreads migrations over steps",
 			in: Input{Hosts: []HostInfo{{Name: "h1", Standby: true}, {Name: "h2"}},
-				VMs: []VMInfo{{Name: "a", Current: "h1", AllowMigrate: true}, {Name: "b", Current: "h1", AllowMigrate: true}},
+				VMs:    []VMInfo{{Name: "a", Current: "h1", AllowMigrate: true}, {Name: "b", Current: "h1", AllowMigrate: true}},
 				Policy: Policy{MigrationLimit: 1}},
 			want: map[string]string{"a": "h2", "b": "h2"},
 			actions: []Action{{VM: "a", Action: ActMigrate, From: "h1", To: "h2", Step: 1},

@@ -95,7 +95,9 @@ func (e *engine) tryEvict(v, h int, budget *int) bool {
 		e.take(v, h)
 		for _, d := range done {
 			e.notes[d.m] = append(e.notes[d.m], "moved by the rescue search to make room for "+e.vms[v].Name)
+			e.rerecord(d.m)
 		}
+		e.rerecord(v)
 		return true
 	}
 	for i := len(done) - 1; i >= 0; i-- {
@@ -112,4 +114,16 @@ func (e *engine) need(v, k int) int64 {
 		}
 	}
 	return 0
+}
+
+// rerecord refreshes the scores and explanation of a VM the rescue moved:
+// those recorded by the greedy pass describe a host it no longer uses.
+func (e *engine) rerecord(v int) {
+	if e.scores == nil && e.explain[v] == nil {
+		return
+	}
+	h := e.assigned[v]
+	e.release(v)
+	e.choose(v, -1, false)
+	e.take(v, h)
 }
