@@ -135,7 +135,9 @@ func (a *Agent) reconcile(ctx context.Context) (again bool) {
 		}
 		if d.State.Active() {
 			a.log.Info().Str("vm", name).Str("recovery_id", recoveryOf(st, name)).Msg("stopping VM that is not placed here")
-			if err := a.n.hv.Stop(ctx, name, a.n.cfg.Agent.StopTimeout); err != nil {
+			err := a.n.hv.Stop(ctx, name, a.n.cfg.Agent.StopTimeout)
+			a.n.metrics.agentStops.WithLabelValues(result(err)).Inc()
+			if err != nil {
 				a.setErr(name, err)
 				a.log.Error().Err(err).Str("vm", name).Msg("stop")
 				again = true
@@ -169,7 +171,9 @@ func (a *Agent) reconcile(ctx context.Context) (again bool) {
 				if p == nil || vm == nil || p.Host != me {
 					continue
 				}
-				if err := a.start(ctx, vm, p); err != nil {
+				err := a.start(ctx, vm, p)
+				a.n.metrics.agentStarts.WithLabelValues(result(err)).Inc()
+				if err != nil {
 					again = true
 				}
 			}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/vmha/vmha/api"
 	"github.com/vmha/vmha/fencing"
+	"github.com/vmha/vmha/hypervisor"
 	"github.com/vmha/vmha/model"
 	"github.com/vmha/vmha/placement"
 )
@@ -42,6 +43,9 @@ type Coordinator struct {
 	failedAt map[string]time.Time // host → last failed fence
 	leaderAt time.Time
 	wake     chan struct{}
+	// recovered remembers which recovered placements (vm/generation) were
+	// already counted in the recovery metric.
+	recovered map[string]bool
 	// checks holds the last status check of each host's fence device.
 	// It is the leader's own knowledge, not replicated: a new leader
 	// checks every device again at once.
@@ -52,7 +56,7 @@ func newCoordinator(n *Node) *Coordinator {
 	return &Coordinator{
 		n: n, log: n.log.With().Str("component", "coordinator").Logger(),
 		fencing: map[string]bool{}, failedAt: map[string]time.Time{}, wake: make(chan struct{}, 1),
-		checks: map[string]api.FenceCheck{},
+		checks: map[string]api.FenceCheck{}, recovered: map[string]bool{},
 	}
 }
 
@@ -99,6 +103,7 @@ func (c *Coordinator) run(ctx context.Context) {
 			c.checks = map[string]api.FenceCheck{}
 			c.mu.Unlock()
 			go c.checkLoop(leaderCtx)
+			c.n.metrics.leaderChanges.Inc()
 			c.log.Info().Uint64("term", c.n.raft.CurrentTerm()).Msg("became leader; coordinator active")
 		}
 		c.step(leaderCtx)
@@ -319,6 +324,8 @@ func (c *Coordinator) fence(ctx context.Context, host, rid, action, requester st
 		return rec, fmt.Errorf("fence of %s interrupted: %w", host, ctx.Err())
 	}
 	rec.Started, rec.Duration, rec.OK = started.UTC(), time.Since(started), ferr == nil
+	c.n.metrics.fences.WithLabelValues(action, result(ferr)).Inc()
+	c.n.metrics.fenceSeconds.WithLabelValues(result(ferr)).Observe(rec.Duration.Seconds())
 	if ferr != nil {
 		rec.Error = ferr.Error()
 	}
@@ -448,6 +455,7 @@ func (c *Coordinator) CheckDevice(ctx context.Context, host string) (api.FenceCh
 	}
 	chk.Duration = time.Since(chk.At)
 	chk.OK = err == nil
+	c.n.metrics.deviceChecks.WithLabelValues(host, result(err)).Inc()
 	if err != nil {
 		chk.Error = err.Error()
 	}
@@ -505,11 +513,49 @@ func (c *Coordinator) TestDevice(ctx context.Context, host string, powerCycle bo
 	return res, err
 }
 
+// noteRecoveries counts, once each, the VMs of a recovery that an agent
+// reports running on their new host, and how long after their host was
+// lost they came back.
+func (c *Coordinator) noteRecoveries(obs *model.Observation) {
+	now := time.Now()
+	c.n.fsm.Read(func(s *model.State) {
+		for vm, o := range obs.VMs {
+			p := s.Status.Placements[vm]
+			if p == nil || p.RecoveryID == "" || p.Host != obs.Host || o.State != string(hypervisor.StateRunning) {
+				continue
+			}
+			key := fmt.Sprintf("%s/%d", vm, p.Generation)
+			c.mu.Lock()
+			if len(c.recovered) > 100000 {
+				c.recovered = map[string]bool{} // a bound; at worst a VM is counted twice
+			}
+			seen := c.recovered[key]
+			c.recovered[key] = true
+			c.mu.Unlock()
+			if seen {
+				continue
+			}
+			for _, hs := range s.Status.Hosts {
+				if hs.RecoveryID == p.RecoveryID && !hs.LostAt.IsZero() {
+					c.n.metrics.recoveries.Inc()
+					c.n.metrics.recoverySecs.Observe(now.Sub(hs.LostAt).Seconds())
+					c.log.Info().Str("recovery_id", p.RecoveryID).Str("vm", vm).Str("host", obs.Host).
+						Dur("since_lost", now.Sub(hs.LostAt)).Msg("recovered VM running")
+					break
+				}
+			}
+		}
+	})
+}
+
 // place commits a host for every VM that needs one.
 func (c *Coordinator) place(st *model.State, members map[string]serf.Member) {
 	snap := Snapshot(st, members)
 	var ps []model.Placement
-	for _, d := range placement.Plan(snap) {
+	t0 := time.Now()
+	plan := placement.Plan(snap)
+	c.n.metrics.placeSeconds.Observe(time.Since(t0).Seconds())
+	for _, d := range plan {
 		if !d.Changed {
 			continue
 		}

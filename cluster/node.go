@@ -61,8 +61,9 @@ type Node struct {
 	// memberChanged is signalled (non-blocking) on every membership event.
 	memberChanged chan struct{}
 
-	agent *Agent
-	coord *Coordinator
+	agent   *Agent
+	coord   *Coordinator
+	metrics *Metrics
 
 	logStore *raftboltdb.BoltStore
 	snaps    raft.SnapshotStore
@@ -94,6 +95,7 @@ func NewNode(o Options) (*Node, error) {
 		serfEvents: make(chan serf.Event, 256), memberChanged: make(chan struct{}, 1),
 		stopped: make(chan struct{}),
 	}
+	n.metrics = newMetrics(n)
 	if err := n.startRaft(); err != nil {
 		n.closeStores()
 		return nil, err

@@ -270,6 +270,7 @@ func (n *Node) handleObserve(w http.ResponseWriter, _ *http.Request, body []byte
 		writeApplyErr(w, err)
 		return
 	}
+	n.coord.noteRecoveries(&obs)
 	w.WriteHeader(http.StatusNoContent)
 }
 

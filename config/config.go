@@ -39,7 +39,10 @@ type Daemon struct {
 	BootstrapExpect int    `mapstructure:"bootstrap_expect"`
 	DataDir         string `mapstructure:"data_dir"`
 	// Socket is the unix socket the local CLI talks to.
-	Socket        string  `mapstructure:"socket"`
+	Socket string `mapstructure:"socket"`
+	// MetricsAddr is where Prometheus metrics are served (host:port);
+	// empty turns them off.
+	MetricsAddr   string  `mapstructure:"metrics_addr"`
 	HypervisorURI string  `mapstructure:"hypervisor_uri"`
 	BMC           BMC     `mapstructure:"bmc"`
 	Gossip        Gossip  `mapstructure:"gossip"`
@@ -118,6 +121,7 @@ var Defaults = map[string]any{
 	"bootstrap_expect":       3,
 	"data_dir":               "/var/lib/vmha",
 	"socket":                 "/run/vmha/vmhad.sock",
+	"metrics_addr":           "",
 	"hypervisor_uri":         "qemu:///system",
 	"bmc.type":               "ipmi",
 	"bmc.port":               623,
@@ -157,6 +161,7 @@ func Flags(fs *pflag.FlagSet) {
 	fs.String("socket", "", "unix socket for the local CLI")
 	fs.String("hypervisor-uri", "", "libvirt URI of this host's hypervisor")
 	fs.String("log-level", "", "debug, info, warn or error")
+	fs.String("metrics-addr", "", "host:port to serve Prometheus metrics on (empty: off)")
 }
 
 // flagKeys maps flag names to config keys.
@@ -165,6 +170,7 @@ var flagKeys = map[string]string{
 	"ports-serf": "ports.serf", "ports-raft": "ports.raft", "ports-api": "ports.api",
 	"join": "join", "bootstrap-expect": "bootstrap_expect", "data-dir": "data_dir",
 	"socket": "socket", "hypervisor-uri": "hypervisor_uri", "log-level": "log.level",
+	"metrics-addr": "metrics_addr",
 }
 
 // Load reads the config: embedded defaults, then the file (path, or
@@ -315,6 +321,13 @@ func (d *Daemon) Validate() error {
 	}
 	if d.DataDir == "" {
 		return errors.New("data_dir: empty")
+	}
+	if d.MetricsAddr != "" {
+		host, port, err := net.SplitHostPort(d.MetricsAddr)
+		n, perr := strconv.Atoi(port)
+		if err != nil || perr != nil || n < 1 || n > 65535 || (host != "" && net.ParseIP(host) == nil) {
+			return fmt.Errorf("metrics_addr: %q is not IP:port (or :port)", d.MetricsAddr)
+		}
 	}
 	if d.Socket == "" {
 		return errors.New("socket: empty")

@@ -85,6 +85,7 @@ func TestLoadErrorsNameTheProblem(t *testing.T) {
 		{"bad log level", "node_name: a\nlog: {level: loud}\n", "log.level"},
 		{"probe timeout too long", "node_name: a\ngossip: {probe_timeout: 1s}\n", "gossip.probe_timeout"},
 		{"bad uri", "node_name: a\nhypervisor_uri: qemu\n", "hypervisor_uri"},
+		{"bad metrics addr", "node_name: a\nmetrics_addr: localhost\n", "metrics_addr"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

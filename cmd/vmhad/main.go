@@ -102,9 +102,16 @@ func serve(cfg *config.Daemon, stderr io.Writer) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
 	go func() { errc <- node.Serve(ctx) }()
 	log.Info().Str("hypervisor", cfg.HypervisorURI).Str("api", node.APIAddr()).Str("socket", cfg.Socket).Msg("vmhad started")
+	if cfg.MetricsAddr != "" {
+		go func() {
+			if err := node.ServeMetrics(ctx, cfg.MetricsAddr); err != nil {
+				errc <- err
+			}
+		}()
+	}
 	runDone := make(chan struct{})
 	go func() { node.Run(ctx); close(runDone) }()
 	var serveErr error

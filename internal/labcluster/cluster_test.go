@@ -287,6 +287,49 @@ func TestKillHostFencesAndRecovers(t *testing.T) {
 	if len(hist) == 0 || !hist[len(hist)-1].OK || hist[len(hist)-1].Host != vh.Name {
 		t.Fatalf("fence history %+v", hist)
 	}
+	// The leader's metrics count the fence and every recovered VM.
+	var leader *Host
+	for _, h := range c.Alive() {
+		if h.Name == s.Leader {
+			leader = h
+		}
+	}
+	if leader == nil {
+		t.Fatalf("leader %q is not a running host", s.Leader)
+	}
+	want := []string{
+		`vmha_fence_total{action="off",result="success"} 1`,
+		fmt.Sprintf("vmha_vm_recoveries_total %d", len(vh.VMs)),
+		`vmha_hosts{state="fenced"} 1`,
+		`vmha_is_leader 1`,
+		`vmha_quorate 1`,
+		`vmha_members{status="failed"} 1`,
+	}
+	var metrics string
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		m, err := leader.Metrics()
+		if err != nil {
+			t.Fatal(err)
+		}
+		metrics = m
+		missing := ""
+		for _, w := range want {
+			if !strings.Contains(m, w+"\n") {
+				missing = w
+			}
+		}
+		if missing == "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("leader metrics lack %q:\n%s", missing, m)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if strings.Contains(metrics, BMCPassword) {
+		t.Fatal("metrics show the BMC password")
+	}
 	// The status never shows the BMC password.
 	for _, h := range c.Alive() {
 		out, err := c.vmha(h, "status", "-o", "json")

@@ -9,7 +9,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -55,7 +57,9 @@ type Host struct {
 	PIDFile  string
 	APIAddr  string
 	SerfAddr string
-	BMC      *ipmisim.Sim
+	// MetricsAddr serves the host's Prometheus metrics.
+	MetricsAddr string
+	BMC         *ipmisim.Sim
 
 	bin  string
 	mu   sync.Mutex
@@ -79,13 +83,13 @@ func Start(o Options) (*Cluster, error) {
 		return nil, errors.New("labcluster: VMHAD binary path is empty")
 	}
 	c := &Cluster{opts: o}
-	ports, err := freePorts(o.Hosts * 3)
+	ports, err := freePorts(o.Hosts * 4)
 	if err != nil {
 		return nil, err
 	}
 	var joins []string
 	for i := 0; i < o.Hosts; i++ {
-		joins = append(joins, fmt.Sprintf("127.0.0.1:%d", ports[i*3]))
+		joins = append(joins, fmt.Sprintf("127.0.0.1:%d", ports[i*4]))
 	}
 	for i := 0; i < o.Hosts; i++ {
 		h := &Host{Name: fmt.Sprintf("host%d", i+1), bin: o.VMHAD}
@@ -95,12 +99,13 @@ func Start(o Options) (*Cluster, error) {
 		h.Log = filepath.Join(h.Dir, "vmhad.log")
 		h.PIDFile = filepath.Join(h.Dir, "vmhad.pid")
 		h.SerfAddr = joins[i]
-		h.APIAddr = fmt.Sprintf("127.0.0.1:%d", ports[i*3+2])
+		h.APIAddr = fmt.Sprintf("127.0.0.1:%d", ports[i*4+2])
+		h.MetricsAddr = fmt.Sprintf("127.0.0.1:%d", ports[i*4+3])
 		if err := os.MkdirAll(h.Dir, 0o700); err != nil {
 			return nil, err
 		}
 		c.Hosts = append(c.Hosts, h)
-		if err := c.writeHostFiles(h, ports[i*3:i*3+3], joins); err != nil {
+		if err := c.writeHostFiles(h, ports[i*4:i*4+4], joins); err != nil {
 			c.Close()
 			return nil, err
 		}
@@ -152,6 +157,7 @@ bootstrap_expect: %d
 data_dir: %s
 socket: %s
 hypervisor_uri: test://%s
+metrics_addr: 127.0.0.1:%d
 %sfencing:
   timeout: 10s
   call_timeout: 2s
@@ -163,7 +169,7 @@ agent:
   stop_timeout: 5s
 log:
   level: info
-%s`, h.Name, ports[0], ports[1], ports[2], strings.Join(joins, ", "), len(joins), filepath.Join(h.Dir, "data"), h.Socket, nodeXML, bmc, c.opts.Extra)
+%s`, h.Name, ports[0], ports[1], ports[2], strings.Join(joins, ", "), len(joins), filepath.Join(h.Dir, "data"), h.Socket, nodeXML, ports[3], bmc, c.opts.Extra)
 	return os.WriteFile(h.Config, []byte(cfg), 0o600)
 }
 
@@ -274,6 +280,24 @@ func (h *Host) Exited(timeout time.Duration) bool {
 	case <-time.After(timeout):
 		return false
 	}
+}
+
+// Metrics fetches the host's Prometheus metrics text.
+func (h *Host) Metrics() (string, error) {
+	c := &http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get("http://" + h.MetricsAddr + "/metrics")
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return "", err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("GET /metrics on %s: HTTP %d", h.Name, resp.StatusCode)
+	}
+	return string(b), nil
 }
 
 // Client is an API client on the host's unix socket.
