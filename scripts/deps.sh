@@ -8,6 +8,10 @@ set -euo pipefail
 packages=(
   libvirt-dev pkg-config
   openipmi ipmitool fence-agents
+  # the live-migration lab (internal/virtlab): two libvirtd, QEMU TCG guests
+  # from a busybox initrd; the guest kernel is fetched by the lab itself with
+  # apt-get download into /var/cache/vmha-lab
+  libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils busybox-static cpio
 )
 
 missing=()
