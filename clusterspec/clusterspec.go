@@ -1,0 +1,417 @@
+// Package clusterspec reads cluster.yaml (hosts, VMs, constraints,
+// policies) and status.yaml (where VMs run, host states, live attributes,
+// fail counts) into the placement engine's model. Decoding is strict: an
+// unknown key is an error that names it, and the result is validated
+// before anything uses it.
+package clusterspec
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/vmha/vmha/placement"
+)
+
+// Spec is cluster.yaml.
+type Spec struct {
+	Policy      Policy      `yaml:"policy,omitempty"`
+	Hosts       []Host      `yaml:"hosts"`
+	VMs         []VM        `yaml:"vms"`
+	Constraints Constraints `yaml:"constraints,omitempty"`
+}
+
+// Policy holds the cluster-wide options.
+type Policy struct {
+	DefaultStickiness *Score `yaml:"default-stickiness,omitempty"`
+	PlacementStrategy string `yaml:"placement-strategy,omitempty"`
+	// SymmetricCluster false makes the cluster opt-in. Default true.
+	SymmetricCluster *bool `yaml:"symmetric-cluster,omitempty"`
+	MigrationLimit   int   `yaml:"migration-limit,omitempty"`
+}
+
+// Host is one hypervisor host.
+type Host struct {
+	Name        string            `yaml:"name"`
+	Capacity    map[string]int64  `yaml:"capacity,omitempty"`
+	Attributes  map[string]string `yaml:"attributes,omitempty"`
+	Standby     bool              `yaml:"standby,omitempty"`
+	Maintenance bool              `yaml:"maintenance,omitempty"`
+}
+
+// VM is one virtual machine.
+type VM struct {
+	Name string `yaml:"name"`
+	// Domain is the path of the libvirt domain XML; placement does not
+	// read it.
+	Domain     string `yaml:"domain,omitempty"`
+	Hypervisor string `yaml:"hypervisor,omitempty"`
+	// Utilization; when empty, vmha takes memory and vCPUs from the
+	// domain XML (outside this package).
+	Utilization        map[string]int64 `yaml:"utilization,omitempty"`
+	Priority           int              `yaml:"priority,omitempty"`
+	TargetState        string           `yaml:"target-state,omitempty"`
+	AllowMigrate       bool             `yaml:"allow-migrate,omitempty"`
+	Stickiness         *Score           `yaml:"stickiness,omitempty"`
+	MigrationThreshold *Score           `yaml:"migration-threshold,omitempty"`
+	FailureTimeout     Duration         `yaml:"failure-timeout,omitempty"`
+	// Managed false leaves the VM alone. Default true.
+	Managed *bool `yaml:"managed,omitempty"`
+}
+
+// Constraints are the placement constraints.
+type Constraints struct {
+	Locations   []Location   `yaml:"locations,omitempty"`
+	Colocations []Colocation `yaml:"colocations,omitempty"`
+}
+
+// Location is either a host and a score, or a rule.
+type Location struct {
+	VM    string `yaml:"vm"`
+	Host  string `yaml:"host,omitempty"`
+	Score *Score `yaml:"score,omitempty"`
+	Rule  *Rule  `yaml:"rule,omitempty"`
+}
+
+// Rule is a location rule over host attributes.
+type Rule struct {
+	Score          *Score       `yaml:"score,omitempty"`
+	ScoreAttribute string       `yaml:"score-attribute,omitempty"`
+	BooleanOp      string       `yaml:"boolean-op,omitempty"`
+	Expressions    []Expression `yaml:"expressions,omitempty"`
+	Rules          []Rule       `yaml:"rules,omitempty"`
+}
+
+// Expression compares a host attribute (or #uname) with a value.
+type Expression struct {
+	Attribute string `yaml:"attribute"`
+	Operation string `yaml:"operation"`
+	Value     string `yaml:"value,omitempty"`
+	Type      string `yaml:"type,omitempty"`
+}
+
+// Colocation places VM with (positive score) or away from (negative) With.
+type Colocation struct {
+	VM    string `yaml:"vm"`
+	With  string `yaml:"with"`
+	Score Score  `yaml:"score"`
+}
+
+// Score is a placement.Score written as an integer or [+-]INFINITY.
+type Score placement.Score
+
+// UnmarshalYAML reads an integer or INFINITY.
+func (s *Score) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode {
+		return fmt.Errorf("line %d: a score must be an integer or INFINITY", n.Line)
+	}
+	v, err := placement.ParseScore(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: %w", n.Line, err)
+	}
+	*s = Score(v)
+	return nil
+}
+
+// MarshalYAML writes INFINITY as the string Pacemaker uses.
+func (s Score) MarshalYAML() (any, error) {
+	ps := placement.Score(s)
+	if ps >= placement.Infinity || ps <= -placement.Infinity {
+		return ps.String(), nil
+	}
+	return int64(ps), nil
+}
+
+// Duration is a Go duration ("10m", "1h30m") or a number of seconds.
+type Duration time.Duration
+
+// UnmarshalYAML reads "10m" or 600.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode {
+		return fmt.Errorf("line %d: a duration must be like 10m or a number of seconds", n.Line)
+	}
+	if secs, err := strconv.ParseInt(n.Value, 10, 64); err == nil {
+		if secs < 0 {
+			return fmt.Errorf("line %d: duration %q is negative", n.Line, n.Value)
+		}
+		*d = Duration(time.Duration(secs) * time.Second)
+		return nil
+	}
+	v, err := time.ParseDuration(n.Value)
+	if err != nil || v < 0 {
+		return fmt.Errorf("line %d: duration %q: want like 10m or a number of seconds", n.Line, n.Value)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalYAML writes the duration as Go prints it.
+func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }
+
+// IsZero lets omitempty drop a zero duration.
+func (d Duration) IsZero() bool { return d == 0 }
+
+// Status is status.yaml: the live side of the cluster.
+type Status struct {
+	// Now is the time failure timeouts are measured against; when empty
+	// the caller supplies the clock.
+	Now   time.Time             `yaml:"now,omitempty"`
+	Hosts map[string]HostStatus `yaml:"hosts,omitempty"`
+	VMs   map[string]VMStatus   `yaml:"vms,omitempty"`
+}
+
+// HostStatus is a host's live state.
+type HostStatus struct {
+	// State is up (the default), lost (failed, not fenced), fenced, or
+	// offline (left cleanly).
+	State       string            `yaml:"state,omitempty"`
+	Attributes  map[string]string `yaml:"attributes,omitempty"`
+	Standby     *bool             `yaml:"standby,omitempty"`
+	Maintenance *bool             `yaml:"maintenance,omitempty"`
+}
+
+// VMStatus is where a VM runs and how it failed.
+type VMStatus struct {
+	Host     string    `yaml:"host,omitempty"`
+	Failures []Failure `yaml:"failures,omitempty"`
+}
+
+// Failure is a fail count on a host.
+type Failure struct {
+	Host  string    `yaml:"host"`
+	Count int       `yaml:"count"`
+	Last  time.Time `yaml:"last,omitempty"`
+}
+
+// maxInput bounds what we read: a cluster.yaml of 50,000 VMs is a few MiB.
+const maxInput = 64 << 20
+
+func decodeStrict(data []byte, v any) error {
+	if len(data) > maxInput {
+		return fmt.Errorf("%d bytes, more than the %d allowed", len(data), maxInput)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(v); err != nil {
+		if errors.Is(err, io.EOF) {
+			return errors.New("empty document")
+		}
+		return friendly(err)
+	}
+	// A second document is almost always a paste error.
+	var extra yaml.Node
+	if err := dec.Decode(&extra); err == nil {
+		return errors.New("more than one YAML document")
+	}
+	return nil
+}
+
+// friendly rewrites yaml.v3's "field x not found in type y" into words
+// that name the key.
+func friendly(err error) error {
+	msg := err.Error()
+	msg = strings.TrimPrefix(msg, "yaml: unmarshal errors:\n  ")
+	if i := strings.Index(msg, ": field "); i >= 0 {
+		rest := msg[i+len(": field "):]
+		if j := strings.Index(rest, " not found in type"); j >= 0 {
+			return fmt.Errorf("%s: unknown key %q", msg[:i], rest[:j])
+		}
+	}
+	return errors.New(strings.ReplaceAll(msg, "\n  ", "; "))
+}
+
+// Parse reads and validates cluster.yaml.
+func Parse(data []byte) (*Spec, error) {
+	var s Spec
+	if err := decodeStrict(data, &s); err != nil {
+		return nil, err
+	}
+	if _, err := s.Input(nil); err != nil {
+		return nil, err
+	}
+	return &s, nil
+}
+
+// ParseStatus reads status.yaml.
+func ParseStatus(data []byte) (*Status, error) {
+	var st Status
+	if err := decodeStrict(data, &st); err != nil {
+		return nil, err
+	}
+	return &st, nil
+}
+
+var hostStates = map[string]placement.HostCondition{
+	"": placement.Usable, "up": placement.Usable, "lost": placement.Lost,
+	"fenced": placement.Released, "offline": placement.Offline,
+}
+
+// Input builds and validates the engine's input from the spec and an
+// optional status.
+func (s *Spec) Input(st *Status) (placement.Input, error) {
+	var in placement.Input
+	var errs []error
+	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+
+	p := s.Policy
+	if p.DefaultStickiness != nil {
+		in.Policy.DefaultStickiness = placement.Score(*p.DefaultStickiness)
+	}
+	in.Policy.Strategy = placement.Strategy(p.PlacementStrategy)
+	in.Policy.OptIn = p.SymmetricCluster != nil && !*p.SymmetricCluster
+	in.Policy.MigrationLimit = p.MigrationLimit
+
+	for _, h := range s.Hosts {
+		hi := placement.HostInfo{Name: h.Name, Capacity: h.Capacity, Standby: h.Standby, Maintenance: h.Maintenance,
+			Attributes: map[string]string{}}
+		for k, v := range h.Attributes {
+			hi.Attributes[k] = v
+		}
+		in.Hosts = append(in.Hosts, hi)
+	}
+	for _, v := range s.VMs {
+		vi := placement.VMInfo{Name: v.Name, Utilization: v.Utilization, Priority: v.Priority,
+			Target: placement.TargetState(v.TargetState), AllowMigrate: v.AllowMigrate,
+			FailureTimeout: time.Duration(v.FailureTimeout), Unmanaged: v.Managed != nil && !*v.Managed}
+		if v.Stickiness != nil {
+			sc := placement.Score(*v.Stickiness)
+			vi.Stickiness = &sc
+		}
+		if v.MigrationThreshold != nil {
+			mt := placement.Score(*v.MigrationThreshold)
+			switch {
+			case mt < 0:
+				bad("vm %q: migration-threshold %s is negative", v.Name, mt)
+			case mt >= placement.Infinity:
+				vi.MigrationThreshold = 0 // INFINITY: never ban
+			default:
+				vi.MigrationThreshold = int(mt)
+			}
+		}
+		switch v.Hypervisor {
+		case "", "kvm", "xen":
+		default:
+			bad("vm %q: hypervisor %q: want kvm or xen", v.Name, v.Hypervisor)
+		}
+		in.VMs = append(in.VMs, vi)
+	}
+	for i, l := range s.Constraints.Locations {
+		switch {
+		case l.Rule != nil && (l.Host != "" || l.Score != nil):
+			bad("location %d (vm %q): give either host and score, or rule", i+1, l.VM)
+		case l.Rule != nil:
+			r, err := convertRule(*l.Rule, fmt.Sprintf("location %d (vm %q) rule", i+1, l.VM))
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			in.LocationRules = append(in.LocationRules, placement.LocationRule{VM: l.VM, Rule: r})
+		case l.Host == "" || l.Score == nil:
+			bad("location %d (vm %q): needs host and score (or a rule)", i+1, l.VM)
+		default:
+			in.Locations = append(in.Locations, placement.Location{VM: l.VM, Host: l.Host, Score: placement.Score(*l.Score)})
+		}
+	}
+	for _, c := range s.Constraints.Colocations {
+		in.Colocations = append(in.Colocations, placement.Colocation{VM: c.VM, With: c.With, Score: placement.Score(c.Score)})
+	}
+	if st != nil {
+		applyStatus(&in, st, bad)
+	}
+	if err := placement.Validate(&in); err != nil {
+		errs = append(errs, err)
+	}
+	return in, errors.Join(errs...)
+}
+
+func convertRule(r Rule, where string) (placement.Rule, error) {
+	out := placement.Rule{ScoreAttribute: r.ScoreAttribute, BoolOp: r.BooleanOp}
+	switch {
+	case r.Score != nil && r.ScoreAttribute != "":
+		return out, fmt.Errorf("%s: give score or score-attribute, not both", where)
+	case r.Score == nil && r.ScoreAttribute == "":
+		return out, fmt.Errorf("%s: needs score or score-attribute", where)
+	case r.Score != nil:
+		out.Score = placement.Score(*r.Score)
+	}
+	for _, e := range r.Expressions {
+		out.Expressions = append(out.Expressions, placement.Expression{Attribute: e.Attribute, Operation: e.Operation, Value: e.Value, Type: e.Type})
+	}
+	for i, sub := range r.Rules {
+		// Nested rules carry no score of their own.
+		if sub.Score == nil && sub.ScoreAttribute == "" {
+			sub.Score = new(Score)
+		}
+		c, err := convertRule(sub, fmt.Sprintf("%s, rule %d", where, i+1))
+		if err != nil {
+			return out, err
+		}
+		out.Rules = append(out.Rules, c)
+	}
+	return out, placement.ValidateRule(out, where)
+}
+
+func applyStatus(in *placement.Input, st *Status, bad func(string, ...any)) {
+	in.Now = st.Now
+	hosts := map[string]*placement.HostInfo{}
+	for i := range in.Hosts {
+		hosts[in.Hosts[i].Name] = &in.Hosts[i]
+	}
+	for _, name := range sortedKeys(st.Hosts) {
+		hs := st.Hosts[name]
+		h := hosts[name]
+		if h == nil {
+			bad("status: unknown host %q", name)
+			continue
+		}
+		c, ok := hostStates[hs.State]
+		if !ok {
+			bad("status: host %q: state %q: want up, lost, fenced or offline", name, hs.State)
+		}
+		h.Condition = c
+		for k, v := range hs.Attributes {
+			h.Attributes[k] = v
+		}
+		if hs.Standby != nil {
+			h.Standby = *hs.Standby
+		}
+		if hs.Maintenance != nil {
+			h.Maintenance = *hs.Maintenance
+		}
+	}
+	vms := map[string]*placement.VMInfo{}
+	for i := range in.VMs {
+		vms[in.VMs[i].Name] = &in.VMs[i]
+	}
+	for _, name := range sortedKeys(st.VMs) {
+		vs := st.VMs[name]
+		v := vms[name]
+		if v == nil {
+			bad("status: unknown vm %q", name)
+			continue
+		}
+		if vs.Host != "" && hosts[vs.Host] == nil {
+			bad("status: vm %q runs on unknown host %q", name, vs.Host)
+		}
+		v.Current = vs.Host
+		for _, f := range vs.Failures {
+			v.Failures = append(v.Failures, placement.Failure{Host: f.Host, Count: f.Count, Last: f.Last})
+		}
+	}
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
+}
