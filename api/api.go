@@ -16,6 +16,9 @@ const (
 	PathVMs          = "/v1/vms"
 	PathFenceHistory = "/v1/fence/history"
 	PathFenceDevices = "/v1/fence/devices"
+	// PathGossipKeys lists (GET) and changes (POST) the gossip keyring.
+	// It is answered by the local host, which asks every member.
+	PathGossipKeys = "/v1/gossip/keys"
 	// PathFence is followed by /{host}, /{host}/confirm or /{host}/test.
 	PathFence = "/v1/fence"
 	// PathLocalDomains lists the answering host's own hypervisor domains,
@@ -66,23 +69,23 @@ type Host struct {
 	// Member is gossip's view: alive, suspect, failed, left, unknown.
 	Member string `json:"member"`
 	// State is the coordinator's: alive, lost, fenced, fence-failed.
-	State      model.HostState `json:"state"`
-	Reason     string          `json:"reason,omitempty"`
-	Since      time.Time       `json:"since"`
-	Leader     bool            `json:"leader"`
-	Voter      bool            `json:"voter"`
-	APIAddr    string          `json:"api_addr"`
-	MemoryMiB  uint64          `json:"memory_mib"`
-	CPUs       uint            `json:"cpus"`
-	UsedMiB    uint64          `json:"used_mib"`
-	VMs        []string        `json:"vms"`
-	FenceDev   string          `json:"fence_device"`
+	State     model.HostState `json:"state"`
+	Reason    string          `json:"reason,omitempty"`
+	Since     time.Time       `json:"since"`
+	Leader    bool            `json:"leader"`
+	Voter     bool            `json:"voter"`
+	APIAddr   string          `json:"api_addr"`
+	MemoryMiB uint64          `json:"memory_mib"`
+	CPUs      uint            `json:"cpus"`
+	UsedMiB   uint64          `json:"used_mib"`
+	VMs       []string        `json:"vms"`
+	FenceDev  string          `json:"fence_device"`
 	// FenceCheck is the leader's last status check of the fence device
 	// (nil until the first check, or when no device is configured).
 	FenceCheck *FenceCheck `json:"fence_check,omitempty"`
-	RecoveryID string          `json:"recovery_id,omitempty"`
-	LostAt     time.Time       `json:"lost_at,omitempty"`
-	FencedAt   time.Time       `json:"fenced_at,omitempty"`
+	RecoveryID string      `json:"recovery_id,omitempty"`
+	LostAt     time.Time   `json:"lost_at,omitempty"`
+	FencedAt   time.Time   `json:"fenced_at,omitempty"`
 }
 
 // VM is one VM in `vmha status`.
@@ -149,6 +152,29 @@ type FenceTestResult struct {
 	Check  FenceCheck `json:"check"`
 	// Cycled is true when a power cycle was done and verified.
 	Cycled bool `json:"cycled"`
+}
+
+// GossipKeyOp is the body of POST /v1/gossip/keys. Key is the base64 key;
+// it is never echoed back.
+type GossipKeyOp struct {
+	Op  string `json:"op"` // install, use or remove
+	Key string `json:"key"`
+}
+
+// GossipKeys answers a keyring list or change: keys by fingerprint (never
+// the key itself) with how many members hold each.
+type GossipKeys struct {
+	Members   int               `json:"members"`
+	Responses int               `json:"responses"`
+	Keys      []GossipKey       `json:"keys"`
+	Errors    map[string]string `json:"errors,omitempty"`
+}
+
+// GossipKey is one key of the keyring.
+type GossipKey struct {
+	Fingerprint string `json:"fingerprint"`
+	Members     int    `json:"members"`
+	Primary     int    `json:"primary_on"`
 }
 
 // AddVM is the body of POST /v1/vms.

@@ -185,6 +185,18 @@ func (n *Node) startSerf() error {
 	mc.GossipInterval = cfg.Gossip.GossipInterval
 	mc.SuspicionMult = cfg.Gossip.SuspicionMult
 	mc.LogOutput = w
+	keyringFile := filepath.Join(cfg.DataDir, "serf.keyring")
+	kr, err := loadKeyring(keyringFile, cfg.Gossip.EncryptKeyFile)
+	if err != nil {
+		return err
+	}
+	if kr != nil {
+		// Encrypted and authenticated gossip: a message under another key
+		// is dropped, so a host without the key cannot join or speak.
+		mc.Keyring = kr
+		mc.GossipVerifyIncoming, mc.GossipVerifyOutgoing = true, true
+		sc.KeyringFile = keyringFile
+	}
 	sc.MemberlistConfig = mc
 	s, err := serf.Create(sc)
 	if err != nil {

@@ -22,9 +22,16 @@ import (
 // maxBody bounds request bodies: a domain XML is the largest thing sent.
 const maxBody = model.MaxDomainXML + 64<<10
 
-// Handler returns the HTTP API served on the unix socket and the peer port.
-func (n *Node) Handler() http.Handler {
+// Handler returns the HTTP API. The unix socket (local: true) serves every
+// path; the peer port serves what peers and forwarded requests need, but not
+// the calls that act on this host alone from the operator's seat (the gossip
+// keyring), which only the socket's owner may make.
+func (n *Node) Handler(local bool) http.Handler {
 	mux := http.NewServeMux()
+	if local {
+		mux.HandleFunc("GET "+api.PathGossipKeys, n.handleGossipKeys)
+		mux.HandleFunc("POST "+api.PathGossipKeys, n.handleGossipKeyOp)
+	}
 	mux.HandleFunc("GET "+api.PathStatus, n.leaderRead(n.handleStatus))
 	mux.HandleFunc("GET "+api.PathHosts, n.leaderRead(n.handleHosts))
 	mux.HandleFunc("GET "+api.PathFenceHistory, n.leaderRead(n.handleFenceHistory))
@@ -63,10 +70,9 @@ func (n *Node) Serve(ctx context.Context) error {
 		ul.Close()
 		return fmt.Errorf("listen on %s: %w", bind, err)
 	}
-	h := n.Handler()
 	srvs := []*http.Server{
-		{Handler: h, ReadHeaderTimeout: 5 * time.Second},
-		{Handler: h, ReadHeaderTimeout: 5 * time.Second},
+		{Handler: n.Handler(true), ReadHeaderTimeout: 5 * time.Second},
+		{Handler: n.Handler(false), ReadHeaderTimeout: 5 * time.Second},
 	}
 	errc := make(chan error, 2)
 	go func() { errc <- srvs[0].Serve(ul) }()
@@ -427,6 +433,40 @@ func (n *Node) handleFenceDevices(w http.ResponseWriter, _ *http.Request, _ []by
 		}
 	})
 	writeJSON(w, http.StatusOK, out)
+}
+
+func (n *Node) handleGossipKeys(w http.ResponseWriter, _ *http.Request) {
+	v, err := n.GossipKeys()
+	if err != nil {
+		writeApplyErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, v)
+}
+
+func (n *Node) handleGossipKeyOp(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 4096))
+	if err != nil {
+		writeErr(w, http.StatusRequestEntityTooLarge, "", err)
+		return
+	}
+	var req api.GossipKeyOp
+	if err := decode(body, &req); err != nil {
+		writeErr(w, http.StatusBadRequest, "", err)
+		return
+	}
+	v, err := n.ChangeGossipKey(req.Op, req.Key)
+	switch {
+	case err != nil && v == nil:
+		writeApplyErr(w, err)
+	case err != nil:
+		writeJSON(w, http.StatusBadGateway, struct {
+			*api.GossipKeys
+			Error string `json:"error"`
+		}{v, err.Error()})
+	default:
+		writeJSON(w, http.StatusOK, v)
+	}
 }
 
 // trimErr keeps long error strings readable in tables.

@@ -78,6 +78,10 @@ type Gossip struct {
 	ProbeTimeout   time.Duration `mapstructure:"probe_timeout"`
 	GossipInterval time.Duration `mapstructure:"gossip_interval"`
 	SuspicionMult  int           `mapstructure:"suspicion_mult"`
+	// EncryptKeyFile holds the base64 gossip key (vmha keygen) that seeds
+	// the keyring at the first start; later rotations (vmha gossip keys)
+	// are kept in the data directory's keyring. Empty: no encryption.
+	EncryptKeyFile string `mapstructure:"encrypt_key_file"`
 }
 
 // Raft holds consensus timers.
@@ -114,35 +118,36 @@ type Log struct {
 
 // Defaults are the embedded defaults every key falls back to.
 var Defaults = map[string]any{
-	"bind_addr":              "127.0.0.1",
-	"ports.serf":             7946,
-	"ports.raft":             7947,
-	"ports.api":              7948,
-	"bootstrap_expect":       3,
-	"data_dir":               "/var/lib/vmha",
-	"socket":                 "/run/vmha/vmhad.sock",
-	"metrics_addr":           "",
-	"hypervisor_uri":         "qemu:///system",
-	"bmc.type":               "ipmi",
-	"bmc.port":               623,
-	"bmc.interface":          "lanplus",
-	"bmc.cipher_suite":       3,
-	"gossip.probe_interval":  "200ms",
-	"gossip.probe_timeout":   "100ms",
-	"gossip.gossip_interval": "100ms",
-	"gossip.suspicion_mult":  2,
-	"raft.heartbeat_timeout": "500ms",
-	"raft.election_timeout":  "500ms",
-	"raft.leader_lease":      "250ms",
-	"fencing.timeout":        "20s",
-	"fencing.call_timeout":   "3s",
-	"fencing.poll_interval":  "250ms",
-	"fencing.retry_interval": "5s",
-	"fencing.check_interval": "60s",
-	"agent.interval":         "2s",
-	"agent.stop_timeout":     "30s",
-	"log.level":              "info",
-	"log.format":             "json",
+	"bind_addr":               "127.0.0.1",
+	"ports.serf":              7946,
+	"ports.raft":              7947,
+	"ports.api":               7948,
+	"bootstrap_expect":        3,
+	"data_dir":                "/var/lib/vmha",
+	"socket":                  "/run/vmha/vmhad.sock",
+	"metrics_addr":            "",
+	"hypervisor_uri":          "qemu:///system",
+	"bmc.type":                "ipmi",
+	"bmc.port":                623,
+	"bmc.interface":           "lanplus",
+	"bmc.cipher_suite":        3,
+	"gossip.probe_interval":   "200ms",
+	"gossip.probe_timeout":    "100ms",
+	"gossip.gossip_interval":  "100ms",
+	"gossip.suspicion_mult":   2,
+	"gossip.encrypt_key_file": "",
+	"raft.heartbeat_timeout":  "500ms",
+	"raft.election_timeout":   "500ms",
+	"raft.leader_lease":       "250ms",
+	"fencing.timeout":         "20s",
+	"fencing.call_timeout":    "3s",
+	"fencing.poll_interval":   "250ms",
+	"fencing.retry_interval":  "5s",
+	"fencing.check_interval":  "60s",
+	"agent.interval":          "2s",
+	"agent.stop_timeout":      "30s",
+	"log.level":               "info",
+	"log.format":              "json",
 }
 
 // Flags declares vmhad's command-line overrides on fs. Flag names are the

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,8 +14,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/memberlist"
+	"github.com/hashicorp/serf/serf"
+
 	"github.com/vmha/vmha/api"
 	"github.com/vmha/vmha/hypervisor"
+	"github.com/vmha/vmha/internal/gossipkey"
 	"github.com/vmha/vmha/internal/ipmisim"
 	"github.com/vmha/vmha/internal/testenv"
 	"github.com/vmha/vmha/model"
@@ -46,10 +51,16 @@ func TestMain(m *testing.M) {
 // cluster with every fence device registered.
 func startCluster(t *testing.T) *Cluster {
 	t.Helper()
+	return startClusterWith(t, Options{})
+}
+
+func startClusterWith(t *testing.T, o Options) *Cluster {
+	t.Helper()
 	if err := ipmisim.Available(); err != nil {
 		testenv.Missing(t, "ipmi_sim: "+err.Error())
 	}
-	c, err := Start(Options{Dir: t.TempDir(), VMHAD: filepath.Join(binDir, "vmhad")})
+	o.Dir, o.VMHAD = t.TempDir(), filepath.Join(binDir, "vmhad")
+	c, err := Start(o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -649,4 +660,90 @@ func mustStatus(t *testing.T, c *Cluster) *api.Status {
 		t.Fatal(err)
 	}
 	return s
+}
+
+// TestGossipEncryptionAndRotation: a cluster with an encrypted keyring forms,
+// rotates its key without downtime, keeps the rotated key across a restart,
+// and a host with the old key cannot join.
+func TestGossipEncryptionAndRotation(t *testing.T) {
+	k1, _ := gossipkey.New()
+	c := startClusterWith(t, Options{GossipKey: k1})
+	addVMs(t, c, "g1", "g2")
+	h := c.Hosts[0]
+	dir := t.TempDir()
+	k2, _ := gossipkey.New()
+	f1, f2 := filepath.Join(dir, "k1"), filepath.Join(dir, "k2")
+	_ = os.WriteFile(f1, []byte(k1), 0o600)
+	_ = os.WriteFile(f2, []byte(k2), 0o600)
+	b1, _ := gossipkey.Decode(k1)
+	b2, _ := gossipkey.Decode(k2)
+	fp1, fp2 := gossipkey.Fingerprint(b1), gossipkey.Fingerprint(b2)
+	keys := func() api.GossipKeys {
+		t.Helper()
+		out, err := c.vmha(h, "gossip", "keys", "-o", "json")
+		if err != nil {
+			t.Fatalf("gossip keys: %v: %s", err, out)
+		}
+		if strings.Contains(string(out), k1) || strings.Contains(string(out), k2) {
+			t.Fatal("the key listing shows a key")
+		}
+		var v api.GossipKeys
+		if err := json.Unmarshal(out, &v); err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	if v := keys(); len(v.Keys) != 1 || v.Keys[0].Fingerprint != fp1 || v.Keys[0].Members != 3 || v.Keys[0].Primary != 3 {
+		t.Fatalf("initial keyring %+v", v)
+	}
+	for _, step := range [][]string{{"install", f2}, {"use", f2}, {"remove", f1}} {
+		if out, err := c.vmha(h, append([]string{"gossip", "keys"}, step...)...); err != nil {
+			t.Fatalf("gossip keys %v: %v: %s", step, err, out)
+		}
+	}
+	if v := keys(); len(v.Keys) != 1 || v.Keys[0].Fingerprint != fp2 || v.Keys[0].Members != 3 || v.Keys[0].Primary != 3 {
+		t.Fatalf("keyring after rotation %+v (want only %s, not %s)", v, fp2, fp1)
+	}
+	// A bad key is refused before it is sent.
+	bad := filepath.Join(dir, "bad")
+	_ = os.WriteFile(bad, []byte("c2hvcnQ="), 0o600)
+	if out, err := c.vmha(h, "gossip", "keys", "install", bad); err == nil || !strings.Contains(string(out), "decodes to 5 bytes") {
+		t.Fatalf("bad key: %v %s", err, out)
+	}
+	// The rotated keyring survives a restart, although the seed file
+	// still holds the old key.
+	c.Hosts[2].Stop()
+	if err := c.Hosts[2].Start(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.WaitFor(context.Background(), 30*time.Second, "host3 back with the new key", func(s *api.Status) bool {
+		return hostOf(s, "host3").Member == "alive" && s.Leader != ""
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// An intruder with the old key is not let in.
+	sc := serf.DefaultConfig()
+	sc.NodeName = "intruder"
+	sc.MemberlistConfig = memberlist.DefaultLANConfig()
+	sc.MemberlistConfig.Name = "intruder"
+	sc.MemberlistConfig.BindAddr, sc.MemberlistConfig.BindPort = "127.0.0.1", 0
+	sc.MemberlistConfig.Keyring, _ = memberlist.NewKeyring(nil, b1)
+	sc.MemberlistConfig.LogOutput, sc.LogOutput = io.Discard, io.Discard
+	in, err := serf.Create(sc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = in.Shutdown() }()
+	if n, err := in.Join([]string{h.SerfAddr}, true); err == nil && n > 0 {
+		t.Fatalf("a host with the retired key joined (%d contacted)", n)
+	}
+	time.Sleep(time.Second)
+	for _, hh := range mustStatus(t, c).Hosts {
+		if hh.Name == "intruder" {
+			t.Fatal("the intruder shows as a host")
+		}
+	}
+	if v := keys(); v.Members != 3 {
+		t.Fatalf("%d gossip members, want 3", v.Members)
+	}
 }

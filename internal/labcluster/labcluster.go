@@ -39,6 +39,9 @@ type Options struct {
 	NoBMC bool
 	// Extra is appended to every host's vmhad.yaml.
 	Extra string
+	// GossipKey, when set, encrypts gossip: every host gets it in its
+	// gossip.encrypt_key_file.
+	GossipKey string
 }
 
 // Cluster is a running lab cluster.
@@ -148,6 +151,13 @@ func (c *Cluster) writeHostFiles(h *Host, ports []int, joins []string) error {
   user: admin
   password_file: %s
 `, sim.Port(), pw)
+	}
+	if c.opts.GossipKey != "" {
+		kf := filepath.Join(h.Dir, "gossip.key")
+		if err := os.WriteFile(kf, []byte(c.opts.GossipKey+"\n"), 0o600); err != nil {
+			return err
+		}
+		bmc += "gossip:\n  encrypt_key_file: " + kf + "\n"
 	}
 	cfg := fmt.Sprintf(`node_name: %s
 bind_addr: 127.0.0.1
