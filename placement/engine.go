@@ -185,6 +185,10 @@ func newEngine(in *Input, opt Options) *engine {
 	e.why = make([]string, e.nh)
 	for i, h := range e.hosts {
 		switch {
+		case h.Condition == Released:
+			e.why[i] = "host was fenced"
+		case h.Condition == Lost:
+			e.why[i] = "host is lost (not fenced yet)"
 		case h.Condition != Usable:
 			e.why[i] = "host is " + h.Condition.String()
 		case h.Maintenance:

@@ -1,0 +1,275 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/vmha/vmha/clusterspec"
+	"github.com/vmha/vmha/placement"
+)
+
+type planOpts struct {
+	config, status string
+	failHosts      []string
+	lostHosts      []string
+	standby        []string
+	attrs          []string
+	explain        []string
+	now            string
+	noRescue       bool
+}
+
+func newPlanCmd(g *globals) *cobra.Command {
+	var o planOpts
+	cmd := &cobra.Command{
+		Use:   "plan --config cluster.yaml [--status status.yaml] [flags]",
+		Short: "Compute a placement offline from files, like crm_simulate",
+		Long: `plan runs the placement engine on a cluster.yaml (and optionally a
+status.yaml with where VMs run, host states, live attributes and fail counts)
+without a daemon, and prints where every VM would run, the ordered actions
+that get there, and the scores. What-if flags change the input first:
+--fail-host H (H failed and was fenced: its VMs are recovered), --lost-host H
+(H failed and is not fenced yet: its VMs wait), --standby H, --attr H:KEY=VALUE.
+The JSON output is documented in docs/placement.md.`,
+		Args: exactArgs(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, _ []string) error { return runPlan(g, &o) },
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.config, "config", "", "cluster.yaml to plan for (required)")
+	f.StringVar(&o.status, "status", "", "status.yaml: where VMs run, host states, attributes, fail counts")
+	f.StringArrayVar(&o.failHosts, "fail-host", nil, "treat host as failed and fenced (repeatable)")
+	f.StringArrayVar(&o.lostHosts, "lost-host", nil, "treat host as failed but not fenced yet (repeatable)")
+	f.StringArrayVar(&o.standby, "standby", nil, "put host in standby (repeatable)")
+	f.StringArrayVar(&o.attrs, "attr", nil, "set a host attribute, HOST:KEY=VALUE (repeatable)")
+	f.StringArrayVar(&o.explain, "explain", nil, "explain the placement of this VM, host by host (repeatable)")
+	f.StringVar(&o.now, "now", "", "clock for failure timeouts, RFC 3339 (default: status.yaml's now, else the current time)")
+	f.BoolVar(&o.noRescue, "no-rescue", false, "Pacemaker's greedy allocation only: skip the search that rescues VMs it would leave stopped")
+	return cmd
+}
+
+func runPlan(g *globals, o *planOpts) error {
+	if o.config == "" {
+		return usageError{fmt.Errorf("--config is required")}
+	}
+	data, err := os.ReadFile(o.config)
+	if err != nil {
+		return err
+	}
+	spec, err := clusterspec.Parse(data)
+	if err != nil {
+		return fmt.Errorf("%s: %w", o.config, err)
+	}
+	var st *clusterspec.Status
+	if o.status != "" {
+		sd, err := os.ReadFile(o.status)
+		if err != nil {
+			return err
+		}
+		if st, err = clusterspec.ParseStatus(sd); err != nil {
+			return fmt.Errorf("%s: %w", o.status, err)
+		}
+	}
+	in, err := spec.Input(st)
+	if err != nil {
+		return fmt.Errorf("%s: %w", o.config, err)
+	}
+	if err := applyWhatIf(&in, o); err != nil {
+		return err
+	}
+	r, err := placement.Solve(in, placement.Options{Scores: true, Explain: o.explain, NoSearch: o.noRescue})
+	if err != nil {
+		return err
+	}
+	for _, v := range o.explain {
+		if r.Explanations[v] == nil {
+			return usageError{fmt.Errorf("--explain %s: no such VM", v)}
+		}
+	}
+	if g.output == "json" {
+		return g.printJSON(planJSON(&in, r, o.explain))
+	}
+	printPlan(g, &in, r, o.explain)
+	return nil
+}
+
+// applyWhatIf changes the input as the what-if flags say.
+func applyWhatIf(in *placement.Input, o *planOpts) error {
+	idx := map[string]int{}
+	for i, h := range in.Hosts {
+		idx[h.Name] = i
+	}
+	host := func(flag, name string) (*placement.HostInfo, error) {
+		i, ok := idx[name]
+		if !ok {
+			return nil, usageError{fmt.Errorf("--%s %s: no such host in the config", flag, name)}
+		}
+		return &in.Hosts[i], nil
+	}
+	for _, n := range o.failHosts {
+		h, err := host("fail-host", n)
+		if err != nil {
+			return err
+		}
+		h.Condition = placement.Released
+	}
+	for _, n := range o.lostHosts {
+		h, err := host("lost-host", n)
+		if err != nil {
+			return err
+		}
+		h.Condition = placement.Lost
+	}
+	for _, n := range o.standby {
+		h, err := host("standby", n)
+		if err != nil {
+			return err
+		}
+		h.Standby = true
+	}
+	for _, a := range o.attrs {
+		name, kv, ok := strings.Cut(a, ":")
+		k, v, ok2 := strings.Cut(kv, "=")
+		if !ok || !ok2 || k == "" {
+			return usageError{fmt.Errorf("--attr %q: want HOST:KEY=VALUE", a)}
+		}
+		h, err := host("attr", name)
+		if err != nil {
+			return err
+		}
+		if h.Attributes == nil {
+			h.Attributes = map[string]string{}
+		}
+		h.Attributes[k] = v
+	}
+	switch {
+	case o.now != "":
+		t, err := time.Parse(time.RFC3339, o.now)
+		if err != nil {
+			return usageError{fmt.Errorf("--now %q: want RFC 3339, like 2026-01-02T15:04:05Z", o.now)}
+		}
+		in.Now = t
+	case in.Now.IsZero():
+		in.Now = time.Now()
+	}
+	return nil
+}
+
+// planAction is an action as the JSON output shows it: from and to are
+// null when they do not apply.
+type planAction struct {
+	VM     string  `json:"vm"`
+	Action string  `json:"action"`
+	From   *string `json:"from"`
+	To     *string `json:"to"`
+	Step   int     `json:"step"`
+}
+
+type planOutput struct {
+	Placement    map[string]*string                    `json:"placement"`
+	Actions      []planAction                          `json:"actions"`
+	Scores       map[string]map[string]placement.Score `json:"scores"`
+	Blocked      map[string]string                     `json:"blocked,omitempty"`
+	Explanations map[string]*placement.Explanation     `json:"explanations,omitempty"`
+}
+
+func strOrNil(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+func planJSON(in *placement.Input, r *placement.Result, explain []string) planOutput {
+	out := planOutput{Placement: map[string]*string{}, Actions: []planAction{}, Scores: r.Scores, Blocked: r.Blocked}
+	for _, v := range in.VMs {
+		out.Placement[v.Name] = strOrNil(r.Placement[v.Name])
+	}
+	for _, a := range r.Actions {
+		out.Actions = append(out.Actions, planAction{VM: a.VM, Action: string(a.Action), From: strOrNil(a.From), To: strOrNil(a.To), Step: a.Step})
+	}
+	if len(explain) > 0 {
+		out.Explanations = map[string]*placement.Explanation{}
+		for _, v := range explain {
+			out.Explanations[v] = r.Explanations[v]
+		}
+	}
+	return out
+}
+
+func printPlan(g *globals, in *placement.Input, r *placement.Result, explain []string) {
+	tw := tabwriter.NewWriter(g.out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "VM\tNOW\tPLANNED\tNOTE")
+	names := make([]string, 0, len(in.VMs))
+	cur := map[string]string{}
+	for _, v := range in.VMs {
+		names = append(names, v.Name)
+		cur[v.Name] = v.Current
+	}
+	sort.Strings(names)
+	dash := func(s string) string {
+		if s == "" {
+			return "-"
+		}
+		return s
+	}
+	for _, n := range names {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", n, dash(cur[n]), dash(r.Placement[n]), r.Blocked[n])
+	}
+	tw.Flush()
+	fmt.Fprintln(g.out)
+	if len(r.Actions) == 0 {
+		fmt.Fprintln(g.out, "No actions.")
+	} else {
+		fmt.Fprintln(g.out, "Actions (a step starts when the previous one is done):")
+		tw = tabwriter.NewWriter(g.out, 0, 4, 2, ' ', 0)
+		for _, a := range r.Actions {
+			fmt.Fprintf(tw, "  %d\t%s\t%s\t%s -> %s\n", a.Step, a.Action, a.VM, dash(a.From), dash(a.To))
+		}
+		tw.Flush()
+	}
+	for _, v := range explain {
+		printExplanation(g, r.Explanations[v])
+	}
+}
+
+func printExplanation(g *globals, ex *placement.Explanation) {
+	fmt.Fprintln(g.out)
+	host := ex.Host
+	if host == "" {
+		host = "stopped"
+	}
+	fmt.Fprintf(g.out, "%s -> %s: %s\n", ex.VM, host, ex.Reason)
+	for _, n := range ex.Notes {
+		fmt.Fprintln(g.out, "  note: "+n)
+	}
+	if len(ex.Hosts) == 0 {
+		return
+	}
+	tw := tabwriter.NewWriter(g.out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "  HOST\tSCORE\tELIGIBLE\tTERMS\tFILTERS")
+	for _, h := range ex.Hosts {
+		var terms []string
+		for _, t := range h.Terms {
+			terms = append(terms, fmt.Sprintf("%s %s", t.Score, t.Source))
+		}
+		el := "no"
+		if h.Eligible {
+			el = "yes"
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", h.Host, h.Score, el, dash0(strings.Join(terms, "; ")), dash0(strings.Join(h.Filters, "; ")))
+	}
+	tw.Flush()
+}
+
+func dash0(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
