@@ -172,10 +172,9 @@ func place(vm VM, hosts []Host, used map[string]uint64) Decision {
 	}
 	d.Host = best.Host
 	d.Changed = d.Host != vm.Current
-	switch {
-	case best.Host == vm.Prefer:
+	if best.Host == vm.Prefer {
 		d.Reason = "preferred host " + best.Host
-	default:
+	} else {
 		d.Reason = fmt.Sprintf("most free memory on %s (%d MiB)", best.Host, best.FreeMiB)
 	}
 	return d

@@ -8,6 +8,7 @@ set -euo pipefail
 packages=(
   libvirt-dev pkg-config
   openipmi ipmitool fence-agents
+  pacemaker-cli-utils
   # the live-migration lab (internal/virtlab): two libvirtd, QEMU TCG guests
   # from a busybox initrd; the guest kernel is fetched by the lab itself with
   # apt-get download into /var/cache/vmha-lab

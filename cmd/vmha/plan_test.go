@@ -51,8 +51,8 @@ vms:
 `
 
 type planJSONOut struct {
-	Placement map[string]*string                  `json:"placement"`
-	Actions   []map[string]any                    `json:"actions"`
+	Placement map[string]*string                    `json:"placement"`
+	Actions   []map[string]any                      `json:"actions"`
 	Scores    map[string]map[string]json.RawMessage `json:"scores"`
 }
 
