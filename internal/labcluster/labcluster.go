@@ -42,12 +42,18 @@ type Options struct {
 	// GossipKey, when set, encrypts gossip: every host gets it in its
 	// gossip.encrypt_key_file.
 	GossipKey string
+	// Users runs each host's vmhad as a user of its own (uid 41001, 41002,
+	// ...), so that Partition can cut hosts apart with iptables' owner
+	// match on loopback.
+	Users bool
 }
 
 // Cluster is a running lab cluster.
 type Cluster struct {
 	opts  Options
 	Hosts []*Host
+	// chain is the iptables chain of Partition, once made.
+	chain string
 }
 
 // Host is one simulated hypervisor host.
@@ -63,6 +69,10 @@ type Host struct {
 	// MetricsAddr serves the host's Prometheus metrics.
 	MetricsAddr string
 	BMC         *ipmisim.Sim
+	// UID is the user vmhad runs as (0: the caller's).
+	UID int
+	// ports are the host's serf, raft and API ports.
+	ports []int
 
 	bin  string
 	mu   sync.Mutex
@@ -104,6 +114,10 @@ func Start(o Options) (*Cluster, error) {
 		h.SerfAddr = joins[i]
 		h.APIAddr = fmt.Sprintf("127.0.0.1:%d", ports[i*4+2])
 		h.MetricsAddr = fmt.Sprintf("127.0.0.1:%d", ports[i*4+3])
+		h.ports = ports[i*4 : i*4+3]
+		if o.Users {
+			h.UID = 41001 + i
+		}
 		if err := os.MkdirAll(h.Dir, 0o700); err != nil {
 			return nil, err
 		}
@@ -199,6 +213,15 @@ func (h *Host) Start() error {
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// Die with the harness: a crashed test must not leave daemons behind.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
+	if h.UID != 0 {
+		if err := chownTree(h.Dir, h.UID); err != nil {
+			logf.Close()
+			return err
+		}
+		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uint32(h.UID), Gid: uint32(h.UID)}
+		// libvirt keeps per-user files under HOME and XDG_RUNTIME_DIR.
+		cmd.Env = append(os.Environ(), "HOME="+h.Dir, "XDG_RUNTIME_DIR="+h.Dir, "XDG_CONFIG_HOME="+h.Dir, "XDG_CACHE_HOME="+h.Dir)
+	}
 	if err := cmd.Start(); err != nil {
 		logf.Close()
 		return fmt.Errorf("start vmhad for %s: %w", h.Name, err)
@@ -318,6 +341,7 @@ func (h *Host) Status(ctx context.Context) (*api.Status, error) { return h.Clien
 
 // Close stops every vmhad and BMC the cluster started.
 func (c *Cluster) Close() {
+	c.removePartition()
 	for _, h := range c.Hosts {
 		h.Kill()
 		if h.BMC != nil {
@@ -412,4 +436,18 @@ func freePorts(n int) ([]int, error) {
 		out = append(out, p)
 	}
 	return out, nil
+}
+
+// chownTree gives a host's directory to its user, except the BMC's files,
+// which the (root) simulator keeps.
+func chownTree(dir string, uid int) error {
+	return filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		if fi.IsDir() && fi.Name() == "bmc" {
+			return filepath.SkipDir
+		}
+		return os.Lchown(p, uid, uid)
+	})
 }

@@ -1,0 +1,156 @@
+package labcluster
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/vmha/vmha/api"
+	"github.com/vmha/vmha/hypervisor"
+	"github.com/vmha/vmha/internal/testenv"
+	"github.com/vmha/vmha/model"
+)
+
+// startPartitionable starts a cluster whose hosts run as users of their own,
+// so that Partition can cut them apart.
+func startPartitionable(t *testing.T) *Cluster {
+	t.Helper()
+	if err := PartitionAvailable(); err != nil {
+		testenv.Missing(t, err.Error())
+	}
+	return startClusterWith(t, Options{Users: true})
+}
+
+func others(c *Cluster, name string) []string {
+	var out []string
+	for _, h := range c.Hosts {
+		if h.Name != name {
+			out = append(out, h.Name)
+		}
+	}
+	return out
+}
+
+// localActive lists the VMs a host's own hypervisor runs (asked over its
+// unix socket, which a network partition does not cut).
+func localActive(t *testing.T, h *Host) []string {
+	t.Helper()
+	var doms []hypervisor.Domain
+	if err := h.Client().Do(context.Background(), "GET", api.PathLocalDomains, nil, &doms, nil); err != nil {
+		t.Fatalf("domains of %s: %v", h.Name, err)
+	}
+	var out []string
+	for _, d := range doms {
+		if d.State.Active() {
+			out = append(out, d.Name)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// TestPartitionedFollowerIsFencedBeforeRecovery: a host cut off from the
+// others (but not dead) is fenced by the majority before its VMs start
+// elsewhere; at no sample does a VM run on two hosts.
+func TestPartitionedFollowerIsFencedBeforeRecovery(t *testing.T) {
+	c := startPartitionable(t)
+	names := []string{"p1", "p2", "p3", "p4", "p5", "p6"}
+	s := addVMs(t, c, names...)
+	ch := watchNeverTwice(t, c)
+	vh, _ := victimWithVMs(t, s, false)
+	if err := c.Partition([]string{vh.Name}, others(c, vh.Name)); err != nil {
+		t.Fatal(err)
+	}
+	waitRecovered(t, c, vh.Name, names)
+	if c.Host(vh.Name).Running() {
+		t.Fatalf("%s still runs after the majority fenced it", vh.Name)
+	}
+	ch.verify(t)
+}
+
+// TestPartitionWithDeadBMCFreezes: when the cut-off host cannot be fenced,
+// nothing is recovered, the cut-off host keeps running its VMs (freeze), and
+// after the partition heals the host is back with its VMs, none moved.
+func TestPartitionWithDeadBMCFreezes(t *testing.T) {
+	c := startPartitionable(t)
+	names := []string{"q1", "q2", "q3", "q4", "q5", "q6"}
+	s := addVMs(t, c, names...)
+	ch := watchNeverTwice(t, c)
+	vh, lost := victimWithVMs(t, s, false)
+	victim := c.Host(vh.Name)
+	slices.Sort(lost)
+	if err := victim.BMC.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = victim.BMC.Resume() })
+	if err := c.Partition([]string{vh.Name}, others(c, vh.Name)); err != nil {
+		t.Fatal(err)
+	}
+	majority := c.Host(others(c, vh.Name)[0])
+	if _, err := c.WaitFor(context.Background(), 40*time.Second, "fence failure of the cut-off host", func(s *api.Status) bool {
+		return s.Node != vh.Name && hostOf(s, vh.Name).State == model.HostFenceFailed
+	}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(4 * time.Second)
+	for time.Now().Before(deadline) {
+		if got := localActive(t, victim); !slices.Equal(got, lost) {
+			t.Fatalf("the cut-off host runs %v, want its own VMs %v (freeze)", got, lost)
+		}
+		for _, h := range c.Hosts {
+			if h == victim {
+				continue
+			}
+			for _, vm := range localActive(t, h) {
+				if slices.Contains(lost, vm) {
+					t.Fatalf("%s started on %s although %s was never fenced", vm, h.Name, vh.Name)
+				}
+			}
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	_ = majority
+	if err := c.Heal(); err != nil {
+		t.Fatal(err)
+	}
+	after, err := c.WaitFor(context.Background(), 40*time.Second, "the host back and every VM running", func(s *api.Status) bool {
+		if hostOf(s, vh.Name).State != model.HostAlive || s.Leader == "" {
+			return false
+		}
+		for _, v := range s.VMs {
+			if v.State != "running" {
+				return false
+			}
+		}
+		return len(s.VMs) == len(names)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range after.VMs {
+		if slices.Contains(lost, v.Name) && v.Host != vh.Name {
+			t.Errorf("%s moved to %s although its host was never fenced", v.Name, v.Host)
+		}
+	}
+	ch.verify(t)
+}
+
+// TestPartitionedLeader: the leader is cut off. The majority elects a new
+// leader, which fences the old one before recovering its VMs; the old leader
+// cannot commit, so it starts nothing.
+func TestPartitionedLeader(t *testing.T) {
+	c := startPartitionable(t)
+	names := []string{"l1", "l2", "l3", "l4", "l5", "l6"}
+	s := addVMs(t, c, names...)
+	ch := watchNeverTwice(t, c)
+	vh, _ := victimWithVMs(t, s, true)
+	if err := c.Partition([]string{vh.Name}, others(c, vh.Name)); err != nil {
+		t.Fatal(err)
+	}
+	s = waitRecovered(t, c, vh.Name, names)
+	if s.Leader == vh.Name || s.Leader == "" {
+		t.Fatalf("leader after the cut: %q", s.Leader)
+	}
+	ch.verify(t)
+}
