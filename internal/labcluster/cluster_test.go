@@ -42,6 +42,11 @@ func TestMain(m *testing.M) {
 			return 1
 		}
 		binDir = dir
+		// Hosts may run as users of their own (partition tests).
+		if err := traversable(dir); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
 		return m.Run()
 	}()
 	os.Exit(code)

@@ -96,6 +96,11 @@ func Start(o Options) (*Cluster, error) {
 		return nil, errors.New("labcluster: VMHAD binary path is empty")
 	}
 	c := &Cluster{opts: o}
+	if o.Users {
+		if err := traversable(o.Dir); err != nil {
+			return nil, err
+		}
+	}
 	ports, err := freePorts(o.Hosts * 4)
 	if err != nil {
 		return nil, err
@@ -450,4 +455,23 @@ func chownTree(dir string, uid int) error {
 		}
 		return os.Lchown(p, uid, uid)
 	})
+}
+
+// traversable lets other users pass through dir and its parents (as far up
+// as one that already lets them), so that per-host users reach their own
+// directories below a private temporary directory.
+func traversable(dir string) error {
+	for d := dir; d != "/" && d != "."; d = filepath.Dir(d) {
+		fi, err := os.Stat(d)
+		if err != nil {
+			return err
+		}
+		if fi.Mode().Perm()&0o001 != 0 {
+			return nil
+		}
+		if err := os.Chmod(d, fi.Mode().Perm()|0o011); err != nil {
+			return err
+		}
+	}
+	return nil
 }
