@@ -357,26 +357,5 @@ func redactURI(uri string) string {
 }
 
 // ParseHostMap parses a host → domain map written like Pacemaker's
-// pcmk_host_map or external/libvirt's hostlist: "h1:dom1;h2:dom2", with
-// ";", "," or spaces between entries, "=" accepted for ":". An entry
-// without a separator maps a host to the domain of the same name.
-func ParseHostMap(s string) (map[string]string, error) {
-	out := map[string]string{}
-	for _, e := range strings.FieldsFunc(s, func(r rune) bool { return r == ';' || r == ',' || r == ' ' || r == '\t' || r == '\n' }) {
-		h, d, ok := strings.Cut(e, ":")
-		if !ok {
-			h, d, ok = strings.Cut(e, "=")
-		}
-		if !ok {
-			d = h
-		}
-		if h == "" || d == "" {
-			return nil, fmt.Errorf("host map entry %q is not HOST:DOMAIN", e)
-		}
-		if prev, dup := out[h]; dup {
-			return nil, fmt.Errorf("host map names host %s twice (%s and %s)", h, prev, d)
-		}
-		out[h] = d
-	}
-	return out, nil
-}
+// pcmk_host_map or external/libvirt's hostlist; see fencing.ParseHostMap.
+func ParseHostMap(s string) (map[string]string, error) { return fencing.ParseHostMap(s) }

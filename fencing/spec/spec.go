@@ -1,0 +1,482 @@
+// Package spec turns a fencing configuration (devices and, per host, the
+// ordered levels of devices that fence it) into fencing.Topology values
+// with real devices: IPMI BMCs, libvirt management hypervisors and external
+// fence agents.
+//
+// Validation comes first and is complete: every problem is reported, each
+// naming the device or host and the item, and nothing is opened when there
+// is one. A spec never holds a secret: passwords are named by a file or an
+// environment variable and read only when a device is opened; no error
+// carries their value.
+package spec
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/vmha/vmha/fencing"
+	"github.com/vmha/vmha/fencing/agent"
+	"github.com/vmha/vmha/fencing/ipmi"
+	fvirt "github.com/vmha/vmha/fencing/libvirt"
+	"github.com/vmha/vmha/internal/secret"
+)
+
+// Device types.
+const (
+	TypeIPMI    = "ipmi"
+	TypeLibvirt = "libvirt"
+	TypeAgent   = "agent"
+)
+
+// Device describes one fence device.
+//
+// Params by type:
+//
+//	ipmi:    address (required), port, user (required), interface (lanplus|lan),
+//	         cipher_suite; a password source is required.
+//	libvirt: uri (required), host_map ("h1:dom1;h2:dom2"; without it a host's
+//	         domain has the host's name); no password (ssh keys, SASL).
+//	agent:   agent (required, e.g. fence_apc), host_map (sets the agent's plug
+//	         per target host); every other param is passed to the agent as
+//	         key=value (ip, username, lanplus, cipher, ipport, ...).
+type Device struct {
+	Name         string            `json:"name" yaml:"name" mapstructure:"name"`
+	Type         string            `json:"type" yaml:"type" mapstructure:"type"`
+	Params       map[string]string `json:"params,omitempty" yaml:"params,omitempty" mapstructure:"params"`
+	PasswordFile string            `json:"password_file,omitempty" yaml:"password_file,omitempty" mapstructure:"password_file"`
+	PasswordEnv  string            `json:"password_env,omitempty" yaml:"password_env,omitempty" mapstructure:"password_env"`
+	// Timeout bounds each single device call (0: the device type's default).
+	Timeout time.Duration `json:"timeout,omitempty" yaml:"timeout,omitempty" mapstructure:"timeout"`
+}
+
+// Host describes how one host is fenced.
+type Host struct {
+	Name string `json:"name" yaml:"name" mapstructure:"name"`
+	// Levels are tried in order; each is a list of device names that must
+	// all succeed.
+	Levels [][]string `json:"levels" yaml:"levels" mapstructure:"levels"`
+	// Action is "off" (default) or "reboot".
+	Action      string        `json:"action,omitempty" yaml:"action,omitempty" mapstructure:"action"`
+	Delay       time.Duration `json:"delay,omitempty" yaml:"delay,omitempty" mapstructure:"delay"`
+	RandomDelay time.Duration `json:"random_delay,omitempty" yaml:"random_delay,omitempty" mapstructure:"random_delay"`
+}
+
+// Spec is the fencing configuration of a cluster.
+type Spec struct {
+	Devices []Device `json:"devices" yaml:"devices" mapstructure:"devices"`
+	Hosts   []Host   `json:"hosts" yaml:"hosts" mapstructure:"hosts"`
+}
+
+var (
+	nameRE  = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.:@-]*$`)
+	envRE   = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	paramRE = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
+)
+
+// Params each type accepts (agent accepts any, see Device).
+var typeParams = map[string]map[string]bool{
+	TypeIPMI:    {"address": true, "port": true, "user": true, "interface": true, "cipher_suite": true},
+	TypeLibvirt: {"uri": true, "host_map": true},
+}
+
+// required params per type.
+var requiredParams = map[string][]string{
+	TypeIPMI:    {"address", "user"},
+	TypeLibvirt: {"uri"},
+	TypeAgent:   {"agent"},
+}
+
+// Validate checks the device without reading any file or opening any
+// connection. The error names the device and the item.
+func (d Device) Validate() error {
+	var errs []error
+	name := d.Name
+	if strings.TrimSpace(name) == "" {
+		name = "(unnamed)"
+		errs = append(errs, errors.New("fence device: name is empty"))
+	} else if !nameRE.MatchString(name) {
+		errs = append(errs, fmt.Errorf("fence device %q: name may hold letters, digits and _ . : @ -", name))
+	}
+	bad := func(format string, a ...any) {
+		errs = append(errs, fmt.Errorf("fence device %s: "+format, append([]any{name}, a...)...))
+	}
+	switch d.Type {
+	case TypeIPMI, TypeLibvirt, TypeAgent:
+	case "":
+		bad("type is empty (want %s, %s or %s)", TypeIPMI, TypeLibvirt, TypeAgent)
+	default:
+		bad("unknown type %q (want %s, %s or %s)", d.Type, TypeIPMI, TypeLibvirt, TypeAgent)
+	}
+	keys := make([]string, 0, len(d.Params))
+	for k := range d.Params {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		switch {
+		case k == "password" || k == "passwd":
+			// Never accept a secret inline: the spec is printed, logged and
+			// replicated.
+			bad("param %s is not allowed: use password_file or password_env", k)
+		case !paramRE.MatchString(k):
+			bad("param name %q is not lower-case letters, digits and _", k)
+		case d.Type == TypeAgent:
+		case typeParams[d.Type] != nil && !typeParams[d.Type][k]:
+			bad("unknown param %s for type %s (known: %s)", k, d.Type, known(d.Type))
+		}
+	}
+	for _, k := range requiredParams[d.Type] {
+		if strings.TrimSpace(d.Params[k]) == "" {
+			bad("param %s is required for type %s", k, d.Type)
+		}
+	}
+	if hm, ok := d.Params["host_map"]; ok {
+		if _, err := fencing.ParseHostMap(hm); err != nil {
+			bad("param host_map: %v", err)
+		}
+	}
+	if d.Type == TypeIPMI {
+		for _, k := range []string{"port", "cipher_suite"} {
+			if v, ok := d.Params[k]; ok {
+				if _, err := strconv.Atoi(v); err != nil {
+					bad("param %s %q is not a number", k, v)
+				}
+			}
+		}
+	}
+	if d.PasswordFile != "" && d.PasswordEnv != "" {
+		bad("password_file and password_env are both set: choose one")
+	}
+	if d.PasswordEnv != "" && !envRE.MatchString(d.PasswordEnv) {
+		bad("password_env %q is not an environment variable name", d.PasswordEnv)
+	}
+	switch d.Type {
+	case TypeIPMI:
+		if d.PasswordFile == "" && d.PasswordEnv == "" {
+			bad("a password source is required for type ipmi: set password_file or password_env")
+		}
+	case TypeLibvirt:
+		if d.PasswordFile != "" || d.PasswordEnv != "" {
+			bad("type libvirt takes no password (the URI's transport authenticates: ssh keys, SASL)")
+		}
+	}
+	if d.Timeout < 0 {
+		bad("timeout %s is negative", d.Timeout)
+	}
+	return errors.Join(errs...)
+}
+
+func known(typ string) string {
+	var ks []string
+	for k := range typeParams[typ] {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return strings.Join(ks, ", ")
+}
+
+// Validate checks the whole spec without touching any device or file:
+// every device, every host, and that every level names known devices.
+func (s Spec) Validate() error {
+	var errs []error
+	devs := map[string]Device{}
+	for _, d := range s.Devices {
+		if err := d.Validate(); err != nil {
+			errs = append(errs, err)
+		}
+		if d.Name == "" {
+			continue
+		}
+		if _, dup := devs[d.Name]; dup {
+			errs = append(errs, fmt.Errorf("fence device %s: defined twice", d.Name))
+		}
+		devs[d.Name] = d
+	}
+	hosts := map[string]bool{}
+	for _, h := range s.Hosts {
+		name := h.Name
+		if strings.TrimSpace(name) == "" {
+			errs = append(errs, errors.New("fence host: name is empty"))
+			name = "(unnamed)"
+		} else if hosts[name] {
+			errs = append(errs, fmt.Errorf("fence host %s: defined twice", name))
+		}
+		hosts[name] = true
+		if len(h.Levels) == 0 {
+			errs = append(errs, fmt.Errorf("fence host %s: no level (a host needs at least one fence device)", name))
+		}
+		for i, lvl := range h.Levels {
+			if len(lvl) == 0 {
+				errs = append(errs, fmt.Errorf("fence host %s: level %d names no device", name, i+1))
+			}
+			seen := map[string]bool{}
+			for _, dn := range lvl {
+				d, ok := devs[dn]
+				switch {
+				case !ok:
+					errs = append(errs, fmt.Errorf("fence host %s: level %d names unknown device %q", name, i+1, dn))
+				case seen[dn]:
+					errs = append(errs, fmt.Errorf("fence host %s: level %d names device %s twice", name, i+1, dn))
+				default:
+					if err := mapsHost(d, name); err != nil {
+						errs = append(errs, fmt.Errorf("fence host %s: level %d: %w", name, i+1, err))
+					}
+				}
+				seen[dn] = true
+			}
+		}
+		if _, err := fencing.ParseAction(h.Action); err != nil {
+			errs = append(errs, fmt.Errorf("fence host %s: %w", name, err))
+		}
+		if h.Delay < 0 || h.Delay > fencing.MaxStaticDelay {
+			errs = append(errs, fmt.Errorf("fence host %s: delay %s is outside 0-%s", name, h.Delay, fencing.MaxStaticDelay))
+		}
+		if h.RandomDelay < 0 || h.RandomDelay > fencing.MaxRandomDelay {
+			errs = append(errs, fmt.Errorf("fence host %s: random_delay %s is outside 0-%s", name, h.RandomDelay, fencing.MaxRandomDelay))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// mapsHost checks that a device with a host_map knows host: a device that
+// serves several hosts must say which port (domain, plug) is which, or it
+// would switch off the wrong one.
+func mapsHost(d Device, host string) error {
+	hm, ok := d.Params["host_map"]
+	if !ok {
+		return nil
+	}
+	m, err := fencing.ParseHostMap(hm)
+	if err != nil {
+		return nil // reported with the device
+	}
+	if _, ok := m[host]; !ok {
+		return fmt.Errorf("device %s: host_map has no entry for host %s", d.Name, host)
+	}
+	return nil
+}
+
+// Password reads the device's password from its file or environment
+// variable. A device without a password source gets an empty secret.
+// Errors name the file or variable, never the value.
+func (d Device) Password() (secret.String, error) {
+	switch {
+	case d.PasswordFile != "":
+		pw, err := PasswordFromFile(d.PasswordFile)
+		if err != nil {
+			return secret.String{}, fmt.Errorf("fence device %s: password_file: %w", d.Name, err)
+		}
+		return pw, nil
+	case d.PasswordEnv != "":
+		v, ok := os.LookupEnv(d.PasswordEnv)
+		if !ok {
+			return secret.String{}, fmt.Errorf("fence device %s: password_env: environment variable %s is not set", d.Name, d.PasswordEnv)
+		}
+		if v == "" {
+			return secret.String{}, fmt.Errorf("fence device %s: password_env: environment variable %s is empty", d.Name, d.PasswordEnv)
+		}
+		return secret.New(v), nil
+	}
+	return secret.String{}, nil
+}
+
+// maxPasswordFile bounds how much of a password file is read.
+const maxPasswordFile = 4096
+
+// PasswordFromFile reads a password from path, dropping one trailing
+// newline. The file must be a regular file not readable by group or others
+// (mode 0600 or 0400). Errors name the file, never its contents.
+func PasswordFromFile(path string) (secret.String, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return secret.String{}, err // *PathError: names the file
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return secret.String{}, err
+	}
+	if !fi.Mode().IsRegular() {
+		return secret.String{}, fmt.Errorf("%s is not a regular file", path)
+	}
+	if perm := fi.Mode().Perm(); perm&0o044 != 0 {
+		return secret.String{}, fmt.Errorf("%s has mode %04o: it must not be readable by group or others (chmod 600 %s)", path, perm, path)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, maxPasswordFile+1))
+	if err != nil {
+		return secret.String{}, fmt.Errorf("read %s: %w", path, err)
+	}
+	if len(b) > maxPasswordFile {
+		return secret.String{}, fmt.Errorf("%s is larger than %d bytes", path, maxPasswordFile)
+	}
+	v := strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r")
+	if v == "" {
+		return secret.String{}, fmt.Errorf("%s is empty", path)
+	}
+	if strings.ContainsAny(v, "\r\n") {
+		return secret.String{}, fmt.Errorf("%s holds more than one line", path)
+	}
+	return secret.New(v), nil
+}
+
+// Open validates d and returns the device that fences target. target
+// selects the port of a device with a host_map (libvirt domain, agent
+// plug); devices without one ignore it. A libvirt device opened here has a
+// connection of its own, made on first use; Build shares one per device.
+func Open(d Device, target string) (fencing.Device, error) {
+	return open(d, target, nil)
+}
+
+func open(d Device, target string, conns map[string]*fvirt.Conn) (fencing.Device, error) {
+	if err := d.Validate(); err != nil {
+		return nil, err
+	}
+	if err := mapsHost(d, target); err != nil {
+		return nil, err
+	}
+	pw, err := d.Password()
+	if err != nil {
+		return nil, err
+	}
+	wrap := func(err error) error { return fmt.Errorf("fence device %s: %w", d.Name, err) }
+	switch d.Type {
+	case TypeIPMI:
+		cfg := ipmi.Config{
+			Host: d.Params["address"], User: d.Params["user"], Password: pw,
+			Interface: d.Params["interface"], Timeout: d.Timeout,
+		}
+		// Validate checked that these parse.
+		cfg.Port, _ = strconv.Atoi(orZero(d.Params["port"]))
+		cfg.CipherSuite, _ = strconv.Atoi(orZero(d.Params["cipher_suite"]))
+		dev, err := ipmi.New(cfg)
+		if err != nil {
+			return nil, wrap(err)
+		}
+		return dev, nil
+	case TypeLibvirt:
+		c := conns[d.Name]
+		if c == nil {
+			var hm map[string]string
+			if s, ok := d.Params["host_map"]; ok {
+				hm, _ = fencing.ParseHostMap(s)
+			}
+			c, err = fvirt.New(fvirt.Config{URI: d.Params["uri"], Domains: hm, Timeout: d.Timeout})
+			if err != nil {
+				return nil, wrap(err)
+			}
+			if conns != nil {
+				conns[d.Name] = c
+			}
+		}
+		dev, err := c.Device(target)
+		if err != nil {
+			return nil, wrap(err)
+		}
+		return dev, nil
+	case TypeAgent:
+		opts := map[string]string{}
+		for k, v := range d.Params {
+			if k != "agent" && k != "host_map" {
+				opts[k] = v
+			}
+		}
+		if s, ok := d.Params["host_map"]; ok {
+			hm, _ := fencing.ParseHostMap(s)
+			opts["plug"] = hm[target]
+		}
+		dev, err := agent.New(agent.Config{Agent: d.Params["agent"], Options: opts, Password: pw, Timeout: d.Timeout})
+		if err != nil {
+			return nil, wrap(err)
+		}
+		return dev, nil
+	}
+	return nil, wrap(fmt.Errorf("unknown type %q", d.Type))
+}
+
+func orZero(s string) string {
+	if s == "" {
+		return "0"
+	}
+	return s
+}
+
+// Set is a built spec: one topology per host, ready to Run.
+type Set struct {
+	// Topologies maps a host name to its topology.
+	Topologies map[string]fencing.Topology
+	conns      map[string]*fvirt.Conn
+}
+
+// Build validates s, reads every password and opens every device of every
+// host's levels. Either all of it succeeds or nothing is returned: the
+// error lists every problem, each naming its device or host.
+func Build(s Spec) (*Set, error) {
+	if err := s.Validate(); err != nil {
+		return nil, err
+	}
+	devs := map[string]Device{}
+	for _, d := range s.Devices {
+		devs[d.Name] = d
+	}
+	set := &Set{Topologies: map[string]fencing.Topology{}, conns: map[string]*fvirt.Conn{}}
+	var errs []error
+	failed := map[string]bool{} // report a device's open error once
+	for _, h := range s.Hosts {
+		action, _ := fencing.ParseAction(h.Action)
+		t := fencing.Topology{Host: h.Name, Action: action, Delay: h.Delay, RandomDelay: h.RandomDelay}
+		for _, lvl := range h.Levels {
+			var l fencing.Level
+			for _, dn := range lvl {
+				if failed[dn] {
+					continue
+				}
+				dev, err := open(devs[dn], h.Name, set.conns)
+				if err != nil {
+					// The password and parameter errors of a device are the
+					// same for every host; the host matters only for a map.
+					if _, hasMap := devs[dn].Params["host_map"]; !hasMap {
+						failed[dn] = true
+					}
+					errs = append(errs, err)
+					continue
+				}
+				l.Devices = append(l.Devices, dev)
+			}
+			t.Levels = append(t.Levels, l)
+		}
+		set.Topologies[h.Name] = t
+	}
+	if len(errs) > 0 {
+		_ = set.Close()
+		return nil, errors.Join(errs...)
+	}
+	return set, nil
+}
+
+// Close releases the connections of the set's libvirt devices.
+func (s *Set) Close() error {
+	var errs []error
+	for _, c := range s.conns {
+		if err := c.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Hosts returns the host names of the set, sorted.
+func (s *Set) Hosts() []string {
+	out := make([]string, 0, len(s.Topologies))
+	for h := range s.Topologies {
+		out = append(out, h)
+	}
+	sort.Strings(out)
+	return out
+}
