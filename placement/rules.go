@@ -88,10 +88,10 @@ func (r Rule) Matches(h *HostInfo) bool {
 	return !or && n > 0
 }
 
-// Matches evaluates e on host h with Pacemaker's semantics: a missing
-// attribute compares as less than any value (so "pingd lte 0" holds on a
-// host without pingd, and "ne" holds too), and a value that does not parse
-// as the requested type falls back to a string comparison.
+// Matches evaluates e on host h with Pacemaker's semantics: on a host
+// without the attribute only "ne" and "not_defined" hold (so a ping rule
+// needs "or not_defined pingd" to catch hosts that never reported), and a
+// value that does not parse as the requested type compares as a string.
 func (e Expression) Matches(h *HostInfo) bool {
 	v, ok := attr(h, e.Attribute)
 	switch e.Operation {
@@ -100,12 +100,10 @@ func (e Expression) Matches(h *HostInfo) bool {
 	case "not_defined":
 		return !ok
 	}
-	var c int
 	if !ok {
-		c = -1
-	} else {
-		c = compareTyped(v, e.Value, e.kind())
+		return e.Operation == "ne"
 	}
+	c := compareTyped(v, e.Value, e.kind())
 	switch e.Operation {
 	case "lt":
 		return c < 0
