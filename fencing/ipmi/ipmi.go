@@ -77,7 +77,10 @@ type Device struct {
 	password func() string
 }
 
-var _ fencing.Device = (*Device)(nil)
+var (
+	_ fencing.Device   = (*Device)(nil)
+	_ fencing.Rebooter = (*Device)(nil)
+)
 
 // New validates cfg, applies defaults and returns the device. Errors name
 // the offending field, e.g. "ipmi: host is empty".
@@ -186,6 +189,15 @@ func (d *Device) PowerOff(ctx context.Context) error {
 // PowerOn sends Chassis Control "power up".
 func (d *Device) PowerOn(ctx context.Context) error {
 	return d.control(ctx, "power on", chassis.ChassisControlPowerUp)
+}
+
+// Reboot sends Chassis Control "power cycle": power off, a BMC-defined
+// pause (at least 1 s per the IPMI spec), power on. Fencing topologies do
+// not use it (their reboot is off, verify off, on, which proves the host
+// lost power); it is for an operator's explicit power cycle. BMCs ignore or
+// refuse a cycle of a chassis that is off.
+func (d *Device) Reboot(ctx context.Context) error {
+	return d.control(ctx, "power cycle", chassis.ChassisControlPowerCycle)
 }
 
 func (d *Device) control(ctx context.Context, op string, ctl chassis.ChassisControl) error {

@@ -278,12 +278,15 @@ func TestFenceIPMISim(t *testing.T) {
 	t.Run("fence_ipmilan agrees", func(t *testing.T) {
 		bin := testenv.NeedCommand(t, "fence_ipmilan")
 		_, port := sim.Addr()
-		out, err := exec.Command(bin, "--ip=127.0.0.1", "--ipport="+strconv.Itoa(port),
-			"--username="+simUser, "--password="+simPassword, "--lanplus", "--cipher=3",
-			"--action=status").CombinedOutput()
+		// Options on stdin (the fence-agents API), so the password is not
+		// in argv.
+		cmd := exec.Command(bin)
+		cmd.Stdin = strings.NewReader(fmt.Sprintf("action=status\nip=127.0.0.1\nipport=%d\nusername=%s\npassword=%s\nlanplus=1\ncipher=3\n",
+			port, simUser, simPassword))
+		out, err := cmd.CombinedOutput()
 		// fence agents exit 2 for "off" on status.
 		var ee *exec.ExitError
-		if err != nil && !(errors.As(err, &ee) && ee.ExitCode() == 2) {
+		if err != nil && (!errors.As(err, &ee) || ee.ExitCode() != 2) {
 			t.Fatalf("fence_ipmilan: %v: %s", err, out)
 		}
 		if !strings.Contains(string(out), "Status: OFF") {
@@ -325,7 +328,7 @@ func TestFenceKillsHostProcess(t *testing.T) {
 	go func() { exited <- host.Wait() }()
 	t.Cleanup(func() {
 		_ = host.Process.Kill()
-		<-exited
+		<-exited //nolint:errcheck // killed on purpose: the exit status is SIGKILL
 	})
 	if err := os.WriteFile(pidFile, []byte(strconv.Itoa(host.Process.Pid)+"\n"), 0o644); err != nil {
 		t.Fatal(err)
@@ -615,4 +618,62 @@ func BenchmarkStatusIPMISim(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+func TestPowerCycleIPMISim(t *testing.T) {
+	dir := t.TempDir()
+	pidFile := filepath.Join(dir, "host.pid")
+	host := exec.Command("sleep", "600")
+	if err := host.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- host.Wait() }()
+	t.Cleanup(func() { _ = host.Process.Kill(); <-exited }) //nolint:errcheck // killed on purpose
+	if err := os.WriteFile(pidFile, []byte(strconv.Itoa(host.Process.Pid)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sim, cfg := startSim(t, ipmisim.Options{Dir: filepath.Join(dir, "sim"), PIDFile: pidFile})
+	d := newDevice(t, cfg)
+	if err := d.Reboot(ctxT(t)); err != nil {
+		t.Fatalf("Reboot: %v", err)
+	}
+	cmds, err := sim.ChassisCommands()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("chassis commands: %q", cmds)
+	select {
+	case err := <-exited:
+		exited <- err
+	case <-time.After(10 * time.Second):
+		t.Fatalf("the host process survived a power cycle (chassis saw %q)", cmds)
+	}
+	// ipmi_sim switches the power back on after its cycle pause.
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		st, err := d.Status(ctxT(t))
+		if err == nil && st == fencing.PowerOn {
+			break
+		}
+		if time.Now().After(deadline) {
+			cmds, _ := sim.ChassisCommands()
+			t.Fatalf("Status after the cycle %q, %v (chassis saw %q)", st, err, cmds)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	cmds, _ = sim.ChassisCommands()
+	off, on := index(cmds, "0x20 set power 0"), index(cmds, "0x20 set power 1")
+	if off < 0 || on < off {
+		t.Fatalf("chassis commands %q: want power 0 then power 1", cmds)
+	}
+}
+
+func index(l []string, s string) int {
+	for i, v := range l {
+		if v == s {
+			return i
+		}
+	}
+	return -1
 }

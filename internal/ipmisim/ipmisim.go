@@ -611,7 +611,7 @@ func freeUDPPort() (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("ipmisim: pick a UDP port: %w", err)
 	}
-	defer c.Close()
+	defer c.Close() //nolint:errcheck // a probe socket: nothing was written
 	return c.LocalAddr().(*net.UDPAddr).Port, nil
 }
 
