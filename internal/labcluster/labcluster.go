@@ -457,17 +457,21 @@ func chownTree(dir string, uid int) error {
 	})
 }
 
-// traversable lets other users pass through dir and its parents (as far up
-// as one that already lets them), so that per-host users reach their own
-// directories below a private temporary directory.
+// traversable lets other users pass through dir and every parent, so that
+// per-host users reach their own directories below private temporary
+// directories (only search permission is added, never read).
 func traversable(dir string) error {
-	for d := dir; d != "/" && d != "."; d = filepath.Dir(d) {
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
+	for d := dir; d != "/"; d = filepath.Dir(d) {
 		fi, err := os.Stat(d)
 		if err != nil {
 			return err
 		}
 		if fi.Mode().Perm()&0o001 != 0 {
-			return nil
+			continue
 		}
 		if err := os.Chmod(d, fi.Mode().Perm()|0o011); err != nil {
 			return err
