@@ -677,3 +677,31 @@ func index(l []string, s string) int {
 	}
 	return -1
 }
+
+// BenchmarkFenceIPMISim is a whole fence through our device (status, off,
+// status poll until off) against ipmi_sim; the host is switched back on
+// outside the timer. Compare with fencing/agent's BenchmarkFenceIPMILan,
+// fence_ipmilan against the same simulator.
+func BenchmarkFenceIPMISim(b *testing.B) { benchFence(b, "lanplus") }
+
+// BenchmarkFenceIPMISimLan is the same over IPMI 1.5.
+func BenchmarkFenceIPMISimLan(b *testing.B) { benchFence(b, "lan") }
+
+func benchFence(b *testing.B, iface string) {
+	sim, cfg := startSim(b, ipmisim.Options{})
+	cfg.Interface = iface
+	d := newDevice(b, cfg)
+	ctx := context.Background()
+	o := fenceOpts()
+	for b.Loop() {
+		b.StopTimer()
+		if err := sim.SetPowerState(true); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		res, err := fencing.Fence(ctx, d, o)
+		if err != nil || res.AlreadyOff {
+			b.Fatalf("%+v, %v", res, err)
+		}
+	}
+}

@@ -54,6 +54,27 @@ type Device struct {
 	PasswordEnv  string            `json:"password_env,omitempty" yaml:"password_env,omitempty" mapstructure:"password_env"`
 	// Timeout bounds each single device call (0: the device type's default).
 	Timeout time.Duration `json:"timeout,omitempty" yaml:"timeout,omitempty" mapstructure:"timeout"`
+	// Secret is a password already read (see Resolve), e.g. loaded from the
+	// replicated state on a host that has no password file. It is used when
+	// neither PasswordFile nor PasswordEnv is set. It prints and marshals
+	// as [redacted] and is never read from or written to a config file.
+	Secret secret.String `json:"-" yaml:"-" mapstructure:"-"`
+}
+
+// Resolve returns a copy of d whose Secret holds the password read from
+// its file or environment variable, with those sources cleared: the form to
+// replicate (through secret.String.Store) so that any host can open the
+// device. A device without a password source is returned unchanged.
+func (d Device) Resolve() (Device, error) {
+	if d.PasswordFile == "" && d.PasswordEnv == "" {
+		return d, nil
+	}
+	pw, err := d.Password()
+	if err != nil {
+		return Device{}, err
+	}
+	d.Secret, d.PasswordFile, d.PasswordEnv = pw, "", ""
+	return d, nil
 }
 
 // Host describes how one host is fenced.
@@ -159,11 +180,11 @@ func (d Device) Validate() error {
 	}
 	switch d.Type {
 	case TypeIPMI:
-		if d.PasswordFile == "" && d.PasswordEnv == "" {
+		if d.PasswordFile == "" && d.PasswordEnv == "" && d.Secret.IsZero() {
 			bad("a password source is required for type ipmi: set password_file or password_env")
 		}
 	case TypeLibvirt:
-		if d.PasswordFile != "" || d.PasswordEnv != "" {
+		if d.PasswordFile != "" || d.PasswordEnv != "" || !d.Secret.IsZero() {
 			bad("type libvirt takes no password (the URI's transport authenticates: ssh keys, SASL)")
 		}
 	}
@@ -264,7 +285,7 @@ func mapsHost(d Device, host string) error {
 }
 
 // Password reads the device's password from its file or environment
-// variable. A device without a password source gets an empty secret.
+// variable, or returns Secret when neither is set (empty if none).
 // Errors name the file or variable, never the value.
 func (d Device) Password() (secret.String, error) {
 	switch {
@@ -284,7 +305,7 @@ func (d Device) Password() (secret.String, error) {
 		}
 		return secret.New(v), nil
 	}
-	return secret.String{}, nil
+	return d.Secret, nil
 }
 
 // maxPasswordFile bounds how much of a password file is read.

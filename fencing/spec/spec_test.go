@@ -233,3 +233,24 @@ func TestLevelFallbackRealParts(t *testing.T) {
 		t.Fatalf("sim power %q", p)
 	}
 }
+
+func TestResolveForReplication(t *testing.T) {
+	d := spec.Device{Name: "bmc", Type: "ipmi", Params: map[string]string{"address": "10.0.0.1", "user": "admin"}, PasswordFile: pwFile(t, 0o600)}
+	r, err := d.Resolve()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.PasswordFile != "" || r.Secret.Reveal() != secretPw {
+		t.Fatalf("resolved %+v", r)
+	}
+	// The resolved form opens without the file and prints no secret.
+	if out := fmt.Sprintf("%v %+v %#v", r, r, r); strings.Contains(out, secretPw) {
+		t.Fatalf("prints the secret: %s", out)
+	}
+	if _, err := spec.Open(r, "h1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := (spec.Device{Name: "bmc", Type: "ipmi", Params: d.Params, PasswordEnv: "VMHA_TEST_UNSET_Y"}).Resolve(); err == nil || !strings.Contains(err.Error(), "VMHA_TEST_UNSET_Y is not set") {
+		t.Fatalf("Resolve: %v", err)
+	}
+}
