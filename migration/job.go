@@ -1,0 +1,455 @@
+package migration
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"libvirt.org/go/libvirt"
+)
+
+// resumeWait is how long, after an abort, Migrate waits for the source to
+// report the guest running again: libvirt resumes a guest that was paused in
+// the switch-over only after QEMU has cancelled the stream.
+const resumeWait = 15 * time.Second
+
+// Migrate moves the running VM vm from src to dst live and returns what
+// happened. The error is nil exactly when the VM was verified running on dst
+// and gone from src and the storage hooks succeeded; otherwise it wraps one
+// of the package's errors (errors.Is) and the Result still says where the VM
+// runs. progress, if not nil, is called on the caller's goroutine every
+// Options.ProgressInterval while the job runs, and once per phase change.
+//
+// Cancelling ctx aborts the job like a timeout does.
+func (m *Migrator) Migrate(ctx context.Context, vm string, src, dst Endpoint, opts Options, progress func(Progress)) (Result, error) {
+	start := time.Now()
+	res := Result{VM: vm, Source: src.Host, Target: dst.Host, Started: start, Outcome: Refused}
+	log := m.Log.With().Str("vm", vm).Str("source", src.Host).Str("target", dst.Host).Logger()
+	finish := func(err error) (Result, error) {
+		res.Wall = time.Since(start)
+		if err != nil && res.Reason == "" {
+			res.Reason = err.Error()
+		}
+		ev := log.Info()
+		if err != nil {
+			ev = log.Warn().Err(err)
+		}
+		ev.Str("outcome", string(res.Outcome)).Str("running_on", res.RunningOn).Dur("wall", res.Wall).
+			Dur("downtime", res.Job.Downtime).Msg("migration finished")
+		return res, err
+	}
+	report := func(p Progress) {
+		if progress != nil {
+			p.VM = vm
+			p.Elapsed = time.Since(start)
+			progress(p)
+		}
+	}
+
+	if vm == "" || src.URI == "" || dst.URI == "" {
+		return finish(fmt.Errorf("%w: vm %q, source URI %q, target URI %q: none may be empty", ErrInvalid, vm, src.URI, dst.URI))
+	}
+	if src.Host != "" && src.Host == dst.Host {
+		return finish(fmt.Errorf("%w: source and target are the same host %q", ErrInvalid, src.Host))
+	}
+	if err := opts.validate(); err != nil {
+		return finish(err)
+	}
+	if err := ctx.Err(); err != nil {
+		return finish(fmt.Errorf("migrate %s: %w", vm, err))
+	}
+	report(Progress{Phase: PhasePrepare})
+
+	sconn, err := m.connect(src.URI)
+	if err != nil {
+		return finish(fmt.Errorf("connect to source %s (%s): %w", src.Host, src.URI, err))
+	}
+	defer sconn.Close()
+	dconn, err := m.connect(dst.URI)
+	if err != nil {
+		return finish(fmt.Errorf("connect to target %s (%s): %w", dst.Host, dst.URI, err))
+	}
+	defer dconn.Close()
+
+	xen := false
+	if typ, err := sconn.GetType(); err == nil && strings.EqualFold(typ, "xen") {
+		xen = true
+		if bad := opts.xenUnsupported(); len(bad) > 0 {
+			return finish(fmt.Errorf("%w: %s on Xen source %s (libxl)", ErrUnsupported, strings.Join(bad, ", "), src.Host))
+		}
+	}
+
+	dom, err := sconn.LookupDomainByName(vm)
+	if err != nil {
+		if isCode(err, libvirt.ERR_NO_DOMAIN) {
+			return finish(fmt.Errorf("%w: %s on %s", ErrNotFound, vm, src.Host))
+		}
+		return finish(fmt.Errorf("look up %s on source %s: %w", vm, src.Host, err))
+	}
+	defer dom.Free()
+	if active, err := dom.IsActive(); err != nil {
+		return finish(fmt.Errorf("state of %s on source %s: %w", vm, src.Host, err))
+	} else if !active {
+		return finish(fmt.Errorf("%w: %s on %s is shut off", ErrNotRunning, vm, src.Host))
+	}
+	res.RunningOn = src.Host
+	if onTarget, _ := activeOn(dconn, vm); onTarget {
+		res.RunningOn = "" // both: leave it to the caller's reconcile
+		return finish(fmt.Errorf("%w: %s is already active on %s as well as on %s", ErrOnTarget, vm, dst.Host, src.Host))
+	}
+
+	if !opts.Force && !xen {
+		x, err := dom.GetXMLDesc(0)
+		if err != nil {
+			return finish(fmt.Errorf("XML of %s on %s: %w", vm, src.Host, err))
+		}
+		reasons, err := checkSafe(x)
+		if err != nil {
+			return finish(err)
+		}
+		if len(reasons) > 0 {
+			return finish(fmt.Errorf("%w: %s: %s (use force to migrate anyway)", ErrUnsafe, vm, joinReasons(reasons)))
+		}
+	}
+
+	hooks := m.hooks()
+	if err := hooks.Before(ctx, vm, src, dst); err != nil {
+		res.Reason = fmt.Sprintf("storage hook before migration: %v", err)
+		m.runAbortHook(vm, src, dst, &res)
+		return finish(fmt.Errorf("%w: before migrating %s from %s to %s: %w", ErrHook, vm, src.Host, dst.Host, err))
+	}
+
+	if opts.MaxDowntime > 0 {
+		if err := dom.MigrateSetMaxDowntime(uint64(opts.MaxDowntime/time.Millisecond), 0); err != nil {
+			m.runAbortHook(vm, src, dst, &res)
+			return finish(fmt.Errorf("set max downtime %s for %s on %s: %w", opts.MaxDowntime, vm, src.Host, err))
+		}
+	}
+
+	flags, params := opts.flagsAndParams(dst)
+	interval := opts.ProgressInterval
+	if interval == 0 {
+		interval = DefaultProgressInterval
+	}
+
+	// Statistics, abort and the post-copy switch go through a connection
+	// of their own: on the connection that carries the long
+	// MigrateToURI3 call, libvirt's remote client (without an event loop
+	// in the process) stalls further calls until the migration ends, which
+	// would make a timeout unable to abort (seen with libvirt 9.0).
+	mconn, err := m.connect(src.URI)
+	if err != nil {
+		m.runAbortHook(vm, src, dst, &res)
+		return finish(fmt.Errorf("second connection to source %s (%s) for job control: %w", src.Host, src.URI, err))
+	}
+	defer mconn.Close()
+	uuid, err := dom.GetUUID()
+	if err != nil {
+		m.runAbortHook(vm, src, dst, &res)
+		return finish(fmt.Errorf("UUID of %s on %s: %w", vm, src.Host, err))
+	}
+	mdom, err := mconn.LookupDomainByUUID(uuid)
+	if err != nil {
+		m.runAbortHook(vm, src, dst, &res)
+		return finish(fmt.Errorf("look up %s on %s for job control: %w", vm, src.Host, err))
+	}
+	defer mdom.Free()
+
+	log.Info().Str("peer_uri", dst.peerURI()).Str("migration_uri", params.URI).Uint64("flags", uint64(flags)).Msg("migration starting")
+	jobStart := time.Now()
+	done := make(chan error, 1)
+	go func() { done <- dom.MigrateToURI3(dst.peerURI(), params, flags) }()
+
+	var (
+		migErr      error
+		aborted     string // why we aborted, "" if we did not
+		abortErr    error
+		postcopy    bool
+		phase       = PhasePreCopy
+		timeoutC    <-chan time.Time
+		postcopyC   <-chan time.Time
+		statsBroken bool
+	)
+	if opts.Timeout > 0 {
+		t := time.NewTimer(opts.Timeout)
+		defer t.Stop()
+		timeoutC = t.C
+	}
+	if opts.PostCopyAfter > 0 {
+		t := time.NewTimer(opts.PostCopyAfter)
+		defer t.Stop()
+		postcopyC = t.C
+	}
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	ctxDone := ctx.Done()
+	report(Progress{Phase: phase})
+
+	abort := func(why string) {
+		if aborted != "" {
+			return
+		}
+		aborted = why
+		ctxDone, timeoutC, postcopyC = nil, nil, nil
+		phase = PhaseAborting
+		log.Warn().Str("why", why).Msg("aborting migration job")
+		if err := mdom.AbortJob(); err != nil {
+			// Too late (completed, or in post-copy where abort is
+			// impossible) or unsupported (libxl): the job runs to its end.
+			abortErr = err
+			log.Warn().Err(err).Msg("abort refused")
+		}
+		report(Progress{Phase: phase})
+	}
+
+wait:
+	for {
+		select {
+		case migErr = <-done:
+			break wait
+		case <-timeoutC:
+			abort(fmt.Sprintf("timeout after %s", opts.Timeout))
+		case <-ctxDone:
+			abort(fmt.Sprintf("cancelled: %v", ctx.Err()))
+		case <-postcopyC:
+			postcopyC = nil
+			if err := mdom.MigrateStartPostCopy(0); err != nil {
+				// Usually the job finished in pre-copy first; the
+				// job's result tells.
+				log.Warn().Err(err).Msg("switch to post-copy refused")
+			} else {
+				postcopy = true
+				phase = PhasePostCopy
+				log.Info().Msg("switched to post-copy")
+			}
+		case <-tick.C:
+			if statsBroken {
+				report(Progress{Phase: phase})
+				continue
+			}
+			p, err := sample(mdom, phase)
+			if err != nil {
+				// libxl and old drivers lack job statistics; keep
+				// reporting time only rather than fail a healthy job.
+				statsBroken = true
+				log.Debug().Err(err).Msg("job statistics unavailable")
+				report(Progress{Phase: phase})
+				continue
+			}
+			report(p)
+		}
+	}
+	res.JobWall = time.Since(jobStart)
+	res.PostCopy = postcopy
+
+	report(Progress{Phase: PhaseVerify})
+	m.verify(vm, src, dst, sconn, dconn, &res, aborted != "")
+
+	// Statistics of the finished job: libvirt hands them to the target
+	// with the domain when the migration completes, and keeps them on the
+	// source when it fails or is aborted.
+	if res.Outcome == Migrated {
+		res.Job = completedStats(dconn, vm)
+	} else {
+		res.Job = completedStats(sconn, vm)
+	}
+
+	var err2 error
+	switch res.Outcome {
+	case Migrated:
+		if aborted != "" {
+			res.Reason = fmt.Sprintf("abort (%s) came too late: %v", aborted, abortErr)
+		}
+		if err := withHookCtx(func(ctx context.Context) error { return hooks.After(ctx, vm, src, dst) }); err != nil {
+			res.Reason = strings.TrimPrefix(res.Reason+"; ", "; ") + fmt.Sprintf("storage hook after migration: %v", err)
+			err2 = fmt.Errorf("%w: after migrating %s to %s: %w", ErrHook, vm, dst.Host, err)
+		}
+	case Aborted:
+		res.Reason = fmt.Sprintf("%s; job aborted, %s still running on %s", aborted, vm, res.RunningOn)
+		m.runAbortHook(vm, src, dst, &res)
+		err2 = fmt.Errorf("%w: %s: %s", ErrAborted, vm, res.Reason)
+	default:
+		why := "libvirt reported success"
+		if migErr != nil {
+			why = migErr.Error()
+			if isCode(migErr, libvirt.ERR_MIGRATE_UNSAFE) {
+				res.Outcome = Refused
+				m.runAbortHook(vm, src, dst, &res)
+				res.Reason = fmt.Sprintf("libvirt: %s", why)
+				return finish(fmt.Errorf("%w: %s: %w", ErrUnsafe, vm, migErr))
+			}
+		}
+		if aborted != "" {
+			why = fmt.Sprintf("%s (abort: %s, %v)", why, aborted, abortErr)
+		}
+		res.Reason = strings.TrimPrefix(why+"; "+res.Reason, "; ")
+		// Only undo storage when the VM is back on the source alone; with
+		// the VM nowhere or on the target, deactivating would be wrong.
+		if res.RunningOn == src.Host {
+			m.runAbortHook(vm, src, dst, &res)
+		}
+		err2 = fmt.Errorf("migrate %s from %s to %s failed: %s", vm, src.Host, dst.Host, res.Reason)
+	}
+	report(Progress{Phase: PhaseDone, JobElapsed: res.Job.TimeElapsed, DataTotal: res.Job.DataTotal, DataProcessed: res.Job.DataProcessed})
+	return finish(err2)
+}
+
+// withHookCtx runs a clean-up hook on a context of its own: the
+// migration's context may be the very Ctrl-C that caused the clean-up.
+func withHookCtx(f func(ctx context.Context) error) error {
+	ctx, cancel := context.WithTimeout(context.Background(), hookTimeout)
+	defer cancel()
+	return f(ctx)
+}
+
+func (m *Migrator) runAbortHook(vm string, src, dst Endpoint, res *Result) {
+	if err := withHookCtx(func(ctx context.Context) error { return m.hooks().Abort(ctx, vm, src, dst) }); err != nil {
+		res.Reason = strings.TrimPrefix(res.Reason+"; ", "; ") + fmt.Sprintf("storage hook on abort: %v", err)
+	}
+}
+
+// verify looks where the VM runs now and sets Outcome and RunningOn. A VM
+// active on the target is "running there" even while paused (post-copy, or
+// a guest that was paused before): it holds its disks there.
+func (m *Migrator) verify(vm string, src, dst Endpoint, sconn, dconn *libvirt.Connect, res *Result, aborted bool) {
+	onDst, dErr := activeOn(dconn, vm)
+	onSrc, sErr := activeOn(sconn, vm)
+	if aborted && !onDst && sErr == nil && !onSrc {
+		// Not on the target and not (yet) on the source: an aborted job
+		// can take a moment to hand the guest back.
+		deadline := time.Now().Add(resumeWait)
+		for !onSrc && sErr == nil && time.Now().Before(deadline) {
+			time.Sleep(100 * time.Millisecond)
+			onSrc, sErr = activeOn(sconn, vm)
+		}
+	}
+	switch {
+	case dErr != nil || sErr != nil:
+		res.Outcome = Failed
+		res.RunningOn = ""
+		res.Reason = fmt.Sprintf("cannot verify where %s runs: target %s: %v; source %s: %v", vm, dst.Host, dErr, src.Host, sErr)
+	case onDst && !onSrc:
+		res.Outcome = Migrated
+		res.RunningOn = dst.Host
+		if defined, _ := definedOn(sconn, vm); defined {
+			// UNDEFINE_SOURCE failed: the definition left behind could be
+			// started by mistake later, so say it.
+			res.Reason = fmt.Sprintf("%s is still defined (inactive) on source %s", vm, src.Host)
+		}
+	case onSrc && !onDst:
+		res.RunningOn = src.Host
+		if aborted {
+			res.Outcome = Aborted
+		} else {
+			res.Outcome = Failed
+		}
+	case onSrc && onDst:
+		// libvirt never leaves that after a finished job; if it is seen, it
+		// is a paused leftover of a failed post-copy. Not resolved here.
+		res.Outcome = Failed
+		res.RunningOn = ""
+		res.Reason = fmt.Sprintf("%s is active on both %s and %s after the job", vm, src.Host, dst.Host)
+	default:
+		res.Outcome = Failed
+		res.RunningOn = ""
+		res.Reason = fmt.Sprintf("%s is active on neither %s nor %s after the job", vm, src.Host, dst.Host)
+	}
+}
+
+// activeOn reports whether conn has an active domain named vm.
+func activeOn(conn *libvirt.Connect, vm string) (bool, error) {
+	d, err := conn.LookupDomainByName(vm)
+	if err != nil {
+		if isCode(err, libvirt.ERR_NO_DOMAIN) {
+			return false, nil
+		}
+		return false, err
+	}
+	defer d.Free()
+	active, err := d.IsActive()
+	if err != nil && isCode(err, libvirt.ERR_NO_DOMAIN) {
+		return false, nil
+	}
+	return active, err
+}
+
+func definedOn(conn *libvirt.Connect, vm string) (bool, error) {
+	d, err := conn.LookupDomainByName(vm)
+	if err != nil {
+		if isCode(err, libvirt.ERR_NO_DOMAIN) {
+			return false, nil
+		}
+		return false, err
+	}
+	defer d.Free()
+	return d.IsPersistent()
+}
+
+// sample reads the running job's statistics and the domain's state (which
+// shows the switch-over: paused for migration).
+func sample(dom *libvirt.Domain, phase Phase) (Progress, error) {
+	st, err := dom.GetJobStats(0)
+	if err != nil {
+		return Progress{}, err
+	}
+	p := Progress{
+		Phase:            phase,
+		JobElapsed:       time.Duration(st.TimeElapsed) * time.Millisecond,
+		DataTotal:        st.DataTotal,
+		DataProcessed:    st.DataProcessed,
+		DataRemaining:    st.DataRemaining,
+		DirtyRate:        st.MemDirtyRate * pageSize(st.MemPageSize),
+		Throughput:       st.MemBps,
+		ExpectedDowntime: time.Duration(st.Downtime) * time.Millisecond,
+		Iteration:        st.MemIteration,
+		Throttle:         st.AutoConvergeThrottle,
+	}
+	if phase == PhasePreCopy {
+		if s, reason, err := dom.GetState(); err == nil && s == libvirt.DOMAIN_PAUSED &&
+			(libvirt.DomainPausedReason(reason) == libvirt.DOMAIN_PAUSED_MIGRATION) {
+			p.Phase = PhaseSwitchover
+		}
+	}
+	return p, nil
+}
+
+// pageSize defaults to 4 KiB when libvirt does not report one (the dirty
+// rate is in pages per second).
+func pageSize(ps uint64) uint64 {
+	if ps == 0 {
+		return 4096
+	}
+	return ps
+}
+
+// completedStats fetches the statistics of the last finished job of vm on
+// conn; zero (Valid false) when there are none.
+func completedStats(conn *libvirt.Connect, vm string) JobStats {
+	d, err := conn.LookupDomainByName(vm)
+	if err != nil {
+		return JobStats{}
+	}
+	defer d.Free()
+	st, err := d.GetJobStats(libvirt.DOMAIN_JOB_STATS_COMPLETED)
+	if err != nil || st.Type == libvirt.DOMAIN_JOB_NONE {
+		return JobStats{}
+	}
+	return JobStats{
+		TimeElapsed:      time.Duration(st.TimeElapsed) * time.Millisecond,
+		Downtime:         time.Duration(st.Downtime) * time.Millisecond,
+		SetupTime:        time.Duration(st.SetupTime) * time.Millisecond,
+		DataTotal:        st.DataTotal,
+		DataProcessed:    st.DataProcessed,
+		DataRemaining:    st.DataRemaining,
+		Iterations:       st.MemIteration,
+		PostCopyRequests: st.MemPostcopyReqs,
+		Valid:            true,
+	}
+}
+
+func isCode(err error, code libvirt.ErrorNumber) bool {
+	var le libvirt.Error
+	return errors.As(err, &le) && le.Code == code
+}

@@ -1,0 +1,257 @@
+package migration
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/vmha/vmha/internal/virtlab"
+	"libvirt.org/go/libvirt"
+)
+
+// Tests in this file run against two real libvirtd "hosts" on this machine
+// (internal/virtlab) with QEMU TCG guests whose console prints a counter.
+
+func endpoint(h *virtlab.Host) Endpoint {
+	// No port in the migration URI: the target picks one from its own
+	// migration_port range, so parallel migrations to one host do not
+	// collide. 127.0.0.1 instead of the hostname, which both hosts share.
+	return Endpoint{Host: h.Name, URI: h.URI, MigrationURI: "tcp://127.0.0.1"}
+}
+
+// domainOn reports (exists, active, persistent) for vm on h, straight from
+// libvirt, independent of the code under test.
+func domainOn(t *testing.T, h *virtlab.Host, vm string) (bool, bool, bool) {
+	t.Helper()
+	conn, err := libvirt.NewConnect(h.URI)
+	if err != nil {
+		t.Fatalf("connect %s: %v", h.URI, err)
+	}
+	defer conn.Close()
+	d, err := conn.LookupDomainByName(vm)
+	if err != nil {
+		if isCode(err, libvirt.ERR_NO_DOMAIN) {
+			return false, false, false
+		}
+		t.Fatalf("look up %s on %s: %v", vm, h.Name, err)
+	}
+	defer d.Free()
+	active, err := d.IsActive()
+	if err != nil {
+		t.Fatal(err)
+	}
+	persistent, err := d.IsPersistent()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return true, active, persistent
+}
+
+// checkCounters verifies that the guest never rebooted: every counter line on
+// both hosts carries one boot id, and within each console file (appended
+// across visits) the counter only goes up.
+func checkCounters(t *testing.T, vm string, hosts ...*virtlab.Host) {
+	t.Helper()
+	boot := ""
+	for _, h := range hosts {
+		cs, err := virtlab.ReadCounters(h.SerialLog(vm))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, c := range cs {
+			if boot == "" {
+				boot = c.Boot
+			}
+			if c.Boot != boot {
+				t.Fatalf("%s on %s: boot id changed from %s to %s at line %d: the guest rebooted", vm, h.Name, boot, c.Boot, i)
+			}
+			if i > 0 && c.N <= cs[i-1].N {
+				t.Fatalf("%s on %s: counter went from %d to %d: the guest restarted", vm, h.Name, cs[i-1].N, c.N)
+			}
+		}
+	}
+}
+
+func lastN(t *testing.T, h *virtlab.Host, vm string) int {
+	t.Helper()
+	c, ok, err := virtlab.LastCounter(h.SerialLog(vm))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !ok {
+		return 0
+	}
+	return c.N
+}
+
+type progressLog struct {
+	mu      sync.Mutex
+	samples []Progress
+}
+
+func (p *progressLog) add(s Progress) {
+	p.mu.Lock()
+	p.samples = append(p.samples, s)
+	p.mu.Unlock()
+}
+
+func (p *progressLog) withData() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for _, s := range p.samples {
+		if s.DataTotal > 0 && s.DataProcessed > 0 {
+			n++
+		}
+	}
+	return n
+}
+
+func TestLiveMigrationThereAndBack(t *testing.T) {
+	hosts := virtlab.NewHosts(t, 2)
+	a, b := hosts[0], hosts[1]
+	img := virtlab.TestImage(t)
+	const vm = "counter1"
+	virtlab.StartGuest(t, a, img, vm)
+
+	m := &Migrator{}
+	ctx := context.Background()
+	for i, hop := range []struct{ from, to *virtlab.Host }{{a, b}, {b, a}} {
+		before := lastN(t, hop.from, vm)
+		var pl progressLog
+		res, err := m.Migrate(ctx, vm, endpoint(hop.from), endpoint(hop.to),
+			Options{Timeout: 90 * time.Second, ProgressInterval: 100 * time.Millisecond}, pl.add)
+		if err != nil {
+			t.Fatalf("hop %d %s->%s: %v (result %+v)", i, hop.from.Name, hop.to.Name, err, res)
+		}
+		if res.Outcome != Migrated || res.RunningOn != hop.to.Name {
+			t.Fatalf("hop %d: outcome %s running on %q, want migrated to %s", i, res.Outcome, res.RunningOn, hop.to.Name)
+		}
+		t.Logf("hop %d %s->%s: wall %s, libvirt call %s, job %s, downtime %s, setup %s, %d MiB sent in %d iterations, %d progress samples (%d with data)",
+			i, hop.from.Name, hop.to.Name, res.Wall.Round(time.Millisecond), res.JobWall.Round(time.Millisecond),
+			res.Job.TimeElapsed, res.Job.Downtime, res.Job.SetupTime, res.Job.DataProcessed>>20, res.Job.Iterations,
+			len(pl.samples), pl.withData())
+		if !res.Job.Valid || res.Job.Downtime <= 0 || res.Job.DataProcessed == 0 {
+			t.Errorf("hop %d: completed job statistics missing: %+v", i, res.Job)
+		}
+		if pl.withData() == 0 {
+			t.Errorf("hop %d: no progress sample carried job data (%d samples)", i, len(pl.samples))
+		}
+		// Independently of Migrate's own verification: defined and
+		// running on the target only.
+		if ex, _, _ := domainOn(t, hop.from, vm); ex {
+			t.Errorf("hop %d: %s still defined on source %s", i, vm, hop.from.Name)
+		}
+		if ex, active, persistent := domainOn(t, hop.to, vm); !ex || !active || !persistent {
+			t.Errorf("hop %d: on target %s: exists %v active %v persistent %v, want all", i, hop.to.Name, ex, active, persistent)
+		}
+		// The guest goes on counting on the target from where it was.
+		if err := virtlab.WaitCounter(hop.to.SerialLog(vm), before+2, 30*time.Second); err != nil {
+			t.Fatalf("hop %d: counter did not continue on %s past %d: %v", i, hop.to.Name, before, err)
+		}
+		checkCounters(t, vm, a, b)
+	}
+}
+
+// TestAbortOnTimeoutLeavesGuestOnSource throttles the stream to 1 MiB/s so
+// a 128 MiB guest cannot finish in 3 s: the timeout must abort the job, the
+// result must say so, and the guest must still run (and count) on the
+// source, with nothing left on the target.
+func TestAbortOnTimeoutLeavesGuestOnSource(t *testing.T) {
+	hosts := virtlab.NewHosts(t, 2)
+	a, b := hosts[0], hosts[1]
+	img := virtlab.TestImage(t)
+	const vm = "slow1"
+	virtlab.StartGuest(t, a, img, vm)
+
+	m := &Migrator{}
+	var pl progressLog
+	res, err := m.Migrate(context.Background(), vm, endpoint(a), endpoint(b),
+		Options{BandwidthMiBps: 1, Timeout: 3 * time.Second, ProgressInterval: 200 * time.Millisecond}, pl.add)
+	if !errors.Is(err, ErrAborted) {
+		t.Fatalf("err = %v, want ErrAborted (result %+v)", err, res)
+	}
+	if res.Outcome != Aborted || res.RunningOn != a.Name {
+		t.Fatalf("outcome %s running on %q, want aborted, running on %s", res.Outcome, res.RunningOn, a.Name)
+	}
+	t.Logf("aborted after %s: %s", res.Wall.Round(time.Millisecond), res.Reason)
+	if pl.withData() == 0 {
+		t.Errorf("no progress sample with data during a 3 s job")
+	}
+	if ex, active, _ := domainOn(t, a, vm); !ex || !active {
+		t.Fatalf("after abort on %s: exists %v active %v, want running", a.Name, ex, active)
+	}
+	if ex, _, _ := domainOn(t, b, vm); ex {
+		t.Fatalf("after abort %s exists on target %s", vm, b.Name)
+	}
+	before := lastN(t, a, vm)
+	if err := virtlab.WaitCounter(a.SerialLog(vm), before+2, 30*time.Second); err != nil {
+		t.Fatalf("guest stopped counting on the source after the abort: %v", err)
+	}
+	checkCounters(t, vm, a, b)
+}
+
+// TestRefusals: things that must be refused before any job starts, each
+// naming its reason, with the guest left where it was.
+func TestRefusals(t *testing.T) {
+	hosts := virtlab.NewHosts(t, 2)
+	a, b := hosts[0], hosts[1]
+	img := virtlab.TestImage(t)
+	const vm = "stay1"
+	if err := virtlab.DefineAndStart(a, img, vm, 128); err != nil {
+		t.Fatal(err)
+	}
+	m := &Migrator{}
+	ctx := context.Background()
+
+	_, err := m.Migrate(ctx, "no-such-vm", endpoint(a), endpoint(b), Options{}, nil)
+	if !errors.Is(err, ErrNotFound) {
+		t.Errorf("unknown VM: err = %v, want ErrNotFound", err)
+	}
+	_, err = m.Migrate(ctx, vm, endpoint(a), endpoint(b), Options{Compression: "lzma"}, nil)
+	if !errors.Is(err, ErrInvalid) {
+		t.Errorf("bad compression: err = %v, want ErrInvalid", err)
+	}
+	hookErr := errors.New("target cluster file system not mounted")
+	res, err := (&Migrator{Hooks: &recordingHooks{before: hookErr}}).Migrate(ctx, vm, endpoint(a), endpoint(b), Options{}, nil)
+	if !errors.Is(err, ErrHook) || !errors.Is(err, hookErr) || res.Outcome != Refused {
+		t.Errorf("refusing hook: err = %v outcome %s, want ErrHook wrapping the hook's error, refused", err, res.Outcome)
+	}
+	if ex, active, _ := domainOn(t, a, vm); !ex || !active {
+		t.Fatalf("after refusals %s on %s: exists %v active %v, want running", vm, a.Name, ex, active)
+	}
+	if ex, _, _ := domainOn(t, b, vm); ex {
+		t.Fatalf("after refusals %s exists on %s", vm, b.Name)
+	}
+}
+
+// recordingHooks records the order of hook calls and can fail Before.
+type recordingHooks struct {
+	mu     sync.Mutex
+	calls  []string
+	before error
+}
+
+func (h *recordingHooks) rec(s string) {
+	h.mu.Lock()
+	h.calls = append(h.calls, s)
+	h.mu.Unlock()
+}
+
+func (h *recordingHooks) Before(_ context.Context, vm string, src, dst Endpoint) error {
+	h.rec(fmt.Sprintf("before %s %s->%s", vm, src.Host, dst.Host))
+	return h.before
+}
+
+func (h *recordingHooks) After(_ context.Context, vm string, src, dst Endpoint) error {
+	h.rec(fmt.Sprintf("after %s %s->%s", vm, src.Host, dst.Host))
+	return nil
+}
+
+func (h *recordingHooks) Abort(_ context.Context, vm string, src, dst Endpoint) error {
+	h.rec(fmt.Sprintf("abort %s %s->%s", vm, src.Host, dst.Host))
+	return nil
+}
