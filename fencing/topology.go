@@ -139,6 +139,10 @@ type RunOptions struct {
 	Clock Clock
 	// Rand returns a duration uniform in [0, max]; defaults to math/rand/v2.
 	Rand func(max time.Duration) time.Duration
+	// Executor is the host running this fence (see ChooseExecutor). When
+	// set, Run refuses to fence that same host: a host never runs the
+	// device that fences itself.
+	Executor string
 }
 
 // StepResult is one device action of a run, the unit of fence history.
@@ -259,6 +263,11 @@ func (t Topology) Run(ctx context.Context, opt RunOptions) (Report, error) {
 	rep.Action = a
 	if err := t.Validate(); err != nil {
 		return finish(&TopologyError{Host: t.Host, Cause: err})
+	}
+	if opt.Executor != "" {
+		if _, err := ChooseExecutor(t.Host, []string{opt.Executor}); err != nil {
+			return finish(&TopologyError{Host: t.Host, Cause: err})
+		}
 	}
 
 	if !opt.NoDelay {

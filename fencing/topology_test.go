@@ -456,3 +456,19 @@ func TestChooseExecutor(t *testing.T) {
 		}
 	}
 }
+
+func TestRunRefusesSelfFence(t *testing.T) {
+	j := &journal{}
+	d := &topoDev{name: "ipmi h1", j: j, on: true}
+	topo := Topology{Host: "h1", Levels: []Level{{Devices: []Device{d}}}}
+	_, err := topo.Run(context.Background(), RunOptions{Executor: "H1", Fence: topoOpts(), NoDelay: true})
+	if !errors.Is(err, ErrNoExecutor) {
+		t.Fatalf("Run on the target itself: %v", err)
+	}
+	if calls := j.list(); len(calls) != 0 || !d.isOn() {
+		t.Fatalf("device used: %q", calls)
+	}
+	if rep, err := topo.Run(context.Background(), RunOptions{Executor: "h2", Fence: topoOpts(), NoDelay: true}); err != nil || !rep.Fenced {
+		t.Fatalf("Run from h2: %+v, %v", rep, err)
+	}
+}

@@ -58,8 +58,10 @@ type Device struct {
 	opts    []string
 	timeout time.Duration
 	name    string
-	// password is a closure so that no printing path reaches the value.
+	// password is a closure so that no printing path reaches the value;
+	// wire is the form written to the agent's stdin.
 	password func() string
+	wire     func() string
 }
 
 var (
@@ -149,6 +151,16 @@ func New(cfg Config) (*Device, error) {
 	if strings.ContainsAny(pass, "\r\n\x00") {
 		return nil, fmt.Errorf("fence agent %s: password holds a line break", agent)
 	}
+	// fencing.py strips each stdin line and one pair of surrounding double
+	// quotes from the value: white space at either end would be lost, and a
+	// quoted password needs one more pair of quotes to survive.
+	if strings.TrimSpace(pass) != pass {
+		return nil, fmt.Errorf("fence agent %s: password starts or ends with white space, which fence agents strip from their input", agent)
+	}
+	wire := pass
+	if len(pass) >= 2 && strings.HasPrefix(pass, `"`) && strings.HasSuffix(pass, `"`) {
+		wire = `"` + pass + `"`
+	}
 	base := filepath.Base(path)
 	return &Device{
 		path:     path,
@@ -157,6 +169,7 @@ func New(cfg Config) (*Device, error) {
 		timeout:  timeout,
 		name:     describe(base, cfg.Options),
 		password: func() string { return pass },
+		wire:     func() string { return wire },
 	}, nil
 }
 
@@ -278,7 +291,7 @@ func (d *Device) run(ctx context.Context, action string, ok ...int) (int, error)
 	for _, l := range d.opts {
 		in.WriteString(l + "\n")
 	}
-	if p := d.password(); p != "" {
+	if p := d.wire(); p != "" {
 		in.WriteString("password=" + p + "\n")
 	}
 
@@ -343,8 +356,11 @@ func tail(s string) string {
 }
 
 func (d *Device) scrub(s string) string {
-	if p := d.password(); p != "" {
-		s = strings.ReplaceAll(s, p, secret.Redacted)
+	// The longer wire form first, so no part of it is left around.
+	for _, p := range []string{d.wire(), d.password()} {
+		if p != "" {
+			s = strings.ReplaceAll(s, p, secret.Redacted)
+		}
 	}
 	return s
 }

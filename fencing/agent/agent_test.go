@@ -205,6 +205,7 @@ func TestNewValidation(t *testing.T) {
 		{agent.Config{Agent: path, Options: map[string]string{"ip": "x\naction=on"}}, "option ip holds a line break"},
 		{agent.Config{Agent: path, Password: secret.New("a\nb")}, "password holds a line break"},
 		{agent.Config{Agent: path, Timeout: -1}, "timeout -1ns is negative"},
+		{agent.Config{Agent: path, Password: secret.New(" pw")}, "password starts or ends with white space"},
 	} {
 		_, err := agent.New(tc.cfg)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -374,5 +375,44 @@ func benchIPMILan(b *testing.B, extra map[string]string) {
 		if err != nil || res.AlreadyOff {
 			b.Fatalf("%+v, %v", res, err)
 		}
+	}
+}
+
+// TestQuotedPasswordSurvives checks, with the real fence-agents input
+// parser, that a password in double quotes reaches the agent unchanged
+// (fencing.py strips one pair of quotes from every value).
+func TestQuotedPasswordSurvives(t *testing.T) {
+	testenv.NeedCommand(t, "fence_ipmilan")
+	// The interpreter the Debian agents use, with their modules.
+	py := "/usr/bin/python3"
+	if _, err := os.Stat(py); err != nil {
+		testenv.Missing(t, py+" not found")
+	}
+	const pw = `"Quoted-Pw"`
+	// A fence_* program that runs fencing.py's stdin parser and prints the
+	// password it got, between markers.
+	dir := t.TempDir()
+	path := filepath.Join(dir, "fence_echo")
+	script := "#!" + py + `
+import sys
+sys.path.append("/usr/share/fence")
+from fencing import process_input
+opt = process_input(["passwd", "ipaddr", "login"])
+print("GOT<" + opt.get("--password", "") + ">")
+sys.exit(3)
+`
+	if err := os.WriteFile(path, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	d, err := agent.New(agent.Config{Agent: path, Password: secret.New(pw)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Exit 3 is a failure by design, so the error carries the output; the
+	// printed password is redacted only if it is exactly the password (a
+	// stripped quote would leave a quote inside the markers).
+	_, err = d.Status(ctxT(t))
+	if err == nil || !strings.Contains(err.Error(), "GOT<[redacted]>") {
+		t.Fatalf("the agent did not get the password unchanged: %v", err)
 	}
 }
