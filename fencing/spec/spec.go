@@ -8,6 +8,33 @@
 // is one. A spec never holds a secret: passwords are named by a file or an
 // environment variable and read only when a device is opened; no error
 // carries their value.
+//
+// In YAML (the field names of the json/yaml/mapstructure tags):
+//
+//	devices:
+//	  - name: bmc-h1
+//	    type: ipmi
+//	    params: {address: 10.0.0.11, user: admin, cipher_suite: "3"}
+//	    password_file: /etc/vmha/bmc-h1.pw
+//	  - name: pdu-a
+//	    type: agent
+//	    params: {agent: fence_apc_snmp, ip: 10.0.1.1, host_map: "h1:3;h2:4"}
+//	    password_env: VMHA_PDU_PW
+//	  - name: pdu-b
+//	    type: agent
+//	    params: {agent: fence_apc_snmp, ip: 10.0.1.2, host_map: "h1:3;h2:4"}
+//	    password_env: VMHA_PDU_PW
+//	  - name: lab
+//	    type: libvirt
+//	    params: {uri: "qemu+ssh://root@mgmt/system", host_map: "h3:lab-node-3"}
+//	hosts:
+//	  - name: h1
+//	    levels: [[bmc-h1], [pdu-a, pdu-b]]
+//	    delay: 5s          # only on one host of a two-host cluster
+//	  - name: h3
+//	    levels: [[lab]]
+//	    action: reboot
+//	    random_delay: 3s
 package spec
 
 import (
@@ -221,7 +248,15 @@ func (s Spec) Validate() error {
 		devs[d.Name] = d
 	}
 	hosts := map[string]bool{}
+	usedBy := map[string][]string{} // device → hosts whose levels name it
 	for _, h := range s.Hosts {
+		for _, lvl := range h.Levels {
+			for _, dn := range lvl {
+				if u := usedBy[dn]; len(u) == 0 || u[len(u)-1] != h.Name {
+					usedBy[dn] = append(u, h.Name)
+				}
+			}
+		}
 		name := h.Name
 		if strings.TrimSpace(name) == "" {
 			errs = append(errs, errors.New("fence host: name is empty"))
@@ -261,6 +296,15 @@ func (s Spec) Validate() error {
 		}
 		if h.RandomDelay < 0 || h.RandomDelay > fencing.MaxRandomDelay {
 			errs = append(errs, fmt.Errorf("fence host %s: random_delay %s is outside 0-%s", name, h.RandomDelay, fencing.MaxRandomDelay))
+		}
+	}
+	// A device that is not told which port belongs to which host controls
+	// one power feed (an IPMI BMC always does): used for two hosts, the
+	// fence of one would switch off the other, or confirm the wrong one.
+	for _, d := range s.Devices {
+		u := usedBy[d.Name]
+		if _, hasMap := d.Params["host_map"]; len(u) > 1 && !hasMap && d.Type != TypeLibvirt {
+			errs = append(errs, fmt.Errorf("fence device %s: used by hosts %s but controls a single power feed (give it a host_map, or one device per host)", d.Name, strings.Join(u, ", ")))
 		}
 	}
 	return errors.Join(errs...)

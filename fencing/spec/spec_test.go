@@ -128,6 +128,7 @@ func TestBadInput(t *testing.T) {
 		{"bad port", func(s *spec.Spec) { s.Devices[1].Params["port"] = "70000" }, "fence device bmc-h2: ipmi: port 70000 is out of range", false},
 		{"agent not installed", func(s *spec.Spec) { s.Devices[2].Params["agent"] = "fence_nonexistent_x" }, "fence device pdu-a: fence agent: fence_nonexistent_x not found", false},
 		{"both password sources", func(s *spec.Spec) { s.Devices[1].PasswordFile = "/x" }, "password_file and password_env are both set", true},
+		{"one BMC for two hosts", func(s *spec.Spec) { s.Hosts[1].Levels[0] = []string{"bmc-h1"} }, "fence device bmc-h1: used by hosts h1, h2 but controls a single power feed", true},
 		{"libvirt with password", func(s *spec.Spec) { s.Devices[4].PasswordEnv = "X" }, "type libvirt takes no password", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
