@@ -163,14 +163,13 @@ func (m *Migrator) Migrate(ctx context.Context, vm string, src, dst Endpoint, op
 	go func() { done <- dom.MigrateToURI3(dst.peerURI(), params, flags) }()
 
 	var (
-		migErr      error
-		aborted     string // why we aborted, "" if we did not
-		abortErr    error
-		postcopy    bool
-		phase       = PhasePreCopy
-		timeoutC    <-chan time.Time
-		postcopyC   <-chan time.Time
-		statsBroken bool
+		migErr    error
+		aborted   string // why we aborted, "" if we did not
+		abortErr  error
+		postcopy  bool
+		phase     = PhasePreCopy
+		timeoutC  <-chan time.Time
+		postcopyC <-chan time.Time
 	)
 	if opts.Timeout > 0 {
 		t := time.NewTimer(opts.Timeout)
@@ -182,8 +181,35 @@ func (m *Migrator) Migrate(ctx context.Context, vm string, src, dst Endpoint, op
 		defer t.Stop()
 		postcopyC = t.C
 	}
-	tick := time.NewTicker(interval)
-	defer tick.Stop()
+	// The sampler runs apart from the control loop below, so a slow
+	// statistics call never delays an abort or the post-copy switch.
+	samples := make(chan Progress, 1)
+	stopSampler := make(chan struct{})
+	samplerDone := make(chan struct{})
+	go func() {
+		defer close(samplerDone)
+		tick := time.NewTicker(interval)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stopSampler:
+				return
+			case <-tick.C:
+			}
+			p, err := sample(mdom)
+			if err != nil {
+				// libxl and old drivers lack job statistics: report
+				// time only rather than fail a healthy job.
+				log.Debug().Err(err).Msg("job statistics unavailable")
+				p = Progress{}
+			}
+			select {
+			case samples <- p:
+			case <-stopSampler:
+				return
+			}
+		}
+	}()
 	ctxDone := ctx.Done()
 	report(Progress{Phase: phase})
 
@@ -224,24 +250,18 @@ wait:
 				phase = PhasePostCopy
 				log.Info().Msg("switched to post-copy")
 			}
-		case <-tick.C:
-			if statsBroken {
-				report(Progress{Phase: phase})
-				continue
-			}
-			p, err := sample(mdom, phase)
-			if err != nil {
-				// libxl and old drivers lack job statistics; keep
-				// reporting time only rather than fail a healthy job.
-				statsBroken = true
-				log.Debug().Err(err).Msg("job statistics unavailable")
-				report(Progress{Phase: phase})
-				continue
+		case p := <-samples:
+			// The sampler only tells pre-copy from switch-over; what
+			// this loop did (post-copy, abort) takes precedence.
+			if phase != PhasePreCopy || p.Phase == "" {
+				p.Phase = phase
 			}
 			report(p)
 		}
 	}
 	res.JobWall = time.Since(jobStart)
+	close(stopSampler)
+	<-samplerDone
 	res.PostCopy = postcopy
 
 	report(Progress{Phase: PhaseVerify})
@@ -389,13 +409,13 @@ func definedOn(conn *libvirt.Connect, vm string) (bool, error) {
 
 // sample reads the running job's statistics and the domain's state (which
 // shows the switch-over: paused for migration).
-func sample(dom *libvirt.Domain, phase Phase) (Progress, error) {
+func sample(dom *libvirt.Domain) (Progress, error) {
 	st, err := dom.GetJobStats(0)
 	if err != nil {
 		return Progress{}, err
 	}
 	p := Progress{
-		Phase:            phase,
+		Phase:            PhasePreCopy,
 		JobElapsed:       time.Duration(st.TimeElapsed) * time.Millisecond,
 		DataTotal:        st.DataTotal,
 		DataProcessed:    st.DataProcessed,
@@ -406,11 +426,9 @@ func sample(dom *libvirt.Domain, phase Phase) (Progress, error) {
 		Iteration:        st.MemIteration,
 		Throttle:         st.AutoConvergeThrottle,
 	}
-	if phase == PhasePreCopy {
-		if s, reason, err := dom.GetState(); err == nil && s == libvirt.DOMAIN_PAUSED &&
-			(libvirt.DomainPausedReason(reason) == libvirt.DOMAIN_PAUSED_MIGRATION) {
-			p.Phase = PhaseSwitchover
-		}
+	if s, reason, err := dom.GetState(); err == nil && s == libvirt.DOMAIN_PAUSED &&
+		libvirt.DomainPausedReason(reason) == libvirt.DOMAIN_PAUSED_MIGRATION {
+		p.Phase = PhaseSwitchover
 	}
 	return p, nil
 }
