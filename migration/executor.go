@@ -133,6 +133,12 @@ func (e *Executor) Run(ctx context.Context, moves []Move) (Report, error) {
 			(e.PerSource == 0 || perSource[mv.Source.Host] < e.PerSource)
 	}
 	for {
+		// Checked here, not only in the select: with a job's completion
+		// and the cancel ready together, select may pick the completion
+		// and the freed slot must not start another job.
+		if ctx.Err() != nil {
+			cancelled = true
+		}
 		if !cancelled {
 			rest := pending[:0]
 			for _, i := range pending {
