@@ -147,9 +147,11 @@ type FenceTest struct {
 
 // FenceTestResult answers a device test.
 type FenceTestResult struct {
-	Host   string     `json:"host"`
-	Device string     `json:"device"`
-	Check  FenceCheck `json:"check"`
+	Host string `json:"host"`
+	// Check sums up: OK when at least one level's devices all answered.
+	Check FenceCheck `json:"check"`
+	// Devices has one row per device of every level.
+	Devices []FenceDevice `json:"devices"`
 	// Cycled is true when a power cycle was done and verified.
 	Cycled bool `json:"cycled"`
 }
@@ -188,7 +190,9 @@ type AddVM struct {
 // Register is a host announcing itself to the leader at start.
 type Register struct {
 	Host        model.Host         `json:"host"`
-	FenceDevice *model.FenceDevice `json:"fence_device,omitempty"`
+	// Fencing is how the host is fenced, with its passwords (the peer API
+	// carries it once, to the leader, which replicates it).
+	Fencing *model.FenceTopology `json:"fencing,omitempty"`
 }
 
 // ReadIndex is the leader's answer to "how far must I have applied before I

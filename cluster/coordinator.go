@@ -4,9 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 
@@ -20,10 +18,6 @@ import (
 	"github.com/vmha/vmha/model"
 	"github.com/vmha/vmha/placement"
 )
-
-// FencerFactory turns a replicated fence device into something that can
-// power a host off. vmhad wires fencing/ipmi into it.
-type FencerFactory func(dev *model.FenceDevice) (fencing.Device, error)
 
 // unseenGrace is how long a new leader waits for a configured host to show
 // up in gossip before it treats the host as lost (after a full cluster
@@ -49,14 +43,14 @@ type Coordinator struct {
 	// checks holds the last status check of each host's fence device.
 	// It is the leader's own knowledge, not replicated: a new leader
 	// checks every device again at once.
-	checks map[string]api.FenceCheck
+	checks map[string][]fencing.DeviceCheck
 }
 
 func newCoordinator(n *Node) *Coordinator {
 	return &Coordinator{
 		n: n, log: n.log.With().Str("component", "coordinator").Logger(),
 		fencing: map[string]bool{}, failedAt: map[string]time.Time{}, wake: make(chan struct{}, 1),
-		checks: map[string]api.FenceCheck{}, recovered: map[string]bool{},
+		checks: map[string][]fencing.DeviceCheck{}, recovered: map[string]bool{},
 	}
 }
 
@@ -100,7 +94,7 @@ func (c *Coordinator) run(ctx context.Context) {
 			c.mu.Lock()
 			c.leaderAt = time.Now()
 			c.failedAt = map[string]time.Time{}
-			c.checks = map[string]api.FenceCheck{}
+			c.checks = map[string][]fencing.DeviceCheck{}
 			c.mu.Unlock()
 			go c.checkLoop(leaderCtx)
 			c.n.metrics.leaderChanges.Inc()
@@ -209,308 +203,6 @@ func (c *Coordinator) hostStep(ctx context.Context, st *model.State, name string
 
 func (c *Coordinator) setHostState(host string, s model.HostState, reason, rid string) error {
 	return c.n.propose(&Command{Op: OpHostState, HostState: &HostStateChange{Host: host, State: s, Reason: reason, RecoveryID: rid}})
-}
-
-// Fence actions.
-const (
-	ActionOff    = "off"
-	ActionReboot = "reboot"
-)
-
-// fenceActionOf is the action a retried fence uses: an operator's reboot
-// request stays a reboot; everything else powers off.
-func fenceActionOf(hs *model.HostStatus) string {
-	if strings.HasSuffix(hs.FenceRequestedBy, "+"+ActionReboot) {
-		return ActionReboot
-	}
-	return ActionOff
-}
-
-// claim marks a fence of host as running; false if one already runs.
-func (c *Coordinator) claim(host string) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.fencing[host] {
-		return false
-	}
-	c.fencing[host] = true
-	return true
-}
-
-func (c *Coordinator) release(host string) {
-	c.mu.Lock()
-	delete(c.fencing, host)
-	c.mu.Unlock()
-	c.poke()
-}
-
-func (c *Coordinator) startFence(ctx context.Context, host, rid, action string) {
-	if !c.claim(host) {
-		return
-	}
-	go func() {
-		defer c.release(host)
-		_, _ = c.fence(ctx, host, rid, action, c.n.cfg.NodeName)
-	}()
-}
-
-// errFenceBusy is returned to an operator whose fence request meets one
-// already running for the same host.
-var errFenceBusy = errors.New("a fence of this host is already running")
-
-// device builds the fence device of host from the replicated config.
-func (c *Coordinator) device(host string) (fencing.Device, error) {
-	var dev *model.FenceDevice
-	c.n.fsm.Read(func(s *model.State) {
-		if d := s.Config.FenceDevices[host]; d != nil {
-			cp := *d
-			dev = &cp
-		}
-	})
-	if dev == nil {
-		return nil, errNoFenceDevice
-	}
-	d, err := c.n.fencer(dev)
-	if err != nil {
-		return nil, fmt.Errorf("fence device: %w", err)
-	}
-	return d, nil
-}
-
-var errNoFenceDevice = errors.New("no fence device is configured for the host")
-
-// fence powers the host off through its device (and on again for a
-// reboot), records the outcome in the fence history and moves the host to
-// fenced or fence-failed. Recovery of the host's VMs waits for the fenced
-// state: a failed fence leaves them blocked, loudly, and is retried.
-func (c *Coordinator) fence(ctx context.Context, host, rid, action, requester string) (model.FenceRecord, error) {
-	log := c.log.With().Str("recovery_id", rid).Str("host", host).Str("action", action).Logger()
-	rec := model.FenceRecord{RecoveryID: rid, Host: host, Level: 1, Action: action, Requester: requester}
-	fail := func(reason string) {
-		c.mu.Lock()
-		c.failedAt[host] = time.Now()
-		c.mu.Unlock()
-		log.Error().Str("reason", reason).Msg("fencing failed; recovery of the host's VMs stays blocked")
-		if err := c.setHostState(host, model.HostFenceFailed, reason, rid); err != nil {
-			log.Error().Err(err).Msg("record fence failure")
-		}
-	}
-	if host == c.n.cfg.NodeName {
-		// The leader is never the one that fences itself: its own loss
-		// is handled by the next leader.
-		err := fmt.Errorf("host %s is this cluster's leader and does not fence itself", host)
-		return rec, err
-	}
-	d, err := c.device(host)
-	if err != nil {
-		fail(err.Error())
-		return rec, err
-	}
-	rec.Device = d.Name()
-	log.Info().Str("device", d.Name()).Msg("fencing: power off")
-	started := time.Now()
-	res, ferr := fencing.Fence(ctx, d, c.n.fenceOptions())
-	if ferr == nil && action == ActionReboot {
-		cctx, cancel := context.WithTimeout(ctx, c.n.cfg.Fencing.CallTimeout)
-		if err := d.PowerOn(cctx); err != nil {
-			// The host is off, which is what safety needs; say that it
-			// did not come back.
-			log.Warn().Err(err).Msg("reboot: power on after the verified off failed; the host stays off")
-		}
-		cancel()
-	}
-	if ctx.Err() != nil {
-		// Leadership ended mid-fence; the next leader fences again.
-		return rec, fmt.Errorf("fence of %s interrupted: %w", host, ctx.Err())
-	}
-	rec.Started, rec.Duration, rec.OK = started.UTC(), time.Since(started), ferr == nil
-	c.n.metrics.fences.WithLabelValues(action, result(ferr)).Inc()
-	c.n.metrics.fenceSeconds.WithLabelValues(result(ferr)).Observe(rec.Duration.Seconds())
-	if ferr != nil {
-		rec.Error = ferr.Error()
-	}
-	if err := c.n.propose(&Command{Op: OpFenceRecord, Fence: &rec}); err != nil {
-		log.Error().Err(err).Msg("record fence history")
-	}
-	if ferr != nil {
-		fail(ferr.Error())
-		return rec, ferr
-	}
-	log.Info().Dur("duration", rec.Duration).Bool("already_off", res.AlreadyOff).Msg("host fenced; recovering its VMs")
-	if err := c.setHostState(host, model.HostFenced, "powered off by "+d.Name(), rid); err != nil {
-		log.Error().Err(err).Msg("record host fenced")
-	}
-	return rec, nil
-}
-
-// ManualFence is `vmha fence HOST`: the host is marked lost at once (so
-// nothing new is placed on it and its VMs wait for the fence), then fenced;
-// on success its VMs are recovered like those of a failed host.
-func (c *Coordinator) ManualFence(ctx context.Context, host, action, requester string) (model.FenceRecord, error) {
-	if action != ActionOff && action != ActionReboot {
-		return model.FenceRecord{}, &ValidationError{Field: "action", Err: fmt.Errorf("%q: want off or reboot", action)}
-	}
-	if host == c.n.cfg.NodeName {
-		return model.FenceRecord{}, &ConflictError{What: fmt.Sprintf("host %s is the leader, and a host never fences itself: move the leadership first (stop vmhad on %s cleanly) or fence it from its BMC", host, host)}
-	}
-	if !c.claim(host) {
-		return model.FenceRecord{}, &ConflictError{What: errFenceBusy.Error()}
-	}
-	defer c.release(host)
-	var state model.HostState
-	var rid string
-	known := false
-	c.n.fsm.Read(func(s *model.State) {
-		if _, ok := s.Config.Hosts[host]; ok {
-			known = true
-			state = model.HostAlive
-			if hs := s.Status.Hosts[host]; hs != nil {
-				state, rid = hs.State, hs.RecoveryID
-			}
-		}
-	})
-	if !known {
-		return model.FenceRecord{}, &NotFoundError{Kind: "host", Name: host}
-	}
-	if state == model.HostAlive || state == model.HostFenced {
-		rid = newRecoveryID()
-		reason := "fence requested by " + requester
-		c.log.Warn().Str("recovery_id", rid).Str("host", host).Str("requested_by", requester).Str("action", action).Msg("operator fence: host marked lost")
-		if err := c.n.propose(&Command{Op: OpHostState, HostState: &HostStateChange{
-			Host: host, State: model.HostLost, Reason: reason, RecoveryID: rid, RequestedBy: requester + "+" + action,
-			Boot: c.n.members()[host].Tags[tagBoot],
-		}}); err != nil {
-			return model.FenceRecord{}, err
-		}
-	}
-	return c.fence(ctx, host, rid, action, requester)
-}
-
-// ConfirmFenced is `vmha fence confirm HOST`: the operator states that a
-// lost host is down (power pulled, BMC dead with the rack). It is recorded
-// in the fence history, and the host's VMs are recovered.
-func (c *Coordinator) ConfirmFenced(host, requester string) (model.FenceRecord, error) {
-	if m, ok := c.n.members()[host]; ok && m.Status == serf.StatusAlive {
-		return model.FenceRecord{}, &ConflictError{What: fmt.Sprintf("host %s is alive in gossip: it is not down, so it cannot be confirmed fenced", host)}
-	}
-	now := time.Now().UTC()
-	rec := model.FenceRecord{Host: host, Level: 0, Device: "operator", Action: "confirm", Requester: requester, Started: now, OK: true}
-	var rid string
-	c.n.fsm.Read(func(s *model.State) {
-		if hs := s.Status.Hosts[host]; hs != nil {
-			rid = hs.RecoveryID
-		}
-	})
-	rec.RecoveryID = rid
-	err := c.n.propose(&Command{Op: OpFenceConfirm, Fence: &rec, HostState: &HostStateChange{
-		Host: host, Reason: "confirmed down by " + requester, RecoveryID: rid,
-	}})
-	if err != nil {
-		return rec, err
-	}
-	c.log.Warn().Str("recovery_id", rid).Str("host", host).Str("requested_by", requester).Msg("operator confirmed the host down; recovering its VMs")
-	c.poke()
-	return rec, nil
-}
-
-// checkLoop asks every host's fence device for its power status, at once
-// and then every fencing.check_interval, while this host leads. A device
-// that fails shows in vmha status before it is needed in an incident.
-func (c *Coordinator) checkLoop(ctx context.Context) {
-	for {
-		var hosts []string
-		c.n.fsm.Read(func(s *model.State) { hosts = model.SortedKeys(s.Config.FenceDevices) })
-		for _, h := range hosts {
-			if ctx.Err() != nil {
-				return
-			}
-			chk, _ := c.CheckDevice(ctx, h)
-			if !chk.OK {
-				c.log.Warn().Str("host", h).Str("error", chk.Error).Msg("fence device check failed")
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(c.n.cfg.Fencing.CheckInterval):
-		}
-	}
-}
-
-// CheckDevice reads the power status of host's fence device once and
-// remembers the answer for vmha status.
-func (c *Coordinator) CheckDevice(ctx context.Context, host string) (api.FenceCheck, string) {
-	chk := api.FenceCheck{At: time.Now().UTC(), Power: string(fencing.PowerUnknown)}
-	name := ""
-	d, err := c.device(host)
-	if err == nil {
-		name = d.Name()
-		cctx, cancel := context.WithTimeout(ctx, c.n.cfg.Fencing.CallTimeout)
-		var ps fencing.PowerState
-		ps, err = d.Status(cctx)
-		cancel()
-		if err == nil {
-			chk.Power = string(ps)
-		}
-	}
-	chk.Duration = time.Since(chk.At)
-	chk.OK = err == nil
-	c.n.metrics.deviceChecks.WithLabelValues(host, result(err)).Inc()
-	if err != nil {
-		chk.Error = err.Error()
-	}
-	c.mu.Lock()
-	c.checks[host] = chk
-	c.mu.Unlock()
-	return chk, name
-}
-
-// Checks returns a copy of the last device checks.
-func (c *Coordinator) Checks() map[string]api.FenceCheck {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	out := make(map[string]api.FenceCheck, len(c.checks))
-	for k, v := range c.checks {
-		out[k] = v
-	}
-	return out
-}
-
-// TestDevice is `vmha fence test HOST`: a status check, and with
-// powerCycle a verified off then on, refused while the host has VMs.
-func (c *Coordinator) TestDevice(ctx context.Context, host string, powerCycle bool, requester string) (api.FenceTestResult, error) {
-	res := api.FenceTestResult{Host: host}
-	var placed []string
-	known := false
-	c.n.fsm.Read(func(s *model.State) {
-		_, known = s.Config.Hosts[host]
-		for _, vm := range model.SortedKeys(s.Status.Placements) {
-			if s.Status.Placements[vm].Host == host {
-				placed = append(placed, vm)
-			}
-		}
-	})
-	if !known {
-		return res, &NotFoundError{Kind: "host", Name: host}
-	}
-	if powerCycle {
-		if host == c.n.cfg.NodeName {
-			return res, &ConflictError{What: fmt.Sprintf("host %s is the leader, and a host never power-cycles itself", host)}
-		}
-		if len(placed) > 0 {
-			return res, &ConflictError{What: fmt.Sprintf("host %s has VMs placed on it (%s): a power cycle would kill them; move them first", host, strings.Join(placed, ", "))}
-		}
-	}
-	res.Check, res.Device = c.CheckDevice(ctx, host)
-	if !res.Check.OK || !powerCycle {
-		return res, nil
-	}
-	// A power cycle is a reboot fence: the host is marked lost first so
-	// that the coordinator does not take the gap in its gossip for a
-	// failure and power it off again, and it rejoins when it is back.
-	rec, err := c.ManualFence(ctx, host, ActionReboot, requester)
-	res.Cycled = err == nil && rec.OK
-	return res, err
 }
 
 // noteRecoveries counts, once each, the VMs of a recovery that an agent

@@ -40,7 +40,7 @@ type Command struct {
 	Term uint64    `json:"term"`
 
 	Host        *model.Host        `json:"host,omitempty"`
-	FenceDevice *model.FenceDevice `json:"fence_device,omitempty"`
+	Fencing     *model.FenceTopology `json:"fencing,omitempty"`
 	VM          *model.VM          `json:"vm,omitempty"`
 	Name        string             `json:"name,omitempty"`
 	Placements  []model.Placement  `json:"placements,omitempty"`
@@ -137,12 +137,11 @@ func apply(s *model.State, c *Command) error {
 			return err
 		}
 		s.Config.Hosts[h.Name] = &h
-		if c.FenceDevice != nil {
-			d := *c.FenceDevice
-			d.Host = h.Name
-			s.Config.FenceDevices[h.Name] = &d
+		if c.Fencing != nil {
+			t := *c.Fencing
+			s.Config.Fencing[h.Name] = &t
 		} else {
-			delete(s.Config.FenceDevices, h.Name)
+			delete(s.Config.Fencing, h.Name)
 		}
 		if _, ok := s.Status.Hosts[h.Name]; !ok {
 			s.Status.Hosts[h.Name] = &model.HostStatus{State: model.HostAlive, Since: c.At}

@@ -37,7 +37,10 @@ func baseFSM(t *testing.T) *FSM {
 	f := NewFSM()
 	res := applyAll(t, f,
 		&Command{Op: OpRegisterHost, Host: &model.Host{Name: "h1", APIAddr: "127.0.0.1:1", MemoryMiB: 4096}},
-		&Command{Op: OpRegisterHost, Host: &model.Host{Name: "h2", APIAddr: "127.0.0.1:2", MemoryMiB: 4096}, FenceDevice: &model.FenceDevice{Type: "ipmi", Address: "127.0.0.1", Port: 623, User: "u", Password: "pw"}},
+		&Command{Op: OpRegisterHost, Host: &model.Host{Name: "h2", APIAddr: "127.0.0.1:2", MemoryMiB: 4096}, Fencing: &model.FenceTopology{
+			Devices: []model.FenceDevice{{Name: "bmc@h2", Type: "ipmi", Params: map[string]string{"address": "127.0.0.1", "user": "u"}, Password: "pw"}},
+			Levels:  [][]string{{"bmc@h2"}},
+		}},
 		&Command{Op: OpAddVM, VM: &model.VM{Name: "vm1", XML: xmlFor("vm1"), Prefer: "h1", MemoryMiB: 512}},
 	)
 	for i, r := range res {
@@ -145,7 +148,7 @@ func TestSnapshotRestoreRoundTrip(t *testing.T) {
 		t.Fatal("restored state differs")
 	}
 	// The password survives the snapshot (fencing needs it after a restart).
-	if g.Copy().Config.FenceDevices["h2"].Password != "pw" {
+	if g.Copy().Config.Fencing["h2"].Devices[0].Password != "pw" {
 		t.Fatal("fence password lost in snapshot")
 	}
 	if err := g.Restore(io.NopCloser(strings.NewReader("{broken"))); err == nil {

@@ -53,9 +53,8 @@ type Node struct {
 	raft *raft.Raft
 	serf *serf.Serf
 	hv   hypervisor.Hypervisor
-	// fenceDevice is this host's own BMC, registered with the cluster.
-	fenceDevice *model.FenceDevice
-	fencer      FencerFactory
+	// fencing is how this host is fenced, registered with the cluster.
+	fencing *model.FenceTopology
 
 	serfEvents chan serf.Event
 	// memberChanged is signalled (non-blocking) on every membership event.
@@ -78,8 +77,8 @@ type Options struct {
 	Config      *config.Daemon
 	Log         zerolog.Logger
 	Hypervisor  hypervisor.Hypervisor
-	FenceDevice *model.FenceDevice
-	Fencer      FencerFactory
+	// Fencing is this host's own fence topology (nil: none).
+	Fencing *model.FenceTopology
 }
 
 // NewNode opens the data directory, starts raft and serf, and joins peers.
@@ -91,7 +90,7 @@ func NewNode(o Options) (*Node, error) {
 	}
 	n := &Node{
 		cfg: cfg, log: o.Log, fsm: NewFSM(), hv: o.Hypervisor,
-		fenceDevice: o.FenceDevice, fencer: o.Fencer,
+		fencing: o.Fencing,
 		serfEvents: make(chan serf.Event, 256), memberChanged: make(chan struct{}, 1),
 		stopped: make(chan struct{}),
 	}
@@ -372,7 +371,7 @@ func (n *Node) registration(ctx context.Context) (*api.Register, error) {
 	}
 	return &api.Register{
 		Host:        model.Host{Name: n.cfg.NodeName, APIAddr: n.APIAddr(), MemoryMiB: info.MemoryMiB, CPUs: info.CPUs},
-		FenceDevice: n.fenceDevice,
+		Fencing: n.fencing,
 	}, nil
 }
 
@@ -385,13 +384,13 @@ func (n *Node) registered(reg *api.Register) bool {
 		if h == nil || *h != reg.Host {
 			return
 		}
-		d := s.Config.FenceDevices[reg.Host.Name]
+		d := s.Config.Fencing[reg.Host.Name]
 		switch {
-		case d == nil && reg.FenceDevice == nil:
+		case d == nil && reg.Fencing == nil:
 			same = true
-		case d != nil && reg.FenceDevice != nil:
+		case d != nil && reg.Fencing != nil:
 			a, _ := json.Marshal(d)
-			b, _ := json.Marshal(reg.FenceDevice)
+			b, _ := json.Marshal(reg.Fencing)
 			same = string(a) == string(b)
 		}
 	})

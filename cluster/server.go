@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/vmha/vmha/api"
+	"github.com/vmha/vmha/fencing"
 	"github.com/vmha/vmha/hypervisor"
 	"github.com/vmha/vmha/model"
 )
@@ -257,11 +258,11 @@ func (n *Node) handleRegister(w http.ResponseWriter, _ *http.Request, body []byt
 		writeErr(w, http.StatusBadRequest, "", err)
 		return
 	}
-	if err := n.propose(&Command{Op: OpRegisterHost, Host: &req.Host, FenceDevice: req.FenceDevice}); err != nil {
+	if err := n.propose(&Command{Op: OpRegisterHost, Host: &req.Host, Fencing: req.Fencing}); err != nil {
 		writeApplyErr(w, err)
 		return
 	}
-	n.log.Info().Str("host", req.Host.Name).Str("api", req.Host.APIAddr).Bool("fence_device", req.FenceDevice != nil).Msg("host registered")
+	n.log.Info().Str("host", req.Host.Name).Str("api", req.Host.APIAddr).Bool("fencing", req.Fencing != nil).Msg("host registered")
 	n.coord.poke()
 	w.WriteHeader(http.StatusNoContent)
 }
@@ -401,38 +402,53 @@ func (n *Node) handleFenceTest(w http.ResponseWriter, r *http.Request, body []by
 	defer cancel()
 	res, err := n.coord.TestDevice(ctx, r.PathValue("host"), req.PowerCycle, requester(r, req.RequestedBy))
 	switch {
-	case err != nil && res.Device == "":
+	case err != nil && len(res.Devices) == 0:
 		writeApplyErr(w, err)
 	case err != nil:
-		writeErr(w, http.StatusBadGateway, "", fmt.Errorf("power cycle of %s through %s failed: %w", res.Host, res.Device, err))
+		writeErr(w, http.StatusBadGateway, "", fmt.Errorf("power cycle of %s failed: %w", res.Host, err))
 	case !res.Check.OK:
-		writeErr(w, http.StatusBadGateway, "", fmt.Errorf("fence device %s of %s failed its check: %s", res.Device, res.Host, res.Check.Error))
+		writeErr(w, http.StatusBadGateway, "", fmt.Errorf("no fence level of %s answered in full: %s", res.Host, res.Check.Error))
 	default:
 		writeJSON(w, http.StatusOK, res)
 	}
 }
 
 func (n *Node) handleFenceDevices(w http.ResponseWriter, _ *http.Request, _ []byte) {
-	var checks map[string]api.FenceCheck
+	var checks map[string][]fencing.DeviceCheck
 	if n.coord != nil && n.IsLeader() {
 		checks = n.coord.Checks()
 	}
 	out := []api.FenceDevice{}
 	n.fsm.Read(func(s *model.State) {
 		for _, h := range model.SortedKeys(s.Config.Hosts) {
-			d := s.Config.FenceDevices[h]
-			if d == nil {
-				out = append(out, api.FenceDevice{Host: h})
-				continue
-			}
-			row := api.FenceDevice{Host: h, Level: 1, Device: d.Describe()}
-			if c, ok := checks[h]; ok {
-				row.Check = &c
-			}
-			out = append(out, row)
+			out = append(out, deviceRows(h, s.Config.Fencing[h], checks[h])...)
 		}
 	})
 	writeJSON(w, http.StatusOK, out)
+}
+
+// deviceRows lists a host's devices level by level, with the checks (which
+// Topology.Check returns in the same order) beside them.
+func deviceRows(host string, t *model.FenceTopology, checks []fencing.DeviceCheck) []api.FenceDevice {
+	if t == nil || len(t.Levels) == 0 {
+		return []api.FenceDevice{{Host: host}}
+	}
+	var out []api.FenceDevice
+	k := 0
+	for i, l := range t.Levels {
+		for _, name := range l {
+			row := api.FenceDevice{Host: host, Level: i + 1, Device: name}
+			if d := t.Device(name); d != nil {
+				row.Device = d.Describe()
+			}
+			if k < len(checks) && checks[k].Level == i+1 {
+				row.Check = ptr(checkView(checks[k]))
+			}
+			k++
+			out = append(out, row)
+		}
+	}
+	return out
 }
 
 func (n *Node) handleGossipKeys(w http.ResponseWriter, _ *http.Request) {

@@ -37,7 +37,7 @@ func (n *Node) Status() *api.Status {
 		}
 	}
 	sort.Strings(voters)
-	var checks map[string]api.FenceCheck
+	var checks map[string][]fencing.DeviceCheck
 	if n.coord != nil && n.IsLeader() {
 		checks = n.coord.Checks()
 	}
@@ -45,7 +45,7 @@ func (n *Node) Status() *api.Status {
 }
 
 // buildStatus is the pure part of Status, tested without a cluster.
-func buildStatus(st *model.State, members map[string]serf.Member, self, leader string, term uint64, voters []string, checks map[string]api.FenceCheck) *api.Status {
+func buildStatus(st *model.State, members map[string]serf.Member, self, leader string, term uint64, voters []string, checks map[string][]fencing.DeviceCheck) *api.Status {
 	out := &api.Status{Node: self, Leader: leader, Term: term, Hosts: []api.Host{}, VMs: []api.VM{}, Problems: []string{}}
 	out.Quorum = quorum(voters, members, leader)
 	if !out.Quorum.Quorate {
@@ -73,11 +73,9 @@ func buildStatus(st *model.State, members map[string]serf.Member, self, leader s
 		if hv.VMs == nil {
 			hv.VMs = []string{}
 		}
-		if d := st.Config.FenceDevices[name]; d != nil {
-			hv.FenceDev = d.Describe()
-			if chk, ok := checks[name]; ok {
-				hv.FenceCheck = &chk
-			}
+		if t := st.Config.Fencing[name]; t != nil && len(t.Levels) > 0 {
+			hv.FenceDev = t.Describe()
+			hv.FenceCheck = hostCheck(checks[name])
 		}
 		if hs := st.Status.Hosts[name]; hs != nil {
 			hv.State, hv.Reason, hv.Since = hs.State, hs.Reason, hs.Since
@@ -92,8 +90,8 @@ func buildStatus(st *model.State, members map[string]serf.Member, self, leader s
 		if hv.FenceDev == "" {
 			out.Problems = append(out.Problems, fmt.Sprintf("host %s has no fence device: if it fails, its VMs cannot be recovered", name))
 		} else if hv.FenceCheck != nil && !hv.FenceCheck.OK && hv.State == model.HostAlive {
-			out.Problems = append(out.Problems, fmt.Sprintf("fence device %s of host %s failed its check at %s: %s; if %s fails now, its VMs (%s) cannot be recovered until the device answers",
-				hv.FenceDev, name, hv.FenceCheck.At.Format(time.TimeOnly), trimErr(hv.FenceCheck.Error), name, listOrNone(hv.VMs)))
+			out.Problems = append(out.Problems, fmt.Sprintf("fence device check of host %s failed at %s (%s): no level can fence it now; if %s fails, its VMs (%s) cannot be recovered until a device answers",
+				name, hv.FenceCheck.At.Format(time.TimeOnly), trimErr(hv.FenceCheck.Error), name, listOrNone(hv.VMs)))
 		}
 		out.Hosts = append(out.Hosts, hv)
 	}

@@ -54,7 +54,7 @@ func TestBuildStatusExplainsBlockedRecovery(t *testing.T) {
 	if s.VMs[0].State != "unknown (host fence-failed)" {
 		t.Errorf("vm state %q", s.VMs[0].State)
 	}
-	if s.Hosts[1].Member != "failed" || s.Hosts[1].FenceDev != "ipmi 127.0.0.1:623" {
+	if s.Hosts[1].Member != "failed" || s.Hosts[1].FenceDev != "bmc@h2 (ipmi 127.0.0.1:623)" {
 		t.Errorf("host view %+v", s.Hosts[1])
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
 
+	"github.com/vmha/vmha/fencing/spec"
 	"github.com/vmha/vmha/model"
 )
 
@@ -42,14 +43,17 @@ type Daemon struct {
 	Socket string `mapstructure:"socket"`
 	// MetricsAddr is where Prometheus metrics are served (host:port);
 	// empty turns them off.
-	MetricsAddr   string  `mapstructure:"metrics_addr"`
-	HypervisorURI string  `mapstructure:"hypervisor_uri"`
-	BMC           BMC     `mapstructure:"bmc"`
-	Gossip        Gossip  `mapstructure:"gossip"`
-	Raft          Raft    `mapstructure:"raft"`
-	Fencing       Fencing `mapstructure:"fencing"`
-	Agent         Agent   `mapstructure:"agent"`
-	Log           Log     `mapstructure:"log"`
+	MetricsAddr   string `mapstructure:"metrics_addr"`
+	HypervisorURI string `mapstructure:"hypervisor_uri"`
+	BMC           BMC    `mapstructure:"bmc"`
+	// Fence is how the other hosts fence this one beyond (or instead of)
+	// the bmc shorthand: devices and ordered levels.
+	Fence   Fence   `mapstructure:"fence"`
+	Gossip  Gossip  `mapstructure:"gossip"`
+	Raft    Raft    `mapstructure:"raft"`
+	Fencing Fencing `mapstructure:"fencing"`
+	Agent   Agent   `mapstructure:"agent"`
+	Log     Log     `mapstructure:"log"`
 }
 
 // Ports are this host's listeners.
@@ -69,6 +73,49 @@ type BMC struct {
 	PasswordFile string `mapstructure:"password_file"`
 	Interface    string `mapstructure:"interface"`
 	CipherSuite  int    `mapstructure:"cipher_suite"`
+}
+
+// Fence describes this host's fence topology. Devices are named here and
+// referenced by name in Levels; the bmc section, when set, is the device
+// "bmc" and, unless a level names it, level 1 of its own.
+type Fence struct {
+	Action      string        `mapstructure:"action"`
+	Delay       time.Duration `mapstructure:"delay"`
+	RandomDelay time.Duration `mapstructure:"random_delay"`
+	Devices     []spec.Device `mapstructure:"-"`
+	Levels      [][]string    `mapstructure:"levels"`
+}
+
+// BMCDevice is the name the bmc shorthand gets in the fence topology.
+const BMCDevice = "bmc"
+
+// FenceSpec is this host's fence topology as a fencing spec (passwords not
+// read yet). A host with neither bmc nor fence devices has no level.
+func (d *Daemon) FenceSpec() spec.Spec {
+	var sp spec.Spec
+	levels := d.Fence.Levels
+	if d.BMC.Address != "" {
+		sp.Devices = append(sp.Devices, spec.Device{Name: BMCDevice, Type: spec.TypeIPMI, PasswordFile: d.BMC.PasswordFile,
+			Params: map[string]string{
+				"address": d.BMC.Address, "port": strconv.Itoa(d.BMC.Port), "user": d.BMC.User,
+				"interface": d.BMC.Interface, "cipher_suite": strconv.Itoa(d.BMC.CipherSuite),
+			}})
+		named := false
+		for _, l := range levels {
+			for _, n := range l {
+				named = named || n == BMCDevice
+			}
+		}
+		if !named {
+			levels = append([][]string{{BMCDevice}}, levels...)
+		}
+	}
+	sp.Devices = append(sp.Devices, d.Fence.Devices...)
+	if len(sp.Devices) == 0 && len(levels) == 0 {
+		return sp
+	}
+	sp.Hosts = []spec.Host{{Name: d.NodeName, Levels: levels, Action: d.Fence.Action, Delay: d.Fence.Delay, RandomDelay: d.Fence.RandomDelay}}
+	return sp
 }
 
 // Gossip holds serf/memberlist failure-detector timers. The defaults declare
@@ -247,6 +294,20 @@ func Load(path string, fs *pflag.FlagSet) (*Daemon, error) {
 	if err := dec.Decode(v.AllSettings()); err != nil {
 		return nil, fmt.Errorf("config %s: %w", source, err)
 	}
+	// Fence devices are decoded strictly: a mistyped key in a device
+	// (passwd_file) must not silently leave a device without a password.
+	if raw := v.Get("fence.devices"); raw != nil {
+		sdec, err := mapstructure.NewDecoder(&mapstructure.DecoderConfig{
+			Result: &d.Fence.Devices, ErrorUnused: true, WeaklyTypedInput: true,
+			DecodeHook: mapstructure.StringToTimeDurationHookFunc(),
+		})
+		if err != nil {
+			return nil, err
+		}
+		if err := sdec.Decode(raw); err != nil {
+			return nil, fmt.Errorf("config %s: fence.devices: %w", source, err)
+		}
+	}
 	if d.NodeName == "" {
 		h, err := os.Hostname()
 		if err != nil {
@@ -273,7 +334,8 @@ func knownKeys() map[string]bool {
 	for _, k := range flagKeys {
 		m[k] = true
 	}
-	for _, k := range []string{"bmc.address", "bmc.user", "bmc.password_file"} {
+	for _, k := range []string{"bmc.address", "bmc.user", "bmc.password_file",
+		"fence.action", "fence.delay", "fence.random_delay", "fence.devices", "fence.levels"} {
 		m[k] = true
 	}
 	return m
@@ -342,6 +404,11 @@ func (d *Daemon) Validate() error {
 	}
 	if err := d.BMC.validate(); err != nil {
 		return err
+	}
+	if sp := d.FenceSpec(); len(sp.Hosts) > 0 {
+		if err := sp.Validate(); err != nil {
+			return fmt.Errorf("fence: %w", err)
+		}
 	}
 	durs := []struct {
 		key string

@@ -7,6 +7,7 @@ package model
 import (
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/vmha/vmha/internal/secret"
@@ -14,9 +15,11 @@ import (
 
 // Config is the desired state operators change through vmha.
 type Config struct {
-	Hosts        map[string]*Host        `json:"hosts"`
-	VMs          map[string]*VM          `json:"vms"`
-	FenceDevices map[string]*FenceDevice `json:"fence_devices"`
+	Hosts map[string]*Host `json:"hosts"`
+	VMs   map[string]*VM   `json:"vms"`
+	// Fencing maps a host to how it is fenced: each host registers its own
+	// topology (from its vmhad.yaml), so that any survivor can fence it.
+	Fencing map[string]*FenceTopology `json:"fencing"`
 }
 
 // Host is a hypervisor host that runs vmhad.
@@ -44,21 +47,76 @@ type VM struct {
 	Prefer string `json:"prefer,omitempty"`
 }
 
-// FenceDevice is how the cluster powers a host off. Only IPMI for now.
+// FenceDevice is one device of a host's fence topology, as replicated.
 type FenceDevice struct {
-	Host        string         `json:"host"`
-	Type        string         `json:"type"`
-	Address     string         `json:"address"`
-	Port        int            `json:"port"`
-	User        string         `json:"user"`
-	Password    secret.Persist `json:"password"`
-	Interface   string         `json:"interface,omitempty"`
-	CipherSuite int            `json:"cipher_suite,omitempty"`
+	// Name is unique in the cluster: the host's own device name, "@", the
+	// host ("bmc@host1").
+	Name string `json:"name"`
+	// Type is ipmi, libvirt or agent (see fencing/spec).
+	Type   string            `json:"type"`
+	Params map[string]string `json:"params,omitempty"`
+	// Password was read from the registering host's password file or
+	// environment; it lives only in the replicated state (data_dir, 0700).
+	Password secret.Persist `json:"password,omitempty"`
+	Timeout  time.Duration  `json:"timeout,omitempty"`
 }
 
 // Describe names the device for status and history, without secrets.
 func (d *FenceDevice) Describe() string {
-	return fmt.Sprintf("%s %s:%d", d.Type, d.Address, d.Port)
+	switch d.Type {
+	case "ipmi":
+		port := d.Params["port"]
+		if port == "" {
+			port = "623"
+		}
+		return fmt.Sprintf("%s (ipmi %s:%s)", d.Name, d.Params["address"], port)
+	case "libvirt":
+		return fmt.Sprintf("%s (libvirt %s)", d.Name, d.Params["uri"])
+	case "agent":
+		return fmt.Sprintf("%s (%s %s)", d.Name, d.Params["agent"], d.Params["ip"])
+	}
+	return d.Name + " (" + d.Type + ")"
+}
+
+// FenceTopology is how one host is fenced: levels of device names tried in
+// order, every device of a level must succeed.
+type FenceTopology struct {
+	Devices     []FenceDevice `json:"devices"`
+	Levels      [][]string    `json:"levels"`
+	Action      string        `json:"action,omitempty"`
+	Delay       time.Duration `json:"delay,omitempty"`
+	RandomDelay time.Duration `json:"random_delay,omitempty"`
+}
+
+// Device returns the named device, or nil.
+func (t *FenceTopology) Device(name string) *FenceDevice {
+	for i := range t.Devices {
+		if t.Devices[i].Name == name {
+			return &t.Devices[i]
+		}
+	}
+	return nil
+}
+
+// Describe summarises the topology for status: "L1: a; L2: b + c".
+func (t *FenceTopology) Describe() string {
+	var parts []string
+	for i, l := range t.Levels {
+		var ds []string
+		for _, n := range l {
+			if d := t.Device(n); d != nil {
+				ds = append(ds, d.Describe())
+			} else {
+				ds = append(ds, n)
+			}
+		}
+		p := strings.Join(ds, " + ")
+		if len(t.Levels) > 1 {
+			p = fmt.Sprintf("L%d: %s", i+1, p)
+		}
+		parts = append(parts, p)
+	}
+	return strings.Join(parts, "; ")
 }
 
 // Status is what the cluster observed and decided.
@@ -157,7 +215,7 @@ type State struct {
 // NewState returns an empty state with its maps made.
 func NewState() *State {
 	return &State{
-		Config: Config{Hosts: map[string]*Host{}, VMs: map[string]*VM{}, FenceDevices: map[string]*FenceDevice{}},
+		Config: Config{Hosts: map[string]*Host{}, VMs: map[string]*VM{}, Fencing: map[string]*FenceTopology{}},
 		Status: Status{Placements: map[string]*Placement{}, Hosts: map[string]*HostStatus{}, Observed: map[string]*Observation{}},
 	}
 }
@@ -171,8 +229,8 @@ func (s *State) Fill() {
 	if s.Config.VMs == nil {
 		s.Config.VMs = n.Config.VMs
 	}
-	if s.Config.FenceDevices == nil {
-		s.Config.FenceDevices = n.Config.FenceDevices
+	if s.Config.Fencing == nil {
+		s.Config.Fencing = n.Config.Fencing
 	}
 	if s.Status.Placements == nil {
 		s.Status.Placements = n.Status.Placements

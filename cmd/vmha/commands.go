@@ -251,7 +251,11 @@ Without a terminal to confirm on, --yes is required.`,
 			if g.output == "json" {
 				return g.printJSON(res)
 			}
-			fmt.Fprintf(g.out, "%s: %s answered in %s: power %s\n", res.Host, res.Device, res.Check.Duration.Round(time.Millisecond), res.Check.Power)
+			for _, d := range res.Devices {
+				if c := d.Check; c != nil {
+					fmt.Fprintf(g.out, "%s: level %d %s answered in %s: power %s\n", res.Host, d.Level, d.Device, c.Duration.Round(time.Millisecond), c.Power)
+				}
+			}
 			if res.Cycled {
 				fmt.Fprintf(g.out, "%s: power cycle done and verified\n", res.Host)
 			}

@@ -16,8 +16,7 @@ import (
 
 	"github.com/vmha/vmha/cluster"
 	"github.com/vmha/vmha/config"
-	"github.com/vmha/vmha/fencing"
-	"github.com/vmha/vmha/fencing/ipmi"
+	"github.com/vmha/vmha/fencing/spec"
 	"github.com/vmha/vmha/hypervisor"
 	"github.com/vmha/vmha/model"
 )
@@ -79,7 +78,7 @@ func newLogger(cfg *config.Daemon, w io.Writer) zerolog.Logger {
 
 func serve(cfg *config.Daemon, stderr io.Writer) error {
 	log := newLogger(cfg, stderr)
-	dev, err := fenceDevice(cfg)
+	fence, err := fenceTopology(cfg)
 	if err != nil {
 		return err
 	}
@@ -88,15 +87,7 @@ func serve(cfg *config.Daemon, stderr io.Writer) error {
 		return fmt.Errorf("hypervisor %s: %w", cfg.HypervisorURI, err)
 	}
 	defer func() { _ = hv.Close() }()
-	node, err := cluster.NewNode(cluster.Options{
-		Config: cfg, Log: log, Hypervisor: hv, FenceDevice: dev,
-		Fencer: func(d *model.FenceDevice) (fencing.Device, error) {
-			return ipmi.New(ipmi.Config{
-				Host: d.Address, Port: d.Port, User: d.User, Password: d.Password.Load(),
-				Interface: d.Interface, CipherSuite: d.CipherSuite, Timeout: cfg.Fencing.CallTimeout,
-			})
-		},
-	})
+	node, err := cluster.NewNode(cluster.Options{Config: cfg, Log: log, Hypervisor: hv, Fencing: fence})
 	if err != nil {
 		return err
 	}
@@ -131,25 +122,36 @@ func serve(cfg *config.Daemon, stderr io.Writer) error {
 	return nil
 }
 
-// fenceDevice describes this host's BMC for the cluster, with the password
-// read from its file.
-func fenceDevice(cfg *config.Daemon) (*model.FenceDevice, error) {
-	b := cfg.BMC
-	if b.Address == "" {
+// fenceTopology describes how the other hosts fence this one, with the
+// passwords read from their files. Every device is opened once here, so a
+// bad fence config fails at start rather than during an incident. Device
+// names get "@node" so that they are unique in the cluster.
+func fenceTopology(cfg *config.Daemon) (*model.FenceTopology, error) {
+	sp := cfg.FenceSpec()
+	if len(sp.Hosts) == 0 {
 		return nil, nil
 	}
-	pw, err := ipmi.PasswordFromFile(b.PasswordFile)
+	set, err := spec.Build(sp)
 	if err != nil {
-		return nil, fmt.Errorf("bmc.password_file: %w", err)
+		return nil, fmt.Errorf("fence: %w", err)
 	}
-	dev := &model.FenceDevice{
-		Type: b.Type, Address: b.Address, Port: b.Port, User: b.User, Password: pw.Store(),
-		Interface: b.Interface, CipherSuite: b.CipherSuite,
+	_ = set.Close()
+	h := sp.Hosts[0]
+	t := &model.FenceTopology{Action: h.Action, Delay: h.Delay, RandomDelay: h.RandomDelay}
+	suffix := "@" + cfg.NodeName
+	for _, d := range sp.Devices {
+		r, err := d.Resolve()
+		if err != nil {
+			return nil, fmt.Errorf("fence: %w", err)
+		}
+		t.Devices = append(t.Devices, model.FenceDevice{Name: d.Name + suffix, Type: d.Type, Params: d.Params, Password: r.Secret.Store(), Timeout: d.Timeout})
 	}
-	// Check the device description now, so a bad BMC config fails at start
-	// rather than during an incident.
-	if _, err := ipmi.New(ipmi.Config{Host: dev.Address, Port: dev.Port, User: dev.User, Password: pw, Interface: dev.Interface, CipherSuite: dev.CipherSuite, Timeout: cfg.Fencing.CallTimeout}); err != nil {
-		return nil, fmt.Errorf("bmc: %w", err)
+	for _, l := range h.Levels {
+		var lvl []string
+		for _, n := range l {
+			lvl = append(lvl, n+suffix)
+		}
+		t.Levels = append(t.Levels, lvl)
 	}
-	return dev, nil
+	return t, nil
 }

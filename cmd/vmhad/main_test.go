@@ -40,7 +40,7 @@ func TestCheckConfig(t *testing.T) {
 		{"bad field", func(p string) []string { return []string{"--config", p, "--check-config"} }, good + "ports: {api: -3}\n", 1, []string{"vmhad.yaml", "ports.api"}},
 		{"bad flag", func(p string) []string { return []string{"--config", p, "--ports-api", "x"} }, good, 1, []string{"ports-api"}},
 		{"stray argument", func(p string) []string { return []string{"--config", p, "extra"} }, good, 1, []string{"extra"}},
-		{"unreadable bmc password", func(p string) []string { return []string{"--config", p} }, good + "bmc: {address: 127.0.0.1, user: u, password_file: " + filepath.Join(dir, "absent") + "}\n", 1, []string{"bmc.password_file", "absent"}},
+		{"unreadable bmc password", func(p string) []string { return []string{"--config", p} }, good + "bmc: {address: 127.0.0.1, user: u, password_file: " + filepath.Join(dir, "absent") + "}\n", 1, []string{"fence device bmc: password_file", "absent"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -634,7 +634,7 @@ func TestOperatorFencing(t *testing.T) {
 	defer func() { _ = second.BMC.Resume() }()
 	if _, err := c.WaitFor(context.Background(), 20*time.Second, "the dead BMC shows as a problem", func(s *api.Status) bool {
 		for _, p := range s.Problems {
-			if strings.Contains(p, "fence device") && strings.Contains(p, second.Name) && strings.Contains(p, "failed its check") {
+			if strings.Contains(p, "fence device check of host "+second.Name+" failed") {
 				return true
 			}
 		}

@@ -1,0 +1,363 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/serf/serf"
+
+	"github.com/vmha/vmha/api"
+	"github.com/vmha/vmha/fencing"
+	"github.com/vmha/vmha/fencing/spec"
+	"github.com/vmha/vmha/model"
+)
+
+// Fence actions, as operators type them.
+const (
+	ActionOff    = string(fencing.ActionOff)
+	ActionReboot = string(fencing.ActionReboot)
+)
+
+// fenceActionOf is the action a retried fence uses: an operator's reboot
+// request stays a reboot; everything else uses the host's own action.
+func fenceActionOf(hs *model.HostStatus) string {
+	if strings.HasSuffix(hs.FenceRequestedBy, "+"+ActionReboot) {
+		return ActionReboot
+	}
+	return ""
+}
+
+// claim marks a fence of host as running; false if one already runs.
+func (c *Coordinator) claim(host string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.fencing[host] {
+		return false
+	}
+	c.fencing[host] = true
+	return true
+}
+
+func (c *Coordinator) release(host string) {
+	c.mu.Lock()
+	delete(c.fencing, host)
+	c.mu.Unlock()
+	c.poke()
+}
+
+func (c *Coordinator) startFence(ctx context.Context, host, rid, action string) {
+	if !c.claim(host) {
+		return
+	}
+	go func() {
+		defer c.release(host)
+		_, _ = c.fence(ctx, host, rid, action, c.n.cfg.NodeName, false)
+	}()
+}
+
+// errFenceBusy is returned to an operator whose fence request meets one
+// already running for the same host.
+var errFenceBusy = errors.New("a fence of this host is already running")
+
+var errNoFenceDevice = errors.New("no fence device is configured for the host")
+
+// topology opens host's fence topology from the replicated config. The
+// caller closes the set.
+func (c *Coordinator) topology(host string) (fencing.Topology, *spec.Set, error) {
+	var t *model.FenceTopology
+	c.n.fsm.Read(func(s *model.State) {
+		if ft := s.Config.Fencing[host]; ft != nil {
+			cp := *ft
+			t = &cp
+		}
+	})
+	if t == nil || len(t.Levels) == 0 {
+		return fencing.Topology{}, nil, errNoFenceDevice
+	}
+	set, err := spec.Build(SpecOf(host, t))
+	if err != nil {
+		return fencing.Topology{}, nil, fmt.Errorf("fence devices of %s: %w", host, err)
+	}
+	return set.Topologies[host], set, nil
+}
+
+// SpecOf turns a replicated topology back into a fencing spec for one host,
+// with the replicated passwords.
+func SpecOf(host string, t *model.FenceTopology) spec.Spec {
+	sp := spec.Spec{Hosts: []spec.Host{{Name: host, Levels: t.Levels, Action: t.Action, Delay: t.Delay, RandomDelay: t.RandomDelay}}}
+	for _, d := range t.Devices {
+		sp.Devices = append(sp.Devices, spec.Device{Name: d.Name, Type: d.Type, Params: d.Params, Timeout: d.Timeout, Secret: d.Password.Load()})
+	}
+	return sp
+}
+
+// fence runs host's fence topology (levels in order, every device of a
+// level verified off; on again for a reboot), records every device step in
+// the fence history and moves the host to fenced or fence-failed. Recovery
+// of the host's VMs waits for the fenced state: a failed fence leaves them
+// blocked, loudly, and is retried. An empty action takes the host's own.
+func (c *Coordinator) fence(ctx context.Context, host, rid, action, requester string, manual bool) (model.FenceRecord, error) {
+	log := c.log.With().Str("recovery_id", rid).Str("host", host).Logger()
+	rec := model.FenceRecord{RecoveryID: rid, Host: host, Action: action, Requester: requester}
+	fail := func(reason string) {
+		c.mu.Lock()
+		c.failedAt[host] = time.Now()
+		c.mu.Unlock()
+		log.Error().Str("reason", reason).Msg("fencing failed; recovery of the host's VMs stays blocked")
+		if err := c.setHostState(host, model.HostFenceFailed, reason, rid); err != nil {
+			log.Error().Err(err).Msg("record fence failure")
+		}
+	}
+	if host == c.n.cfg.NodeName {
+		// The leader is never the one that fences itself: its own loss
+		// is handled by the next leader.
+		return rec, fmt.Errorf("host %s is this cluster's leader and does not fence itself", host)
+	}
+	topo, set, err := c.topology(host)
+	if err != nil {
+		fail(err.Error())
+		return rec, err
+	}
+	defer func() { _ = set.Close() }()
+	log.Info().Str("action", string(topo.Action)).Int("levels", len(topo.Levels)).Bool("manual", manual).Msg("fencing")
+	rep, ferr := topo.Run(ctx, fencing.RunOptions{Action: fencing.Action(action), Fence: c.n.fenceOptions(), NoDelay: manual})
+	if ctx.Err() != nil {
+		// Leadership ended mid-fence; the next leader fences again.
+		return rec, fmt.Errorf("fence of %s interrupted: %w", host, ctx.Err())
+	}
+	rec.Action = string(rep.Action)
+	for _, st := range rep.Steps() {
+		r := model.FenceRecord{RecoveryID: rid, Host: host, Level: st.Level, Device: st.Device, Action: st.Action,
+			Requester: requester, Started: st.Started.UTC(), Duration: st.Duration, OK: st.OK, Error: st.Error}
+		if err := c.n.propose(&Command{Op: OpFenceRecord, Fence: &r}); err != nil {
+			log.Error().Err(err).Msg("record fence history")
+		}
+		if st.Level == rep.Level && st.OK {
+			rec.Level, rec.Device = st.Level, st.Device
+		}
+	}
+	rec.Started, rec.Duration, rec.OK = rep.Started.UTC(), rep.Duration, ferr == nil
+	c.n.metrics.fences.WithLabelValues(rec.Action, result(ferr)).Inc()
+	c.n.metrics.fenceSeconds.WithLabelValues(result(ferr)).Observe(rep.Duration.Seconds())
+	if ferr != nil {
+		rec.Error = ferr.Error()
+		fail(ferr.Error())
+		return rec, ferr
+	}
+	if rep.Action == fencing.ActionReboot && !rep.PoweredOn {
+		log.Warn().Msg("reboot: the host is off, but powering it on again failed; it stays off")
+	}
+	log.Info().Dur("duration", rep.Duration).Int("level", rep.Level).Dur("delay", rep.Delay).Msg("host fenced; recovering its VMs")
+	if err := c.setHostState(host, model.HostFenced, fmt.Sprintf("fenced (%s) at level %d by %s", rep.Action, rep.Level, rec.Device), rid); err != nil {
+		log.Error().Err(err).Msg("record host fenced")
+	}
+	return rec, nil
+}
+
+// ManualFence is `vmha fence HOST`: the host is marked lost at once (so
+// nothing new is placed on it and its VMs wait for the fence), then fenced
+// with no delay; on success its VMs are recovered like those of a failed
+// host. An empty action takes the host's own.
+func (c *Coordinator) ManualFence(ctx context.Context, host, action, requester string) (model.FenceRecord, error) {
+	if action != "" {
+		if _, err := fencing.ParseAction(action); err != nil {
+			return model.FenceRecord{}, &ValidationError{Field: "action", Err: err}
+		}
+	}
+	if host == c.n.cfg.NodeName {
+		return model.FenceRecord{}, &ConflictError{What: fmt.Sprintf("host %s is the leader, and a host never fences itself: move the leadership first (stop vmhad on %s cleanly) or fence it from its BMC", host, host)}
+	}
+	if !c.claim(host) {
+		return model.FenceRecord{}, &ConflictError{What: errFenceBusy.Error()}
+	}
+	defer c.release(host)
+	var state model.HostState
+	var rid string
+	known := false
+	c.n.fsm.Read(func(s *model.State) {
+		if _, ok := s.Config.Hosts[host]; ok {
+			known = true
+			state = model.HostAlive
+			if hs := s.Status.Hosts[host]; hs != nil {
+				state, rid = hs.State, hs.RecoveryID
+			}
+		}
+	})
+	if !known {
+		return model.FenceRecord{}, &NotFoundError{Kind: "host", Name: host}
+	}
+	if state == model.HostAlive || state == model.HostFenced {
+		rid = newRecoveryID()
+		c.log.Warn().Str("recovery_id", rid).Str("host", host).Str("requested_by", requester).Str("action", action).Msg("operator fence: host marked lost")
+		if err := c.n.propose(&Command{Op: OpHostState, HostState: &HostStateChange{
+			Host: host, State: model.HostLost, Reason: "fence requested by " + requester, RecoveryID: rid,
+			RequestedBy: requester + "+" + action, Boot: c.n.members()[host].Tags[tagBoot],
+		}}); err != nil {
+			return model.FenceRecord{}, err
+		}
+	}
+	return c.fence(ctx, host, rid, action, requester, true)
+}
+
+// ConfirmFenced is `vmha fence confirm HOST`: the operator states that a
+// lost host is down (power pulled, BMC dead with the rack). It is recorded
+// in the fence history, and the host's VMs are recovered.
+func (c *Coordinator) ConfirmFenced(host, requester string) (model.FenceRecord, error) {
+	if m, ok := c.n.members()[host]; ok && m.Status == serf.StatusAlive {
+		return model.FenceRecord{}, &ConflictError{What: fmt.Sprintf("host %s is alive in gossip: it is not down, so it cannot be confirmed fenced", host)}
+	}
+	now := time.Now().UTC()
+	rec := model.FenceRecord{Host: host, Level: 0, Device: "operator", Action: "confirm", Requester: requester, Started: now, OK: true}
+	c.n.fsm.Read(func(s *model.State) {
+		if hs := s.Status.Hosts[host]; hs != nil {
+			rec.RecoveryID = hs.RecoveryID
+		}
+	})
+	err := c.n.propose(&Command{Op: OpFenceConfirm, Fence: &rec, HostState: &HostStateChange{
+		Host: host, Reason: "confirmed down by " + requester, RecoveryID: rec.RecoveryID,
+	}})
+	if err != nil {
+		return rec, err
+	}
+	c.log.Warn().Str("recovery_id", rec.RecoveryID).Str("host", host).Str("requested_by", requester).Msg("operator confirmed the host down; recovering its VMs")
+	c.poke()
+	return rec, nil
+}
+
+// checkLoop asks every fence device of every host for its power status, at
+// once and then every fencing.check_interval, while this host leads. A
+// device that fails shows in vmha status before it is needed.
+func (c *Coordinator) checkLoop(ctx context.Context) {
+	for {
+		var hosts []string
+		c.n.fsm.Read(func(s *model.State) { hosts = model.SortedKeys(s.Config.Fencing) })
+		for _, h := range hosts {
+			if ctx.Err() != nil {
+				return
+			}
+			for _, chk := range c.CheckDevices(ctx, h) {
+				if !chk.OK {
+					c.log.Warn().Str("host", h).Int("level", chk.Level).Str("device", chk.Device).Str("error", chk.Error).Msg("fence device check failed")
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(c.n.cfg.Fencing.CheckInterval):
+		}
+	}
+}
+
+// CheckDevices reads the power status of every device of host's topology
+// once (status only) and remembers the answers for vmha status.
+func (c *Coordinator) CheckDevices(ctx context.Context, host string) []fencing.DeviceCheck {
+	topo, set, err := c.topology(host)
+	var checks []fencing.DeviceCheck
+	if err != nil {
+		checks = []fencing.DeviceCheck{{Host: host, Device: "(none)", State: fencing.PowerUnknown, Error: err.Error(), Checked: time.Now()}}
+	} else {
+		checks = topo.Check(ctx, c.n.cfg.Fencing.CallTimeout)
+		_ = set.Close()
+	}
+	for _, chk := range checks {
+		c.n.metrics.deviceChecks.WithLabelValues(host, result(errIf(!chk.OK))).Inc()
+	}
+	c.mu.Lock()
+	c.checks[host] = checks
+	c.mu.Unlock()
+	return checks
+}
+
+func errIf(b bool) error {
+	if b {
+		return errors.New("failed")
+	}
+	return nil
+}
+
+// Checks returns a copy of the last device checks, by host.
+func (c *Coordinator) Checks() map[string][]fencing.DeviceCheck {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make(map[string][]fencing.DeviceCheck, len(c.checks))
+	for k, v := range c.checks {
+		out[k] = append([]fencing.DeviceCheck(nil), v...)
+	}
+	return out
+}
+
+// checkView is one device check as the API shows it.
+func checkView(d fencing.DeviceCheck) api.FenceCheck {
+	return api.FenceCheck{At: d.Checked.UTC(), OK: d.OK, Power: string(d.State), Error: d.Error, Duration: d.Duration}
+}
+
+// hostCheck sums up a host's device checks: OK when one level could fence
+// it today; the errors of the devices that failed.
+func hostCheck(checks []fencing.DeviceCheck) *api.FenceCheck {
+	if len(checks) == 0 {
+		return nil
+	}
+	v := checkView(checks[0])
+	v.OK = fencing.Fenceable(checks)
+	var errs []string
+	for _, c := range checks {
+		if !c.OK {
+			errs = append(errs, fmt.Sprintf("level %d %s: %s", c.Level, c.Device, c.Error))
+		}
+		if c.Checked.Before(v.At) {
+			v.At = c.Checked.UTC()
+		}
+	}
+	v.Error = strings.Join(errs, "; ")
+	return &v
+}
+
+// TestDevice is `vmha fence test HOST`: a status check of every device,
+// and with powerCycle a verified off then on, refused while the host has
+// VMs.
+func (c *Coordinator) TestDevice(ctx context.Context, host string, powerCycle bool, requester string) (api.FenceTestResult, error) {
+	res := api.FenceTestResult{Host: host}
+	var placed []string
+	known := false
+	c.n.fsm.Read(func(s *model.State) {
+		_, known = s.Config.Hosts[host]
+		for _, vm := range model.SortedKeys(s.Status.Placements) {
+			if s.Status.Placements[vm].Host == host {
+				placed = append(placed, vm)
+			}
+		}
+	})
+	if !known {
+		return res, &NotFoundError{Kind: "host", Name: host}
+	}
+	if powerCycle {
+		if host == c.n.cfg.NodeName {
+			return res, &ConflictError{What: fmt.Sprintf("host %s is the leader, and a host never power-cycles itself", host)}
+		}
+		if len(placed) > 0 {
+			return res, &ConflictError{What: fmt.Sprintf("host %s has VMs placed on it (%s): a power cycle would kill them; move them first", host, strings.Join(placed, ", "))}
+		}
+	}
+	checks := c.CheckDevices(ctx, host)
+	for _, d := range checks {
+		res.Devices = append(res.Devices, api.FenceDevice{Host: host, Level: d.Level, Device: d.Device, Check: ptr(checkView(d))})
+	}
+	if hc := hostCheck(checks); hc != nil {
+		res.Check = *hc
+	}
+	if !res.Check.OK || !powerCycle {
+		return res, nil
+	}
+	// A power cycle is a reboot fence: the host is marked lost first so
+	// that the coordinator does not take the gap in its gossip for a
+	// failure and power it off again, and it rejoins when it is back.
+	rec, err := c.ManualFence(ctx, host, ActionReboot, requester)
+	res.Cycled = err == nil && rec.OK
+	return res, err
+}
+
+func ptr[T any](v T) *T { return &v }
