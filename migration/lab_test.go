@@ -4,7 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -254,4 +258,190 @@ func (h *recordingHooks) After(_ context.Context, vm string, src, dst Endpoint) 
 func (h *recordingHooks) Abort(_ context.Context, vm string, src, dst Endpoint) error {
 	h.rec(fmt.Sprintf("abort %s %s->%s", vm, src.Host, dst.Host))
 	return nil
+}
+
+// jobWatcher counts, from libvirt's own job information on a host sampled
+// every 20 ms on a connection of its own, how many domains have a
+// migration job at once: an independent view of the executor's limit.
+type jobWatcher struct {
+	peak   atomic.Int32
+	stop   chan struct{}
+	done   chan struct{}
+	errMu  sync.Mutex
+	err    error
+	sample atomic.Int32
+}
+
+func watchJobs(t *testing.T, h *virtlab.Host) *jobWatcher {
+	t.Helper()
+	conn, err := libvirt.NewConnect(h.URI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &jobWatcher{stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(w.done)
+		defer conn.Close()
+		for {
+			select {
+			case <-w.stop:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+			doms, err := conn.ListAllDomains(libvirt.CONNECT_LIST_DOMAINS_ACTIVE)
+			if err != nil {
+				w.errMu.Lock()
+				w.err = err
+				w.errMu.Unlock()
+				return
+			}
+			n := int32(0)
+			for i := range doms {
+				if info, err := doms[i].GetJobInfo(); err == nil && info.Type != libvirt.DOMAIN_JOB_NONE {
+					n++
+				}
+				_ = doms[i].Free()
+			}
+			w.sample.Add(1)
+			if n > w.peak.Load() {
+				w.peak.Store(n)
+			}
+		}
+	}()
+	return w
+}
+
+func (w *jobWatcher) halt(t *testing.T) int {
+	t.Helper()
+	close(w.stop)
+	<-w.done
+	w.errMu.Lock()
+	defer w.errMu.Unlock()
+	if w.err != nil {
+		t.Fatalf("job watcher: %v", w.err)
+	}
+	if w.sample.Load() < 10 {
+		t.Fatalf("job watcher took only %d samples: it cannot have seen the overlap", w.sample.Load())
+	}
+	return int(w.peak.Load())
+}
+
+// TestExecutorParallelTwoOfThree evacuates three counter guests from h1 to
+// h2 with Parallel 2. libvirt's job information on h1, sampled on the side,
+// must show two migration jobs at once at some point and never three.
+func TestExecutorParallelTwoOfThree(t *testing.T) {
+	hosts := virtlab.NewHosts(t, 2)
+	a, b := hosts[0], hosts[1]
+	img := virtlab.TestImage(t)
+	vms := []string{"ev1", "ev2", "ev3"}
+	for _, vm := range vms {
+		if err := virtlab.DefineAndStart(a, img, vm, 128); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, vm := range vms {
+		if err := virtlab.WaitCounter(a.SerialLog(vm), 1, 90*time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var mvs []Move
+	for _, vm := range vms {
+		mvs = append(mvs, Move{VM: vm, Source: endpoint(a), Target: endpoint(b),
+			Options: Options{Timeout: 2 * time.Minute, ProgressInterval: 200 * time.Millisecond}})
+	}
+	var mu sync.Mutex
+	kinds := map[EventKind]int{}
+	var lastOverall Overall
+	ex := &Executor{Migrate: (&Migrator{}).Migrate, Parallel: 2, OnEvent: func(ev Event) {
+		mu.Lock()
+		kinds[ev.Kind]++
+		lastOverall = ev.Overall
+		mu.Unlock()
+	}}
+	w := watchJobs(t, a)
+	rep, err := ex.Run(context.Background(), mvs)
+	peak := w.halt(t)
+	if err != nil {
+		t.Fatalf("evacuation: %v", err)
+	}
+	t.Logf("3 guests, parallel 2: wall %s, executor peak %d, libvirt-observed peak %d, events %v",
+		rep.Wall.Round(time.Millisecond), rep.MaxRunning, peak, kinds)
+	for _, r := range rep.Results {
+		t.Logf("  %s: %s, wall %s, job %s, downtime %s", r.VM, r.Outcome, r.Wall.Round(time.Millisecond), r.Job.TimeElapsed, r.Job.Downtime)
+	}
+	if peak > 2 {
+		t.Errorf("libvirt showed %d migration jobs at once on %s, limit 2", peak, a.Name)
+	}
+	if peak < 2 {
+		t.Errorf("libvirt never showed 2 jobs at once (peak %d): the executor did not run in parallel", peak)
+	}
+	if rep.MaxRunning != 2 {
+		t.Errorf("executor's own peak %d, want 2", rep.MaxRunning)
+	}
+	if kinds[EventStarted] != 3 || kinds[EventFinished] != 3 || kinds[EventProgress] == 0 {
+		t.Errorf("events %v, want 3 started, 3 finished, some progress", kinds)
+	}
+	if lastOverall.Succeeded != 3 || lastOverall.Running != 0 {
+		t.Errorf("final overall %+v", lastOverall)
+	}
+	for _, vm := range vms {
+		if ex, active, _ := domainOn(t, b, vm); !ex || !active {
+			t.Errorf("%s not running on %s", vm, b.Name)
+		}
+		if ex, _, _ := domainOn(t, a, vm); ex {
+			t.Errorf("%s still defined on %s", vm, a.Name)
+		}
+		if err := virtlab.WaitCounter(b.SerialLog(vm), lastN(t, a, vm)+2, 30*time.Second); err != nil {
+			t.Errorf("%s: %v", vm, err)
+		}
+		checkCounters(t, vm, a, b)
+	}
+}
+
+// TestUnsafeRefusedUnlessForced gives the guest a disk with cache=writeback:
+// Migrate must refuse it naming the disk, move nothing, and migrate it with
+// Force.
+func TestUnsafeRefusedUnlessForced(t *testing.T) {
+	hosts := virtlab.NewHosts(t, 2)
+	a, b := hosts[0], hosts[1]
+	img := virtlab.TestImage(t)
+	const vm = "unsafe1"
+	disk := filepath.Join(t.TempDir(), "data.img")
+	if err := os.WriteFile(disk, make([]byte, 1<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	x := strings.Replace(virtlab.GuestXML(vm, img, 128), "<serial", fmt.Sprintf(
+		"<disk type='file' device='disk'><driver name='qemu' type='raw' cache='writeback'/><source file='%s'/><target dev='vda' bus='virtio'/></disk>\n    <serial", disk), 1)
+	conn, err := libvirt.NewConnect(a.URI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dom, err := conn.DomainDefineXML(x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := dom.Create(); err != nil {
+		t.Fatal(err)
+	}
+	_ = dom.Free()
+	conn.Close()
+	if err := virtlab.WaitCounter(a.SerialLog(vm), 1, 60*time.Second); err != nil {
+		t.Fatal(err)
+	}
+
+	m := &Migrator{}
+	res, err := m.Migrate(context.Background(), vm, endpoint(a), endpoint(b), Options{Timeout: time.Minute}, nil)
+	if !errors.Is(err, ErrUnsafe) || res.Outcome != Refused || !strings.Contains(err.Error(), "vda") || !strings.Contains(err.Error(), "writeback") {
+		t.Fatalf("unsafe migration: err = %v outcome %s; want ErrUnsafe naming vda and writeback, refused", err, res.Outcome)
+	}
+	if ex, active, _ := domainOn(t, a, vm); !ex || !active {
+		t.Fatalf("refused migration moved the guest: on %s exists %v active %v", a.Name, ex, active)
+	}
+	res, err = m.Migrate(context.Background(), vm, endpoint(a), endpoint(b), Options{Timeout: time.Minute, Force: true}, nil)
+	if err != nil || res.Outcome != Migrated {
+		t.Fatalf("forced migration: %v (outcome %s)", err, res.Outcome)
+	}
+	if ex, active, _ := domainOn(t, b, vm); !ex || !active {
+		t.Fatalf("forced migration: not running on %s", b.Name)
+	}
 }
