@@ -357,22 +357,20 @@ type sortKey struct {
 }
 
 // nodePositions orders hosts as Pacemaker's pcmk__sort_nodes does before
-// sorting resources: free capacity first under balanced, then fewer
-// running VMs (except under minimal), then name.
+// sorting resources: hosts that can run VMs first, then more capacity
+// under balanced, then name (no VM is assigned yet, so Pacemaker's count
+// of assigned VMs ties everywhere).
 func (e *engine) nodePositions() []int {
 	idx := make([]int, e.nh)
-	running := make([]int, e.nh)
-	for v, r := range e.running {
-		if r >= 0 {
-			running[r]++
-		}
-		_ = v
-	}
 	for i := range idx {
 		idx[i] = i
 	}
 	sort.SliceStable(idx, func(a, b int) bool {
 		x, y := idx[a], idx[b]
+		// A host that cannot run anything weighs -INFINITY: it comes last.
+		if e.avail[x] != e.avail[y] {
+			return e.avail[x]
+		}
 		if e.strat == StrategyMinimal {
 			return x < y
 		}
@@ -381,9 +379,8 @@ func (e *engine) nodePositions() []int {
 				return c < 0
 			}
 		}
-		if running[x] != running[y] {
-			return running[x] < running[y]
-		}
+		// Pacemaker compares the VMs assigned so far next, and before the
+		// allocation that is none anywhere: name decides.
 		return x < y
 	})
 	pos := make([]int, e.nh)
@@ -393,28 +390,19 @@ func (e *engine) nodePositions() []int {
 	return pos
 }
 
-// compareCap is pcmk__compare_node_capacities: it counts the keys on
-// which x has more room than y, minus those where y has more; a negative
-// result means x comes first.
-func (e *engine) compareCap(c []int64, x, y int) int {
-	r := 0
-	for k := 0; k < e.nk; k++ {
-		a, b := c[x*e.nk+k], c[y*e.nk+k]
-		if a > b {
-			r--
-		} else if a < b {
-			r++
-		}
-	}
-	return r
-}
-
-// allocationOrder follows Pacemaker 2.1.5 (cmp_resources): higher priority
-// first; then the higher score on the current host (-INFINITY for a VM
-// that does not run); then the higher
+// allocationOrder follows Pacemaker 2.1.5. Under the default strategy it
+// sorts by priority only, keeping the configuration order among equals
+// (crm_simulate does not run cmp_resources then: checked in
+// internal/pacemaker). Under the utilization strategies it is
+// cmp_resources: higher priority first; then the higher score on the
+// current host (-INFINITY for a VM that does not run); then the higher
 // score on the first host, in node order, where the two differ; then the
 // configuration order.
 func (e *engine) allocationOrder(cands []int) {
+	if !e.useCap {
+		sort.SliceStable(cands, func(i, j int) bool { return e.vms[cands[i]].Priority > e.vms[cands[j]].Priority })
+		return
+	}
 	pos := e.nodePositions()
 	keys := make([]sortKey, len(e.vms))
 	base := Score(0)
@@ -479,6 +467,22 @@ func compareVec(a, b []hostScore, base Score) int {
 		}
 	}
 	return 0
+}
+
+// compareCap is pcmk__compare_node_capacities: it counts the keys on
+// which x has more room than y, minus those where y has more; a negative
+// result means x comes first.
+func (e *engine) compareCap(c []int64, x, y int) int {
+	r := 0
+	for k := 0; k < e.nk; k++ {
+		a, b := c[x*e.nk+k], c[y*e.nk+k]
+		if a > b {
+			r--
+		} else if a < b {
+			r++
+		}
+	}
+	return r
 }
 
 // --- allocation -------------------------------------------------------
@@ -638,7 +642,7 @@ func (e *engine) choose(v, exclude int, quiet bool) int {
 	for _, ci := range e.asPrim[v] {
 		c := e.in.Colocations[ci]
 		d := e.vmIx[c.VM]
-		if e.state[d] != 0 || e.fixed[d] || e.vms[d].Target == Stopped {
+		if e.state[d] == 2 || e.fixed[d] || e.vms[d].Target == Stopped {
 			continue
 		}
 		e.tmp.reset()
@@ -787,12 +791,9 @@ func (e *engine) record(v, best, only int, useInfl bool, evals []hostEval) {
 	if e.scores != nil {
 		m := make(map[string]Score, e.nh)
 		for h := range e.hosts {
-			s := evals[h].score
-			if !e.avail[h] || (e.useCap && !evals[h].eligible && s >= 0 && !e.fits(v, h)) {
-				// Pacemaker shows hosts that cannot run the VM at -INFINITY.
-				s = -Infinity
-			}
-			m[e.hosts[h].Name] = s
+			// The score before availability and capacity, as crm_simulate
+			// -s prints it; the explanation says which filters apply.
+			m[e.hosts[h].Name] = evals[h].score
 		}
 		e.scores[e.vms[v].Name] = m
 	}

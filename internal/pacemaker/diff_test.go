@@ -115,6 +115,9 @@ func TestDifferentialCrmSimulate(t *testing.T) {
 			sort.Strings(diffs)
 			t.Logf("CIB:\n%s", cib)
 			t.Logf("crm_simulate:\n%s", sim.Output)
+			for _, v := range r.Order {
+				t.Logf("vmha: %s -> %q: %s", v, r.Placement[v], r.Explanations[v].Reason)
+			}
 			t.Fatalf("placements differ:\n%s", strings.Join(diffs, "\n"))
 		}
 	})

@@ -57,8 +57,6 @@ func Parse(out string) (*SimResult, error) {
 	r := &SimResult{Placement: map[string]string{}, Scores: map[string]map[string]placement.Score{}, Output: out}
 	sc := bufio.NewScanner(strings.NewReader(out))
 	sc.Buffer(make([]byte, 1<<20), 1<<26)
-	revised := false
-	seenStatus := 0
 	for sc.Scan() {
 		line := sc.Text()
 		if m := scoreLine.FindStringSubmatch(line); m != nil {
@@ -72,26 +70,16 @@ func Parse(out string) (*SimResult, error) {
 			r.Scores[m[1]][m[2]] = s
 			continue
 		}
-		if strings.HasPrefix(strings.TrimSpace(line), "[") || strings.Contains(line, "Node List:") {
-			seenStatus++
-			revised = seenStatus >= 2
-			continue
-		}
-		if !revised {
-			continue
-		}
+		// Resource lines appear in the current status and again in the
+		// revised status after the simulated transition: the last one wins.
 		if m := rscLine.FindStringSubmatch(line); m != nil && strings.Contains(m[2], ":") {
-			switch m[3] {
-			case "Started":
+			if m[3] == "Started" {
 				r.Placement[m[1]] = m[4]
-			default:
-				// Stopped, or "Stopped (disabled)", or anything not running.
+			} else {
+				// Stopped, "Stopped (disabled)", or anything not running.
 				r.Placement[m[1]] = ""
 			}
 		}
-	}
-	if seenStatus < 2 {
-		return r, fmt.Errorf("crm_simulate output has no revised cluster status:\n%s", out)
 	}
 	return r, sc.Err()
 }
