@@ -123,7 +123,7 @@ func (c *Coordinator) fence(ctx context.Context, host, rid, action, requester st
 	}
 	defer func() { _ = set.Close() }()
 	log.Info().Str("action", string(topo.Action)).Int("levels", len(topo.Levels)).Bool("manual", manual).Msg("fencing")
-	rep, ferr := topo.Run(ctx, fencing.RunOptions{Action: fencing.Action(action), Fence: c.n.fenceOptions(), NoDelay: manual})
+	rep, ferr := topo.Run(ctx, fencing.RunOptions{Action: fencing.Action(action), Fence: c.n.fenceOptions(), NoDelay: manual, Executor: c.n.cfg.NodeName})
 	if ctx.Err() != nil {
 		// Leadership ended mid-fence; the next leader fences again.
 		return rec, fmt.Errorf("fence of %s interrupted: %w", host, ctx.Err())

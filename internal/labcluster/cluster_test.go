@@ -752,3 +752,49 @@ func TestGossipEncryptionAndRotation(t *testing.T) {
 		t.Fatalf("%d gossip members, want 3", v.Members)
 	}
 }
+
+// TestSecondLevelFencesWhenTheBMCIsDead: level 1 (the BMC) does not answer,
+// level 2 (a second device driven by the real fence_ipmilan agent) fences
+// the host, and its VMs are recovered; the history shows both levels.
+func TestSecondLevelFencesWhenTheBMCIsDead(t *testing.T) {
+	testenv.NeedCommand(t, "fence_ipmilan")
+	c := startClusterWith(t, Options{PDU: true})
+	names := []string{"h1", "h2", "h3", "h4"}
+	s := addVMs(t, c, names...)
+	ch := watchNeverTwice(t, c)
+	vh, _ := victimWithVMs(t, s, false)
+	victim := c.Host(vh.Name)
+	if !strings.Contains(vh.FenceDev, "L2: pdu@"+vh.Name+" (fence_ipmilan 127.0.0.1)") {
+		t.Fatalf("fence topology of %s: %q", vh.Name, vh.FenceDev)
+	}
+	if err := victim.BMC.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = victim.BMC.Resume() })
+	victim.Kill()
+	waitRecovered(t, c, vh.Name, names)
+	ch.verify(t)
+	if ps, err := victim.PDU.PowerState(); err != nil || ps != "off" {
+		t.Fatalf("level-2 device reports power %q (%v)", ps, err)
+	}
+	var hist []model.FenceRecord
+	if err := c.Alive()[0].Client().Do(context.Background(), "GET", api.PathFenceHistory, nil, &hist, nil); err != nil {
+		t.Fatal(err)
+	}
+	var l1Failed, l2OK bool
+	for _, r := range hist {
+		if r.Host != vh.Name {
+			continue
+		}
+		l1Failed = l1Failed || (r.Level == 1 && !r.OK && r.Error != "")
+		l2OK = l2OK || (r.Level == 2 && r.OK && strings.Contains(r.Device, "fence_ipmilan"))
+	}
+	if !l1Failed || !l2OK {
+		t.Fatalf("history lacks the failed level 1 or the level-2 success: %+v", hist)
+	}
+	for _, r := range hist {
+		if strings.Contains(r.Error+r.Device, BMCPassword) {
+			t.Fatal("the history shows the password")
+		}
+	}
+}

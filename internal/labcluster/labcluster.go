@@ -42,6 +42,10 @@ type Options struct {
 	// GossipKey, when set, encrypts gossip: every host gets it in its
 	// gossip.encrypt_key_file.
 	GossipKey string
+	// PDU gives every host a second fence device at level 2: another
+	// ipmi_sim (a stand-in for a switched PDU outlet, it also kills the
+	// host's vmhad) driven through the real fence_ipmilan agent.
+	PDU bool
 	// Users runs each host's vmhad as a user of its own (uid 41001, 41002,
 	// ...), so that Partition can cut hosts apart with iptables' owner
 	// match on loopback.
@@ -69,6 +73,8 @@ type Host struct {
 	// MetricsAddr serves the host's Prometheus metrics.
 	MetricsAddr string
 	BMC         *ipmisim.Sim
+	// PDU is the level-2 device (Options.PDU), or nil.
+	PDU *ipmisim.Sim
 	// UID is the user vmhad runs as (0: the caller's).
 	UID int
 	// ports are the host's serf, raft and API ports.
@@ -170,6 +176,23 @@ func (c *Cluster) writeHostFiles(h *Host, ports []int, joins []string) error {
   user: admin
   password_file: %s
 `, sim.Port(), pw)
+	}
+	if c.opts.PDU {
+		pdu, err := ipmisim.Start(ipmisim.Options{
+			Dir: filepath.Join(h.Dir, "pdu"), User: "admin", Password: BMCPassword, PIDFile: h.PIDFile,
+		})
+		if err != nil {
+			return fmt.Errorf("start PDU of %s: %w", h.Name, err)
+		}
+		h.PDU = pdu
+		bmc += fmt.Sprintf(`fence:
+  devices:
+    - name: pdu
+      type: agent
+      params: {agent: fence_ipmilan, ip: 127.0.0.1, ipport: "%d", username: admin, lanplus: "1", cipher: "3", power_wait: "0"}
+      password_file: %s
+  levels: [[bmc], [pdu]]
+`, pdu.Port(), filepath.Join(h.Dir, "bmc.password"))
 	}
 	if c.opts.GossipKey != "" {
 		kf := filepath.Join(h.Dir, "gossip.key")
@@ -352,6 +375,9 @@ func (c *Cluster) Close() {
 		if h.BMC != nil {
 			_ = h.BMC.Stop()
 		}
+		if h.PDU != nil {
+			_ = h.PDU.Stop()
+		}
 	}
 }
 
@@ -450,7 +476,7 @@ func chownTree(dir string, uid int) error {
 		if err != nil {
 			return err
 		}
-		if fi.IsDir() && fi.Name() == "bmc" {
+		if fi.IsDir() && (fi.Name() == "bmc" || fi.Name() == "pdu") {
 			return filepath.SkipDir
 		}
 		return os.Lchown(p, uid, uid)
