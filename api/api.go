@@ -19,6 +19,8 @@ const (
 	// PathGossipKeys lists (GET) and changes (POST) the gossip keyring.
 	// It is answered by the local host, which asks every member.
 	PathGossipKeys = "/v1/gossip/keys"
+	// PathFencePolicy turns fencing off (with an acknowledgement) or on.
+	PathFencePolicy = "/v1/fence-policy"
 	// PathFence is followed by /{host}, /{host}/confirm or /{host}/test.
 	PathFence = "/v1/fence"
 	// PathLocalDomains lists the answering host's own hypervisor domains,
@@ -52,6 +54,8 @@ type Status struct {
 	VMs    []VM   `json:"vms"`
 	// Problems lists what needs an operator, in plain words.
 	Problems []string `json:"problems"`
+	// FencingOff is set while an operator has turned fencing off.
+	FencingOff *model.FencingOff `json:"fencing_off,omitempty"`
 }
 
 // Quorum explains who decides.
@@ -130,6 +134,14 @@ type FenceRequest struct {
 	// Action is off (default) or reboot.
 	Action      string `json:"action"`
 	RequestedBy string `json:"requested_by"`
+}
+
+// FencePolicy is the body of POST /v1/fence-policy.
+type FencePolicy struct {
+	Enabled bool `json:"enabled"`
+	// AcknowledgeDoubleRunRisk must be true to turn fencing off.
+	AcknowledgeDoubleRunRisk bool   `json:"acknowledge_double_run_risk"`
+	RequestedBy              string `json:"requested_by"`
 }
 
 // FenceConfirm is the body of POST /v1/fence/{host}/confirm.

@@ -194,7 +194,7 @@ func (c *Coordinator) hostStep(ctx context.Context, st *model.State, name string
 		}
 		c.startFence(ctx, name, hs.RecoveryID, fenceActionOf(hs))
 	case model.HostFenced:
-		if alive && (hs.LostBoot == "" || m.Tags[tagBoot] != hs.LostBoot) {
+		if alive && (hs.Unfenced || hs.LostBoot == "" || m.Tags[tagBoot] != hs.LostBoot) {
 			c.log.Info().Str("host", name).Msg("fenced host rejoined; it can take VMs again")
 			_ = c.setHostState(name, model.HostAlive, "rejoined after fencing", "")
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 	"time"
 
@@ -116,6 +117,25 @@ func (c *Coordinator) fence(ctx context.Context, host, rid, action, requester st
 		// is handled by the next leader.
 		return rec, fmt.Errorf("host %s is this cluster's leader and does not fence itself", host)
 	}
+	var off *model.FencingOff
+	c.n.fsm.Read(func(s *model.State) { off = s.Config.FencingOff })
+	if off != nil && !manual {
+		// The operator turned fencing off and acknowledged the risk:
+		// recover without powering the host off, and say so in the
+		// history. (An operator's own vmha fence HOST still fences.)
+		now := time.Now().UTC()
+		rec.Device, rec.Action, rec.Started, rec.OK = "none", "skipped", now, true
+		rec.Error = "not fenced: fencing was turned off by " + off.By
+		if err := c.n.propose(&Command{Op: OpFenceRecord, Fence: &rec}); err != nil {
+			log.Error().Err(err).Msg("record fence history")
+		}
+		log.Warn().Str("fencing_off_by", off.By).Msg("fencing is off: recovering the host's VMs WITHOUT fencing it; they may run twice")
+		if err := c.n.propose(&Command{Op: OpHostState, HostState: &HostStateChange{Host: host, State: model.HostFenced,
+			Reason: "NOT fenced: fencing is off (turned off by " + off.By + ")", RecoveryID: rid, Unfenced: true}}); err != nil {
+			log.Error().Err(err).Msg("record host released")
+		}
+		return rec, nil
+	}
 	topo, set, err := c.topology(host)
 	if err != nil {
 		fail(err.Error())
@@ -225,6 +245,56 @@ func (c *Coordinator) ConfirmFenced(host, requester string) (model.FenceRecord, 
 	c.log.Warn().Str("recovery_id", rec.RecoveryID).Str("host", host).Str("requested_by", requester).Msg("operator confirmed the host down; recovering its VMs")
 	c.poke()
 	return rec, nil
+}
+
+// DoubleRunRisk says plainly what turning fencing off risks.
+const DoubleRunRisk = "fencing is OFF: a lost host is not powered off before its VMs start elsewhere. " +
+	"A host that only lost its network (or hangs and wakes up) keeps running its VMs while they start on another host: " +
+	"each such VM then runs twice and writes to the same shared disks, which corrupts them"
+
+// canProtect refuses a VM with disks (which live on shared storage) while a
+// host has no fence device that answers: if that host failed, the VM could
+// not be recovered safely, or at all. An operator who turned fencing off
+// (with the acknowledgement) has accepted that risk.
+func (c *Coordinator) canProtect(vm *model.VM) error {
+	if len(vm.Disks) == 0 {
+		return nil
+	}
+	var hosts []string
+	off := false
+	c.n.fsm.Read(func(s *model.State) {
+		off = s.Config.FencingOff != nil
+		hosts = model.SortedKeys(s.Config.Hosts)
+		for i := 0; i < len(hosts); i++ {
+			if t := s.Config.Fencing[hosts[i]]; t != nil && len(t.Levels) > 0 {
+				hosts = append(hosts[:i], hosts[i+1:]...)
+				i--
+			}
+		}
+	})
+	if off {
+		return nil
+	}
+	why := ""
+	if len(hosts) > 0 {
+		why = "no fence device is configured for " + strings.Join(hosts, ", ")
+	} else {
+		var dead []string
+		for h, checks := range c.Checks() {
+			if !fencing.Fenceable(checks) {
+				dead = append(dead, h)
+			}
+		}
+		sort.Strings(dead)
+		if len(dead) > 0 {
+			why = "no fence level of " + strings.Join(dead, ", ") + " answered its last check (vmha fence devices)"
+		}
+	}
+	if why == "" {
+		return nil
+	}
+	return &ConflictError{What: fmt.Sprintf("vm %s has disks (%s) on shared storage, and %s: if that host failed, the VM could not be recovered without risking it running twice. "+
+		"Fix the fence devices, or turn fencing off knowingly with vmha fence disable --acknowledge-double-run-risk", vm.Name, strings.Join(vm.Disks, ", "), why)}
 }
 
 // checkLoop asks every fence device of every host for its power status, at

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"time"
 
@@ -29,6 +30,8 @@ const (
 	// down (vmha fence confirm): the host becomes fenced and the statement
 	// joins the fence history, in one entry.
 	OpFenceConfirm Op = "fence_confirm"
+	// OpSetFencing turns fencing off (FencingOff set) or on again.
+	OpSetFencing Op = "set_fencing"
 )
 
 // Command is one entry of the replicated log. Exactly one payload is set,
@@ -39,14 +42,15 @@ type Command struct {
 	At   time.Time `json:"at"`
 	Term uint64    `json:"term"`
 
-	Host        *model.Host        `json:"host,omitempty"`
+	Host        *model.Host          `json:"host,omitempty"`
 	Fencing     *model.FenceTopology `json:"fencing,omitempty"`
-	VM          *model.VM          `json:"vm,omitempty"`
-	Name        string             `json:"name,omitempty"`
-	Placements  []model.Placement  `json:"placements,omitempty"`
-	HostState   *HostStateChange   `json:"host_state,omitempty"`
-	Fence       *model.FenceRecord `json:"fence,omitempty"`
-	Observation *model.Observation `json:"observation,omitempty"`
+	VM          *model.VM            `json:"vm,omitempty"`
+	Name        string               `json:"name,omitempty"`
+	Placements  []model.Placement    `json:"placements,omitempty"`
+	HostState   *HostStateChange     `json:"host_state,omitempty"`
+	Fence       *model.FenceRecord   `json:"fence,omitempty"`
+	Observation *model.Observation   `json:"observation,omitempty"`
+	FencingOff  *model.FencingOff    `json:"fencing_off,omitempty"`
 }
 
 // HostStateChange moves a host through its failure lifecycle.
@@ -59,6 +63,8 @@ type HostStateChange struct {
 	RequestedBy string `json:"requested_by,omitempty"`
 	// Boot is the host's gossiped boot id when it is marked lost.
 	Boot string `json:"boot,omitempty"`
+	// Unfenced: released as fenced although no device ran (fencing off).
+	Unfenced bool `json:"unfenced,omitempty"`
 }
 
 // maxFenceHistory bounds the history kept in the state.
@@ -212,6 +218,11 @@ func apply(s *model.State, c *Command) error {
 		}
 		setHostState(hs, hc, c.At)
 		appendFence(s, *rec)
+	case OpSetFencing:
+		if c.FencingOff != nil && strings.TrimSpace(c.FencingOff.By) == "" {
+			return &ValidationError{Field: "by", Err: errors.New("turning fencing off needs the name of who acknowledged the risk")}
+		}
+		s.Config.FencingOff = c.FencingOff
 	case OpFenceRecord:
 		if c.Fence == nil {
 			return errors.New("fence_record: no record")
@@ -266,7 +277,7 @@ func setHostState(hs *model.HostStatus, hc *HostStateChange, at time.Time) {
 		hs.LostAt, hs.FencedAt = at, time.Time{}
 		hs.FenceRequestedBy, hs.LostBoot = hc.RequestedBy, hc.Boot
 	case model.HostFenced:
-		hs.FencedAt = at
+		hs.FencedAt, hs.Unfenced = at, hc.Unfenced
 	case model.HostAlive:
 		hs.FenceRequestedBy = ""
 	}

@@ -74,9 +74,9 @@ type Node struct {
 
 // Options are what vmhad wires into a node.
 type Options struct {
-	Config      *config.Daemon
-	Log         zerolog.Logger
-	Hypervisor  hypervisor.Hypervisor
+	Config     *config.Daemon
+	Log        zerolog.Logger
+	Hypervisor hypervisor.Hypervisor
 	// Fencing is this host's own fence topology (nil: none).
 	Fencing *model.FenceTopology
 }
@@ -90,7 +90,7 @@ func NewNode(o Options) (*Node, error) {
 	}
 	n := &Node{
 		cfg: cfg, log: o.Log, fsm: NewFSM(), hv: o.Hypervisor,
-		fencing: o.Fencing,
+		fencing:    o.Fencing,
 		serfEvents: make(chan serf.Event, 256), memberChanged: make(chan struct{}, 1),
 		stopped: make(chan struct{}),
 	}
@@ -370,7 +370,7 @@ func (n *Node) registration(ctx context.Context) (*api.Register, error) {
 		return nil, fmt.Errorf("hypervisor node info: %w", err)
 	}
 	return &api.Register{
-		Host:        model.Host{Name: n.cfg.NodeName, APIAddr: n.APIAddr(), MemoryMiB: info.MemoryMiB, CPUs: info.CPUs},
+		Host:    model.Host{Name: n.cfg.NodeName, APIAddr: n.APIAddr(), MemoryMiB: info.MemoryMiB, CPUs: info.CPUs},
 		Fencing: n.fencing,
 	}, nil
 }

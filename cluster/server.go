@@ -37,6 +37,7 @@ func (n *Node) Handler(local bool) http.Handler {
 	mux.HandleFunc("GET "+api.PathHosts, n.leaderRead(n.handleHosts))
 	mux.HandleFunc("GET "+api.PathFenceHistory, n.leaderRead(n.handleFenceHistory))
 	mux.HandleFunc("GET "+api.PathFenceDevices, n.leaderRead(n.handleFenceDevices))
+	mux.HandleFunc("POST "+api.PathFencePolicy, n.leaderWrite(n.handleFencePolicy))
 	mux.HandleFunc("POST "+api.PathFence+"/{host}", n.leaderWrite(n.handleFence))
 	mux.HandleFunc("POST "+api.PathFence+"/{host}/confirm", n.leaderWrite(n.handleFenceConfirm))
 	mux.HandleFunc("POST "+api.PathFence+"/{host}/test", n.leaderWrite(n.handleFenceTest))
@@ -234,7 +235,11 @@ func (n *Node) handleAddVM(w http.ResponseWriter, _ *http.Request, body []byte) 
 		return
 	}
 	info, _ := model.ParseDomainXML([]byte(vm.XML))
-	vm.MemoryMiB, vm.VCPUs = info.MemoryMiB, info.VCPUs
+	vm.MemoryMiB, vm.VCPUs, vm.Disks = info.MemoryMiB, info.VCPUs, info.Disks
+	if err := n.coord.canProtect(vm); err != nil {
+		writeApplyErr(w, err)
+		return
+	}
 	if err := n.propose(&Command{Op: OpAddVM, VM: vm}); err != nil {
 		writeApplyErr(w, err)
 		return
@@ -376,6 +381,28 @@ func (n *Node) handleFence(w http.ResponseWriter, r *http.Request, body []byte) 
 	default:
 		writeJSON(w, http.StatusOK, rec)
 	}
+}
+
+func (n *Node) handleFencePolicy(w http.ResponseWriter, r *http.Request, body []byte) {
+	var req api.FencePolicy
+	if err := decode(body, &req); err != nil {
+		writeErr(w, http.StatusBadRequest, "", err)
+		return
+	}
+	c := &Command{Op: OpSetFencing}
+	if !req.Enabled {
+		if !req.AcknowledgeDoubleRunRisk {
+			writeErr(w, http.StatusBadRequest, "acknowledge_double_run_risk", errors.New("turning fencing off needs the explicit acknowledgement that VMs may then run twice"))
+			return
+		}
+		c.FencingOff = &model.FencingOff{By: requester(r, req.RequestedBy), At: time.Now().UTC()}
+	}
+	if err := n.propose(c); err != nil {
+		writeApplyErr(w, err)
+		return
+	}
+	n.log.Warn().Bool("enabled", req.Enabled).Str("by", requester(r, req.RequestedBy)).Msg("fencing policy changed")
+	w.WriteHeader(http.StatusNoContent)
 }
 
 func (n *Node) handleFenceConfirm(w http.ResponseWriter, r *http.Request, body []byte) {

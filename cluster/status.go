@@ -51,6 +51,10 @@ func buildStatus(st *model.State, members map[string]serf.Member, self, leader s
 	if !out.Quorum.Quorate {
 		out.Problems = append(out.Problems, out.Quorum.Explanation)
 	}
+	if off := st.Config.FencingOff; off != nil {
+		out.FencingOff = off
+		out.Problems = append(out.Problems, fmt.Sprintf("%s (turned off by %s at %s; vmha fence enable turns it on)", DoubleRunRisk, off.By, off.At.Format(time.DateTime)))
+	}
 	isVoter := map[string]bool{}
 	for _, v := range voters {
 		isVoter[v] = true

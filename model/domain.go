@@ -16,6 +16,11 @@ type DomainInfo struct {
 	Type      string
 	MemoryMiB uint64
 	VCPUs     uint
+	// Disks are the sources of the domain's disks (file paths, block
+	// devices, volumes, network names), in document order. A VM with disks
+	// keeps them on storage every host reaches, so running it twice
+	// corrupts them.
+	Disks []string
 }
 
 type domainXML struct {
@@ -26,7 +31,20 @@ type domainXML struct {
 		Unit  string `xml:"unit,attr"`
 		Value string `xml:",chardata"`
 	} `xml:"memory"`
-	VCPU string `xml:"vcpu"`
+	VCPU    string `xml:"vcpu"`
+	Devices struct {
+		Disks []struct {
+			Device string `xml:"device,attr"`
+			Source struct {
+				File   string `xml:"file,attr"`
+				Dev    string `xml:"dev,attr"`
+				Name   string `xml:"name,attr"`
+				Pool   string `xml:"pool,attr"`
+				Volume string `xml:"volume,attr"`
+				Dir    string `xml:"dir,attr"`
+			} `xml:"source"`
+		} `xml:"disk"`
+	} `xml:"devices"`
 }
 
 // MaxDomainXML bounds the size of a domain XML we accept: real ones are a few
@@ -64,6 +82,21 @@ func ParseDomainXML(data []byte) (DomainInfo, error) {
 		}
 	}
 	info := DomainInfo{Name: strings.TrimSpace(d.Name), Type: d.Type}
+	for _, disk := range d.Devices.Disks {
+		src := disk.Source
+		s := src.File + src.Dev + src.Name + src.Dir
+		if src.Pool != "" || src.Volume != "" {
+			s = src.Pool + "/" + src.Volume
+		}
+		// A cdrom or floppy without media holds no data.
+		if s == "" && (disk.Device == "cdrom" || disk.Device == "floppy") {
+			continue
+		}
+		if s == "" {
+			s = "(disk without source)"
+		}
+		info.Disks = append(info.Disks, s)
+	}
 	if info.Type == "" {
 		return info, errors.New("domain XML: <domain> has no type attribute (kvm, qemu, xen or test)")
 	}

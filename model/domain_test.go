@@ -1,6 +1,7 @@
 package model
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -20,6 +21,13 @@ func TestParseDomainXML(t *testing.T) {
 			DomainInfo{Name: "x", Type: "xen", MemoryMiB: 4096, VCPUs: 4}, ""},
 		{"trailing comment ok", `<domain type='kvm'><name>a</name><memory unit='M'>1</memory></domain><!-- c -->`,
 			DomainInfo{Name: "a", Type: "kvm", MemoryMiB: 1, VCPUs: 1}, ""},
+		{"disks", `<domain type='kvm'><name>d</name><memory unit='MiB'>64</memory><devices>
+			<disk type='file' device='disk'><source file='/shared/d.qcow2'/><target dev='vda'/></disk>
+			<disk type='block' device='disk'><source dev='/dev/vg0/d-data'/></disk>
+			<disk type='volume' device='disk'><source pool='san' volume='d-logs'/></disk>
+			<disk type='network' device='disk'><source protocol='rbd' name='pool/d'/></disk>
+			<disk type='file' device='cdrom'><target dev='hdc'/></disk></devices></domain>`,
+			DomainInfo{Name: "d", Type: "kvm", MemoryMiB: 64, VCPUs: 1, Disks: []string{"/shared/d.qcow2", "/dev/vg0/d-data", "san/d-logs", "pool/d"}}, ""},
 		{"empty", "  ", DomainInfo{}, "empty"},
 		{"not xml", "hello", DomainInfo{}, "does not parse"},
 		{"wrong root", `<network><name>n</name></network>`, DomainInfo{}, "does not parse"},
@@ -46,7 +54,7 @@ func TestParseDomainXML(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got != tt.want {
+			if !reflect.DeepEqual(got, tt.want) {
 				t.Fatalf("got %+v, want %+v", got, tt.want)
 			}
 		})

@@ -20,6 +20,15 @@ type Config struct {
 	// Fencing maps a host to how it is fenced: each host registers its own
 	// topology (from its vmhad.yaml), so that any survivor can fence it.
 	Fencing map[string]*FenceTopology `json:"fencing"`
+	// FencingOff, when set, is an operator's explicit acknowledgement that
+	// lost hosts are recovered WITHOUT being fenced (vmha fence disable).
+	FencingOff *FencingOff `json:"fencing_off,omitempty"`
+}
+
+// FencingOff records who turned fencing off, and when.
+type FencingOff struct {
+	By string    `json:"by"`
+	At time.Time `json:"at"`
 }
 
 // Host is a hypervisor host that runs vmhad.
@@ -45,6 +54,8 @@ type VM struct {
 	VCPUs     uint   `json:"vcpus"`
 	// Prefer is the host the VM runs on when that host is up.
 	Prefer string `json:"prefer,omitempty"`
+	// Disks are the sources of its disks (from the XML): shared storage.
+	Disks []string `json:"disks,omitempty"`
 }
 
 // FenceDevice is one device of a host's fence topology, as replicated.
@@ -167,6 +178,9 @@ type HostStatus struct {
 	// FenceRequestedBy names the operator request (vmha fence HOST) that
 	// made this host lost; such a host is fenced even if it still gossips.
 	FenceRequestedBy string `json:"fence_requested_by,omitempty"`
+	// Unfenced marks a host released with fencing off: it was never
+	// powered off, so when it gossips again it is simply back.
+	Unfenced bool `json:"unfenced,omitempty"`
 	// LostBoot is the boot id the host gossiped when it was lost; after a
 	// fence, only a host with another boot id (it restarted) is back.
 	LostBoot string `json:"lost_boot,omitempty"`

@@ -354,8 +354,50 @@ confirmed.`,
 			return tw.Flush()
 		},
 	}
-	fence.AddCommand(history, devices, test, confirmCmd)
+	var ack bool
+	disable := &cobra.Command{
+		Use:   "disable --acknowledge-double-run-risk",
+		Short: "Turn fencing off: lost hosts' VMs restart elsewhere WITHOUT the host being powered off",
+		Long: `vmha fence disable turns fencing off for the whole cluster, as Pacemaker's
+stonith-enabled=false does. A lost host is then not powered off before its VMs
+start on other hosts. If that host is not really down (it lost its network, or
+it hung and wakes up), it keeps running its VMs while they also run elsewhere:
+each such VM then runs twice and writes to the same shared disks, which
+corrupts them. vmha status shows this risk for as long as fencing is off.
+
+Only with --acknowledge-double-run-risk. vmha fence enable turns it on again.`,
+		Args: exactArgs(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if !ack {
+				return usageError{fmt.Errorf("turning fencing off lets a VM run twice and corrupt its disks: add --acknowledge-double-run-risk to do it anyway")}
+			}
+			return setFencing(g, false, true)
+		},
+	}
+	disable.Flags().BoolVar(&ack, "acknowledge-double-run-risk", false, "state that you accept VMs running twice when a lost host is not really down")
+	enable := &cobra.Command{
+		Use:   "enable",
+		Short: "Turn fencing on again (the default)",
+		Args:  exactArgs(0, "no arguments"),
+		RunE:  func(cmd *cobra.Command, _ []string) error { return setFencing(g, true, false) },
+	}
+	fence.AddCommand(history, devices, test, confirmCmd, disable, enable)
 	return fence
+}
+
+func setFencing(g *globals, enabled, ack bool) error {
+	ctx, cancel := g.ctx()
+	defer cancel()
+	req := api.FencePolicy{Enabled: enabled, AcknowledgeDoubleRunRisk: ack, RequestedBy: whoAmI()}
+	if err := g.client().Do(ctx, http.MethodPost, api.PathFencePolicy, req, nil, nil); err != nil {
+		return err
+	}
+	if enabled {
+		fmt.Fprintln(g.out, "fencing is on: lost hosts are powered off before their VMs restart elsewhere")
+	} else {
+		fmt.Fprintln(g.out, "fencing is OFF: lost hosts' VMs restart elsewhere without the host being powered off; vmha status shows the risk")
+	}
+	return nil
 }
 
 // confirm asks the operator to type the host's name, or accepts --yes.

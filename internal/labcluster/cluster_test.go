@@ -798,3 +798,67 @@ func TestSecondLevelFencesWhenTheBMCIsDead(t *testing.T) {
 		}
 	}
 }
+
+// TestFencingPolicy: a VM with disks is refused while a host cannot be
+// fenced; an operator may turn fencing off only with the acknowledgement,
+// the status then shows the risk, and a lost host's VMs are recovered
+// without a fence (recorded as skipped). Fencing on again restores it all.
+func TestFencingPolicy(t *testing.T) {
+	c := startCluster(t)
+	names := []string{"s1", "s2", "s3"}
+	s := addVMs(t, c, names...)
+	via := c.Host(s.Leader)
+	vh, _ := victimWithVMs(t, s, false)
+	victim := c.Host(vh.Name)
+	if err := victim.BMC.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = victim.BMC.Resume() })
+	if _, err := c.WaitFor(context.Background(), 20*time.Second, "the dead BMC checked", func(s *api.Status) bool {
+		h := hostOf(s, vh.Name)
+		return h.FenceCheck != nil && !h.FenceCheck.OK
+	}); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	disky := filepath.Join(dir, "s4.xml")
+	_ = os.WriteFile(disky, []byte(`<domain type='test'><name>s4</name><memory unit='MiB'>256</memory><os><type>hvm</type></os>
+<devices><disk type='file' device='disk'><source file='/shared/s4.img'/><target dev='vda'/></disk></devices></domain>`), 0o600)
+	run := func(code int, want string, args ...string) {
+		t.Helper()
+		out, err := c.vmha(via, args...)
+		got := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			got = ee.ExitCode()
+		}
+		if got != code || !strings.Contains(string(out), want) {
+			t.Fatalf("vmha %v: exit %d, output %q; want exit %d and %q", args, got, out, code, want)
+		}
+	}
+	run(1, "no fence level of "+vh.Name+" answered", "vm", "add", "s4", "--xml", disky)
+	run(2, "--acknowledge-double-run-risk", "fence", "disable")
+	run(0, "fencing is OFF", "fence", "disable", "--acknowledge-double-run-risk")
+	st := mustStatus(t, c)
+	if st.FencingOff == nil || !strings.Contains(strings.Join(st.Problems, "\n"), "runs twice") {
+		t.Fatalf("status does not show the risk: %+v %q", st.FencingOff, st.Problems)
+	}
+	run(0, "vm s4 added", "vm", "add", "s4", "--xml", disky)
+	names = append(names, "s4")
+	ch := watchNeverTwice(t, c)
+	// With fencing off, the lost host's VMs are recovered although its
+	// BMC is dead, and the history says it was not fenced.
+	victim.Kill()
+	waitRecovered(t, c, vh.Name, names)
+	ch.verify(t)
+	var hist []model.FenceRecord
+	if err := via.Client().Do(context.Background(), "GET", api.PathFenceHistory, nil, &hist, nil); err != nil {
+		t.Fatal(err)
+	}
+	if len(hist) == 0 || hist[len(hist)-1].Action != "skipped" || !strings.Contains(hist[len(hist)-1].Error, "turned off by") {
+		t.Fatalf("history does not record the skipped fence: %+v", hist)
+	}
+	run(0, "fencing is on", "fence", "enable")
+	if st := mustStatus(t, c); st.FencingOff != nil {
+		t.Fatal("fencing still off after enable")
+	}
+}
