@@ -85,6 +85,12 @@ func TestLoadErrorsNameTheProblem(t *testing.T) {
 		{"bad log level", "node_name: a\nlog: {level: loud}\n", "log.level"},
 		{"probe timeout too long", "node_name: a\ngossip: {probe_timeout: 1s}\n", "gossip.probe_timeout"},
 		{"bad uri", "node_name: a\nhypervisor_uri: qemu\n", "hypervisor_uri"},
+		{"fence: unknown device type", "node_name: a\nfence: {devices: [{name: p, type: pdu}], levels: [[p]]}\n", "type"},
+		{"fence: level names no device", "node_name: a\nfence: {devices: [{name: p, type: agent, params: {agent: fence_apc}}], levels: [[p, q]]}\n", "q"},
+		{"fence: device in no level", "node_name: a\nfence: {devices: [{name: p, type: agent, params: {agent: fence_apc}}]}\n", "level"},
+		{"fence: mistyped device key", "node_name: a\nfence: {devices: [{name: p, type: agent, passwd_file: /x}], levels: [[p]]}\n", "passwd_file"},
+		{"fence: bad action", "node_name: a\nbmc: {address: 10.0.0.1, user: u, password_file: /x}\nfence: {action: explode}\n", "explode"},
+		{"fence: delay too long", "node_name: a\nbmc: {address: 10.0.0.1, user: u, password_file: /x}\nfence: {delay: 1h}\n", "delay"},
 		{"bad metrics addr", "node_name: a\nmetrics_addr: localhost\n", "metrics_addr"},
 	}
 	for _, tt := range tests {
