@@ -108,6 +108,9 @@ type engine struct {
 	allExpl   bool
 	scores    map[string]map[string]Score
 	notes     map[int][]string
+	// need is what the VM being placed must find room for: its own
+	// utilization, or that of its whole mandatory colocation group.
+	need []kv
 }
 
 // Solve computes a plan for in. It is pure: the same input always gives
@@ -413,6 +416,16 @@ func (e *engine) allocationOrder(cands []int) {
 		e.acc.reset()
 		e.own(v, &e.acc)
 		k := sortKey{prio: int64(e.vms[v].Priority), cur: int64(-Infinity)}
+		if e.vms[v].Target == Stopped {
+			// -INFINITY everywhere: it sorts after all VMs of its priority
+			// that can run somewhere.
+			for h := 0; h < e.nh && base != -Infinity; h++ {
+				k.vec = append(k.vec, hostScore{h: pos[h], s: -Infinity})
+			}
+			sort.Slice(k.vec, func(i, j int) bool { return k.vec[i].h < k.vec[j].h })
+			keys[v] = k
+			continue
+		}
 		if r := e.running[v]; r >= 0 && (!e.in.Policy.OptIn || e.acc.allowed[r]) {
 			k.cur = int64(e.ownScore(&e.acc, r))
 		}
@@ -510,6 +523,77 @@ func (e *engine) release(v int) {
 	}
 }
 
+// fitsNeed reports whether host h has room for e.need.
+func (e *engine) fitsNeed(h int) bool {
+	for _, u := range e.need {
+		if e.free[h*e.nk+u.k] < u.v {
+			return false
+		}
+	}
+	return true
+}
+
+// groupNeed sets e.need for v. As Pacemaker's
+// pcmk__ban_insufficient_capacity does, a VM must find room for itself and
+// every VM tied to it by +INFINITY colocations that is not placed yet,
+// when some host can take them all; otherwise for itself alone.
+func (e *engine) groupNeed(v int) {
+	e.need = append(e.need[:0], e.util[v]...)
+	if !e.useCap || (len(e.asDep[v]) == 0 && len(e.asPrim[v]) == 0) {
+		return
+	}
+	seen := map[int]bool{v: true}
+	stack := []int{v}
+	sum := make([]int64, e.nk)
+	for _, u := range e.util[v] {
+		sum[u.k] += u.v
+	}
+	grown := false
+	for len(stack) > 0 {
+		x := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		visit := func(ci int, other string) {
+			c := e.in.Colocations[ci]
+			o := e.vmIx[other]
+			if c.Score < Infinity || seen[o] {
+				return
+			}
+			seen[o] = true
+			if e.state[o] == 2 || e.fixed[o] || e.vms[o].Target == Stopped {
+				return
+			}
+			for _, u := range e.util[o] {
+				sum[u.k] += u.v
+			}
+			grown = true
+			stack = append(stack, o)
+		}
+		for _, ci := range e.asDep[x] {
+			visit(ci, e.in.Colocations[ci].With)
+		}
+		for _, ci := range e.asPrim[x] {
+			visit(ci, e.in.Colocations[ci].VM)
+		}
+	}
+	if !grown {
+		return
+	}
+	group := make([]kv, 0, e.nk)
+	for k, n := range sum {
+		if n > 0 {
+			group = append(group, kv{k, n})
+		}
+	}
+	own := e.need
+	e.need = group
+	for h := 0; h < e.nh; h++ {
+		if e.avail[h] && e.fitsNeed(h) {
+			return
+		}
+	}
+	e.need = own
+}
+
 func (e *engine) fits(v, h int) bool {
 	for _, u := range e.util[v] {
 		if e.free[h*e.nk+u.k] < u.v {
@@ -527,10 +611,12 @@ func (e *engine) allocateAll() {
 			e.take(v, e.running[v])
 			e.state[v] = 2
 		case e.vms[v].Target == Stopped:
-			e.state[v] = 2
+			// Still in the allocation order: Pacemaker places the VMs it
+			// is colocated with at its turn, which matters for them.
 			if ex := e.explain[v]; ex != nil {
 				ex.Reason = "target state is stopped"
 			}
+			cands = append(cands, v)
 		default:
 			cands = append(cands, v)
 		}
@@ -556,7 +642,10 @@ func (e *engine) allocate(v int) {
 		// treated as not placed yet, as Pacemaker does.
 		e.allocate(e.vmIx[e.in.Colocations[ci].With])
 	}
-	h := e.choose(v, -1, false)
+	h := -1
+	if e.vms[v].Target != Stopped {
+		h = e.choose(v, -1, false)
+	}
 	e.take(v, h)
 	e.state[v] = 2
 	e.order = append(e.order, v)
@@ -653,7 +742,16 @@ func (e *engine) choose(v, exclude int, quiet bool) int {
 			if factor < 0 && ds < 0 {
 				continue // avoiding a host the other VM avoids is no preference
 			}
-			add := clamp(Score(factor * float64(ds)))
+			f := factor * float64(ds)
+			// A weak influence still counts: Pacemaker rounds a nonzero
+			// fraction to ±1 instead of losing it (seen with crm_simulate).
+			switch {
+			case f > 0 && f < 1:
+				f = 1
+			case f < 0 && f > -1:
+				f = -1
+			}
+			add := clamp(Score(f))
 			if add != 0 {
 				useInfl = true
 				e.infl.add(h, add, false, "preference of "+c.VM+" colocated with it")
@@ -665,14 +763,16 @@ func (e *engine) choose(v, exclude int, quiet bool) int {
 	if ex != nil || e.scores != nil {
 		evals = make([]hostEval, e.nh)
 	}
-	best := e.scan(v, exclude, only, useInfl, evals)
-	if useInfl && best < 0 {
+	// Pacemaker's rollback looks at scores and host states only, not at
+	// capacity (its capacity bans come later).
+	if useInfl && !e.runnableWithInfl(only) {
 		useInfl = false
 		if ex != nil {
 			ex.Notes = append(ex.Notes, "preferences of colocated VMs ignored: with them no host could run it")
 		}
-		best = e.scan(v, exclude, only, false, evals)
 	}
+	e.groupNeed(v)
+	best := e.scan(v, exclude, only, useInfl, evals)
 	if ex != nil || e.scores != nil {
 		e.record(v, best, only, useInfl, evals)
 	}
@@ -688,6 +788,15 @@ func (e *engine) anyRunnable(only int, withWeak bool) bool {
 			s = Add(s, e.weak.val[h])
 		}
 		if s >= 0 && e.avail[h] {
+			return true
+		}
+	}
+	return false
+}
+
+func (e *engine) runnableWithInfl(only int) bool {
+	for h := 0; h < e.nh; h++ {
+		if e.avail[h] && e.finalScore(h, only, true) >= 0 {
 			return true
 		}
 	}
@@ -722,7 +831,7 @@ func (e *engine) scan(v, exclude, only int, useInfl bool, evals []hostEval) int 
 	var bestScore Score
 	for h := 0; h < e.nh; h++ {
 		s := e.finalScore(h, only, useInfl)
-		ok := s >= 0 && e.avail[h] && h != exclude && (!e.useCap || e.fits(v, h))
+		ok := s >= 0 && e.avail[h] && h != exclude && (!e.useCap || e.fitsNeed(h))
 		if len(evals) > 0 {
 			evals[h] = hostEval{s, ok}
 		}
@@ -736,7 +845,7 @@ func (e *engine) scan(v, exclude, only int, useInfl bool, evals []hostEval) int 
 	// Pacemaker keeps a VM on its current host when that host ties with
 	// the best on a positive score, whatever the other tie-breaks say.
 	if r := e.running[v]; best >= 0 && r >= 0 && r != best && bestScore > 0 && r != exclude {
-		if s := e.finalScore(r, only, useInfl); s == bestScore && e.avail[r] && (!e.useCap || e.fits(v, r)) {
+		if s := e.finalScore(r, only, useInfl); s == bestScore && e.avail[r] && (!e.useCap || e.fitsNeed(r)) {
 			best = r
 		}
 	}
@@ -821,8 +930,12 @@ func (e *engine) record(v, best, only int, useInfl bool, evals []hostEval) {
 		if !e.avail[h] {
 			he.Filters = append(he.Filters, e.why[h])
 		}
-		if e.useCap && !e.fits(v, h) {
-			he.Filters = append(he.Filters, "insufficient capacity: "+e.shortfall(v, h))
+		if e.useCap && !e.fitsNeed(h) {
+			if e.fits(v, h) {
+				he.Filters = append(he.Filters, "insufficient capacity for the VMs that must run with it")
+			} else {
+				he.Filters = append(he.Filters, "insufficient capacity: "+e.shortfall(v, h))
+			}
 		}
 		if evals[h].score < 0 && !evals[h].eligible {
 			he.Filters = append(he.Filters, "score "+evals[h].score.String()+" is negative")

@@ -17,7 +17,7 @@ const rescueBudget = 4_000_000
 func (e *engine) rescue() {
 	budget := rescueBudget
 	for _, v := range e.order {
-		if e.assigned[v] >= 0 || len(e.asDep[v]) > 0 || len(e.asPrim[v]) > 0 || budget <= 0 {
+		if e.assigned[v] >= 0 || e.vms[v].Target == Stopped || len(e.asDep[v]) > 0 || len(e.asPrim[v]) > 0 || budget <= 0 {
 			continue
 		}
 		// Candidate hosts: eligible but for capacity, best score first.
@@ -65,7 +65,7 @@ func (e *engine) tryEvict(v, h int, budget *int) bool {
 	size := func(m int) int64 {
 		var s int64
 		for _, u := range e.util[m] {
-			if f := e.free[h*e.nk+u.k]; f < e.need(v, u.k) {
+			if f := e.free[h*e.nk+u.k]; f < e.needOf(v, u.k) {
 				s += u.v
 			}
 		}
@@ -107,7 +107,7 @@ func (e *engine) tryEvict(v, h int, budget *int) bool {
 	return false
 }
 
-func (e *engine) need(v, k int) int64 {
+func (e *engine) needOf(v, k int) int64 {
 	for _, u := range e.util[v] {
 		if u.k == k {
 			return u.v

@@ -11,6 +11,7 @@ import (
 
 	"pgregory.net/rapid"
 
+	"github.com/vmha/vmha/clusterspec"
 	"github.com/vmha/vmha/internal/testenv"
 	"github.com/vmha/vmha/placement"
 )
@@ -189,6 +190,76 @@ func TestRuleOperatorsAgree(t *testing.T) {
 			if got := lr.Rule.Matches(h); got != want {
 				t.Errorf("%s on %s (x=%q): vmha matches=%v, pacemaker %v", lr.VM, h.Name, h.Attributes["x"], got, want)
 			}
+		}
+	}
+}
+
+// TestSeedBookScenario plays the seed book's four-host Xen cluster
+// (configs/cluster.yaml: preferred hosts at 100, -INFINITY where pingd
+// lte 0 or is missing, stickiness INFINITY) through a ping loss, a host
+// loss and the host's return, and requires vmha and Pacemaker to agree at
+// every step.
+func TestSeedBookScenario(t *testing.T) {
+	path := testenv.NeedCommand(t, "crm_simulate")
+	data, err := os.ReadFile("../../configs/cluster.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec, err := clusterspec.Parse(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, err := spec.Input(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	host := func(name string) *placement.HostInfo {
+		for i := range in.Hosts {
+			if in.Hosts[i].Name == name {
+				return &in.Hosts[i]
+			}
+		}
+		t.Fatalf("no host %s", name)
+		return nil
+	}
+	steps := []struct {
+		name   string
+		change func()
+	}{
+		{"cold start", func() {}},
+		{"xen1 loses its ping", func() { host("xen1").Attributes["pingd"] = "0" }},
+		{"xen1 pings again (stickiness keeps VMs where they are)", func() { host("xen1").Attributes["pingd"] = "100" }},
+		{"xen3 is lost and fenced", func() { host("xen3").Condition = placement.Released }},
+		{"xen3 returns", func() { host("xen3").Condition = placement.Usable }},
+		{"xen2 in standby", func() { host("xen2").Standby = true }},
+	}
+	for _, st := range steps {
+		st.change()
+		r, err := placement.Solve(in, placement.Options{NoSearch: true, Explain: []string{"*"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Pacemaker sees a fenced host as down, and its VMs as stopped.
+		pin := in
+		pin.VMs = append([]placement.VMInfo(nil), in.VMs...)
+		for i := range pin.VMs {
+			if c := pin.VMs[i].Current; c != "" && host(c).Condition == placement.Released {
+				pin.VMs[i].Current = ""
+			}
+		}
+		sim, err := Simulate(context.Background(), path, WriteCIB(&pin))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, v := range in.VMs {
+			if got, want := r.Placement[v.Name], sim.Placement[v.Name]; got != want {
+				t.Errorf("%s: %s: vmha %q, pacemaker %q (%s)\npacemaker's scores %v\n%s", st.name, v.Name, got, want, r.Explanations[v.Name].Reason, sim.Scores[v.Name], sim.Output)
+			}
+		}
+		t.Logf("%s: %v", st.name, r.Placement)
+		// The next step starts from this one's placement.
+		for i := range in.VMs {
+			in.VMs[i].Current = r.Placement[in.VMs[i].Name]
 		}
 	}
 }
