@@ -73,17 +73,19 @@ type Host struct {
 	// Member is gossip's view: alive, suspect, failed, left, unknown.
 	Member string `json:"member"`
 	// State is the coordinator's: alive, lost, fenced, fence-failed.
-	State     model.HostState `json:"state"`
-	Reason    string          `json:"reason,omitempty"`
-	Since     time.Time       `json:"since"`
-	Leader    bool            `json:"leader"`
-	Voter     bool            `json:"voter"`
-	APIAddr   string          `json:"api_addr"`
-	MemoryMiB uint64          `json:"memory_mib"`
-	CPUs      uint            `json:"cpus"`
-	UsedMiB   uint64          `json:"used_mib"`
-	VMs       []string        `json:"vms"`
-	FenceDev  string          `json:"fence_device"`
+	State  model.HostState `json:"state"`
+	Reason string          `json:"reason,omitempty"`
+	Since  time.Time       `json:"since"`
+	Leader bool            `json:"leader"`
+	Voter  bool            `json:"voter"`
+	// Witness hosts only vote (vmhad --witness).
+	Witness   bool     `json:"witness,omitempty"`
+	APIAddr   string   `json:"api_addr"`
+	MemoryMiB uint64   `json:"memory_mib"`
+	CPUs      uint     `json:"cpus"`
+	UsedMiB   uint64   `json:"used_mib"`
+	VMs       []string `json:"vms"`
+	FenceDev  string   `json:"fence_device"`
 	// FenceCheck is the leader's last status check of the fence device
 	// (nil until the first check, or when no device is configured).
 	FenceCheck *FenceCheck `json:"fence_check,omitempty"`
@@ -201,7 +203,7 @@ type AddVM struct {
 
 // Register is a host announcing itself to the leader at start.
 type Register struct {
-	Host        model.Host         `json:"host"`
+	Host model.Host `json:"host"`
 	// Fencing is how the host is fenced, with its passwords (the peer API
 	// carries it once, to the leader, which replicates it).
 	Fencing *model.FenceTopology `json:"fencing,omitempty"`

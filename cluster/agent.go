@@ -14,6 +14,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/vmha/vmha/api"
+	"github.com/vmha/vmha/config"
 	"github.com/vmha/vmha/hypervisor"
 	"github.com/vmha/vmha/model"
 )
@@ -41,6 +42,15 @@ type Agent struct {
 	sent    string
 	sentAt  time.Time
 	errs    map[string]string
+	// quorateAt is the last time this host reached a leader that could
+	// commit (a read index or an accepted report): the clock of the
+	// no-quorum policy.
+	quorateAt time.Time
+	// startedGen is the placement generation under which this agent last
+	// started each VM (no-quorum-policy ignore restarts only those).
+	startedGen map[string]uint64
+	// stoppedForQuorum is set once policy stop has stopped the VMs.
+	stoppedForQuorum bool
 }
 
 func newAgent(n *Node) *Agent {
@@ -48,6 +58,7 @@ func newAgent(n *Node) *Agent {
 		n: n, log: n.log.With().Str("component", "agent").Logger(),
 		nudge: make(chan struct{}, 1), managed: map[string]bool{},
 		since: map[string]model.VMObserve{}, errs: map[string]string{},
+		quorateAt: time.Now(), startedGen: map[string]uint64{},
 	}
 	a.loadManaged()
 	return a
@@ -151,6 +162,11 @@ func (a *Agent) reconcile(ctx context.Context) (again bool) {
 			a.setManaged(name, false)
 		}
 	}
+	if a.applyNoQuorumPolicy(ctx, st, doms) {
+		// Policy stop ran: nothing starts until the quorum is back.
+		_ = a.report(ctx, st)
+		return true
+	}
 	// Starts: only with a state as new as the leader's.
 	var toStart []string
 	for _, name := range model.SortedKeys(st.Config.VMs) {
@@ -164,7 +180,11 @@ func (a *Agent) reconcile(ctx context.Context) (again bool) {
 		if err := a.catchUp(ctx); err != nil {
 			a.log.Info().Err(err).Strs("vms", toStart).Msg("not starting yet")
 			again = true
+			if a.n.cfg.Quorum.NoQuorumPolicy == config.PolicyIgnore {
+				a.restartOwn(ctx, st, toStart)
+			}
 		} else {
+			a.setQuorate()
 			st = a.n.fsm.Copy()
 			for _, name := range toStart {
 				p, vm := st.Status.Placements[name], st.Config.VMs[name]
@@ -200,8 +220,80 @@ func (a *Agent) start(ctx context.Context, vm *model.VM, p *model.Placement) err
 		return err
 	}
 	a.setErr(vm.Name, nil)
+	a.mu.Lock()
+	a.startedGen[vm.Name] = p.Generation
+	a.mu.Unlock()
 	log.Info().Str("reason", p.Reason).Msg("VM started")
 	return nil
+}
+
+func (a *Agent) setQuorate() {
+	a.mu.Lock()
+	a.quorateAt = time.Now()
+	if a.stoppedForQuorum {
+		a.log.Info().Msg("quorum is back: VMs placed here start again")
+	}
+	a.stoppedForQuorum = false
+	a.mu.Unlock()
+}
+
+// applyNoQuorumPolicy enforces no-quorum-policy stop: once this host has
+// been without a quorum for quorum.stop_after, it stops every VM placed on
+// it, so that the majority finds them stopped when it recovers them (the
+// majority still fences this host first: a stop is not a fence). It returns
+// true while the policy holds the host stopped.
+func (a *Agent) applyNoQuorumPolicy(ctx context.Context, st *model.State, doms map[string]hypervisor.Domain) bool {
+	q := a.n.cfg.Quorum
+	if q.NoQuorumPolicy != config.PolicyStop {
+		return false
+	}
+	a.mu.Lock()
+	without := time.Since(a.quorateAt)
+	a.mu.Unlock()
+	if without > a.n.cfg.Agent.Interval {
+		// No recent contact: ask a leader that proves its quorum.
+		if err := a.catchUp(ctx); err == nil {
+			a.setQuorate()
+			return false
+		}
+	}
+	if without < q.StopAfter {
+		return false
+	}
+	me := a.n.cfg.NodeName
+	for _, name := range model.SortedKeys(doms) {
+		p := st.Status.Placements[name]
+		if st.Config.VMs[name] == nil || p == nil || p.Host != me || !doms[name].State.Active() {
+			continue
+		}
+		a.log.Warn().Str("vm", name).Dur("without_quorum", without).Msg("no quorum: stopping VM (no-quorum-policy stop)")
+		err := a.n.hv.Stop(ctx, name, a.n.cfg.Agent.StopTimeout)
+		a.n.metrics.agentStops.WithLabelValues(result(err)).Inc()
+		if err != nil {
+			a.setErr(name, err)
+		}
+	}
+	a.mu.Lock()
+	a.stoppedForQuorum = true
+	a.mu.Unlock()
+	return true
+}
+
+// restartOwn is no-quorum-policy ignore: without a quorum, a VM placed here
+// that this agent itself started under the same placement generation (so
+// the placement did not change since) is started again after a crash.
+func (a *Agent) restartOwn(ctx context.Context, st *model.State, names []string) {
+	for _, name := range names {
+		p, vm := st.Status.Placements[name], st.Config.VMs[name]
+		a.mu.Lock()
+		own := p != nil && a.startedGen[name] == p.Generation
+		a.mu.Unlock()
+		if !own || vm == nil {
+			continue
+		}
+		a.log.Warn().Str("vm", name).Uint64("generation", p.Generation).Msg("no quorum: restarting own VM (no-quorum-policy ignore)")
+		_ = a.start(ctx, vm, p)
+	}
 }
 
 // catchUp asks the leader for its read index and waits (briefly) until the
@@ -269,6 +361,8 @@ func (a *Agent) report(ctx context.Context, st *model.State) error {
 	if err := a.n.forwardWrite(ctx, "POST", api.PathObserve, obs, nil); err != nil {
 		return err
 	}
+	// The leader committed the report: it has a quorum, and so do we.
+	a.setQuorate()
 	a.mu.Lock()
 	a.sent, a.sentAt = string(key), time.Now()
 	a.mu.Unlock()

@@ -159,6 +159,16 @@ func (c *Coordinator) hostStep(ctx context.Context, st *model.State, name string
 	lastFail := c.failedAt[name]
 	c.mu.Unlock()
 
+	if h := st.Config.Hosts[name]; h != nil && h.Witness {
+		// A witness holds no VMs: losing it costs a vote, not a fence.
+		switch {
+		case state == model.HostAlive && (failed || unseenTooLong):
+			_ = c.setHostState(name, model.HostLost, "witness unreachable: one vote fewer; nothing to fence or recover", "")
+		case state != model.HostAlive && alive:
+			_ = c.setHostState(name, model.HostAlive, "witness back", "")
+		}
+		return
+	}
 	switch state {
 	case model.HostAlive:
 		if !failed && !unseenTooLong {
@@ -306,6 +316,9 @@ func Snapshot(st *model.State, members map[string]serf.Member) placement.Snapsho
 	var snap placement.Snapshot
 	for _, name := range model.SortedKeys(st.Config.Hosts) {
 		h := st.Config.Hosts[name]
+		if h.Witness {
+			continue // votes only; never runs a VM
+		}
 		snap.Hosts = append(snap.Hosts, placement.Host{Name: name, Condition: hostCondition(st, name, members), MemoryMiB: h.MemoryMiB})
 	}
 	for _, name := range model.SortedKeys(st.Config.VMs) {

@@ -216,8 +216,13 @@ func (n *Node) startSerf() error {
 func (n *Node) Run(ctx context.Context) {
 	ctx, n.cancel = context.WithCancel(ctx)
 	n.coord = newCoordinator(n)
-	n.agent = newAgent(n)
-	loops := []func(context.Context){n.membershipLoop, n.bootstrapLoop, n.joinLoop, n.registerLoop, n.coord.run, n.agent.run}
+	loops := []func(context.Context){n.membershipLoop, n.bootstrapLoop, n.joinLoop, n.registerLoop, n.coord.run}
+	if !n.cfg.Witness {
+		// A witness has no hypervisor: it votes and may lead, but it
+		// runs no agent.
+		n.agent = newAgent(n)
+		loops = append(loops, n.agent.run)
+	}
 	for _, f := range loops {
 		n.wg.Add(1)
 		go func() {
@@ -365,6 +370,9 @@ func (n *Node) registerLoop(ctx context.Context) {
 }
 
 func (n *Node) registration(ctx context.Context) (*api.Register, error) {
+	if n.cfg.Witness {
+		return &api.Register{Host: model.Host{Name: n.cfg.NodeName, APIAddr: n.APIAddr(), Witness: true}}, nil
+	}
 	info, err := n.hv.NodeInfo(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("hypervisor node info: %w", err)

@@ -91,7 +91,12 @@ func buildStatus(st *model.State, members map[string]serf.Member, self, leader s
 		case model.HostFenceFailed:
 			out.Problems = append(out.Problems, fmt.Sprintf("host %s is lost and fencing failed: %s; its VMs (%s) will not be restarted until fencing succeeds (retrying)", name, trimErr(hv.Reason), listOrNone(hv.VMs)))
 		}
-		if hv.FenceDev == "" {
+		if h.Witness {
+			hv.Witness = true
+			if hv.State != model.HostAlive {
+				out.Problems = append(out.Problems, fmt.Sprintf("witness %s is unreachable: the cluster has one vote fewer", name))
+			}
+		} else if hv.FenceDev == "" {
 			out.Problems = append(out.Problems, fmt.Sprintf("host %s has no fence device: if it fails, its VMs cannot be recovered", name))
 		} else if hv.FenceCheck != nil && !hv.FenceCheck.OK && hv.State == model.HostAlive {
 			out.Problems = append(out.Problems, fmt.Sprintf("fence device check of host %s failed at %s (%s): no level can fence it now; if %s fails, its VMs (%s) cannot be recovered until a device answers",

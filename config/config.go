@@ -54,6 +54,29 @@ type Daemon struct {
 	Fencing Fencing `mapstructure:"fencing"`
 	Agent   Agent   `mapstructure:"agent"`
 	Log     Log     `mapstructure:"log"`
+	Quorum  Quorum  `mapstructure:"quorum"`
+	// Witness runs vmhad as a tie-breaking vote only (two-host clusters):
+	// no hypervisor, no VMs, nothing to fence.
+	Witness bool `mapstructure:"witness"`
+}
+
+// No-quorum policies: what a host cut off from the quorum does.
+const (
+	// PolicyFreeze keeps running VMs and starts nothing (the default).
+	PolicyFreeze = "freeze"
+	// PolicyStop stops this host's VMs once it has been without quorum for
+	// quorum.stop_after.
+	PolicyStop = "stop"
+	// PolicyIgnore also restarts, without quorum, a VM that crashed here
+	// and that this host itself started under its current placement. Only
+	// with fencing: the majority must be able to power this host off.
+	PolicyIgnore = "ignore"
+)
+
+// Quorum holds what a host does when it is cut off from the quorum.
+type Quorum struct {
+	NoQuorumPolicy string        `mapstructure:"no_quorum_policy"`
+	StopAfter      time.Duration `mapstructure:"stop_after"`
 }
 
 // Ports are this host's listeners.
@@ -192,6 +215,9 @@ var Defaults = map[string]any{
 	"fencing.retry_interval":  "5s",
 	"fencing.check_interval":  "60s",
 	"agent.interval":          "2s",
+	"quorum.no_quorum_policy": PolicyFreeze,
+	"quorum.stop_after":       "30s",
+	"witness":                 false,
 	"agent.stop_timeout":      "30s",
 	"log.level":               "info",
 	"log.format":              "json",
@@ -214,6 +240,7 @@ func Flags(fs *pflag.FlagSet) {
 	fs.String("hypervisor-uri", "", "libvirt URI of this host's hypervisor")
 	fs.String("log-level", "", "debug, info, warn or error")
 	fs.String("metrics-addr", "", "host:port to serve Prometheus metrics on (empty: off)")
+	fs.Bool("witness", false, "run as a witness: a quorum vote only, no hypervisor and no VMs (two-host clusters)")
 }
 
 // flagKeys maps flag names to config keys.
@@ -222,7 +249,7 @@ var flagKeys = map[string]string{
 	"ports-serf": "ports.serf", "ports-raft": "ports.raft", "ports-api": "ports.api",
 	"join": "join", "bootstrap-expect": "bootstrap_expect", "data-dir": "data_dir",
 	"socket": "socket", "hypervisor-uri": "hypervisor_uri", "log-level": "log.level",
-	"metrics-addr": "metrics_addr",
+	"metrics-addr": "metrics_addr", "witness": "witness",
 }
 
 // Load reads the config: embedded defaults, then the file (path, or
@@ -405,6 +432,18 @@ func (d *Daemon) Validate() error {
 	if err := d.BMC.validate(); err != nil {
 		return err
 	}
+	switch d.Quorum.NoQuorumPolicy {
+	case PolicyFreeze, PolicyStop:
+	case PolicyIgnore:
+		if len(d.FenceSpec().Hosts) == 0 {
+			return errors.New("quorum.no_quorum_policy: ignore is allowed only on a host the others can fence (set bmc or fence): without a fence, a cut-off host that keeps restarting VMs may run them twice")
+		}
+	default:
+		return fmt.Errorf("quorum.no_quorum_policy: %q, want freeze, stop or ignore", d.Quorum.NoQuorumPolicy)
+	}
+	if d.Quorum.StopAfter < 3*d.Agent.Interval {
+		return fmt.Errorf("quorum.stop_after: %v, must be at least 3 × agent.interval (%v) so that a short hiccup does not stop VMs", d.Quorum.StopAfter, d.Agent.Interval)
+	}
 	if sp := d.FenceSpec(); len(sp.Hosts) > 0 {
 		if err := sp.Validate(); err != nil {
 			return fmt.Errorf("fence: %w", err)
@@ -421,6 +460,7 @@ func (d *Daemon) Validate() error {
 		{"fencing.poll_interval", d.Fencing.PollInterval}, {"fencing.retry_interval", d.Fencing.RetryInterval},
 		{"fencing.check_interval", d.Fencing.CheckInterval},
 		{"agent.interval", d.Agent.Interval}, {"agent.stop_timeout", d.Agent.StopTimeout},
+		{"quorum.stop_after", d.Quorum.StopAfter},
 	}
 	for _, x := range durs {
 		if x.v <= 0 {

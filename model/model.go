@@ -40,6 +40,8 @@ type Host struct {
 	// MemoryMiB and CPUs are the host's capacity as its hypervisor reports.
 	MemoryMiB uint64 `json:"memory_mib"`
 	CPUs      uint   `json:"cpus"`
+	// Witness hosts only vote: no hypervisor, no VMs, nothing to fence.
+	Witness bool `json:"witness,omitempty"`
 }
 
 // VM is a virtual machine vmha keeps running.

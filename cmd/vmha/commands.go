@@ -76,6 +76,8 @@ func printHosts(g *globals, hosts []api.Host) {
 		switch {
 		case h.Leader:
 			role = "leader"
+		case h.Witness:
+			role = "witness"
 		case !h.Voter:
 			role = "non-voter"
 		}

@@ -82,12 +82,20 @@ func serve(cfg *config.Daemon, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	hv, err := hypervisor.OpenLibvirt(cfg.HypervisorURI, log)
-	if err != nil {
-		return fmt.Errorf("hypervisor %s: %w", cfg.HypervisorURI, err)
+	opts := cluster.Options{Config: cfg, Log: log, Fencing: fence}
+	if cfg.Witness {
+		// A witness votes only: it has no hypervisor, runs no VM and,
+		// holding nothing, needs no fencing.
+		opts.Fencing = nil
+	} else {
+		hv, err := hypervisor.OpenLibvirt(cfg.HypervisorURI, log)
+		if err != nil {
+			return fmt.Errorf("hypervisor %s: %w", cfg.HypervisorURI, err)
+		}
+		defer func() { _ = hv.Close() }()
+		opts.Hypervisor = hv
 	}
-	defer func() { _ = hv.Close() }()
-	node, err := cluster.NewNode(cluster.Options{Config: cfg, Log: log, Hypervisor: hv, Fencing: fence})
+	node, err := cluster.NewNode(opts)
 	if err != nil {
 		return err
 	}
@@ -95,7 +103,7 @@ func serve(cfg *config.Daemon, stderr io.Writer) error {
 	defer stop()
 	errc := make(chan error, 2)
 	go func() { errc <- node.Serve(ctx) }()
-	log.Info().Str("hypervisor", cfg.HypervisorURI).Str("api", node.APIAddr()).Str("socket", cfg.Socket).Msg("vmhad started")
+	log.Info().Bool("witness", cfg.Witness).Str("hypervisor", cfg.HypervisorURI).Str("api", node.APIAddr()).Str("socket", cfg.Socket).Msg("vmhad started")
 	if cfg.MetricsAddr != "" {
 		go func() {
 			if err := node.ServeMetrics(ctx, cfg.MetricsAddr); err != nil {

@@ -87,7 +87,7 @@ func startClusterWith(t *testing.T, o Options) *Cluster {
 			return false
 		}
 		for _, h := range s.Hosts {
-			if h.FenceDev == "" || h.Member != "alive" {
+			if (h.FenceDev == "" && !h.Witness) || h.Member != "alive" {
 				return false
 			}
 		}

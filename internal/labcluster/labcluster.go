@@ -42,6 +42,9 @@ type Options struct {
 	// GossipKey, when set, encrypts gossip: every host gets it in its
 	// gossip.encrypt_key_file.
 	GossipKey string
+	// Witness makes the last host a witness ("witness"): a vote only, with
+	// no hypervisor and no BMC.
+	Witness bool
 	// PDU gives every host a second fence device at level 2: another
 	// ipmi_sim (a stand-in for a switched PDU outlet, it also kills the
 	// host's vmhad) driven through the real fence_ipmilan agent.
@@ -73,6 +76,8 @@ type Host struct {
 	// MetricsAddr serves the host's Prometheus metrics.
 	MetricsAddr string
 	BMC         *ipmisim.Sim
+	// Witness is set on the witness host (Options.Witness).
+	Witness bool
 	// PDU is the level-2 device (Options.PDU), or nil.
 	PDU *ipmisim.Sim
 	// UID is the user vmhad runs as (0: the caller's).
@@ -117,6 +122,9 @@ func Start(o Options) (*Cluster, error) {
 	}
 	for i := 0; i < o.Hosts; i++ {
 		h := &Host{Name: fmt.Sprintf("host%d", i+1), bin: o.VMHAD}
+		if o.Witness && i == o.Hosts-1 {
+			h.Name, h.Witness = "witness", true
+		}
 		h.Dir = filepath.Join(o.Dir, h.Name)
 		h.Config = filepath.Join(h.Dir, "vmhad.yaml")
 		h.Socket = filepath.Join(h.Dir, "vmhad.sock")
@@ -158,7 +166,9 @@ func (c *Cluster) writeHostFiles(h *Host, ports []int, joins []string) error {
 		return err
 	}
 	bmc := ""
-	if !c.opts.NoBMC {
+	if h.Witness {
+		bmc = "witness: true\n"
+	} else if !c.opts.NoBMC {
 		sim, err := ipmisim.Start(ipmisim.Options{
 			Dir: filepath.Join(h.Dir, "bmc"), User: "admin", Password: BMCPassword, PIDFile: h.PIDFile,
 		})
@@ -177,7 +187,7 @@ func (c *Cluster) writeHostFiles(h *Host, ports []int, joins []string) error {
   password_file: %s
 `, sim.Port(), pw)
 	}
-	if c.opts.PDU {
+	if c.opts.PDU && !h.Witness {
 		pdu, err := ipmisim.Start(ipmisim.Options{
 			Dir: filepath.Join(h.Dir, "pdu"), User: "admin", Password: BMCPassword, PIDFile: h.PIDFile,
 		})

@@ -3,6 +3,7 @@ package labcluster
 import (
 	"context"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -151,6 +152,117 @@ func TestPartitionedLeader(t *testing.T) {
 	s = waitRecovered(t, c, vh.Name, names)
 	if s.Leader == vh.Name || s.Leader == "" {
 		t.Fatalf("leader after the cut: %q", s.Leader)
+	}
+	ch.verify(t)
+}
+
+// TestTwoHostsAndWitness: two hypervisor hosts and a witness. The witness
+// never runs a VM; when a host dies, the survivor and the witness are a
+// quorum, fence it and recover its VMs.
+func TestTwoHostsAndWitness(t *testing.T) {
+	c := startClusterWith(t, Options{Witness: true})
+	names := []string{"w1", "w2", "w3", "w4"}
+	s := addVMs(t, c, names...)
+	ch := watchNeverTwice(t, c)
+	w := hostOf(s, "witness")
+	if !w.Witness || len(w.VMs) != 0 || w.FenceDev != "" {
+		t.Fatalf("witness view %+v", w)
+	}
+	for _, p := range s.Problems {
+		if strings.Contains(p, "witness") {
+			t.Fatalf("a healthy witness is reported as a problem: %q", p)
+		}
+	}
+	out, err := c.vmha(c.Host("witness"), "host", "list")
+	if err != nil || !strings.Contains(string(out), "witness") {
+		t.Fatalf("host list: %v %s", err, out)
+	}
+	// The host with VMs that is not the leader (the witness may lead).
+	var victim string
+	for _, h := range s.Hosts {
+		if !h.Witness && len(h.VMs) > 0 && h.Name != s.Leader {
+			victim = h.Name
+		}
+	}
+	if victim == "" {
+		// Both hypervisor hosts hold VMs and one leads: take the other.
+		for _, h := range s.Hosts {
+			if !h.Witness && h.Name != s.Leader {
+				victim = h.Name
+			}
+		}
+	}
+	c.Host(victim).Kill()
+	s = waitRecovered(t, c, victim, names)
+	for _, v := range s.VMs {
+		if v.Host == "witness" {
+			t.Fatalf("%s placed on the witness", v.Name)
+		}
+	}
+	ch.verify(t)
+}
+
+// TestNoQuorumPolicyStop: a host cut off from the quorum, that the majority
+// cannot fence, stops its own VMs after quorum.stop_after
+// (no-quorum-policy stop); the majority still does not recover them without
+// a fence. When the partition heals, the VMs start again where they are
+// placed.
+func TestNoQuorumPolicyStop(t *testing.T) {
+	if err := PartitionAvailable(); err != nil {
+		testenv.Missing(t, err.Error())
+	}
+	c := startClusterWith(t, Options{Users: true, Extra: "quorum: {no_quorum_policy: stop, stop_after: 3s}\n"})
+	names := []string{"n1", "n2", "n3", "n4", "n5", "n6"}
+	s := addVMs(t, c, names...)
+	ch := watchNeverTwice(t, c)
+	vh, lost := victimWithVMs(t, s, false)
+	victim := c.Host(vh.Name)
+	if err := victim.BMC.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = victim.BMC.Resume() })
+	if err := c.Partition([]string{vh.Name}, others(c, vh.Name)); err != nil {
+		t.Fatal(err)
+	}
+	cut := time.Now()
+	for len(localActive(t, victim)) > 0 {
+		if time.Since(cut) > 20*time.Second {
+			t.Fatalf("the cut-off host still runs %v 20 s after losing the quorum", localActive(t, victim))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Logf("cut-off host stopped its VMs %.1f s after the partition", time.Since(cut).Seconds())
+	for _, h := range c.Hosts {
+		if h == victim {
+			continue
+		}
+		for _, vm := range localActive(t, h) {
+			if slices.Contains(lost, vm) {
+				t.Fatalf("%s started on %s without a fence of %s", vm, h.Name, vh.Name)
+			}
+		}
+	}
+	if err := c.Heal(); err != nil {
+		t.Fatal(err)
+	}
+	after, err := c.WaitFor(context.Background(), 40*time.Second, "every VM running again", func(s *api.Status) bool {
+		if hostOf(s, vh.Name).State != model.HostAlive {
+			return false
+		}
+		for _, v := range s.VMs {
+			if v.State != "running" {
+				return false
+			}
+		}
+		return len(s.VMs) == len(names)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range after.VMs {
+		if slices.Contains(lost, v.Name) && v.Host != vh.Name {
+			t.Errorf("%s moved to %s without a fence", v.Name, v.Host)
+		}
 	}
 	ch.verify(t)
 }
