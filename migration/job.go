@@ -15,6 +15,14 @@ import (
 // the switch-over only after QEMU has cancelled the stream.
 const resumeWait = 15 * time.Second
 
+// postcopyRetry and postcopyMaxTries pace retries of the post-copy switch
+// while QEMU is not yet streaming (the target's QEMU takes about a second to
+// start under TCG).
+const (
+	postcopyRetry    = 250 * time.Millisecond
+	postcopyMaxTries = 120
+)
+
 // Migrate moves the running VM vm from src to dst live and returns what
 // happened. The error is nil exactly when the VM was verified running on dst
 // and gone from src and the storage hooks succeeded; otherwise it wraps one
@@ -163,13 +171,14 @@ func (m *Migrator) Migrate(ctx context.Context, vm string, src, dst Endpoint, op
 	go func() { done <- dom.MigrateToURI3(dst.peerURI(), params, flags) }()
 
 	var (
-		migErr    error
-		aborted   string // why we aborted, "" if we did not
-		abortErr  error
-		postcopy  bool
-		phase     = PhasePreCopy
-		timeoutC  <-chan time.Time
-		postcopyC <-chan time.Time
+		migErr        error
+		aborted       string // why we aborted, "" if we did not
+		abortErr      error
+		postcopy      bool
+		phase         = PhasePreCopy
+		timeoutC      <-chan time.Time
+		postcopyC     <-chan time.Time
+		postcopyTries int
 	)
 	if opts.Timeout > 0 {
 		t := time.NewTimer(opts.Timeout)
@@ -242,9 +251,18 @@ wait:
 		case <-postcopyC:
 			postcopyC = nil
 			if err := mdom.MigrateStartPostCopy(0); err != nil {
-				// Usually the job finished in pre-copy first; the
-				// job's result tells.
-				log.Warn().Err(err).Msg("switch to post-copy refused")
+				// Early in the job the target's QEMU is still starting
+				// and QEMU refuses ("enable postcopy ... before the
+				// start of migration"): try again shortly, as long as
+				// the job runs. Near its end the job usually finished
+				// in pre-copy first, and its result tells.
+				postcopyTries++
+				if postcopyTries < postcopyMaxTries {
+					log.Debug().Err(err).Msg("switch to post-copy refused, retrying")
+					postcopyC = time.After(postcopyRetry)
+				} else {
+					log.Warn().Err(err).Int("tries", postcopyTries).Msg("switch to post-copy refused, giving up")
+				}
 			} else {
 				postcopy = true
 				phase = PhasePostCopy

@@ -158,6 +158,56 @@ func TestLiveMigrationThereAndBack(t *testing.T) {
 		}
 		checkCounters(t, vm, a, b)
 	}
+
+	// Post-copy: the stream is throttled to 16 MiB/s (about 8 s for the
+	// guest; libvirt applies the limit to post-copy too) so the switch
+	// after 300 ms happens with most memory unsent. What makes it
+	// post-copy: the guest already runs on the target while memory is
+	// still on its way, which the progress callback checks on the target.
+	before := lastN(t, a, vm)
+	var runningEarly, checks int
+	res, err := m.Migrate(ctx, vm, endpoint(a), endpoint(b),
+		Options{BandwidthMiBps: 16, PostCopyAfter: 300 * time.Millisecond, Timeout: 90 * time.Second, ProgressInterval: 250 * time.Millisecond},
+		func(p Progress) {
+			if p.Phase != PhasePostCopy || p.DataRemaining < 16<<20 {
+				return
+			}
+			checks++
+			if ex, active, _ := domainOn(t, b, vm); ex && active && domainRunning(t, b, vm) {
+				runningEarly++
+			}
+		})
+	if err != nil {
+		t.Fatalf("post-copy hop: %v", err)
+	}
+	t.Logf("post-copy hop h1->h2: wall %s, switched %v; guest seen running on the target in %d of %d samples with >= 16 MiB unsent",
+		res.Wall.Round(time.Millisecond), res.PostCopy, runningEarly, checks)
+	if !res.PostCopy || res.Outcome != Migrated || res.RunningOn != b.Name {
+		t.Fatalf("post-copy hop: switched %v, outcome %s on %q; want a post-copy migration to %s", res.PostCopy, res.Outcome, res.RunningOn, b.Name)
+	}
+	if runningEarly == 0 {
+		t.Errorf("the guest never ran on the target while memory was unsent (%d samples): not post-copy", checks)
+	}
+	if err := virtlab.WaitCounter(b.SerialLog(vm), before+2, 30*time.Second); err != nil {
+		t.Fatalf("post-copy hop: %v", err)
+	}
+	checkCounters(t, vm, a, b)
+}
+
+func domainRunning(t *testing.T, h *virtlab.Host, vm string) bool {
+	t.Helper()
+	conn, err := libvirt.NewConnect(h.URI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	d, err := conn.LookupDomainByName(vm)
+	if err != nil {
+		return false
+	}
+	defer d.Free()
+	st, _, err := d.GetState()
+	return err == nil && st == libvirt.DOMAIN_RUNNING
 }
 
 // TestAbortOnTimeoutLeavesGuestOnSource throttles the stream to 1 MiB/s so
@@ -196,40 +246,34 @@ func TestAbortOnTimeoutLeavesGuestOnSource(t *testing.T) {
 		t.Fatalf("guest stopped counting on the source after the abort: %v", err)
 	}
 	checkCounters(t, vm, a, b)
-}
 
-// TestRefusals: things that must be refused before any job starts, each
-// naming its reason, with the guest left where it was.
-func TestRefusals(t *testing.T) {
-	hosts := virtlab.NewHosts(t, 2)
-	a, b := hosts[0], hosts[1]
-	img := virtlab.TestImage(t)
-	const vm = "stay1"
-	if err := virtlab.DefineAndStart(a, img, vm, 128); err != nil {
-		t.Fatal(err)
+	// Ctrl-C: the executor's context is cancelled once the job moves
+	// data; the running job must be aborted the same way.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ex := &Executor{Migrate: m.Migrate, Parallel: 1, OnEvent: func(ev Event) {
+		if ev.Kind == EventProgress && ev.Progress.DataProcessed > 0 {
+			cancel()
+		}
+	}}
+	start := time.Now()
+	rep, err := ex.Run(ctx, []Move{{VM: vm, Source: endpoint(a), Target: endpoint(b),
+		Options: Options{BandwidthMiBps: 1, ProgressInterval: 100 * time.Millisecond}}})
+	if err == nil || rep.Results[0].Outcome != Aborted || rep.Results[0].RunningOn != a.Name {
+		t.Fatalf("cancelled executor: err %v, result %+v; want aborted, running on %s", err, rep.Results[0], a.Name)
 	}
-	m := &Migrator{}
-	ctx := context.Background()
-
-	_, err := m.Migrate(ctx, "no-such-vm", endpoint(a), endpoint(b), Options{}, nil)
-	if !errors.Is(err, ErrNotFound) {
-		t.Errorf("unknown VM: err = %v, want ErrNotFound", err)
-	}
-	_, err = m.Migrate(ctx, vm, endpoint(a), endpoint(b), Options{Compression: "lzma"}, nil)
-	if !errors.Is(err, ErrInvalid) {
-		t.Errorf("bad compression: err = %v, want ErrInvalid", err)
-	}
-	hookErr := errors.New("target cluster file system not mounted")
-	res, err := (&Migrator{Hooks: &recordingHooks{before: hookErr}}).Migrate(ctx, vm, endpoint(a), endpoint(b), Options{}, nil)
-	if !errors.Is(err, ErrHook) || !errors.Is(err, hookErr) || res.Outcome != Refused {
-		t.Errorf("refusing hook: err = %v outcome %s, want ErrHook wrapping the hook's error, refused", err, res.Outcome)
-	}
+	t.Logf("cancelled executor returned after %s: %s", time.Since(start).Round(time.Millisecond), rep.Results[0].Reason)
 	if ex, active, _ := domainOn(t, a, vm); !ex || !active {
-		t.Fatalf("after refusals %s on %s: exists %v active %v, want running", vm, a.Name, ex, active)
+		t.Fatalf("after cancel on %s: exists %v active %v, want running", a.Name, ex, active)
 	}
 	if ex, _, _ := domainOn(t, b, vm); ex {
-		t.Fatalf("after refusals %s exists on %s", vm, b.Name)
+		t.Fatalf("after cancel %s exists on target %s", vm, b.Name)
 	}
+	before = lastN(t, a, vm)
+	if err := virtlab.WaitCounter(a.SerialLog(vm), before+2, 30*time.Second); err != nil {
+		t.Fatalf("guest stopped counting on the source after the cancel: %v", err)
+	}
+	checkCounters(t, vm, a, b)
 }
 
 // recordingHooks records the order of hook calls and can fail Before.
@@ -430,16 +474,41 @@ func TestUnsafeRefusedUnlessForced(t *testing.T) {
 	}
 
 	m := &Migrator{}
-	res, err := m.Migrate(context.Background(), vm, endpoint(a), endpoint(b), Options{Timeout: time.Minute}, nil)
+	ctx := context.Background()
+	// Other refusals first, on the same hosts: each names its reason and
+	// moves nothing.
+	if _, err := m.Migrate(ctx, "no-such-vm", endpoint(a), endpoint(b), Options{}, nil); !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "no-such-vm") {
+		t.Errorf("unknown VM: err = %v, want ErrNotFound naming it", err)
+	}
+	if _, err := m.Migrate(ctx, vm, endpoint(a), endpoint(b), Options{Compression: "lzma"}, nil); !errors.Is(err, ErrInvalid) {
+		t.Errorf("bad compression: err = %v, want ErrInvalid", err)
+	}
+	if _, err := m.Migrate(ctx, vm, endpoint(a), endpoint(a), Options{}, nil); !errors.Is(err, ErrInvalid) {
+		t.Errorf("same host: err = %v, want ErrInvalid", err)
+	}
+	hooks := &recordingHooks{before: errors.New("target cluster file system not mounted")}
+	res, err := (&Migrator{Hooks: hooks}).Migrate(ctx, vm, endpoint(a), endpoint(b), Options{Force: true}, nil)
+	if !errors.Is(err, ErrHook) || !errors.Is(err, hooks.before) || res.Outcome != Refused {
+		t.Errorf("refusing hook: err = %v outcome %s, want ErrHook wrapping the hook's error, refused", err, res.Outcome)
+	}
+	if want := []string{"before unsafe1 h1->h2", "abort unsafe1 h1->h2"}; fmt.Sprint(hooks.calls) != fmt.Sprint(want) {
+		t.Errorf("hook calls %q, want %q", hooks.calls, want)
+	}
+
+	res, err = m.Migrate(ctx, vm, endpoint(a), endpoint(b), Options{Timeout: time.Minute}, nil)
 	if !errors.Is(err, ErrUnsafe) || res.Outcome != Refused || !strings.Contains(err.Error(), "vda") || !strings.Contains(err.Error(), "writeback") {
 		t.Fatalf("unsafe migration: err = %v outcome %s; want ErrUnsafe naming vda and writeback, refused", err, res.Outcome)
 	}
 	if ex, active, _ := domainOn(t, a, vm); !ex || !active {
 		t.Fatalf("refused migration moved the guest: on %s exists %v active %v", a.Name, ex, active)
 	}
-	res, err = m.Migrate(context.Background(), vm, endpoint(a), endpoint(b), Options{Timeout: time.Minute, Force: true}, nil)
+	hooks = &recordingHooks{}
+	res, err = (&Migrator{Hooks: hooks}).Migrate(ctx, vm, endpoint(a), endpoint(b), Options{Timeout: time.Minute, Force: true}, nil)
 	if err != nil || res.Outcome != Migrated {
 		t.Fatalf("forced migration: %v (outcome %s)", err, res.Outcome)
+	}
+	if want := []string{"before unsafe1 h1->h2", "after unsafe1 h1->h2"}; fmt.Sprint(hooks.calls) != fmt.Sprint(want) {
+		t.Errorf("hook calls %q, want %q", hooks.calls, want)
 	}
 	if ex, active, _ := domainOn(t, b, vm); !ex || !active {
 		t.Fatalf("forced migration: not running on %s", b.Name)

@@ -114,9 +114,13 @@ type Options struct {
 	// AutoConverge throttles the guest's vCPUs when memory is dirtied
 	// faster than it can be sent.
 	AutoConverge bool
-	// PostCopyAfter enables post-copy and switches to it after this long in
-	// pre-copy (the guest then runs on the target while the rest of its
-	// memory follows on demand). 0 disables post-copy. After the switch the
+	// PostCopyAfter enables post-copy and switches to it this long after
+	// the job started (the guest then runs on the target while the rest of
+	// its memory follows on demand); if QEMU is not streaming yet by then,
+	// the switch is retried every 250 ms. BandwidthMiBps still limits the
+	// post-copy stream (seen with libvirt 9.0 / QEMU 7.2). libvirt keeps no
+	// completed-job statistics for a post-copy migration, so Result.Job is
+	// then empty (Valid false). 0 disables post-copy. After the switch the
 	// migration can no longer be aborted: a timeout that fires later lets it
 	// finish, and a network failure then loses the guest (libvirt leaves it
 	// paused on both ends), which is why it is off by default.

@@ -188,7 +188,7 @@ func (h *Host) waitReady() error {
 		}
 		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", h.TCPPort), time.Second)
 		if err == nil {
-			c.Close()
+			_ = c.Close()
 			conn, err := libvirt.NewConnect(h.URI)
 			if err == nil {
 				_, verr := conn.GetVersion()
