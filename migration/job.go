@@ -371,6 +371,7 @@ func (m *Migrator) verify(vm string, src, dst Endpoint, sconn, dconn *libvirt.Co
 	case onDst && !onSrc:
 		res.Outcome = Migrated
 		res.RunningOn = dst.Host
+		res.State = settledState(dconn, vm)
 		if defined, _ := definedOn(sconn, vm); defined {
 			// UNDEFINE_SOURCE failed: the definition left behind could be
 			// started by mistake later, so say it.
@@ -383,6 +384,10 @@ func (m *Migrator) verify(vm string, src, dst Endpoint, sconn, dconn *libvirt.Co
 		} else {
 			res.Outcome = Failed
 		}
+		// libvirt resumes a guest that was paused for the switch-over
+		// when it cancels the job; give it the time to do so, then tell
+		// the caller if the guest is still paused.
+		res.State = settledState(sconn, vm)
 	case onSrc && onDst:
 		// libvirt never leaves that after a finished job; if it is seen, it
 		// is a paused leftover of a failed post-copy. Not resolved here.
@@ -393,6 +398,52 @@ func (m *Migrator) verify(vm string, src, dst Endpoint, sconn, dconn *libvirt.Co
 		res.Outcome = Failed
 		res.RunningOn = ""
 		res.Reason = fmt.Sprintf("%s is active on neither %s nor %s after the job", vm, src.Host, dst.Host)
+	}
+}
+
+// settledState waits up to resumeWait while vm on conn is paused by the
+// migration itself, then returns its state as the hypervisor package names
+// states ("running", "paused", ...).
+func settledState(conn *libvirt.Connect, vm string) string {
+	deadline := time.Now().Add(resumeWait)
+	for {
+		st, reason, err := stateOf(conn, vm)
+		if err != nil {
+			return "unknown"
+		}
+		migrating := st == libvirt.DOMAIN_PAUSED && (libvirt.DomainPausedReason(reason) == libvirt.DOMAIN_PAUSED_MIGRATION ||
+			libvirt.DomainPausedReason(reason) == libvirt.DOMAIN_PAUSED_POSTCOPY)
+		if !migrating || time.Now().After(deadline) {
+			return stateName(st)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func stateOf(conn *libvirt.Connect, vm string) (libvirt.DomainState, int, error) {
+	d, err := conn.LookupDomainByName(vm)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer d.Free()
+	return d.GetState()
+}
+
+// stateName uses the hypervisor package's names for libvirt states.
+func stateName(s libvirt.DomainState) string {
+	switch s {
+	case libvirt.DOMAIN_RUNNING, libvirt.DOMAIN_BLOCKED:
+		return "running"
+	case libvirt.DOMAIN_PAUSED, libvirt.DOMAIN_PMSUSPENDED:
+		return "paused"
+	case libvirt.DOMAIN_SHUTDOWN:
+		return "shutting-down"
+	case libvirt.DOMAIN_SHUTOFF:
+		return "shutoff"
+	case libvirt.DOMAIN_CRASHED:
+		return "crashed"
+	default:
+		return "unknown"
 	}
 }
 

@@ -19,6 +19,26 @@ import (
 // Tests in this file run against two real libvirtd "hosts" on this machine
 // (internal/virtlab) with QEMU TCG guests whose console prints a counter.
 
+// TestMain runs libvirt's event loop in the test process, as vmhad does (the
+// hypervisor package starts it on its first connection): with it, remote
+// connections get keepalives and dispatch differently, and migrations must
+// work in the configuration they run in. It must be registered before the
+// first connection is opened.
+func TestMain(m *testing.M) {
+	if err := libvirt.EventRegisterDefaultImpl(); err != nil {
+		fmt.Fprintln(os.Stderr, "register libvirt event loop:", err)
+		os.Exit(1)
+	}
+	go func() {
+		for {
+			if err := libvirt.EventRunDefaultImpl(); err != nil {
+				time.Sleep(time.Second)
+			}
+		}
+	}()
+	os.Exit(m.Run())
+}
+
 func endpoint(h *virtlab.Host) Endpoint {
 	// No port in the migration URI: the target picks one from its own
 	// migration_port range, so parallel migrations to one host do not
@@ -131,8 +151,8 @@ func TestLiveMigrationThereAndBack(t *testing.T) {
 		if err != nil {
 			t.Fatalf("hop %d %s->%s: %v (result %+v)", i, hop.from.Name, hop.to.Name, err, res)
 		}
-		if res.Outcome != Migrated || res.RunningOn != hop.to.Name {
-			t.Fatalf("hop %d: outcome %s running on %q, want migrated to %s", i, res.Outcome, res.RunningOn, hop.to.Name)
+		if res.Outcome != Migrated || res.RunningOn != hop.to.Name || res.State != "running" {
+			t.Fatalf("hop %d: outcome %s, %s on %q; want migrated, running on %s", i, res.Outcome, res.State, res.RunningOn, hop.to.Name)
 		}
 		t.Logf("hop %d %s->%s: wall %s, libvirt call %s, job %s, downtime %s, setup %s, %d MiB sent in %d iterations, %d progress samples (%d with data)",
 			i, hop.from.Name, hop.to.Name, res.Wall.Round(time.Millisecond), res.JobWall.Round(time.Millisecond),
@@ -228,8 +248,8 @@ func TestAbortOnTimeoutLeavesGuestOnSource(t *testing.T) {
 	if !errors.Is(err, ErrAborted) {
 		t.Fatalf("err = %v, want ErrAborted (result %+v)", err, res)
 	}
-	if res.Outcome != Aborted || res.RunningOn != a.Name {
-		t.Fatalf("outcome %s running on %q, want aborted, running on %s", res.Outcome, res.RunningOn, a.Name)
+	if res.Outcome != Aborted || res.RunningOn != a.Name || res.State != "running" {
+		t.Fatalf("outcome %s, %s on %q; want aborted, running on %s", res.Outcome, res.State, res.RunningOn, a.Name)
 	}
 	t.Logf("aborted after %s: %s", res.Wall.Round(time.Millisecond), res.Reason)
 	if pl.withData() == 0 {

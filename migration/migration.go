@@ -239,8 +239,12 @@ type Result struct {
 	// Reason explains any outcome but Migrated (and notes on Migrated, e.g.
 	// an abort that came too late).
 	Reason string `json:"reason,omitempty"`
-	// RunningOn is the host the VM was found running on afterwards.
+	// RunningOn is the host the VM was found active on afterwards.
 	RunningOn string `json:"running_on"`
+	// State is the VM's state there ("running"; "paused" if the guest
+	// was paused before, or libvirt left it paused), after waiting up to
+	// 15 s for a switch-over pause to end.
+	State string `json:"state,omitempty"`
 	// PostCopy is true if the switch to post-copy happened.
 	PostCopy bool      `json:"postcopy,omitempty"`
 	Started  time.Time `json:"started"`
