@@ -20,13 +20,36 @@
 // (ErrUnsupported, before anything moves) the options bandwidth, maximum
 // downtime, auto-converge, post-copy, compression, TLS and parallel
 // connections, instead of letting libvirt fail half-way or silently ignoring
-// them. libxl has no AbortJob: a timeout or cancel cannot stop a running Xen
-// migration; Migrate then waits for it to finish and the result says the
-// abort was impossible. libxl's job statistics carry only the elapsed time
-// (no data counters, dirty rate or downtime), so progress shows time only.
+// them. libxl implements no AbortJob: a timeout or cancel cannot stop a
+// running Xen migration; Migrate still asks, and when libvirt refuses it
+// waits for the job to finish and the result's Reason carries the refusal.
+// libxl's job statistics carry only the elapsed time (no data counters,
+// dirty rate or downtime), so progress shows phase and time only; a
+// statistics error gives a time-only sample, never a failed job. (These libxl
+// facts come from libvirt's libxl driver source, not from a run here.)
 // libxl's own port range (migration_port_min/max in libxl.conf) plays the
 // part of qemu.conf's. The unsafe-cache check does not apply to Xen disks
 // (libxl decides caching itself); Force is still honoured for symmetry.
+// None of this is tested here: the lab has no Xen.
+//
+// # Wiring into the cluster
+//
+// The agent on the source host runs the migrations it is the source of,
+// once the committed desired placement moves a VM away from it (decisions
+// travel only through the log). It calls Migrate with Source
+// {Host: itself, URI: "qemu:///system"} and Target {Host, URI,
+// MigrationURI} from the cluster's host list, so each host needs in the
+// cluster config: the libvirt URI other hosts reach it at (e.g.
+// qemu+tls://HOST/system; the lab uses qemu+tcp://127.0.0.1:PORT/system),
+// its migration address (tcp://ADDR on the migration network, no port), and
+// PeerURI only where the source libvirtd must reach it differently than the
+// agent does. An evacuation is an Executor on the source agent over the
+// moves committed for it (Parallel = min(--parallel, the cluster-wide
+// limit), PerTarget from config); its Events are what the CLI streams. The
+// outcome decides the next log entry: Migrated → the VM's status moves to
+// the target; Aborted/Refused → it stays on the source and the desired
+// placement must be reverted or retried, not left pointing at the target;
+// Failed with RunningOn "" → the VM is nowhere: recovery, not a retry.
 package migration
 
 import (
