@@ -111,6 +111,10 @@ type engine struct {
 	// need is what the VM being placed must find room for: its own
 	// utilization, or that of its whole mandatory colocation group.
 	need []kv
+	// groupShort is set when no host has room for the whole mandatory
+	// colocation group: the VM then prefers the host with the most free
+	// capacity, as Pacemaker does, so the group has the best chance.
+	groupShort bool
 }
 
 // Solve computes a plan for in. It is pure: the same input always gives
@@ -537,8 +541,9 @@ func (e *engine) fitsNeed(h int) bool {
 // pcmk__ban_insufficient_capacity does, a VM must find room for itself and
 // every VM tied to it by +INFINITY colocations that is not placed yet,
 // when some host can take them all; otherwise for itself alone.
-func (e *engine) groupNeed(v int) {
+func (e *engine) groupNeed(v, only int, useInfl bool) {
 	e.need = append(e.need[:0], e.util[v]...)
+	e.groupShort = false
 	if !e.useCap || (len(e.asDep[v]) == 0 && len(e.asPrim[v]) == 0) {
 		return
 	}
@@ -559,7 +564,7 @@ func (e *engine) groupNeed(v int) {
 				return
 			}
 			seen[o] = true
-			if e.state[o] == 2 || e.fixed[o] || e.vms[o].Target == Stopped {
+			if e.state[o] == 2 || e.fixed[o] {
 				return
 			}
 			for _, u := range e.util[o] {
@@ -586,12 +591,15 @@ func (e *engine) groupNeed(v int) {
 	}
 	own := e.need
 	e.need = group
+	// Only hosts the VM may run on count (in an opt-in cluster, those a
+	// location allows).
 	for h := 0; h < e.nh; h++ {
-		if e.avail[h] && e.fitsNeed(h) {
+		if e.avail[h] && e.finalScore(h, only, useInfl) >= 0 && e.fitsNeed(h) {
 			return
 		}
 	}
 	e.need = own
+	e.groupShort = true
 }
 
 func (e *engine) fits(v, h int) bool {
@@ -731,7 +739,7 @@ func (e *engine) choose(v, exclude int, quiet bool) int {
 	for _, ci := range e.asPrim[v] {
 		c := e.in.Colocations[ci]
 		d := e.vmIx[c.VM]
-		if e.state[d] == 2 || e.fixed[d] || e.vms[d].Target == Stopped {
+		if e.state[d] == 2 || e.fixed[d] {
 			continue
 		}
 		e.tmp.reset()
@@ -771,7 +779,7 @@ func (e *engine) choose(v, exclude int, quiet bool) int {
 			ex.Notes = append(ex.Notes, "preferences of colocated VMs ignored: with them no host could run it")
 		}
 	}
-	e.groupNeed(v)
+	e.groupNeed(v, only, useInfl)
 	best := e.scan(v, exclude, only, useInfl, evals)
 	if ex != nil || e.scores != nil {
 		e.record(v, best, only, useInfl, evals)
@@ -840,6 +848,19 @@ func (e *engine) scan(v, exclude, only int, useInfl bool, evals []hostEval) int 
 		}
 		if best < 0 || e.better(v, h, s, best, bestScore) {
 			best, bestScore = h, s
+		}
+	}
+	if e.groupShort && best >= 0 {
+		// The most capable host (first in name order among equals) wins
+		// if it scores as well as the best.
+		most := -1
+		for h := 0; h < e.nh; h++ {
+			if e.avail[h] && e.finalScore(h, only, useInfl) >= 0 && (most < 0 || e.compareCap(e.free, h, most) < 0) {
+				most = h
+			}
+		}
+		if most >= 0 && most != exclude && e.fitsNeed(most) && e.finalScore(most, only, useInfl) >= bestScore {
+			return most
 		}
 	}
 	// Pacemaker keeps a VM on its current host when that host ties with
