@@ -9,6 +9,8 @@ packages=(
   libvirt-dev pkg-config
   openipmi ipmitool fence-agents
   pacemaker-cli-utils
+  # cluster tests cut hosts apart with iptables owner matches on loopback
+  iptables
   # the live-migration lab (internal/virtlab): two libvirtd, QEMU TCG guests
   # from a busybox initrd; the guest kernel is fetched by the lab itself with
   # apt-get download into /var/cache/vmha-lab
