@@ -233,6 +233,17 @@ func newEngine(in *Input, opt Options) *engine {
 		e.asDep[d] = append(e.asDep[d], i)
 		e.asPrim[p] = append(e.asPrim[p], i)
 	}
+	// A VM's primaries are placed by priority, then name, whatever the
+	// configuration order (as crm_simulate does).
+	for _, cs := range e.asDep {
+		sort.SliceStable(cs, func(i, j int) bool {
+			a, b := e.vms[e.vmIx[in.Colocations[cs[i]].With]], e.vms[e.vmIx[in.Colocations[cs[j]].With]]
+			if a.Priority != b.Priority {
+				return a.Priority > b.Priority
+			}
+			return a.Name < b.Name
+		})
+	}
 
 	e.running = make([]int, nv)
 	e.onFenced = make([]bool, nv)
@@ -736,36 +747,46 @@ func (e *engine) choose(v, exclude int, quiet bool) int {
 	// rollback).
 	useInfl := false
 	e.infl.reset()
-	for _, ci := range e.asPrim[v] {
-		c := e.in.Colocations[ci]
-		d := e.vmIx[c.VM]
-		if e.state[d] == 2 || e.fixed[d] {
-			continue
-		}
-		e.tmp.reset()
-		e.own(d, &e.tmp)
-		factor := float64(c.Score) / float64(Infinity)
-		for _, h := range e.tmp.touched {
-			ds := e.ownScore(&e.tmp, h)
-			if factor < 0 && ds < 0 {
-				continue // avoiding a host the other VM avoids is no preference
+	// Pacemaker merges recursively: the VMs that follow v, those that
+	// follow them, and so on, each with the product of the colocation
+	// scores as a factor (so two -INFINITY colocations make +INFINITY).
+	visited := map[int]bool{v: true}
+	var merge func(p int, factor float64, depth int)
+	merge = func(p int, factor float64, depth int) {
+		for _, ci := range e.asPrim[p] {
+			c := e.in.Colocations[ci]
+			d := e.vmIx[c.VM]
+			if visited[d] || e.state[d] == 2 || e.fixed[d] {
+				continue
 			}
-			f := factor * float64(ds)
-			// A weak influence still counts: Pacemaker rounds a nonzero
-			// fraction to ±1 instead of losing it (seen with crm_simulate).
-			switch {
-			case f > 0 && f < 1:
-				f = 1
-			case f < 0 && f > -1:
-				f = -1
+			visited[d] = true
+			f := factor * float64(c.Score) / float64(Infinity)
+			e.tmp.reset()
+			e.own(d, &e.tmp)
+			for _, h := range e.tmp.touched {
+				if e.in.Policy.OptIn && !e.tmp.allowed[h] {
+					continue // not in the other VM's allowed hosts
+				}
+				x := f * float64(e.tmp.val[h])
+				// A weak influence still counts: Pacemaker rounds a nonzero
+				// fraction to ±1 instead of losing it (seen with crm_simulate).
+				switch {
+				case x > 0 && x < 1:
+					x = 1
+				case x < 0 && x > -1:
+					x = -1
+				}
+				if add := clamp(Score(x)); add != 0 {
+					useInfl = true
+					e.infl.add(h, add, false, "preference of "+c.VM+" colocated with it")
+				}
 			}
-			add := clamp(Score(f))
-			if add != 0 {
-				useInfl = true
-				e.infl.add(h, add, false, "preference of "+c.VM+" colocated with it")
+			if depth < 8 {
+				merge(d, f, depth+1)
 			}
 		}
 	}
+	merge(v, 1, 0)
 
 	evals := make([]hostEval, 0)
 	if ex != nil || e.scores != nil {
