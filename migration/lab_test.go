@@ -241,10 +241,14 @@ func TestAbortOnTimeoutLeavesGuestOnSource(t *testing.T) {
 	const vm = "slow1"
 	virtlab.StartGuest(t, a, img, vm)
 
-	m := &Migrator{}
+	hooks := &recordingHooks{}
+	m := &Migrator{Hooks: hooks}
 	var pl progressLog
 	res, err := m.Migrate(context.Background(), vm, endpoint(a), endpoint(b),
 		Options{BandwidthMiBps: 1, Timeout: 3 * time.Second, ProgressInterval: 200 * time.Millisecond}, pl.add)
+	if want := []string{"before slow1 h1->h2", "abort slow1 h1->h2"}; fmt.Sprint(hooks.calls) != fmt.Sprint(want) {
+		t.Errorf("hook calls %q, want %q: an aborted migration must undo the storage preparation", hooks.calls, want)
+	}
 	if !errors.Is(err, ErrAborted) {
 		t.Fatalf("err = %v, want ErrAborted (result %+v)", err, res)
 	}
@@ -522,6 +526,17 @@ func TestUnsafeRefusedUnlessForced(t *testing.T) {
 	if ex, active, _ := domainOn(t, a, vm); !ex || !active {
 		t.Fatalf("refused migration moved the guest: on %s exists %v active %v", a.Name, ex, active)
 	}
+	// Never twice: a domain of the same name active on the target (a
+	// leftover, a split brain) makes Migrate refuse before any job.
+	if err := virtlab.DefineAndStart(b, img, vm, 128); err != nil {
+		t.Fatal(err)
+	}
+	_, err = m.Migrate(ctx, vm, endpoint(a), endpoint(b), Options{Force: true}, nil)
+	if !errors.Is(err, ErrOnTarget) || !strings.Contains(err.Error(), b.Name) {
+		t.Errorf("VM active on the target too: err = %v, want ErrOnTarget naming %s", err, b.Name)
+	}
+	removeDomain(t, b, vm)
+
 	hooks = &recordingHooks{}
 	res, err = (&Migrator{Hooks: hooks}).Migrate(ctx, vm, endpoint(a), endpoint(b), Options{Timeout: time.Minute, Force: true}, nil)
 	if err != nil || res.Outcome != Migrated {
@@ -532,5 +547,26 @@ func TestUnsafeRefusedUnlessForced(t *testing.T) {
 	}
 	if ex, active, _ := domainOn(t, b, vm); !ex || !active {
 		t.Fatalf("forced migration: not running on %s", b.Name)
+	}
+}
+
+// removeDomain destroys and undefines vm on h.
+func removeDomain(t *testing.T, h *virtlab.Host, vm string) {
+	t.Helper()
+	conn, err := libvirt.NewConnect(h.URI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	d, err := conn.LookupDomainByName(vm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Free()
+	if err := d.Destroy(); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Undefine(); err != nil {
+		t.Fatal(err)
 	}
 }

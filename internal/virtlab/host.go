@@ -144,6 +144,7 @@ func (h *Host) writeConfig() error {
 	if err := os.MkdirAll(filepath.Join(h.Dir, "log", "vmha-serial"), 0o755); err != nil {
 		return err
 	}
+	seedCapsCache(filepath.Join(h.Dir, "cache", "qemu", "capabilities"))
 	uuid, err := randomUUID()
 	if err != nil {
 		return err
@@ -274,6 +275,7 @@ func (h *Host) stop() error {
 			_ = syscall.Kill(pid, syscall.SIGKILL)
 		}
 	}
+	saveCapsCache(filepath.Join(h.Dir, "cache", "qemu", "capabilities"))
 	if h.cmd != nil && h.cmd.Process != nil {
 		_ = h.cmd.Process.Signal(syscall.SIGTERM)
 		select {
@@ -285,6 +287,44 @@ func (h *Host) stop() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// capsCacheDir keeps libvirt's probe of QEMU's capabilities between hosts.
+// A libvirtd with an empty /var/cache/libvirt runs QEMU to probe them, which
+// costs about 4 s of its start-up; libvirt revalidates a seeded file itself
+// (QEMU and libvirtd binaries' times, kernel version) and re-probes when it
+// is stale, so seeding is safe.
+var capsCacheDir = filepath.Join(DefaultCacheDir, "qemu-capabilities")
+
+func seedCapsCache(dst string) {
+	files, _ := filepath.Glob(filepath.Join(capsCacheDir, "*.xml"))
+	if len(files) == 0 {
+		return
+	}
+	if err := os.MkdirAll(dst, 0o755); err != nil {
+		return
+	}
+	for _, f := range files {
+		_ = copyFile(f, filepath.Join(dst, filepath.Base(f)))
+	}
+}
+
+// saveCapsCache keeps a host's probe for the next hosts (best effort; a
+// missing cache only costs time).
+func saveCapsCache(src string) {
+	files, _ := filepath.Glob(filepath.Join(src, "*.xml"))
+	if len(files) == 0 {
+		return
+	}
+	if err := os.MkdirAll(capsCacheDir, 0o755); err != nil {
+		return
+	}
+	for _, f := range files {
+		dst := filepath.Join(capsCacheDir, filepath.Base(f))
+		if !exists(dst) {
+			_ = copyFile(f, dst)
+		}
+	}
 }
 
 // isQEMU guards against killing a recycled PID.

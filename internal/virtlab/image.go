@@ -204,7 +204,9 @@ func copyFile(src, dst string) error {
 	if err != nil {
 		return fmt.Errorf("read %s: %w", src, err)
 	}
-	tmp := dst + ".tmp"
+	// A unique temporary name: parallel test processes may copy to the
+	// same destination (the capabilities cache), and rename is atomic.
+	tmp := fmt.Sprintf("%s.tmp%d", dst, os.Getpid())
 	if err := os.WriteFile(tmp, b, 0o644); err != nil {
 		return fmt.Errorf("write %s: %w", tmp, err)
 	}

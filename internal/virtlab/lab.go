@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -38,19 +39,34 @@ func NewHosts(t testing.TB, n int) []*Host {
 	t.Helper()
 	Need(t)
 	base := t.TempDir()
-	hosts := make([]*Host, 0, n)
-	for i := 1; i <= n; i++ {
-		name := fmt.Sprintf("h%d", i)
-		h, err := StartHost(name, filepath.Join(base, name))
-		if err != nil {
-			t.Fatalf("lab: %v", err)
+	hosts := make([]*Host, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	// In parallel: a libvirtd start is mostly waiting (about 1 s with a
+	// seeded capabilities cache, 5 s without).
+	for i := range hosts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			name := fmt.Sprintf("h%d", i+1)
+			hosts[i], errs[i] = StartHost(name, filepath.Join(base, name))
+		}()
+	}
+	wg.Wait()
+	for _, h := range hosts {
+		if h == nil {
+			continue
 		}
 		t.Cleanup(func() {
 			if err := h.Stop(); err != nil {
 				t.Errorf("lab: stop host %s: %v", h.Name, err)
 			}
 		})
-		hosts = append(hosts, h)
+	}
+	for _, err := range errs {
+		if err != nil {
+			t.Fatalf("lab: %v", err)
+		}
 	}
 	return hosts
 }
@@ -70,12 +86,14 @@ func TestImage(t testing.TB) Image {
 // runs), so a migration right after moves a live guest, not a booting one.
 func StartGuest(t testing.TB, h *Host, img Image, name string) {
 	t.Helper()
+	start := time.Now()
 	if err := DefineAndStart(h, img, name, 128); err != nil {
 		t.Fatalf("lab: %v", err)
 	}
 	if err := WaitCounter(h.SerialLog(name), 1, 60*time.Second); err != nil {
 		t.Fatalf("lab: guest %s on %s: %v", name, h.Name, err)
 	}
+	t.Logf("lab: guest %s booted on %s in %s", name, h.Name, time.Since(start).Round(time.Millisecond))
 }
 
 // DefineAndStart defines a persistent counter guest on h and starts it.
