@@ -750,7 +750,10 @@ func (e *engine) choose(v, exclude int, quiet bool) int {
 	// Pacemaker merges recursively: the VMs that follow v, those that
 	// follow them, and so on, each with the product of the colocation
 	// scores as a factor (so two -INFINITY colocations make +INFINITY).
-	visited := map[int]bool{v: true}
+	var visited map[int]bool
+	if len(e.asPrim[v]) > 0 {
+		visited = map[int]bool{v: true}
+	}
 	var merge func(p int, factor float64, depth int)
 	merge = func(p int, factor float64, depth int) {
 		for _, ci := range e.asPrim[p] {
@@ -786,7 +789,9 @@ func (e *engine) choose(v, exclude int, quiet bool) int {
 			}
 		}
 	}
-	merge(v, 1, 0)
+	if visited != nil {
+		merge(v, 1, 0)
+	}
 
 	evals := make([]hostEval, 0)
 	if ex != nil || e.scores != nil {
