@@ -1,0 +1,497 @@
+package pacemaker
+
+import (
+	"bytes"
+	"encoding/xml"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/vmha/vmha/placement"
+)
+
+type xNV struct {
+	Name  string `xml:"name,attr"`
+	Value string `xml:"value,attr"`
+}
+
+type xSet struct {
+	NV []xNV `xml:"nvpair"`
+}
+
+type xExpr struct {
+	Attribute string `xml:"attribute,attr"`
+	Operation string `xml:"operation,attr"`
+	Value     string `xml:"value,attr"`
+	Type      string `xml:"type,attr"`
+}
+
+type xRule struct {
+	ID             string     `xml:"id,attr"`
+	Score          string     `xml:"score,attr"`
+	ScoreAttribute string     `xml:"score-attribute,attr"`
+	BoolOp         string     `xml:"boolean-op,attr"`
+	Exprs          []xExpr    `xml:"expression"`
+	Rules          []xRule    `xml:"rule"`
+	Dates          []xml.Name `xml:"date_expression"`
+}
+
+type xCIB struct {
+	XMLName xml.Name `xml:"cib"`
+	Config  struct {
+		CRM struct {
+			Sets []xSet `xml:"cluster_property_set"`
+		} `xml:"crm_config"`
+		Nodes []struct {
+			ID    string `xml:"id,attr"`
+			Uname string `xml:"uname,attr"`
+			Type  string `xml:"type,attr"`
+			Attrs []xSet `xml:"instance_attributes"`
+			Util  []xSet `xml:"utilization"`
+		} `xml:"nodes>node"`
+		Resources struct {
+			Primitives []xPrimitive `xml:"primitive"`
+			Groups     []xID        `xml:"group"`
+			Clones     []xID        `xml:"clone"`
+			Masters    []xID        `xml:"master"`
+			Bundles    []xID        `xml:"bundle"`
+		} `xml:"resources"`
+		Constraints struct {
+			Locations []struct {
+				ID         string  `xml:"id,attr"`
+				Rsc        string  `xml:"rsc,attr"`
+				RscPattern string  `xml:"rsc-pattern,attr"`
+				Node       string  `xml:"node,attr"`
+				Score      string  `xml:"score,attr"`
+				Rules      []xRule `xml:"rule"`
+				Sets       []xID   `xml:"resource_set"`
+			} `xml:"rsc_location"`
+			Colocations []struct {
+				ID    string `xml:"id,attr"`
+				Rsc   string `xml:"rsc,attr"`
+				With  string `xml:"with-rsc,attr"`
+				Score string `xml:"score,attr"`
+				Attr  string `xml:"node-attribute,attr"`
+				Sets  []xID  `xml:"resource_set"`
+			} `xml:"rsc_colocation"`
+			Orders  []xID `xml:"rsc_order"`
+			Tickets []xID `xml:"rsc_ticket"`
+		} `xml:"constraints"`
+		RscDefaults struct {
+			Meta []xSet `xml:"meta_attributes"`
+		} `xml:"rsc_defaults"`
+	} `xml:"configuration"`
+	Status struct {
+		Nodes []struct {
+			ID        string `xml:"id,attr"`
+			Uname     string `xml:"uname,attr"`
+			InCCM     string `xml:"in_ccm,attr"`
+			Crmd      string `xml:"crmd,attr"`
+			Join      string `xml:"join,attr"`
+			Transient []xSet `xml:"transient_attributes>instance_attributes"`
+			LRM       []struct {
+				ID  string `xml:"id,attr"`
+				Ops []struct {
+					Operation string `xml:"operation,attr"`
+					CallID    string `xml:"call-id,attr"`
+					RC        string `xml:"rc-code,attr"`
+					OpStatus  string `xml:"op-status,attr"`
+				} `xml:"lrm_rsc_op"`
+			} `xml:"lrm>lrm_resources>lrm_resource"`
+		} `xml:"node_state"`
+	} `xml:"status"`
+}
+
+type xID struct {
+	ID string `xml:"id,attr"`
+}
+
+type xPrimitive struct {
+	ID    string `xml:"id,attr"`
+	Class string `xml:"class,attr"`
+	Type  string `xml:"type,attr"`
+	Meta  []xSet `xml:"meta_attributes"`
+	Util  []xSet `xml:"utilization"`
+}
+
+func setsMap(sets []xSet) map[string]string {
+	m := map[string]string{}
+	for _, s := range sets {
+		for _, nv := range s.NV {
+			m[nv.Name] = nv.Value
+		}
+	}
+	return m
+}
+
+// MaxCIB bounds the CIB we read.
+const MaxCIB = 256 << 20
+
+// ReadCIB translates a Pacemaker CIB (configuration and status) into the
+// placement model. Every primitive counts as a VM. What it cannot
+// translate (groups, clones, bundles, order constraints, tickets,
+// resource sets, date rules, rsc-pattern) is skipped and listed in the
+// warnings. now is the clock for failure timeouts.
+func ReadCIB(data []byte, now time.Time) (placement.Input, []string, error) {
+	var in placement.Input
+	var warn []string
+	if len(data) > MaxCIB {
+		return in, nil, fmt.Errorf("CIB is %d bytes, more than the %d allowed", len(data), MaxCIB)
+	}
+	var c xCIB
+	dec := xml.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&c); err != nil {
+		return in, nil, fmt.Errorf("CIB does not parse: %w", err)
+	}
+	in.Now = now
+	bad := func(format string, a ...any) error { return fmt.Errorf(format, a...) }
+
+	crm := setsMap(c.Config.CRM.Sets)
+	in.Policy.Strategy = placement.Strategy(strings.ToLower(crm["placement-strategy"]))
+	if v, ok := crm["symmetric-cluster"]; ok && isFalse(v) {
+		in.Policy.OptIn = true
+	}
+	if v, ok := crm["migration-limit"]; ok {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return in, nil, bad("crm_config migration-limit %q is not a number", v)
+		}
+		if n > 0 {
+			in.Policy.MigrationLimit = n
+		}
+	}
+	defaults := setsMap(c.Config.RscDefaults.Meta)
+	for _, k := range []string{"default-resource-stickiness", "resource-stickiness"} {
+		if v, ok := defaults[k]; ok {
+			s, err := placement.ParseScore(v)
+			if err != nil {
+				return in, nil, bad("rsc_defaults %s: %w", k, err)
+			}
+			in.Policy.DefaultStickiness = s
+		}
+	}
+
+	nodeByID := map[string]int{}
+	for _, n := range c.Config.Nodes {
+		if n.Type == "remote" || n.Type == "ping" {
+			warn = append(warn, fmt.Sprintf("node %s of type %s not translated", n.Uname, n.Type))
+			continue
+		}
+		h := placement.HostInfo{Name: n.Uname, Attributes: map[string]string{}, Capacity: map[string]int64{}, Condition: placement.Offline}
+		for k, v := range setsMap(n.Attrs) {
+			switch k {
+			case "standby":
+				h.Standby = isTrue(v)
+			case "maintenance":
+				h.Maintenance = isTrue(v)
+			default:
+				h.Attributes[k] = v
+			}
+		}
+		for k, v := range setsMap(n.Util) {
+			x, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				return in, nil, bad("node %s utilization %s=%q is not an integer", n.Uname, k, v)
+			}
+			h.Capacity[k] = x
+		}
+		nodeByID[n.ID] = len(in.Hosts)
+		in.Hosts = append(in.Hosts, h)
+	}
+	hostIx := map[string]int{}
+	for i, h := range in.Hosts {
+		hostIx[h.Name] = i
+	}
+
+	for _, g := range c.Config.Resources.Groups {
+		warn = append(warn, "group "+g.ID+" not translated")
+	}
+	for _, g := range c.Config.Resources.Clones {
+		warn = append(warn, "clone "+g.ID+" not translated")
+	}
+	for _, g := range c.Config.Resources.Masters {
+		warn = append(warn, "promotable clone "+g.ID+" not translated")
+	}
+	for _, g := range c.Config.Resources.Bundles {
+		warn = append(warn, "bundle "+g.ID+" not translated")
+	}
+	vmIx := map[string]int{}
+	for _, p := range c.Config.Resources.Primitives {
+		if p.Class == "stonith" {
+			continue
+		}
+		v := placement.VMInfo{Name: p.ID, Utilization: map[string]int64{}}
+		meta := setsMap(p.Meta)
+		for k, val := range meta {
+			switch k {
+			case "priority":
+				n, err := strconv.Atoi(val)
+				if err != nil {
+					return in, nil, bad("primitive %s priority %q is not a number", p.ID, val)
+				}
+				v.Priority = n
+			case "target-role":
+				if strings.EqualFold(val, "stopped") {
+					v.Target = placement.Stopped
+				}
+			case "allow-migrate":
+				v.AllowMigrate = isTrue(val)
+			case "resource-stickiness":
+				s, err := placement.ParseScore(val)
+				if err != nil {
+					return in, nil, bad("primitive %s resource-stickiness: %w", p.ID, err)
+				}
+				v.Stickiness = &s
+			case "migration-threshold":
+				s, err := placement.ParseScore(val)
+				if err != nil {
+					return in, nil, bad("primitive %s migration-threshold: %w", p.ID, err)
+				}
+				if s > 0 && s < placement.Infinity {
+					v.MigrationThreshold = int(s)
+				}
+			case "failure-timeout":
+				d, err := parseInterval(val)
+				if err != nil {
+					return in, nil, bad("primitive %s failure-timeout %q: %w", p.ID, val, err)
+				}
+				v.FailureTimeout = d
+			case "is-managed":
+				v.Unmanaged = isFalse(val)
+			}
+		}
+		for k, val := range setsMap(p.Util) {
+			x, err := strconv.ParseInt(val, 10, 64)
+			if err != nil {
+				return in, nil, bad("primitive %s utilization %s=%q is not an integer", p.ID, k, val)
+			}
+			v.Utilization[k] = x
+		}
+		vmIx[p.ID] = len(in.VMs)
+		in.VMs = append(in.VMs, v)
+	}
+
+	cs := c.Config.Constraints
+	for _, l := range cs.Locations {
+		switch {
+		case l.RscPattern != "" || len(l.Sets) > 0:
+			warn = append(warn, "rsc_location "+l.ID+" with rsc-pattern or resource sets not translated")
+			continue
+		}
+		if _, ok := vmIx[l.Rsc]; !ok {
+			warn = append(warn, "rsc_location "+l.ID+" names "+l.Rsc+", which is not a translated primitive")
+			continue
+		}
+		if l.Node != "" {
+			s, err := placement.ParseScore(l.Score)
+			if err != nil {
+				return in, nil, bad("rsc_location %s: %w", l.ID, err)
+			}
+			in.Locations = append(in.Locations, placement.Location{VM: l.Rsc, Host: l.Node, Score: s})
+			continue
+		}
+		for _, r := range l.Rules {
+			pr, ok, err := convertXRule(r, true)
+			if err != nil {
+				return in, nil, bad("rsc_location %s rule %s: %w", l.ID, r.ID, err)
+			}
+			if !ok {
+				warn = append(warn, "rsc_location "+l.ID+" rule "+r.ID+" uses date expressions: not translated")
+				continue
+			}
+			in.LocationRules = append(in.LocationRules, placement.LocationRule{VM: l.Rsc, Rule: pr})
+		}
+	}
+	for _, co := range cs.Colocations {
+		if len(co.Sets) > 0 {
+			warn = append(warn, "rsc_colocation "+co.ID+" with resource sets not translated")
+			continue
+		}
+		if co.Attr != "" && co.Attr != "#uname" {
+			warn = append(warn, "rsc_colocation "+co.ID+" by node attribute "+co.Attr+" not translated")
+			continue
+		}
+		_, ok1 := vmIx[co.Rsc]
+		_, ok2 := vmIx[co.With]
+		if !ok1 || !ok2 {
+			warn = append(warn, "rsc_colocation "+co.ID+" names a resource that is not a translated primitive")
+			continue
+		}
+		s, err := placement.ParseScore(co.Score)
+		if err != nil {
+			return in, nil, bad("rsc_colocation %s: %w", co.ID, err)
+		}
+		in.Colocations = append(in.Colocations, placement.Colocation{VM: co.Rsc, With: co.With, Score: s})
+	}
+	for _, o := range cs.Orders {
+		warn = append(warn, "rsc_order "+o.ID+" not translated")
+	}
+	for _, o := range cs.Tickets {
+		warn = append(warn, "rsc_ticket "+o.ID+" not translated")
+	}
+
+	for _, ns := range c.Status.Nodes {
+		hi, ok := hostIx[ns.Uname]
+		if !ok {
+			continue
+		}
+		h := &in.Hosts[hi]
+		if isTrue(ns.InCCM) && ns.Crmd == "online" {
+			h.Condition = placement.Usable
+		} else {
+			// A node that is down holds no running VMs for Pacemaker: as
+			// after a fence, its VMs are recovered elsewhere.
+			h.Condition = placement.Released
+		}
+		tr := setsMap(ns.Transient)
+		fails := map[string]*placement.Failure{}
+		for k, v := range tr {
+			switch {
+			case strings.HasPrefix(k, "fail-count-"):
+				rsc := strings.SplitN(strings.TrimPrefix(k, "fail-count-"), "#", 2)[0]
+				n, err := placement.ParseScore(v)
+				if err != nil {
+					return in, nil, bad("node %s %s: %w", ns.Uname, k, err)
+				}
+				f := fails[rsc]
+				if f == nil {
+					f = &placement.Failure{Host: ns.Uname}
+					fails[rsc] = f
+				}
+				f.Count += int(min(n, placement.Infinity))
+			case strings.HasPrefix(k, "last-failure-"):
+				rsc := strings.SplitN(strings.TrimPrefix(k, "last-failure-"), "#", 2)[0]
+				sec, err := strconv.ParseInt(v, 10, 64)
+				if err != nil {
+					return in, nil, bad("node %s %s %q is not a time", ns.Uname, k, v)
+				}
+				f := fails[rsc]
+				if f == nil {
+					f = &placement.Failure{Host: ns.Uname}
+					fails[rsc] = f
+				}
+				if t := time.Unix(sec, 0); t.After(f.Last) {
+					f.Last = t
+				}
+			case k == "standby":
+				h.Standby = isTrue(v)
+			default:
+				h.Attributes[k] = v
+			}
+		}
+		for rsc, f := range fails {
+			if i, ok := vmIx[rsc]; ok && f.Count > 0 {
+				in.VMs[i].Failures = append(in.VMs[i].Failures, *f)
+			}
+		}
+		for _, lr := range ns.LRM {
+			i, ok := vmIx[lr.ID]
+			if !ok {
+				continue
+			}
+			if running(lr.Ops) && h.Condition != placement.Usable {
+				continue
+			}
+			if running(lr.Ops) {
+				in.VMs[i].Current = ns.Uname
+			}
+		}
+	}
+	sort.Strings(warn)
+	if err := placement.Validate(&in); err != nil {
+		return in, warn, fmt.Errorf("translated CIB does not validate: %w", err)
+	}
+	return in, warn, nil
+}
+
+// running reads a resource's operation history on a node: the latest
+// operation (highest call id) says whether it runs there.
+func running(ops []struct {
+	Operation string `xml:"operation,attr"`
+	CallID    string `xml:"call-id,attr"`
+	RC        string `xml:"rc-code,attr"`
+	OpStatus  string `xml:"op-status,attr"`
+}) bool {
+	best, bestID := -1, int64(-2)
+	for i, op := range ops {
+		id, err := strconv.ParseInt(op.CallID, 10, 64)
+		if err != nil {
+			continue
+		}
+		if id > bestID {
+			best, bestID = i, id
+		}
+	}
+	if best < 0 {
+		return false
+	}
+	op := ops[best]
+	switch op.Operation {
+	case "stop", "migrate_to":
+		return op.RC != "0" // a failed stop leaves it running
+	case "start", "migrate_from", "monitor", "promote", "demote", "notify", "reload", "reload-agent":
+		return op.RC == "0" || op.RC == "8" || op.RC == "9"
+	}
+	return false
+}
+
+func convertXRule(r xRule, top bool) (placement.Rule, bool, error) {
+	out := placement.Rule{ScoreAttribute: r.ScoreAttribute, BoolOp: r.BoolOp}
+	if len(r.Dates) > 0 {
+		return out, false, nil
+	}
+	if top && r.ScoreAttribute == "" {
+		s, err := placement.ParseScore(r.Score)
+		if err != nil {
+			return out, false, err
+		}
+		out.Score = s
+	}
+	for _, e := range r.Exprs {
+		out.Expressions = append(out.Expressions, placement.Expression{Attribute: e.Attribute, Operation: e.Operation, Value: e.Value, Type: e.Type})
+	}
+	for _, sub := range r.Rules {
+		s, ok, err := convertXRule(sub, false)
+		if err != nil || !ok {
+			return out, ok, err
+		}
+		out.Rules = append(out.Rules, s)
+	}
+	return out, true, placement.ValidateRule(out, "rule "+r.ID)
+}
+
+func isTrue(v string) bool {
+	switch strings.ToLower(strings.TrimSpace(v)) {
+	case "true", "on", "yes", "y", "1":
+		return true
+	}
+	return false
+}
+
+func isFalse(v string) bool {
+	switch strings.ToLower(strings.TrimSpace(v)) {
+	case "false", "off", "no", "n", "0":
+		return true
+	}
+	return false
+}
+
+// parseInterval reads Pacemaker intervals: seconds, or with a unit (s, m,
+// h, ms), or an ISO 8601 duration is not supported.
+func parseInterval(v string) (time.Duration, error) {
+	v = strings.TrimSpace(v)
+	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+		return time.Duration(n) * time.Second, nil
+	}
+	for _, suf := range []struct {
+		s string
+		d time.Duration
+	}{{"ms", time.Millisecond}, {"msec", time.Millisecond}, {"s", time.Second}, {"sec", time.Second}, {"m", time.Minute}, {"min", time.Minute}, {"h", time.Hour}, {"hr", time.Hour}} {
+		if n, err := strconv.ParseInt(strings.TrimSuffix(v, suf.s), 10, 64); err == nil && strings.HasSuffix(v, suf.s) {
+			return time.Duration(n) * suf.d, nil
+		}
+	}
+	return 0, fmt.Errorf("want seconds or a number with s, m or h")
+}
