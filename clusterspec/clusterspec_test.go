@@ -222,3 +222,44 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestExportRoundTrip(t *testing.T) {
+	s, err := Parse([]byte(base))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := ParseStatus([]byte("now: 2026-01-01T00:00:00Z\nhosts: {h1: {state: fenced}}\nvms: {b: {host: h1, failures: [{host: h1, count: 1, last: 2025-12-31T00:00:00Z}]}}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, err := s.Input(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec2, st2 := FromInput(&in)
+	y1, err := Marshal(spec2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	y2, err := Marshal(st2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s3, err := Parse(y1)
+	if err != nil {
+		t.Fatalf("exported cluster.yaml does not parse: %v\n%s", err, y1)
+	}
+	st3, err := ParseStatus(y2)
+	if err != nil {
+		t.Fatalf("exported status.yaml does not parse: %v\n%s", err, y2)
+	}
+	in3, err := s3.Input(st3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	y3, _ := Marshal(in3)
+	y0, _ := Marshal(in)
+	if string(y0) != string(y3) {
+		t.Errorf("round trip changed the model:\n%s\n---\n%s", y0, y3)
+	}
+}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"sort"
 	"strings"
@@ -11,11 +12,13 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/vmha/vmha/clusterspec"
+	"github.com/vmha/vmha/internal/pacemaker"
 	"github.com/vmha/vmha/placement"
 )
 
 type planOpts struct {
 	config, status string
+	cib            string
 	failHosts      []string
 	lostHosts      []string
 	standby        []string
@@ -28,7 +31,7 @@ type planOpts struct {
 func newPlanCmd(g *globals) *cobra.Command {
 	var o planOpts
 	cmd := &cobra.Command{
-		Use:   "plan --config cluster.yaml [--status status.yaml] [flags]",
+		Use:   "plan (--config cluster.yaml [--status status.yaml] | --pacemaker-cib cib.xml) [flags]",
 		Short: "Compute a placement offline from files, like crm_simulate",
 		Long: `plan runs the placement engine on a cluster.yaml (and optionally a
 status.yaml with where VMs run, host states, live attributes and fail counts)
@@ -38,11 +41,12 @@ that get there, and the scores. What-if flags change the input first:
 (H failed and is not fenced yet: its VMs wait), --standby H, --attr H:KEY=VALUE.
 The JSON output is documented in docs/placement.md.`,
 		Args: exactArgs(0, "no arguments"),
-		RunE: func(cmd *cobra.Command, _ []string) error { return runPlan(g, &o) },
+		RunE: func(cmd *cobra.Command, _ []string) error { return runPlan(g, &o, cmd.ErrOrStderr()) },
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.config, "config", "", "cluster.yaml to plan for (required)")
 	f.StringVar(&o.status, "status", "", "status.yaml: where VMs run, host states, attributes, fail counts")
+	f.StringVar(&o.cib, "pacemaker-cib", "", "plan from a Pacemaker CIB (configuration and status) instead of --config")
 	f.StringArrayVar(&o.failHosts, "fail-host", nil, "treat host as failed and fenced (repeatable)")
 	f.StringArrayVar(&o.lostHosts, "lost-host", nil, "treat host as failed but not fenced yet (repeatable)")
 	f.StringArrayVar(&o.standby, "standby", nil, "put host in standby (repeatable)")
@@ -53,31 +57,10 @@ The JSON output is documented in docs/placement.md.`,
 	return cmd
 }
 
-func runPlan(g *globals, o *planOpts) error {
-	if o.config == "" {
-		return usageError{fmt.Errorf("--config is required")}
-	}
-	data, err := os.ReadFile(o.config)
+func runPlan(g *globals, o *planOpts, errw io.Writer) error {
+	in, err := loadInput(o, errw)
 	if err != nil {
 		return err
-	}
-	spec, err := clusterspec.Parse(data)
-	if err != nil {
-		return fmt.Errorf("%s: %w", o.config, err)
-	}
-	var st *clusterspec.Status
-	if o.status != "" {
-		sd, err := os.ReadFile(o.status)
-		if err != nil {
-			return err
-		}
-		if st, err = clusterspec.ParseStatus(sd); err != nil {
-			return fmt.Errorf("%s: %w", o.status, err)
-		}
-	}
-	in, err := spec.Input(st)
-	if err != nil {
-		return fmt.Errorf("%s: %w", o.config, err)
 	}
 	if err := applyWhatIf(&in, o); err != nil {
 		return err
@@ -96,6 +79,53 @@ func runPlan(g *globals, o *planOpts) error {
 	}
 	printPlan(g, &in, r, o.explain)
 	return nil
+}
+
+// loadInput reads the model from cluster.yaml (and status.yaml) or from a
+// Pacemaker CIB, whose untranslated parts are listed on stderr.
+func loadInput(o *planOpts, errw io.Writer) (placement.Input, error) {
+	switch {
+	case o.cib != "" && (o.config != "" || o.status != ""):
+		return placement.Input{}, usageError{fmt.Errorf("--pacemaker-cib replaces --config and --status: give one or the other")}
+	case o.cib != "":
+		data, err := os.ReadFile(o.cib)
+		if err != nil {
+			return placement.Input{}, err
+		}
+		in, warn, err := pacemaker.ReadCIB(data, time.Now())
+		if err != nil {
+			return in, fmt.Errorf("%s: %w", o.cib, err)
+		}
+		for _, w := range warn {
+			fmt.Fprintln(errw, "vmha: warning: "+o.cib+": "+w)
+		}
+		return in, nil
+	case o.config == "":
+		return placement.Input{}, usageError{fmt.Errorf("--config (or --pacemaker-cib) is required")}
+	}
+	data, err := os.ReadFile(o.config)
+	if err != nil {
+		return placement.Input{}, err
+	}
+	spec, err := clusterspec.Parse(data)
+	if err != nil {
+		return placement.Input{}, fmt.Errorf("%s: %w", o.config, err)
+	}
+	var st *clusterspec.Status
+	if o.status != "" {
+		sd, err := os.ReadFile(o.status)
+		if err != nil {
+			return placement.Input{}, err
+		}
+		if st, err = clusterspec.ParseStatus(sd); err != nil {
+			return placement.Input{}, fmt.Errorf("%s: %w", o.status, err)
+		}
+	}
+	in, err := spec.Input(st)
+	if err != nil {
+		return in, fmt.Errorf("%s: %w", o.config, err)
+	}
+	return in, nil
 }
 
 // applyWhatIf changes the input as the what-if flags say.

@@ -122,7 +122,7 @@ func TestPlanErrors(t *testing.T) {
 		code int
 		want string
 	}{
-		{[]string{"plan"}, 2, "--config is required"},
+		{[]string{"plan"}, 2, "--config (or --pacemaker-cib) is required"},
 		{[]string{"plan", "--config", cfg, "--fail-host", "h9"}, 2, "--fail-host h9: no such host"},
 		{[]string{"plan", "--config", cfg, "--attr", "h1-pingd"}, 2, "want HOST:KEY=VALUE"},
 		{[]string{"plan", "--config", cfg, "--explain", "zz"}, 2, "no such VM"},
@@ -135,5 +135,78 @@ func TestPlanErrors(t *testing.T) {
 		if code != tt.code || !strings.Contains(errs, tt.want) {
 			t.Errorf("%v: exit %d %q, want %d containing %q", tt.args, code, errs, tt.code, tt.want)
 		}
+	}
+}
+
+const planCIB = `<cib crm_feature_set="3.16.1" validate-with="pacemaker-3.9" epoch="1" num_updates="0" admin_epoch="0">
+<configuration>
+ <crm_config><cluster_property_set id="o"><nvpair id="o1" name="placement-strategy" value="utilization"/></cluster_property_set></crm_config>
+ <nodes>
+  <node id="1" uname="n1"><utilization id="u1"><nvpair id="u11" name="cpu" value="1"/></utilization></node>
+  <node id="2" uname="n2"><utilization id="u2"><nvpair id="u21" name="cpu" value="1"/></utilization></node>
+ </nodes>
+ <resources>
+  <primitive id="A" class="ocf" provider="heartbeat" type="VirtualDomain"><utilization id="ua"><nvpair id="ua1" name="cpu" value="1"/></utilization></primitive>
+  <primitive id="B" class="ocf" provider="heartbeat" type="VirtualDomain"><meta_attributes id="mb"><nvpair id="mb1" name="resource-stickiness" value="100"/></meta_attributes><utilization id="ub"><nvpair id="ub1" name="cpu" value="1"/></utilization></primitive>
+  <group id="g"><primitive id="X" class="ocf" provider="heartbeat" type="Dummy"/></group>
+ </resources>
+ <constraints><rsc_location id="l1" rsc="A" node="n1" score="50"/></constraints>
+</configuration>
+<status>
+ <node_state id="1" uname="n1" in_ccm="true" crmd="online" join="member" expected="member"><lrm id="1"><lrm_resources><lrm_resource id="B" class="ocf" provider="heartbeat" type="VirtualDomain"><lrm_rsc_op id="b1" operation="start" call-id="1" rc-code="0"/></lrm_resource></lrm_resources></lrm></node_state>
+ <node_state id="2" uname="n2" in_ccm="true" crmd="online" join="member" expected="member"/>
+</status></cib>`
+
+func TestPlanPacemakerCIB(t *testing.T) {
+	cib := writeFile(t, "cib.xml", planCIB)
+	code, out, errs := runPlanCLI(t, "plan", "--pacemaker-cib", cib, "-o", "json")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	// crm_simulate 2.1.5 on this CIB: B (running, stickiness 100) is
+	// placed first and stays on n1; A goes to n2.
+	var got planJSONOut
+	if err := json.Unmarshal([]byte(out), &got); err != nil {
+		t.Fatal(err)
+	}
+	if p := got.Placement["A"]; p == nil || *p != "n2" {
+		t.Errorf("A on %v, want n2", p)
+	}
+	if p := got.Placement["B"]; p == nil || *p != "n1" {
+		t.Errorf("B on %v, want n1", p)
+	}
+	if !strings.Contains(errs, "group g not translated") {
+		t.Errorf("stderr lacks the group warning: %q", errs)
+	}
+	if code, _, errs := runPlanCLI(t, "plan", "--pacemaker-cib", cib, "--config", cib); code != 2 || !strings.Contains(errs, "one or the other") {
+		t.Errorf("both inputs: exit %d %q", code, errs)
+	}
+}
+
+func TestImportPacemaker(t *testing.T) {
+	cib := writeFile(t, "cib.xml", planCIB)
+	status := filepath.Join(t.TempDir(), "status.yaml")
+	code, out, errs := runPlanCLI(t, "import", "pacemaker", cib, "--status-out", status)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	cfg := writeFile(t, "cluster.yaml", out)
+	// The imported files plan as the CIB does.
+	code, out, errs = runPlanCLI(t, "plan", "--config", cfg, "--status", status, "-o", "json")
+	if code != 0 {
+		t.Fatalf("plan of the imported config: exit %d: %s\n%s", code, errs, out)
+	}
+	var got planJSONOut
+	if err := json.Unmarshal([]byte(out), &got); err != nil {
+		t.Fatal(err)
+	}
+	if p := got.Placement["A"]; p == nil || *p != "n2" {
+		t.Errorf("A on %v, want n2", p)
+	}
+	if p := got.Placement["B"]; p == nil || *p != "n1" {
+		t.Errorf("B on %v, want n1", p)
+	}
+	if code, _, _ := runPlanCLI(t, "import", "pacemaker", "/nonexistent.xml"); code != 1 {
+		t.Errorf("missing file: exit %d, want 1", code)
 	}
 }

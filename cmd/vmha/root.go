@@ -91,7 +91,7 @@ Exit codes: 0 success, 1 the operation failed or was refused, 2 bad usage,
 	root.PersistentFlags().StringVarP(&g.output, "output", "o", "text", "output format of read commands: text or json")
 	root.PersistentFlags().DurationVar(&g.timeout, "timeout", 20*time.Second, "how long to wait for the daemon")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newStatusCmd(g), newHostCmd(g), newVMCmd(g), newFenceCmd(g), newKeygenCmd(g), newGossipCmd(g), newPlanCmd(g))
+	root.AddCommand(newStatusCmd(g), newHostCmd(g), newVMCmd(g), newFenceCmd(g), newKeygenCmd(g), newGossipCmd(g), newPlanCmd(g), newImportCmd(g))
 	return root
 }
 
