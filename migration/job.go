@@ -56,13 +56,7 @@ func (m *Migrator) Migrate(ctx context.Context, vm string, src, dst Endpoint, op
 		}
 	}
 
-	if vm == "" || src.URI == "" || dst.URI == "" {
-		return finish(fmt.Errorf("%w: vm %q, source URI %q, target URI %q: none may be empty", ErrInvalid, vm, src.URI, dst.URI))
-	}
-	if src.Host != "" && src.Host == dst.Host {
-		return finish(fmt.Errorf("%w: source and target are the same host %q", ErrInvalid, src.Host))
-	}
-	if err := opts.validate(); err != nil {
+	if err := checkRequest(vm, src, dst, opts); err != nil {
 		return finish(err)
 	}
 	if err := ctx.Err(); err != nil {
@@ -70,57 +64,13 @@ func (m *Migrator) Migrate(ctx context.Context, vm string, src, dst Endpoint, op
 	}
 	report(Progress{Phase: PhasePrepare})
 
-	sconn, err := m.connect(src.URI)
+	pr, runningOn, err := m.prepare(vm, src, dst, opts)
+	res.RunningOn = runningOn
 	if err != nil {
-		return finish(fmt.Errorf("connect to source %s (%s): %w", src.Host, src.URI, err))
+		return finish(err)
 	}
-	defer sconn.Close()
-	dconn, err := m.connect(dst.URI)
-	if err != nil {
-		return finish(fmt.Errorf("connect to target %s (%s): %w", dst.Host, dst.URI, err))
-	}
-	defer dconn.Close()
-
-	xen := false
-	if typ, err := sconn.GetType(); err == nil && strings.EqualFold(typ, "xen") {
-		xen = true
-		if bad := opts.xenUnsupported(); len(bad) > 0 {
-			return finish(fmt.Errorf("%w: %s on Xen source %s (libxl)", ErrUnsupported, strings.Join(bad, ", "), src.Host))
-		}
-	}
-
-	dom, err := sconn.LookupDomainByName(vm)
-	if err != nil {
-		if isCode(err, libvirt.ERR_NO_DOMAIN) {
-			return finish(fmt.Errorf("%w: %s on %s", ErrNotFound, vm, src.Host))
-		}
-		return finish(fmt.Errorf("look up %s on source %s: %w", vm, src.Host, err))
-	}
-	defer dom.Free()
-	if active, err := dom.IsActive(); err != nil {
-		return finish(fmt.Errorf("state of %s on source %s: %w", vm, src.Host, err))
-	} else if !active {
-		return finish(fmt.Errorf("%w: %s on %s is shut off", ErrNotRunning, vm, src.Host))
-	}
-	res.RunningOn = src.Host
-	if onTarget, _ := activeOn(dconn, vm); onTarget {
-		res.RunningOn = "" // both: leave it to the caller's reconcile
-		return finish(fmt.Errorf("%w: %s is already active on %s as well as on %s", ErrOnTarget, vm, dst.Host, src.Host))
-	}
-
-	if !opts.Force && !xen {
-		x, err := dom.GetXMLDesc(0)
-		if err != nil {
-			return finish(fmt.Errorf("XML of %s on %s: %w", vm, src.Host, err))
-		}
-		reasons, err := checkSafe(x)
-		if err != nil {
-			return finish(err)
-		}
-		if len(reasons) > 0 {
-			return finish(fmt.Errorf("%w: %s: %s (use force to migrate anyway)", ErrUnsafe, vm, joinReasons(reasons)))
-		}
-	}
+	defer pr.close()
+	sconn, dconn, dom := pr.sconn, pr.dconn, pr.dom
 
 	hooks := m.hooks()
 	if err := hooks.Before(ctx, vm, src, dst); err != nil {
@@ -332,6 +282,111 @@ wait:
 	}
 	report(Progress{Phase: PhaseDone, JobElapsed: res.Job.TimeElapsed, DataTotal: res.Job.DataTotal, DataProcessed: res.Job.DataProcessed})
 	return finish(err2)
+}
+
+// Check runs every check Migrate makes before it changes anything — the
+// options, both hosts reachable, the VM running on the source and not
+// active on the target, the unsafe-cache rule, what a Xen source supports —
+// and returns the error Migrate would. It neither calls the storage hooks
+// nor starts a job: the basis of a dry run (`vmha evacuate --dry-run`).
+func (m *Migrator) Check(ctx context.Context, vm string, src, dst Endpoint, opts Options) error {
+	if err := checkRequest(vm, src, dst, opts); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("check %s: %w", vm, err)
+	}
+	pr, _, err := m.prepare(vm, src, dst, opts)
+	if err != nil {
+		return err
+	}
+	pr.close()
+	return nil
+}
+
+func checkRequest(vm string, src, dst Endpoint, opts Options) error {
+	if vm == "" || src.URI == "" || dst.URI == "" {
+		return fmt.Errorf("%w: vm %q, source URI %q, target URI %q: none may be empty", ErrInvalid, vm, src.URI, dst.URI)
+	}
+	if src.Host != "" && src.Host == dst.Host {
+		return fmt.Errorf("%w: source and target are the same host %q", ErrInvalid, src.Host)
+	}
+	return opts.validate()
+}
+
+// prepared is what prepare opened for a migration.
+type prepared struct {
+	sconn, dconn *libvirt.Connect
+	dom          *libvirt.Domain
+	xen          bool
+}
+
+func (p *prepared) close() {
+	if p.dom != nil {
+		_ = p.dom.Free()
+	}
+	if p.dconn != nil {
+		_, _ = p.dconn.Close()
+	}
+	if p.sconn != nil {
+		_, _ = p.sconn.Close()
+	}
+}
+
+// prepare connects to both hosts and runs the checks that change nothing.
+// runningOn is where the checks saw the VM active ("" if nowhere, or on
+// both). On error everything opened is closed again.
+func (m *Migrator) prepare(vm string, src, dst Endpoint, opts Options) (_ *prepared, runningOn string, err error) {
+	p := &prepared{}
+	defer func() {
+		if err != nil {
+			p.close()
+		}
+	}()
+	if p.sconn, err = m.connect(src.URI); err != nil {
+		return nil, "", fmt.Errorf("connect to source %s (%s): %w", src.Host, src.URI, err)
+	}
+	if p.dconn, err = m.connect(dst.URI); err != nil {
+		return nil, "", fmt.Errorf("connect to target %s (%s): %w", dst.Host, dst.URI, err)
+	}
+	if typ, terr := p.sconn.GetType(); terr == nil && strings.EqualFold(typ, "xen") {
+		p.xen = true
+		if bad := opts.xenUnsupported(); len(bad) > 0 {
+			return nil, "", fmt.Errorf("%w: %s on Xen source %s (libxl)", ErrUnsupported, strings.Join(bad, ", "), src.Host)
+		}
+	}
+	if p.dom, err = p.sconn.LookupDomainByName(vm); err != nil {
+		if isCode(err, libvirt.ERR_NO_DOMAIN) {
+			return nil, "", fmt.Errorf("%w: %s on %s", ErrNotFound, vm, src.Host)
+		}
+		return nil, "", fmt.Errorf("look up %s on source %s: %w", vm, src.Host, err)
+	}
+	active, err := p.dom.IsActive()
+	if err != nil {
+		return nil, "", fmt.Errorf("state of %s on source %s: %w", vm, src.Host, err)
+	}
+	if !active {
+		return nil, "", fmt.Errorf("%w: %s on %s is shut off", ErrNotRunning, vm, src.Host)
+	}
+	if onTarget, _ := activeOn(p.dconn, vm); onTarget {
+		// Active on both: not ours to pick one; the caller's reconcile
+		// (or an operator) must.
+		return nil, "", fmt.Errorf("%w: %s is already active on %s as well as on %s", ErrOnTarget, vm, dst.Host, src.Host)
+	}
+	if !opts.Force && !p.xen {
+		x, err := p.dom.GetXMLDesc(0)
+		if err != nil {
+			return nil, src.Host, fmt.Errorf("XML of %s on %s: %w", vm, src.Host, err)
+		}
+		reasons, err := checkSafe(x)
+		if err != nil {
+			return nil, src.Host, err
+		}
+		if len(reasons) > 0 {
+			return nil, src.Host, fmt.Errorf("%w: %s: %s (use force to migrate anyway)", ErrUnsafe, vm, joinReasons(reasons))
+		}
+	}
+	return p, src.Host, nil
 }
 
 // withHookCtx runs a clean-up hook on a context of its own: the

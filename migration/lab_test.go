@@ -519,6 +519,17 @@ func TestUnsafeRefusedUnlessForced(t *testing.T) {
 		t.Errorf("hook calls %q, want %q", hooks.calls, want)
 	}
 
+	// The dry run gives the same answers without moving anything.
+	if err := m.Check(ctx, vm, endpoint(a), endpoint(b), Options{}); !errors.Is(err, ErrUnsafe) {
+		t.Errorf("Check of the unsafe VM: %v, want ErrUnsafe", err)
+	}
+	if err := m.Check(ctx, vm, endpoint(a), endpoint(b), Options{Force: true}); err != nil {
+		t.Errorf("Check of the unsafe VM with force: %v, want nil", err)
+	}
+	if err := m.Check(ctx, "no-such-vm", endpoint(a), endpoint(b), Options{}); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Check of an unknown VM: %v, want ErrNotFound", err)
+	}
+
 	res, err = m.Migrate(ctx, vm, endpoint(a), endpoint(b), Options{Timeout: time.Minute}, nil)
 	if !errors.Is(err, ErrUnsafe) || res.Outcome != Refused || !strings.Contains(err.Error(), "vda") || !strings.Contains(err.Error(), "writeback") {
 		t.Fatalf("unsafe migration: err = %v outcome %s; want ErrUnsafe naming vda and writeback, refused", err, res.Outcome)
