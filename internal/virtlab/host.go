@@ -141,6 +141,14 @@ func (h *Host) writeConfig() error {
 	}
 	_ = os.RemoveAll(filepath.Join(etc, "qemu", "networks", "autostart"))
 	_ = os.RemoveAll(filepath.Join(etc, "storage", "autostart"))
+	// Domains that other tests defined in the machine's own libvirtd must
+	// not appear (or autostart) on a lab host.
+	_ = os.RemoveAll(filepath.Join(etc, "qemu", "autostart"))
+	if defs, err := filepath.Glob(filepath.Join(etc, "qemu", "*.xml")); err == nil {
+		for _, d := range defs {
+			_ = os.Remove(d)
+		}
+	}
 	if err := os.MkdirAll(filepath.Join(h.Dir, "log", "vmha-serial"), 0o755); err != nil {
 		return err
 	}
