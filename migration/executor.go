@@ -29,7 +29,8 @@ const Skipped Outcome = "skipped"
 // host. It starts moves in list order but lets a later move overtake one
 // whose host is at its limit, so one busy target does not stall the rest.
 // Cancelling Run's context aborts the running jobs (each leaves its VM on
-// its source) and starts no more.
+// its source) and starts no more; a context with a deadline is how an
+// evacuation's --deadline is enforced.
 type Executor struct {
 	Migrate MigrateFunc
 	// Parallel is the most migrations at once; 0 means 1.

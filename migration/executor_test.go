@@ -253,3 +253,18 @@ func TestCheckSafe(t *testing.T) {
 		t.Error("broken XML accepted")
 	}
 }
+
+func TestProgressString(t *testing.T) {
+	p := Progress{Phase: PhasePreCopy, DataTotal: 128 << 20, DataRemaining: 64 << 20, Throughput: 12 << 20,
+		DirtyRate: 1 << 19, Iteration: 2, ExpectedDowntime: 300 * time.Millisecond, Throttle: 20}
+	want := "pre-copy 50% 64/128 MiB, 12.0 MiB/s, dirty 0.5 MiB/s, iteration 2, expected downtime 300ms, throttle 20%"
+	if got := p.String(); got != want {
+		t.Errorf("String() = %q, want %q", got, want)
+	}
+	if got := (Progress{Phase: PhasePrepare, Elapsed: 1234 * time.Millisecond}).String(); got != "prepare 1.2s" {
+		t.Errorf("String() without data = %q", got)
+	}
+	if p.DataRemaining = 200 << 20; p.Percent() != 0 {
+		t.Errorf("Percent with more remaining than total = %v, want 0", p.Percent())
+	}
+}

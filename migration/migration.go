@@ -217,6 +217,23 @@ func (p Progress) Percent() float64 {
 	return 100 * float64(done) / float64(p.DataTotal)
 }
 
+// String renders a sample for a one-line progress display, e.g.
+// "pre-copy 45% 58/128 MiB, 12.0 MiB/s, dirty 0.3 MiB/s, iteration 2,
+// expected downtime 300ms".
+func (p Progress) String() string {
+	const mib = 1 << 20
+	if p.DataTotal == 0 {
+		return fmt.Sprintf("%s %s", p.Phase, p.Elapsed.Round(100*time.Millisecond))
+	}
+	s := fmt.Sprintf("%s %.0f%% %d/%d MiB, %.1f MiB/s, dirty %.1f MiB/s, iteration %d, expected downtime %s",
+		p.Phase, p.Percent(), (p.DataTotal-min(p.DataRemaining, p.DataTotal))/mib, p.DataTotal/mib,
+		float64(p.Throughput)/mib, float64(p.DirtyRate)/mib, p.Iteration, p.ExpectedDowntime)
+	if p.Throttle > 0 {
+		s += fmt.Sprintf(", throttle %d%%", p.Throttle)
+	}
+	return s
+}
+
 // Outcome is how a migration ended.
 type Outcome string
 
