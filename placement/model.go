@@ -71,6 +71,11 @@ type VMInfo struct {
 	Unmanaged bool
 	// Failures are the VM's recorded failures per host.
 	Failures []Failure
+
+	// pinned keeps a VM that runs on a usable host where it is, whatever
+	// the scores say: the coordinator's Plan uses it until the replicated
+	// state carries constraints and policies.
+	pinned bool
 }
 
 // Failure is a fail count of a VM on a host with the time of the last one.

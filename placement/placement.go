@@ -1,14 +1,13 @@
 // Package placement decides where VMs run. It is pure: it takes a snapshot
 // and returns decisions with the reasons for them, and never touches the
-// world. The foundation engine places only VMs that need a host (new VMs and
-// the VMs of fenced hosts): the preferred host when it can take the VM, else
-// the usable host with the most free memory. The full Pacemaker-compatible
-// engine replaces the scoring later behind the same Plan function.
+// world. Solve is the Pacemaker-compatible engine (see docs/placement.md);
+// Plan is the coordinator's entry point over the foundation's snapshot.
 package placement
 
 import (
 	"fmt"
 	"sort"
+	"strings"
 )
 
 // HostCondition is what the coordinator knows about a host.
@@ -58,7 +57,8 @@ type VM struct {
 	Current string
 }
 
-// Snapshot is the planner's whole input.
+// Snapshot is the coordinator's input: what the replicated state holds
+// today (hosts with memory, VMs with a preferred host).
 type Snapshot struct {
 	Hosts []Host
 	VMs   []VM
@@ -66,9 +66,10 @@ type Snapshot struct {
 
 // Verdict is one host's answer for one VM.
 type Verdict struct {
-	Host    string `json:"host"`
-	OK      bool   `json:"ok"`
-	Reason  string `json:"reason"`
+	Host   string `json:"host"`
+	OK     bool   `json:"ok"`
+	Reason string `json:"reason"`
+	// FreeMiB is the host's free memory once the plan is carried out.
 	FreeMiB uint64 `json:"free_mib"`
 }
 
@@ -86,106 +87,112 @@ type Decision struct {
 	Verdicts []Verdict `json:"verdicts,omitempty"`
 }
 
-// Plan decides a host for every VM in the snapshot. VMs on usable, lost or
-// offline hosts stay where they are; the others are placed in name order
-// so that the same snapshot always yields the same plan.
-func Plan(s Snapshot) []Decision {
-	hosts := make(map[string]Host, len(s.Hosts))
-	used := make(map[string]uint64, len(s.Hosts))
-	for _, h := range s.Hosts {
-		hosts[h.Name] = h
-	}
-	vms := append([]VM(nil), s.VMs...)
-	sort.Slice(vms, func(i, j int) bool { return vms[i].Name < vms[j].Name })
+// PreferScore is the location score a VM's preferred host gets.
+const PreferScore Score = 100
 
-	out := make([]Decision, 0, len(vms))
-	var toPlace []VM
-	for _, vm := range vms {
-		h, ok := hosts[vm.Current]
-		if !ok || vm.Current == "" || h.Condition == Released {
-			toPlace = append(toPlace, vm)
+// Plan decides a host for every VM in the snapshot with the engine
+// (Solve): memory is a utilization key under the balanced strategy, a
+// preferred host is a location of PreferScore, and VMs on usable, lost or
+// offline hosts stay where they are (those of lost hosts are blocked until
+// the fence). The others (new VMs, VMs of fenced or unknown hosts) are
+// placed: the preferred host when it can take them, else the most free
+// memory, then the fewest VMs, then the name.
+func Plan(s Snapshot) []Decision {
+	in := Input{Policy: Policy{Strategy: StrategyBalanced}}
+	known := map[string]HostCondition{}
+	for _, h := range s.Hosts {
+		if _, dup := known[h.Name]; dup || h.Name == "" {
 			continue
 		}
-		// A VM stays on its host and counts against its capacity.
-		used[h.Name] += vm.MemoryMiB
-		d := Decision{VM: vm.Name, Host: h.Name}
-		switch h.Condition {
-		case Usable:
-			d.Reason = "stays on " + h.Name
-		case Offline:
-			d.Reason = h.Name + " left the cluster; the VM stays assigned to it"
-		case Lost:
+		known[h.Name] = h.Condition
+		in.Hosts = append(in.Hosts, HostInfo{Name: h.Name, Condition: h.Condition, Capacity: map[string]int64{"memory": clampMiB(h.MemoryMiB)}})
+	}
+	vms := append([]VM(nil), s.VMs...)
+	sort.SliceStable(vms, func(i, j int) bool { return vms[i].Name < vms[j].Name })
+	var explain []string
+	seen := map[string]bool{}
+	for _, vm := range vms {
+		if seen[vm.Name] || vm.Name == "" {
+			continue
+		}
+		seen[vm.Name] = true
+		v := VMInfo{Name: vm.Name, Current: vm.Current, Utilization: map[string]int64{"memory": clampMiB(vm.MemoryMiB)}}
+		c, ok := known[vm.Current]
+		if !ok {
+			v.Current = "" // a host no longer configured: place the VM anew
+		}
+		if ok && c == Usable {
+			v.pinned = true
+		} else {
+			explain = append(explain, vm.Name)
+		}
+		if _, ok := known[vm.Prefer]; ok && vm.Prefer != "" {
+			in.Locations = append(in.Locations, Location{VM: vm.Name, Host: vm.Prefer, Score: PreferScore})
+		}
+		in.VMs = append(in.VMs, v)
+	}
+	r, err := Solve(in, Options{Explain: explain})
+	if err != nil {
+		// The snapshot is built from validated state; should it still be
+		// refused, keep everything where it is rather than guess.
+		out := make([]Decision, 0, len(in.VMs))
+		for _, v := range in.VMs {
+			out = append(out, Decision{VM: v.Name, Host: v.Current, Reason: "placement refused the snapshot: " + err.Error()})
+		}
+		return out
+	}
+	free := map[string]int64{}
+	for _, h := range in.Hosts {
+		free[h.Name] = h.Capacity["memory"]
+	}
+	for _, v := range in.VMs {
+		if h := r.Placement[v.Name]; h != "" {
+			free[h] -= v.Utilization["memory"]
+		}
+	}
+	byName := map[string]VM{}
+	for _, vm := range vms {
+		byName[vm.Name] = vm
+	}
+	out := make([]Decision, 0, len(in.VMs))
+	for _, v := range in.VMs {
+		vm := byName[v.Name]
+		d := Decision{VM: v.Name, Host: r.Placement[v.Name]}
+		d.Changed = d.Host != vm.Current
+		c := known[vm.Current]
+		switch {
+		case r.Blocked[v.Name] != "":
 			d.Blocked = true
-			d.Reason = "waiting for " + h.Name + " to be fenced before recovery"
+			d.Reason = r.Blocked[v.Name]
+		case v.pinned:
+			d.Reason = "stays on " + d.Host
+		case v.Current != "" && c == Offline:
+			d.Reason = v.Current + " left the cluster; the VM stays assigned to it"
+		default:
+			ex := r.Explanations[v.Name]
+			d.Reason = ex.Reason
+			if d.Host != "" && d.Host == vm.Prefer {
+				d.Reason = "preferred host " + d.Host + ": " + d.Reason
+			}
+			for _, he := range ex.Hosts {
+				vd := Verdict{Host: he.Host, OK: he.Eligible, FreeMiB: uint64(max(free[he.Host], 0))}
+				if len(he.Filters) > 0 {
+					vd.Reason = strings.Join(he.Filters, "; ")
+				} else {
+					vd.Reason = "score " + he.Score.String()
+				}
+				d.Verdicts = append(d.Verdicts, vd)
+			}
 		}
 		out = append(out, d)
 	}
-	for _, vm := range toPlace {
-		d := place(vm, s.Hosts, used)
-		if d.Host != "" {
-			used[d.Host] += vm.MemoryMiB
-		}
-		out = append(out, d)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].VM < out[j].VM })
 	return out
 }
 
-// place picks a host for one VM: filters say which hosts can take it, then
-// the preferred host wins, then the most free memory, then the name.
-func place(vm VM, hosts []Host, used map[string]uint64) Decision {
-	d := Decision{VM: vm.Name}
-	var best *Verdict
-	for _, h := range hosts {
-		v := Verdict{Host: h.Name}
-		if h.MemoryMiB > used[h.Name] {
-			v.FreeMiB = h.MemoryMiB - used[h.Name]
-		}
-		switch {
-		case h.Condition != Usable:
-			v.Reason = "host is " + h.Condition.String()
-		case v.FreeMiB < vm.MemoryMiB:
-			v.Reason = fmt.Sprintf("insufficient memory: %d MiB free, %d MiB needed", v.FreeMiB, vm.MemoryMiB)
-		default:
-			v.OK = true
-			v.Reason = fmt.Sprintf("%d MiB free", v.FreeMiB)
-			if h.Name == vm.Prefer {
-				v.Reason += ", preferred host"
-			}
-		}
-		d.Verdicts = append(d.Verdicts, v)
+func clampMiB(m uint64) int64 {
+	const maxMiB = 1 << 50
+	if m > maxMiB {
+		return maxMiB
 	}
-	sort.Slice(d.Verdicts, func(i, j int) bool { return d.Verdicts[i].Host < d.Verdicts[j].Host })
-	for i := range d.Verdicts {
-		v := &d.Verdicts[i]
-		if !v.OK {
-			continue
-		}
-		if best == nil || better(*v, *best, vm.Prefer) {
-			best = v
-		}
-	}
-	if best == nil {
-		d.Reason = "no host can run it"
-		d.Changed = vm.Current != ""
-		return d
-	}
-	d.Host = best.Host
-	d.Changed = d.Host != vm.Current
-	if best.Host == vm.Prefer {
-		d.Reason = "preferred host " + best.Host
-	} else {
-		d.Reason = fmt.Sprintf("most free memory on %s (%d MiB)", best.Host, best.FreeMiB)
-	}
-	return d
-}
-
-func better(a, b Verdict, prefer string) bool {
-	if (a.Host == prefer) != (b.Host == prefer) {
-		return a.Host == prefer
-	}
-	if a.FreeMiB != b.FreeMiB {
-		return a.FreeMiB > b.FreeMiB
-	}
-	return a.Host < b.Host
+	return int64(m)
 }

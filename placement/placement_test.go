@@ -25,7 +25,7 @@ func TestPlan(t *testing.T) {
 			map[string]string{"a": "h1"}, map[string]string{"a": "preferred"}},
 		{"new VM without preference goes to most free memory", hosts,
 			[]VM{{Name: "a", MemoryMiB: 512}},
-			map[string]string{"a": "h2"}, map[string]string{"a": "most free memory"}},
+			map[string]string{"a": "h2"}, map[string]string{"a": "more free capacity"}},
 		{"VM of fenced host recovers on preferred survivor", hosts,
 			[]VM{{Name: "a", MemoryMiB: 512, Prefer: "h1", Current: "h3"}},
 			map[string]string{"a": "h1"}, nil},
@@ -71,7 +71,7 @@ func TestPlanExplainsEveryHost(t *testing.T) {
 		Hosts: []Host{{Name: "h1", Condition: Lost, MemoryMiB: 1024}, {Name: "h2", Condition: Usable, MemoryMiB: 100}, {Name: "h3", Condition: Usable, MemoryMiB: 1024}},
 		VMs:   []VM{{Name: "a", MemoryMiB: 512}},
 	})[0]
-	want := map[string]string{"h1": "host is lost", "h2": "insufficient memory: 100 MiB free, 512 MiB needed", "h3": "1024 MiB free"}
+	want := map[string]string{"h1": "host is lost (not fenced yet)", "h2": "insufficient capacity: memory 100 free, 512 needed", "h3": "score 0"}
 	if len(d.Verdicts) != 3 {
 		t.Fatalf("verdicts %+v", d.Verdicts)
 	}
