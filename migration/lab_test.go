@@ -212,6 +212,32 @@ func TestLiveMigrationThereAndBack(t *testing.T) {
 		t.Fatalf("post-copy hop: %v", err)
 	}
 	checkCounters(t, vm, a, b)
+
+	// The tuning options are accepted by this libvirt and QEMU and still
+	// move the guest intact. (TLS needs certificates: not tested here.)
+	for i, hop := range []struct {
+		from, to *virtlab.Host
+		opts     Options
+	}{
+		{b, a, Options{AutoConverge: true, Compression: "xbzrle", MaxDowntime: 100 * time.Millisecond}},
+		{a, b, Options{ParallelConnections: 2, BandwidthMiBps: 1000}},
+	} {
+		before := lastN(t, hop.from, vm)
+		hop.opts.Timeout = 90 * time.Second
+		res, err := m.Migrate(ctx, vm, endpoint(hop.from), endpoint(hop.to), hop.opts, nil)
+		if err != nil {
+			t.Fatalf("tuned hop %d %+v: %v", i, hop.opts, err)
+		}
+		t.Logf("tuned hop %d %s->%s %+v: wall %s, downtime %s", i, hop.from.Name, hop.to.Name, hop.opts,
+			res.Wall.Round(time.Millisecond), res.Job.Downtime)
+		if res.RunningOn != hop.to.Name {
+			t.Fatalf("tuned hop %d: running on %q", i, res.RunningOn)
+		}
+		if err := virtlab.WaitCounter(hop.to.SerialLog(vm), before+2, 30*time.Second); err != nil {
+			t.Fatalf("tuned hop %d: %v", i, err)
+		}
+		checkCounters(t, vm, a, b)
+	}
 }
 
 func domainRunning(t *testing.T, h *virtlab.Host, vm string) bool {
