@@ -770,6 +770,11 @@ func (e *engine) choose(v, exclude int, quiet bool) int {
 				if e.in.Policy.OptIn && !e.tmp.allowed[h] {
 					continue // not in the other VM's allowed hosts
 				}
+				if f < 0 && e.tmp.val[h] < 0 {
+					// A host the other VM avoids is no reason to prefer it
+					// (crm_simulate agrees: no sign flip).
+					continue
+				}
 				x := f * float64(e.tmp.val[h])
 				// A weak influence still counts: Pacemaker rounds a nonzero
 				// fraction to ±1 instead of losing it (seen with crm_simulate).
