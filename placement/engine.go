@@ -115,6 +115,7 @@ type engine struct {
 	// colocation group: the VM then prefers the host with the most free
 	// capacity, as Pacemaker does, so the group has the best chance.
 	groupShort bool
+	allHosts   []int
 }
 
 // Solve computes a plan for in. It is pure: the same input always gives
@@ -282,6 +283,10 @@ func newEngine(in *Input, opt Options) *engine {
 	}
 
 	e.acc, e.infl, e.tmp, e.weak = newScratch(e.nh), newScratch(e.nh), newScratch(e.nh), newScratch(e.nh)
+	e.allHosts = make([]int, e.nh)
+	for i := range e.allHosts {
+		e.allHosts[i] = i
+	}
 	if len(opt.Explain) > 0 {
 		e.explain = map[int]*Explanation{}
 		for _, n := range opt.Explain {
@@ -431,16 +436,8 @@ func (e *engine) allocationOrder(cands []int) {
 		e.acc.reset()
 		e.own(v, &e.acc)
 		k := sortKey{prio: int64(e.vms[v].Priority), cur: int64(-Infinity)}
-		if e.vms[v].Target == Stopped {
-			// -INFINITY everywhere: it sorts after all VMs of its priority
-			// that can run somewhere.
-			for h := 0; h < e.nh && base != -Infinity; h++ {
-				k.vec = append(k.vec, hostScore{h: pos[h], s: -Infinity})
-			}
-			sort.Slice(k.vec, func(i, j int) bool { return k.vec[i].h < k.vec[j].h })
-			keys[v] = k
-			continue
-		}
+		// A VM with target state stopped sorts on its own scores like the
+		// others: Pacemaker bans it from every host only at its turn.
 		if r := e.running[v]; r >= 0 && (!e.in.Policy.OptIn || e.acc.allowed[r]) {
 			k.cur = int64(e.ownScore(&e.acc, r))
 		}
@@ -766,16 +763,23 @@ func (e *engine) choose(v, exclude int, quiet bool) int {
 			f := factor * float64(c.Score) / float64(Infinity)
 			e.tmp.reset()
 			e.own(d, &e.tmp)
-			for _, h := range e.tmp.touched {
+			hosts := e.tmp.touched
+			if e.in.Policy.OptIn {
+				// In an opt-in cluster a host the other VM may not use
+				// counts as -INFINITY for it (crm_simulate agrees).
+				hosts = e.allHosts
+			}
+			for _, h := range hosts {
+				val := e.tmp.val[h]
 				if e.in.Policy.OptIn && !e.tmp.allowed[h] {
-					continue // not in the other VM's allowed hosts
+					val = -Infinity
 				}
-				if f < 0 && e.tmp.val[h] < 0 {
+				if f < 0 && val < 0 {
 					// A host the other VM avoids is no reason to prefer it
 					// (crm_simulate agrees: no sign flip).
 					continue
 				}
-				x := f * float64(e.tmp.val[h])
+				x := f * float64(val)
 				// A weak influence still counts: Pacemaker rounds a nonzero
 				// fraction to ±1 instead of losing it (seen with crm_simulate).
 				switch {
