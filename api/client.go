@@ -3,6 +3,7 @@ package api
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -32,9 +33,14 @@ func NewUnixClient(socket string, timeout time.Duration) *Client {
 	return &Client{base: "http://vmhad", hc: &http.Client{Transport: tr, Timeout: timeout}, Target: socket}
 }
 
-// NewTCPClient talks to a peer's API address (host:port).
-func NewTCPClient(addr string, timeout time.Duration) *Client {
-	return &Client{base: "http://" + addr, hc: &http.Client{Timeout: timeout}, Target: addr}
+// NewTCPClient talks to a peer's API address (host:port), over mutual TLS
+// when tc is not nil.
+func NewTCPClient(addr string, timeout time.Duration, tc *tls.Config) *Client {
+	if tc == nil {
+		return &Client{base: "http://" + addr, hc: &http.Client{Timeout: timeout}, Target: addr}
+	}
+	tr := &http.Transport{TLSClientConfig: tc, ForceAttemptHTTP2: false}
+	return &Client{base: "https://" + addr, hc: &http.Client{Timeout: timeout, Transport: tr}, Target: addr}
 }
 
 // UnreachableError means the daemon could not be reached at all.

@@ -303,7 +303,7 @@ func (c *Coordinator) place(st *model.State, members map[string]serf.Member) {
 		go func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 			defer cancel()
-			if err := api.NewTCPClient(addr, 2*time.Second).Do(ctx, "POST", api.PathNudge, api.Nudge{Term: term}, nil, nil); err != nil {
+			if err := api.NewTCPClient(addr, 2*time.Second, c.n.tls).Do(ctx, "POST", api.PathNudge, api.Nudge{Term: term}, nil, nil); err != nil {
 				c.log.Debug().Err(err).Str("host", h).Msg("nudge agent")
 			}
 		}()

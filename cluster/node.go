@@ -6,10 +6,12 @@ package cluster
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
@@ -63,6 +65,9 @@ type Node struct {
 	agent   *Agent
 	coord   *Coordinator
 	metrics *Metrics
+	// tls is the mutual-TLS config of raft and the peer API (nil: plain).
+	tls           *tls.Config
+	forwardClient *http.Client
 
 	logStore *raftboltdb.BoltStore
 	snaps    raft.SnapshotStore
@@ -95,6 +100,15 @@ func NewNode(o Options) (*Node, error) {
 		stopped: make(chan struct{}),
 	}
 	n.metrics = newMetrics(n)
+	n.forwardClient = &http.Client{Timeout: 15 * time.Second}
+	if cfg.TLS.Enabled() {
+		tc, err := cfg.TLS.Config()
+		if err != nil {
+			return nil, err
+		}
+		n.tls = tc
+		n.forwardClient.Transport = &http.Transport{TLSClientConfig: tc}
+	}
 	if err := n.startRaft(); err != nil {
 		n.closeStores()
 		return nil, err
@@ -139,9 +153,22 @@ func (n *Node) startRaft() error {
 	if err != nil {
 		return fmt.Errorf("raft advertise address %s: %w", n.raftAddr(), err)
 	}
-	trans, err := raft.NewTCPTransportWithLogger(bind, adv, 3, 5*time.Second, hl)
-	if err != nil {
-		return fmt.Errorf("raft listen on %s: %w", bind, err)
+	var trans interface {
+		raft.Transport
+		Close() error
+	}
+	if n.tls != nil {
+		l, err := net.Listen("tcp", bind)
+		if err != nil {
+			return fmt.Errorf("raft listen on %s: %w", bind, err)
+		}
+		trans = raft.NewNetworkTransportWithLogger(&tlsStream{Listener: tls.NewListener(l, n.tls), n: n, adv: adv, conf: n.tls}, 3, 5*time.Second, hl)
+	} else {
+		t, err := raft.NewTCPTransportWithLogger(bind, adv, 3, 5*time.Second, hl)
+		if err != nil {
+			return fmt.Errorf("raft listen on %s: %w", bind, err)
+		}
+		trans = t
 	}
 	store, err := raftboltdb.NewBoltStore(filepath.Join(cfg.DataDir, "raft.db"))
 	if err != nil {

@@ -3,6 +3,7 @@ package cluster
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,7 +11,9 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/user"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -62,7 +65,21 @@ func (n *Node) Serve(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("listen on socket %s: %w", n.cfg.Socket, err)
 	}
-	if err := os.Chmod(n.cfg.Socket, 0o600); err != nil {
+	mode := os.FileMode(0o600)
+	if g := n.cfg.SocketGroup; g != "" {
+		grp, err := user.LookupGroup(g)
+		if err != nil {
+			ul.Close()
+			return fmt.Errorf("socket_group %q: %w", g, err)
+		}
+		gid, _ := strconv.Atoi(grp.Gid)
+		if err := os.Chown(n.cfg.Socket, -1, gid); err != nil {
+			ul.Close()
+			return fmt.Errorf("socket_group %q: %w", g, err)
+		}
+		mode = 0o660
+	}
+	if err := os.Chmod(n.cfg.Socket, mode); err != nil {
 		ul.Close()
 		return err
 	}
@@ -72,9 +89,12 @@ func (n *Node) Serve(ctx context.Context) error {
 		ul.Close()
 		return fmt.Errorf("listen on %s: %w", bind, err)
 	}
+	if n.tls != nil {
+		tl = tls.NewListener(tl, n.tls)
+	}
 	srvs := []*http.Server{
 		{Handler: n.Handler(true), ReadHeaderTimeout: 5 * time.Second},
-		{Handler: n.Handler(false), ReadHeaderTimeout: 5 * time.Second},
+		{Handler: n.authPeers(n.Handler(false)), ReadHeaderTimeout: 5 * time.Second},
 	}
 	errc := make(chan error, 2)
 	go func() { errc <- srvs[0].Serve(ul) }()
@@ -140,14 +160,18 @@ func (n *Node) proxy(w http.ResponseWriter, r *http.Request, body []byte) {
 		writeErr(w, http.StatusServiceUnavailable, "", errNoLeader)
 		return
 	}
-	req, err := http.NewRequestWithContext(r.Context(), r.Method, "http://"+addr+r.URL.RequestURI(), bytes.NewReader(body))
+	scheme := "http://"
+	if n.tls != nil {
+		scheme = "https://"
+	}
+	req, err := http.NewRequestWithContext(r.Context(), r.Method, scheme+addr+r.URL.RequestURI(), bytes.NewReader(body))
 	if err != nil {
 		writeErr(w, http.StatusInternalServerError, "", err)
 		return
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set(api.HeaderForwarded, n.cfg.NodeName)
-	resp, err := forwardClient.Do(req)
+	resp, err := n.forwardClient.Do(req)
 	if err != nil {
 		writeErr(w, http.StatusServiceUnavailable, "", fmt.Errorf("forward to leader %s at %s: %w", name, addr, err))
 		return
@@ -158,8 +182,6 @@ func (n *Node) proxy(w http.ResponseWriter, r *http.Request, body []byte) {
 	_, _ = io.Copy(w, resp.Body)
 }
 
-var forwardClient = &http.Client{Timeout: 15 * time.Second}
-
 // forwardWrite sends a write to the leader's API (which may be this host).
 func (n *Node) forwardWrite(ctx context.Context, method, path string, in, out any) error {
 	name, addr := n.Leader()
@@ -168,7 +190,7 @@ func (n *Node) forwardWrite(ctx context.Context, method, path string, in, out an
 	}
 	h := http.Header{}
 	h.Set(api.HeaderForwarded, n.cfg.NodeName)
-	if err := api.NewTCPClient(addr, 10*time.Second).Do(ctx, method, path, in, out, h); err != nil {
+	if err := api.NewTCPClient(addr, 10*time.Second, n.tls).Do(ctx, method, path, in, out, h); err != nil {
 		return fmt.Errorf("leader %s: %w", name, err)
 	}
 	return nil

@@ -20,6 +20,7 @@ import (
 
 	"github.com/vmha/vmha/fencing/spec"
 	"github.com/vmha/vmha/model"
+	"github.com/vmha/vmha/pki"
 )
 
 // DefaultPath is where vmhad looks for its config when no --config is given.
@@ -55,6 +56,11 @@ type Daemon struct {
 	Agent   Agent   `mapstructure:"agent"`
 	Log     Log     `mapstructure:"log"`
 	Quorum  Quorum  `mapstructure:"quorum"`
+	// TLS secures raft and the peer API with mutual TLS under the cluster
+	// CA (vmha tls init / vmha tls issue). Empty: plain TCP.
+	TLS pki.Files `mapstructure:"tls"`
+	// SocketGroup, when set, may use the CLI socket too (mode 0660).
+	SocketGroup string `mapstructure:"socket_group"`
 	// Witness runs vmhad as a tie-breaking vote only (two-host clusters):
 	// no hypervisor, no VMs, nothing to fence.
 	Witness bool `mapstructure:"witness"`
@@ -218,6 +224,7 @@ var Defaults = map[string]any{
 	"quorum.no_quorum_policy": PolicyFreeze,
 	"quorum.stop_after":       "30s",
 	"witness":                 false,
+	"socket_group":            "",
 	"agent.stop_timeout":      "30s",
 	"log.level":               "info",
 	"log.format":              "json",
@@ -361,7 +368,7 @@ func knownKeys() map[string]bool {
 	for _, k := range flagKeys {
 		m[k] = true
 	}
-	for _, k := range []string{"bmc.address", "bmc.user", "bmc.password_file",
+	for _, k := range []string{"bmc.address", "bmc.user", "bmc.password_file", "tls.ca_file", "tls.cert_file", "tls.key_file",
 		"fence.action", "fence.delay", "fence.random_delay", "fence.devices", "fence.levels"} {
 		m[k] = true
 	}
@@ -440,6 +447,11 @@ func (d *Daemon) Validate() error {
 		}
 	default:
 		return fmt.Errorf("quorum.no_quorum_policy: %q, want freeze, stop or ignore", d.Quorum.NoQuorumPolicy)
+	}
+	if d.TLS.Enabled() {
+		if _, err := d.TLS.Config(); err != nil {
+			return err
+		}
 	}
 	if d.Quorum.StopAfter < 3*d.Agent.Interval {
 		return fmt.Errorf("quorum.stop_after: %v, must be at least 3 × agent.interval (%v) so that a short hiccup does not stop VMs", d.Quorum.StopAfter, d.Agent.Interval)

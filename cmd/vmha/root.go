@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/vmha/vmha/api"
+	"github.com/vmha/vmha/pki"
 )
 
 // Exit codes scripts can rely on.
@@ -29,6 +31,12 @@ type globals struct {
 	output  string
 	timeout time.Duration
 	out     io.Writer
+	// addr and tls reach a remote vmhad's peer port, only with a client
+	// certificate of the cluster CA.
+	addr string
+	tls  pki.Files
+	// remote is the TLS config built from tls in PersistentPreRunE.
+	remote *tls.Config
 }
 
 // usageError marks errors in what the user typed.
@@ -80,6 +88,16 @@ Exit codes: 0 success, 1 the operation failed or was refused, 2 bad usage,
 			if g.output != "text" && g.output != "json" {
 				return usageError{fmt.Errorf("--output %q: want text or json", g.output)}
 			}
+			if g.addr != "" {
+				// Remote access only with a client certificate: the peer
+				// port of a TLS cluster accepts nothing else, and a plain
+				// one must not be driven from afar.
+				tc, err := g.tls.Config()
+				if err != nil {
+					return usageError{fmt.Errorf("--addr %s: %w (remote access needs --tls-ca, --tls-cert and --tls-key)", g.addr, err)}
+				}
+				g.remote = tc
+			}
 			return nil
 		},
 	}
@@ -90,12 +108,21 @@ Exit codes: 0 success, 1 the operation failed or was refused, 2 bad usage,
 	root.PersistentFlags().StringVar(&g.socket, "socket", sock, "vmhad's unix socket (env VMHA_SOCKET)")
 	root.PersistentFlags().StringVarP(&g.output, "output", "o", "text", "output format of read commands: text or json")
 	root.PersistentFlags().DurationVar(&g.timeout, "timeout", 20*time.Second, "how long to wait for the daemon")
+	root.PersistentFlags().StringVar(&g.addr, "addr", os.Getenv("VMHA_ADDR"), "a remote vmhad's peer API (host:port) instead of the local socket; needs --tls-* (env VMHA_ADDR)")
+	root.PersistentFlags().StringVar(&g.tls.CA, "tls-ca", os.Getenv("VMHA_TLS_CA"), "cluster CA certificate for --addr (env VMHA_TLS_CA)")
+	root.PersistentFlags().StringVar(&g.tls.Cert, "tls-cert", os.Getenv("VMHA_TLS_CERT"), "client certificate for --addr, from vmha tls issue (env VMHA_TLS_CERT)")
+	root.PersistentFlags().StringVar(&g.tls.Key, "tls-key", os.Getenv("VMHA_TLS_KEY"), "client key for --addr (env VMHA_TLS_KEY)")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newStatusCmd(g), newHostCmd(g), newVMCmd(g), newFenceCmd(g), newKeygenCmd(g), newGossipCmd(g), newPlanCmd(g), newImportCmd(g))
+	root.AddCommand(newStatusCmd(g), newHostCmd(g), newVMCmd(g), newFenceCmd(g), newKeygenCmd(g), newGossipCmd(g), newTLSCmd(g), newPlanCmd(g), newImportCmd(g))
 	return root
 }
 
-func (g *globals) client() *api.Client { return api.NewUnixClient(g.socket, g.timeout) }
+func (g *globals) client() *api.Client {
+	if g.addr != "" {
+		return api.NewTCPClient(g.addr, g.timeout, g.remote)
+	}
+	return api.NewUnixClient(g.socket, g.timeout)
+}
 
 func (g *globals) ctx() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), g.timeout)

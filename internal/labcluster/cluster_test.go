@@ -3,8 +3,10 @@ package labcluster
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,6 +25,7 @@ import (
 	"github.com/vmha/vmha/internal/ipmisim"
 	"github.com/vmha/vmha/internal/testenv"
 	"github.com/vmha/vmha/model"
+	"github.com/vmha/vmha/pki"
 )
 
 // binDir holds vmhad and vmha built once for all cluster tests.
@@ -861,4 +864,63 @@ func TestFencingPolicy(t *testing.T) {
 	if st := mustStatus(t, c); st.FencingOff != nil {
 		t.Fatal("fencing still off after enable")
 	}
+}
+
+// TestMutualTLSCluster: raft and the peer API over mutual TLS. The cluster
+// recovers a killed host as usual; the peer port refuses plain HTTP and
+// certificates of another CA; an operator's certificate drives vmha from
+// afar but cannot make peer calls; remote access needs a certificate.
+func TestMutualTLSCluster(t *testing.T) {
+	c := startClusterWith(t, Options{TLS: true})
+	names := []string{"t1", "t2", "t3", "t4"}
+	s := addVMs(t, c, names...)
+	ch := watchNeverTwice(t, c)
+	api1 := c.Hosts[0].APIAddr
+	if resp, err := (&http.Client{Timeout: 3 * time.Second}).Get("http://" + api1 + api.PathStatus); err == nil {
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK {
+			t.Fatal("the peer port answered plain HTTP")
+		}
+	}
+	crt, key, err := pki.Issue(c.CADir(), "alice", nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca := filepath.Join(c.CADir(), pki.CACert)
+	remote := []string{"--addr", api1, "--tls-ca", ca, "--tls-cert", crt, "--tls-key", key}
+	out, err := exec.Command(filepath.Join(binDir, "vmha"), append(remote, "status", "-o", "json")...).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), `"leader"`) {
+		t.Fatalf("remote status with an operator certificate: %v %s", err, out)
+	}
+	out, err = exec.Command(filepath.Join(binDir, "vmha"), "--addr", api1, "status").CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 || !strings.Contains(string(out), "needs --tls-ca") {
+		t.Fatalf("remote status without a certificate: %v %s", err, out)
+	}
+	// The operator's certificate is not a host's: peer calls are refused.
+	files := pki.Files{CA: ca, Cert: crt, Key: key}
+	tc, err := files.Config()
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = api.NewTCPClient(api1, 3*time.Second, tc).Do(context.Background(), "POST", api.PathNudge, api.Nudge{Term: 1}, nil, nil)
+	var se *api.StatusError
+	if !errors.As(err, &se) || se.Code != http.StatusForbidden || !strings.Contains(se.Error(), `"alice" is not a host`) {
+		t.Fatalf("peer call with an operator certificate: %v", err)
+	}
+	// A certificate of another CA does not get through the handshake.
+	other := t.TempDir()
+	_ = pki.InitCA(other, "other")
+	ocrt, okey, _ := pki.Issue(other, "host1", nil, nil)
+	otc, err := pki.Files{CA: filepath.Join(other, pki.CACert), Cert: ocrt, Key: okey}.Config()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := api.NewTCPClient(api1, 3*time.Second, otc).Do(context.Background(), "GET", api.PathStatus, nil, nil, nil); err == nil {
+		t.Fatal("a certificate of another CA was accepted")
+	}
+	// And the cluster does its job over TLS.
+	vh, _ := victimWithVMs(t, s, false)
+	c.Host(vh.Name).Kill()
+	waitRecovered(t, c, vh.Name, names)
+	ch.verify(t)
 }

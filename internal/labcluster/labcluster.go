@@ -23,6 +23,7 @@ import (
 
 	"github.com/vmha/vmha/api"
 	"github.com/vmha/vmha/internal/ipmisim"
+	"github.com/vmha/vmha/pki"
 )
 
 // Options describe the cluster to start.
@@ -42,6 +43,9 @@ type Options struct {
 	// GossipKey, when set, encrypts gossip: every host gets it in its
 	// gossip.encrypt_key_file.
 	GossipKey string
+	// TLS runs raft and the peer API over mutual TLS: a cluster CA in
+	// Dir/ca and a certificate per host (CN = host name).
+	TLS bool
 	// Witness makes the last host a witness ("witness"): a vote only, with
 	// no hypervisor and no BMC.
 	Witness bool
@@ -204,6 +208,34 @@ func (c *Cluster) writeHostFiles(h *Host, ports []int, joins []string) error {
   levels: [[bmc], [pdu]]
 `, pdu.Port(), filepath.Join(h.Dir, "bmc.password"))
 	}
+	if c.opts.TLS {
+		caDir := c.CADir()
+		if _, err := os.Stat(filepath.Join(caDir, pki.CACert)); err != nil {
+			if err := pki.InitCA(caDir, "lab"); err != nil {
+				return err
+			}
+		}
+		crt, key, err := pki.Issue(caDir, h.Name, []net.IP{net.ParseIP("127.0.0.1")}, nil)
+		if err != nil {
+			return err
+		}
+		hc, hk := filepath.Join(h.Dir, "tls.crt"), filepath.Join(h.Dir, "tls.key")
+		if err := os.Rename(crt, hc); err != nil {
+			return err
+		}
+		if err := os.Rename(key, hk); err != nil {
+			return err
+		}
+		ca, err := os.ReadFile(filepath.Join(caDir, pki.CACert))
+		if err != nil {
+			return err
+		}
+		hca := filepath.Join(h.Dir, "ca.crt")
+		if err := os.WriteFile(hca, ca, 0o644); err != nil {
+			return err
+		}
+		bmc += fmt.Sprintf("tls: {ca_file: %s, cert_file: %s, key_file: %s}\n", hca, hc, hk)
+	}
 	if c.opts.GossipKey != "" {
 		kf := filepath.Join(h.Dir, "gossip.key")
 		if err := os.WriteFile(kf, []byte(c.opts.GossipKey+"\n"), 0o600); err != nil {
@@ -352,6 +384,9 @@ func (h *Host) Exited(timeout time.Duration) bool {
 		return false
 	}
 }
+
+// CADir is where a TLS lab cluster keeps its CA (Options.TLS).
+func (c *Cluster) CADir() string { return filepath.Join(c.opts.Dir, "ca") }
 
 // Metrics fetches the host's Prometheus metrics text.
 func (h *Host) Metrics() (string, error) {
