@@ -115,6 +115,7 @@ func (a *Agent) run(ctx context.Context) {
 			}
 			a.log.Debug().Str("vm", ev.Domain).Str("state", string(ev.State)).Str("detail", ev.Detail).Msg("hypervisor event")
 		}
+		a.n.agentBeat.Store(time.Now().UnixNano())
 		if again := a.reconcile(ctx); again {
 			retry.Reset(200 * time.Millisecond)
 		}

@@ -75,6 +75,7 @@ func (c *Coordinator) run(ctx context.Context) {
 		case <-c.wake:
 		case <-c.n.memberChanged:
 		}
+		c.n.coordBeat.Store(time.Now().UnixNano())
 		if c.n.raft.State() != raft.Leader {
 			if leaderCtx != nil {
 				c.log.Info().Msg("lost leadership; coordinator stands down")

@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -65,6 +66,9 @@ type Node struct {
 	agent   *Agent
 	coord   *Coordinator
 	metrics *Metrics
+	// coordBeat and agentBeat are the unix nano times the coordinator and
+	// agent loops last went round (the systemd watchdog's health).
+	coordBeat, agentBeat atomic.Int64
 	// tls is the mutual-TLS config of raft and the peer API (nil: plain).
 	tls           *tls.Config
 	forwardClient *http.Client
@@ -242,6 +246,9 @@ func (n *Node) startSerf() error {
 // Run starts the background loops and blocks until ctx is done.
 func (n *Node) Run(ctx context.Context) {
 	ctx, n.cancel = context.WithCancel(ctx)
+	now := time.Now().UnixNano()
+	n.coordBeat.Store(now)
+	n.agentBeat.Store(now)
 	n.coord = newCoordinator(n)
 	loops := []func(context.Context){n.membershipLoop, n.bootstrapLoop, n.joinLoop, n.registerLoop, n.coord.run}
 	if !n.cfg.Witness {
@@ -430,6 +437,21 @@ func (n *Node) registered(reg *api.Register) bool {
 		}
 	})
 	return same
+}
+
+// Healthy reports whether the node's loops go round: the coordinator's
+// (every 250 ms) within 30 s, and the agent's within three intervals plus
+// the time one graceful VM stop may take.
+func (n *Node) Healthy() bool {
+	now := time.Now().UnixNano()
+	if now-n.coordBeat.Load() > int64(30*time.Second) {
+		return false
+	}
+	if n.agent == nil {
+		return true
+	}
+	limit := 3*n.cfg.Agent.Interval + n.cfg.Agent.StopTimeout
+	return now-n.agentBeat.Load() <= int64(limit)
 }
 
 // IsLeader reports whether this node is the raft leader.

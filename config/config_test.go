@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+
+	"github.com/vmha/vmha/pki"
 )
 
 func write(t *testing.T, body string) string {
@@ -121,6 +123,39 @@ func TestSampleConfigLoads(t *testing.T) {
 	}
 	if d.BMC.Address == "" {
 		t.Fatal("the sample should show a BMC")
+	}
+}
+
+// TestClusterSamplesLoad: the three-host and two-hosts-plus-witness samples
+// are valid configs (their TLS files made for the test).
+func TestClusterSamplesLoad(t *testing.T) {
+	tlsDir := t.TempDir()
+	if err := pki.InitCA(tlsDir, "t"); err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range []string{"host1", "host2", "host3"} {
+		if _, _, err := pki.Issue(tlsDir, h, nil, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	paths, _ := filepath.Glob("../configs/*/*.yaml")
+	if len(paths) < 6 {
+		t.Fatalf("only %d sample cluster configs", len(paths))
+	}
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body := strings.ReplaceAll(string(b), "/etc/vmha/tls/", tlsDir+"/")
+		d, err := Load(write(t, body), nil)
+		if err != nil {
+			t.Errorf("%s: %v", p, err)
+			continue
+		}
+		if strings.Contains(p, "witness.yaml") != d.Witness {
+			t.Errorf("%s: witness %v", p, d.Witness)
+		}
 	}
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/vmha/vmha/config"
 	"github.com/vmha/vmha/fencing/spec"
 	"github.com/vmha/vmha/hypervisor"
+	"github.com/vmha/vmha/internal/sdnotify"
 	"github.com/vmha/vmha/model"
 )
 
@@ -113,12 +114,19 @@ func serve(cfg *config.Daemon, stderr io.Writer) error {
 	}
 	runDone := make(chan struct{})
 	go func() { node.Run(ctx); close(runDone) }()
+	// systemd (Type=notify): ready once the API listens and the loops
+	// run; the watchdog is pinged only while the loops go round.
+	if _, err := sdnotify.Notify("READY=1"); err != nil {
+		log.Warn().Err(err).Msg("sd_notify READY")
+	}
+	go sdnotify.Watchdog(ctx, node.Healthy)
 	var serveErr error
 	select {
 	case <-ctx.Done():
 	case serveErr = <-errc:
 		stop()
 	}
+	_, _ = sdnotify.Notify("STOPPING=1")
 	<-runDone
 	// A clean stop leaves gossip so peers see "left", not "failed": a
 	// daemon restart must not get its host fenced. Its VMs keep running.
