@@ -124,25 +124,90 @@ func (c *Coordinator) step(ctx context.Context) {
 }
 
 // addVoters makes every alive host that gossips a raft address a voter.
+//
+// At most raft.max_voters hosts vote; the others follow the log as
+// non-voters, so that quorum stays cheap at any size. A voter whose host
+// was fenced and is gone gives its vote to an alive non-voter (the fenced
+// host is powered off, so removing its vote cannot split the cluster).
 func (c *Coordinator) addVoters() {
 	f := c.n.raft.GetConfiguration()
 	if f.Error() != nil {
 		return
 	}
-	have := map[raft.ServerID]bool{}
+	have := map[raft.ServerID]raft.ServerSuffrage{}
+	voters := 0
 	for _, s := range f.Configuration().Servers {
-		have[s.ID] = true
+		have[s.ID] = s.Suffrage
+		if s.Suffrage == raft.Voter {
+			voters++
+		}
 	}
-	for _, m := range c.n.serf.Members() {
-		if m.Status != serf.StatusAlive || m.Tags[tagRaft] == "" || have[raft.ServerID(m.Name)] {
+	members := c.n.serf.Members()
+	for _, m := range members {
+		if _, ok := have[raft.ServerID(m.Name)]; ok || m.Status != serf.StatusAlive || m.Tags[tagRaft] == "" {
 			continue
 		}
-		if err := c.n.raft.AddVoter(raft.ServerID(m.Name), raft.ServerAddress(m.Tags[tagRaft]), 0, applyTimeout).Error(); err != nil {
-			c.log.Warn().Err(err).Str("host", m.Name).Msg("add raft voter")
-			continue
+		id, addr := raft.ServerID(m.Name), raft.ServerAddress(m.Tags[tagRaft])
+		if voters < c.n.cfg.Raft.MaxVoters {
+			if err := c.n.raft.AddVoter(id, addr, 0, applyTimeout).Error(); err != nil {
+				c.log.Warn().Err(err).Str("host", m.Name).Msg("add raft voter")
+				continue
+			}
+			voters++
+			c.log.Info().Str("host", m.Name).Msg("added raft voter")
+		} else {
+			if err := c.n.raft.AddNonvoter(id, addr, 0, applyTimeout).Error(); err != nil {
+				c.log.Warn().Err(err).Str("host", m.Name).Msg("add raft non-voter")
+				continue
+			}
+			c.log.Info().Str("host", m.Name).Int("max_voters", c.n.cfg.Raft.MaxVoters).Msg("added raft non-voter")
 		}
-		c.log.Info().Str("host", m.Name).Msg("added raft voter")
 	}
+	c.handOverVotes(have, members)
+}
+
+// handOverVotes moves the vote of a fenced, absent voter to an alive
+// non-voter, one per pass.
+func (c *Coordinator) handOverVotes(have map[raft.ServerID]raft.ServerSuffrage, members []serf.Member) {
+	alive := map[string]serf.Member{}
+	for _, m := range members {
+		if m.Status == serf.StatusAlive {
+			alive[m.Name] = m
+		}
+	}
+	var gone string
+	c.n.fsm.Read(func(s *model.State) {
+		for _, h := range model.SortedKeys(s.Status.Hosts) {
+			if hs := s.Status.Hosts[h]; hs.State == model.HostFenced && have[raft.ServerID(h)] == raft.Voter {
+				if _, up := alive[h]; !up {
+					gone = h
+					return
+				}
+			}
+		}
+	})
+	if gone == "" {
+		return
+	}
+	var heir string
+	for _, name := range model.SortedKeys(alive) {
+		if s, ok := have[raft.ServerID(name)]; ok && s == raft.Nonvoter && alive[name].Tags[tagRaft] != "" {
+			heir = name
+			break
+		}
+	}
+	if heir == "" {
+		return
+	}
+	if err := c.n.raft.RemoveServer(raft.ServerID(gone), 0, applyTimeout).Error(); err != nil {
+		c.log.Warn().Err(err).Str("host", gone).Msg("remove the vote of a fenced host")
+		return
+	}
+	if err := c.n.raft.AddVoter(raft.ServerID(heir), raft.ServerAddress(alive[heir].Tags[tagRaft]), 0, applyTimeout).Error(); err != nil {
+		c.log.Warn().Err(err).Str("host", heir).Msg("promote a non-voter")
+		return
+	}
+	c.log.Info().Str("from", gone).Str("to", heir).Msg("vote handed over from a fenced host to a non-voter")
 }
 
 func (c *Coordinator) hostStep(ctx context.Context, st *model.State, name string, members map[string]serf.Member) {

@@ -359,6 +359,9 @@ func (n *Node) bootstrapLoop(ctx context.Context) {
 			continue
 		}
 		sort.Slice(servers, func(i, j int) bool { return servers[i].ID < servers[j].ID })
+		for i := n.cfg.Raft.MaxVoters; i < len(servers); i++ {
+			servers[i].Suffrage = raft.Nonvoter
+		}
 		err := n.raft.BootstrapCluster(raft.Configuration{Servers: servers}).Error()
 		if err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
 			n.log.Error().Err(err).Msg("raft bootstrap")

@@ -165,6 +165,9 @@ type Raft struct {
 	HeartbeatTimeout time.Duration `mapstructure:"heartbeat_timeout"`
 	ElectionTimeout  time.Duration `mapstructure:"election_timeout"`
 	LeaderLease      time.Duration `mapstructure:"leader_lease"`
+	// MaxVoters bounds the raft voters (an odd number, 3 to 7); the other
+	// hosts follow the log as non-voters. Every host must use the same.
+	MaxVoters int `mapstructure:"max_voters"`
 }
 
 // Fencing holds how long the coordinator tries to fence a lost host.
@@ -222,6 +225,7 @@ var Defaults = map[string]any{
 	"fencing.check_interval":  "60s",
 	"agent.interval":          "2s",
 	"quorum.no_quorum_policy": PolicyFreeze,
+	"raft.max_voters":         5,
 	"quorum.stop_after":       "30s",
 	"witness":                 false,
 	"socket_group":            "",
@@ -452,6 +456,9 @@ func (d *Daemon) Validate() error {
 		if _, err := d.TLS.Config(); err != nil {
 			return err
 		}
+	}
+	if d.Raft.MaxVoters < 1 || d.Raft.MaxVoters > 15 {
+		return fmt.Errorf("raft.max_voters: %d, want 1-15 (3, 5 or 7 in practice)", d.Raft.MaxVoters)
 	}
 	if d.Quorum.StopAfter < 3*d.Agent.Interval {
 		return fmt.Errorf("quorum.stop_after: %v, must be at least 3 × agent.interval (%v) so that a short hiccup does not stop VMs", d.Quorum.StopAfter, d.Agent.Interval)

@@ -86,7 +86,7 @@ func startClusterWith(t *testing.T, o Options) *Cluster {
 		c.Close()
 	})
 	_, err = c.WaitFor(context.Background(), 40*time.Second, "3 registered hosts and a leader", func(s *api.Status) bool {
-		if s.Leader == "" || len(s.Hosts) != 3 {
+		if s.Leader == "" || len(s.Hosts) != len(c.Hosts) {
 			return false
 		}
 		for _, h := range s.Hosts {

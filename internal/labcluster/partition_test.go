@@ -266,3 +266,45 @@ func TestNoQuorumPolicyStop(t *testing.T) {
 	}
 	ch.verify(t)
 }
+
+// TestNonVotersAndVoteHandOver: with raft.max_voters 3, a fourth host
+// follows the log as a non-voter; when a voter is killed and fenced, its
+// vote goes to the non-voter, so the cluster keeps three votes.
+func TestNonVotersAndVoteHandOver(t *testing.T) {
+	c := startClusterWith(t, Options{Hosts: 4, Extra: "raft: {max_voters: 3}\n"})
+	names := []string{"v1", "v2", "v3", "v4"}
+	s := addVMs(t, c, names...)
+	voters := func(s *api.Status) (v, nv []string) {
+		for _, h := range s.Hosts {
+			if h.Voter {
+				v = append(v, h.Name)
+			} else {
+				nv = append(nv, h.Name)
+			}
+		}
+		return v, nv
+	}
+	v, nv := voters(s)
+	if len(v) != 3 || len(nv) != 1 || len(s.Quorum.Voters) != 3 || s.Quorum.Needed != 2 {
+		t.Fatalf("voters %v, non-voters %v, quorum %+v", v, nv, s.Quorum)
+	}
+	var victim string
+	for _, h := range s.Hosts {
+		if h.Voter && h.Name != s.Leader {
+			victim = h.Name
+			break
+		}
+	}
+	c.Host(victim).Kill()
+	waitRecovered(t, c, victim, names)
+	s, err := c.WaitFor(context.Background(), 20*time.Second, "the non-voter promoted", func(s *api.Status) bool {
+		v, _ := voters(s)
+		return len(v) == 3 && !slices.Contains(v, victim) && slices.Contains(v, nv[0])
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !s.Quorum.Quorate {
+		t.Fatalf("not quorate after the hand-over: %+v", s.Quorum)
+	}
+}
