@@ -435,6 +435,11 @@ func (e *engine) allocationOrder(cands []int) {
 	for _, v := range cands {
 		e.acc.reset()
 		e.own(v, &e.acc)
+		if len(e.asDep[v]) > 0 {
+			// Pacemaker sorts on the scores merged with those of the VMs
+			// this one is colocated with (add_colocated_node_scores).
+			e.mergeThisWith(v)
+		}
 		k := sortKey{prio: int64(e.vms[v].Priority), cur: int64(-Infinity)}
 		// A VM with target state stopped sorts on its own scores like the
 		// others: Pacemaker bans it from every host only at its turn.
@@ -460,6 +465,62 @@ func (e *engine) allocationOrder(cands []int) {
 		}
 		return compareVec(a.vec, b.vec, base) < 0
 	})
+}
+
+// mergeThisWith adds to e.acc the own scores of the VMs v is colocated
+// with, recursively, each times the product of the colocation scores /
+// INFINITY, with the rules of the influence merge in choose.
+func (e *engine) mergeThisWith(v int) {
+	visited := map[int]bool{v: true}
+	var merge func(x int, factor float64, depth int)
+	merge = func(x int, factor float64, depth int) {
+		for _, ci := range e.asDep[x] {
+			c := e.in.Colocations[ci]
+			p := e.vmIx[c.With]
+			if visited[p] {
+				continue
+			}
+			visited[p] = true
+			f := factor * float64(c.Score) / float64(Infinity)
+			e.tmp.reset()
+			e.own(p, &e.tmp)
+			hosts := e.tmp.touched
+			if e.in.Policy.OptIn {
+				hosts = e.allHosts
+			}
+			type add struct {
+				h int
+				s Score
+			}
+			var adds []add
+			for _, h := range hosts {
+				val := e.tmp.val[h]
+				if e.in.Policy.OptIn && !e.tmp.allowed[h] {
+					val = -Infinity
+				}
+				if f < 0 && val < 0 {
+					continue
+				}
+				x := f * float64(val)
+				switch {
+				case x > 0 && x < 1:
+					x = 1
+				case x < 0 && x > -1:
+					x = -1
+				}
+				if a := clamp(Score(x)); a != 0 {
+					adds = append(adds, add{h, a})
+				}
+			}
+			for _, a := range adds {
+				e.acc.add(a.h, a.s, false, "")
+			}
+			if depth < 8 {
+				merge(p, f, depth+1)
+			}
+		}
+	}
+	merge(v, 1, 0)
 }
 
 // compareVec compares two sparse score vectors (sorted by position); a
