@@ -31,6 +31,8 @@ const (
 	PathObserve   = "/v1/peer/observe"
 	PathReadIndex = "/v1/peer/read-index"
 	PathNudge     = "/v1/peer/nudge"
+	// PathMigrationResult is the source agent's report of a move's end.
+	PathMigrationResult = "/v1/peer/migration-result"
 )
 
 // HeaderForwarded marks a request a follower forwarded to the leader, so that
@@ -110,6 +112,9 @@ type VM struct {
 	Error     string    `json:"error,omitempty"`
 	// Generation is the placement decision's number.
 	Generation uint64 `json:"generation"`
+	// MigratingFrom is set while the VM moves live from there to Host.
+	MigratingFrom string `json:"migrating_from,omitempty"`
+	MigrationID   string `json:"migration_id,omitempty"`
 }
 
 // FenceCheck is one periodic status check of a host's fence device.
@@ -191,6 +196,26 @@ type GossipKey struct {
 	Fingerprint string `json:"fingerprint"`
 	Members     int    `json:"members"`
 	Primary     int    `json:"primary_on"`
+}
+
+// MigrateRequest is the body of POST /v1/vms/{name}/migrate.
+type MigrateRequest struct {
+	// To is the target host; empty lets the cluster pick one.
+	To          string `json:"to,omitempty"`
+	RequestedBy string `json:"requested_by"`
+}
+
+// MigrationResult is a source agent's report of how a move ended.
+type MigrationResult struct {
+	VM          string `json:"vm"`
+	MigrationID string `json:"migration_id"`
+	// Outcome is migrated, aborted, refused or failed.
+	Outcome string `json:"outcome"`
+	// RunningOn is where the VM was found running afterwards ("" nowhere).
+	RunningOn string        `json:"running_on"`
+	Reason    string        `json:"reason,omitempty"`
+	Downtime  time.Duration `json:"downtime_ns"`
+	Wall      time.Duration `json:"wall_ns"`
 }
 
 // AddVM is the body of POST /v1/vms.

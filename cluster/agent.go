@@ -51,6 +51,8 @@ type Agent struct {
 	startedGen map[string]uint64
 	// stoppedForQuorum is set once policy stop has stopped the VMs.
 	stoppedForQuorum bool
+	// migrating holds the migrations this agent started (by id).
+	migrating map[string]bool
 }
 
 func newAgent(n *Node) *Agent {
@@ -58,7 +60,7 @@ func newAgent(n *Node) *Agent {
 		n: n, log: n.log.With().Str("component", "agent").Logger(),
 		nudge: make(chan struct{}, 1), managed: map[string]bool{},
 		since: map[string]model.VMObserve{}, errs: map[string]string{},
-		quorateAt: time.Now(), startedGen: map[string]uint64{},
+		quorateAt: time.Now(), startedGen: map[string]uint64{}, migrating: map[string]bool{},
 	}
 	a.loadManaged()
 	return a
@@ -142,8 +144,14 @@ func (a *Agent) reconcile(ctx context.Context) (again bool) {
 		if vm == nil && !a.isManaged(name) {
 			continue // not ours: an operator's own domain
 		}
-		if p := st.Status.Placements[name]; vm != nil && p != nil && p.Host == me {
+		p := st.Status.Placements[name]
+		if vm != nil && p != nil && p.Host == me {
+			// Ours (also when it arrived by a live migration).
+			a.setManaged(name, true)
 			continue
+		}
+		if vm != nil && p != nil && p.MigrateFrom == me {
+			continue // moving live from here: see migrations below
 		}
 		if d.State.Active() {
 			a.log.Info().Str("vm", name).Str("recovery_id", recoveryOf(st, name)).Msg("stopping VM that is not placed here")
@@ -171,7 +179,9 @@ func (a *Agent) reconcile(ctx context.Context) (again bool) {
 	// Starts: only with a state as new as the leader's.
 	var toStart []string
 	for _, name := range model.SortedKeys(st.Config.VMs) {
-		if p := st.Status.Placements[name]; p != nil && p.Host == me {
+		// A VM moving here live arrives through the migration; starting
+		// it too would run it twice.
+		if p := st.Status.Placements[name]; p != nil && p.Host == me && p.MigrateFrom == "" {
 			if d, ok := doms[name]; !ok || !d.State.Active() {
 				toStart = append(toStart, name)
 			}
@@ -189,7 +199,7 @@ func (a *Agent) reconcile(ctx context.Context) (again bool) {
 			st = a.n.fsm.Copy()
 			for _, name := range toStart {
 				p, vm := st.Status.Placements[name], st.Config.VMs[name]
-				if p == nil || vm == nil || p.Host != me {
+				if p == nil || vm == nil || p.Host != me || p.MigrateFrom != "" {
 					continue
 				}
 				err := a.start(ctx, vm, p)
@@ -199,6 +209,9 @@ func (a *Agent) reconcile(ctx context.Context) (again bool) {
 				}
 			}
 		}
+	}
+	if a.startMigrations(ctx, st) {
+		again = true
 	}
 	if err := a.report(ctx, st); err != nil {
 		a.log.Debug().Err(err).Msg("report")
@@ -226,6 +239,47 @@ func (a *Agent) start(ctx context.Context, vm *model.VM, p *model.Placement) err
 	a.mu.Unlock()
 	log.Info().Str("reason", p.Reason).Msg("VM started")
 	return nil
+}
+
+// startMigrations starts, once each, the live migrations the committed
+// state asks this host to run as the source, after making sure the local
+// state is as new as the leader's (a stale copy must not move a VM whose
+// move was already ended). It returns true when it should be tried again.
+func (a *Agent) startMigrations(ctx context.Context, st *model.State) bool {
+	me := a.n.cfg.NodeName
+	var todo []model.Placement
+	a.mu.Lock()
+	for _, name := range model.SortedKeys(st.Status.Placements) {
+		p := st.Status.Placements[name]
+		if p.MigrateFrom == me && p.Host != me && !a.migrating[p.MigrationID] {
+			todo = append(todo, *p)
+		}
+	}
+	a.mu.Unlock()
+	if len(todo) == 0 {
+		return false
+	}
+	if err := a.catchUp(ctx); err != nil {
+		a.log.Info().Err(err).Msg("not starting migrations yet")
+		return true
+	}
+	st = a.n.fsm.Copy()
+	for _, old := range todo {
+		p := st.Status.Placements[old.VM]
+		if p == nil || p.MigrationID != old.MigrationID || p.MigrateFrom != me {
+			continue
+		}
+		target := st.Config.Hosts[p.Host]
+		if target == nil {
+			continue
+		}
+		a.mu.Lock()
+		a.migrating[p.MigrationID] = true
+		a.mu.Unlock()
+		t := *target
+		go a.migrate(ctx, *p, &t)
+	}
+	return false
 }
 
 func (a *Agent) setQuorate() {

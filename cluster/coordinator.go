@@ -119,6 +119,7 @@ func (c *Coordinator) step(ctx context.Context) {
 	for _, name := range model.SortedKeys(st.Config.Hosts) {
 		c.hostStep(ctx, st, name, members)
 	}
+	c.migrationStep(c.n.fsm.Copy())
 	// Re-read: host states may just have changed.
 	c.place(c.n.fsm.Copy(), c.n.members())
 }
@@ -327,6 +328,9 @@ func (c *Coordinator) place(st *model.State, members map[string]serf.Member) {
 		if !d.Changed {
 			continue
 		}
+		if p := st.Status.Placements[d.VM]; p != nil && p.MigrateFrom != "" {
+			continue // moving live: its end is decided by the move
+		}
 		cur := ""
 		if p := st.Status.Placements[d.VM]; p != nil {
 			cur = p.Host
@@ -434,8 +438,10 @@ func newBootID() string {
 	return hex.EncodeToString(b[:])
 }
 
-func newRecoveryID() string {
+func newRecoveryID() string { return newID("rcv-") }
+
+func newID(prefix string) string {
 	var b [6]byte
 	_, _ = rand.Read(b[:])
-	return "rcv-" + hex.EncodeToString(b[:])
+	return prefix + hex.EncodeToString(b[:])
 }

@@ -415,7 +415,8 @@ func (n *Node) registration(ctx context.Context) (*api.Register, error) {
 		return nil, fmt.Errorf("hypervisor node info: %w", err)
 	}
 	return &api.Register{
-		Host:    model.Host{Name: n.cfg.NodeName, APIAddr: n.APIAddr(), MemoryMiB: info.MemoryMiB, CPUs: info.CPUs},
+		Host: model.Host{Name: n.cfg.NodeName, APIAddr: n.APIAddr(), MemoryMiB: info.MemoryMiB, CPUs: info.CPUs,
+			LibvirtURI: n.cfg.Migration.LibvirtURI, MigrationURI: n.cfg.Migration.Address},
 		Fencing: n.fencing,
 	}, nil
 }

@@ -46,6 +46,8 @@ func (n *Node) Handler(local bool) http.Handler {
 	mux.HandleFunc("POST "+api.PathFence+"/{host}/test", n.leaderWrite(n.handleFenceTest))
 	mux.HandleFunc("POST "+api.PathVMs, n.leaderWrite(n.handleAddVM))
 	mux.HandleFunc("DELETE "+api.PathVMs+"/{name}", n.leaderWrite(n.handleRemoveVM))
+	mux.HandleFunc("POST "+api.PathVMs+"/{name}/migrate", n.leaderWrite(n.handleMigrate))
+	mux.HandleFunc("POST "+api.PathMigrationResult, n.leaderWrite(n.handleMigrationResult))
 	mux.HandleFunc("POST "+api.PathRegister, n.leaderWrite(n.handleRegister))
 	mux.HandleFunc("POST "+api.PathObserve, n.leaderWrite(n.handleObserve))
 	mux.HandleFunc("GET "+api.PathLocalDomains, n.handleLocalDomains)
@@ -268,6 +270,33 @@ func (n *Node) handleAddVM(w http.ResponseWriter, _ *http.Request, body []byte) 
 	}
 	n.coord.poke()
 	writeJSON(w, http.StatusCreated, n.vmView(n.fsm.Copy(), vm.Name))
+}
+
+func (n *Node) handleMigrate(w http.ResponseWriter, r *http.Request, body []byte) {
+	var req api.MigrateRequest
+	if err := decode(body, &req); err != nil {
+		writeErr(w, http.StatusBadRequest, "", err)
+		return
+	}
+	p, err := n.coord.StartMigration(r.PathValue("name"), req.To, requester(r, req.RequestedBy))
+	if err != nil {
+		writeApplyErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, n.vmView(n.fsm.Copy(), p.VM))
+}
+
+func (n *Node) handleMigrationResult(w http.ResponseWriter, _ *http.Request, body []byte) {
+	var req api.MigrationResult
+	if err := decode(body, &req); err != nil {
+		writeErr(w, http.StatusBadRequest, "", err)
+		return
+	}
+	if err := n.coord.MigrationResult(req); err != nil {
+		writeApplyErr(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
 }
 
 func (n *Node) handleRemoveVM(w http.ResponseWriter, r *http.Request, _ []byte) {

@@ -126,6 +126,10 @@ func vmView(st *model.State, name string) api.VM {
 		return v
 	}
 	v.Host, v.Reason, v.Generation, v.Since = p.Host, p.Reason, p.Generation, p.Since
+	if p.MigrateFrom != "" {
+		v.MigratingFrom, v.MigrationID, v.State = p.MigrateFrom, p.MigrationID, "migrating"
+		return v
+	}
 	if p.Host == "" {
 		v.State = "stopped"
 		return v

@@ -61,9 +61,29 @@ type Daemon struct {
 	TLS pki.Files `mapstructure:"tls"`
 	// SocketGroup, when set, may use the CLI socket too (mode 0660).
 	SocketGroup string `mapstructure:"socket_group"`
+	// Migration describes how live migrations reach this host.
+	Migration Migration `mapstructure:"migration"`
 	// Witness runs vmhad as a tie-breaking vote only (two-host clusters):
 	// no hypervisor, no VMs, nothing to fence.
 	Witness bool `mapstructure:"witness"`
+}
+
+// Migration is this host's end of live migrations.
+type Migration struct {
+	// LibvirtURI is how the other hosts' libvirtd reach this host's
+	// (qemu+tls://HOST/system). Empty: this host takes no live migration.
+	LibvirtURI string `mapstructure:"libvirt_uri"`
+	// Address is the migration stream's address, tcp://ADDR (no port:
+	// the target picks one from its own range).
+	Address string `mapstructure:"address"`
+	// Timeout aborts a migration that has not finished (the VM stays on
+	// the source).
+	Timeout time.Duration `mapstructure:"timeout"`
+	// BandwidthMiBps caps the stream (0: unlimited).
+	BandwidthMiBps uint64 `mapstructure:"bandwidth_mibps"`
+	// MaxDowntime is the longest pause allowed at the switch-over.
+	MaxDowntime  time.Duration `mapstructure:"max_downtime"`
+	AutoConverge bool          `mapstructure:"auto_converge"`
 }
 
 // No-quorum policies: what a host cut off from the quorum does.
@@ -197,41 +217,47 @@ type Log struct {
 
 // Defaults are the embedded defaults every key falls back to.
 var Defaults = map[string]any{
-	"bind_addr":               "127.0.0.1",
-	"ports.serf":              7946,
-	"ports.raft":              7947,
-	"ports.api":               7948,
-	"bootstrap_expect":        3,
-	"data_dir":                "/var/lib/vmha",
-	"socket":                  "/run/vmha/vmhad.sock",
-	"metrics_addr":            "",
-	"hypervisor_uri":          "qemu:///system",
-	"bmc.type":                "ipmi",
-	"bmc.port":                623,
-	"bmc.interface":           "lanplus",
-	"bmc.cipher_suite":        3,
-	"gossip.probe_interval":   "200ms",
-	"gossip.probe_timeout":    "100ms",
-	"gossip.gossip_interval":  "100ms",
-	"gossip.suspicion_mult":   2,
-	"gossip.encrypt_key_file": "",
-	"raft.heartbeat_timeout":  "500ms",
-	"raft.election_timeout":   "500ms",
-	"raft.leader_lease":       "250ms",
-	"fencing.timeout":         "20s",
-	"fencing.call_timeout":    "3s",
-	"fencing.poll_interval":   "250ms",
-	"fencing.retry_interval":  "5s",
-	"fencing.check_interval":  "60s",
-	"agent.interval":          "2s",
-	"quorum.no_quorum_policy": PolicyFreeze,
-	"raft.max_voters":         5,
-	"quorum.stop_after":       "30s",
-	"witness":                 false,
-	"socket_group":            "",
-	"agent.stop_timeout":      "30s",
-	"log.level":               "info",
-	"log.format":              "json",
+	"bind_addr":                 "127.0.0.1",
+	"ports.serf":                7946,
+	"ports.raft":                7947,
+	"ports.api":                 7948,
+	"bootstrap_expect":          3,
+	"data_dir":                  "/var/lib/vmha",
+	"socket":                    "/run/vmha/vmhad.sock",
+	"metrics_addr":              "",
+	"hypervisor_uri":            "qemu:///system",
+	"bmc.type":                  "ipmi",
+	"bmc.port":                  623,
+	"bmc.interface":             "lanplus",
+	"bmc.cipher_suite":          3,
+	"gossip.probe_interval":     "200ms",
+	"gossip.probe_timeout":      "100ms",
+	"gossip.gossip_interval":    "100ms",
+	"gossip.suspicion_mult":     2,
+	"gossip.encrypt_key_file":   "",
+	"raft.heartbeat_timeout":    "500ms",
+	"raft.election_timeout":     "500ms",
+	"raft.leader_lease":         "250ms",
+	"fencing.timeout":           "20s",
+	"fencing.call_timeout":      "3s",
+	"fencing.poll_interval":     "250ms",
+	"fencing.retry_interval":    "5s",
+	"fencing.check_interval":    "60s",
+	"agent.interval":            "2s",
+	"quorum.no_quorum_policy":   PolicyFreeze,
+	"raft.max_voters":           5,
+	"migration.libvirt_uri":     "",
+	"migration.address":         "",
+	"migration.timeout":         "10m",
+	"migration.bandwidth_mibps": 0,
+	"migration.max_downtime":    "300ms",
+	"migration.auto_converge":   false,
+	"quorum.stop_after":         "30s",
+	"witness":                   false,
+	"socket_group":              "",
+	"agent.stop_timeout":        "30s",
+	"log.level":                 "info",
+	"log.format":                "json",
 }
 
 // Flags declares vmhad's command-line overrides on fs. Flag names are the
@@ -457,6 +483,12 @@ func (d *Daemon) Validate() error {
 			return err
 		}
 	}
+	if a := d.Migration.Address; a != "" && !strings.HasPrefix(a, "tcp://") {
+		return fmt.Errorf("migration.address: %q, want tcp://ADDR", a)
+	}
+	if u := d.Migration.LibvirtURI; u != "" && !strings.Contains(u, "://") {
+		return fmt.Errorf("migration.libvirt_uri: %q is not a libvirt URI", u)
+	}
 	if d.Raft.MaxVoters < 1 || d.Raft.MaxVoters > 15 {
 		return fmt.Errorf("raft.max_voters: %d, want 1-15 (3, 5 or 7 in practice)", d.Raft.MaxVoters)
 	}
@@ -479,7 +511,8 @@ func (d *Daemon) Validate() error {
 		{"fencing.poll_interval", d.Fencing.PollInterval}, {"fencing.retry_interval", d.Fencing.RetryInterval},
 		{"fencing.check_interval", d.Fencing.CheckInterval},
 		{"agent.interval", d.Agent.Interval}, {"agent.stop_timeout", d.Agent.StopTimeout},
-		{"quorum.stop_after", d.Quorum.StopAfter},
+		{"quorum.stop_after", d.Quorum.StopAfter}, {"migration.timeout", d.Migration.Timeout},
+		{"migration.max_downtime", d.Migration.MaxDowntime},
 	}
 	for _, x := range durs {
 		if x.v <= 0 {

@@ -42,6 +42,12 @@ type Host struct {
 	CPUs      uint   `json:"cpus"`
 	// Witness hosts only vote: no hypervisor, no VMs, nothing to fence.
 	Witness bool `json:"witness,omitempty"`
+	// LibvirtURI is how other hosts' libvirtd reach this host's for a
+	// live migration (qemu+tls://HOST/system); empty: no live migration
+	// to this host.
+	LibvirtURI string `json:"libvirt_uri,omitempty"`
+	// MigrationURI is the address of the migration stream (tcp://ADDR).
+	MigrationURI string `json:"migration_uri,omitempty"`
 }
 
 // VM is a virtual machine vmha keeps running.
@@ -157,6 +163,12 @@ type Placement struct {
 	// RecoveryID ties a placement made during a host recovery to its log
 	// events and fence record.
 	RecoveryID string `json:"recovery_id,omitempty"`
+	// MigrateFrom is set while the VM moves live from that host to Host:
+	// the VM is on MigrateFrom until the move is confirmed, so Host's
+	// agent must not start it, and the planner must not move it.
+	MigrateFrom string `json:"migrate_from,omitempty"`
+	// MigrationID names the move in logs and status.
+	MigrationID string `json:"migration_id,omitempty"`
 }
 
 // HostState is where a host stands in the failure lifecycle.

@@ -43,6 +43,10 @@ type Options struct {
 	// GossipKey, when set, encrypts gossip: every host gets it in its
 	// gossip.encrypt_key_file.
 	GossipKey string
+	// Hypervisors gives host i a real libvirtd (its URI, e.g. from
+	// internal/virtlab) instead of a test:/// driver; live migration goes
+	// between these. Hosts past the list keep the test driver.
+	Hypervisors []string
 	// TLS runs raft and the peer API over mutual TLS: a cluster CA in
 	// Dir/ca and a certificate per host (CN = host name).
 	TLS bool
@@ -250,7 +254,7 @@ join: [%s]
 bootstrap_expect: %d
 data_dir: %s
 socket: %s
-hypervisor_uri: test://%s
+hypervisor_uri: %s
 metrics_addr: 127.0.0.1:%d
 %sfencing:
   timeout: 10s
@@ -263,7 +267,7 @@ agent:
   stop_timeout: 5s
 log:
   level: info
-%s`, h.Name, ports[0], ports[1], ports[2], strings.Join(joins, ", "), len(joins), filepath.Join(h.Dir, "data"), h.Socket, nodeXML, ports[3], bmc, c.opts.Extra)
+%s`, h.Name, ports[0], ports[1], ports[2], strings.Join(joins, ", "), len(joins), filepath.Join(h.Dir, "data"), h.Socket, c.hypervisorURI(h, nodeXML), ports[3], bmc, c.opts.Extra)
 	return os.WriteFile(h.Config, []byte(cfg), 0o600)
 }
 
@@ -383,6 +387,19 @@ func (h *Host) Exited(timeout time.Duration) bool {
 	case <-time.After(timeout):
 		return false
 	}
+}
+
+// hypervisorURI is host h's libvirt: a real libvirtd from
+// Options.Hypervisors, or its own test driver. A real one also takes live
+// migrations (the lab's migration stream on loopback).
+func (c *Cluster) hypervisorURI(h *Host, nodeXML string) string {
+	for i, hh := range c.Hosts {
+		if hh == h && i < len(c.opts.Hypervisors) && c.opts.Hypervisors[i] != "" {
+			u := c.opts.Hypervisors[i]
+			return fmt.Sprintf("%s\nmigration: {libvirt_uri: %q, address: \"tcp://127.0.0.1\", timeout: 2m}", u, u)
+		}
+	}
+	return "test://" + nodeXML
 }
 
 // CADir is where a TLS lab cluster keeps its CA (Options.TLS).

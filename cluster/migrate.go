@@ -1,0 +1,250 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/serf/serf"
+
+	"github.com/vmha/vmha/api"
+	"github.com/vmha/vmha/hypervisor"
+	"github.com/vmha/vmha/migration"
+	"github.com/vmha/vmha/model"
+)
+
+// A live migration travels through the log like every decision:
+//
+//  1. The leader commits the VM's placement on the target with MigrateFrom
+//     set to the source (StartMigration). The target's agent does not start
+//     the VM; the planner does not move it.
+//  2. The source's agent sees it and runs the libvirt migration, then
+//     reports the outcome and where the VM really runs (MigrationResult).
+//  3. The leader commits the end: on the target when it runs there (or runs
+//     nowhere: then it is the target's to start), back on the source when it
+//     still runs there. If the source is lost mid-move, the end waits for its
+//     fence; a lost target makes the source's migration fail, and the VM,
+//     still on the source, goes back to it.
+
+// StartMigration is `vmha migrate VM [--to HOST]`.
+func (c *Coordinator) StartMigration(vm, to, requester string) (model.Placement, error) {
+	st := c.n.fsm.Copy()
+	members := c.n.members()
+	v := st.Config.VMs[vm]
+	if v == nil {
+		return model.Placement{}, &NotFoundError{Kind: "vm", Name: vm}
+	}
+	p := st.Status.Placements[vm]
+	if p == nil || p.Host == "" {
+		return model.Placement{}, &ConflictError{What: fmt.Sprintf("vm %s is not placed on any host", vm)}
+	}
+	if p.MigrateFrom != "" {
+		return model.Placement{}, &ConflictError{What: fmt.Sprintf("vm %s is already moving from %s to %s (%s)", vm, p.MigrateFrom, p.Host, p.MigrationID)}
+	}
+	src := p.Host
+	if !c.usable(st, members, src) {
+		return model.Placement{}, &ConflictError{What: fmt.Sprintf("vm %s is on %s, which is not an alive host: it cannot be moved live", vm, src)}
+	}
+	if o := st.Status.Observed[src]; o == nil || o.VMs[vm].State != string(hypervisor.StateRunning) {
+		return model.Placement{}, &ConflictError{What: fmt.Sprintf("vm %s is not reported running on %s: only a running VM moves live", vm, src)}
+	}
+	if to == "" {
+		to = c.pickTarget(st, members, v, src)
+		if to == "" {
+			return model.Placement{}, &ConflictError{What: fmt.Sprintf("no other host can take vm %s (%d MiB): none is alive, takes live migrations and has room", vm, v.MemoryMiB)}
+		}
+	}
+	if err := c.checkTarget(st, members, v, src, to); err != nil {
+		return model.Placement{}, err
+	}
+	np := model.Placement{VM: vm, Host: to, MigrateFrom: src, MigrationID: newID("mig-"),
+		Reason: fmt.Sprintf("live migration from %s requested by %s", src, requester)}
+	if err := c.n.propose(&Command{Op: OpPlace, Placements: []model.Placement{np}}); err != nil {
+		return model.Placement{}, err
+	}
+	c.log.Info().Str("migration_id", np.MigrationID).Str("vm", vm).Str("from", src).Str("to", to).Str("requested_by", requester).Msg("live migration committed")
+	c.nudge(st, src)
+	return np, nil
+}
+
+func (c *Coordinator) usable(st *model.State, members map[string]serf.Member, host string) bool {
+	h := st.Config.Hosts[host]
+	if h == nil || h.Witness {
+		return false
+	}
+	if hs := st.Status.Hosts[host]; hs != nil && hs.State != model.HostAlive {
+		return false
+	}
+	m, ok := members[host]
+	return ok && m.Status == serf.StatusAlive
+}
+
+// checkTarget says why to cannot take vm live from src, or nil.
+func (c *Coordinator) checkTarget(st *model.State, members map[string]serf.Member, v *model.VM, src, to string) error {
+	h := st.Config.Hosts[to]
+	switch {
+	case h == nil:
+		return &ValidationError{Field: "to", Err: fmt.Errorf("unknown host %q (known: %v)", to, model.SortedKeys(st.Config.Hosts))}
+	case to == src:
+		return &ValidationError{Field: "to", Err: fmt.Errorf("vm %s already runs on %s", v.Name, to)}
+	case h.Witness:
+		return &ValidationError{Field: "to", Err: fmt.Errorf("%s is a witness: it runs no VM", to)}
+	case !c.usable(st, members, to):
+		return &ConflictError{What: fmt.Sprintf("host %s is not alive: it cannot take vm %s", to, v.Name)}
+	case h.LibvirtURI == "":
+		return &ConflictError{What: fmt.Sprintf("host %s takes no live migration (its migration.libvirt_uri is not set)", to)}
+	}
+	if free := freeMiB(st, to); free < v.MemoryMiB {
+		return &ConflictError{What: fmt.Sprintf("host %s has %d MiB free, vm %s needs %d MiB", to, free, v.Name, v.MemoryMiB)}
+	}
+	return nil
+}
+
+// pickTarget is the alive host, other than src, that takes live migrations
+// and has the most free memory for v (name order on ties).
+func (c *Coordinator) pickTarget(st *model.State, members map[string]serf.Member, v *model.VM, src string) string {
+	best, bestFree := "", uint64(0)
+	for _, h := range model.SortedKeys(st.Config.Hosts) {
+		if c.checkTarget(st, members, v, src, h) != nil {
+			continue
+		}
+		if f := freeMiB(st, h); best == "" || f > bestFree {
+			best, bestFree = h, f
+		}
+	}
+	return best
+}
+
+// freeMiB is a host's memory minus that of the VMs placed on it or moving
+// to it.
+func freeMiB(st *model.State, host string) uint64 {
+	h := st.Config.Hosts[host]
+	if h == nil {
+		return 0
+	}
+	var used uint64
+	for name, p := range st.Status.Placements {
+		if p.Host == host {
+			if v := st.Config.VMs[name]; v != nil {
+				used += v.MemoryMiB
+			}
+		}
+	}
+	if used >= h.MemoryMiB {
+		return 0
+	}
+	return h.MemoryMiB - used
+}
+
+// nudge asks host's agent to reconcile now (the timer would anyway).
+func (c *Coordinator) nudge(st *model.State, host string) {
+	h := st.Config.Hosts[host]
+	if h == nil || h.APIAddr == "" {
+		return
+	}
+	term := c.n.raft.CurrentTerm()
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		if err := api.NewTCPClient(h.APIAddr, 2*time.Second, c.n.tls).Do(ctx, "POST", api.PathNudge, api.Nudge{Term: term}, nil, nil); err != nil {
+			c.log.Debug().Err(err).Str("host", host).Msg("nudge agent")
+		}
+	}()
+}
+
+// MigrationResult records the end of a move the source's agent reports.
+func (c *Coordinator) MigrationResult(r api.MigrationResult) error {
+	st := c.n.fsm.Copy()
+	p := st.Status.Placements[r.VM]
+	if p == nil || p.MigrationID != r.MigrationID || p.MigrateFrom == "" {
+		// Already ended (a retried report, or the source was fenced).
+		return nil
+	}
+	end := model.Placement{VM: r.VM}
+	switch r.RunningOn {
+	case p.MigrateFrom:
+		end.Host = p.MigrateFrom
+		end.Reason = fmt.Sprintf("live migration to %s %s: %s; the VM stays on %s", p.Host, r.Outcome, r.Reason, p.MigrateFrom)
+	case p.Host:
+		end.Host = p.Host
+		end.Reason = fmt.Sprintf("moved live from %s (%s, downtime %s)", p.MigrateFrom, p.MigrationID, r.Downtime)
+	case "":
+		// The VM runs nowhere (the job failed after the source let go):
+		// it is the target's to start, like any VM placed there; if the
+		// target is lost, the usual fence-then-recover applies.
+		end.Host = p.Host
+		end.Reason = fmt.Sprintf("live migration from %s %s and left the VM stopped: %s; starting it on %s", p.MigrateFrom, r.Outcome, r.Reason, p.Host)
+	default:
+		return &ValidationError{Field: "running_on", Err: fmt.Errorf("%q is neither the source %s nor the target %s", r.RunningOn, p.MigrateFrom, p.Host)}
+	}
+	if err := c.n.propose(&Command{Op: OpPlace, Placements: []model.Placement{end}}); err != nil {
+		return err
+	}
+	ev := c.log.Info()
+	if end.Host != p.Host {
+		ev = c.log.Warn()
+	}
+	ev.Str("migration_id", p.MigrationID).Str("vm", r.VM).Str("outcome", r.Outcome).Str("running_on", r.RunningOn).Str("reason", r.Reason).Msg("live migration ended")
+	return nil
+}
+
+// migrationStep ends moves whose source was fenced: the VM is not on the
+// source any more, so it is the target's (running there if the move
+// completed, or started there by its agent).
+func (c *Coordinator) migrationStep(st *model.State) {
+	var ends []model.Placement
+	for _, vm := range model.SortedKeys(st.Status.Placements) {
+		p := st.Status.Placements[vm]
+		if p.MigrateFrom == "" {
+			continue
+		}
+		if hs := st.Status.Hosts[p.MigrateFrom]; hs != nil && hs.State == model.HostFenced {
+			ends = append(ends, model.Placement{VM: vm, Host: p.Host, RecoveryID: hs.RecoveryID,
+				Reason: fmt.Sprintf("source %s of live migration %s was fenced; the VM is %s's", p.MigrateFrom, p.MigrationID, p.Host)})
+		}
+	}
+	if len(ends) == 0 {
+		return
+	}
+	if err := c.n.propose(&Command{Op: OpPlace, Placements: ends}); err != nil {
+		c.log.Error().Err(err).Msg("end migrations of a fenced source")
+	}
+}
+
+// migrate runs, on the source's agent, the live migration the committed
+// placement asks for, and reports its end to the leader until it is taken.
+func (a *Agent) migrate(ctx context.Context, p model.Placement, target *model.Host) {
+	log := a.log.With().Str("migration_id", p.MigrationID).Str("vm", p.VM).Str("to", target.Name).Logger()
+	mc := a.n.cfg.Migration
+	m := &migration.Migrator{Log: log}
+	src := migration.Endpoint{Host: a.n.cfg.NodeName, URI: a.n.cfg.HypervisorURI}
+	dst := migration.Endpoint{Host: target.Name, URI: target.LibvirtURI, MigrationURI: target.MigrationURI}
+	opts := migration.Options{Timeout: mc.Timeout, BandwidthMiBps: mc.BandwidthMiBps, MaxDowntime: mc.MaxDowntime, AutoConverge: mc.AutoConverge}
+	last := time.Now()
+	res, err := m.Migrate(ctx, p.VM, src, dst, opts, func(pr migration.Progress) {
+		if time.Since(last) > 2*time.Second {
+			last = time.Now()
+			log.Info().Str("progress", pr.String()).Msg("migrating")
+		}
+	})
+	if ctx.Err() != nil {
+		return // the daemon stops; the next start runs it again
+	}
+	rep := api.MigrationResult{VM: p.VM, MigrationID: p.MigrationID, Outcome: string(res.Outcome), RunningOn: res.RunningOn, Reason: res.Reason, Downtime: res.Job.Downtime, Wall: res.Wall}
+	if err != nil && errors.Is(err, migration.ErrOnTarget) {
+		rep.RunningOn = target.Name
+	}
+	log.Info().Str("outcome", rep.Outcome).Str("running_on", rep.RunningOn).Dur("wall", res.Wall).Dur("downtime", res.Job.Downtime).Msg("live migration done")
+	for ctx.Err() == nil {
+		if err := a.n.forwardWrite(ctx, "POST", api.PathMigrationResult, rep, nil); err == nil {
+			return
+		} else {
+			log.Warn().Err(err).Msg("report migration result; retrying")
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
+}
