@@ -15,6 +15,10 @@ packages=(
   # from a busybox initrd; the guest kernel is fetched by the lab itself with
   # apt-get download into /var/cache/vmha-lab
   libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils busybox-static cpio
+  # shared storage (sharedfs/, clvm/): mkfs and read-back tools of GFS2 and
+  # OCFS2, LVM on loop devices; kmod because mkfs.ocfs2 runs modprobe and
+  # exits 1 without it although it formatted the volume
+  gfs2-utils ocfs2-tools lvm2 kmod
 )
 
 missing=()
