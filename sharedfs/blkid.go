@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 )
 
@@ -57,8 +58,13 @@ func ParseBlkidExport(data []byte) (Signature, error) {
 
 // Probe runs `blkid -p -o export device` (low-level probing: it reads the
 // device itself, not the cache). blkid exits 2 when it finds nothing, which
-// is a zero Signature and no error.
+// is a zero Signature and no error. blkid also exits 2, silently, for a
+// path that does not exist, so Probe first checks that device exists on
+// this host (storage init runs where the device is).
 func Probe(ctx context.Context, r Runner, device string) (Signature, error) {
+	if _, err := os.Stat(device); err != nil {
+		return Signature{}, fmt.Errorf("probing %s for a signature: %w", device, err)
+	}
 	out, err := r.Run(ctx, "blkid", "-p", "-o", "export", device)
 	if err != nil {
 		var ee *ExitError
