@@ -19,6 +19,10 @@ const (
 	// PathGossipKeys lists (GET) and changes (POST) the gossip keyring.
 	// It is answered by the local host, which asks every member.
 	PathGossipKeys = "/v1/gossip/keys"
+	// PathRules gets (GET) or replaces (POST) the placement rules.
+	PathRules = "/v1/rules"
+	// PathExplain is followed by /{vm}.
+	PathExplain = "/v1/explain"
 	// PathFencePolicy turns fencing off (with an acknowledgement) or on.
 	PathFencePolicy = "/v1/fence-policy"
 	// PathFence is followed by /{host}, /{host}/confirm or /{host}/test.
@@ -141,6 +145,11 @@ type FenceRequest struct {
 	// Action is off (default) or reboot.
 	Action      string `json:"action"`
 	RequestedBy string `json:"requested_by"`
+}
+
+// Rules carries the placement rules: a cluster.yaml ("" clears them).
+type Rules struct {
+	YAML string `json:"yaml"`
 }
 
 // FencePolicy is the body of POST /v1/fence-policy.

@@ -319,6 +319,10 @@ func (c *Coordinator) noteRecoveries(obs *model.Observation) {
 
 // place commits a host for every VM that needs one.
 func (c *Coordinator) place(st *model.State, members map[string]serf.Member) {
+	if st.Config.Rules != "" {
+		c.placeByRules(st, members)
+		return
+	}
 	snap := Snapshot(st, members)
 	var ps []model.Placement
 	t0 := time.Now()

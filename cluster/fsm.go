@@ -32,6 +32,8 @@ const (
 	OpFenceConfirm Op = "fence_confirm"
 	// OpSetFencing turns fencing off (FencingOff set) or on again.
 	OpSetFencing Op = "set_fencing"
+	// OpSetRules replaces the placement rules (a cluster.yaml).
+	OpSetRules Op = "set_rules"
 )
 
 // Command is one entry of the replicated log. Exactly one payload is set,
@@ -51,6 +53,7 @@ type Command struct {
 	Fence       *model.FenceRecord   `json:"fence,omitempty"`
 	Observation *model.Observation   `json:"observation,omitempty"`
 	FencingOff  *model.FencingOff    `json:"fencing_off,omitempty"`
+	Rules       *string              `json:"rules,omitempty"`
 }
 
 // HostStateChange moves a host through its failure lifecycle.
@@ -218,6 +221,16 @@ func apply(s *model.State, c *Command) error {
 		}
 		setHostState(hs, hc, c.At)
 		appendFence(s, *rec)
+	case OpSetRules:
+		if c.Rules == nil {
+			return errors.New("set_rules: no rules")
+		}
+		if *c.Rules != "" {
+			if _, err := checkRules(s, *c.Rules); err != nil {
+				return err
+			}
+		}
+		s.Config.Rules = *c.Rules
 	case OpSetFencing:
 		if c.FencingOff != nil && strings.TrimSpace(c.FencingOff.By) == "" {
 			return &ValidationError{Field: "by", Err: errors.New("turning fencing off needs the name of who acknowledged the risk")}

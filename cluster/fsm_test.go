@@ -11,8 +11,10 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+	"github.com/hashicorp/serf/serf"
 
 	"github.com/vmha/vmha/model"
+	"github.com/vmha/vmha/placement"
 )
 
 const vmXML = `<domain type='test'><name>%s</name><memory unit='MiB'>512</memory><vcpu>1</vcpu></domain>`
@@ -260,5 +262,50 @@ func TestFenceConfirm(t *testing.T) {
 	}
 	if h := st.Status.FenceHistory; len(h) != 1 || h[0].Requester != "alice@h1" || h[0].Action != "confirm" {
 		t.Fatalf("history %+v", h)
+	}
+}
+
+func TestRulesAreCheckedAgainstTheCluster(t *testing.T) {
+	f := baseFSM(t)
+	set := func(y string) any { return applyAll(t, f, &Command{Op: OpSetRules, Rules: &y})[0] }
+	for _, tt := range []struct{ yaml, want string }{
+		{"hosts: [{name: h9}]\nvms: []\n", `host "h9" is not a host of this cluster`},
+		{"hosts: [{name: h1}]\nvms: [{name: vm7}]\n", `vm "vm7" is not managed by this cluster`},
+		{"hosts: [{name: h1}]\nvms: [{name: vm1}]\nbogus: 1\n", "bogus"},
+		{"hosts: [{name: h1}]\nvms: [{name: vm1}]\nconstraints: {locations: [{vm: vm1, host: h2, score: 10}]}\n", "h2"},
+	} {
+		err, _ := set(tt.yaml).(error)
+		var ve *ValidationError
+		if !errors.As(err, &ve) || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("rules %q: %v, want a validation error naming %q", tt.yaml, err, tt.want)
+		}
+		if f.Copy().Config.Rules != "" {
+			t.Fatal("bad rules were stored")
+		}
+	}
+	good := "hosts: [{name: h1, attributes: {zone: a}}, {name: h2}]\nvms: [{name: vm1, priority: 5}]\n" +
+		"constraints: {locations: [{vm: vm1, rule: {score: -INFINITY, expressions: [{attribute: zone, operation: eq, value: a}]}}]}\n"
+	if r := set(good); r != nil {
+		t.Fatalf("good rules refused: %v", r)
+	}
+	st := f.Copy()
+	if st.Config.Rules != good {
+		t.Fatal("rules not stored")
+	}
+	// The engine input carries the rules; a VM that cannot move live and
+	// runs on a usable host is held where it is.
+	applyAll(t, f, &Command{Op: OpPlace, Placements: []model.Placement{{VM: "vm1", Host: "h2"}}})
+	in, err := engineInput(f.Copy(), members(map[string]serf.MemberStatus{"h1": serf.StatusAlive, "h2": serf.StatusAlive}), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(in.LocationRules) != 1 || in.Hosts[0].Attributes["zone"] != "a" || in.VMs[0].Priority != 5 {
+		t.Fatalf("input %+v", in)
+	}
+	if s := in.VMs[0].Stickiness; s == nil || *s != placement.Infinity || in.VMs[0].Current != "h2" {
+		t.Fatalf("a running VM that cannot move live is not held: %+v", in.VMs[0])
+	}
+	if r := set(""); r != nil || f.Copy().Config.Rules != "" {
+		t.Fatalf("clearing the rules: %v", r)
 	}
 }

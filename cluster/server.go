@@ -40,6 +40,9 @@ func (n *Node) Handler(local bool) http.Handler {
 	mux.HandleFunc("GET "+api.PathHosts, n.leaderRead(n.handleHosts))
 	mux.HandleFunc("GET "+api.PathFenceHistory, n.leaderRead(n.handleFenceHistory))
 	mux.HandleFunc("GET "+api.PathFenceDevices, n.leaderRead(n.handleFenceDevices))
+	mux.HandleFunc("GET "+api.PathRules, n.leaderRead(n.handleGetRules))
+	mux.HandleFunc("POST "+api.PathRules, n.leaderWrite(n.handleSetRules))
+	mux.HandleFunc("GET "+api.PathExplain+"/{vm}", n.leaderRead(n.handleExplain))
 	mux.HandleFunc("POST "+api.PathFencePolicy, n.leaderWrite(n.handleFencePolicy))
 	mux.HandleFunc("POST "+api.PathFence+"/{host}", n.leaderWrite(n.handleFence))
 	mux.HandleFunc("POST "+api.PathFence+"/{host}/confirm", n.leaderWrite(n.handleFenceConfirm))
@@ -436,6 +439,46 @@ func (n *Node) handleFence(w http.ResponseWriter, r *http.Request, body []byte) 
 	default:
 		writeJSON(w, http.StatusOK, rec)
 	}
+}
+
+func (n *Node) handleGetRules(w http.ResponseWriter, _ *http.Request, _ []byte) {
+	var r api.Rules
+	n.fsm.Read(func(s *model.State) { r.YAML = s.Config.Rules })
+	writeJSON(w, http.StatusOK, r)
+}
+
+func (n *Node) handleSetRules(w http.ResponseWriter, r *http.Request, body []byte) {
+	var req api.Rules
+	if err := decode(body, &req); err != nil {
+		writeErr(w, http.StatusBadRequest, "", err)
+		return
+	}
+	// Check first so that bad rules never reach the log; apply checks
+	// again, deterministically.
+	if req.YAML != "" {
+		var err error
+		n.fsm.Read(func(s *model.State) { _, err = checkRules(s, req.YAML) })
+		if err != nil {
+			writeApplyErr(w, err)
+			return
+		}
+	}
+	if err := n.propose(&Command{Op: OpSetRules, Rules: &req.YAML}); err != nil {
+		writeApplyErr(w, err)
+		return
+	}
+	n.log.Info().Str("by", requester(r, "")).Int("bytes", len(req.YAML)).Msg("placement rules replaced")
+	n.coord.poke()
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (n *Node) handleExplain(w http.ResponseWriter, r *http.Request, _ []byte) {
+	ex, err := n.coord.Explain(r.PathValue("vm"))
+	if err != nil {
+		writeApplyErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, ex)
 }
 
 func (n *Node) handleFencePolicy(w http.ResponseWriter, r *http.Request, body []byte) {

@@ -20,6 +20,9 @@ type Config struct {
 	// Fencing maps a host to how it is fenced: each host registers its own
 	// topology (from its vmhad.yaml), so that any survivor can fence it.
 	Fencing map[string]*FenceTopology `json:"fencing"`
+	// Rules is the cluster.yaml (policy, host and VM placement settings,
+	// constraints) placement follows; empty: the built-in defaults.
+	Rules string `json:"rules,omitempty"`
 	// FencingOff, when set, is an operator's explicit acknowledgement that
 	// lost hosts are recovered WITHOUT being fenced (vmha fence disable).
 	FencingOff *FencingOff `json:"fencing_off,omitempty"`

@@ -924,3 +924,65 @@ func TestMutualTLSCluster(t *testing.T) {
 	waitRecovered(t, c, vh.Name, names)
 	ch.verify(t)
 }
+
+// TestPlacementRules: rules applied to the running cluster steer a
+// recovery (a VM banned from one host by a rule lands on the other
+// survivor), vmha explain shows why, and bad rules are refused naming the
+// item, with nothing changed.
+func TestPlacementRules(t *testing.T) {
+	c := startCluster(t)
+	s := addVMs(t, c, "r1", "r2", "r3")
+	via := c.Host(s.Leader)
+	// The victim: a non-leader host running a VM; the VM is banned from
+	// the other non-leader host's... rather: from the leader, so that the
+	// only place left is the third host.
+	vh, lost := victimWithVMs(t, s, false)
+	vm := lost[0]
+	third := ""
+	for _, h := range s.Hosts {
+		if h.Name != vh.Name && h.Name != s.Leader {
+			third = h.Name
+		}
+	}
+	dir := t.TempDir()
+	rules := filepath.Join(dir, "cluster.yaml")
+	_ = os.WriteFile(rules, []byte(fmt.Sprintf(`policy: {placement-strategy: balanced}
+hosts:
+  - {name: %s, attributes: {zone: a}}
+vms:
+  - {name: %s, priority: 10}
+constraints:
+  locations:
+    - vm: %s
+      rule: {score: -INFINITY, expressions: [{attribute: zone, operation: eq, value: a}]}
+`, s.Leader, vm, vm)), 0o600)
+	bad := filepath.Join(dir, "bad.yaml")
+	_ = os.WriteFile(bad, []byte("hosts: [{name: host9}]\nvms: []\n"), 0o600)
+	run := func(code int, want string, args ...string) string {
+		t.Helper()
+		out, err := c.vmha(via, args...)
+		got := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			got = ee.ExitCode()
+		}
+		if got != code || !strings.Contains(string(out), want) {
+			t.Fatalf("vmha %v: exit %d, output %q; want exit %d and %q", args, got, out, code, want)
+		}
+		return string(out)
+	}
+	run(1, `host "host9" is not a host of this cluster`, "rules", "apply", bad)
+	run(0, "no placement rules", "rules", "show")
+	run(0, "placement rules from", "rules", "apply", rules)
+	run(0, "zone: a", "rules", "show")
+	out := run(0, s.Leader, "explain", vm, "-o", "json")
+	if !strings.Contains(out, "-INFINITY") {
+		t.Fatalf("explain does not show the ban: %s", out)
+	}
+	c.Host(vh.Name).Kill()
+	s = waitRecovered(t, c, vh.Name, []string{"r1", "r2", "r3"})
+	for _, v := range s.VMs {
+		if v.Name == vm && v.Host != third {
+			t.Fatalf("%s recovered on %s; the rule bans %s, so it belongs on %s", vm, v.Host, s.Leader, third)
+		}
+	}
+}
