@@ -933,9 +933,10 @@ func TestPlacementRules(t *testing.T) {
 	c := startCluster(t)
 	s := addVMs(t, c, "r1", "r2", "r3")
 	via := c.Host(s.Leader)
-	// The victim: a non-leader host running a VM; the VM is banned from
-	// the other non-leader host's... rather: from the leader, so that the
-	// only place left is the third host.
+	// The victim: a non-leader host running a VM. The rules want that VM
+	// on the leader (score 1000) but ban it from zone a, the leader's
+	// zone: -INFINITY wins, so it must recover on the third host, not
+	// where the location alone (or the default) would put it.
 	vh, lost := victimWithVMs(t, s, false)
 	vm := lost[0]
 	third := ""
@@ -953,9 +954,10 @@ vms:
   - {name: %s, priority: 10}
 constraints:
   locations:
+    - {vm: %s, host: %s, score: 1000}
     - vm: %s
       rule: {score: -INFINITY, expressions: [{attribute: zone, operation: eq, value: a}]}
-`, s.Leader, vm, vm)), 0o600)
+`, s.Leader, vm, vm, s.Leader, vm)), 0o600)
 	bad := filepath.Join(dir, "bad.yaml")
 	_ = os.WriteFile(bad, []byte("hosts: [{name: host9}]\nvms: []\n"), 0o600)
 	run := func(code int, want string, args ...string) string {
