@@ -120,7 +120,7 @@ func checkVGName(n string) error {
 		return fmt.Errorf("volume group name %q is not valid for LVM", n)
 	}
 	for _, c := range n {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune("+_.-", c)) {
+		if !isVGChar(c) {
 			return fmt.Errorf("volume group name %q: LVM allows only letters, digits and + _ . -", n)
 		}
 	}
@@ -293,4 +293,8 @@ func Filesystems(rs []Resource) []string {
 		}
 	}
 	return out
+}
+
+func isVGChar(c rune) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune("+_.-", c)
 }

@@ -230,9 +230,13 @@ func checkTablePart(what, s string, max int) error {
 		return fmt.Errorf("gfs2 lock table %s %q: want 1 to %d characters", what, s, max)
 	}
 	for _, c := range s {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+		if !isNameChar(c) {
 			return fmt.Errorf("gfs2 lock table %s %q: only letters, digits, '-' and '_'", what, s)
 		}
 	}
 	return nil
+}
+
+func isNameChar(c rune) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_'
 }
