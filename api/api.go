@@ -19,6 +19,8 @@ const (
 	// PathGossipKeys lists (GET) and changes (POST) the gossip keyring.
 	// It is answered by the local host, which asks every member.
 	PathGossipKeys = "/v1/gossip/keys"
+	// PathHostAction is followed by /{host}/evacuate or /{host}/online.
+	PathHostAction = "/v1/hosts"
 	// PathRules gets (GET) or replaces (POST) the placement rules.
 	PathRules = "/v1/rules"
 	// PathExplain is followed by /{vm}.
@@ -60,6 +62,8 @@ type Status struct {
 	VMs    []VM   `json:"vms"`
 	// Problems lists what needs an operator, in plain words.
 	Problems []string `json:"problems"`
+	// Evacuations lists hosts being drained (until vmha host online).
+	Evacuations []Evacuation `json:"evacuations"`
 	// FencingOff is set while an operator has turned fencing off.
 	FencingOff *model.FencingOff `json:"fencing_off,omitempty"`
 }
@@ -145,6 +149,49 @@ type FenceRequest struct {
 	// Action is off (default) or reboot.
 	Action      string `json:"action"`
 	RequestedBy string `json:"requested_by"`
+}
+
+// EvacuateRequest is the body of POST /v1/hosts/{host}/evacuate.
+type EvacuateRequest struct {
+	Parallel int `json:"parallel"`
+	// OnStuck is fail (default) or stop-restart, for VMs that cannot
+	// move live.
+	OnStuck string `json:"on_stuck,omitempty"`
+	// Deadline, when set, turns the remaining moves into stop-and-start
+	// once it has passed.
+	Deadline    time.Duration `json:"deadline_ns,omitempty"`
+	DryRun      bool          `json:"dry_run,omitempty"`
+	RequestedBy string        `json:"requested_by"`
+}
+
+// EvacuationPlan answers an evacuation: each VM's target and how it moves.
+type EvacuationPlan struct {
+	Host  string           `json:"host"`
+	Moves []EvacuationMove `json:"moves"`
+}
+
+// EvacuationMove is one VM of an evacuation plan.
+type EvacuationMove struct {
+	VM string `json:"vm"`
+	To string `json:"to,omitempty"`
+	// Live is true when the VM moves live; otherwise Stuck says why not.
+	Live  bool   `json:"live"`
+	Stuck string `json:"stuck,omitempty"`
+}
+
+// Evacuation is a host's evacuation in the status.
+type Evacuation struct {
+	Host     string    `json:"host"`
+	Parallel int       `json:"parallel"`
+	OnStuck  string    `json:"on_stuck"`
+	By       string    `json:"by"`
+	At       time.Time `json:"at"`
+	Deadline time.Time `json:"deadline,omitempty"`
+	Done     bool      `json:"done"`
+	// Left counts VMs still placed on the host; Moving those on their way.
+	Left   int      `json:"left"`
+	Moving int      `json:"moving"`
+	Stuck  []string `json:"stuck,omitempty"`
 }
 
 // Rules carries the placement rules: a cluster.yaml ("" clears them).

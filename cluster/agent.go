@@ -277,7 +277,11 @@ func (a *Agent) startMigrations(ctx context.Context, st *model.State) bool {
 		a.migrating[p.MigrationID] = true
 		a.mu.Unlock()
 		t := *target
-		go a.migrate(ctx, *p, &t)
+		if p.Cold {
+			go a.coldMove(ctx, *p)
+		} else {
+			go a.migrate(ctx, *p, &t)
+		}
 	}
 	return false
 }

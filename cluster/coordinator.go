@@ -120,6 +120,7 @@ func (c *Coordinator) step(ctx context.Context) {
 		c.hostStep(ctx, st, name, members)
 	}
 	c.migrationStep(c.n.fsm.Copy())
+	c.evacuationStep(c.n.fsm.Copy(), c.n.members())
 	// Re-read: host states may just have changed.
 	c.place(c.n.fsm.Copy(), c.n.members())
 }
@@ -429,6 +430,11 @@ func hostCondition(st *model.State, name string, members map[string]serf.Member)
 		return placement.Lost
 	case model.HostFenced:
 		return placement.Released
+	}
+	if st.Status.Evacuations[name] != nil {
+		// Draining: its VMs are moved by the evacuation, and nothing
+		// new goes there (vmha host online ends it).
+		return placement.Offline
 	}
 	if m, ok := members[name]; ok && m.Status == serf.StatusAlive {
 		return placement.Usable

@@ -34,6 +34,9 @@ const (
 	OpSetFencing Op = "set_fencing"
 	// OpSetRules replaces the placement rules (a cluster.yaml).
 	OpSetRules Op = "set_rules"
+	// OpEvacuation starts or updates (Evacuation set) or ends (Name set:
+	// vmha host online) the evacuation of a host.
+	OpEvacuation Op = "evacuation"
 )
 
 // Command is one entry of the replicated log. Exactly one payload is set,
@@ -54,6 +57,7 @@ type Command struct {
 	Observation *model.Observation   `json:"observation,omitempty"`
 	FencingOff  *model.FencingOff    `json:"fencing_off,omitempty"`
 	Rules       *string              `json:"rules,omitempty"`
+	Evacuation  *model.Evacuation    `json:"evacuation,omitempty"`
 }
 
 // HostStateChange moves a host through its failure lifecycle.
@@ -221,6 +225,22 @@ func apply(s *model.State, c *Command) error {
 		}
 		setHostState(hs, hc, c.At)
 		appendFence(s, *rec)
+	case OpEvacuation:
+		if e := c.Evacuation; e != nil {
+			if _, ok := s.Config.Hosts[e.Host]; !ok {
+				return &NotFoundError{Kind: "host", Name: e.Host}
+			}
+			if s.Status.Evacuations == nil {
+				s.Status.Evacuations = map[string]*model.Evacuation{}
+			}
+			cp := *e
+			s.Status.Evacuations[e.Host] = &cp
+		} else {
+			if _, ok := s.Status.Evacuations[c.Name]; !ok {
+				return &ConflictError{What: fmt.Sprintf("host %s is not being evacuated", c.Name)}
+			}
+			delete(s.Status.Evacuations, c.Name)
+		}
 	case OpSetRules:
 		if c.Rules == nil {
 			return errors.New("set_rules: no rules")

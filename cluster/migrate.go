@@ -94,6 +94,8 @@ func (c *Coordinator) checkTarget(st *model.State, members map[string]serf.Membe
 		return &ConflictError{What: fmt.Sprintf("host %s is not alive: it cannot take vm %s", to, v.Name)}
 	case h.LibvirtURI == "":
 		return &ConflictError{What: fmt.Sprintf("host %s takes no live migration (its migration.libvirt_uri is not set)", to)}
+	case st.Status.Evacuations[to] != nil:
+		return &ConflictError{What: fmt.Sprintf("host %s is being evacuated: vmha host online %s first", to, to)}
 	}
 	if free := freeMiB(st, to); free < v.MemoryMiB {
 		return &ConflictError{What: fmt.Sprintf("host %s has %d MiB free, vm %s needs %d MiB", to, free, v.Name, v.MemoryMiB)}
@@ -170,6 +172,11 @@ func (c *Coordinator) MigrationResult(r api.MigrationResult) error {
 		end.Host = p.Host
 		end.Reason = fmt.Sprintf("moved live from %s (%s, downtime %s)", p.MigrateFrom, p.MigrationID, r.Downtime)
 	case "":
+		if p.Cold {
+			end.Host = p.Host
+			end.Reason = fmt.Sprintf("shut down on %s and started on %s (%s)", p.MigrateFrom, p.Host, p.MigrationID)
+			break
+		}
 		// The VM runs nowhere (the job failed after the source let go):
 		// it is the target's to start, like any VM placed there; if the
 		// target is lost, the usual fence-then-recover applies.
@@ -236,11 +243,41 @@ func (a *Agent) migrate(ctx context.Context, p model.Placement, target *model.Ho
 		rep.RunningOn = target.Name
 	}
 	log.Info().Str("outcome", rep.Outcome).Str("running_on", rep.RunningOn).Dur("wall", res.Wall).Dur("downtime", res.Job.Downtime).Msg("live migration done")
+	a.reportMove(ctx, rep)
+}
+
+// coldMove is the source's half of a stop-and-start move: shut the VM down
+// (gracefully, then destroy), make sure it is no longer active here, and
+// report it stopped so that the leader hands it to the target.
+func (a *Agent) coldMove(ctx context.Context, p model.Placement) {
+	log := a.log.With().Str("migration_id", p.MigrationID).Str("vm", p.VM).Str("to", p.Host).Logger()
+	start := time.Now()
+	err := a.n.hv.Stop(ctx, p.VM, a.n.cfg.Agent.StopTimeout)
+	a.n.metrics.agentStops.WithLabelValues(result(err)).Inc()
+	rep := api.MigrationResult{VM: p.VM, MigrationID: p.MigrationID, Outcome: "stopped", RunningOn: ""}
+	doms, lerr := a.listDomains(ctx)
+	switch {
+	case err != nil || lerr != nil:
+		// Not confirmed stopped: the VM stays ours; the move ends back here.
+		rep.Outcome, rep.RunningOn, rep.Reason = "failed", a.n.cfg.NodeName, fmt.Sprintf("stop failed: %v %v", err, lerr)
+	case doms[p.VM].State.Active():
+		rep.Outcome, rep.RunningOn, rep.Reason = "failed", a.n.cfg.NodeName, "still active after the stop"
+	}
+	rep.Wall = time.Since(start)
+	if ctx.Err() != nil {
+		return
+	}
+	log.Info().Str("outcome", rep.Outcome).Dur("wall", rep.Wall).Msg("stopped for a move")
+	a.reportMove(ctx, rep)
+}
+
+// reportMove tells the leader how a move ended, until it is taken.
+func (a *Agent) reportMove(ctx context.Context, rep api.MigrationResult) {
 	for ctx.Err() == nil {
 		if err := a.n.forwardWrite(ctx, "POST", api.PathMigrationResult, rep, nil); err == nil {
 			return
 		} else {
-			log.Warn().Err(err).Msg("report migration result; retrying")
+			a.log.Warn().Err(err).Str("vm", rep.VM).Str("migration_id", rep.MigrationID).Msg("report move result; retrying")
 		}
 		select {
 		case <-ctx.Done():

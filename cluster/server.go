@@ -40,6 +40,8 @@ func (n *Node) Handler(local bool) http.Handler {
 	mux.HandleFunc("GET "+api.PathHosts, n.leaderRead(n.handleHosts))
 	mux.HandleFunc("GET "+api.PathFenceHistory, n.leaderRead(n.handleFenceHistory))
 	mux.HandleFunc("GET "+api.PathFenceDevices, n.leaderRead(n.handleFenceDevices))
+	mux.HandleFunc("POST "+api.PathHostAction+"/{host}/evacuate", n.leaderWrite(n.handleEvacuate))
+	mux.HandleFunc("POST "+api.PathHostAction+"/{host}/online", n.leaderWrite(n.handleHostOnline))
 	mux.HandleFunc("GET "+api.PathRules, n.leaderRead(n.handleGetRules))
 	mux.HandleFunc("POST "+api.PathRules, n.leaderWrite(n.handleSetRules))
 	mux.HandleFunc("GET "+api.PathExplain+"/{vm}", n.leaderRead(n.handleExplain))
@@ -439,6 +441,28 @@ func (n *Node) handleFence(w http.ResponseWriter, r *http.Request, body []byte) 
 	default:
 		writeJSON(w, http.StatusOK, rec)
 	}
+}
+
+func (n *Node) handleEvacuate(w http.ResponseWriter, r *http.Request, body []byte) {
+	var req api.EvacuateRequest
+	if err := decode(body, &req); err != nil {
+		writeErr(w, http.StatusBadRequest, "", err)
+		return
+	}
+	plan, err := n.coord.StartEvacuation(req, r.PathValue("host"), requester(r, req.RequestedBy))
+	if err != nil {
+		writeApplyErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, plan)
+}
+
+func (n *Node) handleHostOnline(w http.ResponseWriter, r *http.Request, _ []byte) {
+	if err := n.coord.HostOnline(r.PathValue("host"), requester(r, "")); err != nil {
+		writeApplyErr(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
 }
 
 func (n *Node) handleGetRules(w http.ResponseWriter, _ *http.Request, _ []byte) {

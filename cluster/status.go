@@ -51,6 +51,12 @@ func buildStatus(st *model.State, members map[string]serf.Member, self, leader s
 	if !out.Quorum.Quorate {
 		out.Problems = append(out.Problems, out.Quorum.Explanation)
 	}
+	out.Evacuations = evacuationViews(st)
+	for _, e := range out.Evacuations {
+		for _, s := range e.Stuck {
+			out.Problems = append(out.Problems, fmt.Sprintf("evacuation of %s: %s (it stays; --on-stuck stop-restart or a deadline moves it by stopping it)", e.Host, s))
+		}
+	}
 	if off := st.Config.FencingOff; off != nil {
 		out.FencingOff = off
 		out.Problems = append(out.Problems, fmt.Sprintf("%s (turned off by %s at %s; vmha fence enable turns it on)", DoubleRunRisk, off.By, off.At.Format(time.DateTime)))

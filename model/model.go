@@ -153,6 +153,8 @@ type Status struct {
 	FenceHistory []FenceRecord `json:"fence_history"`
 	// Generation increases with every placement decision.
 	Generation uint64 `json:"generation"`
+	// Evacuations by host, until the host is brought back online.
+	Evacuations map[string]*Evacuation `json:"evacuations,omitempty"`
 }
 
 // Placement is one VM's desired host, decided by the leader of Term.
@@ -172,6 +174,24 @@ type Placement struct {
 	MigrateFrom string `json:"migrate_from,omitempty"`
 	// MigrationID names the move in logs and status.
 	MigrationID string `json:"migration_id,omitempty"`
+	// Cold makes the move a stop on MigrateFrom, then a start on Host (a
+	// VM that cannot move live, evacuated with --on-stuck stop-restart).
+	Cold bool `json:"cold,omitempty"`
+}
+
+// Evacuation drains a host: its VMs move away, at most Parallel at once,
+// and nothing new is placed on it until vmha host online.
+type Evacuation struct {
+	Host     string    `json:"host"`
+	Parallel int       `json:"parallel"`
+	OnStuck  string    `json:"on_stuck"` // fail or stop-restart
+	By       string    `json:"by"`
+	At       time.Time `json:"at"`
+	Deadline time.Time `json:"deadline,omitempty"`
+	// Stuck lists VMs that cannot move live, with why (OnStuck fail).
+	Stuck map[string]string `json:"stuck,omitempty"`
+	// Done is set once no VM is placed on the host any more.
+	Done bool `json:"done,omitempty"`
 }
 
 // HostState is where a host stands in the failure lifecycle.

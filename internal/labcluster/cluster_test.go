@@ -988,3 +988,101 @@ constraints:
 		}
 	}
 }
+
+// TestEvacuateStopRestart: the lab's test-driver hosts cannot move VMs
+// live, so an evacuation is refused by default with nothing moved, and
+// with --on-stuck stop-restart moves every VM away one at a time (never
+// more in flight, never a VM active twice); the drained host takes no new
+// VM until vmha host online, and nothing moves back.
+func TestEvacuateStopRestart(t *testing.T) {
+	c := startCluster(t)
+	names := []string{"e1", "e2", "e3", "e4", "e5", "e6"}
+	s := addVMs(t, c, names...)
+	ch := watchNeverTwice(t, c)
+	vh, onIt := victimWithVMs(t, s, false)
+	via := c.Host(s.Leader)
+	run := func(code int, want string, args ...string) string {
+		t.Helper()
+		out, err := c.vmha(via, args...)
+		got := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			got = ee.ExitCode()
+		}
+		if got != code || !strings.Contains(string(out), want) {
+			t.Fatalf("vmha %v: exit %d, output %q; want exit %d and %q", args, got, out, code, want)
+		}
+		return string(out)
+	}
+	run(0, "dry run", "evacuate", vh.Name, "--dry-run")
+	run(1, "cannot evacuate "+vh.Name+" live", "evacuate", vh.Name)
+	run(2, "--on-stuck", "evacuate", vh.Name, "--on-stuck", "maybe")
+	run(1, `unknown host "host9"`, "evacuate", "host9")
+	if st := mustStatus(t, c); len(st.Evacuations) != 0 || len(hostOf(st, vh.Name).VMs) != len(onIt) {
+		t.Fatalf("a refused evacuation changed things: %+v", st.Evacuations)
+	}
+	// Sample the moves in flight while the evacuation runs.
+	stop := make(chan struct{})
+	maxMoving := make(chan int, 1)
+	go func() {
+		most := 0
+		for {
+			select {
+			case <-stop:
+				maxMoving <- most
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+			if st, err := c.Status(context.Background()); err == nil {
+				n := 0
+				for _, v := range st.VMs {
+					if v.MigratingFrom == vh.Name {
+						n++
+					}
+				}
+				most = max(most, n)
+			}
+		}
+	}()
+	run(0, vh.Name+" evacuated", "evacuate", vh.Name, "--on-stuck", "stop-restart", "--parallel", "1")
+	close(stop)
+	if most := <-maxMoving; most != 1 {
+		t.Fatalf("%d moves in flight at once with --parallel 1 (want exactly 1 observed)", most)
+	}
+	st := mustStatus(t, c)
+	for _, v := range st.VMs {
+		if v.Host == vh.Name || v.State != "running" {
+			t.Fatalf("after the evacuation: %+v", v)
+		}
+	}
+	run(1, "already being evacuated", "evacuate", vh.Name, "--on-stuck", "stop-restart")
+	// A new VM does not go to the drained host.
+	dir := t.TempDir()
+	p := filepath.Join(dir, "e7.xml")
+	_ = os.WriteFile(p, []byte("<domain type='test'><name>e7</name><memory unit='MiB'>256</memory><os><type>hvm</type></os></domain>"), 0o600)
+	run(0, "vm e7 added", "vm", "add", "e7", "--xml", p, "--prefer", vh.Name)
+	names = append(names, "e7")
+	st, err := c.WaitFor(context.Background(), 20*time.Second, "e7 running", func(s *api.Status) bool {
+		for _, v := range s.VMs {
+			if v.Name == "e7" {
+				return v.State == "running"
+			}
+		}
+		return false
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range st.VMs {
+		if v.Name == "e7" && v.Host == vh.Name {
+			t.Fatal("a new VM was placed on the drained host")
+		}
+	}
+	run(0, "online", "host", "online", vh.Name)
+	time.Sleep(2 * time.Second)
+	for _, v := range mustStatus(t, c).VMs {
+		if v.Host == vh.Name {
+			t.Fatalf("%s moved back to %s by itself", v.Name, vh.Name)
+		}
+	}
+	ch.verify(t)
+}

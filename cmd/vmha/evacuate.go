@@ -1,0 +1,168 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"os/signal"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/vmha/vmha/api"
+)
+
+func newEvacuateCmd(g *globals) *cobra.Command {
+	var req api.EvacuateRequest
+	var noWait bool
+	cmd := &cobra.Command{
+		Use:   "evacuate HOST [--parallel N] [--dry-run] [--deadline D] [--on-stuck fail|stop-restart]",
+		Short: "Drain a host: move its VMs away (live where possible), N at a time",
+		Long: `vmha evacuate marks HOST ineligible (nothing new is placed on it) and moves its
+VMs to the other hosts, at most --parallel at once, each to the alive host with
+the most free memory, live when both hosts take live migrations.
+
+A VM that cannot move live (a host without migration.libvirt_uri, a VM that is
+not running) is handled by --on-stuck: fail (the default) refuses the whole
+evacuation up front and moves nothing; stop-restart shuts such VMs down and
+starts them on their new host. --deadline switches the remaining moves to
+stop-restart once it has passed. --dry-run prints the plan and changes
+nothing. While it waits, vmha shows each VM's move (JSON lines with -o json);
+Ctrl-C ends the evacuation (moves under way finish; the host is online again).
+vmha host online HOST brings the host back; nothing moves back by itself.`,
+		Args: exactArgs(1, "HOST"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			host := args[0]
+			if req.OnStuck != "fail" && req.OnStuck != "stop-restart" {
+				return usageError{fmt.Errorf("--on-stuck %q: want fail or stop-restart", req.OnStuck)}
+			}
+			if req.Parallel < 1 {
+				return usageError{fmt.Errorf("--parallel %d: want 1 or more", req.Parallel)}
+			}
+			req.RequestedBy = whoAmI()
+			ctx, cancel := g.ctx()
+			defer cancel()
+			var plan api.EvacuationPlan
+			if err := g.client().Do(ctx, http.MethodPost, api.PathHostAction+"/"+url.PathEscape(host)+"/evacuate", req, &plan, nil); err != nil {
+				return err
+			}
+			if g.output == "json" && (req.DryRun || noWait) {
+				return g.printJSON(plan)
+			}
+			if g.output != "json" {
+				verb := "evacuating"
+				if req.DryRun {
+					verb = "plan (dry run, nothing moves)"
+				}
+				fmt.Fprintf(g.out, "%s %s: %d VM(s), %d at a time\n", verb, host, len(plan.Moves), req.Parallel)
+				for _, m := range plan.Moves {
+					how := "live"
+					if !m.Live {
+						how = "stuck: " + m.Stuck
+						if m.To != "" && req.OnStuck == "stop-restart" {
+							how = "stop and start (" + m.Stuck + ")"
+						}
+					}
+					fmt.Fprintf(g.out, "  %s → %s  %s\n", m.VM, dash(m.To), how)
+				}
+			}
+			if req.DryRun || noWait {
+				return nil
+			}
+			return followEvacuation(g, host, plan)
+		},
+	}
+	cmd.Flags().IntVar(&req.Parallel, "parallel", 2, "moves at once")
+	cmd.Flags().BoolVar(&req.DryRun, "dry-run", false, "print the plan, change nothing")
+	cmd.Flags().DurationVar(&req.Deadline, "deadline", 0, "after this long, move the rest by stop-restart")
+	cmd.Flags().StringVar(&req.OnStuck, "on-stuck", "fail", "VMs that cannot move live: fail or stop-restart")
+	cmd.Flags().BoolVar(&noWait, "no-wait", false, "start the evacuation and return")
+	return cmd
+}
+
+// followEvacuation shows the moves until the host is empty (exit 0), or
+// Ctrl-C ends the evacuation (exit 1).
+func followEvacuation(g *globals, host string, plan api.EvacuationPlan) error {
+	sig, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	last := map[string]string{}
+	start := time.Now()
+	total := len(plan.Moves)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), g.timeout)
+		s, err := g.client().Status(ctx)
+		cancel()
+		if err == nil {
+			var ev *api.Evacuation
+			for i := range s.Evacuations {
+				if s.Evacuations[i].Host == host {
+					ev = &s.Evacuations[i]
+				}
+			}
+			moved := 0
+			for _, m := range plan.Moves {
+				for _, v := range s.VMs {
+					if v.Name != m.VM {
+						continue
+					}
+					state := v.State + " on " + dash(v.Host)
+					if v.MigratingFrom != "" {
+						state = "moving to " + v.Host
+					}
+					if v.Host != host && v.MigratingFrom == "" {
+						moved++
+					}
+					if last[v.Name] != state {
+						last[v.Name] = state
+						if g.output == "json" {
+							_ = g.printJSON(map[string]any{"vm": v.Name, "state": v.State, "host": v.Host, "migrating_from": v.MigratingFrom, "elapsed_s": time.Since(start).Seconds()})
+						} else {
+							fmt.Fprintf(g.out, "[%d/%d] %s: %s\n", moved, total, v.Name, state)
+						}
+					}
+				}
+			}
+			if ev != nil && ev.Done {
+				if g.output != "json" {
+					fmt.Fprintf(g.out, "%s evacuated: %d VM(s) moved in %.1f s; vmha host online %s brings it back\n", host, total, time.Since(start).Seconds(), host)
+				}
+				return nil
+			}
+			if ev == nil {
+				return fmt.Errorf("the evacuation of %s was ended (vmha host online) before it finished", host)
+			}
+			if len(ev.Stuck) > 0 && g.output != "json" && last["_stuck"] != strings.Join(ev.Stuck, ";") {
+				last["_stuck"] = strings.Join(ev.Stuck, ";")
+				fmt.Fprintf(g.out, "stuck: %s\n", strings.Join(ev.Stuck, "; "))
+			}
+		}
+		select {
+		case <-sig.Done():
+			ctx, cancel := g.ctx()
+			defer cancel()
+			_ = g.client().Do(ctx, http.MethodPost, api.PathHostAction+"/"+url.PathEscape(host)+"/online", nil, nil, nil)
+			return fmt.Errorf("cancelled: the evacuation of %s is ended; moves under way finish, the rest stay", host)
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+func newHostOnlineCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "online HOST",
+		Short: "End a host's evacuation: it may take VMs again (none moves back by itself)",
+		Args:  exactArgs(1, "HOST"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx, cancel := g.ctx()
+			defer cancel()
+			if err := g.client().Do(ctx, http.MethodPost, api.PathHostAction+"/"+url.PathEscape(args[0])+"/online", nil, nil, nil); err != nil {
+				return err
+			}
+			fmt.Fprintf(g.out, "%s is online: it may take VMs again\n", args[0])
+			return nil
+		},
+	}
+}
