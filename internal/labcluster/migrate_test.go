@@ -147,8 +147,68 @@ func TestLiveMigrationThroughTheCluster(t *testing.T) {
 			t.Fatalf("g1 after the round trip: %+v", v)
 		}
 	}
+	t.Logf("%d counter lines, one boot", seen)
+
+	// Evacuate host1 with three guests, two at a time, live.
+	for _, g := range []string{"g2", "g3"} {
+		x := filepath.Join(t.TempDir(), g+".xml")
+		_ = os.WriteFile(x, []byte(virtlab.GuestXML(g, img, 128)), 0o600)
+		if n, out := code("vm", "add", g, "--xml", x, "--prefer", "host1"); n != 0 {
+			t.Fatalf("vm add %s: %s", g, out)
+		}
+	}
+	if _, err := c.WaitFor(context.Background(), 90*time.Second, "three guests on host1", func(s *api.Status) bool {
+		n := 0
+		for _, v := range s.VMs {
+			if v.Host == "host1" && v.State == "running" {
+				n++
+			}
+		}
+		return n == 3
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range []string{"g2", "g3"} {
+		if err := virtlab.WaitCounter(lab[0].SerialLog(g), 1, 60*time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sample := make(chan struct{})
+	most := make(chan int, 1)
+	go func() {
+		m := 0
+		for {
+			select {
+			case <-sample:
+				most <- m
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+			if st, err := c.Status(context.Background()); err == nil {
+				n := 0
+				for _, v := range st.VMs {
+					if v.MigratingFrom == "host1" {
+						n++
+					}
+				}
+				m = max(m, n)
+			}
+		}
+	}()
+	if n, out := code("evacuate", "host1", "--parallel", "2"); n != 0 || !strings.Contains(out, "host1 evacuated") {
+		close(sample)
+		t.Fatalf("evacuate: exit %d: %s", n, out)
+	}
+	close(sample)
+	if m := <-most; m != 2 {
+		t.Fatalf("%d live migrations seen at once with --parallel 2, want 2", m)
+	}
+	for _, v := range mustStatus(t, c).VMs {
+		if v.Host != "host2" || v.State != "running" {
+			t.Fatalf("after the evacuation: %+v", v)
+		}
+	}
 	if tw := stop(); len(tw) > 0 {
 		t.Fatalf("a VM ran on two hosts: %v", tw[:min(5, len(tw))])
 	}
-	t.Logf("%d counter lines, one boot", seen)
 }
