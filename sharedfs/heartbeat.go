@@ -224,3 +224,26 @@ func Classify(b Beat, now time.Time, window time.Duration) Liveness {
 	}
 	return Silent
 }
+
+// Run writes the heartbeat once at start and then on every tick until ctx
+// ends, calling report (if not nil) with each write's time or error. The
+// caller owns the ticker (time.NewTicker(interval).C in the agent, a plain
+// channel in tests). A write that hangs (hung cluster file system) blocks
+// the loop: that host then goes silent, which is the truth readers should
+// see.
+func (h Heartbeat) Run(ctx context.Context, ticks <-chan time.Time, report func(time.Time, error)) {
+	for {
+		t, err := h.Write()
+		if report != nil {
+			report(t, err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case _, ok := <-ticks:
+			if !ok {
+				return
+			}
+		}
+	}
+}

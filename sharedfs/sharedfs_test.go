@@ -363,3 +363,33 @@ func TestO2CBStatusReal(t *testing.T) {
 		t.Fatalf("o2cb offline here, got %v", err)
 	}
 }
+
+func TestHeartbeatRun(t *testing.T) {
+	root := t.TempDir()
+	n := 0
+	clock := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	hb := Heartbeat{Root: root, Host: "h1", Now: func() time.Time { n++; return clock.Add(time.Duration(n) * time.Second) }}
+	ticks := make(chan time.Time)
+	var got []time.Time
+	done := make(chan struct{})
+	go func() {
+		hb.Run(context.Background(), ticks, func(tm time.Time, err error) {
+			if err != nil {
+				t.Error(err)
+			}
+			got = append(got, tm)
+		})
+		close(done)
+	}()
+	ticks <- time.Time{}
+	ticks <- time.Time{}
+	close(ticks)
+	<-done
+	if len(got) != 3 || !got[2].Equal(clock.Add(3*time.Second)) {
+		t.Fatalf("writes %v", got)
+	}
+	b := ReadHeartbeats(root, []string{"h1"})
+	if !b[0].Written.Equal(got[2]) {
+		t.Fatalf("file holds %v, last write %v", b[0].Written, got[2])
+	}
+}
