@@ -1,9 +1,11 @@
 package storage
 
 import (
+	"context"
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/vmha/vmha/sharedfs"
 )
@@ -66,5 +68,41 @@ func Users(name string, vmResources map[string][]Resource) []string {
 		}
 	}
 	sort.Strings(out)
+	return out
+}
+
+// Spec is f as the readiness checker sees it.
+func (f Filesystem) Spec() sharedfs.Spec {
+	return sharedfs.Spec{Name: f.Name, Type: f.Type, MountPoint: f.MountPoint}
+}
+
+// LockManagerFor is the lock manager check for f: `o2cb cluster-status
+// CLUSTER` for OCFS2 on its own o2cb stack (exit 0 when the cluster is
+// online), a running dlm_controld for GFS2 and for OCFS2 on pcmk.
+func LockManagerFor(f Filesystem, cluster string, r sharedfs.Runner) sharedfs.LockManager {
+	if f.Type == "ocfs2" && f.OCFS2Stack() == "o2cb" {
+		return sharedfs.CommandSucceeds{Runner: r, Name: "o2cb", Args: []string{"cluster-status", cluster}}
+	}
+	return sharedfs.ProcessRunning{Name: "dlm_controld"}
+}
+
+// HostCheck observes every file system of the config on this host.
+type HostCheck struct {
+	Host       string
+	Cluster    string
+	Runner     sharedfs.Runner // for lock manager status commands
+	MountsFile string          // "" means /proc/mounts
+	Timeout    time.Duration   // per probe; 0 means 10 s
+	Now        func() time.Time
+}
+
+// Check returns one readiness per configured file system, in config
+// order; HostAttributes turns them into the host's attributes.
+func (h HostCheck) Check(ctx context.Context, cfg Config) []sharedfs.Readiness {
+	out := make([]sharedfs.Readiness, 0, len(cfg.Filesystems))
+	for _, f := range cfg.Filesystems {
+		c := sharedfs.Checker{Host: h.Host, MountsFile: h.MountsFile, Lock: LockManagerFor(f, h.Cluster, h.Runner), Timeout: h.Timeout, Now: h.Now}
+		out = append(out, c.Check(ctx, f.Spec()))
+	}
 	return out
 }
