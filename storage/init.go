@@ -152,3 +152,13 @@ func CheckFilesystem(ctx context.Context, r sharedfs.Runner, fs Filesystem, clus
 	}
 	return errors.New("file system " + fs.Name + ": type " + fs.Type + " is not gfs2 or ocfs2")
 }
+
+// CheckAll runs CheckFilesystem on every file system of cfg and reports
+// every problem: what `vmha storage check` prints.
+func CheckAll(ctx context.Context, r sharedfs.Runner, cfg Config, cluster string, hosts int) error {
+	var errs []error
+	for _, fs := range cfg.Filesystems {
+		errs = append(errs, CheckFilesystem(ctx, r, fs, cluster, hosts))
+	}
+	return errors.Join(errs...)
+}

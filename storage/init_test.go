@@ -105,8 +105,13 @@ func TestInitRealTools(t *testing.T) {
 		if err := CheckFilesystem(ctx, r, fs, "beta", 3); err == nil {
 			t.Fatalf("%s: cluster alpha passed for beta", typ)
 		}
+		// CheckAll names the file system and the device of each problem.
+		err := CheckAll(ctx, r, Config{Filesystems: []Filesystem{fs, fs}}, "alpha", 5)
+		if err == nil || strings.Count(err.Error(), "file system vms: "+typ+" "+img) != 2 {
+			t.Fatalf("%s: CheckAll for 5 hosts: %v", typ, err)
+		}
 		// The device now holds a file system: refused without --force.
-		err := Init(ctx, r, InitRequest{FS: fs, Cluster: "alpha", Hosts: 4, Yes: true, MountsFile: mounts})
+		err = Init(ctx, r, InitRequest{FS: fs, Cluster: "alpha", Hosts: 4, Yes: true, MountsFile: mounts})
 		if err == nil || !strings.Contains(err.Error(), "already holds "+typ) || !strings.Contains(err.Error(), "--force") {
 			t.Fatalf("%s: second init: %v", typ, err)
 		}
