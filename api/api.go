@@ -89,13 +89,16 @@ type Host struct {
 	Leader bool            `json:"leader"`
 	Voter  bool            `json:"voter"`
 	// Witness hosts only vote (vmhad --witness).
-	Witness   bool     `json:"witness,omitempty"`
-	APIAddr   string   `json:"api_addr"`
-	MemoryMiB uint64   `json:"memory_mib"`
-	CPUs      uint     `json:"cpus"`
-	UsedMiB   uint64   `json:"used_mib"`
-	VMs       []string `json:"vms"`
-	FenceDev  string   `json:"fence_device"`
+	Witness bool `json:"witness,omitempty"`
+	// Attributes are the host attributes placement rules see (rules file,
+	// vmha host attr set, transient ones, live ones such as pingd).
+	Attributes map[string]string `json:"attributes,omitempty"`
+	APIAddr    string            `json:"api_addr"`
+	MemoryMiB  uint64            `json:"memory_mib"`
+	CPUs       uint              `json:"cpus"`
+	UsedMiB    uint64            `json:"used_mib"`
+	VMs        []string          `json:"vms"`
+	FenceDev   string            `json:"fence_device"`
 	// FenceCheck is the leader's last status check of the fence device
 	// (nil until the first check, or when no device is configured).
 	FenceCheck *FenceCheck `json:"fence_check,omitempty"`
@@ -149,6 +152,14 @@ type FenceRequest struct {
 	// Action is off (default) or reboot.
 	Action      string `json:"action"`
 	RequestedBy string `json:"requested_by"`
+}
+
+// HostAttr is the body of POST /v1/hosts/{host}/attr: an empty Value
+// deletes the attribute.
+type HostAttr struct {
+	Key       string `json:"key"`
+	Value     string `json:"value"`
+	Transient bool   `json:"transient,omitempty"`
 }
 
 // EvacuateRequest is the body of POST /v1/hosts/{host}/evacuate.

@@ -34,6 +34,8 @@ const (
 	OpSetFencing Op = "set_fencing"
 	// OpSetRules replaces the placement rules (a cluster.yaml).
 	OpSetRules Op = "set_rules"
+	// OpHostAttr sets (or with an empty value, deletes) a host attribute.
+	OpHostAttr Op = "host_attr"
 	// OpEvacuation starts or updates (Evacuation set) or ends (Name set:
 	// vmha host online) the evacuation of a host.
 	OpEvacuation Op = "evacuation"
@@ -58,6 +60,7 @@ type Command struct {
 	FencingOff  *model.FencingOff    `json:"fencing_off,omitempty"`
 	Rules       *string              `json:"rules,omitempty"`
 	Evacuation  *model.Evacuation    `json:"evacuation,omitempty"`
+	Attr        *HostAttr            `json:"attr,omitempty"`
 }
 
 // HostStateChange moves a host through its failure lifecycle.
@@ -225,6 +228,42 @@ func apply(s *model.State, c *Command) error {
 		}
 		setHostState(hs, hc, c.At)
 		appendFence(s, *rec)
+	case OpHostAttr:
+		a := c.Attr
+		if a == nil {
+			return errors.New("host_attr: no attribute")
+		}
+		if _, ok := s.Config.Hosts[a.Host]; !ok {
+			return &NotFoundError{Kind: "host", Name: a.Host}
+		}
+		if err := validAttrName(a.Key); err != nil {
+			return &ValidationError{Field: "key", Err: err}
+		}
+		var m map[string]string
+		if a.Transient {
+			if s.Status.TransientAttrs == nil {
+				s.Status.TransientAttrs = map[string]*model.TransientAttrs{}
+			}
+			ta := s.Status.TransientAttrs[a.Host]
+			if ta == nil || ta.Boot != a.Boot {
+				ta = &model.TransientAttrs{Boot: a.Boot, Attrs: map[string]string{}}
+				s.Status.TransientAttrs[a.Host] = ta
+			}
+			m = ta.Attrs
+		} else {
+			if s.Config.HostAttrs == nil {
+				s.Config.HostAttrs = map[string]map[string]string{}
+			}
+			if s.Config.HostAttrs[a.Host] == nil {
+				s.Config.HostAttrs[a.Host] = map[string]string{}
+			}
+			m = s.Config.HostAttrs[a.Host]
+		}
+		if a.Value == "" {
+			delete(m, a.Key)
+		} else {
+			m[a.Key] = a.Value
+		}
 	case OpEvacuation:
 		if e := c.Evacuation; e != nil {
 			if _, ok := s.Config.Hosts[e.Host]; !ok {
@@ -273,6 +312,32 @@ func apply(s *model.State, c *Command) error {
 		s.Status.Observed[o.Host] = &cp
 	default:
 		return fmt.Errorf("unknown command %q", c.Op)
+	}
+	return nil
+}
+
+// HostAttr is one attribute change.
+type HostAttr struct {
+	Host      string `json:"host"`
+	Key       string `json:"key"`
+	Value     string `json:"value"`
+	Transient bool   `json:"transient,omitempty"`
+	// Boot is the host's boot id a transient attribute belongs to.
+	Boot string `json:"boot,omitempty"`
+}
+
+// validAttrName keeps attribute names to what rules can name; names that
+// start with '#' are built in (#uname).
+func validAttrName(k string) error {
+	if k == "" || len(k) > 64 {
+		return fmt.Errorf("attribute name %q: 1 to 64 characters", k)
+	}
+	for i, r := range k {
+		letter := (r >= 'a' && r <= 'z') || (r >= 'A' && r <= 'Z')
+		ok := letter || r == '-' || r == '_' || r == '.' || (r >= '0' && r <= '9')
+		if !ok || (i == 0 && !letter) {
+			return fmt.Errorf("attribute name %q: letters, digits, '-', '_' and '.', starting with a letter", k)
+		}
 	}
 	return nil
 }

@@ -30,6 +30,7 @@ import (
 
 	"github.com/vmha/vmha/api"
 	"github.com/vmha/vmha/config"
+	"github.com/vmha/vmha/health"
 	"github.com/vmha/vmha/hypervisor"
 	"github.com/vmha/vmha/model"
 )
@@ -69,6 +70,10 @@ type Node struct {
 	// coordBeat and agentBeat are the unix nano times the coordinator and
 	// agent loops last went round (the systemd watchdog's health).
 	coordBeat, agentBeat atomic.Int64
+	// tags are this host's gossip tags (raft and API addresses, boot id,
+	// live attributes such as pingd); tagsMu guards them.
+	tagsMu sync.Mutex
+	tags   map[string]string
 	// tls is the mutual-TLS config of raft and the peer API (nil: plain).
 	tls           *tls.Config
 	forwardClient *http.Client
@@ -198,7 +203,11 @@ func (n *Node) startSerf() error {
 	cfg := n.cfg
 	sc := serf.DefaultConfig()
 	sc.NodeName = cfg.NodeName
-	sc.Tags = map[string]string{tagRaft: n.raftAddr(), tagAPI: n.APIAddr(), tagBoot: newBootID()}
+	n.tags = map[string]string{tagRaft: n.raftAddr(), tagAPI: n.APIAddr(), tagBoot: newBootID()}
+	sc.Tags = map[string]string{}
+	for k, v := range n.tags {
+		sc.Tags[k] = v
+	}
 	sc.EventCh = n.serfEvents
 	sc.SnapshotPath = filepath.Join(cfg.DataDir, "serf.snapshot")
 	sc.RejoinAfterLeave = true
@@ -251,6 +260,11 @@ func (n *Node) Run(ctx context.Context) {
 	n.agentBeat.Store(now)
 	n.coord = newCoordinator(n)
 	loops := []func(context.Context){n.membershipLoop, n.bootstrapLoop, n.joinLoop, n.registerLoop, n.coord.run}
+	if p := n.cfg.Ping; len(p.Targets) > 0 {
+		m := &health.Monitor{Targets: p.Targets, Multiplier: p.Multiplier, Interval: p.Interval, Timeout: p.Timeout,
+			Dampen: p.Dampen, Pinger: health.ICMP{}, Publish: func(v int) { n.setAttrTag("pingd", strconv.Itoa(v)) }}
+		loops = append(loops, func(ctx context.Context) { _ = m.Run(ctx) })
+	}
 	if !n.cfg.Witness {
 		// A witness has no hypervisor: it votes and may lead, but it
 		// runs no agent.
@@ -441,6 +455,26 @@ func (n *Node) registered(reg *api.Register) bool {
 		}
 	})
 	return same
+}
+
+// tagAttr prefixes the gossip tags that carry live host attributes.
+const tagAttr = "attr."
+
+// setAttrTag publishes a live host attribute through gossip: it changes
+// often (pingd), so it travels with membership, not through the log.
+func (n *Node) setAttrTag(key, value string) {
+	n.tagsMu.Lock()
+	n.tags[tagAttr+key] = value
+	tags := map[string]string{}
+	for k, v := range n.tags {
+		tags[k] = v
+	}
+	n.tagsMu.Unlock()
+	if err := n.serf.SetTags(tags); err != nil {
+		n.log.Warn().Err(err).Str("attribute", key).Msg("publish host attribute")
+		return
+	}
+	n.log.Info().Str("attribute", key).Str("value", value).Msg("host attribute published")
 }
 
 // Healthy reports whether the node's loops go round: the coordinator's

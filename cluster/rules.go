@@ -3,6 +3,7 @@ package cluster
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/serf/serf"
@@ -111,11 +112,9 @@ func engineInput(st *model.State, members map[string]serf.Member, now time.Time)
 			if len(sh.Capacity) > 0 {
 				hi.Capacity = sh.Capacity
 			}
-			for k, v := range sh.Attributes {
-				hi.Attributes[k] = v
-			}
 			hi.Standby, hi.Maintenance = sh.Standby, sh.Maintenance
 		}
+		hi.Attributes = hostAttributes(st, members, name, specHosts[name].Attributes)
 		cond[name] = hi.Condition
 		in.Hosts = append(in.Hosts, hi)
 	}
@@ -148,6 +147,33 @@ func engineInput(st *model.State, members map[string]serf.Member, now time.Time)
 		in.VMs = append(in.VMs, vi)
 	}
 	return in, nil
+}
+
+// hostAttributes merges a host's attributes, later ones winning: the
+// rules file's, the permanent ones (vmha host attr set), the transient ones
+// of the host's current boot, and the live ones it gossips (pingd).
+func hostAttributes(st *model.State, members map[string]serf.Member, host string, fromRules map[string]string) map[string]string {
+	out := map[string]string{}
+	for k, v := range fromRules {
+		out[k] = v
+	}
+	for k, v := range st.Config.HostAttrs[host] {
+		out[k] = v
+	}
+	m, seen := members[host]
+	if ta := st.Status.TransientAttrs[host]; ta != nil && seen && ta.Boot == m.Tags[tagBoot] {
+		for k, v := range ta.Attrs {
+			out[k] = v
+		}
+	}
+	if seen {
+		for k, v := range m.Tags {
+			if strings.HasPrefix(k, tagAttr) {
+				out[strings.TrimPrefix(k, tagAttr)] = v
+			}
+		}
+	}
+	return out
 }
 
 func clampInt(m uint64) int64 {

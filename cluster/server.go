@@ -17,6 +17,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hashicorp/serf/serf"
+
 	"github.com/vmha/vmha/api"
 	"github.com/vmha/vmha/fencing"
 	"github.com/vmha/vmha/hypervisor"
@@ -42,6 +44,7 @@ func (n *Node) Handler(local bool) http.Handler {
 	mux.HandleFunc("GET "+api.PathFenceDevices, n.leaderRead(n.handleFenceDevices))
 	mux.HandleFunc("POST "+api.PathHostAction+"/{host}/evacuate", n.leaderWrite(n.handleEvacuate))
 	mux.HandleFunc("POST "+api.PathHostAction+"/{host}/online", n.leaderWrite(n.handleHostOnline))
+	mux.HandleFunc("POST "+api.PathHostAction+"/{host}/attr", n.leaderWrite(n.handleHostAttr))
 	mux.HandleFunc("GET "+api.PathRules, n.leaderRead(n.handleGetRules))
 	mux.HandleFunc("POST "+api.PathRules, n.leaderWrite(n.handleSetRules))
 	mux.HandleFunc("GET "+api.PathExplain+"/{vm}", n.leaderRead(n.handleExplain))
@@ -455,6 +458,31 @@ func (n *Node) handleEvacuate(w http.ResponseWriter, r *http.Request, body []byt
 		return
 	}
 	writeJSON(w, http.StatusOK, plan)
+}
+
+func (n *Node) handleHostAttr(w http.ResponseWriter, r *http.Request, body []byte) {
+	var req api.HostAttr
+	if err := decode(body, &req); err != nil {
+		writeErr(w, http.StatusBadRequest, "", err)
+		return
+	}
+	host := r.PathValue("host")
+	a := &HostAttr{Host: host, Key: req.Key, Value: req.Value, Transient: req.Transient}
+	if req.Transient {
+		m, ok := n.members()[host]
+		if !ok || m.Status != serf.StatusAlive {
+			writeErr(w, http.StatusConflict, "", fmt.Errorf("host %s is not alive: a transient attribute lives only while its vmhad runs", host))
+			return
+		}
+		a.Boot = m.Tags[tagBoot]
+	}
+	if err := n.propose(&Command{Op: OpHostAttr, Attr: a}); err != nil {
+		writeApplyErr(w, err)
+		return
+	}
+	n.log.Info().Str("host", host).Str("attribute", req.Key).Str("value", req.Value).Bool("transient", req.Transient).Str("by", requester(r, "")).Msg("host attribute set")
+	n.coord.poke()
+	w.WriteHeader(http.StatusNoContent)
 }
 
 func (n *Node) handleHostOnline(w http.ResponseWriter, r *http.Request, _ []byte) {

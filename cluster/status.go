@@ -10,6 +10,7 @@ import (
 	"github.com/hashicorp/serf/serf"
 
 	"github.com/vmha/vmha/api"
+	"github.com/vmha/vmha/clusterspec"
 	"github.com/vmha/vmha/fencing"
 	"github.com/vmha/vmha/model"
 )
@@ -73,9 +74,17 @@ func buildStatus(st *model.State, members map[string]serf.Member, self, leader s
 			vmsOn[p.Host] = append(vmsOn[p.Host], name)
 		}
 	}
+	ruleAttrs := map[string]map[string]string{}
+	if st.Config.Rules != "" {
+		if spec, err := clusterspec.Parse([]byte(st.Config.Rules)); err == nil {
+			for _, h := range spec.Hosts {
+				ruleAttrs[h.Name] = h.Attributes
+			}
+		}
+	}
 	for _, name := range model.SortedKeys(st.Config.Hosts) {
 		h := st.Config.Hosts[name]
-		hv := api.Host{
+		hv := api.Host{Attributes: hostAttributes(st, members, name, ruleAttrs[name]),
 			Name: name, Member: memberStatus(members, name), State: model.HostAlive,
 			Leader: name == leader, Voter: isVoter[name], APIAddr: h.APIAddr,
 			MemoryMiB: h.MemoryMiB, CPUs: h.CPUs, UsedMiB: used[name], VMs: vmsOn[name],

@@ -61,11 +61,23 @@ type Daemon struct {
 	TLS pki.Files `mapstructure:"tls"`
 	// SocketGroup, when set, may use the CLI socket too (mode 0660).
 	SocketGroup string `mapstructure:"socket_group"`
+	// Ping publishes this host's pingd attribute (reachable targets ×
+	// multiplier) for placement rules; no targets: no pingd.
+	Ping Ping `mapstructure:"ping"`
 	// Migration describes how live migrations reach this host.
 	Migration Migration `mapstructure:"migration"`
 	// Witness runs vmhad as a tie-breaking vote only (two-host clusters):
 	// no hypervisor, no VMs, nothing to fence.
 	Witness bool `mapstructure:"witness"`
+}
+
+// Ping configures the ping health attribute (Pacemaker's ocf:pacemaker:ping).
+type Ping struct {
+	Targets    []string      `mapstructure:"targets"`
+	Multiplier int           `mapstructure:"multiplier"`
+	Interval   time.Duration `mapstructure:"interval"`
+	Timeout    time.Duration `mapstructure:"timeout"`
+	Dampen     time.Duration `mapstructure:"dampen"`
 }
 
 // Migration is this host's end of live migrations.
@@ -246,6 +258,10 @@ var Defaults = map[string]any{
 	"agent.interval":            "2s",
 	"quorum.no_quorum_policy":   PolicyFreeze,
 	"raft.max_voters":           5,
+	"ping.multiplier":           100,
+	"ping.interval":             "10s",
+	"ping.timeout":              "2s",
+	"ping.dampen":               "5s",
 	"migration.libvirt_uri":     "",
 	"migration.address":         "",
 	"migration.timeout":         "10m",
@@ -398,7 +414,7 @@ func knownKeys() map[string]bool {
 	for _, k := range flagKeys {
 		m[k] = true
 	}
-	for _, k := range []string{"bmc.address", "bmc.user", "bmc.password_file", "tls.ca_file", "tls.cert_file", "tls.key_file",
+	for _, k := range []string{"ping.targets", "bmc.address", "bmc.user", "bmc.password_file", "tls.ca_file", "tls.cert_file", "tls.key_file",
 		"fence.action", "fence.delay", "fence.random_delay", "fence.devices", "fence.levels"} {
 		m[k] = true
 	}
@@ -483,6 +499,14 @@ func (d *Daemon) Validate() error {
 			return err
 		}
 	}
+	if d.Ping.Multiplier < 1 {
+		return fmt.Errorf("ping.multiplier: %d, must be at least 1", d.Ping.Multiplier)
+	}
+	for i, t := range d.Ping.Targets {
+		if strings.TrimSpace(t) == "" || (strings.ContainsAny(t, " /:") && net.ParseIP(t) == nil) {
+			return fmt.Errorf("ping.targets[%d]: %q is not a host name or IP address", i, t)
+		}
+	}
 	if a := d.Migration.Address; a != "" && !strings.HasPrefix(a, "tcp://") {
 		return fmt.Errorf("migration.address: %q, want tcp://ADDR", a)
 	}
@@ -512,7 +536,8 @@ func (d *Daemon) Validate() error {
 		{"fencing.check_interval", d.Fencing.CheckInterval},
 		{"agent.interval", d.Agent.Interval}, {"agent.stop_timeout", d.Agent.StopTimeout},
 		{"quorum.stop_after", d.Quorum.StopAfter}, {"migration.timeout", d.Migration.Timeout},
-		{"migration.max_downtime", d.Migration.MaxDowntime},
+		{"migration.max_downtime", d.Migration.MaxDowntime}, {"ping.interval", d.Ping.Interval},
+		{"ping.timeout", d.Ping.Timeout}, {"ping.dampen", d.Ping.Dampen},
 	}
 	for _, x := range durs {
 		if x.v <= 0 {

@@ -20,6 +20,8 @@ type Config struct {
 	// Fencing maps a host to how it is fenced: each host registers its own
 	// topology (from its vmhad.yaml), so that any survivor can fence it.
 	Fencing map[string]*FenceTopology `json:"fencing"`
+	// HostAttrs are permanent host attributes set with vmha host attr set.
+	HostAttrs map[string]map[string]string `json:"host_attrs,omitempty"`
 	// Rules is the cluster.yaml (policy, host and VM placement settings,
 	// constraints) placement follows; empty: the built-in defaults.
 	Rules string `json:"rules,omitempty"`
@@ -153,6 +155,9 @@ type Status struct {
 	FenceHistory []FenceRecord `json:"fence_history"`
 	// Generation increases with every placement decision.
 	Generation uint64 `json:"generation"`
+	// TransientAttrs are host attributes that last until the host's
+	// vmhad restarts (Pacemaker's transient attributes).
+	TransientAttrs map[string]*TransientAttrs `json:"transient_attrs,omitempty"`
 	// Evacuations by host, until the host is brought back online.
 	Evacuations map[string]*Evacuation `json:"evacuations,omitempty"`
 }
@@ -177,6 +182,12 @@ type Placement struct {
 	// Cold makes the move a stop on MigrateFrom, then a start on Host (a
 	// VM that cannot move live, evacuated with --on-stuck stop-restart).
 	Cold bool `json:"cold,omitempty"`
+}
+
+// TransientAttrs hold for one boot of a host's vmhad.
+type TransientAttrs struct {
+	Boot  string            `json:"boot"`
+	Attrs map[string]string `json:"attrs"`
 }
 
 // Evacuation drains a host: its VMs move away, at most Parallel at once,

@@ -166,3 +166,51 @@ func newHostOnlineCmd(g *globals) *cobra.Command {
 		},
 	}
 }
+
+func newHostAttrCmd(g *globals) *cobra.Command {
+	attr := &cobra.Command{Use: "attr", Short: "Host attributes that placement rules read (zone, rack, anything)"}
+	var transient bool
+	set := func(use, short string, del bool) *cobra.Command {
+		c := &cobra.Command{
+			Use:   use,
+			Short: short,
+			Args: func(_ *cobra.Command, args []string) error {
+				if want := map[bool]int{false: 3, true: 2}[del]; len(args) != want {
+					return usageError{fmt.Errorf("want %s, got %d argument(s)", strings.TrimPrefix(use, strings.Fields(use)[0]+" "), len(args))}
+				}
+				return nil
+			},
+			RunE: func(cmd *cobra.Command, args []string) error {
+				req := api.HostAttr{Key: args[1], Transient: transient}
+				if !del {
+					req.Value = args[2]
+					if req.Value == "" {
+						return usageError{fmt.Errorf("an empty value: use vmha host attr delete %s %s", args[0], args[1])}
+					}
+				}
+				ctx, cancel := g.ctx()
+				defer cancel()
+				if err := g.client().Do(ctx, http.MethodPost, api.PathHostAction+"/"+url.PathEscape(args[0])+"/attr", req, nil, nil); err != nil {
+					return err
+				}
+				kind := "permanent"
+				if transient {
+					kind = "transient (until its vmhad restarts)"
+				}
+				if del {
+					fmt.Fprintf(g.out, "%s: %s deleted (%s)\n", args[0], args[1], kind)
+				} else {
+					fmt.Fprintf(g.out, "%s: %s=%s (%s)\n", args[0], args[1], req.Value, kind)
+				}
+				return nil
+			},
+		}
+		c.Flags().BoolVar(&transient, "transient", false, "the attribute lasts until the host's vmhad restarts")
+		return c
+	}
+	attr.AddCommand(
+		set("set HOST KEY VALUE", "Set a host attribute (permanent, or --transient)", false),
+		set("delete HOST KEY", "Delete a host attribute", true),
+	)
+	return attr
+}

@@ -2,6 +2,9 @@ package labcluster
 
 import (
 	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -306,5 +309,124 @@ func TestNonVotersAndVoteHandOver(t *testing.T) {
 	}
 	if !s.Quorum.Quorate {
 		t.Fatalf("not quorate after the hand-over: %+v", s.Quorum)
+	}
+}
+
+// TestHostAttributesAndPing: each host pings a target and publishes pingd
+// through gossip; a host whose target stops answering drops to pingd 0 after
+// the dampen interval, and a rule "-INFINITY where pingd lte 0" keeps new
+// VMs off it. Attributes set with vmha host attr set show in the status,
+// and a transient one goes away when the host's vmhad restarts.
+func TestHostAttributesAndPing(t *testing.T) {
+	if err := PartitionAvailable(); err != nil {
+		testenv.Missing(t, err.Error())
+	}
+	// Each host pings its own loopback alias, so that one host's target can
+	// be cut off alone (an iptables rule on that address).
+	c := startClusterWith(t, Options{Extra: "ping: {targets: [127.0.0.7], interval: 300ms, timeout: 300ms, dampen: 1s}\n"})
+	s, err := c.WaitFor(context.Background(), 20*time.Second, "pingd published", func(s *api.Status) bool {
+		for _, h := range s.Hosts {
+			if h.Attributes["pingd"] != "100" {
+				return false
+			}
+		}
+		return true
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	via := c.Host(s.Leader)
+	run := func(code int, want string, args ...string) {
+		t.Helper()
+		out, err := c.vmha(via, args...)
+		got := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			got = ee.ExitCode()
+		}
+		if got != code || !strings.Contains(string(out), want) {
+			t.Fatalf("vmha %v: exit %d, output %q; want exit %d and %q", args, got, out, code, want)
+		}
+	}
+	run(0, "zone=b (permanent)", "host", "attr", "set", "host2", "zone", "b")
+	run(0, "rack=r7 (transient", "host", "attr", "set", "host3", "rack", "r7", "--transient")
+	run(1, `unknown host "host9"`, "host", "attr", "set", "host9", "zone", "a")
+	run(1, "attribute name", "host", "attr", "set", "host2", "9lives", "x")
+	run(2, "want HOST KEY VALUE", "host", "attr", "set", "host2", "zone")
+	st := mustStatus(t, c)
+	if hostOf(st, "host2").Attributes["zone"] != "b" || hostOf(st, "host3").Attributes["rack"] != "r7" {
+		t.Fatalf("attributes not shown: %+v %+v", hostOf(st, "host2").Attributes, hostOf(st, "host3").Attributes)
+	}
+	// The ping target stops answering (an iptables drop in the cluster's
+	// own chain): after the dampen interval every host publishes pingd 0.
+	if err := c.Heal(); err != nil { // makes the cluster's chain
+		t.Fatal(err)
+	}
+	if err := iptables("-A", c.chain, "-d", "127.0.0.7", "-p", "icmp", "-j", "DROP"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.WaitFor(context.Background(), 20*time.Second, "pingd 0 after the dampen", func(s *api.Status) bool {
+		for _, h := range s.Hosts {
+			if h.Attributes["pingd"] != "0" {
+				return false
+			}
+		}
+		return true
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// The rule bans every host now: a new VM stays stopped, and explain
+	// says why.
+	dir := t.TempDir()
+	rules := filepath.Join(dir, "cluster.yaml")
+	_ = os.WriteFile(rules, []byte("hosts: []\nvms: []\n"), 0o600)
+	xml := filepath.Join(dir, "p1.xml")
+	_ = os.WriteFile(xml, []byte("<domain type='test'><name>p1</name><memory unit='MiB'>256</memory><os><type>hvm</type></os></domain>"), 0o600)
+	run(0, "vm p1 added", "vm", "add", "p1", "--xml", xml)
+	_ = os.WriteFile(rules, []byte(`vms: [{name: p1}]
+hosts: []
+constraints:
+  locations:
+    - vm: p1
+      rule: {score: -INFINITY, boolean-op: or, expressions: [{attribute: pingd, operation: lte, value: "0"}, {attribute: pingd, operation: not_defined}]}
+`), 0o600)
+	run(0, "placement rules from", "rules", "apply", rules)
+	if _, err := c.WaitFor(context.Background(), 20*time.Second, "p1 stopped by the ping rule", func(s *api.Status) bool {
+		for _, v := range s.VMs {
+			if v.Name == "p1" {
+				return v.Host == ""
+			}
+		}
+		return false
+	}); err != nil {
+		t.Fatal(err)
+	}
+	run(0, "pingd", "explain", "p1")
+	// The target answers again: pingd returns and p1 starts.
+	if err := c.Heal(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.WaitFor(context.Background(), 20*time.Second, "p1 running once pingd is back", func(s *api.Status) bool {
+		for _, v := range s.VMs {
+			if v.Name == "p1" {
+				return v.Host != "" && v.State == "running"
+			}
+		}
+		return false
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// A transient attribute goes away when its host's vmhad restarts.
+	c.Host("host3").Stop()
+	if err := c.Host("host3").Start(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.WaitFor(context.Background(), 30*time.Second, "host3 back without its transient attribute", func(s *api.Status) bool {
+		h := hostOf(s, "host3")
+		return h.Member == "alive" && h.Attributes["rack"] == "" && h.Attributes["pingd"] == "100"
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if hostOf(mustStatus(t, c), "host2").Attributes["zone"] != "b" {
+		t.Fatal("a permanent attribute was lost")
 	}
 }

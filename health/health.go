@@ -1,0 +1,167 @@
+// Package health measures a host's own health for placement: the ping
+// attribute (Pacemaker's pingd: reachable targets × multiplier, published
+// only once it has been stable for the dampen interval), so that rules
+// such as "-INFINITY where pingd lte 0" keep VMs off a host that lost its
+// uplink.
+package health
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/net/icmp"
+	"golang.org/x/net/ipv4"
+)
+
+// Pinger checks that one target answers.
+type Pinger interface {
+	Ping(ctx context.Context, target string) error
+}
+
+// ICMP pings with ICMP echo over a raw socket (vmhad runs as root).
+type ICMP struct{}
+
+var seq atomic.Uint32
+
+// Ping sends one echo request to target and waits for its reply until ctx
+// ends. Replies to other pings (other targets, other goroutines) are
+// skipped by matching id, sequence and source.
+func (ICMP) Ping(ctx context.Context, target string) error {
+	ip, err := resolve(target)
+	if err != nil {
+		return err
+	}
+	c, err := icmp.ListenPacket("ip4:icmp", "0.0.0.0")
+	if err != nil {
+		return fmt.Errorf("ping %s: %w", target, err)
+	}
+	defer c.Close()
+	id, sq := os.Getpid()&0xffff, int(seq.Add(1)&0xffff)
+	msg := icmp.Message{Type: ipv4.ICMPTypeEcho, Body: &icmp.Echo{ID: id, Seq: sq, Data: []byte("vmha-pingd")}}
+	b, err := msg.Marshal(nil)
+	if err != nil {
+		return err
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		_ = c.SetDeadline(dl)
+	}
+	if _, err := c.WriteTo(b, &net.IPAddr{IP: ip}); err != nil {
+		return fmt.Errorf("ping %s: %w", target, err)
+	}
+	buf := make([]byte, 1500)
+	for {
+		n, peer, err := c.ReadFrom(buf)
+		if err != nil {
+			return fmt.Errorf("ping %s: no answer: %w", target, err)
+		}
+		rm, err := icmp.ParseMessage(1, buf[:n])
+		if err != nil || rm.Type != ipv4.ICMPTypeEchoReply {
+			continue
+		}
+		if e, ok := rm.Body.(*icmp.Echo); ok && e.ID == id && e.Seq == sq && peer.String() == ip.String() {
+			return nil
+		}
+	}
+}
+
+func resolve(target string) (net.IP, error) {
+	if ip := net.ParseIP(target); ip != nil && ip.To4() != nil {
+		return ip.To4(), nil
+	}
+	ips, err := net.LookupIP(target)
+	if err != nil {
+		return nil, fmt.Errorf("ping %s: %w", target, err)
+	}
+	for _, ip := range ips {
+		if ip.To4() != nil {
+			return ip.To4(), nil
+		}
+	}
+	return nil, fmt.Errorf("ping %s: no IPv4 address", target)
+}
+
+// Damper publishes a value only once it has held for the dampen interval,
+// so that a short blip does not move VMs (Pacemaker's attrd dampening).
+type Damper struct {
+	Dampen    time.Duration
+	published int
+	have      bool
+	pending   int
+	since     time.Time
+}
+
+// Observe takes a new measurement and says whether, and what, to publish.
+func (d *Damper) Observe(v int, now time.Time) (publish bool, value int) {
+	if !d.have {
+		// The first value is published at once: the attribute must
+		// exist for rules such as "pingd lte 0" to see the host.
+		d.have, d.published, d.pending, d.since = true, v, v, now
+		return true, v
+	}
+	if v != d.pending {
+		d.pending, d.since = v, now
+	}
+	if d.pending != d.published && now.Sub(d.since) >= d.Dampen {
+		d.published = d.pending
+		return true, d.published
+	}
+	return false, d.published
+}
+
+// Monitor pings the targets every Interval and publishes pingd.
+type Monitor struct {
+	Targets    []string
+	Multiplier int
+	Interval   time.Duration
+	Timeout    time.Duration
+	Dampen     time.Duration
+	Pinger     Pinger
+	// Publish receives every value to publish (from Run's goroutine).
+	Publish func(pingd int)
+}
+
+// Measure pings every target at once and returns reachable × multiplier.
+func (m *Monitor) Measure(ctx context.Context) int {
+	var ok atomic.Int32
+	var wg sync.WaitGroup
+	for _, t := range m.Targets {
+		wg.Go(func() {
+			cctx, cancel := context.WithTimeout(ctx, m.Timeout)
+			defer cancel()
+			if m.Pinger.Ping(cctx, t) == nil {
+				ok.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	return int(ok.Load()) * m.Multiplier
+}
+
+// Run measures and publishes until ctx ends.
+func (m *Monitor) Run(ctx context.Context) error {
+	if len(m.Targets) == 0 || m.Pinger == nil || m.Publish == nil || m.Interval <= 0 {
+		return errors.New("health: monitor needs targets, a pinger, a publisher and an interval")
+	}
+	var d Damper
+	d.Dampen = m.Dampen
+	for {
+		v := m.Measure(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if pub, val := d.Observe(v, time.Now()); pub {
+			m.Publish(val)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(m.Interval):
+		}
+	}
+}
