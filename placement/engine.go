@@ -217,7 +217,7 @@ func newEngine(in *Input, opt Options) *engine {
 	e.vmRules = make([][]int, nv)
 	for i, r := range in.LocationRules {
 		var hits []hostScore
-		src := fmt.Sprintf("location rule %d", i+1)
+		src := fmt.Sprintf("location rule %d (%s)", i+1, r.Rule.Describe())
 		for hi, h := range e.hosts {
 			if r.Rule.Matches(h) {
 				hits = append(hits, hostScore{hi, r.Rule.value(h), src})

@@ -193,3 +193,24 @@ func (r Rule) value(h *HostInfo) Score {
 	}
 	return s
 }
+
+// Describe renders the rule's condition for explanations, e.g.
+// "pingd lte 0 or pingd not_defined".
+func (r Rule) Describe() string {
+	var parts []string
+	for _, x := range r.Expressions {
+		p := x.Attribute + " " + x.Operation
+		if x.Operation != "defined" && x.Operation != "not_defined" {
+			p += " " + x.Value
+		}
+		parts = append(parts, p)
+	}
+	for _, sub := range r.Rules {
+		parts = append(parts, "("+sub.Describe()+")")
+	}
+	op := r.BoolOp
+	if op == "" {
+		op = "and"
+	}
+	return strings.Join(parts, " "+op+" ")
+}
