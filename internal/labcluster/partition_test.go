@@ -426,7 +426,11 @@ constraints:
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if hostOf(mustStatus(t, c), "host2").Attributes["zone"] != "b" {
-		t.Fatal("a permanent attribute was lost")
+	// (A host that just restarted answers from its own copy until it
+	// knows the leader: wait for the leader's view.)
+	if _, err := c.WaitFor(context.Background(), 10*time.Second, "the permanent attribute kept", func(s *api.Status) bool {
+		return s.Leader != "" && hostOf(s, "host2").Attributes["zone"] == "b"
+	}); err != nil {
+		t.Fatal(err)
 	}
 }
