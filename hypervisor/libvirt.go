@@ -147,6 +147,7 @@ func (l *Libvirt) Define(ctx context.Context, domainXML string) (string, error) 
 		return "", err
 	}
 	defer l.release()
+	domainXML = l.keepUUID(domainXML)
 	dom, err := l.conn.DomainDefineXML(domainXML)
 	if err != nil {
 		// libvirt's message says what is wrong but not which domain; name it
@@ -163,6 +164,32 @@ func (l *Libvirt) Define(ctx context.Context, domainXML string) (string, error) 
 	}
 	l.log.Info().Str("domain", name).Msg("domain defined")
 	return name, nil
+}
+
+// keepUUID gives an XML without a <uuid> the UUID of the domain of that
+// name already defined here: libvirt would otherwise draw a new UUID and
+// refuse the redefinition ("already exists with uuid"), so a VM that was
+// stopped here (and stays defined) could never be started again.
+func (l *Libvirt) keepUUID(domainXML string) string {
+	name := nameFromXML(domainXML)
+	if name == "" || strings.Contains(domainXML, "<uuid>") {
+		return domainXML
+	}
+	dom, err := l.conn.LookupDomainByName(name)
+	if err != nil {
+		return domainXML
+	}
+	defer dom.Free()
+	uuid, err := dom.GetUUIDString()
+	if err != nil {
+		return domainXML
+	}
+	i := strings.Index(domainXML, "</name>")
+	if i < 0 {
+		return domainXML
+	}
+	i += len("</name>")
+	return domainXML[:i] + "<uuid>" + uuid + "</uuid>" + domainXML[i:]
 }
 
 // Start starts a defined domain. A domain that is already running (or

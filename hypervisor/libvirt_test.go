@@ -624,3 +624,23 @@ func TestNameFromXML(t *testing.T) {
 		}
 	}
 }
+
+// TestRedefineStoppedDomain: a VM stopped on a host stays defined there;
+// defining it again from the same XML (which has no <uuid>) must work, or
+// the VM could never start on that host again.
+func TestRedefineStoppedDomain(t *testing.T) {
+	l := openHost(t, "")
+	mustDefine(t, l, "vm1")
+	mustStart(t, l, "vm1")
+	doms, _ := l.List(context.Background())
+	uuid := doms[0].UUID
+	if err := l.Stop(context.Background(), "vm1", time.Second); err != nil {
+		t.Fatal(err)
+	}
+	mustDefine(t, l, "vm1")
+	mustStart(t, l, "vm1")
+	doms, _ = l.List(context.Background())
+	if len(doms) != 1 || doms[0].UUID != uuid || doms[0].State != StateRunning {
+		t.Fatalf("after redefine: %+v (UUID was %s)", doms, uuid)
+	}
+}
