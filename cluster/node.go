@@ -223,6 +223,13 @@ func (n *Node) startSerf() error {
 	mc.ProbeTimeout = cfg.Gossip.ProbeTimeout
 	mc.GossipInterval = cfg.Gossip.GossipInterval
 	mc.SuspicionMult = cfg.Gossip.SuspicionMult
+	// After a partition heals, the halves find each other through a
+	// push/pull or serf's reconnect of failed members; memberlist's and
+	// serf's defaults (30 s each) leave a healed host out for up to half
+	// a minute, during which it cannot report or start anything. memberlist
+	// stretches the push/pull interval with the cluster's size.
+	mc.PushPullInterval = 5 * time.Second
+	sc.ReconnectInterval = 3 * time.Second
 	mc.LogOutput = w
 	keyringFile := filepath.Join(cfg.DataDir, "serf.keyring")
 	kr, err := loadKeyring(keyringFile, cfg.Gossip.EncryptKeyFile)
@@ -470,11 +477,19 @@ func (n *Node) setAttrTag(key, value string) {
 		tags[k] = v
 	}
 	n.tagsMu.Unlock()
-	if err := n.serf.SetTags(tags); err != nil {
-		n.log.Warn().Err(err).Str("attribute", key).Msg("publish host attribute")
-		return
+	// SetTags changes the local tags at once and then waits for gossip
+	// to carry them; a timeout there ("waiting for update broadcast")
+	// does not undo the change, but the broadcast may have been dropped,
+	// so it is sent again a few times.
+	var err error
+	for attempt := 1; attempt <= 5; attempt++ {
+		if err = n.serf.SetTags(tags); err == nil {
+			n.log.Info().Str("attribute", key).Str("value", value).Msg("host attribute published")
+			return
+		}
+		n.log.Warn().Err(err).Str("attribute", key).Int("attempt", attempt).Msg("publish host attribute; retrying")
 	}
-	n.log.Info().Str("attribute", key).Str("value", value).Msg("host attribute published")
+	n.log.Error().Err(err).Str("attribute", key).Msg("publish host attribute failed")
 }
 
 // Healthy reports whether the node's loops go round: the coordinator's
