@@ -41,7 +41,7 @@ func (ICMP) Ping(ctx context.Context, target string) error {
 	if err != nil {
 		return fmt.Errorf("ping %s: %w", target, err)
 	}
-	defer c.Close()
+	defer func() { _ = c.Close() }()
 	id, sq := os.Getpid()&0xffff, int(seq.Add(1)&0xffff)
 	msg := icmp.Message{Type: ipv4.ICMPTypeEcho, Body: &icmp.Echo{ID: id, Seq: sq, Data: []byte("vmha-pingd")}}
 	b, err := msg.Marshal(nil)

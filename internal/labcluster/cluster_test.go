@@ -1060,7 +1060,6 @@ func TestEvacuateStopRestart(t *testing.T) {
 	p := filepath.Join(dir, "e7.xml")
 	_ = os.WriteFile(p, []byte("<domain type='test'><name>e7</name><memory unit='MiB'>256</memory><os><type>hvm</type></os></domain>"), 0o600)
 	run(0, "vm e7 added", "vm", "add", "e7", "--xml", p, "--prefer", vh.Name)
-	names = append(names, "e7")
 	st, err := c.WaitFor(context.Background(), 20*time.Second, "e7 running", func(s *api.Status) bool {
 		for _, v := range s.VMs {
 			if v.Name == "e7" {

@@ -25,7 +25,7 @@ func Notify(state string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	defer c.Close()
+	defer func() { _ = c.Close() }()
 	if _, err := c.Write([]byte(state)); err != nil {
 		return false, err
 	}

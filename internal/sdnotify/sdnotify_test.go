@@ -17,7 +17,7 @@ func listen(t *testing.T) *net.UnixConn {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { c.Close() })
+	t.Cleanup(func() { _ = c.Close() })
 	t.Setenv("NOTIFY_SOCKET", p)
 	return c
 }
