@@ -98,17 +98,10 @@ func newHostCmd(g *globals) *cobra.Command {
 		Short: "List hosts with gossip state, lifecycle state and load",
 		Args:  exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, cancel := g.ctx()
-			defer cancel()
-			var hosts []api.Host
-			if err := g.client().Do(ctx, http.MethodGet, api.PathHosts, nil, &hosts, nil); err != nil {
-				return err
-			}
-			if g.output == "json" {
-				return g.printJSON(hosts)
-			}
-			printHosts(g, hosts)
-			return nil
+			return read(g, api.PathHosts, func(hosts []api.Host) error {
+				printHosts(g, hosts)
+				return nil
+			})
 		},
 	})
 	return host
@@ -302,32 +295,9 @@ confirmed.`,
 		Short: "List each host's fence devices with the leader's last status check",
 		Args:  exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, cancel := g.ctx()
-			defer cancel()
-			var devs []api.FenceDevice
-			if err := g.client().Do(ctx, http.MethodGet, api.PathFenceDevices, nil, &devs, nil); err != nil {
-				return err
-			}
-			if g.output == "json" {
-				return g.printJSON(devs)
-			}
-			tw := tabwriter.NewWriter(g.out, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "HOST\tLEVEL\tDEVICE\tCHECKED\tPOWER\tRESULT")
-			for _, d := range devs {
-				if d.Device == "" {
-					fmt.Fprintf(tw, "%s\t-\tnone\t-\t-\tno fence device: this host cannot be recovered from\n", d.Host)
-					continue
-				}
-				when, power, res := "not yet", "-", "-"
-				if c := d.Check; c != nil {
-					when, power, res = c.At.Local().Format(time.TimeOnly), c.Power, "ok ("+c.Duration.Round(time.Millisecond).String()+")"
-					if !c.OK {
-						res = "FAILED: " + strings.ReplaceAll(c.Error, "\t", " ")
-					}
-				}
-				fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\n", d.Host, d.Level, d.Device, when, power, res)
-			}
-			return tw.Flush()
+			return read(g, api.PathFenceDevices, func(devs []api.FenceDevice) error {
+				return printDevices(g, devs)
+			})
 		},
 	}
 
@@ -336,27 +306,48 @@ confirmed.`,
 		Short: "List fence attempts, oldest first",
 		Args:  exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, cancel := g.ctx()
-			defer cancel()
-			var h []model.FenceRecord
-			if err := g.client().Do(ctx, http.MethodGet, api.PathFenceHistory, nil, &h, nil); err != nil {
-				return err
-			}
-			if g.output == "json" {
-				return g.printJSON(h)
-			}
-			tw := tabwriter.NewWriter(g.out, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "WHEN\tHOST\tLEVEL\tDEVICE\tACTION\tBY\tRESULT\tDURATION\tRECOVERY")
-			for _, r := range h {
-				res := "ok"
-				if !r.OK {
-					res = "FAILED: " + r.Error
-				}
-				fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Started.Local().Format(time.DateTime), r.Host, r.Level, r.Device, r.Action, r.Requester, strings.ReplaceAll(res, "\t", " "), r.Duration.Round(time.Millisecond), r.RecoveryID)
-			}
-			return tw.Flush()
+			return read(g, api.PathFenceHistory, func(h []model.FenceRecord) error { return printHistory(g, h) })
 		},
 	}
+	fenceRest(g, fence, history, devices, test, confirmCmd)
+	return fence
+}
+
+func printDevices(g *globals, devs []api.FenceDevice) error {
+	tw := tabwriter.NewWriter(g.out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "HOST\tLEVEL\tDEVICE\tCHECKED\tPOWER\tRESULT")
+	for _, d := range devs {
+		if d.Device == "" {
+			fmt.Fprintf(tw, "%s\t-\tnone\t-\t-\tno fence device: this host cannot be recovered from\n", d.Host)
+			continue
+		}
+		when, power, res := "not yet", "-", "-"
+		if c := d.Check; c != nil {
+			when, power, res = c.At.Local().Format(time.TimeOnly), c.Power, "ok ("+c.Duration.Round(time.Millisecond).String()+")"
+			if !c.OK {
+				res = "FAILED: " + strings.ReplaceAll(c.Error, "\t", " ")
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\n", d.Host, d.Level, d.Device, when, power, res)
+	}
+	return tw.Flush()
+}
+
+func printHistory(g *globals, h []model.FenceRecord) error {
+	tw := tabwriter.NewWriter(g.out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "WHEN\tHOST\tLEVEL\tDEVICE\tACTION\tBY\tRESULT\tDURATION\tRECOVERY")
+	for _, r := range h {
+		res := "ok"
+		if !r.OK {
+			res = "FAILED: " + r.Error
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Started.Local().Format(time.DateTime), r.Host, r.Level, r.Device, r.Action, r.Requester, strings.ReplaceAll(res, "\t", " "), r.Duration.Round(time.Millisecond), r.RecoveryID)
+	}
+	return tw.Flush()
+}
+
+// fenceRest adds the policy commands and registers every fence command.
+func fenceRest(g *globals, fence, history, devices, test, confirmCmd *cobra.Command) {
 	var ack bool
 	disable := &cobra.Command{
 		Use:   "disable --acknowledge-double-run-risk",
@@ -385,7 +376,6 @@ Only with --acknowledge-double-run-risk. vmha fence enable turns it on again.`,
 		RunE:  func(cmd *cobra.Command, _ []string) error { return setFencing(g, true, false) },
 	}
 	fence.AddCommand(history, devices, test, confirmCmd, disable, enable)
-	return fence
 }
 
 func setFencing(g *globals, enabled, ack bool) error {

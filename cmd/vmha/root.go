@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"time"
 
@@ -133,6 +134,21 @@ func (g *globals) printJSON(v any) error {
 	enc := json.NewEncoder(g.out)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
+}
+
+// read GETs path and prints the answer: as JSON with -o json, else through
+// text. Every read command is this, with its own table.
+func read[T any](g *globals, path string, text func(T) error) error {
+	ctx, cancel := g.ctx()
+	defer cancel()
+	var v T
+	if err := g.client().Do(ctx, http.MethodGet, path, nil, &v, nil); err != nil {
+		return err
+	}
+	if g.output == "json" {
+		return g.printJSON(v)
+	}
+	return text(v)
 }
 
 // exactArgs is cobra.ExactArgs with a usage error.

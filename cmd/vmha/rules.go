@@ -5,8 +5,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"strings"
-	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
@@ -54,21 +52,14 @@ when they allow it; one that cannot move live stays where it runs.`,
 		Short: "Print the cluster's placement rules",
 		Args:  exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, cancel := g.ctx()
-			defer cancel()
-			var r api.Rules
-			if err := g.client().Do(ctx, http.MethodGet, api.PathRules, nil, &r, nil); err != nil {
-				return err
-			}
-			if g.output == "json" {
-				return g.printJSON(r)
-			}
-			if r.YAML == "" {
-				fmt.Fprintln(g.out, "# no placement rules: preferred host, then the most free memory")
+			return read(g, api.PathRules, func(r api.Rules) error {
+				if r.YAML == "" {
+					fmt.Fprintln(g.out, "# no placement rules: preferred host, then the most free memory")
+					return nil
+				}
+				fmt.Fprint(g.out, r.YAML)
 				return nil
-			}
-			fmt.Fprint(g.out, r.YAML)
-			return nil
+			})
 		},
 	}
 	clearCmd := &cobra.Command{
@@ -95,35 +86,10 @@ func newExplainCmd(g *globals) *cobra.Command {
 		Short: "Explain where the placement engine puts VM now, host by host",
 		Args:  exactArgs(1, "VM"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx, cancel := g.ctx()
-			defer cancel()
-			var ex placement.Explanation
-			if err := g.client().Do(ctx, http.MethodGet, api.PathExplain+"/"+url.PathEscape(args[0]), nil, &ex, nil); err != nil {
-				return err
-			}
-			if g.output == "json" {
-				return g.printJSON(ex)
-			}
-			where := ex.Host
-			if where == "" {
-				where = "nowhere (stopped)"
-			}
-			fmt.Fprintf(g.out, "%s → %s: %s\n\n", ex.VM, where, ex.Reason)
-			tw := tabwriter.NewWriter(g.out, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "HOST\tSCORE\tELIGIBLE\tWHY")
-			for _, h := range ex.Hosts {
-				var why []string
-				why = append(why, h.Filters...)
-				for _, t := range h.Terms {
-					why = append(why, fmt.Sprintf("%s %s", t.Source, t.Score))
-				}
-				fmt.Fprintf(tw, "%s\t%s\t%v\t%s\n", h.Host, h.Score, h.Eligible, strings.Join(why, "; "))
-			}
-			_ = tw.Flush()
-			for _, n := range ex.Notes {
-				fmt.Fprintln(g.out, "note: "+n)
-			}
-			return nil
+			return read(g, api.PathExplain+"/"+url.PathEscape(args[0]), func(ex placement.Explanation) error {
+				printExplanation(g, &ex) // the same view as vmha plan --explain
+				return nil
+			})
 		},
 	}
 }

@@ -549,18 +549,6 @@ func TestOperatorFencing(t *testing.T) {
 	ch := watchNeverTwice(t, c)
 	leader := s.Leader
 	via := c.Host(leader) // the leader is never fenced here
-	run := func(code int, want string, args ...string) string {
-		t.Helper()
-		out, err := c.vmha(via, args...)
-		got := 0
-		if ee, ok := err.(*exec.ExitError); ok {
-			got = ee.ExitCode()
-		}
-		if got != code || !strings.Contains(string(out), want) {
-			t.Fatalf("vmha %v: exit %d, output %q; want exit %d and %q", args, got, out, code, want)
-		}
-		return string(out)
-	}
 	// Every device is checked by the leader and shows in fence devices.
 	if _, err := c.WaitFor(context.Background(), 20*time.Second, "every fence device checked", func(s *api.Status) bool {
 		for _, h := range s.Hosts {
@@ -572,21 +560,21 @@ func TestOperatorFencing(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	run(0, "power on", "fence", "test", leader)
-	run(2, "add --yes", "fence", "test", leader, "--power-cycle")
-	run(1, "never power-cycles itself", "fence", "test", leader, "--power-cycle", "--yes")
-	run(1, `unknown host "host9"`, "fence", "test", "host9")
-	run(2, "want off or reboot", "fence", leader, "--action", "explode", "--yes")
-	run(1, "never fences itself", "fence", leader, "--yes")
+	c.expect(t, via, 0, "power on", "fence", "test", leader)
+	c.expect(t, via, 2, "add --yes", "fence", "test", leader, "--power-cycle")
+	c.expect(t, via, 1, "never power-cycles itself", "fence", "test", leader, "--power-cycle", "--yes")
+	c.expect(t, via, 1, `unknown host "host9"`, "fence", "test", "host9")
+	c.expect(t, via, 2, "want off or reboot", "fence", leader, "--action", "explode", "--yes")
+	c.expect(t, via, 1, "never fences itself", "fence", leader, "--yes")
 
 	// A manual fence of a host with VMs: refused without --yes, then done.
 	vh, lost := victimWithVMs(t, s, false)
 	victim := c.Host(vh.Name)
-	run(2, "Add --yes", "fence", vh.Name)
+	c.expect(t, via, 2, "Add --yes", "fence", vh.Name)
 	if st := hostOf(mustStatus(t, c), vh.Name).State; st != model.HostAlive {
 		t.Fatalf("an unconfirmed fence changed %s to %s", vh.Name, st)
 	}
-	run(0, vh.Name+" fenced (off)", "fence", vh.Name, "--yes")
+	c.expect(t, via, 0, vh.Name+" fenced (off)", "fence", vh.Name, "--yes")
 	if !victim.Exited(10 * time.Second) {
 		t.Fatalf("%s's vmhad still runs after its BMC powered it off", vh.Name)
 	}
@@ -596,7 +584,7 @@ func TestOperatorFencing(t *testing.T) {
 			t.Fatalf("%s still on the fenced host", v.Name)
 		}
 	}
-	hist := run(0, "off", "fence", "history", "-o", "json")
+	hist := c.expect(t, via, 0, "off", "fence", "history", "-o", "json")
 	var recs []model.FenceRecord
 	if err := json.Unmarshal([]byte(hist), &recs); err != nil {
 		t.Fatal(err)
@@ -645,20 +633,37 @@ func TestOperatorFencing(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	run(1, "alive in gossip", "fence", "confirm", second.Name, "--yes")
+	c.expect(t, via, 1, "alive in gossip", "fence", "confirm", second.Name, "--yes")
 	second.Kill()
 	if _, err := c.WaitFor(context.Background(), 40*time.Second, "fence failure of "+second.Name, func(s *api.Status) bool {
 		return hostOf(s, second.Name).State == model.HostFenceFailed
 	}); err != nil {
 		t.Fatal(err)
 	}
-	run(2, "Add --yes", "fence", "confirm", second.Name)
-	run(0, "confirmed down", "fence", "confirm", second.Name, "--yes")
+	c.expect(t, via, 2, "Add --yes", "fence", "confirm", second.Name)
+	c.expect(t, via, 0, "confirmed down", "fence", "confirm", second.Name, "--yes")
 	s = waitRecovered(t, c, second.Name, names)
 	if got := len(s.VMs); got != len(names) {
 		t.Fatalf("%d VMs after two recoveries, want %d", got, len(names))
 	}
 	ch.verify(t)
+}
+
+// expect runs vmha through host via and checks its exit code and that its
+// output contains want; it returns the output.
+func (c *Cluster) expect(t *testing.T, via *Host, code int, want string, args ...string) string {
+	t.Helper()
+	out, err := c.vmha(via, args...)
+	got := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		got = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("vmha %v: %v", args, err)
+	}
+	if got != code || !strings.Contains(string(out), want) {
+		t.Fatalf("vmha %v: exit %d, output %q; want exit %d and %q", args, got, out, code, want)
+	}
+	return string(out)
 }
 
 func mustStatus(t *testing.T, c *Cluster) *api.Status {
@@ -827,25 +832,14 @@ func TestFencingPolicy(t *testing.T) {
 	disky := filepath.Join(dir, "s4.xml")
 	_ = os.WriteFile(disky, []byte(`<domain type='test'><name>s4</name><memory unit='MiB'>256</memory><os><type>hvm</type></os>
 <devices><disk type='file' device='disk'><source file='/shared/s4.img'/><target dev='vda'/></disk></devices></domain>`), 0o600)
-	run := func(code int, want string, args ...string) {
-		t.Helper()
-		out, err := c.vmha(via, args...)
-		got := 0
-		if ee, ok := err.(*exec.ExitError); ok {
-			got = ee.ExitCode()
-		}
-		if got != code || !strings.Contains(string(out), want) {
-			t.Fatalf("vmha %v: exit %d, output %q; want exit %d and %q", args, got, out, code, want)
-		}
-	}
-	run(1, "no fence level of "+vh.Name+" answered", "vm", "add", "s4", "--xml", disky)
-	run(2, "--acknowledge-double-run-risk", "fence", "disable")
-	run(0, "fencing is OFF", "fence", "disable", "--acknowledge-double-run-risk")
+	c.expect(t, via, 1, "no fence level of "+vh.Name+" answered", "vm", "add", "s4", "--xml", disky)
+	c.expect(t, via, 2, "--acknowledge-double-run-risk", "fence", "disable")
+	c.expect(t, via, 0, "fencing is OFF", "fence", "disable", "--acknowledge-double-run-risk")
 	st := mustStatus(t, c)
 	if st.FencingOff == nil || !strings.Contains(strings.Join(st.Problems, "\n"), "runs twice") {
 		t.Fatalf("status does not show the risk: %+v %q", st.FencingOff, st.Problems)
 	}
-	run(0, "vm s4 added", "vm", "add", "s4", "--xml", disky)
+	c.expect(t, via, 0, "vm s4 added", "vm", "add", "s4", "--xml", disky)
 	names = append(names, "s4")
 	ch := watchNeverTwice(t, c)
 	// With fencing off, the lost host's VMs are recovered although its
@@ -860,7 +854,7 @@ func TestFencingPolicy(t *testing.T) {
 	if len(hist) == 0 || hist[len(hist)-1].Action != "skipped" || !strings.Contains(hist[len(hist)-1].Error, "turned off by") {
 		t.Fatalf("history does not record the skipped fence: %+v", hist)
 	}
-	run(0, "fencing is on", "fence", "enable")
+	c.expect(t, via, 0, "fencing is on", "fence", "enable")
 	if st := mustStatus(t, c); st.FencingOff != nil {
 		t.Fatal("fencing still off after enable")
 	}
@@ -960,23 +954,11 @@ constraints:
 `, s.Leader, vm, vm, s.Leader, vm)), 0o600)
 	bad := filepath.Join(dir, "bad.yaml")
 	_ = os.WriteFile(bad, []byte("hosts: [{name: host9}]\nvms: []\n"), 0o600)
-	run := func(code int, want string, args ...string) string {
-		t.Helper()
-		out, err := c.vmha(via, args...)
-		got := 0
-		if ee, ok := err.(*exec.ExitError); ok {
-			got = ee.ExitCode()
-		}
-		if got != code || !strings.Contains(string(out), want) {
-			t.Fatalf("vmha %v: exit %d, output %q; want exit %d and %q", args, got, out, code, want)
-		}
-		return string(out)
-	}
-	run(1, `host "host9" is not a host of this cluster`, "rules", "apply", bad)
-	run(0, "no placement rules", "rules", "show")
-	run(0, "placement rules from", "rules", "apply", rules)
-	run(0, "zone: a", "rules", "show")
-	out := run(0, s.Leader, "explain", vm, "-o", "json")
+	c.expect(t, via, 1, `host "host9" is not a host of this cluster`, "rules", "apply", bad)
+	c.expect(t, via, 0, "no placement rules", "rules", "show")
+	c.expect(t, via, 0, "placement rules from", "rules", "apply", rules)
+	c.expect(t, via, 0, "zone: a", "rules", "show")
+	out := c.expect(t, via, 0, s.Leader, "explain", vm, "-o", "json")
 	if !strings.Contains(out, "-INFINITY") {
 		t.Fatalf("explain does not show the ban: %s", out)
 	}
@@ -1001,22 +983,10 @@ func TestEvacuateStopRestart(t *testing.T) {
 	ch := watchNeverTwice(t, c)
 	vh, onIt := victimWithVMs(t, s, false)
 	via := c.Host(s.Leader)
-	run := func(code int, want string, args ...string) string {
-		t.Helper()
-		out, err := c.vmha(via, args...)
-		got := 0
-		if ee, ok := err.(*exec.ExitError); ok {
-			got = ee.ExitCode()
-		}
-		if got != code || !strings.Contains(string(out), want) {
-			t.Fatalf("vmha %v: exit %d, output %q; want exit %d and %q", args, got, out, code, want)
-		}
-		return string(out)
-	}
-	run(0, "dry run", "evacuate", vh.Name, "--dry-run")
-	run(1, "cannot evacuate "+vh.Name+" live", "evacuate", vh.Name)
-	run(2, "--on-stuck", "evacuate", vh.Name, "--on-stuck", "maybe")
-	run(1, `unknown host "host9"`, "evacuate", "host9")
+	c.expect(t, via, 0, "dry run", "evacuate", vh.Name, "--dry-run")
+	c.expect(t, via, 1, "cannot evacuate "+vh.Name+" live", "evacuate", vh.Name)
+	c.expect(t, via, 2, "--on-stuck", "evacuate", vh.Name, "--on-stuck", "maybe")
+	c.expect(t, via, 1, `unknown host "host9"`, "evacuate", "host9")
 	if st := mustStatus(t, c); len(st.Evacuations) != 0 || len(hostOf(st, vh.Name).VMs) != len(onIt) {
 		t.Fatalf("a refused evacuation changed things: %+v", st.Evacuations)
 	}
@@ -1043,7 +1013,7 @@ func TestEvacuateStopRestart(t *testing.T) {
 			}
 		}
 	}()
-	run(0, vh.Name+" evacuated", "evacuate", vh.Name, "--on-stuck", "stop-restart", "--parallel", "1")
+	c.expect(t, via, 0, vh.Name+" evacuated", "evacuate", vh.Name, "--on-stuck", "stop-restart", "--parallel", "1")
 	close(stop)
 	if most := <-maxMoving; most != 1 {
 		t.Fatalf("%d moves in flight at once with --parallel 1 (want exactly 1 observed)", most)
@@ -1054,12 +1024,12 @@ func TestEvacuateStopRestart(t *testing.T) {
 			t.Fatalf("after the evacuation: %+v", v)
 		}
 	}
-	run(1, "already being evacuated", "evacuate", vh.Name, "--on-stuck", "stop-restart")
+	c.expect(t, via, 1, "already being evacuated", "evacuate", vh.Name, "--on-stuck", "stop-restart")
 	// A new VM does not go to the drained host.
 	dir := t.TempDir()
 	p := filepath.Join(dir, "e7.xml")
 	_ = os.WriteFile(p, []byte("<domain type='test'><name>e7</name><memory unit='MiB'>256</memory><os><type>hvm</type></os></domain>"), 0o600)
-	run(0, "vm e7 added", "vm", "add", "e7", "--xml", p, "--prefer", vh.Name)
+	c.expect(t, via, 0, "vm e7 added", "vm", "add", "e7", "--xml", p, "--prefer", vh.Name)
 	st, err := c.WaitFor(context.Background(), 20*time.Second, "e7 running", func(s *api.Status) bool {
 		for _, v := range s.VMs {
 			if v.Name == "e7" {
@@ -1076,7 +1046,7 @@ func TestEvacuateStopRestart(t *testing.T) {
 			t.Fatal("a new VM was placed on the drained host")
 		}
 	}
-	run(0, "online", "host", "online", vh.Name)
+	c.expect(t, via, 0, "online", "host", "online", vh.Name)
 	time.Sleep(2 * time.Second)
 	for _, v := range mustStatus(t, c).VMs {
 		if v.Host == vh.Name {

@@ -3,7 +3,6 @@ package labcluster
 import (
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -336,22 +335,11 @@ func TestHostAttributesAndPing(t *testing.T) {
 		t.Fatal(err)
 	}
 	via := c.Host(s.Leader)
-	run := func(code int, want string, args ...string) {
-		t.Helper()
-		out, err := c.vmha(via, args...)
-		got := 0
-		if ee, ok := err.(*exec.ExitError); ok {
-			got = ee.ExitCode()
-		}
-		if got != code || !strings.Contains(string(out), want) {
-			t.Fatalf("vmha %v: exit %d, output %q; want exit %d and %q", args, got, out, code, want)
-		}
-	}
-	run(0, "zone=b (permanent)", "host", "attr", "set", "host2", "zone", "b")
-	run(0, "rack=r7 (transient", "host", "attr", "set", "host3", "rack", "r7", "--transient")
-	run(1, `unknown host "host9"`, "host", "attr", "set", "host9", "zone", "a")
-	run(1, "attribute name", "host", "attr", "set", "host2", "9lives", "x")
-	run(2, "want HOST KEY VALUE", "host", "attr", "set", "host2", "zone")
+	c.expect(t, via, 0, "zone=b (permanent)", "host", "attr", "set", "host2", "zone", "b")
+	c.expect(t, via, 0, "rack=r7 (transient", "host", "attr", "set", "host3", "rack", "r7", "--transient")
+	c.expect(t, via, 1, `unknown host "host9"`, "host", "attr", "set", "host9", "zone", "a")
+	c.expect(t, via, 1, "attribute name", "host", "attr", "set", "host2", "9lives", "x")
+	c.expect(t, via, 2, "want HOST KEY VALUE", "host", "attr", "set", "host2", "zone")
 	st := mustStatus(t, c)
 	if hostOf(st, "host2").Attributes["zone"] != "b" || hostOf(st, "host3").Attributes["rack"] != "r7" {
 		t.Fatalf("attributes not shown: %+v %+v", hostOf(st, "host2").Attributes, hostOf(st, "host3").Attributes)
@@ -381,7 +369,7 @@ func TestHostAttributesAndPing(t *testing.T) {
 	_ = os.WriteFile(rules, []byte("hosts: []\nvms: []\n"), 0o600)
 	xml := filepath.Join(dir, "p1.xml")
 	_ = os.WriteFile(xml, []byte("<domain type='test'><name>p1</name><memory unit='MiB'>256</memory><os><type>hvm</type></os></domain>"), 0o600)
-	run(0, "vm p1 added", "vm", "add", "p1", "--xml", xml)
+	c.expect(t, via, 0, "vm p1 added", "vm", "add", "p1", "--xml", xml)
 	_ = os.WriteFile(rules, []byte(`vms: [{name: p1}]
 hosts: []
 constraints:
@@ -389,7 +377,7 @@ constraints:
     - vm: p1
       rule: {score: -INFINITY, boolean-op: or, expressions: [{attribute: pingd, operation: lte, value: "0"}, {attribute: pingd, operation: not_defined}]}
 `), 0o600)
-	run(0, "placement rules from", "rules", "apply", rules)
+	c.expect(t, via, 0, "placement rules from", "rules", "apply", rules)
 	if _, err := c.WaitFor(context.Background(), 20*time.Second, "p1 stopped by the ping rule", func(s *api.Status) bool {
 		for _, v := range s.VMs {
 			if v.Name == "p1" {
@@ -400,7 +388,7 @@ constraints:
 	}); err != nil {
 		t.Fatal(err)
 	}
-	run(0, "pingd", "explain", "p1")
+	c.expect(t, via, 0, "pingd", "explain", "p1")
 	// The target answers again: pingd returns and p1 starts.
 	if err := c.Heal(); err != nil {
 		t.Fatal(err)
