@@ -196,6 +196,8 @@ func scenario(c *labcluster.Cluster, vmha string) (string, error) {
 	if !victim.Exited(0) && victim.Running() {
 		return "", fmt.Errorf("%s still runs after its fence", victim.Name)
 	}
+	// Ask a survivor: the killed host's socket is gone with it.
+	sock = c.Host(s.Leader).Socket
 	show(vmha, sock, "status")
 	show(vmha, sock, "fence", "history")
 	detect := vh.LostAt.Sub(killedAt).Seconds()
