@@ -17,6 +17,7 @@ import (
 	"github.com/vmha/vmha/hypervisor"
 	"github.com/vmha/vmha/model"
 	"github.com/vmha/vmha/placement"
+	"github.com/vmha/vmha/sharedfs"
 )
 
 // unseenGrace is how long a new leader waits for a configured host to show
@@ -37,6 +38,8 @@ type Coordinator struct {
 	failedAt map[string]time.Time // host → last failed fence
 	leaderAt time.Time
 	wake     chan struct{}
+	// beats track the storage heartbeats per file system.
+	beats map[string]*sharedfs.Tracker
 	// recovered remembers which recovered placements (vm/generation) were
 	// already counted in the recovery metric.
 	recovered map[string]bool
@@ -320,7 +323,8 @@ func (c *Coordinator) noteRecoveries(obs *model.Observation) {
 
 // place commits a host for every VM that needs one.
 func (c *Coordinator) place(st *model.State, members map[string]serf.Member) {
-	if st.Config.Rules != "" {
+	if st.Config.Rules != "" || c.n.storageOn() {
+		// Rules, or storage readiness to honour: the full engine.
 		c.placeByRules(st, members)
 		return
 	}

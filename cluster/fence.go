@@ -229,6 +229,9 @@ func (c *Coordinator) ConfirmFenced(host, requester string) (model.FenceRecord, 
 	if m, ok := c.n.members()[host]; ok && m.Status == serf.StatusAlive {
 		return model.FenceRecord{}, &ConflictError{What: fmt.Sprintf("host %s is alive in gossip: it is not down, so it cannot be confirmed fenced", host)}
 	}
+	if err := c.heartbeatVeto(host); err != nil {
+		return model.FenceRecord{}, err
+	}
 	now := time.Now().UTC()
 	rec := model.FenceRecord{Host: host, Level: 0, Device: "operator", Action: "confirm", Requester: requester, Started: now, OK: true}
 	c.n.fsm.Read(func(s *model.State) {

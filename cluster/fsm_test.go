@@ -15,6 +15,7 @@ import (
 
 	"github.com/vmha/vmha/model"
 	"github.com/vmha/vmha/placement"
+	"github.com/vmha/vmha/storage"
 )
 
 const vmXML = `<domain type='test'><name>%s</name><memory unit='MiB'>512</memory><vcpu>1</vcpu></domain>`
@@ -295,7 +296,7 @@ func TestRulesAreCheckedAgainstTheCluster(t *testing.T) {
 	// The engine input carries the rules; a VM that cannot move live and
 	// runs on a usable host is held where it is.
 	applyAll(t, f, &Command{Op: OpPlace, Placements: []model.Placement{{VM: "vm1", Host: "h2"}}})
-	in, err := engineInput(f.Copy(), members(map[string]serf.MemberStatus{"h1": serf.StatusAlive, "h2": serf.StatusAlive}), time.Now())
+	in, err := engineInput(f.Copy(), members(map[string]serf.MemberStatus{"h1": serf.StatusAlive, "h2": serf.StatusAlive}), time.Now(), storage.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}

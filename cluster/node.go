@@ -267,6 +267,9 @@ func (n *Node) Run(ctx context.Context) {
 	n.agentBeat.Store(now)
 	n.coord = newCoordinator(n)
 	loops := []func(context.Context){n.membershipLoop, n.bootstrapLoop, n.joinLoop, n.registerLoop, n.coord.run}
+	if n.storageOn() && !n.cfg.Witness {
+		loops = append(loops, n.storageLoop)
+	}
 	if p := n.cfg.Ping; len(p.Targets) > 0 {
 		m := &health.Monitor{Targets: p.Targets, Multiplier: p.Multiplier, Interval: p.Interval, Timeout: p.Timeout,
 			Dampen: p.Dampen, Pinger: health.ICMP{}, Publish: func(v int) { n.setAttrTag("pingd", strconv.Itoa(v)) }}

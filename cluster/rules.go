@@ -12,6 +12,7 @@ import (
 	"github.com/vmha/vmha/hypervisor"
 	"github.com/vmha/vmha/model"
 	"github.com/vmha/vmha/placement"
+	"github.com/vmha/vmha/storage"
 )
 
 // The placement rules of a running cluster are a cluster.yaml (the same
@@ -56,7 +57,7 @@ func checkRules(s *model.State, yamlText string) (*clusterspec.Spec, error) {
 // runs on a usable host is held where it is (stickiness INFINITY): the
 // coordinator never stops and restarts a running VM to follow a score, so
 // the plan must not count it elsewhere.
-func engineInput(st *model.State, members map[string]serf.Member, now time.Time) (placement.Input, error) {
+func engineInput(st *model.State, members map[string]serf.Member, now time.Time, sc storage.Config) (placement.Input, error) {
 	in := placement.Input{Policy: placement.Policy{Strategy: placement.StrategyBalanced}, Now: now}
 	specHosts := map[string]clusterspec.Host{}
 	specVMs := map[string]placement.VMInfo{}
@@ -100,6 +101,7 @@ func engineInput(st *model.State, members map[string]serf.Member, now time.Time)
 			}
 		}
 	}
+	in.LocationRules = append(in.LocationRules, storageRules(sc, st)...)
 	cond := map[string]placement.HostCondition{}
 	for _, name := range model.SortedKeys(st.Config.Hosts) {
 		h := st.Config.Hosts[name]
@@ -190,7 +192,7 @@ func clampInt(m uint64) int64 {
 // the engine wants stopped is stopped; a running VM that cannot move live
 // stays, and says so in its reason.
 func (c *Coordinator) placeByRules(st *model.State, members map[string]serf.Member) {
-	in, err := engineInput(st, members, time.Now())
+	in, err := engineInput(st, members, time.Now(), c.n.cfg.Storage.Config)
 	if err != nil {
 		c.log.Error().Err(err).Msg("placement rules do not apply to the cluster; nothing placed")
 		return
@@ -292,7 +294,7 @@ func (c *Coordinator) Explain(vm string) (*placement.Explanation, error) {
 	if st.Config.VMs[vm] == nil {
 		return nil, &NotFoundError{Kind: "vm", Name: vm}
 	}
-	in, err := engineInput(st, c.n.members(), time.Now())
+	in, err := engineInput(st, c.n.members(), time.Now(), c.n.cfg.Storage.Config)
 	if err != nil {
 		return nil, err
 	}

@@ -268,6 +268,10 @@ func (n *Node) handleAddVM(w http.ResponseWriter, _ *http.Request, body []byte) 
 	}
 	info, _ := model.ParseDomainXML([]byte(vm.XML))
 	vm.MemoryMiB, vm.VCPUs, vm.Disks = info.MemoryMiB, info.VCPUs, info.Disks
+	if err := n.checkDisks(vm); err != nil {
+		writeApplyErr(w, err)
+		return
+	}
 	if err := n.coord.canProtect(vm); err != nil {
 		writeApplyErr(w, err)
 		return

@@ -21,6 +21,7 @@ import (
 	"github.com/vmha/vmha/fencing/spec"
 	"github.com/vmha/vmha/model"
 	"github.com/vmha/vmha/pki"
+	"github.com/vmha/vmha/storage"
 )
 
 // DefaultPath is where vmhad looks for its config when no --config is given.
@@ -61,6 +62,12 @@ type Daemon struct {
 	TLS pki.Files `mapstructure:"tls"`
 	// SocketGroup, when set, may use the CLI socket too (mode 0660).
 	SocketGroup string `mapstructure:"socket_group"`
+	// ClusterName names the cluster (GFS2 lock tables are CLUSTER:FS).
+	ClusterName string `mapstructure:"cluster_name"`
+	// Storage is the cluster's shared storage (docs/storage.md); the same
+	// on every host. A VM's disks must be on it, and a VM runs only where
+	// its storage is ready.
+	Storage StorageConfig `mapstructure:"storage"`
 	// Ping publishes this host's pingd attribute (reachable targets ×
 	// multiplier) for placement rules; no targets: no pingd.
 	Ping Ping `mapstructure:"ping"`
@@ -69,6 +76,15 @@ type Daemon struct {
 	// Witness runs vmhad as a tie-breaking vote only (two-host clusters):
 	// no hypervisor, no VMs, nothing to fence.
 	Witness bool `mapstructure:"witness"`
+}
+
+// StorageConfig is the storage section: the cluster's storage, plus where
+// this host reads its mount table (default /proc/mounts) and how often it
+// checks readiness and writes its storage heartbeat.
+type StorageConfig struct {
+	storage.Config `mapstructure:",squash"`
+	MountsFile     string        `mapstructure:"mounts_file"`
+	Interval       time.Duration `mapstructure:"interval"`
 }
 
 // Ping configures the ping health attribute (Pacemaker's ocf:pacemaker:ping).
@@ -259,6 +275,8 @@ var Defaults = map[string]any{
 	"quorum.no_quorum_policy":   PolicyFreeze,
 	"raft.max_voters":           5,
 	"ping.multiplier":           100,
+	"cluster_name":              "vmha",
+	"storage.interval":          "5s",
 	"ping.interval":             "10s",
 	"ping.timeout":              "2s",
 	"ping.dampen":               "5s",
@@ -414,7 +432,7 @@ func knownKeys() map[string]bool {
 	for _, k := range flagKeys {
 		m[k] = true
 	}
-	for _, k := range []string{"ping.targets", "bmc.address", "bmc.user", "bmc.password_file", "tls.ca_file", "tls.cert_file", "tls.key_file",
+	for _, k := range []string{"storage.filesystems", "storage.volume_groups", "storage.mounts_file", "ping.targets", "bmc.address", "bmc.user", "bmc.password_file", "tls.ca_file", "tls.cert_file", "tls.key_file",
 		"fence.action", "fence.delay", "fence.random_delay", "fence.devices", "fence.levels"} {
 		m[k] = true
 	}
@@ -499,6 +517,12 @@ func (d *Daemon) Validate() error {
 			return err
 		}
 	}
+	if err := d.Storage.Config.Validate(); err != nil {
+		return fmt.Errorf("storage: %w", err)
+	}
+	if err := model.ValidateName("cluster", d.ClusterName); err != nil {
+		return fmt.Errorf("cluster_name: %w", err)
+	}
 	if d.Ping.Multiplier < 1 {
 		return fmt.Errorf("ping.multiplier: %d, must be at least 1", d.Ping.Multiplier)
 	}
@@ -536,7 +560,7 @@ func (d *Daemon) Validate() error {
 		{"fencing.check_interval", d.Fencing.CheckInterval},
 		{"agent.interval", d.Agent.Interval}, {"agent.stop_timeout", d.Agent.StopTimeout},
 		{"quorum.stop_after", d.Quorum.StopAfter}, {"migration.timeout", d.Migration.Timeout},
-		{"migration.max_downtime", d.Migration.MaxDowntime}, {"ping.interval", d.Ping.Interval},
+		{"migration.max_downtime", d.Migration.MaxDowntime}, {"ping.interval", d.Ping.Interval}, {"storage.interval", d.Storage.Interval},
 		{"ping.timeout", d.Ping.Timeout}, {"ping.dampen", d.Ping.Dampen},
 	}
 	for _, x := range durs {

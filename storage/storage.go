@@ -15,27 +15,27 @@ import (
 
 // Filesystem is a cluster file system every host mounts.
 type Filesystem struct {
-	Name       string `json:"name" yaml:"name"`
-	Type       string `json:"type" yaml:"type"` // "gfs2" or "ocfs2"
-	Device     string `json:"device" yaml:"device"`
-	MountPoint string `json:"mount_point" yaml:"mount_point"`
+	Name       string `json:"name" yaml:"name" mapstructure:"name"`
+	Type       string `json:"type" yaml:"type" mapstructure:"type"` // "gfs2" or "ocfs2"
+	Device     string `json:"device" yaml:"device" mapstructure:"device"`
+	MountPoint string `json:"mount_point" yaml:"mount_point" mapstructure:"mount_point"`
 	// FSName is GFS2's name after the colon of the lock table
 	// (CLUSTER:FSNAME); "" means Name.
-	FSName string `json:"fs_name,omitempty" yaml:"fs_name,omitempty"`
+	FSName string `json:"fs_name,omitempty" yaml:"fs_name,omitempty" mapstructure:"fs_name"`
 	// Stack is OCFS2's cluster stack, "o2cb" (default) or "pcmk".
-	Stack string `json:"stack,omitempty" yaml:"stack,omitempty"`
+	Stack string `json:"stack,omitempty" yaml:"stack,omitempty" mapstructure:"stack"`
 }
 
 // VolumeGroup is a shared VG (lvmlockd) whose LVs hold VM disks.
 type VolumeGroup struct {
-	Name     string `json:"name" yaml:"name"`
-	LockType string `json:"lock_type" yaml:"lock_type"` // "dlm" or "sanlock"
+	Name     string `json:"name" yaml:"name" mapstructure:"name"`
+	LockType string `json:"lock_type" yaml:"lock_type" mapstructure:"lock_type"` // "dlm" or "sanlock"
 }
 
 // Config is the cluster's storage.
 type Config struct {
-	Filesystems  []Filesystem  `json:"filesystems,omitempty" yaml:"filesystems,omitempty"`
-	VolumeGroups []VolumeGroup `json:"volume_groups,omitempty" yaml:"volume_groups,omitempty"`
+	Filesystems  []Filesystem  `json:"filesystems,omitempty" yaml:"filesystems,omitempty" mapstructure:"filesystems"`
+	VolumeGroups []VolumeGroup `json:"volume_groups,omitempty" yaml:"volume_groups,omitempty" mapstructure:"volume_groups"`
 }
 
 // GFS2FSName is the lock table's file system name for f.

@@ -40,6 +40,8 @@ type Options struct {
 	NoBMC bool
 	// Extra is appended to every host's vmhad.yaml.
 	Extra string
+	// HostExtra is appended to the named host's vmhad.yaml only.
+	HostExtra map[string]string
 	// GossipKey, when set, encrypts gossip: every host gets it in its
 	// gossip.encrypt_key_file.
 	GossipKey string
@@ -267,7 +269,7 @@ agent:
   stop_timeout: 5s
 log:
   level: info
-%s`, h.Name, ports[0], ports[1], ports[2], strings.Join(joins, ", "), len(joins), filepath.Join(h.Dir, "data"), h.Socket, c.hypervisorURI(h, nodeXML), ports[3], bmc, c.opts.Extra)
+%s`, h.Name, ports[0], ports[1], ports[2], strings.Join(joins, ", "), len(joins), filepath.Join(h.Dir, "data"), h.Socket, c.hypervisorURI(h, nodeXML), ports[3], bmc, c.opts.Extra+c.opts.HostExtra[h.Name])
 	return os.WriteFile(h.Config, []byte(cfg), 0o600)
 }
 

@@ -3,6 +3,7 @@ package labcluster
 import (
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -421,4 +422,113 @@ constraints:
 	}); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestSharedStorage: with a cluster file system configured, a VM's disks
+// must be on it; a VM runs only on hosts where the file system is ready
+// (host3's mount table lacks it); vmha explain shows the storage rule; and
+// a host cut off from the others that still writes its storage heartbeat
+// cannot be "confirmed down" by an operator. The kernel here cannot mount
+// GFS2 or run DLM: the file system is a shared directory named in per-host
+// mount table files, and the lock manager a process called dlm_controld.
+func TestSharedStorage(t *testing.T) {
+	if err := PartitionAvailable(); err != nil {
+		testenv.Missing(t, err.Error())
+	}
+	base := t.TempDir()
+	shared := filepath.Join(base, "vmstore")
+	if err := os.MkdirAll(shared, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	_ = os.Chmod(shared, 0o777)
+	_ = traversable(shared)
+	// A stand-in for DLM's daemon: any process whose name is dlm_controld.
+	sleep, err := exec.LookPath("sleep")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dlm := filepath.Join(base, "dlm_controld")
+	if b, err := os.ReadFile(sleep); err != nil || os.WriteFile(dlm, b, 0o755) != nil {
+		t.Fatalf("copy sleep: %v", err)
+	}
+	lm := exec.Command(dlm, "600")
+	if err := lm.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = lm.Process.Kill(); _ = lm.Wait() })
+	mounts := map[string]string{}
+	for _, h := range []string{"host1", "host2", "host3"} {
+		body := "proc /proc proc rw 0 0\n"
+		if h != "host3" {
+			body += "/dev/mapper/san-vmstore " + shared + " gfs2 rw,relatime 0 0\n"
+		}
+		p := filepath.Join(base, h+".mounts")
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		mounts[h] = "storage:\n  mounts_file: " + p + "\n  interval: 500ms\n  filesystems: [{name: vmstore, type: gfs2, device: /dev/mapper/san-vmstore, mount_point: " + shared + "}]\n"
+	}
+	c := startClusterWith(t, Options{Users: true, HostExtra: mounts})
+	s, err := c.WaitFor(context.Background(), 30*time.Second, "storage readiness published", func(s *api.Status) bool {
+		return hostOf(s, "host1").Attributes["storage.vmstore"] == "ready" &&
+			hostOf(s, "host2").Attributes["storage.vmstore"] == "ready" &&
+			hostOf(s, "host3").Attributes["storage.vmstore"] == "not-ready"
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	via := c.Host(s.Leader)
+	dir := t.TempDir()
+	vmXML := func(name, disk string) string {
+		p := filepath.Join(dir, name+".xml")
+		_ = os.WriteFile(p, []byte("<domain type='test'><name>"+name+"</name><memory unit='MiB'>256</memory><os><type>hvm</type></os>"+
+			"<devices><disk type='file' device='disk'><source file='"+disk+"'/><target dev='vda'/></disk></devices></domain>"), 0o600)
+		return p
+	}
+	c.expect(t, via, 1, "/elsewhere/x.img", "vm", "add", "x1", "--xml", vmXML("x1", "/elsewhere/x.img"))
+	for _, n := range []string{"s1", "s2", "s3", "s4"} {
+		c.expect(t, via, 0, "vm "+n+" added", "vm", "add", n, "--xml", vmXML(n, shared+"/"+n+".img"), "--prefer", "host3")
+	}
+	s, err = c.WaitFor(context.Background(), 30*time.Second, "the VMs running where the storage is ready", func(s *api.Status) bool {
+		n := 0
+		for _, v := range s.VMs {
+			if v.State == "running" {
+				n++
+			}
+		}
+		return n == 4
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range s.VMs {
+		if v.Host == "host3" {
+			t.Fatalf("%s runs on host3, where its storage is not ready (it prefers host3)", v.Name)
+		}
+	}
+	c.expect(t, via, 0, "storage.vmstore ne ready", "explain", "s1")
+	// Cut off a host that runs VMs and whose BMC is dead: it still
+	// writes its heartbeat, so an operator cannot confirm it down.
+	var victim string
+	for _, h := range s.Hosts {
+		if h.Name != s.Leader && len(h.VMs) > 0 {
+			victim = h.Name
+		}
+	}
+	if victim == "" {
+		t.Skip("the leader runs every VM") // cannot happen with host3 excluded and two hosts ready
+	}
+	if err := c.Host(victim).BMC.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Host(victim).BMC.Resume() })
+	if err := c.Partition([]string{victim}, others(c, victim)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.WaitFor(context.Background(), 40*time.Second, "fence failure of the cut-off host", func(s *api.Status) bool {
+		return s.Node != victim && hostOf(s, victim).State == model.HostFenceFailed
+	}); err != nil {
+		t.Fatal(err)
+	}
+	c.expect(t, via, 1, "still writes its storage heartbeat", "fence", "confirm", victim, "--yes")
 }
