@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/vmha/vmha/model"
@@ -32,6 +33,12 @@ func (n *Node) storageLoop(ctx context.Context) {
 			if last[k] != v {
 				n.setAttrTag(k, v)
 				last[k] = v
+			}
+		}
+		for _, r := range rs {
+			if !r.Ready && last["why:"+r.Name] != strings.Join(r.Reasons, "; ") {
+				last["why:"+r.Name] = strings.Join(r.Reasons, "; ")
+				n.log.Warn().Str("filesystem", r.Name).Strs("reasons", r.Reasons).Msg("storage not ready on this host")
 			}
 		}
 		for i, r := range rs {

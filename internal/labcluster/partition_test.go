@@ -14,6 +14,7 @@ import (
 	"github.com/vmha/vmha/hypervisor"
 	"github.com/vmha/vmha/internal/testenv"
 	"github.com/vmha/vmha/model"
+	"github.com/vmha/vmha/sharedfs"
 )
 
 // startPartitionable starts a cluster whose hosts run as users of their own,
@@ -442,6 +443,13 @@ func TestSharedStorage(t *testing.T) {
 	}
 	_ = os.Chmod(shared, 0o777)
 	_ = traversable(shared)
+	// On a real cluster every vmhad runs as root; here each host has a
+	// user of its own, so the shared heartbeat folder must take them all.
+	hb := filepath.Join(shared, sharedfs.HeartbeatDir)
+	if err := os.Mkdir(hb, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	_ = os.Chmod(hb, 0o777)
 	// A stand-in for DLM's daemon: any process whose name is dlm_controld.
 	sleep, err := exec.LookPath("sleep")
 	if err != nil {
