@@ -517,7 +517,7 @@ func (d *Daemon) Validate() error {
 			return err
 		}
 	}
-	if err := d.Storage.Config.Validate(); err != nil {
+	if err := d.Storage.Validate(); err != nil {
 		return fmt.Errorf("storage: %w", err)
 	}
 	if err := model.ValidateName("cluster", d.ClusterName); err != nil {
