@@ -32,6 +32,8 @@ const (
 	// PathLocalDomains lists the answering host's own hypervisor domains,
 	// straight from the hypervisor (never forwarded).
 	PathLocalDomains = "/v1/local/domains"
+	// PathLocalStorage checks the answering host's shared storage.
+	PathLocalStorage = "/v1/local/storage"
 	// Peer-only paths.
 	PathRegister  = "/v1/peer/register"
 	PathObserve   = "/v1/peer/observe"
@@ -152,6 +154,29 @@ type FenceRequest struct {
 	// Action is off (default) or reboot.
 	Action      string `json:"action"`
 	RequestedBy string `json:"requested_by"`
+}
+
+// StorageCheck answers GET /v1/local/storage: the answering host's view of
+// each cluster file system (readiness) and of its on-disk format (journals
+// or slots, lock table, stack), as `vmha storage check` prints it.
+type StorageCheck struct {
+	Host string `json:"host"`
+	// FileSystems has one entry per configured file system.
+	FileSystems []StorageFS `json:"filesystems"`
+	// Format lists the problems with the file systems' format ("" each
+	// when none), for the cluster's host count.
+	Hosts int `json:"hosts"`
+}
+
+// StorageFS is one file system in a storage check.
+type StorageFS struct {
+	Name    string   `json:"name"`
+	Ready   bool     `json:"ready"`
+	Reasons []string `json:"reasons,omitempty"`
+	// FormatOK is false when the on-disk format is wrong or unreadable;
+	// FormatError says why.
+	FormatOK    bool   `json:"format_ok"`
+	FormatError string `json:"format_error,omitempty"`
 }
 
 // HostAttr is the body of POST /v1/hosts/{host}/attr: an empty Value

@@ -59,6 +59,7 @@ func (n *Node) Handler(local bool) http.Handler {
 	mux.HandleFunc("POST "+api.PathRegister, n.leaderWrite(n.handleRegister))
 	mux.HandleFunc("POST "+api.PathObserve, n.leaderWrite(n.handleObserve))
 	mux.HandleFunc("GET "+api.PathLocalDomains, n.handleLocalDomains)
+	mux.HandleFunc("GET "+api.PathLocalStorage, n.handleLocalStorage)
 	mux.HandleFunc("GET "+api.PathReadIndex, n.handleReadIndex)
 	mux.HandleFunc("POST "+api.PathNudge, n.handleNudge)
 	return mux
@@ -378,6 +379,14 @@ func (n *Node) handleNudge(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+func (n *Node) handleLocalStorage(w http.ResponseWriter, r *http.Request) {
+	if !n.storageOn() {
+		writeErr(w, http.StatusConflict, "", errors.New("no shared storage is configured on this host (storage: in vmhad.yaml)"))
+		return
+	}
+	writeJSON(w, http.StatusOK, n.CheckStorage(r.Context()))
 }
 
 func (n *Node) handleLocalDomains(w http.ResponseWriter, r *http.Request) {

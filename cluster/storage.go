@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vmha/vmha/api"
 	"github.com/vmha/vmha/model"
 	"github.com/vmha/vmha/placement"
 	"github.com/vmha/vmha/sharedfs"
@@ -56,6 +57,30 @@ func (n *Node) storageLoop(ctx context.Context) {
 		case <-time.After(n.cfg.Storage.Interval):
 		}
 	}
+}
+
+// CheckStorage is `vmha storage check` on this host: readiness of each
+// cluster file system and its on-disk format for the cluster's size.
+func (n *Node) CheckStorage(ctx context.Context) api.StorageCheck {
+	out := api.StorageCheck{Host: n.cfg.NodeName, FileSystems: []api.StorageFS{}}
+	n.fsm.Read(func(s *model.State) {
+		for _, h := range s.Config.Hosts {
+			if !h.Witness {
+				out.Hosts++
+			}
+		}
+	})
+	r := sharedfs.ExecRunner{}
+	chk := storage.HostCheck{Host: n.cfg.NodeName, Cluster: n.cfg.ClusterName, Runner: r, MountsFile: n.cfg.Storage.MountsFile}
+	rs := chk.Check(ctx, n.cfg.Storage.Config)
+	for i, fs := range n.cfg.Storage.Filesystems {
+		v := api.StorageFS{Name: fs.Name, Ready: rs[i].Ready, Reasons: rs[i].Reasons, FormatOK: true}
+		if err := storage.CheckFilesystem(ctx, r, fs, n.cfg.ClusterName, out.Hosts); err != nil {
+			v.FormatOK, v.FormatError = false, err.Error()
+		}
+		out.FileSystems = append(out.FileSystems, v)
+	}
+	return out
 }
 
 // checkDisks refuses a VM whose disks are not on the cluster's storage

@@ -515,6 +515,13 @@ func TestSharedStorage(t *testing.T) {
 		}
 	}
 	c.expect(t, via, 0, "storage.vmstore ne ready", "explain", "s1")
+	// vmha storage check on host3 says why it is not ready (and that the
+	// device cannot be read here); on host1 the file system is ready.
+	c.expect(t, c.Host("host3"), 1, "not mounted", "storage", "check")
+	out := c.expect(t, c.Host("host1"), 1, "vmstore", "storage", "check", "-o", "json")
+	if !strings.Contains(out, `"ready": true`) || !strings.Contains(out, `"format_ok": false`) {
+		t.Fatalf("storage check on host1: %s", out)
+	}
 	// Cut off a host that runs VMs and whose BMC is dead: it still
 	// writes its heartbeat, so an operator cannot confirm it down.
 	var victim string
