@@ -55,6 +55,32 @@ func localActive(t *testing.T, h *Host) []string {
 	return out
 }
 
+// waitBackUnmoved waits until a host that was cut off (and never fenced)
+// is back with every VM running, and checks that none of its VMs (lost)
+// moved: without a fence they must not.
+func waitBackUnmoved(t *testing.T, c *Cluster, host string, names, lost []string) {
+	t.Helper()
+	after, err := c.WaitFor(context.Background(), 40*time.Second, "the host back and every VM running", func(s *api.Status) bool {
+		if hostOf(s, host).State != model.HostAlive || s.Leader == "" {
+			return false
+		}
+		for _, v := range s.VMs {
+			if v.State != "running" {
+				return false
+			}
+		}
+		return len(s.VMs) == len(names)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range after.VMs {
+		if slices.Contains(lost, v.Name) && v.Host != host {
+			t.Errorf("%s moved to %s although %s was never fenced", v.Name, v.Host, host)
+		}
+	}
+}
+
 // TestPartitionedFollowerIsFencedBeforeRecovery: a host cut off from the
 // others (but not dead) is fenced by the majority before its VMs start
 // elsewhere; at no sample does a VM run on two hosts.
@@ -119,25 +145,7 @@ func TestPartitionWithDeadBMCFreezes(t *testing.T) {
 	if err := c.Heal(); err != nil {
 		t.Fatal(err)
 	}
-	after, err := c.WaitFor(context.Background(), 40*time.Second, "the host back and every VM running", func(s *api.Status) bool {
-		if hostOf(s, vh.Name).State != model.HostAlive || s.Leader == "" {
-			return false
-		}
-		for _, v := range s.VMs {
-			if v.State != "running" {
-				return false
-			}
-		}
-		return len(s.VMs) == len(names)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, v := range after.VMs {
-		if slices.Contains(lost, v.Name) && v.Host != vh.Name {
-			t.Errorf("%s moved to %s although its host was never fenced", v.Name, v.Host)
-		}
-	}
+	waitBackUnmoved(t, c, vh.Name, names, lost)
 	ch.verify(t)
 }
 
@@ -249,25 +257,7 @@ func TestNoQuorumPolicyStop(t *testing.T) {
 	if err := c.Heal(); err != nil {
 		t.Fatal(err)
 	}
-	after, err := c.WaitFor(context.Background(), 40*time.Second, "every VM running again", func(s *api.Status) bool {
-		if hostOf(s, vh.Name).State != model.HostAlive {
-			return false
-		}
-		for _, v := range s.VMs {
-			if v.State != "running" {
-				return false
-			}
-		}
-		return len(s.VMs) == len(names)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, v := range after.VMs {
-		if slices.Contains(lost, v.Name) && v.Host != vh.Name {
-			t.Errorf("%s moved to %s without a fence", v.Name, v.Host)
-		}
-	}
+	waitBackUnmoved(t, c, vh.Name, names, lost)
 	ch.verify(t)
 }
 
