@@ -4,23 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 
+	"github.com/vmha/vmha/internal/testenv"
 	"github.com/vmha/vmha/sharedfs"
 )
 
-func readTestdata(t testing.TB, name string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
+func readTestdata(t testing.TB, name string) []byte { return testenv.Testdata(t, name) }
 
 // recorder stands in for the hosts: it records every command as
 // "host: command" and answers lvs from a table of what each host has

@@ -12,14 +12,7 @@ import (
 	"github.com/vmha/vmha/internal/testenv"
 )
 
-func readTestdata(t testing.TB, name string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
+func readTestdata(t testing.TB, name string) []byte { return testenv.Testdata(t, name) }
 
 // proc-mounts-host.txt is /proc/mounts of the development machine.
 func TestParseMountsCaptured(t *testing.T) {

@@ -6,6 +6,7 @@ package testenv
 import (
 	"os"
 	"os/exec"
+	"path/filepath"
 	"testing"
 )
 
@@ -29,4 +30,16 @@ func NeedCommand(t testing.TB, name string) string {
 		Missing(t, name+" not found in PATH")
 	}
 	return p
+}
+
+// Testdata reads testdata/name of the calling package's directory (the
+// tools' captured output that parser tests replay), failing the test if it
+// cannot.
+func Testdata(t testing.TB, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

@@ -11,14 +11,7 @@ import (
 	"github.com/vmha/vmha/sharedfs"
 )
 
-func readTestdata(t testing.TB, name string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
+func readTestdata(t testing.TB, name string) []byte { return testenv.Testdata(t, name) }
 
 // The testdata files are the output of tunegfs2 -l and gfs2_edit -p jindex
 // (gfs2-utils 3.5.0, Debian 12) on images made with

@@ -11,14 +11,7 @@ import (
 	"github.com/vmha/vmha/sharedfs"
 )
 
-func readTestdata(t testing.TB, name string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
+func readTestdata(t testing.TB, name string) []byte { return testenv.Testdata(t, name) }
 
 // The testdata files are output of ocfs2-tools 1.8.7 (Debian 12) on images
 // made with mkfs.ocfs2 -F -N 4 --cluster-stack=o2cb --cluster-name=alpha
