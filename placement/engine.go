@@ -72,6 +72,31 @@ const (
 	anywhere   = -3
 )
 
+// influenceOn is what the colocated VM whose scores are in e.tmp adds, at
+// factor f, to host h: its score there scaled by f (in an opt-in cluster a
+// host it may not use counts as -INFINITY), nothing where f < 0 meets a
+// negative score (a host the other VM avoids is no reason to prefer it:
+// crm_simulate agrees, no sign flip), and a weak nonzero influence rounded
+// to ±1 rather than lost (as Pacemaker does, seen with crm_simulate).
+// 0 means no influence.
+func (e *engine) influenceOn(h int, f float64) Score {
+	val := e.tmp.val[h]
+	if e.in.Policy.OptIn && !e.tmp.allowed[h] {
+		val = -Infinity
+	}
+	if f < 0 && val < 0 {
+		return 0
+	}
+	x := f * float64(val)
+	switch {
+	case x > 0 && x < 1:
+		x = 1
+	case x < 0 && x > -1:
+		x = -1
+	}
+	return clamp(Score(x))
+}
+
 type engine struct {
 	in     *Input
 	hosts  []*HostInfo // sorted by name, so host index order is name order
@@ -494,21 +519,7 @@ func (e *engine) mergeThisWith(v int) {
 			}
 			var adds []add
 			for _, h := range hosts {
-				val := e.tmp.val[h]
-				if e.in.Policy.OptIn && !e.tmp.allowed[h] {
-					val = -Infinity
-				}
-				if f < 0 && val < 0 {
-					continue
-				}
-				x := f * float64(val)
-				switch {
-				case x > 0 && x < 1:
-					x = 1
-				case x < 0 && x > -1:
-					x = -1
-				}
-				if a := clamp(Score(x)); a != 0 {
+				if a := e.influenceOn(h, f); a != 0 {
 					adds = append(adds, add{h, a})
 				}
 			}
@@ -831,25 +842,7 @@ func (e *engine) choose(v, exclude int, quiet bool) int {
 				hosts = e.allHosts
 			}
 			for _, h := range hosts {
-				val := e.tmp.val[h]
-				if e.in.Policy.OptIn && !e.tmp.allowed[h] {
-					val = -Infinity
-				}
-				if f < 0 && val < 0 {
-					// A host the other VM avoids is no reason to prefer it
-					// (crm_simulate agrees: no sign flip).
-					continue
-				}
-				x := f * float64(val)
-				// A weak influence still counts: Pacemaker rounds a nonzero
-				// fraction to ±1 instead of losing it (seen with crm_simulate).
-				switch {
-				case x > 0 && x < 1:
-					x = 1
-				case x < 0 && x > -1:
-					x = -1
-				}
-				if add := clamp(Score(x)); add != 0 {
+				if add := e.influenceOn(h, f); add != 0 {
 					useInfl = true
 					e.infl.add(h, add, false, "preference of "+c.VM+" colocated with it")
 				}
