@@ -19,6 +19,8 @@ packages=(
   # OCFS2, LVM on loop devices; kmod because mkfs.ocfs2 runs modprobe and
   # exits 1 without it although it formatted the volume
   gfs2-utils ocfs2-tools lvm2 kmod
+  # rebalance/ compares its plans with Ganeti's hbal on the same clusters
+  ganeti-htools
 )
 
 missing=()
