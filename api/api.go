@@ -23,6 +23,8 @@ const (
 	PathHostAction = "/v1/hosts"
 	// PathRules gets (GET) or replaces (POST) the placement rules.
 	PathRules = "/v1/rules"
+	// PathPins lists the pins (GET); PathPins+"/clear" clears some (POST).
+	PathPins = "/v1/pins"
 	// PathExplain is followed by /{vm}.
 	PathExplain = "/v1/explain"
 	// PathFencePolicy turns fencing off (with an acknowledgement) or on.
@@ -32,6 +34,11 @@ const (
 	// PathLocalDomains lists the answering host's own hypervisor domains,
 	// straight from the hypervisor (never forwarded).
 	PathLocalDomains = "/v1/local/domains"
+	// PathLocalMigrations lists the answering host's own migration jobs.
+	PathLocalMigrations = "/v1/local/migrations"
+	// PathLocalStorageInit formats one of the answering host's configured
+	// cluster file systems (POST StorageInit).
+	PathLocalStorageInit = "/v1/local/storage/init"
 	// PathLocalStorage checks the answering host's shared storage.
 	PathLocalStorage = "/v1/local/storage"
 	// Peer-only paths.
@@ -39,6 +46,9 @@ const (
 	PathObserve   = "/v1/peer/observe"
 	PathReadIndex = "/v1/peer/read-index"
 	PathNudge     = "/v1/peer/nudge"
+	// PathPeerLVM runs one LVM command (lvs or lvchange, checked) for the
+	// agent of another host that moves a VM's logical volumes.
+	PathPeerLVM = "/v1/peer/lvm"
 	// PathMigrationResult is the source agent's report of a move's end.
 	PathMigrationResult = "/v1/peer/migration-result"
 )
@@ -107,6 +117,9 @@ type Host struct {
 	RecoveryID string      `json:"recovery_id,omitempty"`
 	LostAt     time.Time   `json:"lost_at,omitempty"`
 	FencedAt   time.Time   `json:"fenced_at,omitempty"`
+	// StorageHeartbeat is the leader's reading of the host's storage
+	// heartbeat: writing, silent or never ("" without cluster file systems).
+	StorageHeartbeat string `json:"storage_heartbeat,omitempty"`
 }
 
 // VM is one VM in `vmha status`.
@@ -128,6 +141,8 @@ type VM struct {
 	// MigratingFrom is set while the VM moves live from there to Host.
 	MigratingFrom string `json:"migrating_from,omitempty"`
 	MigrationID   string `json:"migration_id,omitempty"`
+	// PinnedTo is set while a pin (vmha pins) keeps the VM on that host.
+	PinnedTo string `json:"pinned_to,omitempty"`
 }
 
 // FenceCheck is one periodic status check of a host's fence device.
@@ -295,6 +310,10 @@ type MigrateRequest struct {
 	// To is the target host; empty lets the cluster pick one.
 	To          string `json:"to,omitempty"`
 	RequestedBy string `json:"requested_by"`
+	// Pin keeps the VM on the target until PinTTL passes (0: until
+	// vmha pins clear).
+	Pin    bool          `json:"pin,omitempty"`
+	PinTTL time.Duration `json:"pin_ttl,omitempty"`
 }
 
 // MigrationResult is a source agent's report of how a move ended.
@@ -336,4 +355,80 @@ type ReadIndex struct {
 // Nudge asks an agent to reconcile now; it carries the leader's term.
 type Nudge struct {
 	Term uint64 `json:"term"`
+}
+
+// Pin is one pin in `vmha pins`.
+type Pin struct {
+	VM   string    `json:"vm"`
+	Host string    `json:"host"`
+	By   string    `json:"by"`
+	At   time.Time `json:"at"`
+	// Expires is zero for a pin that lasts until cleared.
+	Expires time.Time `json:"expires,omitzero"`
+	// RunningOn is where the VM is placed now.
+	RunningOn string `json:"running_on"`
+}
+
+// ClearPins is the body of POST /v1/pins/clear: the VMs whose pins go, or
+// All.
+type ClearPins struct {
+	VMs         []string `json:"vms,omitempty"`
+	All         bool     `json:"all,omitempty"`
+	RequestedBy string   `json:"requested_by"`
+}
+
+// MigrationJob is one live migration as its source host sees it, with the
+// latest job statistics (GET /v1/hosts/{host}/migrations).
+type MigrationJob struct {
+	VM          string `json:"vm"`
+	MigrationID string `json:"migration_id"`
+	From        string `json:"from"`
+	To          string `json:"to"`
+	// Phase is prepare, pre-copy, post-copy, verify or done.
+	Phase   string  `json:"phase"`
+	Percent float64 `json:"percent"`
+	// Bytes as libvirt counts them (memory plus any disk copy); rates in
+	// bytes per second.
+	DataTotal        uint64        `json:"data_total"`
+	DataRemaining    uint64        `json:"data_remaining"`
+	Throughput       uint64        `json:"throughput"`
+	DirtyRate        uint64        `json:"dirty_rate"`
+	ExpectedDowntime time.Duration `json:"expected_downtime"`
+	Iteration        uint64        `json:"iteration"`
+	Elapsed          time.Duration `json:"elapsed"`
+	// Text is the sample in one line, for people.
+	Text    string    `json:"text"`
+	Updated time.Time `json:"updated"`
+	// Outcome is set once the job ended (migrated, aborted, failed, ...).
+	Outcome string `json:"outcome,omitempty"`
+}
+
+// StorageInit is the body of POST /v1/local/storage/init.
+type StorageInit struct {
+	// FileSystem names a file system of the host's storage config.
+	FileSystem string `json:"filesystem"`
+	// Journals (GFS2) or slots (OCFS2); 0 means the cluster's host count.
+	Journals int  `json:"journals,omitempty"`
+	Yes      bool `json:"yes"`
+	Force    bool `json:"force,omitempty"`
+}
+
+// StorageInitResult says what was formatted.
+type StorageInitResult struct {
+	FileSystem string `json:"filesystem"`
+	Device     string `json:"device"`
+	Type       string `json:"type"`
+	Journals   int    `json:"journals"`
+	Command    string `json:"command"`
+}
+
+// PeerLVM is the body of POST /v1/peer/lvm, and LVMOutput its answer.
+type PeerLVM struct {
+	Name string   `json:"name"`
+	Args []string `json:"args"`
+}
+
+// LVMOutput is a peer LVM command's standard output.
+type LVMOutput struct {
+	Output string `json:"output"`
 }

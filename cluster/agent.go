@@ -53,6 +53,9 @@ type Agent struct {
 	stoppedForQuorum bool
 	// migrating holds the migrations this agent started (by id).
 	migrating map[string]bool
+	// jobs are the live migrations this host is the source of, with their
+	// latest statistics, kept a while after they end (by migration id).
+	jobs map[string]*api.MigrationJob
 }
 
 func newAgent(n *Node) *Agent {
@@ -61,6 +64,7 @@ func newAgent(n *Node) *Agent {
 		nudge: make(chan struct{}, 1), managed: map[string]bool{},
 		since: map[string]model.VMObserve{}, errs: map[string]string{},
 		quorateAt: time.Now(), startedGen: map[string]uint64{}, migrating: map[string]bool{},
+		jobs: map[string]*api.MigrationJob{},
 	}
 	a.loadManaged()
 	return a
@@ -164,6 +168,11 @@ func (a *Agent) reconcile(ctx context.Context) (again bool) {
 				continue
 			}
 		}
+		if vm != nil && a.isManaged(name) {
+			// Inactive here now (stopped above, or crashed earlier):
+			// release its logical volumes for the host it is placed on.
+			a.deactivateLVs(ctx, vm)
+		}
 		if a.isManaged(name) {
 			if err := a.n.hv.Undefine(ctx, name); err != nil {
 				a.log.Warn().Err(err).Str("vm", name).Msg("undefine")
@@ -226,6 +235,11 @@ func (a *Agent) start(ctx context.Context, vm *model.VM, p *model.Placement) err
 	if _, err := a.n.hv.Define(ctx, vm.XML); err != nil {
 		a.setErr(vm.Name, err)
 		log.Error().Err(err).Msg("define")
+		return err
+	}
+	if err := a.activateLVs(ctx, a.n.fsm.Copy(), vm); err != nil {
+		a.setErr(vm.Name, err)
+		log.Error().Err(err).Msg("storage refuses the start")
 		return err
 	}
 	if err := a.n.hv.Start(ctx, vm.Name); err != nil {

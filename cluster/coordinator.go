@@ -40,6 +40,8 @@ type Coordinator struct {
 	wake     chan struct{}
 	// beats track the storage heartbeats per file system.
 	beats map[string]*sharedfs.Tracker
+	// liveness is the last storage-heartbeat verdict per host.
+	liveness map[string]hostBeat
 	// recovered remembers which recovered placements (vm/generation) were
 	// already counted in the recovery metric.
 	recovered map[string]bool
@@ -119,9 +121,19 @@ func (c *Coordinator) step(ctx context.Context) {
 	c.addVoters()
 	st := c.n.fsm.Copy()
 	members := c.n.members()
+	if c.n.storageOn() {
+		var hosts []string
+		for _, name := range model.SortedKeys(st.Config.Hosts) {
+			if !st.Config.Hosts[name].Witness {
+				hosts = append(hosts, name)
+			}
+		}
+		c.observeHeartbeats(hosts)
+	}
 	for _, name := range model.SortedKeys(st.Config.Hosts) {
 		c.hostStep(ctx, st, name, members)
 	}
+	c.expirePins(st)
 	c.migrationStep(c.n.fsm.Copy())
 	c.evacuationStep(c.n.fsm.Copy(), c.n.members())
 	// Re-read: host states may just have changed.
@@ -323,8 +335,8 @@ func (c *Coordinator) noteRecoveries(obs *model.Observation) {
 
 // place commits a host for every VM that needs one.
 func (c *Coordinator) place(st *model.State, members map[string]serf.Member) {
-	if st.Config.Rules != "" || c.n.storageOn() {
-		// Rules, or storage readiness to honour: the full engine.
+	if st.Config.Rules != "" || c.n.storageOn() || len(st.Status.Pins) > 0 {
+		// Rules, pins or storage readiness to honour: the full engine.
 		c.placeByRules(st, members)
 		return
 	}
@@ -458,4 +470,25 @@ func newID(prefix string) string {
 	var b [6]byte
 	_, _ = rand.Read(b[:])
 	return prefix + hex.EncodeToString(b[:])
+}
+
+// expirePins drops the pins whose time has passed, so that vmha pins and
+// the state show only the ones that still count (placement already
+// ignores an expired pin).
+func (c *Coordinator) expirePins(st *model.State) {
+	now := time.Now()
+	var gone []string
+	for _, vm := range model.SortedKeys(st.Status.Pins) {
+		if !st.Status.Pins[vm].Active(now) {
+			gone = append(gone, vm)
+		}
+	}
+	if len(gone) == 0 {
+		return
+	}
+	if err := c.n.propose(&Command{Op: OpPin}); err != nil {
+		c.log.Error().Err(err).Msg("drop expired pins")
+		return
+	}
+	c.log.Info().Strs("vms", gone).Msg("pins expired")
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/vmha/vmha/api"
 	"github.com/vmha/vmha/model"
+	"github.com/vmha/vmha/placement"
 )
 
 // Evacuation policies for VMs that cannot move live.
@@ -18,45 +19,54 @@ const (
 	OnStuckStopRestart = "stop-restart"
 )
 
-// planEvacuation says where each VM on host would go, live or not, with
-// the targets' room accounted as the moves add up.
+// planEvacuation asks the placement engine where each VM on host goes when
+// host runs nothing (the same rules, colocations, capacity and tie-breaks
+// as every other decision), then says whether each move can be live.
 func (c *Coordinator) planEvacuation(st *model.State, members map[string]serf.Member, host string) []api.EvacuationMove {
-	extra := map[string]uint64{}
 	var moves []api.EvacuationMove
+	var vms []string
 	for _, vm := range model.SortedKeys(st.Status.Placements) {
 		p := st.Status.Placements[vm]
-		v := st.Config.VMs[vm]
-		if p.Host != host || p.MigrateFrom != "" || v == nil {
-			continue
+		if p.Host == host && p.MigrateFrom == "" && st.Config.VMs[vm] != nil {
+			vms = append(vms, vm)
 		}
+	}
+	if len(vms) == 0 {
+		return nil
+	}
+	in, err := engineInput(st, members, time.Now(), c.n.cfg.Storage.Config)
+	var r *placement.Result
+	if err == nil {
+		for i := range in.Hosts {
+			if in.Hosts[i].Name == host {
+				// Planned as if it had been released: its VMs need a
+				// host, and it can take none of them.
+				in.Hosts[i].Condition = placement.Released
+			}
+		}
+		r, err = placement.Solve(in, placement.Options{Explain: vms})
+	}
+	for _, vm := range vms {
 		mv := api.EvacuationMove{VM: vm}
-		best, bestFree := "", uint64(0)
-		for _, h := range model.SortedKeys(st.Config.Hosts) {
-			if h == host || !c.usable(st, members, h) || st.Status.Evacuations[h] != nil {
-				continue
-			}
-			f := freeMiB(st, h)
-			if f < extra[h]+v.MemoryMiB {
-				continue
-			}
-			if f -= extra[h]; best == "" || f > bestFree {
-				best, bestFree = h, f
-			}
-		}
-		if best == "" {
-			mv.Stuck = fmt.Sprintf("no other alive host has %d MiB free", v.MemoryMiB)
-			moves = append(moves, mv)
-			continue
-		}
-		extra[best] += v.MemoryMiB
-		mv.To = best
 		switch {
-		case st.Config.Hosts[best].LibvirtURI == "":
-			mv.Stuck = fmt.Sprintf("%s takes no live migration (migration.libvirt_uri unset)", best)
-		case !observedRunning(st, host, vm):
-			mv.Stuck = "not running, so it cannot move live"
+		case err != nil:
+			mv.Stuck = "placement cannot plan: " + err.Error()
+		case r.Placement[vm] == "" || r.Placement[vm] == host:
+			why := "no other host can take it"
+			if ex := r.Explanations[vm]; ex != nil && ex.Reason != "" {
+				why += ": " + ex.Reason
+			}
+			mv.Stuck = why
 		default:
-			mv.Live = true
+			mv.To = r.Placement[vm]
+			switch {
+			case st.Config.Hosts[mv.To].LibvirtURI == "":
+				mv.Stuck = fmt.Sprintf("%s takes no live migration (migration.libvirt_uri unset)", mv.To)
+			case !observedRunning(st, host, vm):
+				mv.Stuck = "not running, so it cannot move live"
+			default:
+				mv.Live = true
+			}
 		}
 		moves = append(moves, mv)
 	}
@@ -127,6 +137,7 @@ func (c *Coordinator) HostOnline(host, requester string) error {
 // once per host: live where it can, by stop-and-start where the policy (or
 // a passed deadline) allows it.
 func (c *Coordinator) evacuationStep(st *model.State, members map[string]serf.Member) {
+	fl := c.flights(st)
 	for _, host := range model.SortedKeys(st.Status.Evacuations) {
 		e := st.Status.Evacuations[host]
 		if e.Done || !c.usable(st, members, host) {
@@ -154,6 +165,12 @@ func (c *Coordinator) evacuationStep(st *model.State, members map[string]serf.Me
 		for _, mv := range c.planEvacuation(st, members, host) {
 			if inFlight >= e.Parallel {
 				break
+			}
+			if mv.To != "" && (mv.Live || force) {
+				if why := fl.full(mv.To); why != "" {
+					continue // waits for a slot; the next pass retries
+				}
+				fl.add(mv.To)
 			}
 			switch {
 			case mv.To == "":

@@ -39,6 +39,9 @@ const (
 	// OpEvacuation starts or updates (Evacuation set) or ends (Name set:
 	// vmha host online) the evacuation of a host.
 	OpEvacuation Op = "evacuation"
+	// OpPin sets a pin (Pin set) or clears pins (Names: those VMs' pins;
+	// empty Names with Pin nil: every expired pin).
+	OpPin Op = "pin"
 )
 
 // Command is one entry of the replicated log. Exactly one payload is set,
@@ -61,6 +64,8 @@ type Command struct {
 	Rules       *string              `json:"rules,omitempty"`
 	Evacuation  *model.Evacuation    `json:"evacuation,omitempty"`
 	Attr        *HostAttr            `json:"attr,omitempty"`
+	Pin         *model.Pin           `json:"pin,omitempty"`
+	Names       []string             `json:"names,omitempty"`
 }
 
 // HostStateChange moves a host through its failure lifecycle.
@@ -177,6 +182,7 @@ func apply(s *model.State, c *Command) error {
 		}
 		delete(s.Config.VMs, c.Name)
 		delete(s.Status.Placements, c.Name)
+		delete(s.Status.Pins, c.Name)
 	case OpPlace:
 		for _, p := range c.Placements {
 			if _, ok := s.Config.VMs[p.VM]; !ok {
@@ -280,6 +286,8 @@ func apply(s *model.State, c *Command) error {
 			}
 			delete(s.Status.Evacuations, c.Name)
 		}
+	case OpPin:
+		return applyPin(s, c)
 	case OpSetRules:
 		if c.Rules == nil {
 			return errors.New("set_rules: no rules")
@@ -471,3 +479,41 @@ func (s fsmSnapshot) Persist(sink raft.SnapshotSink) error {
 }
 
 func (s fsmSnapshot) Release() {}
+
+// applyPin sets or clears pins; see OpPin.
+func applyPin(s *model.State, c *Command) error {
+	if p := c.Pin; p != nil {
+		if _, ok := s.Config.VMs[p.VM]; !ok {
+			return &NotFoundError{Kind: "vm", Name: p.VM}
+		}
+		if h, ok := s.Config.Hosts[p.Host]; !ok || h.Witness {
+			return &ValidationError{Field: "pin.host", Err: fmt.Errorf("%q is not a host that runs VMs", p.Host)}
+		}
+		if !p.Expires.IsZero() && !p.Expires.After(c.At) {
+			return &ValidationError{Field: "pin.expires", Err: fmt.Errorf("%s is not in the future", p.Expires.Format(time.RFC3339))}
+		}
+		if s.Status.Pins == nil {
+			s.Status.Pins = map[string]*model.Pin{}
+		}
+		cp := *p
+		s.Status.Pins[p.VM] = &cp
+		return nil
+	}
+	if len(c.Names) == 0 {
+		for vm, p := range s.Status.Pins {
+			if !p.Active(c.At) {
+				delete(s.Status.Pins, vm)
+			}
+		}
+		return nil
+	}
+	for _, vm := range c.Names {
+		if _, ok := s.Status.Pins[vm]; !ok {
+			return &ConflictError{What: fmt.Sprintf("vm %s has no pin (vmha pins lists them)", vm)}
+		}
+	}
+	for _, vm := range c.Names {
+		delete(s.Status.Pins, vm)
+	}
+	return nil
+}

@@ -71,6 +71,10 @@ func TestApplyRejectsBadInputAndChangesNothing(t *testing.T) {
 		{"place unknown vm", &Command{Op: OpPlace, Placements: []model.Placement{{VM: "vm1", Host: "h1"}, {VM: "zz", Host: "h1"}}}, `unknown vm "zz"`, &NotFoundError{}},
 		{"state of unknown host", &Command{Op: OpHostState, HostState: &HostStateChange{Host: "h9", State: model.HostLost}}, `unknown host "h9"`, &NotFoundError{}},
 		{"observe unknown host", &Command{Op: OpObserve, Observation: &model.Observation{Host: "h9"}}, `unknown host "h9"`, &NotFoundError{}},
+		{"pin unknown vm", &Command{Op: OpPin, Pin: &model.Pin{VM: "zz", Host: "h1"}}, `unknown vm "zz"`, &NotFoundError{}},
+		{"pin to unknown host", &Command{Op: OpPin, Pin: &model.Pin{VM: "vm1", Host: "h9"}}, `pin.host: "h9" is not a host`, &ValidationError{}},
+		{"pin already expired", &Command{Op: OpPin, At: time.Date(2026, 1, 2, 0, 0, 0, 0, time.UTC), Pin: &model.Pin{VM: "vm1", Host: "h1", Expires: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}}, "pin.expires", &ValidationError{}},
+		{"clear a pin that is not there", &Command{Op: OpPin, Names: []string{"vm1"}}, "vm vm1 has no pin", &ConflictError{}},
 		{"unknown op", &Command{Op: "explode"}, `unknown command "explode"`, nil},
 		{"empty payload", &Command{Op: OpAddVM}, "no vm", nil},
 	}
@@ -308,5 +312,91 @@ func TestRulesAreCheckedAgainstTheCluster(t *testing.T) {
 	}
 	if r := set(""); r != nil || f.Copy().Config.Rules != "" {
 		t.Fatalf("clearing the rules: %v", r)
+	}
+}
+
+// TestPins: a pin is set, listed in the state, survives until it expires
+// (by the command's time, so every host agrees), is cleared by name, and
+// goes with its VM.
+func TestPins(t *testing.T) {
+	f := baseFSM(t)
+	t0 := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+	res := applyAll(t, f,
+		&Command{Op: OpAddVM, VM: &model.VM{Name: "vm2", XML: xmlFor("vm2"), MemoryMiB: 512}},
+		&Command{Op: OpPin, At: t0, Pin: &model.Pin{VM: "vm1", Host: "h2", By: "op", At: t0, Expires: t0.Add(time.Hour)}},
+		&Command{Op: OpPin, At: t0, Pin: &model.Pin{VM: "vm2", Host: "h1", By: "op", At: t0}},
+	)
+	for i, r := range res {
+		if r != nil {
+			t.Fatalf("command %d: %v", i, r)
+		}
+	}
+	pins := func() []string {
+		var out []string
+		f.Read(func(s *model.State) {
+			for _, vm := range model.SortedKeys(s.Status.Pins) {
+				out = append(out, vm+"@"+s.Status.Pins[vm].Host)
+			}
+		})
+		return out
+	}
+	if got := pins(); !reflect.DeepEqual(got, []string{"vm1@h2", "vm2@h1"}) {
+		t.Fatalf("pins: %v", got)
+	}
+	// Expiring at a time before vm1's end keeps both; after it, only vm2's
+	// (which never expires) stays.
+	applyAll(t, f, &Command{Op: OpPin, At: t0.Add(59 * time.Minute)})
+	if got := pins(); len(got) != 2 {
+		t.Fatalf("pins after an early expiry pass: %v", got)
+	}
+	applyAll(t, f, &Command{Op: OpPin, At: t0.Add(61 * time.Minute)})
+	if got := pins(); !reflect.DeepEqual(got, []string{"vm2@h1"}) {
+		t.Fatalf("pins after vm1's expiry: %v", got)
+	}
+	if r := applyAll(t, f, &Command{Op: OpPin, Names: []string{"vm2"}})[0]; r != nil {
+		t.Fatal(r)
+	}
+	if got := pins(); len(got) != 0 {
+		t.Fatalf("pins after clearing vm2: %v", got)
+	}
+	applyAll(t, f, &Command{Op: OpPin, At: t0, Pin: &model.Pin{VM: "vm2", Host: "h1", At: t0}},
+		&Command{Op: OpRemoveVM, Name: "vm2"})
+	if got := pins(); len(got) != 0 {
+		t.Fatalf("a removed VM kept its pin: %v", got)
+	}
+}
+
+// TestPinsSteerPlacement: an active pin is an INFINITY location in the
+// engine's input; an expired one is not there.
+func TestPinsSteerPlacement(t *testing.T) {
+	f := baseFSM(t)
+	now := time.Now()
+	applyAll(t, f, &Command{Op: OpPin, At: now, Pin: &model.Pin{VM: "vm1", Host: "h2", At: now, Expires: now.Add(time.Hour)}})
+	st := f.Copy()
+	members := map[string]serf.Member{"h1": {Name: "h1", Status: serf.StatusAlive}, "h2": {Name: "h2", Status: serf.StatusAlive}}
+	for _, tc := range []struct {
+		at   time.Time
+		want bool
+	}{{now, true}, {now.Add(2 * time.Hour), false}} {
+		in, err := engineInput(st, members, tc.at, storage.Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		found := false
+		for _, l := range in.Locations {
+			if l.VM == "vm1" && l.Host == "h2" && l.Score == placement.Infinity {
+				found = true
+			}
+		}
+		if found != tc.want {
+			t.Fatalf("at %s: pin location present %v, want %v (%+v)", tc.at, found, tc.want, in.Locations)
+		}
+		r, err := placement.Solve(in, placement.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := map[bool]string{true: "h2", false: "h1"}[tc.want]; r.Placement["vm1"] != want {
+			t.Fatalf("at %s: vm1 placed on %q, want %q", tc.at, r.Placement["vm1"], want)
+		}
 	}
 }

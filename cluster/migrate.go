@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/serf/serf"
@@ -12,6 +14,7 @@ import (
 	"github.com/vmha/vmha/hypervisor"
 	"github.com/vmha/vmha/migration"
 	"github.com/vmha/vmha/model"
+	"github.com/vmha/vmha/placement"
 )
 
 // A live migration travels through the log like every decision:
@@ -28,7 +31,14 @@ import (
 //     still on the source, goes back to it.
 
 // StartMigration is `vmha migrate VM [--to HOST]`.
-func (c *Coordinator) StartMigration(vm, to, requester string) (model.Placement, error) {
+func (c *Coordinator) StartMigration(vm string, req api.MigrateRequest, requester string) (model.Placement, error) {
+	to := req.To
+	if req.PinTTL < 0 {
+		return model.Placement{}, &ValidationError{Field: "pin_ttl", Err: fmt.Errorf("%s: want a positive duration, or 0 for a pin that never expires", req.PinTTL)}
+	}
+	if req.PinTTL > 0 && !req.Pin {
+		return model.Placement{}, &ValidationError{Field: "pin_ttl", Err: errors.New("a pin lifetime without a pin: add pin (vmha migrate --pin --ttl D)")}
+	}
 	st := c.n.fsm.Copy()
 	members := c.n.members()
 	v := st.Config.VMs[vm]
@@ -49,21 +59,42 @@ func (c *Coordinator) StartMigration(vm, to, requester string) (model.Placement,
 	if o := st.Status.Observed[src]; o == nil || o.VMs[vm].State != string(hypervisor.StateRunning) {
 		return model.Placement{}, &ConflictError{What: fmt.Sprintf("vm %s is not reported running on %s: only a running VM moves live", vm, src)}
 	}
+	picked := ""
 	if to == "" {
-		to = c.pickTarget(st, members, v, src)
-		if to == "" {
-			return model.Placement{}, &ConflictError{What: fmt.Sprintf("no other host can take vm %s (%d MiB): none is alive, takes live migrations and has room", vm, v.MemoryMiB)}
+		var err error
+		if to, picked, err = c.pickTarget(st, members, v, src); err != nil {
+			return model.Placement{}, err
 		}
 	}
 	if err := c.checkTarget(st, members, v, src, to); err != nil {
 		return model.Placement{}, err
 	}
-	np := model.Placement{VM: vm, Host: to, MigrateFrom: src, MigrationID: newID("mig-"),
-		Reason: fmt.Sprintf("live migration from %s requested by %s", src, requester)}
+	if why := c.flights(st).full(to); why != "" {
+		return model.Placement{}, &ConflictError{What: fmt.Sprintf("vm %s cannot move to %s now: %s; try again when one ended", vm, to, why)}
+	}
+	reason := fmt.Sprintf("live migration from %s requested by %s", src, requester)
+	if picked != "" {
+		reason += "; target chosen by placement: " + picked
+	}
+	np := model.Placement{VM: vm, Host: to, MigrateFrom: src, MigrationID: newID("mig-"), Reason: reason}
 	if err := c.n.propose(&Command{Op: OpPlace, Placements: []model.Placement{np}}); err != nil {
 		return model.Placement{}, err
 	}
 	c.log.Info().Str("migration_id", np.MigrationID).Str("vm", vm).Str("from", src).Str("to", to).Str("requested_by", requester).Msg("live migration committed")
+	if req.Pin {
+		pin := &model.Pin{VM: vm, Host: to, By: requester, At: time.Now().UTC()}
+		if req.PinTTL > 0 {
+			pin.Expires = pin.At.Add(req.PinTTL)
+		}
+		if err := c.n.propose(&Command{Op: OpPin, Pin: pin}); err != nil {
+			return np, fmt.Errorf("the move to %s is under way, but the pin was not recorded: %w", to, err)
+		}
+		ev := c.log.Info().Str("migration_id", np.MigrationID).Str("vm", vm).Str("host", to)
+		if !pin.Expires.IsZero() {
+			ev = ev.Time("expires", pin.Expires)
+		}
+		ev.Msg("pin set")
+	}
 	c.nudge(st, src)
 	return np, nil
 }
@@ -103,19 +134,43 @@ func (c *Coordinator) checkTarget(st *model.State, members map[string]serf.Membe
 	return nil
 }
 
-// pickTarget is the alive host, other than src, that takes live migrations
-// and has the most free memory for v (name order on ties).
-func (c *Coordinator) pickTarget(st *model.State, members map[string]serf.Member, v *model.VM, src string) string {
-	best, bestFree := "", uint64(0)
-	for _, h := range model.SortedKeys(st.Config.Hosts) {
-		if c.checkTarget(st, members, v, src, h) != nil {
+// pickTarget asks the placement engine where vm goes when it may not stay
+// on src and may go only to hosts that take it live now (checkTarget): the
+// same rules, colocations, capacity and tie-breaks as every other decision.
+// It returns the host and the engine's reason.
+func (c *Coordinator) pickTarget(st *model.State, members map[string]serf.Member, v *model.VM, src string) (string, string, error) {
+	in, err := engineInput(st, members, time.Now(), c.n.cfg.Storage.Config)
+	if err != nil {
+		return "", "", err
+	}
+	var why []string
+	for _, h := range in.Hosts {
+		if h.Name == src {
 			continue
 		}
-		if f := freeMiB(st, h); best == "" || f > bestFree {
-			best, bestFree = h, f
+		if err := c.checkTarget(st, members, v, src, h.Name); err != nil {
+			why = append(why, err.Error())
+			in.Locations = append(in.Locations, placement.Location{VM: v.Name, Host: h.Name, Score: -placement.Infinity})
 		}
 	}
-	return best
+	in.Locations = append(in.Locations, placement.Location{VM: v.Name, Host: src, Score: -placement.Infinity})
+	r, err := placement.Solve(in, placement.Options{Explain: []string{v.Name}})
+	if err != nil {
+		return "", "", err
+	}
+	to := r.Placement[v.Name]
+	reason := ""
+	if ex := r.Explanations[v.Name]; ex != nil {
+		reason = ex.Reason
+	}
+	if to == "" {
+		msg := fmt.Sprintf("no other host can take vm %s live: %s", v.Name, reason)
+		if len(why) > 0 {
+			msg += " (" + strings.Join(why, "; ") + ")"
+		}
+		return "", "", &ConflictError{What: msg + "; vmha explain " + v.Name + " shows every host's verdict"}
+	}
+	return to, reason, nil
 }
 
 // freeMiB is a host's memory minus that of the VMs placed on it or moving
@@ -224,12 +279,13 @@ func (c *Coordinator) migrationStep(st *model.State) {
 func (a *Agent) migrate(ctx context.Context, p model.Placement, target *model.Host) {
 	log := a.log.With().Str("migration_id", p.MigrationID).Str("vm", p.VM).Str("to", target.Name).Logger()
 	mc := a.n.cfg.Migration
-	m := &migration.Migrator{Log: log}
+	m := &migration.Migrator{Log: log, Hooks: a.migrationHooks(a.n.fsm.Copy())}
 	src := migration.Endpoint{Host: a.n.cfg.NodeName, URI: a.n.cfg.HypervisorURI}
 	dst := migration.Endpoint{Host: target.Name, URI: target.LibvirtURI, MigrationURI: target.MigrationURI}
 	opts := migration.Options{Timeout: mc.Timeout, BandwidthMiBps: mc.BandwidthMiBps, MaxDowntime: mc.MaxDowntime, AutoConverge: mc.AutoConverge}
 	last := time.Now()
 	res, err := m.Migrate(ctx, p.VM, src, dst, opts, func(pr migration.Progress) {
+		a.noteJob(p, target.Name, pr, "")
 		if time.Since(last) > 2*time.Second {
 			last = time.Now()
 			log.Info().Str("progress", pr.String()).Msg("migrating")
@@ -242,6 +298,7 @@ func (a *Agent) migrate(ctx context.Context, p model.Placement, target *model.Ho
 	if err != nil && errors.Is(err, migration.ErrOnTarget) {
 		rep.RunningOn = target.Name
 	}
+	a.noteJob(p, target.Name, migration.Progress{VM: p.VM, Phase: migration.PhaseDone, Elapsed: res.Wall}, rep.Outcome)
 	log.Info().Str("outcome", rep.Outcome).Str("running_on", rep.RunningOn).Dur("wall", res.Wall).Dur("downtime", res.Job.Downtime).Msg("live migration done")
 	a.reportMove(ctx, rep)
 }
@@ -262,6 +319,10 @@ func (a *Agent) coldMove(ctx context.Context, p model.Placement) {
 		rep.Outcome, rep.RunningOn, rep.Reason = "failed", a.n.cfg.NodeName, fmt.Sprintf("stop failed: %v %v", err, lerr)
 	case doms[p.VM].State.Active():
 		rep.Outcome, rep.RunningOn, rep.Reason = "failed", a.n.cfg.NodeName, "still active after the stop"
+	default:
+		if vm := a.n.fsm.Copy().Config.VMs[p.VM]; vm != nil {
+			a.deactivateLVs(ctx, vm)
+		}
 	}
 	rep.Wall = time.Since(start)
 	if ctx.Err() != nil {
@@ -284,4 +345,89 @@ func (a *Agent) reportMove(ctx context.Context, rep api.MigrationResult) {
 		case <-time.After(time.Second):
 		}
 	}
+}
+
+// jobKeep is how long an ended job stays listed, so that a CLI polling
+// for progress sees how it ended.
+const jobKeep = 10 * time.Minute
+
+// noteJob records a migration's latest statistics (outcome set: it ended)
+// for GET /v1/hosts/{host}/migrations.
+func (a *Agent) noteJob(p model.Placement, to string, pr migration.Progress, outcome string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	now := time.Now()
+	for id, j := range a.jobs {
+		if j.Outcome != "" && now.Sub(j.Updated) > jobKeep {
+			delete(a.jobs, id)
+		}
+	}
+	j := a.jobs[p.MigrationID]
+	if j == nil {
+		j = &api.MigrationJob{VM: p.VM, MigrationID: p.MigrationID, From: a.n.cfg.NodeName, To: to}
+		a.jobs[p.MigrationID] = j
+	}
+	j.Phase, j.Updated, j.Outcome = string(pr.Phase), now, outcome
+	if outcome != "" {
+		if outcome == string(migration.Migrated) {
+			j.Percent = 100
+		}
+		return // keep the last statistics of the run
+	}
+	j.Percent, j.DataTotal, j.DataRemaining = pr.Percent(), pr.DataTotal, pr.DataRemaining
+	j.Throughput, j.DirtyRate, j.ExpectedDowntime = pr.Throughput, pr.DirtyRate, pr.ExpectedDowntime
+	j.Iteration, j.Elapsed, j.Text = pr.Iteration, pr.Elapsed, pr.String()
+}
+
+// Jobs lists this host's migration jobs, oldest first.
+func (a *Agent) Jobs() []api.MigrationJob {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := make([]api.MigrationJob, 0, len(a.jobs))
+	for _, j := range a.jobs {
+		out = append(out, *j)
+	}
+	sort.Slice(out, func(i, k int) bool {
+		if !out[i].Updated.Equal(out[k].Updated) {
+			return out[i].Updated.Before(out[k].Updated)
+		}
+		return out[i].MigrationID < out[k].MigrationID
+	})
+	return out
+}
+
+// flights counts the moves under way against the migration caps
+// (migration.max_per_target, migration.max_cluster), so that evacuations,
+// rebalancing and the rules together never exceed them.
+type flights struct {
+	perTarget, cluster int
+	into               map[string]int
+	total              int
+}
+
+func (c *Coordinator) flights(st *model.State) *flights {
+	f := &flights{perTarget: c.n.cfg.Migration.MaxPerTarget, cluster: c.n.cfg.Migration.MaxCluster, into: map[string]int{}}
+	for _, p := range st.Status.Placements {
+		if p.MigrateFrom != "" {
+			f.into[p.Host]++
+			f.total++
+		}
+	}
+	return f
+}
+
+// full says why one more move into to must wait, or "".
+func (f *flights) full(to string) string {
+	switch {
+	case f.cluster > 0 && f.total >= f.cluster:
+		return fmt.Sprintf("%d moves under way in the cluster (migration.max_cluster)", f.total)
+	case f.perTarget > 0 && f.into[to] >= f.perTarget:
+		return fmt.Sprintf("%s already takes %d moves (migration.max_per_target)", to, f.into[to])
+	}
+	return ""
+}
+
+func (f *flights) add(to string) {
+	f.into[to]++
+	f.total++
 }

@@ -33,6 +33,7 @@ import (
 	"github.com/vmha/vmha/health"
 	"github.com/vmha/vmha/hypervisor"
 	"github.com/vmha/vmha/model"
+	"github.com/vmha/vmha/sharedfs"
 )
 
 // Serf tags every host publishes.
@@ -77,6 +78,9 @@ type Node struct {
 	// tls is the mutual-TLS config of raft and the peer API (nil: plain).
 	tls           *tls.Config
 	forwardClient *http.Client
+
+	// lvmExec runs this host's LVM commands (nil: the real tools).
+	lvmExec sharedfs.Runner
 
 	logStore *raftboltdb.BoltStore
 	snaps    raft.SnapshotStore
@@ -555,6 +559,9 @@ var errNoLeader = errors.New("this host is not the leader and no leader is known
 // members returns gossip's view, by name.
 func (n *Node) members() map[string]serf.Member {
 	out := map[string]serf.Member{}
+	if n.serf == nil {
+		return out // not started (unit tests of the parts that read it)
+	}
 	for _, m := range n.serf.Members() {
 		out[m.Name] = m
 	}

@@ -109,7 +109,7 @@ func engineInput(st *model.State, members map[string]serf.Member, now time.Time,
 			continue
 		}
 		hi := placement.HostInfo{Name: name, Condition: hostCondition(st, name, members),
-			Capacity: map[string]int64{"memory": clampInt(h.MemoryMiB), "cpu": int64(h.CPUs)}, Attributes: map[string]string{}}
+			Capacity: defaultCapacity(h), Attributes: map[string]string{}}
 		if sh, ok := specHosts[name]; ok {
 			if len(sh.Capacity) > 0 {
 				hi.Capacity = sh.Capacity
@@ -127,7 +127,7 @@ func engineInput(st *model.State, members map[string]serf.Member, now time.Time,
 			vi = placement.VMInfo{Name: name}
 		}
 		if len(vi.Utilization) == 0 {
-			vi.Utilization = map[string]int64{"memory": clampInt(vm.MemoryMiB), "cpu": int64(vm.VCPUs)}
+			vi.Utilization = map[string]int64{"memory": clampInt(vm.MemoryMiB)}
 		}
 		if p := st.Status.Placements[name]; p != nil {
 			vi.Current = p.Host
@@ -140,6 +140,11 @@ func engineInput(st *model.State, members map[string]serf.Member, now time.Time,
 		if vi.Current != "" && cond[vi.Current] == placement.Usable && !vi.AllowMigrate {
 			inf := placement.Infinity
 			vi.Stickiness = &inf
+		}
+		if pin := st.Status.Pins[name]; pin != nil && pin.Active(now) {
+			if _, ok := cond[pin.Host]; ok {
+				in.Locations = append(in.Locations, placement.Location{VM: name, Host: pin.Host, Score: placement.Infinity})
+			}
 		}
 		if vm.Prefer != "" {
 			if _, ok := cond[vm.Prefer]; ok {
@@ -178,6 +183,15 @@ func hostAttributes(st *model.State, members map[string]serf.Member, host string
 	return out
 }
 
+// defaultCapacity is a host's capacity when cluster.yaml gives none: its
+// memory only. vCPUs are overcommitted on most clusters (eight vCPUs of
+// guests per core is common), so counting them as a hard limit would
+// leave VMs stopped that run fine; an operator who wants a vCPU limit
+// states it as utilization (cpu) in cluster.yaml.
+func defaultCapacity(h *model.Host) map[string]int64 {
+	return map[string]int64{"memory": clampInt(h.MemoryMiB)}
+}
+
 func clampInt(m uint64) int64 {
 	const maxV = 1 << 50
 	if m > maxV {
@@ -208,6 +222,7 @@ func (c *Coordinator) placeByRules(st *model.State, members map[string]serf.Memb
 	for _, v := range in.VMs {
 		vmInfo[v.Name] = v
 	}
+	fl := c.flights(st)
 	inFlight := map[string]int{}
 	for _, p := range st.Status.Placements {
 		if p.MigrateFrom != "" {
@@ -257,6 +272,10 @@ func (c *Coordinator) placeByRules(st *model.State, members map[string]serf.Memb
 			if lim := in.Policy.MigrationLimit; lim > 0 && (inFlight[cur] >= lim || inFlight[target] >= lim) {
 				continue // the next pass, when a slot is free
 			}
+			if fl.full(target) != "" {
+				continue
+			}
+			fl.add(target)
 			inFlight[cur]++
 			inFlight[target]++
 			commits = append(commits, model.Placement{VM: name, Host: target, MigrateFrom: cur, MigrationID: newID("mig-"),

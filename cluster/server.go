@@ -31,12 +31,14 @@ const maxBody = model.MaxDomainXML + 64<<10
 // Handler returns the HTTP API. The unix socket (local: true) serves every
 // path; the peer port serves what peers and forwarded requests need, but not
 // the calls that act on this host alone from the operator's seat (the gossip
-// keyring), which only the socket's owner may make.
+// keyring, formatting storage), which only the socket's owner may make.
 func (n *Node) Handler(local bool) http.Handler {
 	mux := http.NewServeMux()
 	if local {
 		mux.HandleFunc("GET "+api.PathGossipKeys, n.handleGossipKeys)
 		mux.HandleFunc("POST "+api.PathGossipKeys, n.handleGossipKeyOp)
+		// Formatting destroys a device: only from this host's own seat.
+		mux.HandleFunc("POST "+api.PathLocalStorageInit, n.handleStorageInit)
 	}
 	mux.HandleFunc("GET "+api.PathStatus, n.leaderRead(n.handleStatus))
 	mux.HandleFunc("GET "+api.PathHosts, n.leaderRead(n.handleHosts))
@@ -48,6 +50,8 @@ func (n *Node) Handler(local bool) http.Handler {
 	mux.HandleFunc("GET "+api.PathRules, n.leaderRead(n.handleGetRules))
 	mux.HandleFunc("POST "+api.PathRules, n.leaderWrite(n.handleSetRules))
 	mux.HandleFunc("GET "+api.PathExplain+"/{vm}", n.leaderRead(n.handleExplain))
+	mux.HandleFunc("GET "+api.PathPins, n.leaderRead(n.handlePins))
+	mux.HandleFunc("POST "+api.PathPins+"/clear", n.leaderWrite(n.handleClearPins))
 	mux.HandleFunc("POST "+api.PathFencePolicy, n.leaderWrite(n.handleFencePolicy))
 	mux.HandleFunc("POST "+api.PathFence+"/{host}", n.leaderWrite(n.handleFence))
 	mux.HandleFunc("POST "+api.PathFence+"/{host}/confirm", n.leaderWrite(n.handleFenceConfirm))
@@ -60,8 +64,11 @@ func (n *Node) Handler(local bool) http.Handler {
 	mux.HandleFunc("POST "+api.PathObserve, n.leaderWrite(n.handleObserve))
 	mux.HandleFunc("GET "+api.PathLocalDomains, n.handleLocalDomains)
 	mux.HandleFunc("GET "+api.PathLocalStorage, n.handleLocalStorage)
+	mux.HandleFunc("GET "+api.PathLocalMigrations, n.handleLocalMigrations)
+	mux.HandleFunc("GET "+api.PathHostAction+"/{host}/migrations", n.handleHostMigrations)
 	mux.HandleFunc("GET "+api.PathReadIndex, n.handleReadIndex)
 	mux.HandleFunc("POST "+api.PathNudge, n.handleNudge)
+	mux.HandleFunc("POST "+api.PathPeerLVM, n.handlePeerLVM)
 	return mux
 }
 
@@ -291,7 +298,7 @@ func (n *Node) handleMigrate(w http.ResponseWriter, r *http.Request, body []byte
 		writeErr(w, http.StatusBadRequest, "", err)
 		return
 	}
-	p, err := n.coord.StartMigration(r.PathValue("name"), req.To, requester(r, req.RequestedBy))
+	p, err := n.coord.StartMigration(r.PathValue("name"), req, requester(r, req.RequestedBy))
 	if err != nil {
 		writeApplyErr(w, err)
 		return
@@ -387,6 +394,60 @@ func (n *Node) handleLocalStorage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, n.CheckStorage(r.Context()))
+}
+
+func (n *Node) handleStorageInit(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	if err != nil {
+		writeErr(w, http.StatusRequestEntityTooLarge, "", fmt.Errorf("request body: %w", err))
+		return
+	}
+	var req api.StorageInit
+	if err := decode(body, &req); err != nil {
+		writeErr(w, http.StatusBadRequest, "", err)
+		return
+	}
+	res, err := n.InitStorage(r.Context(), req)
+	if err != nil {
+		writeApplyErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
+func (n *Node) handleLocalMigrations(w http.ResponseWriter, _ *http.Request) {
+	if n.agent == nil {
+		writeJSON(w, http.StatusOK, []api.MigrationJob{})
+		return
+	}
+	writeJSON(w, http.StatusOK, n.agent.Jobs())
+}
+
+// handleHostMigrations answers for any host: its own jobs locally, another
+// host's by asking that host (the source of a migration holds its job
+// statistics; they are too frequent for the replicated log).
+func (n *Node) handleHostMigrations(w http.ResponseWriter, r *http.Request) {
+	host := r.PathValue("host")
+	if host == n.cfg.NodeName {
+		n.handleLocalMigrations(w, r)
+		return
+	}
+	var addr string
+	n.fsm.Read(func(s *model.State) {
+		if h := s.Config.Hosts[host]; h != nil {
+			addr = h.APIAddr
+		}
+	})
+	if addr == "" {
+		writeErr(w, http.StatusNotFound, "host", fmt.Errorf("unknown host %q, or it has no API address yet", host))
+		return
+	}
+	var jobs []api.MigrationJob
+	if err := api.NewTCPClient(addr, 5*time.Second, n.tls).Do(r.Context(), http.MethodGet, api.PathLocalMigrations, nil, &jobs, nil); err != nil {
+		writeErr(w, http.StatusBadGateway, "", fmt.Errorf("ask %s for its migrations: %w", host, err))
+		return
+	}
+	writeJSON(w, http.StatusOK, jobs)
 }
 
 func (n *Node) handleLocalDomains(w http.ResponseWriter, r *http.Request) {
@@ -504,6 +565,52 @@ func (n *Node) handleHostOnline(w http.ResponseWriter, r *http.Request, _ []byte
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+func (n *Node) handlePins(w http.ResponseWriter, _ *http.Request, _ []byte) {
+	out := []api.Pin{}
+	now := time.Now()
+	n.fsm.Read(func(s *model.State) {
+		for _, vm := range model.SortedKeys(s.Status.Pins) {
+			p := s.Status.Pins[vm]
+			if !p.Active(now) {
+				continue // expired; the leader drops it on its next pass
+			}
+			pv := api.Pin{VM: vm, Host: p.Host, By: p.By, At: p.At, Expires: p.Expires}
+			if pl := s.Status.Placements[vm]; pl != nil {
+				pv.RunningOn = pl.Host
+			}
+			out = append(out, pv)
+		}
+	})
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (n *Node) handleClearPins(w http.ResponseWriter, r *http.Request, body []byte) {
+	var req api.ClearPins
+	if err := decode(body, &req); err != nil {
+		writeErr(w, http.StatusBadRequest, "", err)
+		return
+	}
+	if req.All == (len(req.VMs) > 0) {
+		writeErr(w, http.StatusBadRequest, "vms", errors.New("name the VMs whose pins go, or ask for all, not both"))
+		return
+	}
+	names := req.VMs
+	if req.All {
+		n.fsm.Read(func(s *model.State) { names = model.SortedKeys(s.Status.Pins) })
+		if len(names) == 0 {
+			writeJSON(w, http.StatusOK, []string{})
+			return
+		}
+	}
+	if err := n.propose(&Command{Op: OpPin, Names: names}); err != nil {
+		writeApplyErr(w, err)
+		return
+	}
+	n.log.Info().Strs("vms", names).Str("by", requester(r, req.RequestedBy)).Msg("pins cleared")
+	n.coord.poke()
+	writeJSON(w, http.StatusOK, names)
 }
 
 func (n *Node) handleGetRules(w http.ResponseWriter, _ *http.Request, _ []byte) {

@@ -39,10 +39,33 @@ func (n *Node) Status() *api.Status {
 	}
 	sort.Strings(voters)
 	var checks map[string][]fencing.DeviceCheck
+	var beats map[string]string
 	if n.coord != nil && n.IsLeader() {
 		checks = n.coord.Checks()
+		beats = n.coord.Liveness()
 	}
-	return buildStatus(st, members, n.cfg.NodeName, leader, n.raft.CurrentTerm(), voters, checks)
+	s := buildStatus(st, members, n.cfg.NodeName, leader, n.raft.CurrentTerm(), voters, checks)
+	addStorageLiveness(s, beats)
+	return s
+}
+
+// addStorageLiveness tells, for each lost host, a dead host (its storage
+// heartbeat stopped too) from an isolated one (it still writes: alive, cut
+// off from the network, its VMs possibly still writing to their disks).
+func addStorageLiveness(s *api.Status, beats map[string]string) {
+	for i := range s.Hosts {
+		h := &s.Hosts[i]
+		h.StorageHeartbeat = beats[h.Name]
+		if h.State != model.HostLost && h.State != model.HostFenceFailed {
+			continue
+		}
+		switch beats[h.Name] {
+		case "writing":
+			s.Problems = append(s.Problems, fmt.Sprintf("host %s is isolated, not dead: it still writes its storage heartbeat; its VMs may still be running and writing, so they are recovered only after it is fenced (vmha fence confirm is refused)", h.Name))
+		case "silent":
+			s.Problems = append(s.Problems, fmt.Sprintf("host %s looks dead: its storage heartbeat stopped too", h.Name))
+		}
+	}
 }
 
 // buildStatus is the pure part of Status, tested without a cluster.
@@ -136,6 +159,9 @@ func (n *Node) vmView(st *model.State, name string) api.VM { return vmView(st, n
 func vmView(st *model.State, name string) api.VM {
 	vm := st.Config.VMs[name]
 	v := api.VM{Name: name, Prefer: vm.Prefer, MemoryMiB: vm.MemoryMiB, VCPUs: vm.VCPUs, State: "pending", Reason: "waiting for placement"}
+	if pin := st.Status.Pins[name]; pin != nil && pin.Active(time.Now()) {
+		v.PinnedTo = pin.Host
+	}
 	p := st.Status.Placements[name]
 	if p == nil {
 		return v

@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"sort"
 	"strings"
 	"time"
 
@@ -128,30 +129,129 @@ func storageRules(cfg storage.Config, st *model.State) []placement.LocationRule 
 // its storage heartbeat: it is alive and cut off, not down, and its VMs
 // may still write to their disks.
 func (c *Coordinator) heartbeatVeto(host string) error {
+	lv := c.observeHeartbeats([]string{host})
+	if l := lv[host]; l.Liveness == sharedfs.Writing {
+		return &ConflictError{What: fmt.Sprintf("host %s still writes its storage heartbeat on %s: it is alive and cut off, not down; its VMs may still be writing. Fence it (vmha fence %s) instead", host, l.FS, host)}
+	}
+	return nil
+}
+
+// hostBeat is the storage heartbeat's verdict on one host: Writing on FS
+// when it writes on any file system, else Silent or Never.
+type hostBeat struct {
+	Liveness sharedfs.Liveness
+	FS       string
+}
+
+// observeHeartbeats reads the storage heartbeats of hosts on every cluster
+// file system this host mounts and returns each host's verdict. Called on
+// every coordinator pass so that the trackers see the files change (by
+// this host's clock) and status can tell a dead host from an isolated one.
+func (c *Coordinator) observeHeartbeats(hosts []string) map[string]hostBeat {
 	fss := c.n.cfg.Storage.Filesystems
+	out := map[string]hostBeat{}
 	if len(fss) == 0 {
-		return nil
+		return out
 	}
 	window := 3 * c.n.cfg.Storage.Interval
 	now := time.Now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.beats == nil {
+		c.beats = map[string]*sharedfs.Tracker{}
+	}
+	if c.liveness == nil {
+		c.liveness = map[string]hostBeat{}
+	}
 	for _, fs := range fss {
-		beats := sharedfs.ReadHeartbeats(fs.MountPoint, []string{host})
-		c.mu.Lock()
-		if c.beats == nil {
-			c.beats = map[string]*sharedfs.Tracker{}
-		}
 		tr := c.beats[fs.Name]
 		if tr == nil {
 			tr = &sharedfs.Tracker{}
 			c.beats[fs.Name] = tr
 		}
-		seen := tr.Observe(now, beats)
-		c.mu.Unlock()
-		for _, b := range seen {
-			if b.Host == host && sharedfs.Classify(b, now, window) == sharedfs.Writing {
-				return &ConflictError{What: fmt.Sprintf("host %s still writes its storage heartbeat on %s: it is alive and cut off, not down; its VMs may still be writing. Fence it (vmha fence %s) instead", host, fs.Name, host)}
+		for _, b := range tr.Observe(now, sharedfs.ReadHeartbeats(fs.MountPoint, hosts)) {
+			l := sharedfs.Classify(b, now, window)
+			cur, seen := out[b.Host]
+			switch {
+			case !seen, l == sharedfs.Writing && cur.Liveness != sharedfs.Writing, l == sharedfs.Silent && cur.Liveness == sharedfs.Never:
+				out[b.Host] = hostBeat{Liveness: l, FS: fs.Name}
 			}
 		}
 	}
-	return nil
+	for h, b := range out {
+		c.liveness[h] = b
+	}
+	return out
+}
+
+// Liveness is the last storage-heartbeat verdict per host (empty without
+// cluster file systems), for vmha status.
+func (c *Coordinator) Liveness() map[string]string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := map[string]string{}
+	for h, b := range c.liveness {
+		out[h] = string(b.Liveness)
+	}
+	return out
+}
+
+// InitStorage is `vmha storage init FS`: it formats one of this host's
+// configured cluster file systems with journals or slots for the cluster
+// and its lock table or cluster name. Beyond what storage.Init refuses
+// (no --yes, a device mounted here, a signature without --force), it
+// refuses while any other host publishes the file system ready: it is
+// mounted there, and formatting it would destroy a live file system.
+func (n *Node) InitStorage(ctx context.Context, req api.StorageInit) (api.StorageInitResult, error) {
+	var fs *storage.Filesystem
+	var names []string
+	for i := range n.cfg.Storage.Filesystems {
+		names = append(names, n.cfg.Storage.Filesystems[i].Name)
+		if n.cfg.Storage.Filesystems[i].Name == req.FileSystem {
+			fs = &n.cfg.Storage.Filesystems[i]
+		}
+	}
+	if fs == nil {
+		return api.StorageInitResult{}, &ValidationError{Field: "filesystem", Err: fmt.Errorf("%q is not in this host's storage.filesystems (configured: %v)", req.FileSystem, names)}
+	}
+	hosts := 0
+	n.fsm.Read(func(s *model.State) {
+		for _, h := range s.Config.Hosts {
+			if !h.Witness {
+				hosts++
+			}
+		}
+	})
+	journals := max(hosts, 1)
+	if req.Journals != 0 {
+		if req.Journals < hosts {
+			return api.StorageInitResult{}, &ValidationError{Field: "journals", Err: fmt.Errorf("%d is fewer than the cluster's %d hosts: every host needs its own journal or slot", req.Journals, hosts)}
+		}
+		journals = req.Journals
+	}
+	ir := storage.InitRequest{FS: *fs, Cluster: n.cfg.ClusterName, Hosts: journals, Yes: req.Yes, Force: req.Force, MountsFile: n.cfg.Storage.MountsFile}
+	name, args, err := storage.MkfsCommand(ir)
+	if err != nil {
+		return api.StorageInitResult{}, &ValidationError{Field: "filesystem", Err: err}
+	}
+	res := api.StorageInitResult{FileSystem: fs.Name, Device: fs.Device, Type: fs.Type, Journals: journals, Command: sharedfs.CommandLine(name, args)}
+	if !req.Yes {
+		return res, &ValidationError{Field: "yes", Err: fmt.Errorf("formatting %s destroys everything on it; pass --yes to confirm (it would run: %s)", fs.Device, res.Command)}
+	}
+	var mountedOn []string
+	attr := storage.AttrPrefix + fs.Name
+	for name, m := range n.members() {
+		if name != n.cfg.NodeName && m.Tags[tagAttr+attr] == "ready" {
+			mountedOn = append(mountedOn, name)
+		}
+	}
+	if len(mountedOn) > 0 {
+		sort.Strings(mountedOn)
+		return api.StorageInitResult{}, &ConflictError{What: fmt.Sprintf("storage init %s: it is mounted and in use on %s; unmount it on every host first", fs.Name, strings.Join(mountedOn, ", "))}
+	}
+	if err := storage.Init(ctx, sharedfs.ExecRunner{}, ir); err != nil {
+		return res, &ConflictError{What: err.Error()}
+	}
+	n.log.Warn().Str("filesystem", fs.Name).Str("device", fs.Device).Int("journals", journals).Str("command", res.Command).Msg("cluster file system formatted")
+	return res, nil
 }

@@ -223,3 +223,28 @@ func TestLocalRunnerOtherHost(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+func TestCheckPeerCommand(t *testing.T) {
+	head := []string{"--reportformat", "json", "--binary", "-o", lvsFields}
+	ok := [][]string{
+		append([]string{"lvs"}, append(append([]string{}, head...), "vg/lv1", "vg/lv2")...),
+		{"lvchange", "-aey", "vg/lv1"}, {"lvchange", "-asy", "vg/lv1"}, {"lvchange", "-an", "vg/lv1"},
+	}
+	for _, c := range ok {
+		if err := CheckPeerCommand(c[0], c[1:]); err != nil {
+			t.Errorf("%v refused: %v", c, err)
+		}
+	}
+	bad := [][]string{
+		{"rm", "-rf", "/"}, {"lvremove", "vg/lv1"}, {"lvs"}, {"lvs", "-o", "lv_name", "vg/lv"},
+		append([]string{"lvs"}, head...), // no LV
+		{"lvchange", "-aey"}, {"lvchange", "-ay", "vg/lv1"}, {"lvchange", "--yes", "vg/lv1"},
+		{"lvchange", "-aey", "vg/lv1", "vg/lv2"}, {"lvchange", "-aey", "--config=x"}, {"lvchange", "-aey", "vg/-lv"},
+		append([]string{"lvs"}, append(append([]string{}, head...), "vg/lv; reboot")...),
+	}
+	for _, c := range bad {
+		if err := CheckPeerCommand(c[0], c[1:]); err == nil {
+			t.Errorf("%v accepted", c)
+		}
+	}
+}

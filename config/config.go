@@ -112,6 +112,12 @@ type Migration struct {
 	// MaxDowntime is the longest pause allowed at the switch-over.
 	MaxDowntime  time.Duration `mapstructure:"max_downtime"`
 	AutoConverge bool          `mapstructure:"auto_converge"`
+	// MaxPerTarget caps the moves into one host at once, and MaxCluster
+	// those in the whole cluster, over evacuations, rebalancing and the
+	// rules together (0: no cap). The leader applies its own values: keep
+	// them the same on every host.
+	MaxPerTarget int `mapstructure:"max_per_target"`
+	MaxCluster   int `mapstructure:"max_cluster"`
 }
 
 // No-quorum policies: what a host cut off from the quorum does.
@@ -286,6 +292,8 @@ var Defaults = map[string]any{
 	"migration.bandwidth_mibps": 0,
 	"migration.max_downtime":    "300ms",
 	"migration.auto_converge":   false,
+	"migration.max_per_target":  2,
+	"migration.max_cluster":     0,
 	"quorum.stop_after":         "30s",
 	"witness":                   false,
 	"socket_group":              "",
@@ -536,6 +544,12 @@ func (d *Daemon) Validate() error {
 	}
 	if u := d.Migration.LibvirtURI; u != "" && !strings.Contains(u, "://") {
 		return fmt.Errorf("migration.libvirt_uri: %q is not a libvirt URI", u)
+	}
+	if d.Migration.MaxPerTarget < 0 {
+		return fmt.Errorf("migration.max_per_target: %d, want 0 (no cap) or more", d.Migration.MaxPerTarget)
+	}
+	if d.Migration.MaxCluster < 0 {
+		return fmt.Errorf("migration.max_cluster: %d, want 0 (no cap) or more", d.Migration.MaxCluster)
 	}
 	if d.Raft.MaxVoters < 1 || d.Raft.MaxVoters > 15 {
 		return fmt.Errorf("raft.max_voters: %d, want 1-15 (3, 5 or 7 in practice)", d.Raft.MaxVoters)

@@ -160,6 +160,26 @@ type Status struct {
 	TransientAttrs map[string]*TransientAttrs `json:"transient_attrs,omitempty"`
 	// Evacuations by host, until the host is brought back online.
 	Evacuations map[string]*Evacuation `json:"evacuations,omitempty"`
+	// Pins by VM (vmha migrate --pin): explicit, listed, and expiring.
+	Pins map[string]*Pin `json:"pins,omitempty"`
+}
+
+// Pin keeps a VM on a host with an INFINITY location preference until it
+// expires or an operator clears it. It is the only way a manual move
+// outlasts the rules: a plain vmha migrate leaves nothing behind, unlike
+// Pacemaker's hidden cli-prefer constraint.
+type Pin struct {
+	VM   string    `json:"vm"`
+	Host string    `json:"host"`
+	By   string    `json:"by"`
+	At   time.Time `json:"at"`
+	// Expires is when the pin stops counting; zero means never.
+	Expires time.Time `json:"expires,omitzero"`
+}
+
+// Active reports whether the pin still counts at now.
+func (p *Pin) Active(now time.Time) bool {
+	return p.Expires.IsZero() || now.Before(p.Expires)
 }
 
 // Placement is one VM's desired host, decided by the leader of Term.

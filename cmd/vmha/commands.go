@@ -179,9 +179,9 @@ stays there.`,
 				return g.printJSON(s.VMs)
 			}
 			tw := tabwriter.NewWriter(g.out, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "VM\tHOST\tSTATE\tPREFER\tMEMORY\tVCPUS")
+			fmt.Fprintln(tw, "VM\tHOST\tSTATE\tPREFER\tPINNED\tMEMORY\tVCPUS")
 			for _, v := range s.VMs {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d MiB\t%d\n", v.Name, dash(v.Host), v.State, dash(v.Prefer), v.MemoryMiB, v.VCPUs)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d MiB\t%d\n", v.Name, dash(v.Host), v.State, dash(v.Prefer), dash(v.PinnedTo), v.MemoryMiB, v.VCPUs)
 			}
 			return tw.Flush()
 		},

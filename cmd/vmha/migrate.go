@@ -13,27 +13,40 @@ import (
 )
 
 func newMigrateCmd(g *globals) *cobra.Command {
-	var to string
+	var req api.MigrateRequest
 	var wait bool
 	var waitFor time.Duration
 	cmd := &cobra.Command{
-		Use:   "migrate VM [--to HOST] [--wait]",
+		Use:   "migrate VM [--to HOST] [--pin [--ttl D]] [--wait]",
 		Short: "Move a running VM live to another host",
 		Long: `vmha migrate moves a running VM live (libvirt peer-to-peer migration) to HOST,
-or, without --to, to the alive host with the most free memory. The move is
-committed to the cluster's log and run by the VM's current host; nothing is
-pinned: the VM stays on the new host only as long as the cluster's rules allow.
+or, without --to, to the host the placement engine picks (the same rules,
+colocations, capacity and tie-breaks as any other decision, with the VM's
+current host and every host that cannot take it live now excluded). The move
+is committed to the cluster's log and run by the VM's current host.
 
-With --wait, vmha waits until the move ended and exits 0 only if the VM runs on
-the target; a move that failed leaves the VM running on its source, and vmha
-says why and exits 1.`,
+Nothing is left behind: without --pin the VM stays on the new host only as
+long as the cluster's rules and stickiness allow. --pin adds an explicit pin
+(an INFINITY preference for the target) that vmha pins lists; --ttl makes it
+expire (default: until vmha pins clear).
+
+With --wait, vmha shows the job's progress (data sent, rate, dirty rate,
+expected downtime; JSON lines with -o json) until the move ended, and exits 0
+only if the VM runs on the target; a move that failed leaves the VM running on
+its source, and vmha says why and exits 1.`,
 		Args: exactArgs(1, "VM"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			vm := args[0]
+			if cmd.Flags().Changed("ttl") && !req.Pin {
+				return usageError{fmt.Errorf("--ttl needs --pin")}
+			}
+			if req.PinTTL < 0 {
+				return usageError{fmt.Errorf("--ttl %s: want a positive duration", req.PinTTL)}
+			}
 			ctx, cancel := g.ctx()
 			defer cancel()
 			var v api.VM
-			req := api.MigrateRequest{To: to, RequestedBy: whoAmI()}
+			req.RequestedBy = whoAmI()
 			if err := g.client().Do(ctx, http.MethodPost, api.PathVMs+"/"+url.PathEscape(vm)+"/migrate", req, &v, nil); err != nil {
 				return err
 			}
@@ -42,23 +55,51 @@ says why and exits 1.`,
 					return g.printJSON(v)
 				}
 				fmt.Fprintf(g.out, "%s: moving live from %s to %s (%s)\n", vm, v.MigratingFrom, v.Host, v.MigrationID)
+				if req.Pin {
+					fmt.Fprintf(g.out, "%s: pinned to %s%s (vmha pins clear %s removes it)\n", vm, v.Host, ttlText(req.PinTTL), vm)
+				}
 				return nil
 			}
 			return waitMigration(g, vm, v, waitFor)
 		},
 	}
-	cmd.Flags().StringVar(&to, "to", "", "target host (default: the alive host with the most free memory)")
-	cmd.Flags().BoolVar(&wait, "wait", false, "wait until the move ended; exit 1 if the VM did not arrive")
+	cmd.Flags().StringVar(&req.To, "to", "", "target host (default: the placement engine's choice)")
+	cmd.Flags().BoolVar(&req.Pin, "pin", false, "keep the VM on the target (an explicit pin that vmha pins lists)")
+	cmd.Flags().DurationVar(&req.PinTTL, "ttl", 0, "with --pin: the pin expires after this long (default: never)")
+	cmd.Flags().BoolVar(&wait, "wait", false, "show progress until the move ended; exit 1 if the VM did not arrive")
 	cmd.Flags().DurationVar(&waitFor, "wait-timeout", 15*time.Minute, "give up waiting after this long (the move goes on)")
 	return cmd
 }
 
-// waitMigration polls the status until the move started as v ended.
+func ttlText(d time.Duration) string {
+	if d <= 0 {
+		return ""
+	}
+	return " for " + d.String()
+}
+
+// waitMigration follows the move started as v: the job statistics from
+// its source host, and the status for its end.
 func waitMigration(g *globals, vm string, v api.VM, waitFor time.Duration) error {
 	start := time.Now()
 	deadline := start.Add(waitFor)
+	line := newLiveLine(g.out)
+	var lastJob api.MigrationJob
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), g.timeout)
+		var jobs []api.MigrationJob
+		if err := g.client().Do(ctx, http.MethodGet, api.PathHostAction+"/"+url.PathEscape(v.MigratingFrom)+"/migrations", nil, &jobs, nil); err == nil {
+			for _, j := range jobs {
+				if j.MigrationID == v.MigrationID && j.Updated.After(lastJob.Updated) {
+					lastJob = j
+					if g.output == "json" {
+						_ = g.printJSONLine(map[string]any{"event": "progress", "job": j})
+					} else {
+						line.show(fmt.Sprintf("%s → %s %s %s", vm, v.Host, bar(j.Percent, 24), j.Text))
+					}
+				}
+			}
+		}
 		s, err := g.client().Status(ctx)
 		cancel()
 		if err == nil {
@@ -68,15 +109,18 @@ func waitMigration(g *globals, vm string, v api.VM, waitFor time.Duration) error
 				}
 				// The move ended: where does the VM run?
 				if g.output == "json" {
-					if err := g.printJSON(cur); err != nil {
+					if err := g.printJSONLine(map[string]any{"event": "end", "vm": cur}); err != nil {
 						return err
 					}
 				}
 				if cur.Host == v.Host {
 					if g.output != "json" {
-						fmt.Fprintf(g.out, "%s: moved live from %s to %s in %.1f s (%s)\n", vm, v.MigratingFrom, v.Host, time.Since(start).Seconds(), cur.Reason)
+						line.done(fmt.Sprintf("%s: moved live from %s to %s in %.1f s (%s)", vm, v.MigratingFrom, v.Host, time.Since(start).Seconds(), cur.Reason))
 					}
 					return nil
+				}
+				if g.output != "json" {
+					line.done("")
 				}
 				return fmt.Errorf("%s did not move to %s: %s", vm, v.Host, cur.Reason)
 			}
@@ -84,9 +128,9 @@ func waitMigration(g *globals, vm string, v api.VM, waitFor time.Duration) error
 		if time.Now().After(deadline) {
 			return fmt.Errorf("%s: still moving from %s to %s after %s (the move goes on; see vmha status)", vm, v.MigratingFrom, v.Host, waitFor)
 		}
-		if g.output != "json" && int(time.Since(start).Seconds())%5 == 0 {
-			fmt.Fprintf(g.out, "%s: moving to %s… %.0f s\n", vm, v.Host, time.Since(start).Seconds())
+		if g.output != "json" && lastJob.MigrationID == "" {
+			line.show(fmt.Sprintf("%s → %s: waiting for %s to start the job… %.0f s", vm, v.Host, v.MigratingFrom, time.Since(start).Seconds()))
 		}
-		time.Sleep(time.Second)
+		time.Sleep(500 * time.Millisecond)
 	}
 }

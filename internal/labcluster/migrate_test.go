@@ -2,6 +2,7 @@ package labcluster
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -112,15 +113,77 @@ func TestLiveMigrationThroughTheCluster(t *testing.T) {
 	}
 	before, _ := virtlab.ReadCounters(lab[0].SerialLog("g1"))
 	boot := before[0].Boot
-	if n, out := code("migrate", "g1", "--to", "host2", "--wait"); n != 0 || !strings.Contains(out, "moved live from host1 to host2") {
+	// Pinned for 8 s: the pin is listed at once, and expires by itself.
+	if n, out := code("migrate", "g1", "--to", "host2", "--pin", "--ttl", "8s"); n != 0 || !strings.Contains(out, "moving live from host1 to host2") || !strings.Contains(out, "pinned to host2 for 8s") {
 		t.Fatalf("migrate to host2: exit %d: %s", n, out)
+	}
+	if n, out := code("pins"); n != 0 || !strings.Contains(out, "g1") || !strings.Contains(out, "host2") || strings.Contains(out, "never") {
+		t.Fatalf("vmha pins after --pin --ttl 8s: exit %d: %s", n, out)
+	}
+	if _, err := c.WaitFor(context.Background(), 60*time.Second, "g1 moved to host2", func(s *api.Status) bool {
+		for _, v := range s.VMs {
+			if v.Name == "g1" {
+				return v.Host == "host2" && v.MigratingFrom == "" && v.State == "running"
+			}
+		}
+		return false
+	}); err != nil {
+		t.Fatal(err)
 	}
 	if err := virtlab.WaitCounter(lab[1].SerialLog("g1"), 1, 30*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	// Back, letting the cluster pick the target (the only other host).
-	if n, out := code("migrate", "g1", "--wait"); n != 0 || !strings.Contains(out, "to host1") {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		n, out := code("pins")
+		if n == 0 && strings.Contains(out, "no pins") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the 8 s pin has not expired after 30 s: %s", out)
+		}
+		time.Sleep(time.Second)
+	}
+	// Back, letting the cluster pick the target (the only other host),
+	// pinned for good, with the job's progress streamed as JSON lines.
+	n, out := code("migrate", "g1", "--pin", "--wait", "-o", "json")
+	if n != 0 {
 		t.Fatalf("migrate back: exit %d: %s", n, out)
+	}
+	var progress, ended int
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		var ev struct {
+			Event string           `json:"event"`
+			Job   api.MigrationJob `json:"job"`
+			VM    api.VM           `json:"vm"`
+		}
+		if err := json.Unmarshal([]byte(l), &ev); err != nil {
+			t.Fatalf("migrate -o json wrote a line that is not JSON: %q", l)
+		}
+		switch ev.Event {
+		case "progress":
+			progress++
+			if ev.Job.VM != "g1" || ev.Job.From != "host2" || ev.Job.To != "host1" || ev.Job.Phase == "" {
+				t.Fatalf("progress event: %+v", ev.Job)
+			}
+		case "end":
+			ended++
+			if ev.VM.Host != "host1" {
+				t.Fatalf("end event: %+v", ev.VM)
+			}
+		}
+	}
+	if progress == 0 || ended != 1 {
+		t.Fatalf("migrate --wait -o json: %d progress events, %d end events: %s", progress, ended, out)
+	}
+	if n, out := code("pins", "-o", "json"); n != 0 || !strings.Contains(out, `"host": "host1"`) || strings.Contains(out, "expires") {
+		t.Fatalf("vmha pins after --pin: exit %d: %s", n, out)
+	}
+	if n, out := code("pins", "clear", "g1"); n != 0 || !strings.Contains(out, "g1: pin cleared") {
+		t.Fatalf("pins clear g1: exit %d: %s", n, out)
+	}
+	if n, out := code("pins", "clear", "g1"); n != 1 || !strings.Contains(out, "has no pin") {
+		t.Fatalf("pins clear g1 twice: exit %d: %s", n, out)
 	}
 	time.Sleep(2 * time.Second)
 	// One boot throughout, and the counter only ever went up across the

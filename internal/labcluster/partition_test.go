@@ -512,6 +512,13 @@ func TestSharedStorage(t *testing.T) {
 	if !strings.Contains(out, `"ready": true`) || !strings.Contains(out, `"format_ok": false`) {
 		t.Fatalf("storage check on host1: %s", out)
 	}
+	// vmha storage init refuses, and formats nothing: an unknown file
+	// system; no --yes (it says what it would run); too few journals; a
+	// file system that other hosts have mounted.
+	c.expect(t, c.Host("host3"), 1, `"nope" is not in this host's storage.filesystems`, "storage", "init", "nope", "--yes")
+	c.expect(t, c.Host("host3"), 1, "mkfs.gfs2", "storage", "init", "vmstore")
+	c.expect(t, c.Host("host3"), 1, "fewer than the cluster's 3 hosts", "storage", "init", "vmstore", "--yes", "--journals", "2")
+	c.expect(t, c.Host("host3"), 1, "mounted and in use on host1, host2", "storage", "init", "vmstore", "--yes")
 	// Cut off a host that runs VMs and whose BMC is dead: it still
 	// writes its heartbeat, so an operator cannot confirm it down.
 	var victim string
@@ -536,4 +543,18 @@ func TestSharedStorage(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.expect(t, via, 1, "still writes its storage heartbeat", "fence", "confirm", victim, "--yes")
+	// The status tells an isolated host from a dead one.
+	if _, err := c.WaitFor(context.Background(), 20*time.Second, "the cut-off host shown isolated, not dead", func(s *api.Status) bool {
+		if s.Node == victim || hostOf(s, victim).StorageHeartbeat != "writing" {
+			return false
+		}
+		for _, p := range s.Problems {
+			if strings.Contains(p, "host "+victim+" is isolated, not dead") {
+				return true
+			}
+		}
+		return false
+	}); err != nil {
+		t.Fatal(err)
+	}
 }
