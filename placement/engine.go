@@ -66,36 +66,7 @@ func (s *scratch) add(h int, v Score, allow bool, src string) {
 	}
 }
 
-const (
-	unassigned = -1
-	nowhere    = -2 // a mandatory colocation with a stopped VM
-	anywhere   = -3
-)
-
-// influenceOn is what the colocated VM whose scores are in e.tmp adds, at
-// factor f, to host h: its score there scaled by f (in an opt-in cluster a
-// host it may not use counts as -INFINITY), nothing where f < 0 meets a
-// negative score (a host the other VM avoids is no reason to prefer it:
-// crm_simulate agrees, no sign flip), and a weak nonzero influence rounded
-// to ±1 rather than lost (as Pacemaker does, seen with crm_simulate).
-// 0 means no influence.
-func (e *engine) influenceOn(h int, f float64) Score {
-	val := e.tmp.val[h]
-	if e.in.Policy.OptIn && !e.tmp.allowed[h] {
-		val = -Infinity
-	}
-	if f < 0 && val < 0 {
-		return 0
-	}
-	x := f * float64(val)
-	switch {
-	case x > 0 && x < 1:
-		x = 1
-	case x < 0 && x > -1:
-		x = -1
-	}
-	return clamp(Score(x))
-}
+const unassigned = -1
 
 type engine struct {
 	in     *Input
@@ -127,8 +98,15 @@ type engine struct {
 	state     []uint8 // 0 pending, 1 allocating, 2 done
 	rank      []int
 	order     []int
-	acc, infl scratch
-	tmp, weak scratch
+	acc, tmp  scratch
+	// live holds, for each VM in a colocation, its score per host as
+	// Pacemaker's allowed_nodes table evolves (see coloc.go); nil for the
+	// others. merging marks the VMs on the current merge path; bufs are
+	// the merge's scratch tables, one per depth.
+	live     [][]Score
+	merging  []bool
+	bufs     [][]Score
+	colTerms map[int]map[int][]Term // explanation terms of colocation steps
 	explain   map[int]*Explanation
 	allExpl   bool
 	scores    map[string]map[string]Score
@@ -259,16 +237,14 @@ func newEngine(in *Input, opt Options) *engine {
 		e.asDep[d] = append(e.asDep[d], i)
 		e.asPrim[p] = append(e.asPrim[p], i)
 	}
-	// A VM's primaries are placed by priority, then name, whatever the
-	// configuration order (as crm_simulate does).
+	// A VM's primaries are placed, and the VMs colocated with it merged,
+	// by priority, then name, whatever the configuration order (as
+	// crm_simulate does).
 	for _, cs := range e.asDep {
-		sort.SliceStable(cs, func(i, j int) bool {
-			a, b := e.vms[e.vmIx[in.Colocations[cs[i]].With]], e.vms[e.vmIx[in.Colocations[cs[j]].With]]
-			if a.Priority != b.Priority {
-				return a.Priority > b.Priority
-			}
-			return a.Name < b.Name
-		})
+		e.colocOrder(cs, func(c Colocation) string { return c.With })
+	}
+	for _, cs := range e.asPrim {
+		e.colocOrder(cs, func(c Colocation) string { return c.VM })
 	}
 
 	e.running = make([]int, nv)
@@ -307,7 +283,8 @@ func newEngine(in *Input, opt Options) *engine {
 		}
 	}
 
-	e.acc, e.infl, e.tmp, e.weak = newScratch(e.nh), newScratch(e.nh), newScratch(e.nh), newScratch(e.nh)
+	e.acc, e.tmp = newScratch(e.nh), newScratch(e.nh)
+	e.colTerms = map[int]map[int][]Term{}
 	e.allHosts = make([]int, e.nh)
 	for i := range e.allHosts {
 		e.allHosts[i] = i
@@ -333,6 +310,7 @@ func newEngine(in *Input, opt Options) *engine {
 		e.scores = make(map[string]map[string]Score, nv)
 	}
 	e.notes = map[int][]string{}
+	e.initLive()
 	return e
 }
 
@@ -457,23 +435,36 @@ func (e *engine) allocationOrder(cands []int) {
 	if e.in.Policy.OptIn {
 		base = -Infinity
 	}
+	var merged []Score
 	for _, v := range cands {
-		e.acc.reset()
-		e.own(v, &e.acc)
-		if len(e.asDep[v]) > 0 {
+		k := sortKey{prio: int64(e.vms[v].Priority), cur: int64(-Infinity)}
+		if e.live[v] != nil {
 			// Pacemaker sorts on the scores merged with those of the VMs
 			// this one is colocated with (add_colocated_node_scores).
-			e.mergeThisWith(v)
-		}
-		k := sortKey{prio: int64(e.vms[v].Priority), cur: int64(-Infinity)}
-		// A VM with target state stopped sorts on its own scores like the
-		// others: Pacemaker bans it from every host only at its turn.
-		if r := e.running[v]; r >= 0 && (!e.in.Policy.OptIn || e.acc.allowed[r]) {
-			k.cur = int64(e.ownScore(&e.acc, r))
-		}
-		for _, h := range e.acc.touched {
-			if s := e.ownScore(&e.acc, h); s != base {
-				k.vec = append(k.vec, hostScore{h: pos[h], s: s})
+			if merged == nil {
+				merged = make([]Score, e.nh)
+			}
+			e.sortScores(v, merged)
+			if r := e.running[v]; r >= 0 {
+				k.cur = int64(merged[r])
+			}
+			for h, s := range merged {
+				if s != base {
+					k.vec = append(k.vec, hostScore{h: pos[h], s: s})
+				}
+			}
+		} else {
+			e.acc.reset()
+			e.own(v, &e.acc)
+			// A VM with target state stopped sorts on its own scores like the
+			// others: Pacemaker bans it from every host only at its turn.
+			if r := e.running[v]; r >= 0 && (!e.in.Policy.OptIn || e.acc.allowed[r]) {
+				k.cur = int64(e.ownScore(&e.acc, r))
+			}
+			for _, h := range e.acc.touched {
+				if s := e.ownScore(&e.acc, h); s != base {
+					k.vec = append(k.vec, hostScore{h: pos[h], s: s})
+				}
 			}
 		}
 		sort.Slice(k.vec, func(i, j int) bool { return k.vec[i].h < k.vec[j].h })
@@ -490,48 +481,6 @@ func (e *engine) allocationOrder(cands []int) {
 		}
 		return compareVec(a.vec, b.vec, base) < 0
 	})
-}
-
-// mergeThisWith adds to e.acc the own scores of the VMs v is colocated
-// with, recursively, each times the product of the colocation scores /
-// INFINITY, with the rules of the influence merge in choose.
-func (e *engine) mergeThisWith(v int) {
-	visited := map[int]bool{v: true}
-	var merge func(x int, factor float64, depth int)
-	merge = func(x int, factor float64, depth int) {
-		for _, ci := range e.asDep[x] {
-			c := e.in.Colocations[ci]
-			p := e.vmIx[c.With]
-			if visited[p] {
-				continue
-			}
-			visited[p] = true
-			f := factor * float64(c.Score) / float64(Infinity)
-			e.tmp.reset()
-			e.own(p, &e.tmp)
-			hosts := e.tmp.touched
-			if e.in.Policy.OptIn {
-				hosts = e.allHosts
-			}
-			type add struct {
-				h int
-				s Score
-			}
-			var adds []add
-			for _, h := range hosts {
-				if a := e.influenceOn(h, f); a != 0 {
-					adds = append(adds, add{h, a})
-				}
-			}
-			for _, a := range adds {
-				e.acc.add(a.h, a.s, false, "")
-			}
-			if depth < 8 {
-				merge(p, f, depth+1)
-			}
-		}
-	}
-	merge(v, 1, 0)
 }
 
 // compareVec compares two sparse score vectors (sorted by position); a
@@ -619,12 +568,13 @@ func (e *engine) fitsNeed(h int) bool {
 
 // groupNeed sets e.need for v. As Pacemaker's
 // pcmk__ban_insufficient_capacity does, a VM must find room for itself and
-// every VM tied to it by +INFINITY colocations that is not placed yet,
-// when some host can take them all; otherwise for itself alone.
-func (e *engine) groupNeed(v, only int, useInfl bool) {
+// every VM tied to it by +INFINITY colocations (in either direction, through
+// VMs placed already too) that is not placed yet, when some host it may use
+// can take them all; otherwise for itself alone.
+func (e *engine) groupNeed(v int) {
 	e.need = append(e.need[:0], e.util[v]...)
 	e.groupShort = false
-	if !e.useCap || (len(e.asDep[v]) == 0 && len(e.asPrim[v]) == 0) {
+	if !e.useCap || e.live[v] == nil {
 		return
 	}
 	seen := map[int]bool{v: true}
@@ -644,6 +594,9 @@ func (e *engine) groupNeed(v, only int, useInfl bool) {
 				return
 			}
 			seen[o] = true
+			// Pacemaker collects the chain first and then sums the VMs not
+			// placed yet: a placed VM still links the others.
+			stack = append(stack, o)
 			if e.state[o] == 2 || e.fixed[o] {
 				return
 			}
@@ -651,7 +604,6 @@ func (e *engine) groupNeed(v, only int, useInfl bool) {
 				sum[u.k] += u.v
 			}
 			grown = true
-			stack = append(stack, o)
 		}
 		for _, ci := range e.asDep[x] {
 			visit(ci, e.in.Colocations[ci].With)
@@ -674,7 +626,7 @@ func (e *engine) groupNeed(v, only int, useInfl bool) {
 	// Only hosts the VM may run on count (in an opt-in cluster, those a
 	// location allows).
 	for h := 0; h < e.nh; h++ {
-		if e.avail[h] && e.finalScore(h, only, useInfl) >= 0 && e.fitsNeed(h) {
+		if e.avail[h] && e.score(h) >= 0 && e.fitsNeed(h) {
 			return
 		}
 	}
@@ -725,14 +677,25 @@ func (e *engine) allocate(v int) {
 		return
 	}
 	e.state[v] = 1
-	for _, ci := range e.asDep[v] {
-		// A loop of colocations is cut here: the VM being allocated is
-		// treated as not placed yet, as Pacemaker does.
-		e.allocate(e.vmIx[e.in.Colocations[ci].With])
+	if e.live[v] != nil {
+		e.applyColocations(v)
 	}
 	h := -1
 	if e.vms[v].Target != Stopped {
 		h = e.choose(v, -1, false)
+	}
+	if t := e.live[v]; t != nil {
+		// What Pacemaker leaves in the VM's table, which VMs placed later
+		// may merge: -INFINITY everywhere when it is to stay stopped, and
+		// the capacity bans of its placement.
+		for x := range t {
+			switch {
+			case e.vms[v].Target == Stopped:
+				t[x] = -Infinity
+			case e.useCap && e.avail[x] && t[x] >= 0 && !e.fitsNeed(x):
+				t[x] = -Infinity
+			}
+		}
 	}
 	e.take(v, h)
 	e.state[v] = 2
@@ -757,147 +720,22 @@ func (e *engine) choose(v, exclude int, quiet bool) int {
 	if ex != nil {
 		e.acc.terms = map[int][]Term{}
 	}
-	e.own(v, &e.acc)
-
-	// Colocations with VMs placed already. Weak anti-colocations (finite
-	// negative scores) go apart: Pacemaker reverts them when they leave the
-	// VM no host.
-	only := anywhere
-	e.weak.reset()
-	if ex != nil {
-		e.weak.terms = map[int][]Term{}
+	if e.live[v] != nil {
+		// Its colocations are in its table already (applyColocations).
+		e.loadLive(v, ex != nil)
+	} else {
+		e.own(v, &e.acc)
 	}
-	useWeak := false
-	for _, ci := range e.asDep[v] {
-		c := e.in.Colocations[ci]
-		p := e.vmIx[c.With]
-		ph := e.assigned[p]
-		if e.state[p] == 1 {
-			continue // dependency loop: the other VM is not placed yet
-		}
-		src := fmt.Sprintf("colocation with %s (%s)", c.With, c.Score)
-		switch {
-		case c.Score >= Infinity:
-			if ph < 0 {
-				only = nowhere
-			} else if only == anywhere || only == ph {
-				only = ph
-			} else {
-				only = nowhere
-			}
-			if ex != nil {
-				ex.Notes = append(ex.Notes, fmt.Sprintf("must run with %s (on %s)", c.With, hostName(e, ph)))
-			}
-		case ph >= 0 && c.Score < 0 && c.Score > -Infinity:
-			e.weak.add(ph, c.Score, false, src)
-			useWeak = true
-		case ph >= 0:
-			e.acc.add(ph, c.Score, false, src)
-		}
-	}
-	if useWeak && !e.anyRunnable(only, true) {
-		useWeak = false
-		if ex != nil {
-			ex.Notes = append(ex.Notes, "weak anti-colocations ignored: with them no host could run it")
-		}
-	}
-	if useWeak {
-		for _, h := range e.weak.touched {
-			e.acc.add(h, e.weak.val[h], false, "")
-			if ex != nil {
-				ex := e.acc.terms[h]
-				e.acc.terms[h] = append(ex[:len(ex)-1], e.weak.terms[h]...)
-			}
-		}
-	}
-
-	// Influence of VMs that will follow v (colocated with it): their
-	// preferences pull v, unless that leaves v nowhere to run (Pacemaker's
-	// rollback).
-	useInfl := false
-	e.infl.reset()
-	// Pacemaker merges recursively: the VMs that follow v, those that
-	// follow them, and so on, each with the product of the colocation
-	// scores as a factor (so two -INFINITY colocations make +INFINITY).
-	var visited map[int]bool
-	if len(e.asPrim[v]) > 0 {
-		visited = map[int]bool{v: true}
-	}
-	var merge func(p int, factor float64, depth int)
-	merge = func(p int, factor float64, depth int) {
-		for _, ci := range e.asPrim[p] {
-			c := e.in.Colocations[ci]
-			d := e.vmIx[c.VM]
-			if visited[d] || e.state[d] == 2 || e.fixed[d] {
-				continue
-			}
-			visited[d] = true
-			f := factor * float64(c.Score) / float64(Infinity)
-			e.tmp.reset()
-			e.own(d, &e.tmp)
-			hosts := e.tmp.touched
-			if e.in.Policy.OptIn {
-				// In an opt-in cluster a host the other VM may not use
-				// counts as -INFINITY for it (crm_simulate agrees).
-				hosts = e.allHosts
-			}
-			for _, h := range hosts {
-				if add := e.influenceOn(h, f); add != 0 {
-					useInfl = true
-					e.infl.add(h, add, false, "preference of "+c.VM+" colocated with it")
-				}
-			}
-			if depth < 8 {
-				merge(d, f, depth+1)
-			}
-		}
-	}
-	if visited != nil {
-		merge(v, 1, 0)
-	}
-
-	evals := make([]hostEval, 0)
+	var evals []hostEval
 	if ex != nil || e.scores != nil {
 		evals = make([]hostEval, e.nh)
 	}
-	// Pacemaker's rollback looks at scores and host states only, not at
-	// capacity (its capacity bans come later).
-	if useInfl && !e.runnableWithInfl(only) {
-		useInfl = false
-		if ex != nil {
-			ex.Notes = append(ex.Notes, "preferences of colocated VMs ignored: with them no host could run it")
-		}
-	}
-	e.groupNeed(v, only, useInfl)
-	best := e.scan(v, exclude, only, useInfl, evals)
+	e.groupNeed(v)
+	best := e.scan(v, exclude, evals)
 	if ex != nil || e.scores != nil {
-		e.record(v, best, only, useInfl, evals)
+		e.record(v, best, evals)
 	}
 	return best
-}
-
-// anyRunnable is Pacemaker's pcmk__any_node_available on the scores so
-// far plus the weak anti-colocations: some host is up and scores >= 0.
-func (e *engine) anyRunnable(only int, withWeak bool) bool {
-	for h := 0; h < e.nh; h++ {
-		s := e.finalScore(h, only, false)
-		if withWeak && e.weak.has[h] {
-			s = Add(s, e.weak.val[h])
-		}
-		if s >= 0 && e.avail[h] {
-			return true
-		}
-	}
-	return false
-}
-
-func (e *engine) runnableWithInfl(only int) bool {
-	for h := 0; h < e.nh; h++ {
-		if e.avail[h] && e.finalScore(h, only, true) >= 0 {
-			return true
-		}
-	}
-	return false
 }
 
 func hostName(e *engine, h int) string {
@@ -907,27 +745,18 @@ func hostName(e *engine, h int) string {
 	return e.hosts[h].Name
 }
 
-func (e *engine) finalScore(h, only int, useInfl bool) Score {
-	s := e.ownScore(&e.acc, h)
-	if e.in.Policy.OptIn && !e.acc.allowed[h] {
-		return -Infinity
-	}
-	if useInfl && e.infl.has[h] {
-		s = Add(s, e.infl.val[h])
-	}
-	if only != anywhere && h != only {
-		return -Infinity
-	}
-	return s
+// score is the score of host h for the VM whose terms are in e.acc.
+func (e *engine) score(h int) Score {
+	return e.ownScore(&e.acc, h)
 }
 
 // scan finds the best eligible host. Host order is name order, so the
 // first of equals is the one with the smallest name.
-func (e *engine) scan(v, exclude, only int, useInfl bool, evals []hostEval) int {
+func (e *engine) scan(v, exclude int, evals []hostEval) int {
 	best := -1
 	var bestScore Score
 	for h := 0; h < e.nh; h++ {
-		s := e.finalScore(h, only, useInfl)
+		s := e.score(h)
 		ok := s >= 0 && e.avail[h] && h != exclude && (!e.useCap || e.fitsNeed(h))
 		if len(evals) > 0 {
 			evals[h] = hostEval{s, ok}
@@ -944,18 +773,18 @@ func (e *engine) scan(v, exclude, only int, useInfl bool, evals []hostEval) int 
 		// if it scores as well as the best.
 		most := -1
 		for h := 0; h < e.nh; h++ {
-			if e.avail[h] && e.finalScore(h, only, useInfl) >= 0 && (most < 0 || e.compareCap(e.free, h, most) < 0) {
+			if e.avail[h] && e.score(h) >= 0 && (most < 0 || e.compareCap(e.free, h, most) < 0) {
 				most = h
 			}
 		}
-		if most >= 0 && most != exclude && e.fitsNeed(most) && e.finalScore(most, only, useInfl) >= bestScore {
+		if most >= 0 && most != exclude && e.fitsNeed(most) && e.score(most) >= bestScore {
 			return most
 		}
 	}
 	// Pacemaker keeps a VM on its current host when that host ties with
 	// the best on a positive score, whatever the other tie-breaks say.
 	if r := e.running[v]; best >= 0 && r >= 0 && r != best && bestScore > 0 && r != exclude {
-		if s := e.finalScore(r, only, useInfl); s == bestScore && e.avail[r] && (!e.useCap || e.fitsNeed(r)) {
+		if s := e.score(r); s == bestScore && e.avail[r] && (!e.useCap || e.fitsNeed(r)) {
 			best = r
 		}
 	}
@@ -1006,7 +835,7 @@ func (e *engine) compareHosts(v, a int, sa Score, b int, sb Score) (int, string)
 }
 
 // record keeps the scores and the explanation of v's placement.
-func (e *engine) record(v, best, only int, useInfl bool, evals []hostEval) {
+func (e *engine) record(v, best int, evals []hostEval) {
 	if e.scores != nil {
 		m := make(map[string]Score, e.nh)
 		for h := range e.hosts {
@@ -1026,16 +855,8 @@ func (e *engine) record(v, best, only int, useInfl bool, evals []hostEval) {
 		if e.acc.terms != nil {
 			he.Terms = append(he.Terms, e.acc.terms[h]...)
 		}
-		if useInfl && e.infl.has[h] {
-			he.Terms = append(he.Terms, Term{Source: "preferences of VMs colocated with it", Score: e.infl.val[h]})
-		}
 		if e.in.Policy.OptIn && !e.acc.allowed[h] {
 			he.Filters = append(he.Filters, "opt-in cluster: no location constraint allows this host")
-		}
-		if only == nowhere {
-			he.Filters = append(he.Filters, "mandatory colocation with a VM that is not placed")
-		} else if only != anywhere && h != only {
-			he.Filters = append(he.Filters, "mandatory colocation: must run on "+e.hosts[only].Name)
 		}
 		if !e.avail[h] {
 			he.Filters = append(he.Filters, e.why[h])
