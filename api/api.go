@@ -25,6 +25,9 @@ const (
 	PathRules = "/v1/rules"
 	// PathPins lists the pins (GET); PathPins+"/clear" clears some (POST).
 	PathPins = "/v1/pins"
+	// PathRebalance plans or starts a rebalance (POST RebalanceRequest),
+	// lists the runs (GET), and +"/cancel" ends the one under way.
+	PathRebalance = "/v1/rebalance"
 	// PathExplain is followed by /{vm}.
 	PathExplain = "/v1/explain"
 	// PathFencePolicy turns fencing off (with an acknowledgement) or on.
@@ -431,4 +434,16 @@ type PeerLVM struct {
 // LVMOutput is a peer LVM command's standard output.
 type LVMOutput struct {
 	Output string `json:"output"`
+}
+
+// RebalanceRequest is the body of POST /v1/rebalance.
+type RebalanceRequest struct {
+	DryRun bool `json:"dry_run,omitempty"`
+	// MaxMoves caps the moves (0: no cap); MinGain is the least drop of
+	// the cluster score a move must bring.
+	MaxMoves int     `json:"max_moves"`
+	MinGain  float64 `json:"min_gain"`
+	// Parallel is how many moves run at once (at least 1).
+	Parallel    int    `json:"parallel"`
+	RequestedBy string `json:"requested_by"`
 }

@@ -136,6 +136,7 @@ func (c *Coordinator) step(ctx context.Context) {
 	c.expirePins(st)
 	c.migrationStep(c.n.fsm.Copy())
 	c.evacuationStep(c.n.fsm.Copy(), c.n.members())
+	c.rebalanceStep(c.n.fsm.Copy(), c.n.members())
 	// Re-read: host states may just have changed.
 	c.place(c.n.fsm.Copy(), c.n.members())
 }

@@ -42,6 +42,8 @@ const (
 	// OpPin sets a pin (Pin set) or clears pins (Names: those VMs' pins;
 	// empty Names with Pin nil: every expired pin).
 	OpPin Op = "pin"
+	// OpRebalance starts a rebalance or updates the one under way (same ID).
+	OpRebalance Op = "rebalance"
 )
 
 // Command is one entry of the replicated log. Exactly one payload is set,
@@ -66,6 +68,7 @@ type Command struct {
 	Attr        *HostAttr            `json:"attr,omitempty"`
 	Pin         *model.Pin           `json:"pin,omitempty"`
 	Names       []string             `json:"names,omitempty"`
+	Rebalance   *model.Rebalance     `json:"rebalance,omitempty"`
 }
 
 // HostStateChange moves a host through its failure lifecycle.
@@ -288,6 +291,8 @@ func apply(s *model.State, c *Command) error {
 		}
 	case OpPin:
 		return applyPin(s, c)
+	case OpRebalance:
+		return applyRebalance(s, c.Rebalance)
 	case OpSetRules:
 		if c.Rules == nil {
 			return errors.New("set_rules: no rules")
@@ -514,6 +519,41 @@ func applyPin(s *model.State, c *Command) error {
 	}
 	for _, vm := range c.Names {
 		delete(s.Status.Pins, vm)
+	}
+	return nil
+}
+
+// maxRebalances bounds the rebalance history kept in the state.
+const maxRebalances = 20
+
+// applyRebalance starts a rebalance (a new ID, none under way) or updates
+// the one under way.
+func applyRebalance(s *model.State, r *model.Rebalance) error {
+	if r == nil || r.ID == "" {
+		return errors.New("rebalance: no record")
+	}
+	for _, m := range r.Moves {
+		if _, ok := s.Config.VMs[m.VM]; !ok && m.State == model.MovePlanned {
+			return &NotFoundError{Kind: "vm", Name: m.VM}
+		}
+	}
+	cp := *r
+	cp.Moves = append([]model.RebalanceMove(nil), r.Moves...)
+	if cur := s.Status.ActiveRebalance(); cur != nil {
+		if cur.ID != r.ID {
+			return &ConflictError{What: fmt.Sprintf("rebalance %s (by %s) is under way; vmha rebalance cancel ends it", cur.ID, cur.By)}
+		}
+		s.Status.Rebalances[len(s.Status.Rebalances)-1] = &cp
+		return nil
+	}
+	for _, old := range s.Status.Rebalances {
+		if old.ID == r.ID {
+			return &ConflictError{What: fmt.Sprintf("rebalance %s has ended", r.ID)}
+		}
+	}
+	s.Status.Rebalances = append(s.Status.Rebalances, &cp)
+	if n := len(s.Status.Rebalances); n > maxRebalances {
+		s.Status.Rebalances = append([]*model.Rebalance(nil), s.Status.Rebalances[n-maxRebalances:]...)
 	}
 	return nil
 }

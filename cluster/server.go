@@ -51,6 +51,9 @@ func (n *Node) Handler(local bool) http.Handler {
 	mux.HandleFunc("POST "+api.PathRules, n.leaderWrite(n.handleSetRules))
 	mux.HandleFunc("GET "+api.PathExplain+"/{vm}", n.leaderRead(n.handleExplain))
 	mux.HandleFunc("GET "+api.PathPins, n.leaderRead(n.handlePins))
+	mux.HandleFunc("GET "+api.PathRebalance, n.leaderRead(n.handleRebalances))
+	mux.HandleFunc("POST "+api.PathRebalance, n.leaderWrite(n.handleRebalance))
+	mux.HandleFunc("POST "+api.PathRebalance+"/cancel", n.leaderWrite(n.handleRebalanceCancel))
 	mux.HandleFunc("POST "+api.PathPins+"/clear", n.leaderWrite(n.handleClearPins))
 	mux.HandleFunc("POST "+api.PathFencePolicy, n.leaderWrite(n.handleFencePolicy))
 	mux.HandleFunc("POST "+api.PathFence+"/{host}", n.leaderWrite(n.handleFence))
@@ -565,6 +568,48 @@ func (n *Node) handleHostOnline(w http.ResponseWriter, r *http.Request, _ []byte
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+func (n *Node) handleRebalances(w http.ResponseWriter, _ *http.Request, _ []byte) {
+	out := []*model.Rebalance{}
+	n.fsm.Read(func(s *model.State) {
+		for _, r := range s.Status.Rebalances {
+			cp := *r
+			cp.Moves = append([]model.RebalanceMove(nil), r.Moves...)
+			out = append(out, &cp)
+		}
+	})
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (n *Node) handleRebalance(w http.ResponseWriter, r *http.Request, body []byte) {
+	var req api.RebalanceRequest
+	if err := decode(body, &req); err != nil {
+		writeErr(w, http.StatusBadRequest, "", err)
+		return
+	}
+	rb, err := n.coord.StartRebalance(req, requester(r, req.RequestedBy))
+	if err != nil {
+		writeApplyErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, rb)
+}
+
+func (n *Node) handleRebalanceCancel(w http.ResponseWriter, r *http.Request, body []byte) {
+	var req struct {
+		RequestedBy string `json:"requested_by"`
+	}
+	if err := decode(body, &req); err != nil {
+		writeErr(w, http.StatusBadRequest, "", err)
+		return
+	}
+	rb, err := n.coord.CancelRebalance(requester(r, req.RequestedBy))
+	if err != nil {
+		writeApplyErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, rb)
 }
 
 func (n *Node) handlePins(w http.ResponseWriter, _ *http.Request, _ []byte) {

@@ -8,6 +8,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"os"
 	"strconv"
@@ -73,6 +74,8 @@ type Daemon struct {
 	Ping Ping `mapstructure:"ping"`
 	// Migration describes how live migrations reach this host.
 	Migration Migration `mapstructure:"migration"`
+	// Rebalance schedules the nightly rebalancing run by the leader.
+	Rebalance RebalanceSchedule `mapstructure:"rebalance"`
 	// Witness runs vmhad as a tie-breaking vote only (two-host clusters):
 	// no hypervisor, no VMs, nothing to fence.
 	Witness bool `mapstructure:"witness"`
@@ -94,6 +97,42 @@ type Ping struct {
 	Interval   time.Duration `mapstructure:"interval"`
 	Timeout    time.Duration `mapstructure:"timeout"`
 	Dampen     time.Duration `mapstructure:"dampen"`
+}
+
+// RebalanceSchedule runs a rebalance once a day inside Window ("HH:MM-HH:MM",
+// local time; empty: never), with these limits. The leader applies its own
+// values: keep them the same on every host.
+type RebalanceSchedule struct {
+	Window   string  `mapstructure:"window"`
+	MaxMoves int     `mapstructure:"max_moves"`
+	MinGain  float64 `mapstructure:"min_gain"`
+	Parallel int     `mapstructure:"parallel"`
+}
+
+// ParseWindow reads "HH:MM-HH:MM" as minutes after midnight; the end may be
+// before the start (a window across midnight).
+func ParseWindow(w string) (start, end int, err error) {
+	a, b, ok := strings.Cut(w, "-")
+	if !ok {
+		return 0, 0, fmt.Errorf("%q: want HH:MM-HH:MM", w)
+	}
+	parse := func(x string) (int, error) {
+		t, err := time.Parse("15:04", strings.TrimSpace(x))
+		if err != nil {
+			return 0, fmt.Errorf("%q: want HH:MM-HH:MM", w)
+		}
+		return t.Hour()*60 + t.Minute(), nil
+	}
+	if start, err = parse(a); err != nil {
+		return 0, 0, err
+	}
+	if end, err = parse(b); err != nil {
+		return 0, 0, err
+	}
+	if start == end {
+		return 0, 0, fmt.Errorf("%q: the window is empty", w)
+	}
+	return start, end, nil
 }
 
 // Migration is this host's end of live migrations.
@@ -293,6 +332,10 @@ var Defaults = map[string]any{
 	"migration.max_downtime":    "300ms",
 	"migration.auto_converge":   false,
 	"migration.max_per_target":  2,
+	"rebalance.window":          "",
+	"rebalance.max_moves":       10,
+	"rebalance.min_gain":        0.01,
+	"rebalance.parallel":        2,
 	"migration.max_cluster":     0,
 	"quorum.stop_after":         "30s",
 	"witness":                   false,
@@ -544,6 +587,20 @@ func (d *Daemon) Validate() error {
 	}
 	if u := d.Migration.LibvirtURI; u != "" && !strings.Contains(u, "://") {
 		return fmt.Errorf("migration.libvirt_uri: %q is not a libvirt URI", u)
+	}
+	if w := d.Rebalance.Window; w != "" {
+		if _, _, err := ParseWindow(w); err != nil {
+			return fmt.Errorf("rebalance.window: %w", err)
+		}
+	}
+	if d.Rebalance.MaxMoves < 0 {
+		return fmt.Errorf("rebalance.max_moves: %d, want 0 (no cap) or more", d.Rebalance.MaxMoves)
+	}
+	if d.Rebalance.MinGain < 0 || math.IsNaN(d.Rebalance.MinGain) || math.IsInf(d.Rebalance.MinGain, 0) {
+		return fmt.Errorf("rebalance.min_gain: %v, want a number >= 0", d.Rebalance.MinGain)
+	}
+	if d.Rebalance.Parallel < 1 {
+		return fmt.Errorf("rebalance.parallel: %d, want 1 or more", d.Rebalance.Parallel)
 	}
 	if d.Migration.MaxPerTarget < 0 {
 		return fmt.Errorf("migration.max_per_target: %d, want 0 (no cap) or more", d.Migration.MaxPerTarget)

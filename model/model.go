@@ -162,6 +162,68 @@ type Status struct {
 	Evacuations map[string]*Evacuation `json:"evacuations,omitempty"`
 	// Pins by VM (vmha migrate --pin): explicit, listed, and expiring.
 	Pins map[string]*Pin `json:"pins,omitempty"`
+	// Rebalances are the last rebalancing runs, oldest first; at most one
+	// (the last) is under way.
+	Rebalances []*Rebalance `json:"rebalances,omitempty"`
+}
+
+// Rebalance is one run of vmha rebalance (or of the nightly schedule): the
+// moves planned, and how each ended.
+type Rebalance struct {
+	ID string    `json:"id"`
+	By string    `json:"by"`
+	At time.Time `json:"at"`
+	// Before and Planned are the cluster scores now and after the planned
+	// moves (lower is better balanced); After is measured at the end.
+	Before   float64         `json:"before"`
+	Planned  float64         `json:"planned"`
+	After    float64         `json:"after,omitempty"`
+	MaxMoves int             `json:"max_moves"`
+	MinGain  float64         `json:"min_gain"`
+	Parallel int             `json:"parallel"`
+	Moves    []RebalanceMove `json:"moves"`
+	// Skipped says why VMs were never candidates (no live migration,
+	// pinned, ...), as the planner reported it.
+	Skipped map[string]string `json:"skipped,omitempty"`
+	Done    bool              `json:"done,omitempty"`
+	EndedAt time.Time         `json:"ended_at,omitzero"`
+	Note    string            `json:"note,omitempty"`
+}
+
+// RebalanceMove is one planned live migration of a rebalance.
+type RebalanceMove struct {
+	VM   string  `json:"vm"`
+	From string  `json:"from"`
+	To   string  `json:"to"`
+	Gain float64 `json:"gain"`
+	// Step: the moves of a step start once every earlier step ended.
+	Step        int    `json:"step"`
+	MigrationID string `json:"migration_id,omitempty"`
+	// State is planned, moving, done, failed or skipped.
+	State  string `json:"state"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// Move states of a rebalance.
+const (
+	MovePlanned = "planned"
+	MoveMoving  = "moving"
+	MoveDone    = "done"
+	MoveFailed  = "failed"
+	MoveSkipped = "skipped"
+)
+
+// Terminal reports whether a move of this state has ended.
+func (m RebalanceMove) Terminal() bool {
+	return m.State == MoveDone || m.State == MoveFailed || m.State == MoveSkipped
+}
+
+// ActiveRebalance is the rebalance under way, or nil.
+func (s *Status) ActiveRebalance() *Rebalance {
+	if n := len(s.Rebalances); n > 0 && !s.Rebalances[n-1].Done {
+		return s.Rebalances[n-1]
+	}
+	return nil
 }
 
 // Pin keeps a VM on a host with an INFINITY location preference until it

@@ -271,6 +271,53 @@ func TestLiveMigrationThroughTheCluster(t *testing.T) {
 			t.Fatalf("after the evacuation: %+v", v)
 		}
 	}
+
+	// Rebalance: host1 is back and empty, host2 runs all three guests.
+	// Bad flags change nothing; a dry run plans without moving; the run
+	// moves live what evens out the vCPUs (3 on one host, 0 on the other
+	// gives 2 and 1: one move; a second would gain nothing).
+	c.expect(t, via, 2, "--parallel 0", "rebalance", "--parallel", "0")
+	c.expect(t, via, 2, "--max-moves -1", "rebalance", "--max-moves", "-1")
+	c.expect(t, via, 1, "no rebalance is under way", "rebalance", "cancel")
+	c.expect(t, via, 0, "host1 is online", "host", "online", "host1")
+	out = c.expect(t, via, 0, "plan (dry run, nothing moves): 1 move(s)", "rebalance", "--dry-run")
+	if !strings.Contains(out, "host2 → host1") {
+		t.Fatalf("rebalance --dry-run: %s", out)
+	}
+	for _, v := range mustStatus(t, c).VMs {
+		if v.Host != "host2" || v.MigratingFrom != "" {
+			t.Fatalf("a dry run moved %s: %+v", v.Name, v)
+		}
+	}
+	c.expect(t, via, 0, "no rebalancing runs", "rebalance", "history")
+	out = c.expect(t, via, 0, "1/1 moves done", "rebalance")
+	on := map[string]int{}
+	for _, v := range mustStatus(t, c).VMs {
+		if v.State != "running" || v.MigratingFrom != "" {
+			t.Fatalf("after the rebalance: %+v", v)
+		}
+		on[v.Host]++
+	}
+	if on["host1"] != 1 || on["host2"] != 2 {
+		t.Fatalf("after the rebalance: %v, want one guest on host1 and two on host2 (%s)", on, out)
+	}
+	// Balanced now: a second run plans nothing and says so.
+	c.expect(t, via, 0, "already balanced", "rebalance")
+	out = c.expect(t, via, 0, "ended", "rebalance", "history", "-o", "json")
+	var runs []struct {
+		Done   bool    `json:"done"`
+		Before float64 `json:"before"`
+		After  float64 `json:"after"`
+		Moves  []struct {
+			State string `json:"state"`
+		} `json:"moves"`
+	}
+	if err := json.Unmarshal([]byte(out), &runs); err != nil || len(runs) != 2 {
+		t.Fatalf("rebalance history: %v %s", err, out)
+	}
+	if r := runs[0]; !r.Done || len(r.Moves) != 1 || r.Moves[0].State != "done" || !(r.After < r.Before) {
+		t.Fatalf("the first run: %+v", r)
+	}
 	if tw := stop(); len(tw) > 0 {
 		t.Fatalf("a VM ran on two hosts: %v", tw[:min(5, len(tw))])
 	}

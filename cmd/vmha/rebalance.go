@@ -1,0 +1,214 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"os/signal"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/vmha/vmha/api"
+	"github.com/vmha/vmha/model"
+)
+
+func newRebalanceCmd(g *globals) *cobra.Command {
+	var req api.RebalanceRequest
+	var noWait bool
+	cmd := &cobra.Command{
+		Use:   "rebalance [--dry-run] [--max-moves N] [--min-gain G] [--parallel N]",
+		Short: "Even out memory and vCPU use across the hosts with live migrations",
+		Long: `vmha rebalance plans live migrations that lower the cluster score (Ganeti's:
+the spread, as standard deviation, of the hosts' memory and vCPU usage ratios;
+0 is perfectly even) and runs them, --parallel at a time, within the
+migration caps (migration.max_per_target, migration.max_cluster). Each move
+must lower the score by at least --min-gain; at most --max-moves are planned.
+It never moves a VM against its rules: not onto a host it scores lower than
+its own, not a pinned VM, not a VM with INFINITY stickiness or in a mandatory
+colocation, not a VM that is not running, not onto a host that takes no live
+migration. docs/rebalance.md has the metric and the planner.
+
+--dry-run prints the plan and changes nothing. While it runs, vmha shows each
+move (JSON lines with -o json); Ctrl-C cancels (moves under way finish, the
+rest are skipped). vmha rebalance history lists the runs, also the nightly
+ones of rebalance.window.`,
+		Args: exactArgs(0, "no argument"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			switch {
+			case req.MaxMoves < 0:
+				return usageError{fmt.Errorf("--max-moves %d: want 0 (no cap) or more", req.MaxMoves)}
+			case req.MinGain < 0:
+				return usageError{fmt.Errorf("--min-gain %v: want 0 or more", req.MinGain)}
+			case req.Parallel < 1:
+				return usageError{fmt.Errorf("--parallel %d: want 1 or more", req.Parallel)}
+			}
+			req.RequestedBy = whoAmI()
+			ctx, cancel := context.WithTimeout(context.Background(), max(g.timeout, time.Minute))
+			defer cancel()
+			var rb model.Rebalance
+			if err := g.client().Do(ctx, http.MethodPost, api.PathRebalance, req, &rb, nil); err != nil {
+				return err
+			}
+			if g.output == "json" && (req.DryRun || noWait || rb.Done) {
+				return g.printJSON(rb)
+			}
+			if g.output != "json" {
+				printRebalancePlan(g, &rb, req.DryRun)
+			}
+			if req.DryRun || noWait || rb.Done {
+				return nil
+			}
+			return followRebalance(g, rb.ID, len(rb.Moves))
+		},
+	}
+	cmd.Flags().BoolVar(&req.DryRun, "dry-run", false, "print the plan, change nothing")
+	cmd.Flags().IntVar(&req.MaxMoves, "max-moves", 10, "plan at most this many moves (0: no cap)")
+	cmd.Flags().Float64Var(&req.MinGain, "min-gain", 0.01, "least drop of the cluster score a move must bring")
+	cmd.Flags().IntVar(&req.Parallel, "parallel", 2, "moves at once")
+	cmd.Flags().BoolVar(&noWait, "no-wait", false, "start the run and return")
+	history := &cobra.Command{
+		Use:   "history",
+		Short: "List the rebalancing runs (manual and nightly), newest last",
+		Args:  exactArgs(0, "no argument"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return read(g, api.PathRebalance, func(rs []model.Rebalance) error {
+				if len(rs) == 0 {
+					fmt.Fprintln(g.out, "no rebalancing runs")
+					return nil
+				}
+				tw := tabwriter.NewWriter(g.out, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "ID\tSTARTED\tBY\tMOVES\tDONE\tFAILED\tSCORE BEFORE\tAFTER\tSTATE")
+				for _, r := range rs {
+					done, failed := 0, 0
+					for _, m := range r.Moves {
+						switch m.State {
+						case model.MoveDone:
+							done++
+						case model.MoveFailed:
+							failed++
+						}
+					}
+					state := "running"
+					if r.Done {
+						state = "ended"
+					}
+					if r.Note != "" {
+						state += " (" + r.Note + ")"
+					}
+					after := "-"
+					if r.Done {
+						after = fmt.Sprintf("%.4f", r.After)
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%.4f\t%s\t%s\n", r.ID, r.At.Local().Format(time.DateTime), r.By, len(r.Moves), done, failed, r.Before, after, state)
+				}
+				return tw.Flush()
+			})
+		},
+	}
+	cancelCmd := &cobra.Command{
+		Use:   "cancel",
+		Short: "End the rebalance under way: moves under way finish, the rest are skipped",
+		Args:  exactArgs(0, "no argument"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, cancel := g.ctx()
+			defer cancel()
+			var rb model.Rebalance
+			if err := g.client().Do(ctx, http.MethodPost, api.PathRebalance+"/cancel", map[string]string{"requested_by": whoAmI()}, &rb, nil); err != nil {
+				return err
+			}
+			fmt.Fprintf(g.out, "rebalance %s cancelled: moves under way finish, the rest are skipped\n", rb.ID)
+			return nil
+		},
+	}
+	cmd.AddCommand(history, cancelCmd)
+	return cmd
+}
+
+func printRebalancePlan(g *globals, rb *model.Rebalance, dry bool) {
+	verb := "rebalancing"
+	if dry {
+		verb = "plan (dry run, nothing moves)"
+	}
+	fmt.Fprintf(g.out, "%s: %d move(s), cluster score %.4f → %.4f (lower is more even)\n", verb, len(rb.Moves), rb.Before, rb.Planned)
+	if rb.Note != "" {
+		fmt.Fprintln(g.out, rb.Note)
+	}
+	for _, m := range rb.Moves {
+		fmt.Fprintf(g.out, "  step %d  %s  %s → %s  gain %.4f\n", m.Step, m.VM, m.From, m.To, m.Gain)
+	}
+}
+
+// followRebalance shows each move until the run ended: exit 0 when every
+// move arrived, 1 when some failed or were skipped, or on Ctrl-C (which
+// cancels the rest).
+func followRebalance(g *globals, id string, total int) error {
+	sig, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	last := map[string]string{}
+	line := newLiveLine(g.out)
+	start := time.Now()
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), g.timeout)
+		var rs []model.Rebalance
+		err := g.client().Do(ctx, http.MethodGet, api.PathRebalance, nil, &rs, nil)
+		cancel()
+		if err == nil {
+			var rb *model.Rebalance
+			for i := range rs {
+				if rs[i].ID == id {
+					rb = &rs[i]
+				}
+			}
+			if rb == nil {
+				return fmt.Errorf("rebalance %s is no longer in the history", id)
+			}
+			ended, bad := 0, 0
+			for _, m := range rb.Moves {
+				if m.Terminal() {
+					ended++
+				}
+				if m.State == model.MoveFailed || m.State == model.MoveSkipped {
+					bad++
+				}
+				if last[m.VM] == m.State {
+					continue
+				}
+				last[m.VM] = m.State
+				if g.output == "json" {
+					_ = g.printJSONLine(map[string]any{"event": "move", "rebalance": id, "move": m, "elapsed_s": time.Since(start).Seconds()})
+					continue
+				}
+				text := fmt.Sprintf("%s %s → %s: %s", m.VM, m.From, m.To, m.State)
+				if m.Reason != "" && m.State != model.MoveMoving {
+					text += " (" + m.Reason + ")"
+				}
+				line.done(text)
+			}
+			if g.output != "json" {
+				line.show(fmt.Sprintf("rebalance %s %s %d/%d moves ended, %.0f s", id, bar(100*float64(ended)/float64(max(total, 1)), 24), ended, total, time.Since(start).Seconds()))
+			}
+			if rb.Done {
+				if g.output == "json" {
+					_ = g.printJSONLine(map[string]any{"event": "end", "rebalance": rb})
+				} else {
+					line.done(fmt.Sprintf("rebalance %s ended in %.1f s: %d/%d moves done, cluster score %.4f → %.4f", id, time.Since(start).Seconds(), total-bad, total, rb.Before, rb.After))
+				}
+				if bad > 0 {
+					return fmt.Errorf("rebalance %s: %d of %d moves did not happen (see vmha rebalance history -o json)", id, bad, total)
+				}
+				return nil
+			}
+		}
+		select {
+		case <-sig.Done():
+			ctx, cancel := g.ctx()
+			defer cancel()
+			_ = g.client().Do(ctx, http.MethodPost, api.PathRebalance+"/cancel", map[string]string{"requested_by": whoAmI()}, nil, nil)
+			return fmt.Errorf("cancelled: rebalance %s ends; moves under way finish, the rest are skipped", id)
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
