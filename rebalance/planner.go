@@ -311,6 +311,7 @@ func (p *planner) scan(st *stats, v, a int, threshold float64, c *best) {
 	m := p.m
 	u := m.util[v*m.nk : (v+1)*m.nk]
 	check := p.scores[v] != nil || len(p.anti[v]) > 0
+	l := st.leave(u, a)
 	for _, b := range p.open {
 		if b == a || !m.fits(v, b) {
 			continue
@@ -318,7 +319,7 @@ func (p *planner) scan(st *stats, v, a int, threshold float64, c *best) {
 		if check && (!p.allowed(v, a, b) || p.meets(v, b)) {
 			continue
 		}
-		g := st.gain(u, a, b)
+		g := st.gain(u, &l, b)
 		if g >= threshold && p.better(g, v, b, c) {
 			*c = best{planned{v, a, b, g}, true}
 		}

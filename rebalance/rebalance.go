@@ -136,6 +136,9 @@ func checkOptions(opt Options) error {
 	if opt.MaxMoves < 0 {
 		errs = append(errs, fmt.Errorf("max moves %d is negative: want 0 (no limit) or more", opt.MaxMoves))
 	}
+	if len(opt.Keys) > maxKeys {
+		errs = append(errs, fmt.Errorf("%d utilization keys to balance: at most %d", len(opt.Keys), maxKeys))
+	}
 	if math.IsNaN(opt.MinGain) || math.IsInf(opt.MinGain, 0) || opt.MinGain < 0 {
 		errs = append(errs, fmt.Errorf("min gain %v: want a finite number >= 0", opt.MinGain))
 	}

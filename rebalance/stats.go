@@ -105,22 +105,38 @@ func (st *stats) score() float64 {
 	return t
 }
 
-// gain is how much the score drops when a VM using u (per key) moves from
-// host a to host b. Only the two hosts' ratios change, so the new variance
-// of each key follows from the sums in O(1).
-func (st *stats) gain(u []int64, a, b int) float64 {
+// leave is the part of a move's change to the sums that comes from the
+// source host: computed once per VM, reused for every target.
+type leave struct {
+	ds, dq [maxKeys]float64
+}
+
+// maxKeys bounds the balanced keys gain handles without allocating.
+const maxKeys = 8
+
+func (st *stats) leave(u []int64, a int) (l leave) {
+	for k := 0; k < st.nm; k++ {
+		if i := a*st.nm + k; u[k] != 0 && st.count[i] {
+			d := float64(u[k]) * st.inv[i]
+			l.dq[k] = d*d - 2*st.x[i]*d
+			l.ds[k] = -d
+		}
+	}
+	return l
+}
+
+// gain is how much the score drops when a VM using u (per key), which
+// leaves its host as l says, arrives on host b. Only the two hosts'
+// ratios change, so the new variance of each key follows from the sums
+// in O(1).
+func (st *stats) gain(u []int64, l *leave, b int) float64 {
 	var g float64
 	for k := 0; k < st.nm; k++ {
 		uk := u[k]
 		if uk == 0 {
 			continue
 		}
-		var ds, dq float64
-		if i := a*st.nm + k; st.count[i] {
-			d := float64(uk) * st.inv[i]
-			dq += d*d - 2*st.x[i]*d
-			ds -= d
-		}
+		ds, dq := l.ds[k], l.dq[k]
 		if i := b*st.nm + k; st.count[i] {
 			d := float64(uk) * st.inv[i]
 			dq += d*d + 2*st.x[i]*d
