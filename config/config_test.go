@@ -94,6 +94,12 @@ func TestLoadErrorsNameTheProblem(t *testing.T) {
 		{"fence: bad action", "node_name: a\nbmc: {address: 10.0.0.1, user: u, password_file: /x}\nfence: {action: explode}\n", "explode"},
 		{"fence: delay too long", "node_name: a\nbmc: {address: 10.0.0.1, user: u, password_file: /x}\nfence: {delay: 1h}\n", "delay"},
 		{"bad metrics addr", "node_name: a\nmetrics_addr: localhost\n", "metrics_addr"},
+		{"negative migration cap", "node_name: a\nmigration: {max_per_target: -1}\n", "migration.max_per_target"},
+		{"rebalance window", "node_name: a\nrebalance: {window: 'tonight'}\n", "rebalance.window"},
+		{"rebalance empty window", "node_name: a\nrebalance: {window: '02:00-02:00'}\n", "empty"},
+		{"rebalance bad hour", "node_name: a\nrebalance: {window: '25:00-02:00'}\n", "rebalance.window"},
+		{"rebalance negative gain", "node_name: a\nrebalance: {min_gain: -0.1}\n", "rebalance.min_gain"},
+		{"rebalance parallel", "node_name: a\nrebalance: {parallel: 0}\n", "rebalance.parallel"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
