@@ -300,3 +300,66 @@ func (e *engine) loadLive(v int, explain bool) {
 		e.tmp.reset()
 	}
 }
+
+// glibPrimeMod is GLib's prime_mod table: the modulus of a hash table of
+// 1<<shift buckets.
+var glibPrimeMod = [...]uint32{1, 2, 3, 7, 13, 31, 61, 127, 251, 509, 1021, 2039, 4093, 8191, 16381,
+	32749, 65521, 131071, 262139, 524287, 1048573, 2097143, 4194301, 8388593, 16777213, 33554393,
+	67108859, 134217689, 268435399, 536870909, 1073741789, 2147483647}
+
+// glibOrder returns the indexes of keys in the order GLib (2.74, Debian
+// 12's) iterates a hash table, hashed with Pacemaker's crm_str_hash, into
+// which they were inserted in that order. Pacemaker walks its node tables,
+// keyed by node id, in this order, and where its comparisons tie (the host
+// with the most free capacity) the first one walked wins: matching it needs
+// the same walk (seen with crm_simulate's traces). Collisions after a
+// resize are placed as a fresh insert would place them, which may differ
+// from GLib's in-place rehash.
+func glibOrder(keys []string) []int {
+	type slot struct {
+		used bool
+		i    int
+		hash uint32
+	}
+	shift := 3
+	slots := make([]slot, 1<<shift)
+	put := func(s slot) {
+		mask := uint32(len(slots) - 1)
+		idx := (s.hash * 11) % glibPrimeMod[shift]
+		for step := uint32(1); slots[idx].used; step++ {
+			idx = (idx + step) & mask
+		}
+		slots[idx] = s
+	}
+	for i, key := range keys {
+		// crm_str_hash: h*31 + c over signed chars, from 0.
+		h := uint32(0)
+		for _, b := range []byte(key) {
+			h = h*31 + uint32(int32(int8(b)))
+		}
+		if h < 2 {
+			h = 2 // GLib reserves 0 and 1 for empty and deleted buckets
+		}
+		put(slot{true, i, h})
+		if n := i + 1; len(slots) <= n+n/16 {
+			old := slots
+			shift = 3
+			for m := int(float64(n) * 1.333); m>>shift != 0; {
+				shift++
+			}
+			slots = make([]slot, 1<<shift)
+			for _, s := range old {
+				if s.used {
+					put(s)
+				}
+			}
+		}
+	}
+	order := make([]int, 0, len(keys))
+	for _, s := range slots {
+		if s.used {
+			order = append(order, s.i)
+		}
+	}
+	return order
+}

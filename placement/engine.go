@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -118,6 +119,7 @@ type engine struct {
 	// colocation group: the VM then prefers the host with the most free
 	// capacity, as Pacemaker does, so the group has the best chance.
 	groupShort bool
+	hashOrder  []int // hosts in Pacemaker's node-table order (glibOrder)
 	allHosts   []int
 }
 
@@ -769,10 +771,23 @@ func (e *engine) scan(v, exclude int, evals []hostEval) int {
 		}
 	}
 	if e.groupShort && best >= 0 {
-		// The most capable host (first in name order among equals) wins
-		// if it scores as well as the best.
+		// The most capable host wins if it scores as well as the best.
+		// Pacemaker keeps the first of equals in the order it walks its
+		// node table (a hash table), so that order decides ties.
+		if e.hashOrder == nil {
+			// vmha has no node ids: they are taken as 1, 2, ... in the
+			// order the hosts are listed, as corosync numbers the nodes of
+			// its nodelist by default and as internal/pacemaker writes them.
+			ids := make([]string, e.nh)
+			for i := range ids {
+				ids[i] = strconv.Itoa(i + 1)
+			}
+			for _, i := range glibOrder(ids) {
+				e.hashOrder = append(e.hashOrder, e.hostIx[e.in.Hosts[i].Name])
+			}
+		}
 		most := -1
-		for h := 0; h < e.nh; h++ {
+		for _, h := range e.hashOrder {
 			if e.avail[h] && e.score(h) >= 0 && (most < 0 || e.compareCap(e.free, h, most) < 0) {
 				most = h
 			}

@@ -1,6 +1,7 @@
 package placement
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -280,4 +281,24 @@ func equalActions(a, b []Action) bool {
 		}
 	}
 	return true
+}
+
+// TestGlibOrder checks the node-table walk against the orders crm_simulate
+// 2.1.5 traces (-VVVVVV) for nodes with ids 1..5 and 1..2, and against GLib
+// itself for a table that grows.
+func TestGlibOrder(t *testing.T) {
+	for _, tc := range []struct {
+		keys []string
+		want []int
+	}{
+		{[]string{"1", "2", "3", "4", "5"}, []int{0, 2, 4, 1, 3}},
+		{[]string{"1", "2"}, []int{0, 1}},
+		{[]string{"1", "2", "3"}, []int{0, 2, 1}},
+		// GLib 2.74 with crm_str_hash, after two resizes.
+		{[]string{"1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12"}, []int{3, 2, 8, 1, 7, 0, 6, 11, 5, 10, 4, 9}},
+	} {
+		if got := glibOrder(tc.keys); fmt.Sprint(got) != fmt.Sprint(tc.want) {
+			t.Errorf("glibOrder(%v) = %v, want %v", tc.keys, got, tc.want)
+		}
+	}
 }

@@ -53,6 +53,27 @@ var colocationCases = []struct {
 		},
 		want: map[string]string{"p": "node2", "a": "node2", "c": "node2"},
 	},
+	{
+		// y (stopped) must run with x, and no host has room for both, so x
+		// takes the host with the most free capacity: node2 and node3 tie.
+		// Pacemaker keeps the first it walks in its node hash table (keyed
+		// by node id: 1, 3, 2), node3, where vmha took the first by name.
+		name: "most capable host among equals: Pacemaker's hash-table order",
+		in: placement.Input{
+			Hosts: []placement.HostInfo{
+				{Name: "node1", Capacity: map[string]int64{"cpu": 1}},
+				{Name: "node2", Capacity: map[string]int64{"cpu": 2}},
+				{Name: "node3", Capacity: map[string]int64{"cpu": 2}},
+			},
+			VMs: []placement.VMInfo{
+				{Name: "x", Utilization: map[string]int64{"cpu": 1}},
+				{Name: "y", Utilization: map[string]int64{"cpu": 4}, Target: placement.Stopped},
+			},
+			Colocations: []placement.Colocation{{VM: "y", With: "x", Score: placement.Infinity}},
+			Policy:      placement.Policy{Strategy: placement.StrategyUtilization},
+		},
+		want: map[string]string{"x": "node3", "y": ""},
+	},
 }
 
 // TestColocationRegressions runs the minimized cases through vmha, and
