@@ -216,6 +216,9 @@ type EvacuateRequest struct {
 	Deadline    time.Duration `json:"deadline_ns,omitempty"`
 	DryRun      bool          `json:"dry_run,omitempty"`
 	RequestedBy string        `json:"requested_by"`
+	// Storage limits the evacuation to the VMs on that cluster file
+	// system (storage maintenance on the host).
+	Storage string `json:"storage,omitempty"`
 }
 
 // EvacuationPlan answers an evacuation: each VM's target and how it moves.
@@ -246,6 +249,8 @@ type Evacuation struct {
 	Left   int      `json:"left"`
 	Moving int      `json:"moving"`
 	Stuck  []string `json:"stuck,omitempty"`
+	// Storage is set for a storage-maintenance evacuation.
+	Storage string `json:"storage,omitempty"`
 }
 
 // Rules carries the placement rules: a cluster.yaml ("" clears them).

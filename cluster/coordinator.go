@@ -448,7 +448,7 @@ func hostCondition(st *model.State, name string, members map[string]serf.Member)
 	case model.HostFenced:
 		return placement.Released
 	}
-	if st.Status.Evacuations[name] != nil {
+	if e := st.Status.Evacuations[name]; e != nil && e.Storage == "" {
 		// Draining: its VMs are moved by the evacuation, and nothing
 		// new goes there (vmha host online ends it).
 		return placement.Offline

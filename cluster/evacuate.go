@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/vmha/vmha/api"
 	"github.com/vmha/vmha/model"
 	"github.com/vmha/vmha/placement"
+	"github.com/vmha/vmha/storage"
 )
 
 // Evacuation policies for VMs that cannot move live.
@@ -22,12 +24,12 @@ const (
 // planEvacuation asks the placement engine where each VM on host goes when
 // host runs nothing (the same rules, colocations, capacity and tie-breaks
 // as every other decision), then says whether each move can be live.
-func (c *Coordinator) planEvacuation(st *model.State, members map[string]serf.Member, host string) []api.EvacuationMove {
+func (c *Coordinator) planEvacuation(st *model.State, members map[string]serf.Member, host string, e *model.Evacuation) []api.EvacuationMove {
 	var moves []api.EvacuationMove
 	var vms []string
 	for _, vm := range model.SortedKeys(st.Status.Placements) {
 		p := st.Status.Placements[vm]
-		if p.Host == host && p.MigrateFrom == "" && st.Config.VMs[vm] != nil {
+		if p.Host == host && p.MigrateFrom == "" && st.Config.VMs[vm] != nil && (e == nil || e.Covers(vm)) {
 			vms = append(vms, vm)
 		}
 	}
@@ -38,7 +40,7 @@ func (c *Coordinator) planEvacuation(st *model.State, members map[string]serf.Me
 	var r *placement.Result
 	if err == nil {
 		for i := range in.Hosts {
-			if in.Hosts[i].Name == host {
+			if in.Hosts[i].Name == host && (e == nil || e.Storage == "") {
 				// Planned as if it had been released: its VMs need a
 				// host, and it can take none of them.
 				in.Hosts[i].Condition = placement.Released
@@ -98,7 +100,22 @@ func (c *Coordinator) StartEvacuation(req api.EvacuateRequest, host, requester s
 	case !c.usable(st, members, host):
 		return plan, &ConflictError{What: fmt.Sprintf("host %s is not alive: its VMs are recovered by fencing, not moved", host)}
 	}
-	plan.Moves = append(plan.Moves, c.planEvacuation(st, members, host)...)
+	e := &model.Evacuation{Host: host, Parallel: req.Parallel, OnStuck: req.OnStuck, By: requester, At: time.Now().UTC()}
+	if req.Storage != "" {
+		vms, err := c.storageVMs(st, host, req.Storage)
+		if err != nil {
+			return plan, err
+		}
+		e.Storage, e.VMs = req.Storage, vms
+		// Plan as the evacuation will run: the file system unusable
+		// for its VMs on this host, the host usable for the others.
+		tmp := *e
+		if st.Status.Evacuations == nil {
+			st.Status.Evacuations = map[string]*model.Evacuation{}
+		}
+		st.Status.Evacuations[host] = &tmp
+	}
+	plan.Moves = append(plan.Moves, c.planEvacuation(st, members, host, e)...)
 	var stuck []string
 	for _, m := range plan.Moves {
 		if m.Stuck != "" {
@@ -111,7 +128,6 @@ func (c *Coordinator) StartEvacuation(req api.EvacuateRequest, host, requester s
 	if len(stuck) > 0 && req.OnStuck == OnStuckFail {
 		return plan, &ConflictError{What: fmt.Sprintf("cannot evacuate %s live: %s. Nothing was moved; --on-stuck stop-restart shuts such VMs down and starts them elsewhere", host, strings.Join(stuck, "; "))}
 	}
-	e := &model.Evacuation{Host: host, Parallel: req.Parallel, OnStuck: req.OnStuck, By: requester, At: time.Now().UTC()}
 	if req.Deadline > 0 {
 		e.Deadline = e.At.Add(req.Deadline)
 	}
@@ -144,8 +160,9 @@ func (c *Coordinator) evacuationStep(st *model.State, members map[string]serf.Me
 			continue
 		}
 		inFlight, left := 0, 0
-		for _, p := range st.Status.Placements {
+		for vm, p := range st.Status.Placements {
 			switch {
+			case !e.Covers(vm):
 			case p.MigrateFrom == host:
 				inFlight++
 			case p.Host == host:
@@ -156,13 +173,13 @@ func (c *Coordinator) evacuationStep(st *model.State, members map[string]serf.Me
 			done := *e
 			done.Done, done.Stuck = true, nil
 			_ = c.n.propose(&Command{Op: OpEvacuation, Evacuation: &done})
-			c.log.Info().Str("host", host).Msg("evacuation done: no VM left on the host")
+			c.log.Info().Str("host", host).Str("storage", e.Storage).Msg("evacuation done: no VM left on the host")
 			continue
 		}
 		force := e.OnStuck == OnStuckStopRestart || (!e.Deadline.IsZero() && time.Now().After(e.Deadline))
 		var commits []model.Placement
 		stuck := map[string]string{}
-		for _, mv := range c.planEvacuation(st, members, host) {
+		for _, mv := range c.planEvacuation(st, members, host, e) {
 			if inFlight >= e.Parallel {
 				break
 			}
@@ -222,13 +239,14 @@ func evacuationViews(st *model.State) []api.Evacuation {
 	out := []api.Evacuation{}
 	for _, h := range model.SortedKeys(st.Status.Evacuations) {
 		e := st.Status.Evacuations[h]
-		v := api.Evacuation{Host: h, Parallel: e.Parallel, OnStuck: e.OnStuck, By: e.By, At: e.At, Deadline: e.Deadline, Done: e.Done}
+		v := api.Evacuation{Host: h, Parallel: e.Parallel, OnStuck: e.OnStuck, By: e.By, At: e.At, Deadline: e.Deadline, Done: e.Done, Storage: e.Storage}
 		for vm, why := range e.Stuck {
 			v.Stuck = append(v.Stuck, vm+": "+why)
 		}
 		sort.Strings(v.Stuck)
-		for _, p := range st.Status.Placements {
+		for vm, p := range st.Status.Placements {
 			switch {
+			case !e.Covers(vm):
 			case p.MigrateFrom == h:
 				v.Moving++
 			case p.Host == h:
@@ -238,4 +256,31 @@ func evacuationViews(st *model.State) []api.Evacuation {
 		out = append(out, v)
 	}
 	return out
+}
+
+// storageVMs are the VMs placed on host whose disks are on the cluster file
+// system fs (a storage-maintenance evacuation moves those).
+func (c *Coordinator) storageVMs(st *model.State, host, fs string) ([]string, error) {
+	var names []string
+	for _, f := range c.n.cfg.Storage.Filesystems {
+		names = append(names, f.Name)
+	}
+	if !slices.Contains(names, fs) {
+		return nil, &ValidationError{Field: "storage", Err: fmt.Errorf("%q is not a cluster file system of the storage config (configured: %v)", fs, names)}
+	}
+	out := []string{}
+	for _, vm := range model.SortedKeys(st.Config.VMs) {
+		if p := st.Status.Placements[vm]; p == nil || (p.Host != host && p.MigrateFrom != host) {
+			continue
+		}
+		if usesFS(c.n.cfg.Storage.Config, st.Config.VMs[vm], fs) {
+			out = append(out, vm)
+		}
+	}
+	return out, nil
+}
+
+func usesFS(cfg storage.Config, vm *model.VM, fs string) bool {
+	rs, err := cfg.MapDisks(vm.Name, vm.Disks)
+	return err == nil && slices.Contains(storage.Filesystems(rs), fs)
 }

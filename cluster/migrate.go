@@ -125,8 +125,10 @@ func (c *Coordinator) checkTarget(st *model.State, members map[string]serf.Membe
 		return &ConflictError{What: fmt.Sprintf("host %s is not alive: it cannot take vm %s", to, v.Name)}
 	case h.LibvirtURI == "":
 		return &ConflictError{What: fmt.Sprintf("host %s takes no live migration (its migration.libvirt_uri is not set)", to)}
-	case st.Status.Evacuations[to] != nil:
+	case st.Status.Evacuations[to] != nil && st.Status.Evacuations[to].Storage == "":
 		return &ConflictError{What: fmt.Sprintf("host %s is being evacuated: vmha host online %s first", to, to)}
+	case st.Status.Evacuations[to] != nil && usesFS(c.n.cfg.Storage.Config, v, st.Status.Evacuations[to].Storage):
+		return &ConflictError{What: fmt.Sprintf("host %s has %s in maintenance, which holds vm %s's disks: vmha host online %s first", to, st.Status.Evacuations[to].Storage, v.Name, to)}
 	}
 	if free := freeMiB(st, to); free < v.MemoryMiB {
 		return &ConflictError{What: fmt.Sprintf("host %s has %d MiB free, vm %s needs %d MiB", to, free, v.Name, v.MemoryMiB)}

@@ -243,6 +243,9 @@ func (c *Coordinator) placeByRules(st *model.State, members map[string]serf.Memb
 		if r.Blocked[name] != "" {
 			continue
 		}
+		if e := st.Status.Evacuations[cur]; e != nil && !e.Done && e.Covers(name) {
+			continue // the evacuation moves it, at its own pace
+		}
 		target := r.Placement[name]
 		if target == cur {
 			continue

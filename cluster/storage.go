@@ -112,6 +112,13 @@ func storageRules(cfg storage.Config, st *model.State) []placement.LocationRule 
 			continue // refused at vm add; a config change is reported by status
 		}
 		for _, fs := range storage.Filesystems(rs) {
+			for _, h := range model.SortedKeys(st.Status.Evacuations) {
+				if st.Status.Evacuations[h].Storage == fs {
+					// In maintenance on h: its VMs leave and none comes.
+					out = append(out, placement.LocationRule{VM: name, Rule: placement.Rule{Score: -placement.Infinity,
+						Expressions: []placement.Expression{{Attribute: "#uname", Operation: "eq", Value: h, Type: "string"}}}})
+				}
+			}
 			attr := storage.AttrPrefix + fs
 			out = append(out, placement.LocationRule{VM: name, Rule: placement.Rule{
 				Score: -placement.Infinity, BoolOp: "or",

@@ -6,6 +6,7 @@ package model
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -285,6 +286,17 @@ type Evacuation struct {
 	Stuck map[string]string `json:"stuck,omitempty"`
 	// Done is set once no VM is placed on the host any more.
 	Done bool `json:"done,omitempty"`
+	// Storage, when set, limits the evacuation to the VMs (listed in
+	// VMs) whose disks are on that cluster file system, so that it can be
+	// taken down on the host for maintenance; the host keeps its other
+	// VMs and takes new ones that do not use it.
+	Storage string   `json:"storage,omitempty"`
+	VMs     []string `json:"vms,omitempty"`
+}
+
+// Covers reports whether the evacuation moves vm off its host.
+func (e *Evacuation) Covers(vm string) bool {
+	return e.Storage == "" || slices.Contains(e.VMs, vm)
 }
 
 // HostState is where a host stands in the failure lifecycle.

@@ -19,7 +19,7 @@ func newEvacuateCmd(g *globals) *cobra.Command {
 	var req api.EvacuateRequest
 	var noWait bool
 	cmd := &cobra.Command{
-		Use:   "evacuate HOST [--parallel N] [--dry-run] [--deadline D] [--on-stuck fail|stop-restart]",
+		Use:   "evacuate HOST [--parallel N] [--dry-run] [--deadline D] [--on-stuck fail|stop-restart] [--storage FS]",
 		Short: "Drain a host: move its VMs away (live where possible), N at a time",
 		Long: `vmha evacuate marks HOST ineligible (nothing new is placed on it) and moves its
 VMs to the other hosts, at most --parallel at once, each to the alive host with
@@ -32,7 +32,13 @@ starts them on their new host. --deadline switches the remaining moves to
 stop-restart once it has passed. --dry-run prints the plan and changes
 nothing. While it waits, vmha shows each VM's move (JSON lines with -o json);
 Ctrl-C ends the evacuation (moves under way finish; the host is online again).
-vmha host online HOST brings the host back; nothing moves back by itself.`,
+vmha host online HOST brings the host back; nothing moves back by itself.
+
+--storage FS is storage maintenance: only the VMs whose disks are on the
+cluster file system FS leave the host, no VM that uses FS is placed there, and
+the host keeps running its other VMs. When vmha says the host is done, FS may
+be unmounted there (and its lock manager stopped); vmha host online HOST ends
+the maintenance once it is mounted again.`,
 		Args: exactArgs(1, "HOST"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			host := args[0]
@@ -57,7 +63,11 @@ vmha host online HOST brings the host back; nothing moves back by itself.`,
 				if req.DryRun {
 					verb = "plan (dry run, nothing moves)"
 				}
-				fmt.Fprintf(g.out, "%s %s: %d VM(s), %d at a time\n", verb, host, len(plan.Moves), req.Parallel)
+				what := ""
+				if req.Storage != "" {
+					what = " using " + req.Storage
+				}
+				fmt.Fprintf(g.out, "%s %s: %d VM(s)%s, %d at a time\n", verb, host, len(plan.Moves), what, req.Parallel)
 				for _, m := range plan.Moves {
 					how := "live"
 					if !m.Live {
@@ -80,6 +90,7 @@ vmha host online HOST brings the host back; nothing moves back by itself.`,
 	cmd.Flags().DurationVar(&req.Deadline, "deadline", 0, "after this long, move the rest by stop-restart")
 	cmd.Flags().StringVar(&req.OnStuck, "on-stuck", "fail", "VMs that cannot move live: fail or stop-restart")
 	cmd.Flags().BoolVar(&noWait, "no-wait", false, "start the evacuation and return")
+	cmd.Flags().StringVar(&req.Storage, "storage", "", "storage maintenance: move only the VMs on this cluster file system")
 	return cmd
 }
 
@@ -126,7 +137,9 @@ func followEvacuation(g *globals, host string, plan api.EvacuationPlan) error {
 				}
 			}
 			if ev != nil && ev.Done {
-				if g.output != "json" {
+				if g.output != "json" && ev.Storage != "" {
+					fmt.Fprintf(g.out, "%s: no VM uses %s any more (%d moved in %.1f s): it may be taken down there now; vmha host online %s ends the maintenance\n", host, ev.Storage, total, time.Since(start).Seconds(), host)
+				} else if g.output != "json" {
 					fmt.Fprintf(g.out, "%s evacuated: %d VM(s) moved in %.1f s; vmha host online %s brings it back\n", host, total, time.Since(start).Seconds(), host)
 				}
 				return nil

@@ -484,7 +484,7 @@ func TestSharedStorage(t *testing.T) {
 		return p
 	}
 	c.expect(t, via, 1, "/elsewhere/x.img", "vm", "add", "x1", "--xml", vmXML("x1", "/elsewhere/x.img"))
-	for _, n := range []string{"s1", "s2", "s3", "s4"} {
+	for _, n := range []string{"s1", "s2", "s3", "s4"} { // s5 comes later
 		c.expect(t, via, 0, "vm "+n+" added", "vm", "add", n, "--xml", vmXML(n, shared+"/"+n+".img"), "--prefer", "host3")
 	}
 	s, err = c.WaitFor(context.Background(), 30*time.Second, "the VMs running where the storage is ready", func(s *api.Status) bool {
@@ -519,6 +519,30 @@ func TestSharedStorage(t *testing.T) {
 	c.expect(t, c.Host("host3"), 1, "mkfs.gfs2", "storage", "init", "vmstore")
 	c.expect(t, c.Host("host3"), 1, "fewer than the cluster's 3 hosts", "storage", "init", "vmstore", "--yes", "--journals", "2")
 	c.expect(t, c.Host("host3"), 1, "mounted and in use on host1, host2", "storage", "init", "vmstore", "--yes")
+	// Storage maintenance on one of the two ready hosts (the leader when
+	// it is one of them, so that the other, a follower, ends up with the
+	// VMs for the partition below): only the VMs on vmstore leave, none
+	// that uses it is placed there, and the command says when it may be
+	// taken down.
+	maint, other := "host1", "host2"
+	if s.Leader == "host2" {
+		maint, other = "host2", "host1"
+	}
+	c.expect(t, via, 1, `"nope" is not a cluster file system`, "evacuate", maint, "--storage", "nope")
+	c.expect(t, via, 0, "no VM uses vmstore any more", "evacuate", maint, "--storage", "vmstore", "--on-stuck", "stop-restart")
+	c.expect(t, via, 0, "vm s5 added", "vm", "add", "s5", "--xml", vmXML("s5", shared+"/s5.img"), "--prefer", maint)
+	s, err = c.WaitFor(context.Background(), 60*time.Second, "every VM running on "+other, func(s *api.Status) bool {
+		for _, v := range s.VMs {
+			if v.Name != "x1" && (v.Host != other || v.State != "running") {
+				return false
+			}
+		}
+		return true
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.expect(t, via, 0, maint+" is online", "host", "online", maint)
 	// Cut off a host that runs VMs and whose BMC is dead: it still
 	// writes its heartbeat, so an operator cannot confirm it down.
 	var victim string
