@@ -667,8 +667,36 @@ func (e *engine) allocateAll() {
 	for _, v := range cands {
 		e.allocate(v)
 	}
+	for _, v := range cands {
+		if e.assigned[v] < 0 && e.running[v] >= 0 {
+			e.blockDependents(v)
+		}
+	}
 	for i, v := range e.order {
 		e.rank[v] = i
+	}
+}
+
+// blockDependents stops the VMs placed with a +INFINITY colocation with
+// v, which ran before and now runs nowhere, and so on down the chain. Only
+// a colocation loop places such a VM (Pacemaker places the VM first and
+// applies nothing for the other, which waits for it); Pacemaker then
+// blocks their start because v's start cannot run, even for a VM that
+// stays where it is (seen with crm_simulate; a v that did not run has no
+// start to block them).
+func (e *engine) blockDependents(v int) {
+	for _, ci := range e.asPrim[v] {
+		c := e.in.Colocations[ci]
+		x := e.vmIx[c.VM]
+		if c.Score < Infinity || e.assigned[x] < 0 || e.fixed[x] {
+			continue
+		}
+		e.release(x)
+		e.take(x, -1)
+		if ex := e.explain[x]; ex != nil {
+			ex.Reason = "must run with " + c.With + ", which cannot run (a colocation loop placed it first)"
+		}
+		e.blockDependents(x)
 	}
 }
 

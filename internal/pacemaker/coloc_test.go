@@ -74,6 +74,49 @@ var colocationCases = []struct {
 		},
 		want: map[string]string{"x": "node3", "y": ""},
 	},
+	{
+		// A loop: a is placed first and places b first, which skips its
+		// colocation with a (a waits). b stays on node2; a may not run
+		// there, nor anywhere. a ran before, so Pacemaker blocks the start
+		// of the VMs that must run with it: b stops too, although it
+		// stays where it is, and c, which must run with b.
+		name: "a colocation loop: the VM that ran and runs nowhere blocks those that must run with it",
+		in: placement.Input{
+			Hosts: nodes("node1", "node2"),
+			VMs: func() []placement.VMInfo {
+				v := vms("a", "b", "c")
+				v[0].Current, v[0].Priority, v[1].Current = "node1", 3, "node2"
+				return v
+			}(),
+			Locations: []placement.Location{{VM: "a", Host: "node1", Score: -placement.Infinity}, {VM: "a", Host: "node2", Score: -placement.Infinity}},
+			Colocations: []placement.Colocation{
+				{VM: "a", With: "b", Score: placement.Infinity},
+				{VM: "b", With: "a", Score: placement.Infinity},
+				{VM: "c", With: "b", Score: placement.Infinity},
+			},
+		},
+		want: map[string]string{"a": "", "b": "", "c": ""},
+	},
+	{
+		// The same loop when a did not run: no start of a to block, so b
+		// runs (and c with it), apart from a.
+		name: "a colocation loop: the VM that did not run blocks nothing",
+		in: placement.Input{
+			Hosts: nodes("node1", "node2"),
+			VMs: func() []placement.VMInfo {
+				v := vms("a", "b", "c")
+				v[0].Priority, v[1].Current = 3, "node2"
+				return v
+			}(),
+			Locations: []placement.Location{{VM: "a", Host: "node1", Score: -placement.Infinity}, {VM: "a", Host: "node2", Score: -placement.Infinity}},
+			Colocations: []placement.Colocation{
+				{VM: "a", With: "b", Score: placement.Infinity},
+				{VM: "b", With: "a", Score: placement.Infinity},
+				{VM: "c", With: "b", Score: placement.Infinity},
+			},
+		},
+		want: map[string]string{"a": "", "b": "node2", "c": "node2"},
+	},
 }
 
 // TestColocationRegressions runs the minimized cases through vmha, and
