@@ -90,6 +90,9 @@ type Quorum struct {
 	Needed      int      `json:"needed"`
 	Quorate     bool     `json:"quorate"`
 	Explanation string   `json:"explanation"`
+	// WaitingForAll lists the hosts a cold start under wait_for_all still
+	// waits for (the cluster decides nothing until it is empty).
+	WaitingForAll []string `json:"waiting_for_all,omitempty"`
 }
 
 // Host is one host in `vmha status` and `vmha host list`.
@@ -123,6 +126,8 @@ type Host struct {
 	// StorageHeartbeat is the leader's reading of the host's storage
 	// heartbeat: writing, silent or never ("" without cluster file systems).
 	StorageHeartbeat string `json:"storage_heartbeat,omitempty"`
+	// Maintenance is set while the host's vmhad is in maintenance.
+	Maintenance *model.Maintenance `json:"maintenance,omitempty"`
 }
 
 // VM is one VM in `vmha status`.
@@ -450,5 +455,14 @@ type RebalanceRequest struct {
 	MinGain  float64 `json:"min_gain"`
 	// Parallel is how many moves run at once (at least 1).
 	Parallel    int    `json:"parallel"`
+	RequestedBy string `json:"requested_by"`
+}
+
+// HostOp is the body of POST /v1/hosts/{host}/maintenance and /expect
+// (On: start or announce; off: end or withdraw) and of DELETE
+// /v1/hosts/{host}.
+type HostOp struct {
+	On          bool   `json:"on"`
+	Reason      string `json:"reason,omitempty"`
 	RequestedBy string `json:"requested_by"`
 }

@@ -121,6 +121,11 @@ func (c *Coordinator) step(ctx context.Context) {
 	c.addVoters()
 	st := c.n.fsm.Copy()
 	members := c.n.members()
+	if missing := c.n.waitForAll(st, members); len(missing) > 0 {
+		// Cold start under wait_for_all: no fence, no placement until
+		// every host was seen at once (vmha status says who is missing).
+		return
+	}
 	if c.n.storageOn() {
 		var hosts []string
 		for _, name := range model.SortedKeys(st.Config.Hosts) {
@@ -251,6 +256,11 @@ func (c *Coordinator) hostStep(ctx context.Context, st *model.State, name string
 		case state != model.HostAlive && alive:
 			_ = c.setHostState(name, model.HostAlive, "witness back", "")
 		}
+		return
+	}
+	if st.Status.Maintenance[name] != nil && state == model.HostAlive {
+		// Its vmhad is being worked on: gone from gossip is expected, and
+		// neither a fence nor a recovery may follow.
 		return
 	}
 	switch state {
@@ -447,6 +457,10 @@ func hostCondition(st *model.State, name string, members map[string]serf.Member)
 		return placement.Lost
 	case model.HostFenced:
 		return placement.Released
+	}
+	if st.Status.Maintenance[name] != nil {
+		// Daemon maintenance: its VMs stay, nothing new goes there.
+		return placement.Offline
 	}
 	if e := st.Status.Evacuations[name]; e != nil && e.Storage == "" {
 		// Draining: its VMs are moved by the evacuation, and nothing

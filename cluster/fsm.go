@@ -44,6 +44,13 @@ const (
 	OpPin Op = "pin"
 	// OpRebalance starts a rebalance or updates the one under way (same ID).
 	OpRebalance Op = "rebalance"
+	// OpMaintenance puts host Name in daemon maintenance (Maintenance set)
+	// or ends it.
+	OpMaintenance Op = "maintenance"
+	// OpRemoveHost removes host Name from the cluster; OpExpectHost
+	// announces (Expected set) or withdraws a host that has not joined.
+	OpRemoveHost Op = "remove_host"
+	OpExpectHost Op = "expect_host"
 )
 
 // Command is one entry of the replicated log. Exactly one payload is set,
@@ -69,6 +76,8 @@ type Command struct {
 	Pin         *model.Pin           `json:"pin,omitempty"`
 	Names       []string             `json:"names,omitempty"`
 	Rebalance   *model.Rebalance     `json:"rebalance,omitempty"`
+	Maintenance *model.Maintenance   `json:"maintenance,omitempty"`
+	Expected    *model.Expected      `json:"expected,omitempty"`
 }
 
 // HostStateChange moves a host through its failure lifecycle.
@@ -161,6 +170,7 @@ func apply(s *model.State, c *Command) error {
 			return err
 		}
 		s.Config.Hosts[h.Name] = &h
+		delete(s.Config.Expected, h.Name)
 		if c.Fencing != nil {
 			t := *c.Fencing
 			s.Config.Fencing[h.Name] = &t
@@ -293,6 +303,43 @@ func apply(s *model.State, c *Command) error {
 		return applyPin(s, c)
 	case OpRebalance:
 		return applyRebalance(s, c.Rebalance)
+	case OpMaintenance:
+		if _, ok := s.Config.Hosts[c.Name]; !ok {
+			return &NotFoundError{Kind: "host", Name: c.Name}
+		}
+		if c.Maintenance == nil {
+			if _, ok := s.Status.Maintenance[c.Name]; !ok {
+				return &ConflictError{What: fmt.Sprintf("host %s is not in maintenance", c.Name)}
+			}
+			delete(s.Status.Maintenance, c.Name)
+			return nil
+		}
+		if s.Status.Maintenance == nil {
+			s.Status.Maintenance = map[string]*model.Maintenance{}
+		}
+		cp := *c.Maintenance
+		s.Status.Maintenance[c.Name] = &cp
+	case OpRemoveHost:
+		return applyRemoveHost(s, c.Name)
+	case OpExpectHost:
+		if c.Expected == nil {
+			if _, ok := s.Config.Expected[c.Name]; !ok {
+				return &ConflictError{What: fmt.Sprintf("host %s is not expected", c.Name)}
+			}
+			delete(s.Config.Expected, c.Name)
+			return nil
+		}
+		if err := model.ValidateName("host", c.Name); err != nil {
+			return &ValidationError{Field: "name", Err: err}
+		}
+		if _, ok := s.Config.Hosts[c.Name]; ok {
+			return &ConflictError{What: fmt.Sprintf("host %s is already a member of the cluster", c.Name)}
+		}
+		if s.Config.Expected == nil {
+			s.Config.Expected = map[string]*model.Expected{}
+		}
+		cp := *c.Expected
+		s.Config.Expected[c.Name] = &cp
 	case OpSetRules:
 		if c.Rules == nil {
 			return errors.New("set_rules: no rules")
@@ -555,5 +602,42 @@ func applyRebalance(s *model.State, r *model.Rebalance) error {
 	if n := len(s.Status.Rebalances); n > maxRebalances {
 		s.Status.Rebalances = append([]*model.Rebalance(nil), s.Status.Rebalances[n-maxRebalances:]...)
 	}
+	return nil
+}
+
+// applyRemoveHost removes a host and everything that names it. A host
+// with VMs placed on it (or moving from it) is refused: they must go first.
+func applyRemoveHost(s *model.State, host string) error {
+	if _, ok := s.Config.Hosts[host]; !ok {
+		return &NotFoundError{Kind: "host", Name: host}
+	}
+	var vms []string
+	for _, vm := range model.SortedKeys(s.Status.Placements) {
+		if p := s.Status.Placements[vm]; p.Host == host || p.MigrateFrom == host {
+			vms = append(vms, vm)
+		}
+	}
+	if len(vms) > 0 {
+		return &ConflictError{What: fmt.Sprintf("host %s still has VMs placed on it (%s): evacuate it first (vmha evacuate %s)", host, strings.Join(vms, ", "), host)}
+	}
+	for _, v := range s.Config.VMs {
+		if v.Prefer == host {
+			v.Prefer = ""
+		}
+	}
+	for vm, p := range s.Status.Pins {
+		if p.Host == host {
+			delete(s.Status.Pins, vm)
+		}
+	}
+	delete(s.Config.Hosts, host)
+	delete(s.Config.Fencing, host)
+	delete(s.Config.HostAttrs, host)
+	delete(s.Config.Expected, host)
+	delete(s.Status.Hosts, host)
+	delete(s.Status.Observed, host)
+	delete(s.Status.TransientAttrs, host)
+	delete(s.Status.Evacuations, host)
+	delete(s.Status.Maintenance, host)
 	return nil
 }

@@ -45,6 +45,10 @@ const (
 	// a power-off, gossip still shows the old incarnation alive for a
 	// moment, and that must not undo the fence.
 	tagBoot = "boot"
+	// tagWFA is gossiped once this host's wait_for_all is over, so that a
+	// host restarting into a running cluster need not wait for hosts that
+	// died meanwhile.
+	tagWFA = "wfa"
 )
 
 // applyTimeout bounds one raft proposal.
@@ -79,6 +83,9 @@ type Node struct {
 	tls           *tls.Config
 	forwardClient *http.Client
 
+	// wfaDone is set once the cold-start wait_for_all is over (always
+	// when it is off).
+	wfaDone atomic.Bool
 	// lvmExec runs this host's LVM commands (nil: the real tools).
 	lvmExec sharedfs.Runner
 
@@ -476,9 +483,12 @@ const tagAttr = "attr."
 
 // setAttrTag publishes a live host attribute through gossip: it changes
 // often (pingd), so it travels with membership, not through the log.
-func (n *Node) setAttrTag(key, value string) {
+func (n *Node) setAttrTag(key, value string) { n.setTag(tagAttr+key, value) }
+
+// setTag publishes one gossip tag of this host.
+func (n *Node) setTag(key, value string) {
 	n.tagsMu.Lock()
-	n.tags[tagAttr+key] = value
+	n.tags[key] = value
 	tags := map[string]string{}
 	for k, v := range n.tags {
 		tags[k] = v
@@ -491,12 +501,12 @@ func (n *Node) setAttrTag(key, value string) {
 	var err error
 	for attempt := 1; attempt <= 5; attempt++ {
 		if err = n.serf.SetTags(tags); err == nil {
-			n.log.Info().Str("attribute", key).Str("value", value).Msg("host attribute published")
+			n.log.Info().Str("tag", key).Str("value", value).Msg("gossip tag published")
 			return
 		}
-		n.log.Warn().Err(err).Str("attribute", key).Int("attempt", attempt).Msg("publish host attribute; retrying")
+		n.log.Warn().Err(err).Str("tag", key).Int("attempt", attempt).Msg("publish gossip tag; retrying")
 	}
-	n.log.Error().Err(err).Str("attribute", key).Msg("publish host attribute failed")
+	n.log.Error().Err(err).Str("tag", key).Msg("publish gossip tag failed")
 }
 
 // Healthy reports whether the node's loops go round: the coordinator's
@@ -586,4 +596,34 @@ func (w zerologWriter) Write(p []byte) (int, error) {
 	}
 	w.l.WithLevel(lvl).Msg(msg)
 	return len(p), nil
+}
+
+// waitForAll reports the hosts this host still waits for under
+// quorum.wait_for_all (nil when the wait is over or off). The wait ends for
+// good when every host of the cluster (members, witnesses and announced
+// hosts) is alive in gossip at once, or when an alive member gossips that
+// its own wait is over: the cluster has formed, and this host joined it.
+func (n *Node) waitForAll(st *model.State, members map[string]serf.Member) []string {
+	if !n.cfg.Quorum.WaitForAll || n.wfaDone.Load() {
+		return nil
+	}
+	var missing []string
+	formed := false
+	for name, m := range members {
+		if m.Status == serf.StatusAlive && m.Tags[tagWFA] == "done" && name != n.cfg.NodeName {
+			formed = true
+		}
+	}
+	for _, h := range append(model.SortedKeys(st.Config.Hosts), model.SortedKeys(st.Config.Expected)...) {
+		if m, ok := members[h]; !ok || m.Status != serf.StatusAlive {
+			missing = append(missing, h)
+		}
+	}
+	if formed || len(missing) == 0 {
+		n.wfaDone.Store(true)
+		n.setTag(tagWFA, "done")
+		n.log.Info().Bool("joined_formed_cluster", formed).Msg("wait_for_all over: every host seen at once")
+		return nil
+	}
+	return missing
 }

@@ -47,6 +47,9 @@ func (n *Node) Handler(local bool) http.Handler {
 	mux.HandleFunc("POST "+api.PathHostAction+"/{host}/evacuate", n.leaderWrite(n.handleEvacuate))
 	mux.HandleFunc("POST "+api.PathHostAction+"/{host}/online", n.leaderWrite(n.handleHostOnline))
 	mux.HandleFunc("POST "+api.PathHostAction+"/{host}/attr", n.leaderWrite(n.handleHostAttr))
+	mux.HandleFunc("POST "+api.PathHostAction+"/{host}/maintenance", n.leaderWrite(n.handleHostMaintenance))
+	mux.HandleFunc("POST "+api.PathHostAction+"/{host}/expect", n.leaderWrite(n.handleHostExpect))
+	mux.HandleFunc("DELETE "+api.PathHostAction+"/{host}", n.leaderWrite(n.handleHostRemove))
 	mux.HandleFunc("GET "+api.PathRules, n.leaderRead(n.handleGetRules))
 	mux.HandleFunc("POST "+api.PathRules, n.leaderWrite(n.handleSetRules))
 	mux.HandleFunc("GET "+api.PathExplain+"/{vm}", n.leaderRead(n.handleExplain))
@@ -337,6 +340,19 @@ func (n *Node) handleRegister(w http.ResponseWriter, _ *http.Request, body []byt
 		writeErr(w, http.StatusBadRequest, "", err)
 		return
 	}
+	if n.cfg.Admission == "closed" {
+		admitted := false
+		n.fsm.Read(func(s *model.State) {
+			_, known := s.Config.Hosts[req.Host.Name]
+			_, expected := s.Config.Expected[req.Host.Name]
+			admitted = known || expected
+		})
+		if !admitted {
+			n.log.Warn().Str("host", req.Host.Name).Str("api", req.Host.APIAddr).Msg("registration refused: admission is closed and the host was not announced")
+			writeErr(w, http.StatusForbidden, "host", fmt.Errorf("host %q is not a member and was not announced: admission is closed (vmha host add %s first)", req.Host.Name, req.Host.Name))
+			return
+		}
+	}
 	if err := n.propose(&Command{Op: OpRegisterHost, Host: &req.Host, Fencing: req.Fencing}); err != nil {
 		writeApplyErr(w, err)
 		return
@@ -564,6 +580,47 @@ func (n *Node) handleHostAttr(w http.ResponseWriter, r *http.Request, body []byt
 
 func (n *Node) handleHostOnline(w http.ResponseWriter, r *http.Request, _ []byte) {
 	if err := n.coord.HostOnline(r.PathValue("host"), requester(r, "")); err != nil {
+		writeApplyErr(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (n *Node) handleHostMaintenance(w http.ResponseWriter, r *http.Request, body []byte) {
+	var req api.HostOp
+	if err := decode(body, &req); err != nil {
+		writeErr(w, http.StatusBadRequest, "", err)
+		return
+	}
+	if err := n.coord.SetMaintenance(r.PathValue("host"), req.On, req.Reason, requester(r, req.RequestedBy)); err != nil {
+		writeApplyErr(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (n *Node) handleHostExpect(w http.ResponseWriter, r *http.Request, body []byte) {
+	var req api.HostOp
+	if err := decode(body, &req); err != nil {
+		writeErr(w, http.StatusBadRequest, "", err)
+		return
+	}
+	if err := n.coord.ExpectHost(r.PathValue("host"), req.On, requester(r, req.RequestedBy)); err != nil {
+		writeApplyErr(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (n *Node) handleHostRemove(w http.ResponseWriter, r *http.Request, body []byte) {
+	var req api.HostOp
+	if len(body) > 0 {
+		if err := decode(body, &req); err != nil {
+			writeErr(w, http.StatusBadRequest, "", err)
+			return
+		}
+	}
+	if err := n.coord.RemoveHost(r.PathValue("host"), requester(r, req.RequestedBy)); err != nil {
 		writeApplyErr(w, err)
 		return
 	}

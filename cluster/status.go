@@ -46,6 +46,12 @@ func (n *Node) Status() *api.Status {
 	}
 	s := buildStatus(st, members, n.cfg.NodeName, leader, n.raft.CurrentTerm(), voters, checks)
 	addStorageLiveness(s, beats)
+	if missing := n.waitForAll(st, members); len(missing) > 0 {
+		s.Quorum.WaitingForAll = missing
+		msg := fmt.Sprintf("waiting for all hosts (quorum.wait_for_all) after a cold start: %s not seen yet; until every host is seen at once, nothing is fenced or placed. If a host is gone for good: vmha host remove HOST", strings.Join(missing, ", "))
+		s.Quorum.Explanation = msg + "; " + s.Quorum.Explanation
+		s.Problems = append([]string{msg}, s.Problems...)
+	}
 	return s
 }
 
@@ -123,6 +129,11 @@ func buildStatus(st *model.State, members map[string]serf.Member, self, leader s
 			hv.State, hv.Reason, hv.Since = hs.State, hs.Reason, hs.Since
 			hv.RecoveryID, hv.LostAt, hv.FencedAt = hs.RecoveryID, hs.LostAt, hs.FencedAt
 		}
+		if mt := st.Status.Maintenance[name]; mt != nil {
+			hv.Maintenance = mt
+			out.Problems = append(out.Problems, fmt.Sprintf("host %s is in maintenance (by %s since %s%s): it is not fenced if it fails, its VMs are neither moved nor recovered, and nothing new starts there; vmha host maintenance %s --off ends it",
+				name, mt.By, mt.At.Format(time.DateTime), map[bool]string{true: ": " + mt.Reason, false: ""}[mt.Reason != ""], name))
+		}
 		switch hv.State {
 		case model.HostLost:
 			out.Problems = append(out.Problems, fmt.Sprintf("host %s is lost (%s); fencing it before its VMs (%s) restart elsewhere", name, hv.Reason, listOrNone(hv.VMs)))
@@ -141,6 +152,10 @@ func buildStatus(st *model.State, members map[string]serf.Member, self, leader s
 				name, hv.FenceCheck.At.Format(time.TimeOnly), trimErr(hv.FenceCheck.Error), name, listOrNone(hv.VMs)))
 		}
 		out.Hosts = append(out.Hosts, hv)
+	}
+	for _, name := range model.SortedKeys(st.Config.Expected) {
+		e := st.Config.Expected[name]
+		out.Problems = append(out.Problems, fmt.Sprintf("host %s was announced by %s at %s and has not joined yet (start its vmhad with join: set)", name, e.By, e.At.Format(time.DateTime)))
 	}
 	for _, name := range model.SortedKeys(st.Config.VMs) {
 		v := vmView(st, name)

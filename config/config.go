@@ -63,6 +63,10 @@ type Daemon struct {
 	TLS pki.Files `mapstructure:"tls"`
 	// SocketGroup, when set, may use the CLI socket too (mode 0660).
 	SocketGroup string `mapstructure:"socket_group"`
+	// Admission is open (any host with the gossip key / a cluster
+	// certificate may register) or closed (only hosts announced with vmha
+	// host add, or already members). The leader applies its own value.
+	Admission string `mapstructure:"admission"`
 	// ClusterName names the cluster (GFS2 lock tables are CLUSTER:FS).
 	ClusterName string `mapstructure:"cluster_name"`
 	// Storage is the cluster's shared storage (docs/storage.md); the same
@@ -176,6 +180,11 @@ const (
 type Quorum struct {
 	NoQuorumPolicy string        `mapstructure:"no_quorum_policy"`
 	StopAfter      time.Duration `mapstructure:"stop_after"`
+	// WaitForAll (corosync's wait_for_all): after a cold start the leader
+	// decides nothing (no fence, no placement) until every host of the
+	// cluster has been seen alive at once, or this host joins a cluster
+	// that already got there.
+	WaitForAll bool `mapstructure:"wait_for_all"`
 }
 
 // Ports are this host's listeners.
@@ -338,8 +347,10 @@ var Defaults = map[string]any{
 	"rebalance.parallel":        2,
 	"migration.max_cluster":     0,
 	"quorum.stop_after":         "30s",
+	"quorum.wait_for_all":       false,
 	"witness":                   false,
 	"socket_group":              "",
+	"admission":                 "open",
 	"agent.stop_timeout":        "30s",
 	"log.level":                 "info",
 	"log.format":                "json",
@@ -587,6 +598,9 @@ func (d *Daemon) Validate() error {
 	}
 	if u := d.Migration.LibvirtURI; u != "" && !strings.Contains(u, "://") {
 		return fmt.Errorf("migration.libvirt_uri: %q is not a libvirt URI", u)
+	}
+	if d.Admission != "open" && d.Admission != "closed" {
+		return fmt.Errorf("admission: %q, want open or closed", d.Admission)
 	}
 	if w := d.Rebalance.Window; w != "" {
 		if _, _, err := ParseWindow(w); err != nil {

@@ -29,6 +29,25 @@ type Config struct {
 	// FencingOff, when set, is an operator's explicit acknowledgement that
 	// lost hosts are recovered WITHOUT being fenced (vmha fence disable).
 	FencingOff *FencingOff `json:"fencing_off,omitempty"`
+	// Expected are hosts an operator added (vmha host add) that have not
+	// registered yet: they count for wait_for_all, and with closed
+	// admission only known or expected hosts may register.
+	Expected map[string]*Expected `json:"expected,omitempty"`
+}
+
+// Expected is a host announced by vmha host add.
+type Expected struct {
+	By string    `json:"by"`
+	At time.Time `json:"at"`
+}
+
+// Maintenance marks a host whose vmhad is being worked on (vmha host
+// maintenance): it may stop, crash or restart without being fenced, and
+// its VMs are neither moved nor recovered meanwhile.
+type Maintenance struct {
+	By     string    `json:"by"`
+	At     time.Time `json:"at"`
+	Reason string    `json:"reason,omitempty"`
 }
 
 // FencingOff records who turned fencing off, and when.
@@ -161,6 +180,8 @@ type Status struct {
 	TransientAttrs map[string]*TransientAttrs `json:"transient_attrs,omitempty"`
 	// Evacuations by host, until the host is brought back online.
 	Evacuations map[string]*Evacuation `json:"evacuations,omitempty"`
+	// Maintenance by host (vmha host maintenance).
+	Maintenance map[string]*Maintenance `json:"maintenance,omitempty"`
 	// Pins by VM (vmha migrate --pin): explicit, listed, and expiring.
 	Pins map[string]*Pin `json:"pins,omitempty"`
 	// Rebalances are the last rebalancing runs, oldest first; at most one

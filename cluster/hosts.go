@@ -1,0 +1,84 @@
+package cluster
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"github.com/hashicorp/serf/serf"
+
+	"github.com/vmha/vmha/model"
+)
+
+// Host join and leave as operations.
+//
+// A host joins by starting its vmhad with join: pointing at a member; it
+// registers itself. vmha host add announces it first: the status lists it
+// until it has joined, wait_for_all waits for it, and with admission:
+// closed only announced (or known) hosts may register. vmha host remove
+// takes a host out for good once its vmhad is stopped and no VM is placed
+// on it: its vote, its gossip entry and every record that names it.
+// vmha host maintenance covers rolling restarts of vmhad itself.
+
+// SetMaintenance starts (on) or ends daemon maintenance of host.
+func (c *Coordinator) SetMaintenance(host string, on bool, reason, by string) error {
+	cmd := &Command{Op: OpMaintenance, Name: host}
+	if on {
+		cmd.Maintenance = &model.Maintenance{By: by, At: time.Now().UTC(), Reason: reason}
+	}
+	if err := c.n.propose(cmd); err != nil {
+		return err
+	}
+	c.log.Warn().Str("host", host).Bool("maintenance", on).Str("by", by).Str("reason", reason).Msg("host maintenance")
+	return nil
+}
+
+// ExpectHost announces (on) a host that has not joined yet, or withdraws it.
+func (c *Coordinator) ExpectHost(host string, on bool, by string) error {
+	cmd := &Command{Op: OpExpectHost, Name: host}
+	if on {
+		cmd.Expected = &model.Expected{By: by, At: time.Now().UTC()}
+	}
+	if err := c.n.propose(cmd); err != nil {
+		return err
+	}
+	c.log.Info().Str("host", host).Bool("expected", on).Str("by", by).Msg("host announcement")
+	return nil
+}
+
+// RemoveHost takes host out of the cluster. Its vmhad must be stopped (not
+// alive in gossip) and no VM placed on it; then its raft vote and gossip
+// entry go, and the state forgets it.
+func (c *Coordinator) RemoveHost(host, by string) error {
+	st := c.n.fsm.Copy()
+	if _, ok := st.Config.Hosts[host]; !ok {
+		if _, exp := st.Config.Expected[host]; exp {
+			return c.ExpectHost(host, false, by)
+		}
+		return &NotFoundError{Kind: "host", Name: host}
+	}
+	if host == c.n.cfg.NodeName {
+		return &ConflictError{What: fmt.Sprintf("host %s is the leader: stop its vmhad first (another host takes over), then remove it", host)}
+	}
+	if m, ok := c.n.members()[host]; ok && m.Status == serf.StatusAlive {
+		return &ConflictError{What: fmt.Sprintf("host %s is alive: evacuate it (vmha evacuate %s), stop its vmhad (systemctl stop vmhad), then remove it", host, host)}
+	}
+	// The state first: a refusal (VMs still placed there) changes nothing.
+	if err := c.n.propose(&Command{Op: OpRemoveHost, Name: host}); err != nil {
+		return err
+	}
+	if f := c.n.raft.GetConfiguration(); f.Error() == nil {
+		for _, s := range f.Configuration().Servers {
+			if string(s.ID) == host {
+				if err := c.n.raft.RemoveServer(raft.ServerID(host), 0, 10*time.Second).Error(); err != nil {
+					c.log.Error().Err(err).Str("host", host).Msg("remove the host's raft vote")
+				}
+			}
+		}
+	}
+	if err := c.n.serf.RemoveFailedNodePrune(host); err != nil {
+		c.log.Warn().Err(err).Str("host", host).Msg("prune the host from gossip")
+	}
+	c.log.Warn().Str("host", host).Str("by", by).Msg("host removed from the cluster")
+	return nil
+}
