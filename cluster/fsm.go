@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"strings"
 	"sync"
 	"time"
@@ -51,6 +52,8 @@ const (
 	// announces (Expected set) or withdraws a host that has not joined.
 	OpRemoveHost Op = "remove_host"
 	OpExpectHost Op = "expect_host"
+	// OpFormed records the boot ids of a whole cluster (Formed).
+	OpFormed Op = "formed"
 )
 
 // Command is one entry of the replicated log. Exactly one payload is set,
@@ -78,6 +81,7 @@ type Command struct {
 	Rebalance   *model.Rebalance     `json:"rebalance,omitempty"`
 	Maintenance *model.Maintenance   `json:"maintenance,omitempty"`
 	Expected    *model.Expected      `json:"expected,omitempty"`
+	Formed      map[string]string    `json:"formed,omitempty"`
 }
 
 // HostStateChange moves a host through its failure lifecycle.
@@ -321,6 +325,11 @@ func apply(s *model.State, c *Command) error {
 		s.Status.Maintenance[c.Name] = &cp
 	case OpRemoveHost:
 		return applyRemoveHost(s, c.Name)
+	case OpFormed:
+		if len(c.Formed) == 0 {
+			return errors.New("formed: no hosts")
+		}
+		s.Status.Formed = maps.Clone(c.Formed)
 	case OpExpectHost:
 		if c.Expected == nil {
 			if _, ok := s.Config.Expected[c.Name]; !ok {
@@ -639,5 +648,6 @@ func applyRemoveHost(s *model.State, host string) error {
 	delete(s.Status.TransientAttrs, host)
 	delete(s.Status.Evacuations, host)
 	delete(s.Status.Maintenance, host)
+	delete(s.Status.Formed, host)
 	return nil
 }

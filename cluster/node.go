@@ -45,10 +45,6 @@ const (
 	// a power-off, gossip still shows the old incarnation alive for a
 	// moment, and that must not undo the fence.
 	tagBoot = "boot"
-	// tagWFA is gossiped once this host's wait_for_all is over, so that a
-	// host restarting into a running cluster need not wait for hosts that
-	// died meanwhile.
-	tagWFA = "wfa"
 )
 
 // applyTimeout bounds one raft proposal.
@@ -601,29 +597,40 @@ func (w zerologWriter) Write(p []byte) (int, error) {
 // waitForAll reports the hosts this host still waits for under
 // quorum.wait_for_all (nil when the wait is over or off). The wait ends for
 // good when every host of the cluster (members, witnesses and announced
-// hosts) is alive in gossip at once, or when an alive member gossips that
-// its own wait is over: the cluster has formed, and this host joined it.
+// hosts) is alive in gossip at once (the leader then records their boot
+// ids), or when another alive host still runs the boot recorded the last
+// time the cluster was whole: the cluster formed and has not been cold
+// started since, so this host merely restarted or took over the lead.
 func (n *Node) waitForAll(st *model.State, members map[string]serf.Member) []string {
 	if !n.cfg.Quorum.WaitForAll || n.wfaDone.Load() {
 		return nil
 	}
 	var missing []string
-	formed := false
-	for name, m := range members {
-		if m.Status == serf.StatusAlive && m.Tags[tagWFA] == "done" && name != n.cfg.NodeName {
-			formed = true
-		}
-	}
+	boots := map[string]string{}
 	for _, h := range append(model.SortedKeys(st.Config.Hosts), model.SortedKeys(st.Config.Expected)...) {
-		if m, ok := members[h]; !ok || m.Status != serf.StatusAlive {
+		m, ok := members[h]
+		if !ok || m.Status != serf.StatusAlive {
 			missing = append(missing, h)
+			continue
 		}
+		boots[h] = m.Tags[tagBoot]
 	}
-	if formed || len(missing) == 0 {
+	if len(missing) == 0 {
+		if n.IsLeader() && len(boots) > 0 {
+			if err := n.propose(&Command{Op: OpFormed, Formed: boots}); err != nil {
+				return []string{"(recording the formed cluster: " + err.Error() + ")"}
+			}
+		}
 		n.wfaDone.Store(true)
-		n.setTag(tagWFA, "done")
-		n.log.Info().Bool("joined_formed_cluster", formed).Msg("wait_for_all over: every host seen at once")
+		n.log.Info().Msg("wait_for_all over: every host seen at once")
 		return nil
+	}
+	for h, boot := range st.Status.Formed {
+		if m, ok := members[h]; ok && h != n.cfg.NodeName && m.Status == serf.StatusAlive && boot != "" && m.Tags[tagBoot] == boot {
+			n.wfaDone.Store(true)
+			n.log.Info().Str("still_up_since_formed", h).Msg("wait_for_all over: the cluster formed and has not been cold started since")
+			return nil
+		}
 	}
 	return missing
 }

@@ -180,6 +180,10 @@ type Status struct {
 	TransientAttrs map[string]*TransientAttrs `json:"transient_attrs,omitempty"`
 	// Evacuations by host, until the host is brought back online.
 	Evacuations map[string]*Evacuation `json:"evacuations,omitempty"`
+	// Formed records the boot id of every host when the cluster was last
+	// seen whole (quorum.wait_for_all): while an alive host still runs that
+	// boot, the cluster has formed since the last cold start.
+	Formed map[string]string `json:"formed,omitempty"`
 	// Maintenance by host (vmha host maintenance).
 	Maintenance map[string]*Maintenance `json:"maintenance,omitempty"`
 	// Pins by VM (vmha migrate --pin): explicit, listed, and expiring.
