@@ -523,3 +523,11 @@ func recoveryOf(st *model.State, vm string) string {
 }
 
 func activeState(s string) bool { return hypervisor.State(s).Active() }
+
+// lastQuorate is the last time this host reached a leader that could
+// commit.
+func (a *Agent) lastQuorate() time.Time {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.quorateAt
+}

@@ -290,6 +290,9 @@ func (c *Coordinator) hostStep(ctx context.Context, st *model.State, name string
 			_ = c.setHostState(name, model.HostAlive, "rejoined before fencing", "")
 			return
 		}
+		if c.selfFenced(st, name) {
+			return
+		}
 		if busy {
 			return
 		}

@@ -269,7 +269,7 @@ func (c *Coordinator) canProtect(vm *model.VM) error {
 		off = s.Config.FencingOff != nil
 		hosts = model.SortedKeys(s.Config.Hosts)
 		for i := 0; i < len(hosts); i++ {
-			if t := s.Config.Fencing[hosts[i]]; t != nil && len(t.Levels) > 0 {
+			if t := s.Config.Fencing[hosts[i]]; (t != nil && len(t.Levels) > 0) || s.Config.Hosts[hosts[i]].Watchdog > 0 {
 				hosts = append(hosts[:i], hosts[i+1:]...)
 				i--
 			}

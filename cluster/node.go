@@ -34,6 +34,7 @@ import (
 	"github.com/vmha/vmha/hypervisor"
 	"github.com/vmha/vmha/model"
 	"github.com/vmha/vmha/sharedfs"
+	"github.com/vmha/vmha/watchdog"
 )
 
 // Serf tags every host publishes.
@@ -79,6 +80,8 @@ type Node struct {
 	tls           *tls.Config
 	forwardClient *http.Client
 
+	// watchdog is the armed self-fencing watchdog (nil: none).
+	watchdog *watchdog.Device
 	// wfaDone is set once the cold-start wait_for_all is over (always
 	// when it is off).
 	wfaDone atomic.Bool
@@ -125,11 +128,21 @@ func NewNode(o Options) (*Node, error) {
 		n.tls = tc
 		n.forwardClient.Transport = &http.Transport{TLSClientConfig: tc}
 	}
+	if w := cfg.Watchdog; w.Device != "" && !cfg.Witness {
+		d, err := watchdog.Open(w.Device, w.Timeout)
+		if err != nil {
+			return nil, fmt.Errorf("watchdog.device: %w", err)
+		}
+		n.watchdog = d
+		n.log.Warn().Str("device", w.Device).Dur("timeout", w.Timeout).Msg("self-fencing watchdog armed: cut off from the quorum for more than half the timeout, this host is reset")
+	}
 	if err := n.startRaft(); err != nil {
+		n.disarm()
 		n.closeStores()
 		return nil, err
 	}
 	if err := n.startSerf(); err != nil {
+		n.disarm()
 		_ = n.raft.Shutdown().Error()
 		n.closeStores()
 		return nil, err
@@ -287,6 +300,9 @@ func (n *Node) Run(ctx context.Context) {
 		// runs no agent.
 		n.agent = newAgent(n)
 		loops = append(loops, n.agent.run)
+		if n.watchdog != nil {
+			loops = append(loops, n.watchdogLoop)
+		}
 	}
 	for _, f := range loops {
 		n.wg.Add(1)
@@ -306,6 +322,9 @@ func (n *Node) Shutdown(leave bool) {
 		n.cancel()
 	}
 	n.wg.Wait()
+	// A clean stop disarms: the host leaves gossip, so it is not lost and
+	// nobody waits for its watchdog.
+	n.disarm()
 	if leave {
 		_ = n.serf.Leave()
 	}
@@ -447,7 +466,7 @@ func (n *Node) registration(ctx context.Context) (*api.Register, error) {
 	}
 	return &api.Register{
 		Host: model.Host{Name: n.cfg.NodeName, APIAddr: n.APIAddr(), MemoryMiB: info.MemoryMiB, CPUs: info.CPUs,
-			LibvirtURI: n.cfg.Migration.LibvirtURI, MigrationURI: n.cfg.Migration.Address},
+			LibvirtURI: n.cfg.Migration.LibvirtURI, MigrationURI: n.cfg.Migration.Address, Watchdog: n.watchdogTimeout()},
 		Fencing: n.fencing,
 	}, nil
 }
@@ -633,4 +652,63 @@ func (n *Node) waitForAll(st *model.State, members map[string]serf.Member) []str
 		}
 	}
 	return missing
+}
+
+// watchdogLoop pets the watchdog every quarter of its timeout while this
+// host reached the quorum within half the timeout (the agent's clock of the
+// no-quorum policy). Cut off longer, it stops: the device resets the host
+// at most 1.5 × timeout after it lost the quorum, which is the bound the
+// majority waits for (model.WatchdogWait) before recovering its VMs.
+func (n *Node) watchdogLoop(ctx context.Context) {
+	w := n.watchdog.Timeout()
+	t := time.NewTicker(w / 4)
+	defer t.Stop()
+	petting := true
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if time.Since(n.agent.lastQuorate()) >= w/4 {
+			// No recent report or read: ask the leader to prove its
+			// quorum now (a read index the leader verifies with a
+			// majority), so that a healthy, idle host keeps petting.
+			cctx, cancel := context.WithTimeout(ctx, w/4)
+			if err := n.agent.catchUp(cctx); err == nil {
+				n.agent.setQuorate()
+			}
+			cancel()
+		}
+		ok := time.Since(n.agent.lastQuorate()) < w/2
+		if ok {
+			if err := n.watchdog.Pet(); err != nil {
+				n.log.Error().Err(err).Msg("pet the watchdog")
+			}
+		}
+		if ok != petting {
+			petting = ok
+			if ok {
+				n.log.Warn().Msg("quorum reached again: petting the watchdog")
+			} else {
+				n.log.Error().Dur("reset_within", w).Msg("cut off from the quorum: no longer petting the watchdog; this host will be reset")
+			}
+		}
+	}
+}
+
+func (n *Node) disarm() {
+	if n.watchdog == nil {
+		return
+	}
+	if err := n.watchdog.Disarm(); err != nil {
+		n.log.Warn().Err(err).Msg("disarm the watchdog")
+	}
+}
+
+func (n *Node) watchdogTimeout() time.Duration {
+	if n.watchdog == nil {
+		return 0
+	}
+	return n.watchdog.Timeout()
 }

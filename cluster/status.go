@@ -138,7 +138,11 @@ func buildStatus(st *model.State, members map[string]serf.Member, self, leader s
 		case model.HostLost:
 			out.Problems = append(out.Problems, fmt.Sprintf("host %s is lost (%s); fencing it before its VMs (%s) restart elsewhere", name, hv.Reason, listOrNone(hv.VMs)))
 		case model.HostFenceFailed:
-			out.Problems = append(out.Problems, fmt.Sprintf("host %s is lost and fencing failed: %s; its VMs (%s) will not be restarted until fencing succeeds (retrying)", name, trimErr(hv.Reason), listOrNone(hv.VMs)))
+			msg := fmt.Sprintf("host %s is lost and fencing failed: %s; its VMs (%s) will not be restarted until fencing succeeds (retrying)", name, trimErr(hv.Reason), listOrNone(hv.VMs))
+			if h.Watchdog > 0 && st.Status.Hosts[name] != nil && !st.Status.Hosts[name].LostAt.IsZero() {
+				msg += fmt.Sprintf(", or until its own watchdog (%s) has reset it: the host stops petting it once cut off from the quorum, so it counts as reset %s after it was lost", h.Watchdog, model.WatchdogWait(h.Watchdog, 0).Round(time.Second))
+			}
+			out.Problems = append(out.Problems, msg)
 		}
 		if h.Witness {
 			hv.Witness = true

@@ -78,6 +78,8 @@ type Daemon struct {
 	Ping Ping `mapstructure:"ping"`
 	// Migration describes how live migrations reach this host.
 	Migration Migration `mapstructure:"migration"`
+	// Watchdog arms a self-fencing watchdog device (empty device: none).
+	Watchdog Watchdog `mapstructure:"watchdog"`
 	// Rebalance schedules the nightly rebalancing run by the leader.
 	Rebalance RebalanceSchedule `mapstructure:"rebalance"`
 	// Witness runs vmhad as a tie-breaking vote only (two-host clusters):
@@ -101,6 +103,13 @@ type Ping struct {
 	Interval   time.Duration `mapstructure:"interval"`
 	Timeout    time.Duration `mapstructure:"timeout"`
 	Dampen     time.Duration `mapstructure:"dampen"`
+}
+
+// Watchdog is the self-fencing watchdog: vmhad pets Device only while
+// this host reached the quorum within Timeout/2.
+type Watchdog struct {
+	Device  string        `mapstructure:"device"`
+	Timeout time.Duration `mapstructure:"timeout"`
 }
 
 // RebalanceSchedule runs a rebalance once a day inside Window ("HH:MM-HH:MM",
@@ -342,6 +351,8 @@ var Defaults = map[string]any{
 	"migration.auto_converge":   false,
 	"migration.max_per_target":  2,
 	"rebalance.window":          "",
+	"watchdog.device":           "",
+	"watchdog.timeout":          "60s",
 	"rebalance.max_moves":       10,
 	"rebalance.min_gain":        0.01,
 	"rebalance.parallel":        2,
@@ -598,6 +609,9 @@ func (d *Daemon) Validate() error {
 	}
 	if u := d.Migration.LibvirtURI; u != "" && !strings.Contains(u, "://") {
 		return fmt.Errorf("migration.libvirt_uri: %q is not a libvirt URI", u)
+	}
+	if w := d.Watchdog; w.Device != "" && (w.Timeout < time.Second || w.Timeout > time.Hour || w.Timeout%time.Second != 0) {
+		return fmt.Errorf("watchdog.timeout: %v, want whole seconds from 1s to 1h", w.Timeout)
 	}
 	if d.Admission != "open" && d.Admission != "closed" {
 		return fmt.Errorf("admission: %q, want open or closed", d.Admission)

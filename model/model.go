@@ -67,6 +67,10 @@ type Host struct {
 	CPUs      uint   `json:"cpus"`
 	// Witness hosts only vote: no hypervisor, no VMs, nothing to fence.
 	Witness bool `json:"witness,omitempty"`
+	// Watchdog is the timeout of the host's armed self-fencing watchdog
+	// (0: none): cut off from the quorum, the host stops petting it and is
+	// reset, so the majority may treat it as fenced after WatchdogWait.
+	Watchdog time.Duration `json:"watchdog,omitempty"`
 	// LibvirtURI is how other hosts' libvirtd reach this host's for a
 	// live migration (qemu+tls://HOST/system); empty: no live migration
 	// to this host.
@@ -450,4 +454,12 @@ func ValidateName(kind, name string) error {
 		}
 	}
 	return nil
+}
+
+// WatchdogWait is how long after a host with watchdog timeout w was lost
+// the majority may count it as reset by its watchdog: the host pets only
+// while it reached the quorum within w/2, the device fires w after the last
+// pet, and margin covers the petting period and detection skew.
+func WatchdogWait(w, margin time.Duration) time.Duration {
+	return w/2 + w + margin
 }
