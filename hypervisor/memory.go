@@ -248,6 +248,18 @@ func (m *Memory) Active() []string {
 	return out
 }
 
+// Lookup returns one domain, whatever the host's power (a checker's view,
+// like Active), and whether it is defined.
+func (m *Memory) Lookup(name string) (Domain, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	d := m.doms[name]
+	if d == nil {
+		return Domain{}, false
+	}
+	return Domain{Name: d.name, UUID: d.uuid, State: d.state, MemoryMiB: d.memMiB, VCPUs: d.vcpus}, true
+}
+
 // NodeInfo returns the capacity given in MemoryOptions.Info.
 func (m *Memory) NodeInfo(ctx context.Context) (NodeInfo, error) {
 	if err := ctx.Err(); err != nil {

@@ -1,0 +1,245 @@
+package sim
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"sort"
+	"time"
+
+	"github.com/vmha/vmha/api"
+	"github.com/vmha/vmha/hypervisor"
+	"github.com/vmha/vmha/model"
+)
+
+// reportEvery re-sends an unchanged observation, as cluster.Agent does.
+const reportEvery = 15 * time.Second
+
+// stopTimeout is vmhad's default agent.stop_timeout (an in-memory stop
+// is instant anyway).
+const stopTimeout = 30 * time.Second
+
+// run is the host's vmhad: register through the real API, then reconcile
+// on every committed placement change and on the agent timer, until the
+// host is powered off.
+func (h *Host) run() {
+	ctx := h.ctx
+	for {
+		if err := h.register(ctx); err == nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+	// Spread the timers: 1,000 agents must not tick together.
+	jitter := time.Duration(rand.Int64N(int64(h.c.opts.AgentInterval)))
+	select {
+	case <-ctx.Done():
+		return
+	case <-time.After(jitter):
+	}
+	t := time.NewTicker(h.c.opts.AgentInterval)
+	defer t.Stop()
+	retry := time.NewTimer(time.Hour)
+	defer retry.Stop()
+	for {
+		changed := h.c.replica.wait()
+		if h.reconcile(ctx) {
+			retry.Reset(200 * time.Millisecond)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-changed:
+		case <-retry.C:
+		}
+	}
+}
+
+// register is POST /v1/peer/register with the host's capacity and fence
+// topology, as cluster.Node's registerLoop sends it.
+func (h *Host) register(ctx context.Context) error {
+	mh, topo, err := h.c.registration(h)
+	if err != nil {
+		return err
+	}
+	return h.c.peerDo(ctx, http.MethodPost, api.PathRegister, api.Register{Host: *mh, Fencing: topo}, nil, h.Name)
+}
+
+// reconcile is cluster.Agent.reconcile for what the simulation uses:
+// stops first (a VM placed elsewhere must not stay active here), then
+// starts, only after the shared replica has applied up to the leader's
+// read index, then the report. It returns true to be retried soon.
+func (h *Host) reconcile(ctx context.Context) (again bool) {
+	me := h.Name
+	view := h.c.replica.view.Load()
+	mine := view.byHost[me]
+	ds, err := h.HV.List(ctx)
+	if err != nil {
+		return true // powered off: the run loop ends with the context
+	}
+	doms := map[string]hypervisor.Domain{}
+	for _, d := range ds {
+		doms[d.Name] = d
+		if mine[d.Name] {
+			continue
+		}
+		if d.State.Active() {
+			if err := h.HV.Stop(ctx, d.Name, stopTimeout); err != nil {
+				h.setErr(d.Name, err)
+				again = true
+				continue
+			}
+		}
+		_ = h.HV.Undefine(ctx, d.Name)
+	}
+	var toStart []string
+	for vm := range mine {
+		if d, ok := doms[vm]; !ok || !d.State.Active() {
+			toStart = append(toStart, vm)
+		}
+	}
+	sort.Strings(toStart)
+	if len(toStart) > 0 {
+		if err := h.catchUp(ctx); err != nil {
+			again = true
+		} else {
+			type todo struct{ name, xml string }
+			var starts []todo
+			// Re-read the committed state itself, now as new as the
+			// leader's (the view may lag it by one rebuild).
+			h.c.replica.fsm.Read(func(s *model.State) {
+				for _, vm := range toStart {
+					p, v := s.Status.Placements[vm], s.Config.VMs[vm]
+					if p != nil && v != nil && p.Host == me && p.MigrateFrom == "" {
+						starts = append(starts, todo{vm, v.XML})
+					}
+				}
+			})
+			for _, s := range starts {
+				if _, err := h.HV.Define(ctx, s.xml); err != nil {
+					h.setErr(s.name, err)
+					again = true
+					continue
+				}
+				if err := h.HV.Start(ctx, s.name); err != nil {
+					h.setErr(s.name, err)
+					again = true
+					continue
+				}
+				h.setErr(s.name, nil)
+			}
+		}
+	}
+	if err := h.report(ctx); err != nil {
+		again = true
+	}
+	return again
+}
+
+// catchUp asks the leader for its read index (GET /v1/peer/read-index,
+// answered after the leader confirmed its leadership with a quorum) and
+// waits until the shared replica applied that far.
+func (h *Host) catchUp(ctx context.Context) error {
+	var ri api.ReadIndex
+	if err := h.c.peerDo(ctx, http.MethodGet, api.PathReadIndex, nil, &ri, h.Name); err != nil {
+		return err
+	}
+	h.mu.Lock()
+	if ri.Term < h.term {
+		h.mu.Unlock()
+		return fmt.Errorf("read index from term %d: term %d was already seen", ri.Term, h.term)
+	}
+	h.term = ri.Term
+	h.mu.Unlock()
+	deadline := time.Now().Add(2 * time.Second)
+	for h.c.replica.raft.AppliedIndex() < ri.Index {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("replica at index %d, leader at %d", h.c.replica.raft.AppliedIndex(), ri.Index)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
+// report sends POST /v1/peer/observe when what runs here changed, and every
+// reportEvery anyway.
+func (h *Host) report(ctx context.Context) error {
+	ds, err := h.HV.List(ctx)
+	if err != nil {
+		return err
+	}
+	now := time.Now().UTC()
+	obs := model.Observation{Host: h.Name, At: now, VMs: map[string]model.VMObserve{}}
+	h.mu.Lock()
+	for _, d := range ds {
+		prev, ok := h.since[d.Name]
+		o := model.VMObserve{State: string(d.State), Since: now, Error: h.errs[d.Name]}
+		if ok && prev.State == o.State {
+			o.Since = prev.Since
+		}
+		h.since[d.Name] = o
+		obs.VMs[d.Name] = o
+	}
+	for name := range h.since {
+		if _, ok := obs.VMs[name]; !ok {
+			delete(h.since, name)
+		}
+	}
+	for name, e := range h.errs {
+		if _, ok := obs.VMs[name]; !ok {
+			obs.VMs[name] = model.VMObserve{State: "failed", Since: now, Error: e}
+		}
+	}
+	key, _ := json.Marshal(obs.VMs)
+	fresh := string(key) == h.sent && time.Since(h.sentAt) < reportEvery
+	h.mu.Unlock()
+	if fresh {
+		return nil
+	}
+	if err := h.c.peerDo(ctx, http.MethodPost, api.PathObserve, obs, nil, h.Name); err != nil {
+		return err
+	}
+	h.mu.Lock()
+	h.sent, h.sentAt = string(key), time.Now()
+	h.mu.Unlock()
+	return nil
+}
+
+func (h *Host) setErr(vm string, err error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if err == nil {
+		delete(h.errs, vm)
+	} else {
+		h.errs[vm] = err.Error()
+	}
+}
+
+// PowerOff is the host losing power: its VMs stop, its vmhad (agent and
+// gossip) dies without a word to anyone. Idempotent.
+func (h *Host) PowerOff() {
+	if h.off.Swap(true) {
+		return
+	}
+	h.HV.PowerOff()
+	if h.cancel != nil {
+		h.cancel()
+	}
+	if h.serf != nil {
+		_ = h.serf.Shutdown() // no Leave: peers must detect the failure
+	}
+}
+
+// Off reports whether the host was powered off.
+func (h *Host) Off() bool { return h.off.Load() }

@@ -1,0 +1,181 @@
+package sim
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"github.com/hashicorp/serf/serf"
+
+	"github.com/vmha/vmha/cluster"
+	"github.com/vmha/vmha/fencing/spec"
+	"github.com/vmha/vmha/model"
+	"github.com/vmha/vmha/placement"
+)
+
+// seedTerm and the seed's log index are those of the snapshot the voters
+// start from.
+const seedTerm = 1
+
+// vmXML is a VM's domain definition: a name, a size and one disk on shared
+// storage (the kind of disk that makes running twice a data-loss bug).
+func vmXML(name string, memMiB uint64) string {
+	return fmt.Sprintf(`<domain type='kvm'><name>%s</name><memory unit='MiB'>%d</memory><vcpu>1</vcpu><os><type>hvm</type></os>`+
+		`<devices><disk type='file' device='disk'><source file='/shared/vms/%s.qcow2'/><target dev='vda'/></disk></devices></domain>`, name, memMiB, name)
+}
+
+// fenceTopology is a simulated host's fence topology as vmhad would
+// register it (cmd/vmhad: device names get "@host"): one level, one device
+// of type agent that runs the simulation's fence script.
+func (c *Cluster) fenceTopology(host string) (*model.FenceTopology, error) {
+	d := spec.Device{Name: "sim", Type: spec.TypeAgent, Timeout: 10 * time.Second,
+		Params: map[string]string{"agent": c.script, "plug": host, "simdir": c.fenceDir}}
+	sp := spec.Spec{Devices: []spec.Device{d}, Hosts: []spec.Host{{Name: host, Levels: [][]string{{"sim"}}}}}
+	// Build opens the device as the leader will: a bad script path or
+	// option fails here, not during the fence.
+	set, err := spec.Build(sp)
+	if err != nil {
+		return nil, err
+	}
+	_ = set.Close()
+	return &model.FenceTopology{
+		Devices: []model.FenceDevice{{Name: "sim@" + host, Type: d.Type, Params: d.Params, Timeout: d.Timeout}},
+		Levels:  [][]string{{"sim@" + host}},
+	}, nil
+}
+
+// registration is what a simulated host sends to POST /v1/peer/register.
+func (c *Cluster) registration(h *Host) (*model.Host, *model.FenceTopology, error) {
+	t, err := c.fenceTopology(h.Name)
+	if err != nil {
+		return nil, nil, err
+	}
+	return &model.Host{Name: h.Name, APIAddr: c.sinkAddr, MemoryMiB: c.opts.HostMemoryMiB, CPUs: c.opts.HostCPUs}, t, nil
+}
+
+// seedState builds the cluster's starting state with the real state
+// machine: every host registered, every VM added (with the size the API
+// parses from its XML), and one placement pass of the real engine over
+// them, as the coordinator would make it with every host alive. Only the
+// transport is skipped (see docs/scale.md: adding 50,000 VMs one POST at a
+// time costs a full state copy each). It returns the FSM and the index of
+// its last entry.
+func (c *Cluster) seedState() (*cluster.FSM, uint64, error) {
+	f := cluster.NewFSM()
+	var idx uint64
+	apply := func(cmd *cluster.Command) error {
+		idx++
+		cmd.At, cmd.Term = time.Now().UTC(), seedTerm
+		b, err := json.Marshal(cmd)
+		if err != nil {
+			return err
+		}
+		if r := f.Apply(&raft.Log{Index: idx, Term: seedTerm, Type: raft.LogCommand, Data: b}); r != nil {
+			if err, ok := r.(error); ok && err != nil {
+				return fmt.Errorf("seed %s: %w", cmd.Op, err)
+			}
+		}
+		return nil
+	}
+	members := map[string]serf.Member{}
+	for _, h := range c.hosts {
+		mh, topo, err := c.registration(h)
+		if err != nil {
+			return nil, 0, err
+		}
+		if err := apply(&cluster.Command{Op: cluster.OpRegisterHost, Host: mh, Fencing: topo}); err != nil {
+			return nil, 0, err
+		}
+		members[h.Name] = serf.Member{Name: h.Name, Status: serf.StatusAlive}
+	}
+	for i := 1; i <= c.opts.VMs; i++ {
+		name := fmt.Sprintf("vm%05d", i)
+		vm := &model.VM{Name: name, XML: vmXML(name, c.opts.VMMemoryMiB)}
+		info, err := model.ParseDomainXML([]byte(vm.XML))
+		if err != nil {
+			return nil, 0, err
+		}
+		vm.MemoryMiB, vm.VCPUs, vm.Disks = info.MemoryMiB, info.VCPUs, info.Disks
+		if err := apply(&cluster.Command{Op: cluster.OpAddVM, VM: vm}); err != nil {
+			return nil, 0, err
+		}
+	}
+	// The coordinator's place() without rules, pins or storage.
+	plan := placement.Plan(cluster.Snapshot(f.Copy(), members))
+	var ps []model.Placement
+	for _, d := range plan {
+		if d.Changed {
+			ps = append(ps, model.Placement{VM: d.VM, Host: d.Host, Reason: d.Reason})
+		}
+	}
+	if err := apply(&cluster.Command{Op: cluster.OpPlace, Placements: ps}); err != nil {
+		return nil, 0, err
+	}
+	unplaced := 0
+	f.Read(func(s *model.State) {
+		for _, p := range s.Status.Placements {
+			if p.Host == "" {
+				unplaced++
+			}
+		}
+	})
+	if unplaced > 0 {
+		return nil, 0, fmt.Errorf("seed: %d VMs found no host (capacity?)", unplaced)
+	}
+	return f, idx, nil
+}
+
+// writeSeed stores the seed as a raft snapshot in each voter's data
+// directory, with the voters as the configuration: the voters start as a
+// cluster restarting from disk would.
+func (c *Cluster) writeSeed(f *cluster.FSM, index uint64) error {
+	snap, err := f.Snapshot()
+	if err != nil {
+		return err
+	}
+	var buf bytes.Buffer
+	if err := snap.Persist(&bufSink{Buffer: &buf}); err != nil {
+		return err
+	}
+	var conf raft.Configuration
+	for _, v := range c.voters {
+		conf.Servers = append(conf.Servers, raft.Server{ID: raft.ServerID(v.name), Address: raft.ServerAddress(v.raftAddr), Suffrage: raft.Voter})
+	}
+	_, trans := raft.NewInmemTransport("")
+	defer func() { _ = trans.Close() }()
+	for _, v := range c.voters {
+		dir := filepath.Join(v.dir, "data")
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return err
+		}
+		store, err := raft.NewFileSnapshotStore(dir, 2, io.Discard)
+		if err != nil {
+			return err
+		}
+		sink, err := store.Create(raft.SnapshotVersionMax, index, seedTerm, conf, 1, trans)
+		if err != nil {
+			return err
+		}
+		if _, err := sink.Write(buf.Bytes()); err != nil {
+			_ = sink.Cancel()
+			return err
+		}
+		if err := sink.Close(); err != nil {
+			return err
+		}
+	}
+	c.seedBytes = buf.Len()
+	return nil
+}
+
+// bufSink collects a snapshot in memory.
+type bufSink struct{ *bytes.Buffer }
+
+func (b *bufSink) ID() string    { return "seed" }
+func (b *bufSink) Cancel() error { return nil }
+func (b *bufSink) Close() error  { return nil }

@@ -1,0 +1,171 @@
+package sim
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vmha/vmha/model"
+)
+
+// TestSimulatedClusterSmall: 3 real voters and 40 simulated hosts running
+// 1,000 VMs. One host loses its power; the cluster must detect it through
+// gossip, fence it through the fence agent, and start its VMs elsewhere,
+// with no VM ever active on two hypervisors at any sample.
+func TestSimulatedClusterSmall(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a simulated cluster (about 20 s)")
+	}
+	dir := t.TempDir()
+	if d := os.Getenv("SIM_DIR"); d != "" {
+		dir = d // keep the logs for a look afterwards
+	}
+	c, err := Start(Options{Dir: dir, Hosts: 40, VMs: 1000, Logf: t.Logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	victim := "sim0007"
+	f, err := c.FailHost(victim, 45*time.Second)
+	if f != nil {
+		t.Logf("failure: %s", f)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.VMs == 0 {
+		t.Fatalf("%s ran no VM: nothing was recovered", victim)
+	}
+	if !f.Lost.Before(f.Fenced) || f.Fenced.After(f.Recovered) {
+		t.Errorf("order: lost %v, fenced %v, recovered %v; want lost < fenced <= recovered", f.Lost, f.Fenced, f.Recovered)
+	}
+	fences := c.Fences()
+	if fences[victim] != 1 || len(fences) != 1 {
+		t.Errorf("fence script powered off %v, want only %s once", fences, victim)
+	}
+	if f.OthersLost != 0 {
+		t.Errorf("%d other hosts were marked lost", f.OthersLost)
+	}
+	var rec *model.FenceRecord
+	c.replica.fsm.Read(func(s *model.State) {
+		for i := range s.Status.FenceHistory {
+			if r := s.Status.FenceHistory[i]; r.Host == victim && r.OK && strings.Contains(r.Device, "fence_vmhasim plug "+victim) {
+				rec = &r
+			}
+		}
+	})
+	if rec == nil {
+		t.Errorf("no successful fence of %s by its fence_vmhasim device in the fence history", victim)
+	}
+	if err := c.waitFor(30*time.Second, "every VM running where it is placed", c.settled); err != nil {
+		t.Error(err)
+	}
+	bad, samples := c.Violations()
+	if samples < 10 {
+		t.Errorf("only %d never-twice samples were taken", samples)
+	}
+	if len(bad) > 0 {
+		t.Errorf("VMs active on two hosts:\n%s", strings.Join(bad, "\n"))
+	}
+	t.Logf("%d never-twice samples, none with a VM on two hosts", samples)
+
+	// The checker itself: a VM started behind the cluster's back on a
+	// second host must be seen.
+	t.Run("checker catches a double start", func(t *testing.T) {
+		ctx := context.Background()
+		a, b := c.Host("sim0001"), c.Host("sim0002")
+		vms := a.HV.Active()
+		if len(vms) == 0 {
+			t.Fatal("sim0001 runs nothing")
+		}
+		xml := vmXML(vms[0], 1024)
+		_, before := c.Violations()
+		if _, err := b.HV.Define(ctx, xml); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.HV.Start(ctx, vms[0]); err != nil {
+			t.Fatal(err)
+		}
+		err := c.waitFor(5*time.Second, "the checker to see the double start", func() bool {
+			bad, n := c.Violations()
+			return len(bad) > 0 && n > before
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		bad, _ := c.Violations()
+		if !strings.Contains(bad[0], vms[0]) {
+			t.Fatalf("violation %q does not name %s", bad[0], vms[0])
+		}
+	})
+}
+
+// BenchmarkHostFailure measures one host failure end to end at two sizes:
+// detection (kill → lost committed), fencing (lost → fenced committed),
+// recovery (fenced → every VM of the host running elsewhere), the total,
+// and the live heap one more real host daemon costs with the full state.
+//
+//	go test -run '^$' -bench HostFailure -benchtime 1x -timeout 60m ./internal/sim/
+func BenchmarkHostFailure(b *testing.B) {
+	for _, size := range []struct{ hosts, vms int }{{100, 5000}, {1000, 50000}} {
+		b.Run(fmt.Sprintf("%dx%d", size.hosts, size.vms), func(b *testing.B) {
+			benchFailure(b, size.hosts, size.vms)
+		})
+	}
+}
+
+func benchFailure(b *testing.B, hosts, vms int) {
+	logf := b.Logf
+	if os.Getenv("SIM_VERBOSE") != "" {
+		logf = func(format string, args ...any) {
+			fmt.Fprintf(os.Stderr, time.Now().Format("15:04:05.000 ")+format+"\n", args...)
+		}
+	}
+	t0 := time.Now()
+	c, err := Start(Options{Dir: b.TempDir(), Hosts: hosts, VMs: vms, Logf: logf, SampleEvery: 250 * time.Millisecond})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	logf("cluster up in %v", time.Since(t0).Round(time.Millisecond))
+	mem, err := c.MeasureDaemon()
+	if err != nil {
+		b.Fatal(err)
+	}
+	logf("one more daemon: %.1f MB live heap, caught up in %v; process heap %.0f MB, RSS %.0f MB",
+		float64(mem.DaemonHeap)/1e6, mem.CatchUp.Round(time.Millisecond), float64(mem.ProcessHeap)/1e6, float64(mem.ProcessRSS)/1e6)
+	var detect, fence, recover, total time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		victim := c.HostNames()[(i*7+3)%hosts]
+		f, err := c.FailHost(victim, 10*time.Minute)
+		if f != nil {
+			logf("failure %d: %s", i+1, f)
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
+		if f.OthersLost > 0 {
+			b.Errorf("%d hosts other than %s were marked lost", f.OthersLost, victim)
+		}
+		detect += f.Detect()
+		fence += f.FenceTime()
+		recover += f.Recover()
+		total += f.Total()
+	}
+	b.StopTimer()
+	if bad, n := c.Violations(); len(bad) > 0 {
+		b.Errorf("VMs active on two hosts (%d samples):\n%s", n, strings.Join(bad, "\n"))
+	}
+	n := float64(b.N)
+	b.ReportMetric(detect.Seconds()/n, "detect-s")
+	b.ReportMetric(fence.Seconds()/n, "fence-s")
+	b.ReportMetric(recover.Seconds()/n, "recover-s")
+	b.ReportMetric(total.Seconds()/n, "total-s")
+	b.ReportMetric(float64(mem.DaemonHeap)/1e6, "heap-MB/daemon")
+	b.ReportMetric(float64(mem.ProcessHeap)/1e6, "process-heap-MB")
+	b.ReportMetric(float64(mem.ProcessRSS)/1e6, "process-rss-MB")
+}
