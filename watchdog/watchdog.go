@@ -67,12 +67,12 @@ func Open(path string, timeout time.Duration) (*Device, error) {
 	d := &Device{f: f, path: path, timeout: timeout}
 	secs := int32(timeout / time.Second)
 	if err := d.ioctl(wdiocSetTimeout, &secs); err != nil {
-		d.disarmAndClose()
+		_ = d.disarmAndClose()
 		return nil, fmt.Errorf("watchdog %s: set timeout %s: %w", path, timeout, err)
 	}
 	var got int32
 	if err := d.ioctl(wdiocGetTimeout, &got); err == nil && time.Duration(got)*time.Second != timeout {
-		d.disarmAndClose()
+		_ = d.disarmAndClose()
 		return nil, fmt.Errorf("watchdog %s: asked for a %s timeout, the device keeps %ds", path, timeout, got)
 	}
 	return d, d.Pet()

@@ -65,10 +65,9 @@ func TestHostOperations(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	s, err := c.WaitFor(context.Background(), 40*time.Second, "waiting for "+late.Name, func(s *api.Status) bool {
+	if _, err := c.WaitFor(context.Background(), 40*time.Second, "waiting for "+late.Name, func(s *api.Status) bool {
 		return s.Leader != "" && slices.Equal(s.Quorum.WaitingForAll, []string{late.Name})
-	})
-	if err != nil {
+	}); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(5 * time.Second) // far past failure detection and the unseen grace
@@ -99,7 +98,7 @@ func TestHostOperations(t *testing.T) {
 	c.Host(gone).Stop()
 	c.expect(t, via, 0, gone+" removed from the cluster", "host", "remove", gone, "--yes")
 	c.expect(t, via, 1, `unknown host "`+gone+`"`, "host", "remove", gone, "--yes")
-	s, err = c.WaitFor(context.Background(), 20*time.Second, gone+" gone from status and votes", func(s *api.Status) bool {
+	s, err := c.WaitFor(context.Background(), 20*time.Second, gone+" gone from status and votes", func(s *api.Status) bool {
 		for _, h := range s.Hosts {
 			if h.Name == gone {
 				return false

@@ -124,7 +124,7 @@ func TestWatchdogSelfFence(t *testing.T) {
 	t.Cleanup(func() { close(stop); wg.Wait() })
 
 	names := []string{"w1", "w2", "w3", "w4", "w5", "w6"}
-	s := addVMs(t, c, names...)
+	addVMs(t, c, names...)
 	// Healthy and idle for longer than the timeout: nobody is reset.
 	time.Sleep(timeout + 2*time.Second)
 	for _, h := range hosts {
@@ -132,7 +132,7 @@ func TestWatchdogSelfFence(t *testing.T) {
 			t.Fatalf("%s was reset by its watchdog while the cluster was healthy", h)
 		}
 	}
-	s = mustStatus(t, c)
+	s := mustStatus(t, c)
 	ch := watchNeverTwice(t, c)
 	vh, lost := victimWithVMs(t, s, false)
 	victim := c.Host(vh.Name)

@@ -18,6 +18,10 @@ import (
 
 var scores = []placement.Score{-placement.Infinity, -100, 0, 10, 100, 500, placement.Infinity}
 
+// colocScores weighs the mandatory colocations more: they chain VMs
+// together; the finite ones scale the merged preferences.
+var colocScores = []placement.Score{placement.Infinity, placement.Infinity, -placement.Infinity, -placement.Infinity, -500, -100, 1, 50, 200}
+
 // genInput draws a cluster within the subset both schedulers share: hosts
 // up (some in standby), VMs with utilization, priorities, stickiness and
 // current hosts, locations, a ping rule, colocations.
@@ -94,11 +98,8 @@ func genInput(t *rapid.T) placement.Input {
 		for i, n := 0, rapid.IntRange(0, nv/2).Draw(t, "colocations"); i < n; i++ {
 			a, b := rapid.SampledFrom(vms).Draw(t, "cvm"), rapid.SampledFrom(vms).Draw(t, "cwith")
 			if a != b {
-				// Only mandatory colocations: the merge of finite
-				// colocation scores into the other VM's scores differs from
-				// Pacemaker's in details (see docs/placement.md).
 				in.Colocations = append(in.Colocations, placement.Colocation{VM: a, With: b,
-					Score: rapid.SampledFrom([]placement.Score{placement.Infinity, -placement.Infinity}).Draw(t, "cscore")})
+					Score: rapid.SampledFrom(colocScores).Draw(t, "cscore")})
 			}
 		}
 		if placement.Validate(&in) != nil {
