@@ -248,3 +248,25 @@ func TestCheckPeerCommand(t *testing.T) {
 		}
 	}
 }
+
+// FuzzCheckPeerCommand: whatever a peer sends, an accepted command is lvs
+// or lvchange, and no accepted argument can be read as another option or a
+// path outside VG/LV.
+func FuzzCheckPeerCommand(f *testing.F) {
+	f.Add("lvchange", "-aey\x00vg/lv")
+	f.Add("lvs", "--reportformat\x00json\x00--binary\x00-o\x00"+lvsFields+"\x00vg/lv")
+	f.Add("sh", "-c\x00reboot")
+	f.Fuzz(func(t *testing.T, name, joined string) {
+		args := strings.Split(joined, "\x00")
+		if CheckPeerCommand(name, args) != nil {
+			return
+		}
+		if name != "lvs" && name != "lvchange" {
+			t.Fatalf("accepted %q", name)
+		}
+		last := args[len(args)-1]
+		if strings.HasPrefix(last, "-") || strings.Count(last, "/") != 1 || strings.ContainsAny(last, " \t\n") {
+			t.Fatalf("accepted %q %q", name, args)
+		}
+	})
+}
