@@ -222,7 +222,10 @@ func runFault(t *testing.T, sc faultScenario, rng *rand.Rand) faultRun {
 			return false
 		}
 		for _, v := range s.VMs {
-			if v.State != "running" || v.MigratingFrom != "" {
+			// Running as reported by a host that is itself alive: a
+			// killed host's last report still says "running".
+			h := hostOf(s, v.Host)
+			if v.State != "running" || v.MigratingFrom != "" || h.State != "alive" || h.Member != "alive" {
 				return false
 			}
 		}
