@@ -225,7 +225,7 @@ func runFault(t *testing.T, sc faultScenario, rng *rand.Rand) faultRun {
 			// Running as reported by a host that is itself alive: a
 			// killed host's last report still says "running".
 			h := hostOf(s, v.Host)
-			if v.State != "running" || v.MigratingFrom != "" || h.State != "alive" || h.Member != "alive" {
+			if v.State != "running" || v.MigratingFrom != "" || h.State != "alive" || h.Member != "alive" || c.Host(v.Host) == nil || !c.Host(v.Host).Running() {
 				return false
 			}
 		}
