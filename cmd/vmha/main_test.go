@@ -80,6 +80,17 @@ func TestExitCodes(t *testing.T) {
 		{"refused by the cluster", []string{"vm", "add", "web2", "--xml", good, "--prefer", "host9"}, 1, `unknown host "host9"`},
 		{"no leader", []string{"vm", "remove", "web1"}, 3, "no leader"},
 		{"no daemon", []string{"--socket", filepath.Join(dir, "none.sock"), "status"}, 3, "cannot reach vmhad"},
+		{"ttl without pin", []string{"migrate", "web1", "--ttl", "1h"}, 2, "--ttl needs --pin"},
+		{"negative ttl", []string{"migrate", "web1", "--pin", "--ttl", "-1h"}, 2, "--ttl -1h0m0s"},
+		{"pins clear without a VM", []string{"pins", "clear"}, 2, "or --all"},
+		{"pins clear both", []string{"pins", "clear", "web1", "--all"}, 2, "or --all"},
+		{"rebalance parallel", []string{"rebalance", "--parallel", "0"}, 2, "--parallel 0"},
+		{"rebalance max moves", []string{"rebalance", "--max-moves", "-1"}, 2, "--max-moves -1"},
+		{"rebalance min gain", []string{"rebalance", "--min-gain", "-0.5"}, 2, "--min-gain -0.5"},
+		{"storage init without a name", []string{"storage", "init"}, 2, "FILESYSTEM"},
+		{"storage init journals", []string{"storage", "init", "vmstore", "--journals", "-2"}, 2, "--journals -2"},
+		{"host remove without yes", []string{"host", "remove", "host2"}, 2, "--yes"},
+		{"host maintenance without a host", []string{"host", "maintenance"}, 2, "HOST"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -101,7 +112,7 @@ func TestHelpListsCommands(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d", code)
 	}
-	for _, c := range []string{"status", "host", "vm", "fence", "Exit codes"} {
+	for _, c := range []string{"status", "host", "vm", "fence", "migrate", "evacuate", "rebalance", "pins", "storage", "Exit codes"} {
 		if !strings.Contains(out, c) {
 			t.Errorf("--help does not mention %q:\n%s", c, out)
 		}
