@@ -47,16 +47,26 @@ func (n *Node) Handler(local bool) http.Handler {
 	mux.HandleFunc("POST "+api.PathHostAction+"/{host}/evacuate", n.leaderWrite(n.handleEvacuate))
 	mux.HandleFunc("POST "+api.PathHostAction+"/{host}/online", n.leaderWrite(n.handleHostOnline))
 	mux.HandleFunc("POST "+api.PathHostAction+"/{host}/attr", n.leaderWrite(n.handleHostAttr))
-	mux.HandleFunc("POST "+api.PathHostAction+"/{host}/maintenance", n.leaderWrite(n.handleHostMaintenance))
-	mux.HandleFunc("POST "+api.PathHostAction+"/{host}/expect", n.leaderWrite(n.handleHostExpect))
-	mux.HandleFunc("DELETE "+api.PathHostAction+"/{host}", n.leaderWrite(n.handleHostRemove))
+	mux.HandleFunc("POST "+api.PathHostAction+"/{host}/maintenance", n.leaderWrite(jsonCall(func(r *http.Request, req api.HostOp) (any, error) {
+		return nil, n.coord.SetMaintenance(r.PathValue("host"), req.On, req.Reason, requester(r, req.RequestedBy))
+	})))
+	mux.HandleFunc("POST "+api.PathHostAction+"/{host}/expect", n.leaderWrite(jsonCall(func(r *http.Request, req api.HostOp) (any, error) {
+		return nil, n.coord.ExpectHost(r.PathValue("host"), req.On, requester(r, req.RequestedBy))
+	})))
+	mux.HandleFunc("DELETE "+api.PathHostAction+"/{host}", n.leaderWrite(jsonCall(func(r *http.Request, req api.HostOp) (any, error) {
+		return nil, n.coord.RemoveHost(r.PathValue("host"), requester(r, req.RequestedBy))
+	})))
 	mux.HandleFunc("GET "+api.PathRules, n.leaderRead(n.handleGetRules))
 	mux.HandleFunc("POST "+api.PathRules, n.leaderWrite(n.handleSetRules))
 	mux.HandleFunc("GET "+api.PathExplain+"/{vm}", n.leaderRead(n.handleExplain))
 	mux.HandleFunc("GET "+api.PathPins, n.leaderRead(n.handlePins))
 	mux.HandleFunc("GET "+api.PathRebalance, n.leaderRead(n.handleRebalances))
-	mux.HandleFunc("POST "+api.PathRebalance, n.leaderWrite(n.handleRebalance))
-	mux.HandleFunc("POST "+api.PathRebalance+"/cancel", n.leaderWrite(n.handleRebalanceCancel))
+	mux.HandleFunc("POST "+api.PathRebalance, n.leaderWrite(jsonCall(func(r *http.Request, req api.RebalanceRequest) (any, error) {
+		return nilIfErr(n.coord.StartRebalance(req, requester(r, req.RequestedBy)))
+	})))
+	mux.HandleFunc("POST "+api.PathRebalance+"/cancel", n.leaderWrite(jsonCall(func(r *http.Request, req api.HostOp) (any, error) {
+		return nilIfErr(n.coord.CancelRebalance(requester(r, req.RequestedBy)))
+	})))
 	mux.HandleFunc("POST "+api.PathPins+"/clear", n.leaderWrite(n.handleClearPins))
 	mux.HandleFunc("POST "+api.PathFencePolicy, n.leaderWrite(n.handleFencePolicy))
 	mux.HandleFunc("POST "+api.PathFence+"/{host}", n.leaderWrite(n.handleFence))
@@ -140,6 +150,40 @@ func (n *Node) Serve(ctx context.Context) error {
 }
 
 type handlerFunc func(w http.ResponseWriter, r *http.Request, body []byte)
+
+// nilIfErr turns a (pointer, error) result into jsonCall's (any, error)
+// without a typed nil: an error answers with the error alone.
+func nilIfErr[T any](v *T, err error) (any, error) {
+	if err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+// jsonCall is a handler in one piece: decode the body into T (a malformed
+// body is a 400 naming what is wrong, and calls nothing), call fn, and
+// answer its result as JSON (nil: 204) or its error with the status the
+// error's kind calls for.
+func jsonCall[T any](fn func(r *http.Request, req T) (any, error)) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request, body []byte) {
+		var req T
+		if len(body) > 0 {
+			if err := decode(body, &req); err != nil {
+				writeErr(w, http.StatusBadRequest, "", err)
+				return
+			}
+		}
+		out, err := fn(r, req)
+		switch {
+		case err != nil:
+			writeApplyErr(w, err)
+		case out == nil:
+			w.WriteHeader(http.StatusNoContent)
+		default:
+			writeJSON(w, http.StatusOK, out)
+		}
+	}
+}
 
 // leaderWrite runs h on the leader; a follower forwards the request once.
 func (n *Node) leaderWrite(h handlerFunc) http.HandlerFunc {
@@ -586,47 +630,6 @@ func (n *Node) handleHostOnline(w http.ResponseWriter, r *http.Request, _ []byte
 	w.WriteHeader(http.StatusNoContent)
 }
 
-func (n *Node) handleHostMaintenance(w http.ResponseWriter, r *http.Request, body []byte) {
-	var req api.HostOp
-	if err := decode(body, &req); err != nil {
-		writeErr(w, http.StatusBadRequest, "", err)
-		return
-	}
-	if err := n.coord.SetMaintenance(r.PathValue("host"), req.On, req.Reason, requester(r, req.RequestedBy)); err != nil {
-		writeApplyErr(w, err)
-		return
-	}
-	w.WriteHeader(http.StatusNoContent)
-}
-
-func (n *Node) handleHostExpect(w http.ResponseWriter, r *http.Request, body []byte) {
-	var req api.HostOp
-	if err := decode(body, &req); err != nil {
-		writeErr(w, http.StatusBadRequest, "", err)
-		return
-	}
-	if err := n.coord.ExpectHost(r.PathValue("host"), req.On, requester(r, req.RequestedBy)); err != nil {
-		writeApplyErr(w, err)
-		return
-	}
-	w.WriteHeader(http.StatusNoContent)
-}
-
-func (n *Node) handleHostRemove(w http.ResponseWriter, r *http.Request, body []byte) {
-	var req api.HostOp
-	if len(body) > 0 {
-		if err := decode(body, &req); err != nil {
-			writeErr(w, http.StatusBadRequest, "", err)
-			return
-		}
-	}
-	if err := n.coord.RemoveHost(r.PathValue("host"), requester(r, req.RequestedBy)); err != nil {
-		writeApplyErr(w, err)
-		return
-	}
-	w.WriteHeader(http.StatusNoContent)
-}
-
 func (n *Node) handleRebalances(w http.ResponseWriter, _ *http.Request, _ []byte) {
 	out := []*model.Rebalance{}
 	n.fsm.Read(func(s *model.State) {
@@ -637,36 +640,6 @@ func (n *Node) handleRebalances(w http.ResponseWriter, _ *http.Request, _ []byte
 		}
 	})
 	writeJSON(w, http.StatusOK, out)
-}
-
-func (n *Node) handleRebalance(w http.ResponseWriter, r *http.Request, body []byte) {
-	var req api.RebalanceRequest
-	if err := decode(body, &req); err != nil {
-		writeErr(w, http.StatusBadRequest, "", err)
-		return
-	}
-	rb, err := n.coord.StartRebalance(req, requester(r, req.RequestedBy))
-	if err != nil {
-		writeApplyErr(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, rb)
-}
-
-func (n *Node) handleRebalanceCancel(w http.ResponseWriter, r *http.Request, body []byte) {
-	var req struct {
-		RequestedBy string `json:"requested_by"`
-	}
-	if err := decode(body, &req); err != nil {
-		writeErr(w, http.StatusBadRequest, "", err)
-		return
-	}
-	rb, err := n.coord.CancelRebalance(requester(r, req.RequestedBy))
-	if err != nil {
-		writeApplyErr(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, rb)
 }
 
 func (n *Node) handlePins(w http.ResponseWriter, _ *http.Request, _ []byte) {
