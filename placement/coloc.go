@@ -21,10 +21,11 @@ import (
 //     it; a finite score that leaves no host is undone. Then the VMs
 //     colocated with it (by priority, then name) merge their tables, each
 //     with its followers, recursively (pcmk__add_colocated_node_scores).
-//   - A merge adds the other VM's score times the product of the colocation
-//     scores / INFINITY (float32, rounded, never rounded to 0); a negative
-//     factor never meets a negative score (no sign flip); a host that cannot
-//     run VMs counts as -INFINITY. Each merged VM is undone with everything
+//   - A merge adds the other VM's score times its colocation's score /
+//     INFINITY, with the sign flipped when the chain above it is negative
+//     (only the sign passes down, not the product); float32, rounded, never
+//     rounded to 0. A negative factor never meets a negative score (no sign
+//     flip); a host that cannot run VMs counts as -INFINITY. Each merged VM is undone with everything
 //     merged under it if it leaves no host with a score >= 0 (the rollback),
 //     and a VM is not merged again below itself (the merging flag is set on
 //     the path only, so a VM reached by two paths counts twice).
@@ -155,7 +156,14 @@ func (e *engine) mergeFollowers(t []Score, x int, f float32, thisWith bool, dept
 		if thisWith {
 			other = e.vmIx[c.With]
 		}
-		e.merge(t, other, colocFactor(f, c.Score), thisWith, depth)
+		// Pacemaker 2.1.5 passes down only the sign of the factor: a VM two
+		// colocations away counts at its own colocation's score / INFINITY,
+		// not at the product of the two (crm_simulate's traces show it).
+		sign := float32(1)
+		if f < 0 {
+			sign = -1
+		}
+		e.merge(t, other, colocFactor(sign, c.Score), thisWith, depth)
 	}
 }
 

@@ -117,6 +117,27 @@ var colocationCases = []struct {
 		},
 		want: map[string]string{"a": "", "b": "node2", "c": "node2"},
 	},
+	{
+		// p merges d (d with p at -100: factor -0.0001) and, below d, e (e
+		// with d at -INFINITY). Pacemaker 2.1.5 passes only the sign of
+		// d's factor down: e counts at +1, not at the product +0.0001, so
+		// its 500 on node1 outweighs p's own 100 on node2.
+		name: "along a chain only the sign of the factor passes down",
+		in: placement.Input{
+			Hosts: nodes("node1", "node2"),
+			VMs: func() []placement.VMInfo {
+				v := vms("p", "d", "e")
+				v[0].Priority = 2
+				return v
+			}(),
+			Locations: []placement.Location{{VM: "p", Host: "node2", Score: 100}, {VM: "e", Host: "node1", Score: 500}},
+			Colocations: []placement.Colocation{
+				{VM: "d", With: "p", Score: -100},
+				{VM: "e", With: "d", Score: -placement.Infinity},
+			},
+		},
+		want: map[string]string{"p": "node1", "d": "node2", "e": "node1"},
+	},
 }
 
 // TestColocationRegressions runs the minimized cases through vmha, and
