@@ -126,20 +126,11 @@ func (f *FSM) Read(fn func(s *model.State)) {
 	fn(f.state)
 }
 
-// Copy returns a deep copy of the state.
+// Copy returns a deep copy of the state (model.State.Clone).
 func (f *FSM) Copy() *model.State {
 	f.mu.RLock()
-	b, err := json.Marshal(f.state)
-	f.mu.RUnlock()
-	if err != nil {
-		panic(fmt.Sprintf("marshal state: %v", err)) // only plain data: cannot happen
-	}
-	s := model.NewState()
-	if err := json.Unmarshal(b, s); err != nil {
-		panic(fmt.Sprintf("unmarshal state: %v", err))
-	}
-	s.Fill()
-	return s
+	defer f.mu.RUnlock()
+	return f.state.Clone()
 }
 
 // Apply implements raft.FSM. It returns nil or an error; an error means the
