@@ -143,7 +143,7 @@ type faultRun struct {
 	recovery time.Duration // fault start → every VM running again
 }
 
-// TestFaultScenarios runs every scenario VMHA_FAULT_RUNS times (default 1)
+// TestFaultScenarios runs every scenario VMHA_FAULT_RUNS times (default 3)
 // with random timing on a fresh cluster of real vmhad, test-driver
 // hypervisors and ipmi_sim BMCs, with the never-twice checker sampling
 // every host's hypervisor throughout, and reports per scenario: runs, double
@@ -153,7 +153,7 @@ func TestFaultScenarios(t *testing.T) {
 	if err := PartitionAvailable(); err != nil {
 		testenv.Missing(t, err.Error())
 	}
-	runs := 1
+	runs := 3
 	if v, err := strconv.Atoi(os.Getenv("VMHA_FAULT_RUNS")); err == nil && v > 0 {
 		runs = v
 	}
