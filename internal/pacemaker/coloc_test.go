@@ -138,6 +138,50 @@ var colocationCases = []struct {
 		},
 		want: map[string]string{"p": "node1", "d": "node2", "e": "node1"},
 	},
+	{
+		// p merges d1, which bans node1, then d2, which bans node2: only
+		// d2 is undone (it alone leaves no host), so p follows d1 to node2.
+		// Undoing all the merged preferences at once sent p to node1 by
+		// name, where d1 may not run.
+		name: "each merged VM is undone on its own when it leaves no host",
+		in: placement.Input{
+			Hosts: nodes("node1", "node2"),
+			VMs: func() []placement.VMInfo {
+				v := vms("p", "d1", "d2")
+				v[0].Priority = 2
+				return v
+			}(),
+			Locations: []placement.Location{{VM: "d1", Host: "node1", Score: -placement.Infinity}, {VM: "d2", Host: "node2", Score: -placement.Infinity}},
+			Colocations: []placement.Colocation{
+				{VM: "d1", With: "p", Score: placement.Infinity},
+				{VM: "d2", With: "p", Score: placement.Infinity},
+			},
+		},
+		want: map[string]string{"p": "node2", "d1": "node2", "d2": ""},
+	},
+	{
+		// c is colocated with both a and b, which are colocated with p:
+		// p's merge reaches c twice and counts its 100 on node2 twice,
+		// which beats p's own 150 on node1 (Pacemaker marks only the VMs
+		// on the current path as merging, not all those seen).
+		name: "a VM reached by two colocation paths counts twice",
+		in: placement.Input{
+			Hosts: nodes("node1", "node2"),
+			VMs: func() []placement.VMInfo {
+				v := vms("p", "a", "b", "c")
+				v[0].Priority = 2
+				return v
+			}(),
+			Locations: []placement.Location{{VM: "p", Host: "node1", Score: 150}, {VM: "c", Host: "node2", Score: 100}},
+			Colocations: []placement.Colocation{
+				{VM: "a", With: "p", Score: placement.Infinity},
+				{VM: "b", With: "p", Score: placement.Infinity},
+				{VM: "c", With: "a", Score: placement.Infinity},
+				{VM: "c", With: "b", Score: placement.Infinity},
+			},
+		},
+		want: map[string]string{"p": "node2", "a": "node2", "b": "node2", "c": "node2"},
+	},
 }
 
 // TestColocationRegressions runs the minimized cases through vmha, and
