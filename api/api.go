@@ -48,6 +48,10 @@ const (
 	PathRegister  = "/v1/peer/register"
 	PathObserve   = "/v1/peer/observe"
 	PathReadIndex = "/v1/peer/read-index"
+	// PathAlive answers with the host's name and boot id: the leader's
+	// second opinion before it takes a host that gossip declared failed
+	// for lost.
+	PathAlive = "/v1/peer/alive"
 	PathNudge     = "/v1/peer/nudge"
 	// PathPeerLVM runs one LVM command (lvs or lvchange, checked) for the
 	// agent of another host that moves a VM's logical volumes.
@@ -465,4 +469,10 @@ type HostOp struct {
 	On          bool   `json:"on"`
 	Reason      string `json:"reason,omitempty"`
 	RequestedBy string `json:"requested_by"`
+}
+
+// Alive is the answer of GET /v1/peer/alive.
+type Alive struct {
+	Node string `json:"node"`
+	Boot string `json:"boot"`
 }

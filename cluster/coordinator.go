@@ -36,6 +36,7 @@ type Coordinator struct {
 	mu       sync.Mutex
 	fencing  map[string]bool      // host → fence in progress
 	failedAt map[string]time.Time // host → last failed fence
+	probes   map[string]probe     // host → last second opinion (answers)
 	leaderAt time.Time
 	wake     chan struct{}
 	// beats track the storage heartbeats per file system.
@@ -266,6 +267,14 @@ func (c *Coordinator) hostStep(ctx context.Context, st *model.State, name string
 	switch state {
 	case model.HostAlive:
 		if !failed && !unseenTooLong {
+			return
+		}
+		if c.answers(st, name) {
+			// Gossip says failed, but the host answers its peer API:
+			// gossip lags (right after a partition heals it takes
+			// seconds to merge again, and a new leader would otherwise
+			// fence healthy hosts it can reach). Not lost; look again
+			// on the next pass.
 			return
 		}
 		reason := "gossip declared the host failed"
@@ -509,4 +518,45 @@ func (c *Coordinator) expirePins(st *model.State) {
 		return
 	}
 	c.log.Info().Strs("vms", gone).Msg("pins expired")
+}
+
+// aliveProbeTimeout bounds the leader's second opinion on a host gossip
+// declared failed: a dead vmhad refuses the connection at once, a host
+// that is powered off or cut off lets it time out.
+const aliveProbeTimeout = 500 * time.Millisecond
+
+// answers reports whether host answers GET /v1/peer/alive under its own
+// name. The answer is cached for a second so that a pass over many failed
+// hosts does not wait for each again.
+func (c *Coordinator) answers(st *model.State, host string) bool {
+	h := st.Config.Hosts[host]
+	if h == nil || h.APIAddr == "" {
+		return false
+	}
+	c.mu.Lock()
+	if p, ok := c.probes[host]; ok && time.Since(p.at) < time.Second {
+		c.mu.Unlock()
+		return p.ok
+	}
+	c.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), aliveProbeTimeout)
+	defer cancel()
+	var a api.Alive
+	err := api.NewTCPClient(h.APIAddr, aliveProbeTimeout, c.n.tls).Do(ctx, "GET", api.PathAlive, nil, &a, nil)
+	ok := err == nil && a.Node == host
+	c.mu.Lock()
+	if c.probes == nil {
+		c.probes = map[string]probe{}
+	}
+	c.probes[host] = probe{at: time.Now(), ok: ok}
+	c.mu.Unlock()
+	if ok {
+		c.log.Info().Str("host", host).Str("boot", a.Boot).Msg("gossip declared the host failed, but it answers its API: not lost")
+	}
+	return ok
+}
+
+type probe struct {
+	at time.Time
+	ok bool
 }

@@ -85,6 +85,12 @@ func (n *Node) Handler(local bool) http.Handler {
 	mux.HandleFunc("GET "+api.PathReadIndex, n.handleReadIndex)
 	mux.HandleFunc("POST "+api.PathNudge, n.handleNudge)
 	mux.HandleFunc("POST "+api.PathPeerLVM, n.handlePeerLVM)
+	mux.HandleFunc("GET "+api.PathAlive, func(w http.ResponseWriter, _ *http.Request) {
+		n.tagsMu.Lock()
+		boot := n.tags[tagBoot]
+		n.tagsMu.Unlock()
+		writeJSON(w, http.StatusOK, api.Alive{Node: n.cfg.NodeName, Boot: boot})
+	})
 	return mux
 }
 
