@@ -22,6 +22,12 @@ import (
 
 // SetMaintenance starts (on) or ends daemon maintenance of host.
 func (c *Coordinator) SetMaintenance(host string, on bool, reason, by string) error {
+	if m, ok := c.n.members()[host]; !on && (!ok || m.Status != serf.StatusAlive) {
+		// Ending it now would have the host taken for lost and fenced.
+		if _, known := c.n.fsm.Copy().Config.Hosts[host]; known {
+			return &ConflictError{What: fmt.Sprintf("host %s is not back in gossip yet: start its vmhad and end the maintenance once vmha status shows it alive", host)}
+		}
+	}
 	cmd := &Command{Op: OpMaintenance, Name: host}
 	if on {
 		cmd.Maintenance = &model.Maintenance{By: by, At: time.Now().UTC(), Reason: reason}

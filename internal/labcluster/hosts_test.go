@@ -44,7 +44,13 @@ func TestHostOperations(t *testing.T) {
 	if !hasProblem(s, "host "+target+" is in maintenance") {
 		t.Fatalf("status does not say %s is in maintenance: %v", target, s.Problems)
 	}
+	c.expect(t, via, 1, "not back in gossip yet", "host", "maintenance", target, "--off")
 	if err := c.Host(target).Start(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.WaitFor(context.Background(), 30*time.Second, target+" back in gossip", func(s *api.Status) bool {
+		return hostOf(s, target).Member == "alive"
+	}); err != nil {
 		t.Fatal(err)
 	}
 	c.expect(t, via, 0, "maintenance ended", "host", "maintenance", target, "--off")
