@@ -86,20 +86,20 @@ type engine struct {
 	why    []string // why a host cannot take new VMs
 	count  []int    // VMs assigned per host so far
 
-	locs      [][]hostScore
-	ruleHits  [][]hostScore // per location rule: the hosts it matches
-	vmRules   [][]int
-	asDep     [][]int // colocations where the VM is the dependent
-	asPrim    [][]int // colocations where the VM is the primary
-	running   []int   // host the VM runs on now, or -1
-	onFenced  []bool
-	fixed     []bool
-	blocked   map[string]string
-	assigned  []int
-	state     []uint8 // 0 pending, 1 allocating, 2 done
-	rank      []int
-	order     []int
-	acc, tmp  scratch
+	locs     [][]hostScore
+	ruleHits [][]hostScore // per location rule: the hosts it matches
+	vmRules  [][]int
+	asDep    [][]int // colocations where the VM is the dependent
+	asPrim   [][]int // colocations where the VM is the primary
+	running  []int   // host the VM runs on now, or -1
+	onFenced []bool
+	fixed    []bool
+	blocked  map[string]string
+	assigned []int
+	state    []uint8 // 0 pending, 1 allocating, 2 done
+	rank     []int
+	order    []int
+	acc, tmp scratch
 	// live holds, for each VM in a colocation, its score per host as
 	// Pacemaker's allowed_nodes table evolves (see coloc.go); nil for the
 	// others. merging marks the VMs on the current merge path; bufs are
@@ -108,10 +108,10 @@ type engine struct {
 	merging  []bool
 	bufs     [][]Score
 	colTerms map[int]map[int][]Term // explanation terms of colocation steps
-	explain   map[int]*Explanation
-	allExpl   bool
-	scores    map[string]map[string]Score
-	notes     map[int][]string
+	explain  map[int]*Explanation
+	allExpl  bool
+	scores   map[string]map[string]Score
+	notes    map[int][]string
 	// need is what the VM being placed must find room for: its own
 	// utilization, or that of its whole mandatory colocation group.
 	need []kv
@@ -120,7 +120,6 @@ type engine struct {
 	// capacity, as Pacemaker does, so the group has the best chance.
 	groupShort bool
 	hashOrder  []int // hosts in Pacemaker's node-table order (glibOrder)
-	allHosts   []int
 }
 
 // Solve computes a plan for in. It is pure: the same input always gives
@@ -287,10 +286,6 @@ func newEngine(in *Input, opt Options) *engine {
 
 	e.acc, e.tmp = newScratch(e.nh), newScratch(e.nh)
 	e.colTerms = map[int]map[int][]Term{}
-	e.allHosts = make([]int, e.nh)
-	for i := range e.allHosts {
-		e.allHosts[i] = i
-	}
 	if len(opt.Explain) > 0 {
 		e.explain = map[int]*Explanation{}
 		for _, n := range opt.Explain {
