@@ -624,6 +624,17 @@ func (n *Node) waitForAll(st *model.State, members map[string]serf.Member) []str
 	if !n.cfg.Quorum.WaitForAll || n.wfaDone.Load() {
 		return nil
 	}
+	if !n.IsLeader() {
+		// Only the leader decides, and only it knows its state is
+		// current: right after a cold start a follower's state machine
+		// may not have replayed the log yet, and an empty host list
+		// would end the wait at once.
+		return nil
+	}
+	if err := n.raft.Barrier(2 * time.Second).Error(); err != nil {
+		return []string{"(the state is not current yet: " + err.Error() + ")"}
+	}
+	st = n.fsm.Copy()
 	var missing []string
 	boots := map[string]string{}
 	for _, h := range append(model.SortedKeys(st.Config.Hosts), model.SortedKeys(st.Config.Expected)...) {
