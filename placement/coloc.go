@@ -50,6 +50,7 @@ func (e *engine) colocOrder(cs []int, other func(Colocation) string) {
 // initLive gives every VM in a colocation its live score table, from its
 // own scores (-INFINITY where an opt-in cluster does not allow it).
 func (e *engine) initLive() {
+	e.mergeOps = mergeBudget
 	e.live = make([][]Score, len(e.vms))
 	e.merging = make([]bool, len(e.vms))
 	for v := range e.vms {
@@ -66,6 +67,10 @@ func (e *engine) initLive() {
 	}
 	e.tmp.reset()
 }
+
+// mergeBudget bounds the host scores that colocation merges below the
+// first level may add up in one plan (see merge).
+const mergeBudget = 5_000_000
 
 // buf returns the scratch table for merge depth d.
 func (e *engine) buf(d int) []Score {
@@ -132,6 +137,14 @@ func (e *engine) merge(t []Score, x int, f float32, thisWith bool, depth int) {
 	if e.merging[x] {
 		return // a loop: x is being merged further up this path
 	}
+	// The merge follows every path, so densely colocated VMs make it
+	// exponential (in Pacemaker too). Past a budget of host scores for the
+	// whole plan it merges only the VMs directly colocated: a plan stays
+	// fast whatever the configuration.
+	if depth >= 2 && e.mergeOps <= 0 {
+		return
+	}
+	e.mergeOps -= e.nh
 	e.merging[x] = true
 	w := e.buf(depth)
 	copy(w, t)

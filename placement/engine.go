@@ -108,6 +108,7 @@ type engine struct {
 	merging  []bool
 	bufs     [][]Score
 	colTerms map[int]map[int][]Term // explanation terms of colocation steps
+	mergeOps int                    // what is left of mergeBudget
 	explain  map[int]*Explanation
 	allExpl  bool
 	scores   map[string]map[string]Score

@@ -302,3 +302,34 @@ func TestGlibOrder(t *testing.T) {
 		}
 	}
 }
+
+// TestDenseColocationsStayFast: every VM of a layer is colocated with both
+// VMs of the layer above, so the merge has 2^30 paths to follow. Past its
+// budget it merges only the VMs directly colocated, and the plan stays fast.
+func TestDenseColocationsStayFast(t *testing.T) {
+	in := Input{Hosts: hosts("h1", "h2", "h3")}
+	const layers = 30
+	for l := 0; l < layers; l++ {
+		for i := 0; i < 2; i++ {
+			name := fmt.Sprintf("l%02d-%d", l, i)
+			in.VMs = append(in.VMs, VMInfo{Name: name})
+			in.Locations = append(in.Locations, Location{VM: name, Host: "h2", Score: 10})
+			if l == 0 {
+				continue
+			}
+			for j := 0; j < 2; j++ {
+				in.Colocations = append(in.Colocations, Colocation{VM: name, With: fmt.Sprintf("l%02d-%d", l-1, j), Score: 100})
+			}
+		}
+	}
+	start := time.Now()
+	r := solve(t, in)
+	if d := time.Since(start); d > 10*time.Second {
+		t.Fatalf("Solve took %v", d)
+	}
+	for _, v := range in.VMs {
+		if r.Placement[v.Name] != "h2" {
+			t.Errorf("%s on %q, want h2 (its location and its colocations agree)", v.Name, r.Placement[v.Name])
+		}
+	}
+}
