@@ -25,10 +25,14 @@ import (
 //     INFINITY, with the sign flipped when the chain above it is negative
 //     (only the sign passes down, not the product); float32, rounded, never
 //     rounded to 0. A negative factor never meets a negative score (no sign
-//     flip); a host that cannot run VMs counts as -INFINITY. Each merged VM is undone with everything
-//     merged under it if it leaves no host with a score >= 0 (the rollback),
-//     and a VM is not merged again below itself (the merging flag is set on
-//     the path only, so a VM reached by two paths counts twice).
+//     flip); a host that cannot run VMs counts as -INFINITY. Each merged VM
+//     is undone with everything merged under it if it leaves no host with a
+//     score >= 0 (the rollback), and a VM is not merged again below itself
+//     (the merging flag is set on the path only, so a VM reached by two
+//     paths counts twice).
+//   - In a colocation loop, a VM placed from within the placement of a VM
+//     colocated with it applies nothing for its own colocation with that VM
+//     (not placed yet); see blockDependents for what follows.
 
 // colocOrder sorts a VM's colocations as Pacemaker's lists are: by the
 // other VM's priority (higher first), then its name; among colocations with
