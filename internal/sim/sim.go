@@ -74,6 +74,9 @@ type Options struct {
 	// SampleEvery is how often the never-twice checker takes a consistent
 	// picture of every hypervisor (default 100ms).
 	SampleEvery time.Duration
+	// CompressGossip makes simulated hosts compress gossip as vmhad does
+	// (default off: see memberlistConfig).
+	CompressGossip bool
 	// Logf receives progress lines (nil: none).
 	Logf func(format string, args ...any)
 }
@@ -94,6 +97,8 @@ type Cluster struct {
 	// writing by the checker (hypervisor.MemoryOptions.World).
 	world     sync.RWMutex
 	seedBytes int
+	// plainGossip turns memberlist compression off for simulated hosts.
+	plainGossip bool
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -170,7 +175,7 @@ func Start(o Options) (c *Cluster, err error) {
 	if err := o.defaults(); err != nil {
 		return nil, err
 	}
-	c = &Cluster{opts: o, byName: map[string]*Host{}, fences: map[string]int{}}
+	c = &Cluster{opts: o, byName: map[string]*Host{}, fences: map[string]int{}, plainGossip: !o.CompressGossip}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	defer func() {
 		if err != nil {
@@ -185,13 +190,15 @@ func Start(o Options) (c *Cluster, err error) {
 	if err := c.writeFenceScript(); err != nil {
 		return c, err
 	}
-	for i := 1; i <= o.Hosts; i++ {
-		name := fmt.Sprintf("sim%04d", i)
-		h := &Host{Name: name, c: c, since: map[string]model.VMObserve{}, errs: map[string]string{}}
-		h.HV = hypervisor.NewMemory(hypervisor.MemoryOptions{Info: hypervisor.NodeInfo{MemoryMiB: o.HostMemoryMiB, CPUs: o.HostCPUs}, World: &c.world})
-		c.hosts = append(c.hosts, h)
-		c.byName[name] = h
+	c.addHosts()
+	// Gossip first: the voters restore hosts that must be alive in
+	// gossip within the coordinator's unseen grace (15 s). (And the voters'
+	// ports are picked after the thousand ephemeral gossip ports are.)
+	if err := c.startGossip(); err != nil {
+		return c, err
 	}
+	o.Logf("gossip: %d simulated hosts joined (%v)", o.Hosts, time.Since(t0).Round(time.Millisecond))
+	t1 := time.Now()
 	for i := 1; i <= o.Voters; i++ {
 		v, err := c.newVoter(fmt.Sprintf("voter%d", i))
 		if err != nil {
@@ -206,14 +213,9 @@ func Start(o Options) (c *Cluster, err error) {
 	if err := c.writeSeed(fsm, index); err != nil {
 		return c, err
 	}
-	o.Logf("seed: %d hosts, %d VMs, snapshot %.1f MB at index %d (%v)", o.Hosts, o.VMs, float64(c.seedBytes)/1e6, index, time.Since(t0).Round(time.Millisecond))
-	// Gossip first: the voters restore hosts that must be alive in
-	// gossip within the coordinator's unseen grace (15 s).
-	t1 := time.Now()
-	if err := c.startGossip(); err != nil {
-		return c, err
-	}
-	o.Logf("gossip: %d simulated hosts joined (%v)", o.Hosts, time.Since(t1).Round(time.Millisecond))
+	fsm = nil //nolint:ineffassign,wastedassign // let the seed's copy go before the voters load theirs
+	o.Logf("seed: %d hosts, %d VMs, snapshot %.1f MB at index %d (%v)", o.Hosts, o.VMs, float64(c.seedBytes)/1e6, index, time.Since(t1).Round(time.Millisecond))
+	t1 = time.Now()
 	if c.replica, err = c.startReplica(); err != nil {
 		return c, err
 	}
@@ -232,7 +234,7 @@ func Start(o Options) (c *Cluster, err error) {
 	}); err != nil {
 		return c, err
 	}
-	o.Logf("voters: leader %s, replica caught up (%v)", c.leader().name, time.Since(t1).Round(time.Millisecond))
+	o.Logf("voters: leader elected, replica caught up (%v)", time.Since(t1).Round(time.Millisecond))
 	c.wg.Add(2)
 	go func() { defer c.wg.Done(); c.replica.viewLoop(c.ctx) }()
 	go func() { defer c.wg.Done(); c.fenceLoop(c.ctx) }()
@@ -249,6 +251,16 @@ func Start(o Options) (c *Cluster, err error) {
 	}
 	o.Logf("agents: %d VMs running, %d hosts reported (%v)", o.VMs, o.Hosts, time.Since(t2).Round(time.Millisecond))
 	return c, nil
+}
+
+func (c *Cluster) addHosts() {
+	for i := 1; i <= c.opts.Hosts; i++ {
+		name := fmt.Sprintf("sim%04d", i)
+		h := &Host{Name: name, c: c, since: map[string]model.VMObserve{}, errs: map[string]string{}}
+		h.HV = hypervisor.NewMemory(hypervisor.MemoryOptions{Info: hypervisor.NodeInfo{MemoryMiB: c.opts.HostMemoryMiB, CPUs: c.opts.HostCPUs}, World: &c.world})
+		c.hosts = append(c.hosts, h)
+		c.byName[name] = h
+	}
 }
 
 // settled reports whether every placed VM is active on its host's
@@ -365,6 +377,14 @@ func (c *Cluster) memberlistConfig(name string) *memberlist.Config {
 	mc.ProbeInterval, mc.ProbeTimeout = g.ProbeInterval, g.ProbeTimeout
 	mc.GossipInterval, mc.SuspicionMult = g.GossipInterval, g.SuspicionMult
 	mc.PushPullInterval = 5 * time.Second
+	// A join's state exchange with 1,000 members on a busy machine can
+	// take longer than the 10 s default.
+	mc.TCPTimeout = 30 * time.Second
+	// vmhad gossips compressed (memberlist's default). A thousand
+	// instances in one process spend most of their CPU and garbage on
+	// LZW tables, so simulated hosts send plain messages; memberlist reads
+	// both, so the voters keep the real setting.
+	mc.EnableCompression = !c.plainGossip
 	mc.LogOutput = io.Discard
 	return mc
 }
@@ -388,6 +408,7 @@ func newBootID() string {
 // startGossip starts every simulated host's serf on loopback and joins it
 // to hosts already up (spread, so that no one host answers every join).
 func (c *Cluster) startGossip() error {
+	t0 := time.Now()
 	var mu sync.Mutex
 	var firstErr error
 	start := func(h *Host) {
@@ -408,41 +429,49 @@ func (c *Cluster) startGossip() error {
 	}
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 16)
-	for i, h := range c.hosts[1:] {
+	// Every host joins the first: its answer (a full state exchange)
+	// holds every host that joined before, so the view converges at once.
+	// On a busy machine an exchange with 1,000 members can time out: retry.
+	first := c.hosts[0].addr
+	for _, h := range c.hosts[1:] {
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
 			start(h)
-			if h.serf == nil {
+			mu.Lock()
+			s := h.serf
+			mu.Unlock()
+			if s == nil {
 				return
 			}
-			// Join one of the first hosts: they are up by now.
-			peer := c.hosts[i%min(len(c.hosts), 8)]
-			if peer.serf == nil {
-				peer = c.hosts[0]
-			}
-			if _, err := h.serf.Join([]string{peer.addr}, true); err != nil {
-				mu.Lock()
-				if firstErr == nil {
-					firstErr = fmt.Errorf("%s joins %s: %w", h.Name, peer.Name, err)
+			var err error
+			for attempt := 0; attempt < 5; attempt++ {
+				if _, err = s.Join([]string{first}, true); err == nil {
+					return
 				}
-				mu.Unlock()
 			}
+			mu.Lock()
+			if firstErr == nil {
+				firstErr = fmt.Errorf("%s cannot join %s: %w", h.Name, first, err)
+			}
+			mu.Unlock()
 		}()
 	}
 	wg.Wait()
 	if firstErr != nil {
 		return firstErr
 	}
+	c.opts.Logf("gossip: every join answered (%v)", time.Since(t0).Round(time.Millisecond))
 	want := len(c.hosts)
+	last := time.Now()
 	return c.waitFor(5*time.Minute, "every simulated host to see every other", func() bool {
-		for _, h := range []*Host{c.hosts[0], c.hosts[len(c.hosts)-1]} {
-			if alive(h.serf) < want {
-				return false
-			}
+		a, b := alive(c.hosts[0].serf), alive(c.hosts[len(c.hosts)-1].serf)
+		if time.Since(last) > 5*time.Second {
+			last = time.Now()
+			c.opts.Logf("gossip: %s sees %d alive, %s %d, of %d", c.hosts[0].Name, a, c.hosts[len(c.hosts)-1].Name, b, want)
 		}
-		return true
+		return a >= want && b >= want
 	})
 }
 
