@@ -122,7 +122,7 @@ func (c *Coordinator) step(ctx context.Context) {
 	c.addVoters()
 	st := c.n.fsm.Copy()
 	members := c.n.members()
-	if missing := c.n.waitForAll(st, members); len(missing) > 0 {
+	if missing := c.n.waitForAll(members); len(missing) > 0 {
 		// Cold start under wait_for_all: no fence, no placement until
 		// every host was seen at once (vmha status says who is missing).
 		return

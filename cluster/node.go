@@ -620,7 +620,7 @@ func (w zerologWriter) Write(p []byte) (int, error) {
 // ids), or when another alive host still runs the boot recorded the last
 // time the cluster was whole: the cluster formed and has not been cold
 // started since, so this host merely restarted or took over the lead.
-func (n *Node) waitForAll(st *model.State, members map[string]serf.Member) []string {
+func (n *Node) waitForAll(members map[string]serf.Member) []string {
 	if !n.cfg.Quorum.WaitForAll || n.wfaDone.Load() {
 		return nil
 	}
@@ -634,7 +634,7 @@ func (n *Node) waitForAll(st *model.State, members map[string]serf.Member) []str
 	if err := n.raft.Barrier(2 * time.Second).Error(); err != nil {
 		return []string{"(the state is not current yet: " + err.Error() + ")"}
 	}
-	st = n.fsm.Copy()
+	st := n.fsm.Copy()
 	var missing []string
 	boots := map[string]string{}
 	for _, h := range append(model.SortedKeys(st.Config.Hosts), model.SortedKeys(st.Config.Expected)...) {
