@@ -433,6 +433,7 @@ func (c *Cluster) startGossip() error {
 	// holds every host that joined before, so the view converges at once.
 	// On a busy machine an exchange with 1,000 members can time out: retry.
 	first := c.hosts[0].addr
+	var joined []string
 	for _, h := range c.hosts[1:] {
 		wg.Add(1)
 		sem <- struct{}{}
@@ -447,7 +448,19 @@ func (c *Cluster) startGossip() error {
 			}
 			var err error
 			for attempt := 0; attempt < 5; attempt++ {
-				if _, err = s.Join([]string{first}, true); err == nil {
+				// After two refusals the first host is swamped: any
+				// host that joined already will do (the view then
+				// converges through gossip and push/pull).
+				peer := first
+				mu.Lock()
+				if attempt >= 2 && len(joined) > 0 {
+					peer = joined[attempt*7919%len(joined)]
+				}
+				mu.Unlock()
+				if _, err = s.Join([]string{peer}, true); err == nil {
+					mu.Lock()
+					joined = append(joined, h.addr)
+					mu.Unlock()
 					return
 				}
 			}
@@ -465,7 +478,7 @@ func (c *Cluster) startGossip() error {
 	c.opts.Logf("gossip: every join answered (%v)", time.Since(t0).Round(time.Millisecond))
 	want := len(c.hosts)
 	last := time.Now()
-	return c.waitFor(5*time.Minute, "every simulated host to see every other", func() bool {
+	return c.waitFor(10*time.Minute, "every simulated host to see every other", func() bool {
 		a, b := alive(c.hosts[0].serf), alive(c.hosts[len(c.hosts)-1].serf)
 		if time.Since(last) > 5*time.Second {
 			last = time.Now()

@@ -1,17 +1,22 @@
 package sim
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	_ "net/http/pprof" // SIM_PPROF=ADDR serves profiles of a running simulation
 	"os"
+	"runtime"
 	"runtime/debug"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/vmha/vmha/cluster"
 	"github.com/vmha/vmha/config"
 	"github.com/vmha/vmha/model"
 )
@@ -171,8 +176,8 @@ func benchFailure(b *testing.B, hosts, vms int) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	logf("one more daemon: %.1f MB live heap, caught up in %v; process heap %.0f MB, RSS %.0f MB",
-		float64(mem.DaemonHeap)/1e6, mem.CatchUp.Round(time.Millisecond), float64(mem.ProcessHeap)/1e6, float64(mem.ProcessRSS)/1e6)
+	logf("one more daemon: %.1f MB live heap, caught up in %v (bootstrapped a raft cluster of its own: %v); process heap %.0f MB, RSS %.0f MB",
+		float64(mem.DaemonHeap)/1e6, mem.CatchUp.Round(time.Millisecond), mem.Bootstrapped, float64(mem.ProcessHeap)/1e6, float64(mem.ProcessRSS)/1e6)
 	var detect, fence, recover, total time.Duration
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
@@ -236,12 +241,24 @@ func BenchmarkStateCopy(b *testing.B) {
 			}
 			var sink bytesSink
 			_ = snap.Persist(&sink)
+			// The state as one daemon holds it: a fresh FSM restored
+			// from the snapshot, alone on the heap.
+			raw, _ := json.Marshal(f.Copy())
+			before := HeapInuse()
+			held := cluster.NewFSM()
+			if err := held.Restore(io.NopCloser(bytes.NewReader(raw))); err != nil {
+				b.Fatal(err)
+			}
+			heldMB := (float64(HeapInuse()) - float64(before)) / 1e6
+			runtime.KeepAlive(held)
+			runtime.KeepAlive(raw) // alive on both sides of the measure
 			b.ReportAllocs()
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				_ = f.Copy()
 			}
 			b.ReportMetric(float64(sink.n)/1e6, "state-MB")
+			b.ReportMetric(heldMB, "fsm-heap-MB")
 		})
 	}
 }
