@@ -521,7 +521,10 @@ func (c *Cluster) leader() *voter {
 
 // apiOf returns the peer API address of the raft server id.
 func (c *Cluster) apiOf(id string) string {
-	for _, v := range append(append([]*voter(nil), c.voters...), c.extra) {
+	c.mu.Lock()
+	extra := c.extra // set by MeasureDaemon while agents run
+	c.mu.Unlock()
+	for _, v := range append(append([]*voter(nil), c.voters...), extra) {
 		if v != nil && v.name == id {
 			return v.apiAddr
 		}

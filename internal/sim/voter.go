@@ -176,7 +176,9 @@ func (c *Cluster) MeasureDaemon() (MemoryReport, error) {
 	if err != nil {
 		return r, err
 	}
+	c.mu.Lock()
 	c.extra = v
+	c.mu.Unlock()
 	before := HeapInuse()
 	t0 := time.Now()
 	if err := v.start(c.gossipJoin()); err != nil {
