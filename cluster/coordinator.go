@@ -200,16 +200,7 @@ func (c *Coordinator) handOverVotes(have map[raft.ServerID]raft.ServerSuffrage, 
 		}
 	}
 	var gone string
-	c.n.fsm.Read(func(s *model.State) {
-		for _, h := range model.SortedKeys(s.Status.Hosts) {
-			if hs := s.Status.Hosts[h]; hs.State == model.HostFenced && have[raft.ServerID(h)] == raft.Voter {
-				if _, up := alive[h]; !up {
-					gone = h
-					return
-				}
-			}
-		}
-	})
+	c.n.fsm.Read(func(s *model.State) { gone = fencedVoter(s, have, alive) })
 	if gone == "" {
 		return
 	}
@@ -559,4 +550,21 @@ func (c *Coordinator) answers(st *model.State, host string) bool {
 type probe struct {
 	at time.Time
 	ok bool
+}
+
+// fencedVoter is a fenced host, gone from gossip, that still holds a raft
+// vote ("" if none). A host missing from the raft configuration holds no
+// vote: raft.Voter is the zero value of a suffrage, so the lookup must say
+// it found the host (without that, every fenced non-member handed a vote
+// over and the voters grew past raft.max_voters).
+func fencedVoter(s *model.State, have map[raft.ServerID]raft.ServerSuffrage, alive map[string]serf.Member) string {
+	for _, h := range model.SortedKeys(s.Status.Hosts) {
+		suffrage, member := have[raft.ServerID(h)]
+		if hs := s.Status.Hosts[h]; hs.State == model.HostFenced && member && suffrage == raft.Voter {
+			if _, up := alive[h]; !up {
+				return h
+			}
+		}
+	}
+	return ""
 }

@@ -400,3 +400,23 @@ func TestPinsSteerPlacement(t *testing.T) {
 		}
 	}
 }
+
+// TestFencedVoter: only a fenced host that is a raft voter and gone from
+// gossip gives its vote away; one missing from the raft configuration
+// holds none (raft.Voter is the zero suffrage).
+func TestFencedVoter(t *testing.T) {
+	s := model.NewState()
+	for _, h := range []string{"a", "b", "c", "d"} {
+		s.Status.Hosts[h] = &model.HostStatus{State: model.HostFenced}
+	}
+	s.Status.Hosts["a"].State = model.HostAlive
+	have := map[raft.ServerID]raft.ServerSuffrage{"a": raft.Voter, "b": raft.Nonvoter, "d": raft.Voter}
+	alive := map[string]serf.Member{"a": {Name: "a"}, "d": {Name: "d"}}
+	if got := fencedVoter(s, have, alive); got != "" {
+		t.Fatalf("got %q: b is no voter, c is no member, d is alive", got)
+	}
+	delete(alive, "d")
+	if got := fencedVoter(s, have, alive); got != "d" {
+		t.Fatalf("got %q, want d", got)
+	}
+}
