@@ -374,15 +374,11 @@ type Nudge struct {
 	Term uint64 `json:"term"`
 }
 
-// Pin is one pin in `vmha pins`.
+// Pin is one pin in `vmha pins`: the pin as the state holds it (its
+// Expires is zero for a pin that lasts until cleared), and where the VM is
+// placed now.
 type Pin struct {
-	VM   string    `json:"vm"`
-	Host string    `json:"host"`
-	By   string    `json:"by"`
-	At   time.Time `json:"at"`
-	// Expires is zero for a pin that lasts until cleared.
-	Expires time.Time `json:"expires,omitzero"`
-	// RunningOn is where the VM is placed now.
+	model.Pin
 	RunningOn string `json:"running_on"`
 }
 

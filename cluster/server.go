@@ -657,7 +657,7 @@ func (n *Node) handlePins(w http.ResponseWriter, _ *http.Request, _ []byte) {
 			if !p.Active(now) {
 				continue // expired; the leader drops it on its next pass
 			}
-			pv := api.Pin{VM: vm, Host: p.Host, By: p.By, At: p.At, Expires: p.Expires}
+			pv := api.Pin{Pin: *p}
 			if pl := s.Status.Placements[vm]; pl != nil {
 				pv.RunningOn = pl.Host
 			}
