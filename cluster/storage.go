@@ -160,7 +160,11 @@ func (c *Coordinator) observeHeartbeats(hosts []string) map[string]hostBeat {
 	if len(fss) == 0 {
 		return out
 	}
-	window := 3 * c.n.cfg.Storage.Interval
+	// Three write periods, plus slack for a host whose readiness check
+	// (mount table, lock manager, I/O probe) runs slow under load: a
+	// longer window only makes "still writing" stick longer, which is
+	// the safe side (it vetoes a confirm and keeps a recovery waiting).
+	window := 3*c.n.cfg.Storage.Interval + 5*time.Second
 	now := time.Now()
 	c.mu.Lock()
 	defer c.mu.Unlock()

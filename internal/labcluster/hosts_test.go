@@ -93,7 +93,19 @@ func TestHostOperations(t *testing.T) {
 	c.expectNoFence(t)
 
 	// Remove the host: refused while alive; evacuated and stopped, it goes.
-	s = mustStatus(t, c)
+	// (The status may show the VMs running from their last report before
+	// the host is back in gossip: wait for every host first.)
+	s, err := c.WaitFor(context.Background(), 30*time.Second, "every host back in gossip", func(s *api.Status) bool {
+		for _, h := range s.Hosts {
+			if h.Member != "alive" || h.State != model.HostAlive {
+				return false
+			}
+		}
+		return s.Leader != ""
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	via = c.Host(s.Leader)
 	gone := late.Name
 	if gone == s.Leader {
@@ -104,7 +116,7 @@ func TestHostOperations(t *testing.T) {
 	c.Host(gone).Stop()
 	c.expect(t, via, 0, gone+" removed from the cluster", "host", "remove", gone, "--yes")
 	c.expect(t, via, 1, `unknown host "`+gone+`"`, "host", "remove", gone, "--yes")
-	s, err := c.WaitFor(context.Background(), 20*time.Second, gone+" gone from status and votes", func(s *api.Status) bool {
+	s, err = c.WaitFor(context.Background(), 20*time.Second, gone+" gone from status and votes", func(s *api.Status) bool {
 		for _, h := range s.Hosts {
 			if h.Name == gone {
 				return false
