@@ -20,8 +20,8 @@ import (
 // A fault scenario injects its faults into a running cluster (with random
 // timing drawn from rng) and returns once the faults have stopped.
 type faultScenario struct {
-	name  string
-	hosts int
+	name   string
+	hosts  int
 	inject func(t *testing.T, c *Cluster, rng *rand.Rand)
 }
 

@@ -14,8 +14,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/vmha/vmha/api"
-	"github.com/vmha/vmha/model"
 	"github.com/vmha/vmha/internal/testenv"
+	"github.com/vmha/vmha/model"
 )
 
 // wdEmulator stands in for a hardware watchdog, which this machine's
