@@ -52,7 +52,7 @@ const (
 	// second opinion before it takes a host that gossip declared failed
 	// for lost.
 	PathAlive = "/v1/peer/alive"
-	PathNudge     = "/v1/peer/nudge"
+	PathNudge = "/v1/peer/nudge"
 	// PathPeerLVM runs one LVM command (lvs or lvchange, checked) for the
 	// agent of another host that moves a VM's logical volumes.
 	PathPeerLVM = "/v1/peer/lvm"
