@@ -597,32 +597,36 @@ func (c *Cluster) Fences() map[string]int {
 func (c *Cluster) sampleLoop(ctx context.Context) {
 	t := time.NewTicker(c.opts.SampleEvery)
 	defer t.Stop()
-	where := map[string]string{}
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
-		clear(where)
-		var bad []string
-		c.world.Lock()
-		for _, h := range c.hosts {
-			for _, vm := range h.HV.Active() {
-				if other, dup := where[vm]; dup {
-					bad = append(bad, fmt.Sprintf("%s active on %s and %s at %s", vm, other, h.Name, time.Now().Format(time.StampMilli)))
-				}
-				where[vm] = h.Name
-			}
-		}
-		c.world.Unlock()
-		c.mu.Lock()
-		c.samples++
-		if len(c.violations) < 100 {
-			c.violations = append(c.violations, bad...)
-		}
-		c.mu.Unlock()
+		c.sampleOnce()
 	}
+}
+
+// sampleOnce takes one never-twice sample of the whole cluster.
+func (c *Cluster) sampleOnce() {
+	where := map[string]string{}
+	var bad []string
+	c.world.Lock()
+	for _, h := range c.hosts {
+		for _, vm := range h.HV.Active() {
+			if other, dup := where[vm]; dup {
+				bad = append(bad, fmt.Sprintf("%s active on %s and %s at %s", vm, other, h.Name, time.Now().Format(time.StampMilli)))
+			}
+			where[vm] = h.Name
+		}
+	}
+	c.world.Unlock()
+	c.mu.Lock()
+	c.samples++
+	if len(c.violations) < 100 {
+		c.violations = append(c.violations, bad...)
+	}
+	c.mu.Unlock()
 }
 
 // HeapInuse returns the process's live heap after two collections.
