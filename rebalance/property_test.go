@@ -313,7 +313,10 @@ func checkPlan(t *rapid.T, in placement.Input, opt Options, res *Result) {
 		if s > prev+eps {
 			t.Fatalf("move %d: score rises from %v to %v", i, prev, s)
 		}
-		if math.Abs((prev-s)-m.Gain) > eps || m.Gain < opt.MinGain {
+		// The planner keeps running sums, so its gain may differ from a
+		// full recomputation by float rounding (1e-8 seen on CI): within
+		// 1e-6 of a score of order 1 it is the same move.
+		if math.Abs((prev-s)-m.Gain) > 1e-6 || m.Gain < opt.MinGain {
 			t.Fatalf("move %d: gain %v announced, %v measured, min %v", i, m.Gain, prev-s, opt.MinGain)
 		}
 		prev = s
