@@ -363,7 +363,10 @@ type Register struct {
 }
 
 // ReadIndex is the leader's answer to "how far must I have applied before I
-// act": its term and commit index, given after it verified its leadership.
+// act": its term and the index of the last command its state machine
+// applied, given after a barrier committed through a quorum. An agent
+// compares Index with its own state machine's applied index (never raft's,
+// which runs ahead of the state while a log replays).
 type ReadIndex struct {
 	Term  uint64 `json:"term"`
 	Index uint64 `json:"index"`

@@ -56,6 +56,14 @@ type Agent struct {
 	// jobs are the live migrations this host is the source of, with their
 	// latest statistics, kept a while after they end (by migration id).
 	jobs map[string]*api.MigrationJob
+	// synced is set once the local state machine has caught up with a
+	// leader's read index since vmhad started. Before that, the state may
+	// be the past: a restarted host replays its log, and on the way its
+	// VMs are placed where they were minutes ago. Until then the agent
+	// stops and starts nothing.
+	synced bool
+	// gens is this host's floor of placement generations (see generations).
+	gens *generations
 }
 
 func newAgent(n *Node) *Agent {
@@ -67,6 +75,7 @@ func newAgent(n *Node) *Agent {
 		jobs: map[string]*api.MigrationJob{},
 	}
 	a.loadManaged()
+	a.gens = loadGenerations(filepath.Join(n.cfg.DataDir, "agent-generations.json"), a.log)
 	return a
 }
 
@@ -137,10 +146,27 @@ func (a *Agent) reconcile(ctx context.Context) (again bool) {
 	}
 	me := a.n.cfg.NodeName
 	st := a.n.fsm.Copy()
+	a.gens.note(st, me, false)
 	doms, err := a.listDomains(ctx)
 	if err != nil {
 		a.log.Error().Err(err).Msg("list domains")
 		return true
+	}
+	if !a.isSynced() {
+		cur, err := a.catchUp(ctx)
+		if err != nil {
+			a.log.Debug().Err(err).Msg("state not caught up with a leader since vmhad started: no stop and no start yet")
+			a.applyNoQuorumPolicy(ctx, st, doms)
+			_ = a.report(ctx, st)
+			return true
+		}
+		a.mu.Lock()
+		a.synced = true
+		a.mu.Unlock()
+		a.setQuorate()
+		a.log.Info().Uint64("applied_index", a.n.fsm.AppliedIndex()).Msg("state caught up with the leader: reconciling")
+		st = cur
+		a.gens.note(st, me, true)
 	}
 	// Stops first: a VM placed elsewhere must not stay active here.
 	for name, d := range doms {
@@ -196,27 +222,35 @@ func (a *Agent) reconcile(ctx context.Context) (again bool) {
 			}
 		}
 	}
-	if len(toStart) > 0 {
-		if err := a.catchUp(ctx); err != nil {
-			a.log.Info().Err(err).Strs("vms", toStart).Msg("not starting yet")
+	// Each start is checked against a fresh read index just before it: the
+	// placement must still be this host's in a state at least as new as
+	// the leader's, and no older than a generation this host has seen.
+	for i, name := range toStart {
+		cur, err := a.catchUp(ctx)
+		if err != nil {
+			a.log.Info().Err(err).Strs("vms", toStart[i:]).Msg("not starting yet")
 			again = true
 			if a.n.cfg.Quorum.NoQuorumPolicy == config.PolicyIgnore {
-				a.restartOwn(ctx, st, toStart)
+				a.restartOwn(ctx, st, toStart[i:])
 			}
-		} else {
-			a.setQuorate()
-			st = a.n.fsm.Copy()
-			for _, name := range toStart {
-				p, vm := st.Status.Placements[name], st.Config.VMs[name]
-				if p == nil || vm == nil || p.Host != me || p.MigrateFrom != "" {
-					continue
-				}
-				err := a.start(ctx, vm, p)
-				a.n.metrics.agentStarts.WithLabelValues(result(err)).Inc()
-				if err != nil {
-					again = true
-				}
-			}
+			break
+		}
+		a.setQuorate()
+		st = cur
+		a.gens.note(st, me, true)
+		p, vm := st.Status.Placements[name], st.Config.VMs[name]
+		if p == nil || vm == nil || p.Host != me || p.MigrateFrom != "" {
+			continue // moved on since the pass began
+		}
+		if err := a.gens.check(name, p.Generation); err != nil {
+			a.setErr(name, err)
+			a.log.Error().Err(err).Str("vm", name).Str("recovery_id", p.RecoveryID).Uint64("generation", p.Generation).Msg("refusing to start")
+			continue
+		}
+		err = a.start(ctx, vm, p)
+		a.n.metrics.agentStarts.WithLabelValues(result(err)).Inc()
+		if err != nil {
+			again = true
 		}
 	}
 	if a.startMigrations(ctx, st) {
@@ -273,11 +307,11 @@ func (a *Agent) startMigrations(ctx context.Context, st *model.State) bool {
 	if len(todo) == 0 {
 		return false
 	}
-	if err := a.catchUp(ctx); err != nil {
+	st, err := a.catchUp(ctx)
+	if err != nil {
 		a.log.Info().Err(err).Msg("not starting migrations yet")
 		return true
 	}
-	st = a.n.fsm.Copy()
 	for _, old := range todo {
 		p := st.Status.Placements[old.VM]
 		if p == nil || p.MigrationID != old.MigrationID || p.MigrateFrom != me {
@@ -325,7 +359,7 @@ func (a *Agent) applyNoQuorumPolicy(ctx context.Context, st *model.State, doms m
 	a.mu.Unlock()
 	if without > a.n.cfg.Agent.Interval {
 		// No recent contact: ask a leader that proves its quorum.
-		if err := a.catchUp(ctx); err == nil {
+		if _, err := a.catchUp(ctx); err == nil {
 			a.setQuorate()
 			return false
 		}
@@ -369,28 +403,49 @@ func (a *Agent) restartOwn(ctx context.Context, st *model.State, names []string)
 	}
 }
 
-// catchUp asks the leader for its read index and waits (briefly) until the
-// local state machine has applied at least that far.
-func (a *Agent) catchUp(ctx context.Context) error {
-	var ri api.ReadIndex
-	if err := a.n.forwardRead(ctx, api.PathReadIndex, &ri); err != nil {
-		return fmt.Errorf("no read index from a leader: %w", err)
+// catchUp asks the leader for its read index, waits (briefly) until the
+// local state machine has applied at least that far, and returns a copy of
+// the state from then: at least as new as the leader's when it answered.
+// It compares the state machine's own index, never raft's AppliedIndex,
+// which runs ahead of the state while a log replays.
+func (a *Agent) catchUp(ctx context.Context) (*model.State, error) {
+	ri, err := a.readIndex(ctx)
+	if err != nil {
+		return nil, err
 	}
-	if err := a.terms.accept(ri.Term); err != nil {
-		return err
-	}
-	deadline := time.Now().Add(2 * time.Second)
-	for a.n.raft.AppliedIndex() < ri.Index {
+	deadline := time.Now().Add(5 * time.Second)
+	for a.n.fsm.AppliedIndex() < ri.Index {
 		if time.Now().After(deadline) {
-			return fmt.Errorf("local state at index %d, leader at %d", a.n.raft.AppliedIndex(), ri.Index)
+			return nil, fmt.Errorf("local state at index %d, leader at %d", a.n.fsm.AppliedIndex(), ri.Index)
 		}
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(20 * time.Millisecond):
+			return nil, ctx.Err()
+		case <-time.After(10 * time.Millisecond):
 		}
 	}
-	return nil
+	st, at := a.n.fsm.CopyAt()
+	if at < ri.Index {
+		// Only a snapshot restore goes back; try again next pass.
+		return nil, fmt.Errorf("local state went back to index %d, leader at %d", at, ri.Index)
+	}
+	return st, nil
+}
+
+// readIndex asks the leader for its read index: an answer proves that a
+// leader of a quorum exists, in a term no older than any seen here.
+func (a *Agent) readIndex(ctx context.Context) (api.ReadIndex, error) {
+	var ri api.ReadIndex
+	if err := a.n.forwardRead(ctx, api.PathReadIndex, &ri); err != nil {
+		return ri, fmt.Errorf("no read index from a leader: %w", err)
+	}
+	return ri, a.terms.accept(ri.Term)
+}
+
+func (a *Agent) isSynced() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.synced
 }
 
 // report sends what this host runs to the leader when it changed, and

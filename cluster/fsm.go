@@ -105,6 +105,13 @@ const maxFenceHistory = 1000
 type FSM struct {
 	mu    sync.RWMutex
 	state *model.State
+	// applied is the raft index of the last command this state machine
+	// has applied (or restored from a snapshot). It is the only index an
+	// agent may compare with a read index: raft's own AppliedIndex counts
+	// entries handed to the FSM's queue, which runs ahead of the state
+	// while a rejoining host replays its log (issue 19: a host started VMs
+	// from placements that later entries in its queue had moved away).
+	applied uint64
 	// notify gets a non-blocking signal after every apply so the local
 	// agent reconciles promptly.
 	notify chan struct{}
@@ -133,15 +140,36 @@ func (f *FSM) Copy() *model.State {
 	return f.state.Clone()
 }
 
+// CopyAt returns a deep copy of the state and the index of the last command
+// it reflects, taken together.
+func (f *FSM) CopyAt() (*model.State, uint64) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.state.Clone(), f.applied
+}
+
+// AppliedIndex is the index of the last command applied to the state (see
+// FSM.applied; not raft's AppliedIndex).
+func (f *FSM) AppliedIndex() uint64 {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.applied
+}
+
 // Apply implements raft.FSM. It returns nil or an error; an error means the
 // command was rejected and changed nothing.
 func (f *FSM) Apply(l *raft.Log) any {
 	var c Command
 	if err := json.Unmarshal(l.Data, &c); err != nil {
+		f.mu.Lock()
+		f.applied = max(f.applied, l.Index)
+		f.mu.Unlock()
 		return fmt.Errorf("decode command at index %d: %w", l.Index, err)
 	}
 	f.mu.Lock()
 	err := apply(f.state, &c)
+	// A rejected command is applied too: it changed nothing, on every host.
+	f.applied = max(f.applied, l.Index)
 	f.mu.Unlock()
 	if err == nil {
 		select {
@@ -491,27 +519,56 @@ type ConflictError struct{ What string }
 
 func (e *ConflictError) Error() string { return e.What }
 
+// snapshotFormat marks a snapshot that carries its applied index. Older
+// snapshots are the bare state.
+const snapshotFormat = "vmha-state/2"
+
+// snapshotEnvelope is a snapshot: the state and the index of the last
+// command it reflects.
+type snapshotEnvelope struct {
+	Format  string          `json:"format"`
+	Applied uint64          `json:"applied_index"`
+	State   json.RawMessage `json:"state"`
+}
+
 // Snapshot implements raft.FSM.
 func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	b, err := json.Marshal(f.state)
+	st, err := json.Marshal(f.state)
+	if err != nil {
+		return nil, err
+	}
+	b, err := json.Marshal(snapshotEnvelope{Format: snapshotFormat, Applied: f.applied, State: st})
 	if err != nil {
 		return nil, err
 	}
 	return fsmSnapshot(b), nil
 }
 
-// Restore implements raft.FSM.
+// Restore implements raft.FSM. It reads both snapshot formats; one in the
+// old format (the bare state) leaves the applied index at 0 until the next
+// command, so an agent waits for that command rather than trust it.
 func (f *FSM) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
+	b, err := io.ReadAll(rc)
+	if err != nil {
+		return fmt.Errorf("restore snapshot: %w", err)
+	}
+	var env snapshotEnvelope
+	if err := json.Unmarshal(b, &env); err == nil && env.Format == snapshotFormat {
+		b = env.State
+	} else {
+		env = snapshotEnvelope{}
+	}
 	s := model.NewState()
-	if err := json.NewDecoder(rc).Decode(s); err != nil {
+	if err := json.Unmarshal(b, s); err != nil {
 		return fmt.Errorf("restore snapshot: %w", err)
 	}
 	s.Fill()
 	f.mu.Lock()
 	f.state = s
+	f.applied = env.Applied
 	f.mu.Unlock()
 	select {
 	case f.notify <- struct{}{}:

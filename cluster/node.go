@@ -686,7 +686,7 @@ func (n *Node) watchdogLoop(ctx context.Context) {
 			// quorum now (a read index the leader verifies with a
 			// majority), so that a healthy, idle host keeps petting.
 			cctx, cancel := context.WithTimeout(ctx, w/4)
-			if err := n.agent.catchUp(cctx); err == nil {
+			if _, err := n.agent.readIndex(cctx); err == nil {
 				n.agent.setQuorate()
 			}
 			cancel()

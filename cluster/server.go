@@ -431,12 +431,22 @@ func (n *Node) handleReadIndex(w http.ResponseWriter, _ *http.Request) {
 		writeErr(w, http.StatusServiceUnavailable, "", errors.New("not the leader"))
 		return
 	}
-	// VerifyLeader contacts a quorum: a deposed leader cannot answer.
-	if err := n.raft.VerifyLeader().Error(); err != nil {
+	term := n.raft.CurrentTerm()
+	// A barrier commits through a quorum (a deposed leader cannot answer)
+	// and returns once this host's state machine has applied everything
+	// committed before it: the index it then reports is the last command
+	// the asking agent must have applied too. Raft's own indexes would not
+	// do: they count no-ops and barriers that no state machine sees, and
+	// entries queued but not yet applied.
+	if err := n.raft.Barrier(applyTimeout).Error(); err != nil {
 		writeErr(w, http.StatusServiceUnavailable, "", fmt.Errorf("leadership not confirmed by a quorum: %w", err))
 		return
 	}
-	writeJSON(w, http.StatusOK, api.ReadIndex{Term: n.raft.CurrentTerm(), Index: n.raft.LastIndex()})
+	if n.raft.CurrentTerm() != term {
+		writeErr(w, http.StatusServiceUnavailable, "", errors.New("leadership changed during the read index"))
+		return
+	}
+	writeJSON(w, http.StatusOK, api.ReadIndex{Term: term, Index: n.fsm.AppliedIndex()})
 }
 
 func (n *Node) handleNudge(w http.ResponseWriter, r *http.Request) {
