@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-		"os"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
