@@ -456,7 +456,10 @@ func (a *Agent) report(ctx context.Context, st *model.State) error {
 		return err
 	}
 	now := time.Now().UTC()
-	obs := model.Observation{Host: a.n.cfg.NodeName, At: now, VMs: map[string]model.VMObserve{}}
+	a.n.tagsMu.Lock()
+	boot := a.n.tags[tagBoot]
+	a.n.tagsMu.Unlock()
+	obs := model.Observation{Host: a.n.cfg.NodeName, At: now, Boot: boot, VMs: map[string]model.VMObserve{}}
 	a.mu.Lock()
 	for name, d := range doms {
 		if st.Config.VMs[name] == nil {

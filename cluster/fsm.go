@@ -252,6 +252,9 @@ func apply(s *model.State, c *Command) error {
 			return err
 		}
 		setHostState(hs, hc, c.At)
+		if hc.State == model.HostFenced {
+			forgetReports(s, hc.Host)
+		}
 	case OpFenceConfirm:
 		hc, rec := c.HostState, c.Fence
 		if hc == nil || rec == nil {
@@ -269,6 +272,7 @@ func apply(s *model.State, c *Command) error {
 			hc.RecoveryID = hs.RecoveryID
 		}
 		setHostState(hs, hc, c.At)
+		forgetReports(s, hc.Host)
 		appendFence(s, *rec)
 	case OpHostAttr:
 		a := c.Attr
@@ -467,6 +471,13 @@ func setHostState(hs *model.HostStatus, hc *HostStateChange, at time.Time) {
 	case model.HostAlive:
 		hs.FenceRequestedBy = ""
 	}
+}
+
+// forgetReports drops what a fenced host last reported: it is powered off,
+// nothing it said runs any more, and its next life reports afresh (status
+// must not show its VMs running, nor adoption find them there).
+func forgetReports(s *model.State, host string) {
+	delete(s.Status.Observed, host)
 }
 
 func appendFence(s *model.State, r model.FenceRecord) {

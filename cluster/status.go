@@ -162,7 +162,7 @@ func buildStatus(st *model.State, members map[string]serf.Member, self, leader s
 		out.Problems = append(out.Problems, fmt.Sprintf("host %s was announced by %s at %s and has not joined yet (start its vmhad with join: set)", name, e.By, e.At.Format(time.DateTime)))
 	}
 	for _, name := range model.SortedKeys(st.Config.VMs) {
-		v := vmView(st, name)
+		v := vmView(st, name, members)
 		if v.Host == "" {
 			out.Problems = append(out.Problems, fmt.Sprintf("vm %s is not placed: %s", name, v.Reason))
 		} else if v.Error != "" {
@@ -173,9 +173,13 @@ func buildStatus(st *model.State, members map[string]serf.Member, self, leader s
 	return out
 }
 
-func (n *Node) vmView(st *model.State, name string) api.VM { return vmView(st, name) }
+func (n *Node) vmView(st *model.State, name string) api.VM { return vmView(st, name, n.members()) }
 
-func vmView(st *model.State, name string) api.VM {
+// vmView is one VM as status shows it. Its state comes from its host's
+// latest report, and only from one this host's current life made: a report
+// from before the host's vmhad restarted (another boot id in gossip) or from
+// a host gossip cannot reach says nothing about now.
+func vmView(st *model.State, name string, members map[string]serf.Member) api.VM {
 	vm := st.Config.VMs[name]
 	v := api.VM{Name: name, Prefer: vm.Prefer, MemoryMiB: vm.MemoryMiB, VCPUs: vm.VCPUs, State: "pending", Reason: "waiting for placement"}
 	if pin := st.Status.Pins[name]; pin != nil && pin.Active(time.Now()) {
@@ -198,10 +202,22 @@ func vmView(st *model.State, name string) api.VM {
 		v.State = "unknown (host " + string(hs.State) + ")"
 		return v
 	}
-	if o := st.Status.Observed[p.Host]; o != nil {
-		if ob, ok := o.VMs[name]; ok {
-			v.State, v.Since, v.Error = ob.State, ob.Since, ob.Error
-		}
+	o := st.Status.Observed[p.Host]
+	if o == nil {
+		return v
+	}
+	ob, ok := o.VMs[name]
+	if !ok {
+		return v
+	}
+	m, known := members[p.Host]
+	switch {
+	case known && o.Boot != "" && m.Tags[tagBoot] != "" && m.Tags[tagBoot] != o.Boot:
+		v.State, v.Reason = "unknown", fmt.Sprintf("no report from %s since its vmhad restarted (last: %s)", p.Host, ob.State)
+	case known && m.Status == serf.StatusFailed:
+		v.State, v.Reason = "unknown", fmt.Sprintf("%s is unreachable in gossip (last report: %s at %s)", p.Host, ob.State, o.At.Format(time.TimeOnly))
+	default:
+		v.State, v.Since, v.Error = ob.State, ob.Since, ob.Error
 	}
 	return v
 }

@@ -362,8 +362,11 @@ type HostStatus struct {
 
 // Observation is one agent's report.
 type Observation struct {
-	Host string               `json:"host"`
-	At   time.Time            `json:"at"`
+	Host string    `json:"host"`
+	At   time.Time `json:"at"`
+	// Boot is the reporting vmhad's boot id (as in gossip): a report from
+	// an earlier life of the host is told apart from a current one.
+	Boot string               `json:"boot,omitempty"`
 	VMs  map[string]VMObserve `json:"vms"`
 }
 
