@@ -53,6 +53,10 @@ type Options struct {
 	// reset) the chassis script kill -9s that process: it plays the host
 	// losing power.
 	PIDFile string
+	// PowerOffCommand, if set, is a shell command the chassis script runs
+	// on power-off (and reset) after killing the PIDFile process: the rest
+	// of what a power cut ends, such as a lab host's QEMU guests.
+	PowerOffCommand string
 	// IgnorePowerOff is a fault: the off command is accepted but the power
 	// stays on (and the PIDFile process is left alone).
 	IgnorePowerOff bool
@@ -81,6 +85,7 @@ const (
 	lanConfFile  = "lan.conf"
 	simEmuFile   = "sim.emu"
 	scriptFile   = "chassis.sh"
+	powerOffFile = "poweroff.sh"
 	powerFile    = "power"
 	chassisLog   = "chassis.log"
 	simLogFile   = "ipmi_sim.log"
@@ -461,6 +466,7 @@ state=%s
 pidfile=%s
 ignore_off=%d
 log=%s
+poweroff=%s
 
 echo "$*" >>"$log"
 mc=$1
@@ -479,6 +485,7 @@ killhost() {
 		*) kill -9 "$pid" 2>/dev/null ;;
 		esac
 	fi
+	if [ -x "$poweroff" ]; then "$poweroff" >>"$log" 2>&1; fi
 }
 
 case $op in
@@ -527,7 +534,7 @@ func (s *Sim) writeFiles(pidFile string) error {
 	}
 	script := fmt.Sprintf(chassisScript,
 		shQuote(filepath.Join(s.dir, powerFile)), shQuote(pidFile), ignore,
-		shQuote(filepath.Join(s.dir, chassisLog)))
+		shQuote(filepath.Join(s.dir, chassisLog)), shQuote(filepath.Join(s.dir, powerOffFile)))
 	files := []struct {
 		name string
 		data string
@@ -536,6 +543,14 @@ func (s *Sim) writeFiles(pidFile string) error {
 		{simEmuFile, simEmu, 0o644},
 		{scriptFile, script, 0o755},
 		{powerFile, "on\n", 0o644},
+	}
+	_ = os.Remove(filepath.Join(s.dir, powerOffFile))
+	if c := s.opts.PowerOffCommand; c != "" {
+		files = append(files, struct {
+			name string
+			data string
+			mode os.FileMode
+		}{powerOffFile, "#!/bin/sh\n" + c + "\n", 0o755})
 	}
 	for _, f := range files {
 		if err := os.WriteFile(filepath.Join(s.dir, f.name), []byte(f.data), f.mode); err != nil {

@@ -138,7 +138,8 @@ func TestFixedPortInUse(t *testing.T) {
 func TestChassisScript(t *testing.T) {
 	testenv.NeedCommand(t, "sh")
 	dir := t.TempDir()
-	s := &Sim{dir: dir, opts: Options{PIDFile: filepath.Join(dir, "host.pid")}}
+	marker := filepath.Join(dir, "guests-killed")
+	s := &Sim{dir: dir, opts: Options{PIDFile: filepath.Join(dir, "host.pid"), PowerOffCommand: "touch '" + marker + "'"}}
 	if err := s.writeFiles(s.opts.PIDFile); err != nil {
 		t.Fatal(err)
 	}
@@ -160,7 +161,14 @@ func TestChassisScript(t *testing.T) {
 	if got := run("get", "power", "boot"); got != "power:1\nboot:default" {
 		t.Fatalf("get = %q", got)
 	}
+	if _, err := os.Stat(marker); err == nil {
+		t.Fatal("the power-off command ran before any power-off")
+	}
 	run("set", "power", "0")
+	// The rest of the power cut (PowerOffCommand) ran too.
+	if _, err := os.Stat(marker); err != nil {
+		t.Fatalf("power-off command did not run: %v", err)
+	}
 	if got := run("get", "power"); got != "power:0" {
 		t.Fatalf("after off: %q", got)
 	}

@@ -49,6 +49,11 @@ type Options struct {
 	// internal/virtlab) instead of a test:/// driver; live migration goes
 	// between these. Hosts past the list keep the test driver.
 	Hypervisors []string
+	// PowerOff gives a host's BMC (and PDU) a shell command to run on
+	// power-off after it kills the host's vmhad: with a real libvirtd
+	// (Hypervisors), the one that kills its QEMU guests
+	// (virtlab.Host.PowerCutCommand), so that a fence is a power cut.
+	PowerOff map[string]string
 	// TLS runs raft and the peer API over mutual TLS: a cluster CA in
 	// Dir/ca and a certificate per host (CN = host name).
 	TLS bool
@@ -181,6 +186,7 @@ func (c *Cluster) writeHostFiles(h *Host, ports []int, joins []string) error {
 	} else if !c.opts.NoBMC {
 		sim, err := ipmisim.Start(ipmisim.Options{
 			Dir: filepath.Join(h.Dir, "bmc"), User: "admin", Password: BMCPassword, PIDFile: h.PIDFile,
+			PowerOffCommand: c.opts.PowerOff[h.Name],
 		})
 		if err != nil {
 			return fmt.Errorf("start BMC of %s: %w", h.Name, err)
@@ -200,6 +206,7 @@ func (c *Cluster) writeHostFiles(h *Host, ports []int, joins []string) error {
 	if c.opts.PDU && !h.Witness {
 		pdu, err := ipmisim.Start(ipmisim.Options{
 			Dir: filepath.Join(h.Dir, "pdu"), User: "admin", Password: BMCPassword, PIDFile: h.PIDFile,
+			PowerOffCommand: c.opts.PowerOff[h.Name],
 		})
 		if err != nil {
 			return fmt.Errorf("start PDU of %s: %w", h.Name, err)
@@ -273,13 +280,22 @@ log:
 	return os.WriteFile(h.Config, []byte(cfg), 0o600)
 }
 
-// Start (re)starts the host's vmhad.
+// Start (re)starts the host's vmhad. A host that starts has power: its BMC
+// and PDU report on again (after a fence they said off, and a fence that
+// found the power already off would not cut it again).
 func (h *Host) Start() error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	bin := h.bin
 	if h.cmd != nil {
 		return fmt.Errorf("%s already running", h.Name)
+	}
+	for _, s := range []*ipmisim.Sim{h.BMC, h.PDU} {
+		if s != nil {
+			if err := s.SetPowerState(true); err != nil {
+				return err
+			}
+		}
 	}
 	logf, err := os.OpenFile(h.Log, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	if err != nil {

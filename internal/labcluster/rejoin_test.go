@@ -6,11 +6,14 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/vmha/vmha/api"
+	"github.com/vmha/vmha/internal/virtlab"
 	"github.com/vmha/vmha/model"
 )
 
@@ -154,4 +157,122 @@ func waitMember(t *testing.T, c *Cluster, host string) {
 	}); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestRejoinRealGuestsNeverTwice runs the sequence of issue 19 on three real
+// libvirtd hosts with QEMU (TCG) guests. A fence is a power cut: the BMC
+// kills the host's vmhad and every QEMU process of its libvirtd. A sampler
+// reads the QEMU processes themselves (not libvirt, not vmha) every 100 ms
+// and records any guest alive on two hosts.
+func TestRejoinRealGuestsNeverTwice(t *testing.T) {
+	lab := virtlab.NewHosts(t, 3)
+	img := virtlab.TestImage(t)
+	power, uris := map[string]string{}, []string{}
+	byName := map[string]*virtlab.Host{}
+	for i, h := range lab {
+		name := fmt.Sprintf("host%d", i+1)
+		power[name], byName[name] = h.PowerCutCommand(), h
+		uris = append(uris, h.URI)
+	}
+	c := startClusterWith(t, Options{Hypervisors: uris, PowerOff: power})
+	s := mustStatus(t, c)
+	var victim *Host
+	for _, h := range c.Hosts {
+		if h.Name != s.Leader {
+			victim = h
+			break
+		}
+	}
+
+	var mu sync.Mutex
+	var twice []string
+	samples := 0
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+			where := map[string][]string{}
+			for name, h := range byName {
+				for _, g := range h.RunningGuests() {
+					where[g] = append(where[g], name)
+				}
+			}
+			mu.Lock()
+			samples++
+			for g, hs := range where {
+				if len(hs) > 1 {
+					twice = append(twice, fmt.Sprintf("%s: QEMU on %v", g, hs))
+				}
+			}
+			mu.Unlock()
+		}
+	}()
+
+	dir := t.TempDir()
+	var vms []string
+	for cycle := 1; cycle <= 2; cycle++ {
+		if cycle == 2 {
+			if out, err := c.vmha(leaderHost(t, c), "host", "maintenance", victim.Name); err != nil {
+				t.Fatalf("maintenance: %v: %s", err, out)
+			}
+			victim.Kill()
+			if err := victim.Start(); err != nil {
+				t.Fatal(err)
+			}
+			waitMember(t, c, victim.Name)
+			if out, err := c.vmha(leaderHost(t, c), "host", "maintenance", victim.Name, "--off"); err != nil {
+				t.Fatalf("maintenance --off: %v: %s", err, out)
+			}
+		}
+		now := []string{fmt.Sprintf("db%d", cycle), fmt.Sprintf("web%d", cycle)}
+		for _, name := range now {
+			p := filepath.Join(dir, name+".xml")
+			if err := os.WriteFile(p, []byte(virtlab.GuestXML(name, img, 128)), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if out, err := c.vmha(leaderHost(t, c), "vm", "add", name, "--xml", p, "--prefer", victim.Name); err != nil {
+				t.Fatalf("vm add %s: %v: %s", name, err, out)
+			}
+		}
+		if _, err := c.WaitFor(context.Background(), 90*time.Second, "guests running on "+victim.Name, func(s *api.Status) bool {
+			n := 0
+			for _, v := range s.VMs {
+				if slices.Contains(now, v.Name) && v.Host == victim.Name && v.State == "running" {
+					n++
+				}
+			}
+			return n == len(now)
+		}); err != nil {
+			t.Fatal(err)
+		}
+		vms = append(vms, now...)
+		churn(t, c, victim.Name, 300)
+		victim.Kill()
+		waitRecovered(t, c, victim.Name, vms)
+		// The fence was a power cut: nothing runs on the victim any more.
+		if g := byName[victim.Name].RunningGuests(); len(g) > 0 {
+			t.Fatalf("after the fence, QEMU still runs %v on %s", g, victim.Name)
+		}
+		if err := victim.Start(); err != nil {
+			t.Fatal(err)
+		}
+		waitMember(t, c, victim.Name)
+		time.Sleep(5 * time.Second)
+	}
+	close(stop)
+	<-done
+	mu.Lock()
+	defer mu.Unlock()
+	if samples < 50 {
+		t.Fatalf("the QEMU sampler took only %d samples", samples)
+	}
+	if len(twice) > 0 {
+		t.Fatalf("never-twice violated over %d samples: %v", samples, twice[:min(10, len(twice))])
+	}
+	t.Logf("%d QEMU samples over %d guests, none on two hosts", samples, len(vms))
 }

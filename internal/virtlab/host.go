@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -226,6 +227,48 @@ func (h *Host) tail() string {
 // on this host.
 func (h *Host) SerialLog(domain string) string {
 	return filepath.Join(h.Dir, "log", "vmha-serial", domain+".log")
+}
+
+// guestPIDFiles maps each guest's name to its QEMU pid file in the host's
+// private /run, reached through libvirtd's /proc root.
+func (h *Host) guestPIDFiles() map[string]string {
+	if h.cmd == nil || h.cmd.Process == nil {
+		return nil
+	}
+	files, _ := filepath.Glob(fmt.Sprintf("/proc/%d/root/run/libvirt/qemu/*.pid", h.cmd.Process.Pid))
+	out := map[string]string{}
+	for _, f := range files {
+		// driver.pid there is libvirtd's own lock file, not a guest.
+		if name := strings.TrimSuffix(filepath.Base(f), ".pid"); name != "driver" {
+			out[name] = f
+		}
+	}
+	return out
+}
+
+// RunningGuests lists the guests whose QEMU process is alive on this host,
+// read from the processes themselves, not from libvirt or vmha: what a
+// never-twice check must count.
+func (h *Host) RunningGuests() []string {
+	var names []string
+	for name, f := range h.guestPIDFiles() {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && pid > 1 && isQEMU(pid) {
+			names = append(names, name)
+		}
+	}
+	sort.Strings(names)
+	return names
+}
+
+// PowerCutCommand is a shell command that kills every QEMU guest of this
+// host with SIGKILL, as losing power would (libvirtd stays, as it would
+// after the host booted again). Lab BMCs run it on power-off.
+func (h *Host) PowerCutCommand() string {
+	return fmt.Sprintf(`for f in /proc/%d/root/run/libvirt/qemu/*.pid; do case "$f" in */driver.pid) ;; *) kill -9 "$(cat "$f")" 2>/dev/null ;; esac; done; true`, h.cmd.Process.Pid)
 }
 
 // QEMUPIDs lists the PIDs of this host's QEMU processes from their pid files
