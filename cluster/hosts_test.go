@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"encoding/json"
 	"net/http/httptest"
 	"strings"
@@ -77,7 +78,11 @@ func TestClosedAdmission(t *testing.T) {
 	n := &Node{cfg: &config.Daemon{NodeName: "h1", Admission: "closed"}, fsm: baseFSM(t), log: zerolog.Nop()}
 	body, _ := json.Marshal(api.Register{Host: model.Host{Name: "stranger", APIAddr: "127.0.0.1:9"}})
 	rec := httptest.NewRecorder()
-	n.handleRegister(rec, httptest.NewRequest("POST", api.PathRegister, nil), body)
+	// The stranger's own certificate: it speaks for itself, and still is
+	// not admitted.
+	req := httptest.NewRequest("POST", api.PathRegister, nil)
+	req = req.WithContext(context.WithValue(req.Context(), principalKey{}, Principal{Name: "stranger", Role: RoleHost, How: "certificate"}))
+	n.handleRegister(rec, req, body)
 	if rec.Code != 403 || !strings.Contains(rec.Body.String(), "vmha host add stranger") {
 		t.Fatalf("a stranger's registration: %d %s", rec.Code, rec.Body.String())
 	}

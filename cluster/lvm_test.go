@@ -70,7 +70,7 @@ func lvmPair(t *testing.T) (a1 *Agent, rec1, rec2 *lvmRecorder, peerURL string) 
 	}
 	rec1, rec2 = &lvmRecorder{}, &lvmRecorder{}
 	n2 := &Node{cfg: cfgFor("h2"), fsm: NewFSM(), log: zerolog.Nop(), lvmExec: rec2}
-	srv := httptest.NewServer(n2.Handler(false))
+	srv := httptest.NewServer(n2.authenticate(false, n2.Handler(false)))
 	t.Cleanup(srv.Close)
 	addr := strings.TrimPrefix(srv.URL, "http://")
 	n1 := &Node{cfg: cfgFor("h1"), fsm: NewFSM(), log: zerolog.Nop(), lvmExec: rec1}

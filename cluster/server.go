@@ -32,65 +32,74 @@ const maxBody = model.MaxDomainXML + 64<<10
 // path; the peer port serves what peers and forwarded requests need, but not
 // the calls that act on this host alone from the operator's seat (the gossip
 // keyring, formatting storage), which only the socket's owner may make.
+// Every route names the roles it admits (authenticate finds the principal
+// first): reads admit every role, changes only operators, peer calls only
+// hosts, each speaking for itself.
 func (n *Node) Handler(local bool) http.Handler {
 	mux := http.NewServeMux()
-	if local {
-		mux.HandleFunc("GET "+api.PathGossipKeys, n.handleGossipKeys)
-		mux.HandleFunc("POST "+api.PathGossipKeys, n.handleGossipKeyOp)
-		// Formatting destroys a device: only from this host's own seat.
-		mux.HandleFunc("POST "+api.PathLocalStorageInit, n.handleStorageInit)
+	read := []Role{RoleReadOnly, RoleHost, RoleOperator}
+	op := []Role{RoleOperator}
+	peer := []Role{RoleHost}
+	add := func(pattern string, h http.HandlerFunc, roles []Role) {
+		mux.HandleFunc(pattern, allow(h, roles...))
 	}
-	mux.HandleFunc("GET "+api.PathStatus, n.leaderRead(n.handleStatus))
-	mux.HandleFunc("GET "+api.PathHosts, n.leaderRead(n.handleHosts))
-	mux.HandleFunc("GET "+api.PathFenceHistory, n.leaderRead(n.handleFenceHistory))
-	mux.HandleFunc("GET "+api.PathFenceDevices, n.leaderRead(n.handleFenceDevices))
-	mux.HandleFunc("POST "+api.PathHostAction+"/{host}/evacuate", n.leaderWrite(n.handleEvacuate))
-	mux.HandleFunc("POST "+api.PathHostAction+"/{host}/online", n.leaderWrite(n.handleHostOnline))
-	mux.HandleFunc("POST "+api.PathHostAction+"/{host}/attr", n.leaderWrite(n.handleHostAttr))
-	mux.HandleFunc("POST "+api.PathHostAction+"/{host}/maintenance", n.leaderWrite(jsonCall(func(r *http.Request, req api.HostOp) (any, error) {
-		return nil, n.coord.SetMaintenance(r.PathValue("host"), req.On, req.Reason, requester(r, req.RequestedBy))
-	})))
-	mux.HandleFunc("POST "+api.PathHostAction+"/{host}/expect", n.leaderWrite(jsonCall(func(r *http.Request, req api.HostOp) (any, error) {
-		return nil, n.coord.ExpectHost(r.PathValue("host"), req.On, requester(r, req.RequestedBy))
-	})))
-	mux.HandleFunc("DELETE "+api.PathHostAction+"/{host}", n.leaderWrite(jsonCall(func(r *http.Request, req api.HostOp) (any, error) {
-		return nil, n.coord.RemoveHost(r.PathValue("host"), requester(r, req.RequestedBy))
-	})))
-	mux.HandleFunc("GET "+api.PathRules, n.leaderRead(n.handleGetRules))
-	mux.HandleFunc("POST "+api.PathRules, n.leaderWrite(n.handleSetRules))
-	mux.HandleFunc("GET "+api.PathExplain+"/{vm}", n.leaderRead(n.handleExplain))
-	mux.HandleFunc("GET "+api.PathPins, n.leaderRead(n.handlePins))
-	mux.HandleFunc("GET "+api.PathRebalance, n.leaderRead(n.handleRebalances))
-	mux.HandleFunc("POST "+api.PathRebalance, n.leaderWrite(jsonCall(func(r *http.Request, req api.RebalanceRequest) (any, error) {
-		return nilIfErr(n.coord.StartRebalance(req, requester(r, req.RequestedBy)))
-	})))
-	mux.HandleFunc("POST "+api.PathRebalance+"/cancel", n.leaderWrite(jsonCall(func(r *http.Request, req api.HostOp) (any, error) {
-		return nilIfErr(n.coord.CancelRebalance(requester(r, req.RequestedBy)))
-	})))
-	mux.HandleFunc("POST "+api.PathPins+"/clear", n.leaderWrite(n.handleClearPins))
-	mux.HandleFunc("POST "+api.PathFencePolicy, n.leaderWrite(n.handleFencePolicy))
-	mux.HandleFunc("POST "+api.PathFence+"/{host}", n.leaderWrite(n.handleFence))
-	mux.HandleFunc("POST "+api.PathFence+"/{host}/confirm", n.leaderWrite(n.handleFenceConfirm))
-	mux.HandleFunc("POST "+api.PathFence+"/{host}/test", n.leaderWrite(n.handleFenceTest))
-	mux.HandleFunc("POST "+api.PathVMs, n.leaderWrite(n.handleAddVM))
-	mux.HandleFunc("DELETE "+api.PathVMs+"/{name}", n.leaderWrite(n.handleRemoveVM))
-	mux.HandleFunc("POST "+api.PathVMs+"/{name}/migrate", n.leaderWrite(n.handleMigrate))
-	mux.HandleFunc("POST "+api.PathMigrationResult, n.leaderWrite(n.handleMigrationResult))
-	mux.HandleFunc("POST "+api.PathRegister, n.leaderWrite(n.handleRegister))
-	mux.HandleFunc("POST "+api.PathObserve, n.leaderWrite(n.handleObserve))
-	mux.HandleFunc("GET "+api.PathLocalDomains, n.handleLocalDomains)
-	mux.HandleFunc("GET "+api.PathLocalStorage, n.handleLocalStorage)
-	mux.HandleFunc("GET "+api.PathLocalMigrations, n.handleLocalMigrations)
-	mux.HandleFunc("GET "+api.PathHostAction+"/{host}/migrations", n.handleHostMigrations)
-	mux.HandleFunc("GET "+api.PathReadIndex, n.handleReadIndex)
-	mux.HandleFunc("POST "+api.PathNudge, n.handleNudge)
-	mux.HandleFunc("POST "+api.PathPeerLVM, n.handlePeerLVM)
-	mux.HandleFunc("GET "+api.PathAlive, func(w http.ResponseWriter, _ *http.Request) {
+	if local {
+		add("GET "+api.PathGossipKeys, n.handleGossipKeys, op)
+		add("POST "+api.PathGossipKeys, n.handleGossipKeyOp, op)
+		// Formatting destroys a device: only from this host's own seat.
+		add("POST "+api.PathLocalStorageInit, n.handleStorageInit, op)
+	}
+	add("GET "+api.PathStatus, n.leaderRead(n.handleStatus), read)
+	add("GET "+api.PathHosts, n.leaderRead(n.handleHosts), read)
+	add("GET "+api.PathFenceHistory, n.leaderRead(n.handleFenceHistory), read)
+	add("GET "+api.PathFenceDevices, n.leaderRead(n.handleFenceDevices), read)
+	add("POST "+api.PathHostAction+"/{host}/evacuate", n.leaderWrite(n.handleEvacuate), op)
+	add("POST "+api.PathHostAction+"/{host}/online", n.leaderWrite(n.handleHostOnline), op)
+	add("POST "+api.PathHostAction+"/{host}/attr", n.leaderWrite(n.handleHostAttr), op)
+	add("POST "+api.PathHostAction+"/{host}/maintenance", n.leaderWrite(jsonCall(func(r *http.Request, req api.HostOp) (any, error) {
+		return nil, n.coord.SetMaintenance(r.PathValue("host"), req.On, req.Reason, actor(r, req.RequestedBy))
+	})), op)
+	add("POST "+api.PathHostAction+"/{host}/expect", n.leaderWrite(jsonCall(func(r *http.Request, req api.HostOp) (any, error) {
+		return nil, n.coord.ExpectHost(r.PathValue("host"), req.On, actor(r, req.RequestedBy))
+	})), op)
+	add("DELETE "+api.PathHostAction+"/{host}", n.leaderWrite(jsonCall(func(r *http.Request, req api.HostOp) (any, error) {
+		return nil, n.coord.RemoveHost(r.PathValue("host"), actor(r, req.RequestedBy))
+	})), op)
+	add("GET "+api.PathRules, n.leaderRead(n.handleGetRules), read)
+	add("POST "+api.PathRules, n.leaderWrite(n.handleSetRules), op)
+	add("GET "+api.PathExplain+"/{vm}", n.leaderRead(n.handleExplain), read)
+	add("GET "+api.PathPins, n.leaderRead(n.handlePins), read)
+	add("GET "+api.PathRebalance, n.leaderRead(n.handleRebalances), read)
+	add("POST "+api.PathRebalance, n.leaderWrite(jsonCall(func(r *http.Request, req api.RebalanceRequest) (any, error) {
+		return nilIfErr(n.coord.StartRebalance(req, actor(r, req.RequestedBy)))
+	})), op)
+	add("POST "+api.PathRebalance+"/cancel", n.leaderWrite(jsonCall(func(r *http.Request, req api.HostOp) (any, error) {
+		return nilIfErr(n.coord.CancelRebalance(actor(r, req.RequestedBy)))
+	})), op)
+	add("POST "+api.PathPins+"/clear", n.leaderWrite(n.handleClearPins), op)
+	add("POST "+api.PathFencePolicy, n.leaderWrite(n.handleFencePolicy), op)
+	add("POST "+api.PathFence+"/{host}", n.leaderWrite(n.handleFence), op)
+	add("POST "+api.PathFence+"/{host}/confirm", n.leaderWrite(n.handleFenceConfirm), op)
+	add("POST "+api.PathFence+"/{host}/test", n.leaderWrite(n.handleFenceTest), op)
+	add("POST "+api.PathVMs, n.leaderWrite(n.handleAddVM), op)
+	add("DELETE "+api.PathVMs+"/{name}", n.leaderWrite(n.handleRemoveVM), op)
+	add("POST "+api.PathVMs+"/{name}/migrate", n.leaderWrite(n.handleMigrate), op)
+	add("POST "+api.PathMigrationResult, n.leaderWrite(n.handleMigrationResult), peer)
+	add("POST "+api.PathRegister, n.leaderWrite(n.handleRegister), peer)
+	add("POST "+api.PathObserve, n.leaderWrite(n.handleObserve), peer)
+	add("GET "+api.PathLocalDomains, n.handleLocalDomains, read)
+	add("GET "+api.PathLocalStorage, n.handleLocalStorage, read)
+	add("GET "+api.PathLocalMigrations, n.handleLocalMigrations, read)
+	add("GET "+api.PathHostAction+"/{host}/migrations", n.handleHostMigrations, read)
+	add("GET "+api.PathReadIndex, n.handleReadIndex, peer)
+	add("POST "+api.PathNudge, n.handleNudge, peer)
+	add("POST "+api.PathPeerLVM, n.handlePeerLVM, peer)
+	add("GET "+api.PathAlive, func(w http.ResponseWriter, _ *http.Request) {
 		n.tagsMu.Lock()
 		boot := n.tags[tagBoot]
 		n.tagsMu.Unlock()
 		writeJSON(w, http.StatusOK, api.Alive{Node: n.cfg.NodeName, Boot: boot})
-	})
+	}, peer)
 	return mux
 }
 
@@ -133,8 +142,8 @@ func (n *Node) Serve(ctx context.Context) error {
 		tl = tls.NewListener(tl, n.tls)
 	}
 	srvs := []*http.Server{
-		{Handler: n.Handler(true), ReadHeaderTimeout: 5 * time.Second},
-		{Handler: n.authPeers(n.Handler(false)), ReadHeaderTimeout: 5 * time.Second},
+		{Handler: n.authenticate(true, n.Handler(true)), ReadHeaderTimeout: 5 * time.Second, ConnContext: peerCredContext},
+		{Handler: n.authenticate(false, n.Handler(false)), ReadHeaderTimeout: 5 * time.Second},
 	}
 	errc := make(chan error, 2)
 	go func() { errc <- srvs[0].Serve(ul) }()
@@ -245,6 +254,7 @@ func (n *Node) proxy(w http.ResponseWriter, r *http.Request, body []byte) {
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set(api.HeaderForwarded, n.cfg.NodeName)
+	setForwardedPrincipal(req.Header, principalOf(r))
 	resp, err := n.forwardClient.Do(req)
 	if err != nil {
 		writeErr(w, http.StatusServiceUnavailable, "", fmt.Errorf("forward to leader %s at %s: %w", name, addr, err))
@@ -354,7 +364,7 @@ func (n *Node) handleMigrate(w http.ResponseWriter, r *http.Request, body []byte
 		writeErr(w, http.StatusBadRequest, "", err)
 		return
 	}
-	p, err := n.coord.StartMigration(r.PathValue("name"), req, requester(r, req.RequestedBy))
+	p, err := n.coord.StartMigration(r.PathValue("name"), req, actor(r, req.RequestedBy))
 	if err != nil {
 		writeApplyErr(w, err)
 		return
@@ -362,11 +372,24 @@ func (n *Node) handleMigrate(w http.ResponseWriter, r *http.Request, body []byte
 	writeJSON(w, http.StatusAccepted, n.vmView(n.fsm.Copy(), p.VM))
 }
 
-func (n *Node) handleMigrationResult(w http.ResponseWriter, _ *http.Request, body []byte) {
+func (n *Node) handleMigrationResult(w http.ResponseWriter, r *http.Request, body []byte) {
 	var req api.MigrationResult
 	if err := decode(body, &req); err != nil {
 		writeErr(w, http.StatusBadRequest, "", err)
 		return
+	}
+	// Only the source of the move reports its end.
+	var source string
+	n.fsm.Read(func(s *model.State) {
+		if p := s.Status.Placements[req.VM]; p != nil && p.MigrationID == req.MigrationID {
+			source = p.MigrateFrom
+		}
+	})
+	if source != "" {
+		if err := speaksFor(r, source); err != nil {
+			n.refusePeer(w, r, err)
+			return
+		}
 	}
 	if err := n.coord.MigrationResult(req); err != nil {
 		writeApplyErr(w, err)
@@ -384,10 +407,14 @@ func (n *Node) handleRemoveVM(w http.ResponseWriter, r *http.Request, _ []byte) 
 	w.WriteHeader(http.StatusNoContent)
 }
 
-func (n *Node) handleRegister(w http.ResponseWriter, _ *http.Request, body []byte) {
+func (n *Node) handleRegister(w http.ResponseWriter, r *http.Request, body []byte) {
 	var req api.Register
 	if err := decode(body, &req); err != nil {
 		writeErr(w, http.StatusBadRequest, "", err)
+		return
+	}
+	if err := speaksFor(r, req.Host.Name); err != nil {
+		n.refusePeer(w, r, err)
 		return
 	}
 	if n.cfg.Admission == "closed" {
@@ -412,10 +439,14 @@ func (n *Node) handleRegister(w http.ResponseWriter, _ *http.Request, body []byt
 	w.WriteHeader(http.StatusNoContent)
 }
 
-func (n *Node) handleObserve(w http.ResponseWriter, _ *http.Request, body []byte) {
+func (n *Node) handleObserve(w http.ResponseWriter, r *http.Request, body []byte) {
 	var obs model.Observation
 	if err := decode(body, &obs); err != nil {
 		writeErr(w, http.StatusBadRequest, "", err)
+		return
+	}
+	if err := speaksFor(r, obs.Host); err != nil {
+		n.refusePeer(w, r, err)
 		return
 	}
 	if err := n.propose(&Command{Op: OpObserve, Observation: &obs}); err != nil {
@@ -424,6 +455,13 @@ func (n *Node) handleObserve(w http.ResponseWriter, _ *http.Request, body []byte
 	}
 	n.coord.noteRecoveries(&obs)
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// refusePeer answers a peer call that speaks for another host, and logs it:
+// a host certificate used that way is a compromised or misconfigured host.
+func (n *Node) refusePeer(w http.ResponseWriter, r *http.Request, err error) {
+	n.log.Warn().Err(err).Str("remote", r.RemoteAddr).Str("path", r.URL.Path).Msg("refused a peer call")
+	writeErr(w, http.StatusForbidden, "", err)
 }
 
 func (n *Node) handleReadIndex(w http.ResponseWriter, _ *http.Request) {
@@ -564,17 +602,6 @@ func (n *Node) handleFenceHistory(w http.ResponseWriter, _ *http.Request, _ []by
 
 // requester names who asked: the operator's own words (user@host from the
 // CLI), and the host whose socket or API the request came in through.
-func requester(r *http.Request, said string) string {
-	via := r.Header.Get(api.HeaderForwarded)
-	if said == "" {
-		said = "operator"
-	}
-	if via == "" {
-		return said
-	}
-	return said + " via " + via
-}
-
 func (n *Node) handleFence(w http.ResponseWriter, r *http.Request, body []byte) {
 	var req api.FenceRequest
 	if err := decode(body, &req); err != nil {
@@ -587,7 +614,7 @@ func (n *Node) handleFence(w http.ResponseWriter, r *http.Request, body []byte) 
 	// The fence outlives a CLI that gives up: it must not stop half-way.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), n.cfg.Fencing.Timeout+10*time.Second)
 	defer cancel()
-	rec, err := n.coord.ManualFence(ctx, r.PathValue("host"), req.Action, requester(r, req.RequestedBy))
+	rec, err := n.coord.ManualFence(ctx, r.PathValue("host"), req.Action, actor(r, req.RequestedBy))
 	switch {
 	case err != nil && rec.Device == "":
 		writeApplyErr(w, err)
@@ -605,7 +632,7 @@ func (n *Node) handleEvacuate(w http.ResponseWriter, r *http.Request, body []byt
 		writeErr(w, http.StatusBadRequest, "", err)
 		return
 	}
-	plan, err := n.coord.StartEvacuation(req, r.PathValue("host"), requester(r, req.RequestedBy))
+	plan, err := n.coord.StartEvacuation(req, r.PathValue("host"), actor(r, req.RequestedBy))
 	if err != nil {
 		writeApplyErr(w, err)
 		return
@@ -633,13 +660,13 @@ func (n *Node) handleHostAttr(w http.ResponseWriter, r *http.Request, body []byt
 		writeApplyErr(w, err)
 		return
 	}
-	n.log.Info().Str("host", host).Str("attribute", req.Key).Str("value", req.Value).Bool("transient", req.Transient).Str("by", requester(r, "")).Msg("host attribute set")
+	n.log.Info().Str("host", host).Str("attribute", req.Key).Str("value", req.Value).Bool("transient", req.Transient).Str("by", actor(r, "")).Msg("host attribute set")
 	n.coord.poke()
 	w.WriteHeader(http.StatusNoContent)
 }
 
 func (n *Node) handleHostOnline(w http.ResponseWriter, r *http.Request, _ []byte) {
-	if err := n.coord.HostOnline(r.PathValue("host"), requester(r, "")); err != nil {
+	if err := n.coord.HostOnline(r.PathValue("host"), actor(r, "")); err != nil {
 		writeApplyErr(w, err)
 		return
 	}
@@ -699,7 +726,7 @@ func (n *Node) handleClearPins(w http.ResponseWriter, r *http.Request, body []by
 		writeApplyErr(w, err)
 		return
 	}
-	n.log.Info().Strs("vms", names).Str("by", requester(r, req.RequestedBy)).Msg("pins cleared")
+	n.log.Info().Strs("vms", names).Str("by", actor(r, req.RequestedBy)).Msg("pins cleared")
 	n.coord.poke()
 	writeJSON(w, http.StatusOK, names)
 }
@@ -730,7 +757,7 @@ func (n *Node) handleSetRules(w http.ResponseWriter, r *http.Request, body []byt
 		writeApplyErr(w, err)
 		return
 	}
-	n.log.Info().Str("by", requester(r, "")).Int("bytes", len(req.YAML)).Msg("placement rules replaced")
+	n.log.Info().Str("by", actor(r, "")).Int("bytes", len(req.YAML)).Msg("placement rules replaced")
 	n.coord.poke()
 	w.WriteHeader(http.StatusNoContent)
 }
@@ -756,13 +783,13 @@ func (n *Node) handleFencePolicy(w http.ResponseWriter, r *http.Request, body []
 			writeErr(w, http.StatusBadRequest, "acknowledge_double_run_risk", errors.New("turning fencing off needs the explicit acknowledgement that VMs may then run twice"))
 			return
 		}
-		c.FencingOff = &model.FencingOff{By: requester(r, req.RequestedBy), At: time.Now().UTC()}
+		c.FencingOff = &model.FencingOff{By: actor(r, req.RequestedBy), At: time.Now().UTC()}
 	}
 	if err := n.propose(c); err != nil {
 		writeApplyErr(w, err)
 		return
 	}
-	n.log.Warn().Bool("enabled", req.Enabled).Str("by", requester(r, req.RequestedBy)).Msg("fencing policy changed")
+	n.log.Warn().Bool("enabled", req.Enabled).Str("by", actor(r, req.RequestedBy)).Msg("fencing policy changed")
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -772,7 +799,7 @@ func (n *Node) handleFenceConfirm(w http.ResponseWriter, r *http.Request, body [
 		writeErr(w, http.StatusBadRequest, "", err)
 		return
 	}
-	rec, err := n.coord.ConfirmFenced(r.PathValue("host"), requester(r, req.RequestedBy))
+	rec, err := n.coord.ConfirmFenced(r.PathValue("host"), actor(r, req.RequestedBy))
 	if err != nil {
 		writeApplyErr(w, err)
 		return
@@ -788,7 +815,7 @@ func (n *Node) handleFenceTest(w http.ResponseWriter, r *http.Request, body []by
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), n.cfg.Fencing.Timeout+10*time.Second)
 	defer cancel()
-	res, err := n.coord.TestDevice(ctx, r.PathValue("host"), req.PowerCycle, requester(r, req.RequestedBy))
+	res, err := n.coord.TestDevice(ctx, r.PathValue("host"), req.PowerCycle, actor(r, req.RequestedBy))
 	switch {
 	case err != nil && len(res.Devices) == 0:
 		writeApplyErr(w, err)

@@ -2,15 +2,11 @@ package cluster
 
 import (
 	"crypto/tls"
-	"errors"
 	"net"
-	"net/http"
-	"strings"
 	"time"
 
 	"github.com/hashicorp/raft"
 
-	"github.com/vmha/vmha/api"
 	"github.com/vmha/vmha/model"
 	"github.com/vmha/vmha/pki"
 )
@@ -29,26 +25,6 @@ func (n *Node) knownPeer(name string) bool {
 	}
 	_, known = n.members()[name]
 	return known
-}
-
-// authPeers guards the peer port under TLS: the peer-only calls (and
-// requests another host forwarded) must come from a host of this cluster;
-// the rest (a remote operator's vmha) from any certificate of the cluster
-// CA, which the TLS handshake already checked.
-func (n *Node) authPeers(h http.Handler) http.Handler {
-	if n.tls == nil {
-		return h
-	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if strings.HasPrefix(r.URL.Path, "/v1/peer/") || r.Header.Get(api.HeaderForwarded) != "" {
-			if name := pki.PeerName(r.TLS); !n.knownPeer(name) {
-				n.log.Warn().Str("peer", name).Str("remote", r.RemoteAddr).Str("path", r.URL.Path).Msg("refused a peer call from a certificate that names no host of this cluster")
-				writeErr(w, http.StatusForbidden, "", errors.New("certificate "+quote(name)+" is not a host of this cluster"))
-				return
-			}
-		}
-		h.ServeHTTP(w, r)
-	})
 }
 
 func quote(s string) string { return "\"" + s + "\"" }

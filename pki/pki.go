@@ -63,10 +63,32 @@ func InitCA(dir, cluster string) error {
 	return writePair(dir, "ca", der, key)
 }
 
-// Issue signs a certificate for name (a host or an operator) with the CA in
-// dir and writes NAME.crt and NAME.key there. ips and dnsNames become the
-// certificate's subject alternative names; a host's name is always one.
-func Issue(dir, name string, ips []net.IP, dnsNames []string) (certPath, keyPath string, err error) {
+// Roles a certificate carries in its subject's organizational unit: what
+// its holder may do in the cluster.
+const (
+	RoleHost     = "host"
+	RoleOperator = "operator"
+	RoleReadOnly = "readonly"
+)
+
+// ValidRole checks a role name.
+func ValidRole(role string) error {
+	switch role {
+	case RoleHost, RoleOperator, RoleReadOnly:
+		return nil
+	}
+	return fmt.Errorf("role %q: want host, operator or readonly", role)
+}
+
+// Issue signs a certificate for name with the given role (RoleHost for a
+// host, whose name is its node_name; RoleOperator or RoleReadOnly for a
+// person or a program) with the CA in dir and writes NAME.crt and NAME.key
+// there. ips and dnsNames become the certificate's subject alternative
+// names; the name is always one.
+func Issue(dir, name, role string, ips []net.IP, dnsNames []string) (certPath, keyPath string, err error) {
+	if err := ValidRole(role); err != nil {
+		return "", "", err
+	}
 	caCert, caKey, err := loadCA(dir)
 	if err != nil {
 		return "", "", err
@@ -77,7 +99,7 @@ func Issue(dir, name string, ips []net.IP, dnsNames []string) (certPath, keyPath
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber: serial(),
-		Subject:      pkix.Name{CommonName: name, Organization: []string{"vmha"}},
+		Subject:      pkix.Name{CommonName: name, Organization: []string{"vmha"}, OrganizationalUnit: []string{role}},
 		NotBefore:    time.Now().Add(-time.Hour),
 		NotAfter:     time.Now().Add(CertValidity),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
@@ -197,6 +219,15 @@ func verifyChain(raw [][]byte, pool *x509.CertPool) error {
 		return fmt.Errorf("tls: the peer's certificate is not from the cluster CA: %w", err)
 	}
 	return nil
+}
+
+// PeerRole is the role (organizational unit) of the verified peer
+// certificate of a connection: "" when it has none (issued before roles).
+func PeerRole(cs *tls.ConnectionState) string {
+	if cs == nil || len(cs.PeerCertificates) == 0 || len(cs.PeerCertificates[0].Subject.OrganizationalUnit) == 0 {
+		return ""
+	}
+	return cs.PeerCertificates[0].Subject.OrganizationalUnit[0]
 }
 
 // PeerName is the common name of the verified peer certificate of a

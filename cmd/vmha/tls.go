@@ -31,16 +31,22 @@ existing CA, which would lock every host out.`,
 	initCmd.Flags().StringVar(&cluster, "cluster", "vmha", "cluster name, in the CA's name")
 	var ips []net.IP
 	var dns []string
+	var role string
 	issue := &cobra.Command{
-		Use:   "issue NAME --dir DIR [--ip IP]... [--dns NAME]...",
-		Short: "Issue a certificate for host NAME (or an operator) signed by the cluster CA",
+		Use:   "issue NAME --role host|operator|readonly --dir DIR [--ip IP]... [--dns NAME]...",
+		Short: "Issue a certificate for a host, an operator or a read-only client, signed by the cluster CA",
 		Long: `vmha tls issue NAME writes NAME.crt and NAME.key in DIR, signed by the CA there.
-For a host, NAME is its node_name: peers accept raft and peer calls only from
-certificates that name a host of the cluster. For an operator (remote vmha
---addr), any other name works for the operator commands.`,
+The role is in the certificate and decides what its holder may do:
+  host      NAME is a host's node_name: raft, peer calls for itself only
+  operator  a person or program that runs vmha against the cluster (--addr)
+  readonly  status, lists, history and explanations; nothing that changes
+The name a certificate carries is the actor recorded for what it does.`,
 		Args: exactArgs(1, "NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			crt, key, err := pki.Issue(dir, args[0], ips, dns)
+			if err := pki.ValidRole(role); err != nil {
+				return usageError{err}
+			}
+			crt, key, err := pki.Issue(dir, args[0], role, ips, dns)
 			if err != nil {
 				return err
 			}
@@ -49,6 +55,7 @@ certificates that name a host of the cluster. For an operator (remote vmha
 		},
 	}
 	issue.Flags().StringVar(&dir, "dir", "/etc/vmha/tls", "directory of the CA")
+	issue.Flags().StringVar(&role, "role", "", "host, operator or readonly (required)")
 	issue.Flags().IPSliceVar(&ips, "ip", nil, "IP address of the host (repeatable)")
 	issue.Flags().StringSliceVar(&dns, "dns", nil, "DNS name of the host (repeatable)")
 	cmd.AddCommand(initCmd, issue)

@@ -876,7 +876,7 @@ func TestMutualTLSCluster(t *testing.T) {
 			t.Fatal("the peer port answered plain HTTP")
 		}
 	}
-	crt, key, err := pki.Issue(c.CADir(), "alice", nil, nil)
+	crt, key, err := pki.Issue(c.CADir(), "alice", pki.RoleOperator, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -898,13 +898,13 @@ func TestMutualTLSCluster(t *testing.T) {
 	}
 	err = api.NewTCPClient(api1, 3*time.Second, tc).Do(context.Background(), "POST", api.PathNudge, api.Nudge{Term: 1}, nil, nil)
 	var se *api.StatusError
-	if !errors.As(err, &se) || se.Code != http.StatusForbidden || !strings.Contains(se.Error(), `"alice" is not a host`) {
+	if !errors.As(err, &se) || se.Code != http.StatusForbidden || !strings.Contains(se.Error(), "needs the host role") {
 		t.Fatalf("peer call with an operator certificate: %v", err)
 	}
 	// A certificate of another CA does not get through the handshake.
 	other := t.TempDir()
 	_ = pki.InitCA(other, "other")
-	ocrt, okey, _ := pki.Issue(other, "host1", nil, nil)
+	ocrt, okey, _ := pki.Issue(other, "host1", pki.RoleHost, nil, nil)
 	otc, err := pki.Files{CA: filepath.Join(other, pki.CACert), Cert: ocrt, Key: okey}.Config()
 	if err != nil {
 		t.Fatal(err)

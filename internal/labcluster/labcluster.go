@@ -228,7 +228,7 @@ func (c *Cluster) writeHostFiles(h *Host, ports []int, joins []string) error {
 				return err
 			}
 		}
-		crt, key, err := pki.Issue(caDir, h.Name, []net.IP{net.ParseIP("127.0.0.1")}, nil)
+		crt, key, err := pki.Issue(caDir, h.Name, pki.RoleHost, []net.IP{net.ParseIP("127.0.0.1")}, nil)
 		if err != nil {
 			return err
 		}
