@@ -147,7 +147,8 @@ func (c *Coordinator) step(ctx context.Context) {
 	c.place(c.n.fsm.Copy(), c.n.members())
 }
 
-// addVoters makes every alive host that gossips a raft address a voter.
+// addVoters makes every alive, registered host that gossips a raft address
+// a voter.
 //
 // At most raft.max_voters hosts vote; the others follow the log as
 // non-voters, so that quorum stays cheap at any size. A voter whose host
@@ -167,8 +168,20 @@ func (c *Coordinator) addVoters() {
 		}
 	}
 	members := c.n.serf.Members()
+	registered := map[string]bool{}
+	c.n.fsm.Read(func(s *model.State) {
+		for name := range s.Config.Hosts {
+			registered[name] = true
+		}
+	})
 	for _, m := range members {
 		if _, ok := have[raft.ServerID(m.Name)]; ok || m.Status != serf.StatusAlive || m.Tags[tagRaft] == "" {
+			continue
+		}
+		// Only a registered host gets a vote: registering needs a host
+		// certificate under mutual TLS, gossip only the key, and a voter
+		// raft cannot reach still counts against the quorum.
+		if !registered[m.Name] {
 			continue
 		}
 		id, addr := raft.ServerID(m.Name), raft.ServerAddress(m.Tags[tagRaft])

@@ -52,6 +52,43 @@ func (c *Coordinator) ExpectHost(host string, on bool, by string) error {
 	return nil
 }
 
+// removeStray takes out a raft server or gossip member that is no host of
+// the cluster (it never registered: a node that had the gossip key but no
+// certificate, or a host whose registration was refused). Its vote goes
+// at once; a failed gossip member is pruned, and one still alive is shut
+// out only by a new gossip key.
+func (c *Coordinator) removeStray(host, by string) error {
+	found := false
+	if f := c.n.raft.GetConfiguration(); f.Error() == nil {
+		for _, s := range f.Configuration().Servers {
+			if string(s.ID) == host {
+				found = true
+				if host == c.n.cfg.NodeName {
+					return &ConflictError{What: fmt.Sprintf("%s is this leader itself", host)}
+				}
+				if err := c.n.raft.RemoveServer(raft.ServerID(host), 0, 10*time.Second).Error(); err != nil {
+					return fmt.Errorf("remove the raft server %s: %w", host, err)
+				}
+				c.log.Warn().Str("server", host).Str("by", by).Msg("stray raft server removed (never a registered host)")
+			}
+		}
+	}
+	m, member := c.n.members()[host]
+	if !found && !member {
+		return &NotFoundError{Kind: "host", Name: host}
+	}
+	if member {
+		if m.Status == serf.StatusAlive {
+			return &ConflictError{What: fmt.Sprintf("%s is no host of the cluster (its raft vote, if any, was removed) but it is alive in gossip: it holds the gossip key; rotate the key (vmha gossip keys) to shut it out", host)}
+		}
+		if err := c.n.serf.RemoveFailedNodePrune(host); err != nil {
+			return fmt.Errorf("prune %s from gossip: %w", host, err)
+		}
+		c.log.Warn().Str("member", host).Str("by", by).Msg("stray gossip member pruned")
+	}
+	return nil
+}
+
 // RemoveHost takes host out of the cluster. Its vmhad must be stopped (not
 // alive in gossip) and no VM placed on it; then its raft vote and gossip
 // entry go, and the state forgets it.
@@ -61,7 +98,7 @@ func (c *Coordinator) RemoveHost(host, by string) error {
 		if _, exp := st.Config.Expected[host]; exp {
 			return c.ExpectHost(host, false, by)
 		}
-		return &NotFoundError{Kind: "host", Name: host}
+		return c.removeStray(host, by)
 	}
 	if host == c.n.cfg.NodeName {
 		return &ConflictError{What: fmt.Sprintf("host %s is the leader: stop its vmhad first (another host takes over), then remove it", host)}
