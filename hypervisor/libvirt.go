@@ -13,6 +13,8 @@ import (
 
 	"github.com/rs/zerolog"
 	"libvirt.org/go/libvirt"
+
+	"github.com/vmha/vmha/model"
 )
 
 // ErrClosed is returned by a Libvirt method called after (or interrupted by)
@@ -67,6 +69,9 @@ type Libvirt struct {
 	uri  string
 	log  zerolog.Logger
 	conn *libvirt.Connect
+	// parse reads a domain XML the way vmha stores it (a field so that
+	// tests can make vmha and libvirt disagree).
+	parse func([]byte) (model.DomainInfo, error)
 
 	// opMu is held shared by every call that uses conn and exclusively by
 	// Close, so the connection is never closed under a running call.
@@ -109,6 +114,7 @@ func OpenLibvirt(uri string, log zerolog.Logger) (*Libvirt, error) {
 		uri:    uri,
 		log:    log,
 		conn:   conn,
+		parse:  model.ParseDomainXML,
 		done:   make(chan struct{}),
 		events: make(chan Event, eventBuffer),
 	}
@@ -142,54 +148,148 @@ func (l *Libvirt) acquire(ctx context.Context) error {
 func (l *Libvirt) release() { l.opMu.RUnlock() }
 
 // Define defines (or redefines) a persistent domain and returns its name.
+//
+// The XML must pass model.ParseDomainXML, so that vmha and libvirt read it
+// alike; after libvirt has defined it, Define checks that the domain has
+// the name vmha read (and the UUID, when the XML gives one or keepUUID
+// supplied it). On a mismatch it undefines the domain again, unless libvirt
+// had it defined before (then its old definition is gone already, and
+// undefining would lose the domain), and returns an error with both values.
 func (l *Libvirt) Define(ctx context.Context, domainXML string) (string, error) {
 	if err := l.acquire(ctx); err != nil {
 		return "", err
 	}
 	defer l.release()
-	domainXML = l.keepUUID(domainXML)
+	info, err := l.parse([]byte(domainXML))
+	if err != nil {
+		// Name the domain when the XML is well-formed enough to have one.
+		if name := nameFromXML(domainXML); name != "" {
+			return "", fmt.Errorf("define domain %q on %s: %w", name, l.uri, err)
+		}
+		return "", fmt.Errorf("define domain on %s: %w", l.uri, err)
+	}
+	defined, err := l.persistentUUIDs()
+	if err != nil {
+		return "", fmt.Errorf("define domain %q on %s: %w", info.Name, l.uri, err)
+	}
+	domainXML, wantUUID := l.keepUUID(domainXML, info)
 	dom, err := l.conn.DomainDefineXML(domainXML)
 	if err != nil {
-		// libvirt's message says what is wrong but not which domain; name it
-		// when the XML is well-formed enough to have one.
-		if name := nameFromXML(domainXML); name != "" {
-			return "", fmt.Errorf("define domain %q on %s: %w", name, l.uri, wrapLibvirtErr(err))
-		}
-		return "", fmt.Errorf("define domain on %s: %w", l.uri, wrapLibvirtErr(err))
+		return "", fmt.Errorf("define domain %q on %s: %w", info.Name, l.uri, wrapLibvirtErr(err))
 	}
 	defer dom.Free()
+	if err := l.checkDefined(dom, info.Name, wantUUID, defined); err != nil {
+		return "", err
+	}
+	l.log.Info().Str("domain", info.Name).Msg("domain defined")
+	return info.Name, nil
+}
+
+// checkDefined compares the domain libvirt just defined with the name and
+// UUID (if any) vmha read from the XML; defined holds the UUIDs of the
+// domains that were defined before. On a mismatch a domain that was not
+// defined before is undefined again (a running one becomes transient again,
+// as it was).
+func (l *Libvirt) checkDefined(dom *libvirt.Domain, wantName, wantUUID string, defined map[string]bool) error {
 	name, err := dom.GetName()
 	if err != nil {
-		return "", fmt.Errorf("name of defined domain on %s: %w", l.uri, wrapLibvirtErr(err))
+		return fmt.Errorf("name of defined domain %q on %s: %w", wantName, l.uri, wrapLibvirtErr(err))
 	}
-	l.log.Info().Str("domain", name).Msg("domain defined")
-	return name, nil
+	uuid, err := dom.GetUUIDString()
+	if err != nil {
+		return fmt.Errorf("UUID of defined domain %q on %s: %w", wantName, l.uri, wrapLibvirtErr(err))
+	}
+	var diffs []string
+	if name != wantName {
+		diffs = append(diffs, fmt.Sprintf("libvirt defined the name %q where vmha read %q", name, wantName))
+	}
+	if wantUUID != "" && !strings.EqualFold(uuid, wantUUID) {
+		diffs = append(diffs, fmt.Sprintf("libvirt defined the UUID %s where vmha read %s", uuid, wantUUID))
+	}
+	if len(diffs) == 0 {
+		return nil
+	}
+	mismatch := fmt.Errorf("define domain %q on %s: %s", wantName, l.uri, strings.Join(diffs, ", and "))
+	l.log.Error().Str("domain", wantName).Str("libvirt_name", name).Str("libvirt_uuid", uuid).Str("uuid", wantUUID).
+		Msg("libvirt read the domain XML differently from vmha")
+	if defined[uuid] {
+		return fmt.Errorf("%w; domain %q (%s) was defined before, so it is left as libvirt now has it", mismatch, name, uuid)
+	}
+	if err := dom.Undefine(); err != nil && !isCode(err, libvirt.ERR_NO_DOMAIN) {
+		return fmt.Errorf("%w; undefining %q (%s) again failed: %w", mismatch, name, uuid, wrapLibvirtErr(err))
+	}
+	return fmt.Errorf("%w; undefined %q (%s) again", mismatch, name, uuid)
+}
+
+// persistentUUIDs returns the UUIDs of the domains defined here, to tell
+// after a define whether libvirt created a domain or replaced one.
+func (l *Libvirt) persistentUUIDs() (map[string]bool, error) {
+	doms, err := l.conn.ListAllDomains(libvirt.CONNECT_LIST_DOMAINS_PERSISTENT)
+	if err != nil {
+		return nil, fmt.Errorf("list domains: %w", wrapLibvirtErr(err))
+	}
+	defer func() {
+		for i := range doms {
+			doms[i].Free()
+		}
+	}()
+	out := make(map[string]bool, len(doms))
+	for i := range doms {
+		uuid, err := doms[i].GetUUIDString()
+		if err != nil {
+			if isCode(err, libvirt.ERR_NO_DOMAIN) {
+				continue // undefined meanwhile
+			}
+			return nil, fmt.Errorf("list domains: %w", wrapLibvirtErr(err))
+		}
+		out[uuid] = true
+	}
+	return out, nil
 }
 
 // keepUUID gives an XML without a <uuid> the UUID of the domain of that
 // name already defined here: libvirt would otherwise draw a new UUID and
 // refuse the redefinition ("already exists with uuid"), so a VM that was
-// stopped here (and stays defined) could never be started again.
-func (l *Libvirt) keepUUID(domainXML string) string {
-	name := nameFromXML(domainXML)
-	if name == "" || strings.Contains(domainXML, "<uuid>") {
-		return domainXML
+// stopped here (and stays defined) could never be started again. It
+// returns the XML to define and the UUID the domain must get ("" when
+// libvirt picks one).
+func (l *Libvirt) keepUUID(domainXML string, info model.DomainInfo) (string, string) {
+	if info.UUID != "" {
+		return domainXML, info.UUID
 	}
-	dom, err := l.conn.LookupDomainByName(name)
+	dom, err := l.conn.LookupDomainByName(info.Name)
 	if err != nil {
-		return domainXML
+		return domainXML, ""
 	}
 	defer dom.Free()
 	uuid, err := dom.GetUUIDString()
 	if err != nil {
-		return domainXML
+		return domainXML, ""
 	}
-	i := strings.Index(domainXML, "</name>")
+	i := afterRootTag(domainXML)
 	if i < 0 {
-		return domainXML
+		return domainXML, ""
 	}
-	i += len("</name>")
-	return domainXML[:i] + "<uuid>" + uuid + "</uuid>" + domainXML[i:]
+	return domainXML[:i] + "<uuid>" + uuid + "</uuid>" + domainXML[i:], uuid
+}
+
+// afterRootTag returns the offset just past the start tag of the root
+// element, where a child can be inserted, or -1.
+func afterRootTag(s string) int {
+	dec := xml.NewDecoder(strings.NewReader(s))
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return -1
+		}
+		if _, ok := tok.(xml.StartElement); ok {
+			off := int(dec.InputOffset())
+			if off > len(s) || strings.HasSuffix(s[:off], "/>") {
+				return -1
+			}
+			return off
+		}
+	}
 }
 
 // Start starts a defined domain. A domain that is already running (or

@@ -15,6 +15,7 @@ import (
 	"libvirt.org/go/libvirt"
 
 	"github.com/vmha/vmha/internal/testenv"
+	"github.com/vmha/vmha/model"
 )
 
 // eventWait bounds every wait for an event. The test driver dispatches on the
@@ -260,24 +261,36 @@ func TestUndefine(t *testing.T) {
 func TestDefineErrors(t *testing.T) {
 	l := openHost(t, "")
 	tests := []struct {
-		name string
-		xml  string
-		want []string // substrings the error must contain
+		name    string
+		xml     string
+		want    []string // substrings the error must contain
+		libvirt bool     // libvirt refused it (vmha accepted it)
 	}{
 		{
 			name: "truncated XML",
 			xml:  `<domain type='test'><name>vm1</name>`,
-			want: []string{`"vm1"`, l.uri, "Premature end of data"},
+			want: []string{`"vm1"`, l.uri, "does not parse"},
 		},
 		{
 			name: "not XML",
 			xml:  `this is not xml`,
-			want: []string{l.uri, "Start tag expected"},
+			want: []string{l.uri, "does not parse"},
 		},
 		{
 			name: "no name",
 			xml:  `<domain type='test'><memory unit='MiB'>512</memory></domain>`,
-			want: []string{l.uri, "missing name"},
+			want: []string{l.uri, "<name>"},
+		},
+		{
+			name: "two memories",
+			xml:  `<domain type='test'><name>vm1</name><memory unit='GiB'>7</memory><memory unit='MiB'>64</memory><os><type>hvm</type></os></domain>`,
+			want: []string{`"vm1"`, l.uri, "<memory> appears 2 times; libvirt reads only the first"},
+		},
+		{
+			name:    "libvirt refuses",
+			xml:     `<domain type='test'><name>vm1</name><memory unit='MiB'>512</memory></domain>`,
+			want:    []string{`"vm1"`, l.uri, "os <type>"},
+			libvirt: true,
 		},
 	}
 	for _, tt := range tests {
@@ -293,8 +306,8 @@ func TestDefineErrors(t *testing.T) {
 				}
 			}
 			var le libvirt.Error
-			if !errors.As(err, &le) {
-				t.Errorf("error %q does not wrap a libvirt.Error", err)
+			if got := errors.As(err, &le); got != tt.libvirt {
+				t.Errorf("error %q wraps a libvirt.Error: %v, want %v", err, got, tt.libvirt)
 			}
 		})
 	}
@@ -304,6 +317,199 @@ func TestDefineErrors(t *testing.T) {
 	}
 	if len(doms) != 0 {
 		t.Fatalf("failed defines left domains: %+v", doms)
+	}
+}
+
+// TestDefineChecksWhatLibvirtDefined makes vmha's reading of the XML
+// differ from libvirt's (a parser that lies) and checks that Define
+// notices, says both values, and undefines a domain it created but not
+// one that existed before.
+func TestDefineChecksWhatLibvirtDefined(t *testing.T) {
+	const uuidA = "6b1f3a8e-1c52-4d4b-9a43-2b1e5c7d9f01"
+	const uuidB = "6b1f3a8e-1c52-4d4b-9a43-2b1e5c7d9f02"
+	withUUID := func(name, uuid string) string {
+		return fmt.Sprintf(`<domain type='test'><name>%s</name><uuid>%s</uuid><memory unit='MiB'>512</memory><os><type>hvm</type></os></domain>`, name, uuid)
+	}
+	lie := func(l *Libvirt, edit func(*model.DomainInfo)) {
+		l.parse = func(b []byte) (model.DomainInfo, error) {
+			info, err := model.ParseDomainXML(b)
+			edit(&info)
+			return info, err
+		}
+	}
+	listed := func(t *testing.T, l *Libvirt) []string {
+		t.Helper()
+		doms, err := l.List(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, d := range doms {
+			out = append(out, d.Name+"/"+d.UUID)
+		}
+		return out
+	}
+	wantErr := func(t *testing.T, err error, want ...string) {
+		t.Helper()
+		if err == nil {
+			t.Fatalf("Define succeeded, want an error containing %q", want)
+		}
+		t.Logf("error: %v", err)
+		for _, w := range want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("error %q does not contain %q", err, w)
+			}
+		}
+	}
+
+	t.Run("name differs, new domain undefined", func(t *testing.T) {
+		l := openHost(t, "")
+		lie(l, func(i *model.DomainInfo) { i.Name = "vm2" })
+		_, err := l.Define(context.Background(), domainXML("vm1", 512))
+		wantErr(t, err, l.uri, `libvirt defined the name "vm1" where vmha read "vm2"`, "undefined \"vm1\"")
+		if got := listed(t, l); len(got) != 0 {
+			t.Fatalf("domains after the refused define: %v, want none", got)
+		}
+	})
+
+	t.Run("uuid differs, new domain undefined", func(t *testing.T) {
+		l := openHost(t, "")
+		lie(l, func(i *model.DomainInfo) { i.UUID = uuidB })
+		_, err := l.Define(context.Background(), withUUID("vm1", uuidA))
+		wantErr(t, err, "libvirt defined the UUID "+uuidA+" where vmha read "+uuidB, "undefined")
+		if got := listed(t, l); len(got) != 0 {
+			t.Fatalf("domains after the refused define: %v, want none", got)
+		}
+	})
+
+	t.Run("defined before, left alone", func(t *testing.T) {
+		l := openHost(t, "")
+		if _, err := l.Define(context.Background(), withUUID("vm1", uuidA)); err != nil {
+			t.Fatal(err)
+		}
+		mustStart(t, l, "vm1")
+		lie(l, func(i *model.DomainInfo) { i.Name = "other" })
+		_, err := l.Define(context.Background(), withUUID("vm1", uuidA))
+		wantErr(t, err, `libvirt defined the name "vm1" where vmha read "other"`, "was defined before")
+		if got := listed(t, l); len(got) != 1 || got[0] != "vm1/"+uuidA {
+			t.Fatalf("domains = %v, want vm1/%s still defined", got, uuidA)
+		}
+		if st := stateOf(t, l, "vm1"); st != StateRunning {
+			t.Fatalf("vm1 is %s, want still running", st)
+		}
+	})
+
+	t.Run("transient running domain stays", func(t *testing.T) {
+		l := openHost(t, "")
+		dom, err := l.conn.DomainCreateXML(withUUID("vm1", uuidA), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dom.Free()
+		lie(l, func(i *model.DomainInfo) { i.Name = "other" })
+		_, err = l.Define(context.Background(), withUUID("vm1", uuidA))
+		wantErr(t, err, `where vmha read "other"`, "undefined \"vm1\"")
+		if st := stateOf(t, l, "vm1"); st != StateRunning {
+			t.Fatalf("vm1 is %s, want still running", st)
+		}
+		d, err := l.conn.LookupDomainByName("vm1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer d.Free()
+		if p, err := d.IsPersistent(); err != nil || p {
+			t.Fatalf("vm1 persistent = %v (%v), want transient again", p, err)
+		}
+	})
+
+	t.Run("agreement", func(t *testing.T) {
+		l := openHost(t, "")
+		name, err := l.Define(context.Background(), withUUID("vm1", strings.ToUpper(uuidA)))
+		if err != nil || name != "vm1" {
+			t.Fatalf("Define = %q, %v", name, err)
+		}
+		if got := listed(t, l); len(got) != 1 || got[0] != "vm1/"+uuidA {
+			t.Fatalf("domains = %v, want vm1/%s", got, uuidA)
+		}
+	})
+}
+
+// TestParseDomainXMLAgreesWithLibvirt defines, with libvirt's own parser
+// (the test driver shares it with the others), documents that
+// model.ParseDomainXML accepts and checks that libvirt reads the same name,
+// UUID, memory and vCPUs; and documents what libvirt makes of the ones it
+// refuses, which is why they are refused.
+func TestParseDomainXMLAgreesWithLibvirt(t *testing.T) {
+	const osType = `<os><type>hvm</type></os>`
+	tests := []struct {
+		name string
+		xml  string
+		// For a refused document: what libvirt reads (name, KiB), showing
+		// that encoding/xml's last-wins reading would differ.
+		libvirtName string
+		libvirtKiB  uint64
+	}{
+		{name: "plain", xml: `<domain type='test'><name>a</name><memory unit='MiB'>512</memory><vcpu>2</vcpu>` + osType + `</domain>`},
+		{name: "units", xml: `<domain type='test'><name>a</name><uuid>0D4C6A4E-7B43-4F4E-9C1E-1F2A3B4C5D6E</uuid><memory unit='KB'>1500</memory><vcpu current='1'>3</vcpu>` + osType + `</domain>`},
+		{name: "bytes", xml: `<domain type='test'><name>a</name><memory unit='bytes'>1025</memory>` + osType + `</domain>`},
+		{name: "leading space", xml: "<domain type='test'><name>a</name><memory unit='GB'>\n 2</memory><vcpu> 4</vcpu>" + osType + `</domain>`},
+		{name: "comment and CDATA", xml: `<domain type='test'><name><![CDATA[a]]></name><memory>1<!-- c -->024</memory>` + osType + `</domain>`},
+		{name: "numa agrees", xml: `<domain type='test'><name>a</name><memory unit='MiB'>2048</memory><vcpu>2</vcpu><cpu><numa><cell id='0' cpus='0-1' memory='2' unit='GiB'/></numa></cpu>` + osType + `</domain>`},
+		{name: "extensions", xml: `<domain type='test' xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'><name>a</name><memory>1024</memory>` + osType + `<metadata><m:x xmlns:m='urn:m'/></metadata><qemu:commandline><qemu:arg value='-a'/></qemu:commandline></domain>`},
+
+		{name: "two names and memories", xml: `<domain type='test'><name>big</name><name>a</name><memory unit='GiB'>7</memory><memory unit='MiB'>64</memory>` + osType + `</domain>`,
+			libvirtName: "big", libvirtKiB: 7 << 20},
+		{name: "unit of the second memory", xml: `<domain type='test'><name>a</name><memory>7</memory><memory unit='GiB'>64</memory>` + osType + `</domain>`,
+			libvirtName: "a", libvirtKiB: 7},
+		{name: "namespaced name", xml: `<domain type='test'><name>a</name><name xmlns='urn:x'>b</name><memory>1024</memory>` + osType + `</domain>`,
+			libvirtName: "a", libvirtKiB: 1024},
+		{name: "namespaced unit", xml: `<domain type='test' xmlns:x='urn:x'><name>a</name><memory x:unit='GiB'>7</memory>` + osType + `</domain>`,
+			libvirtName: "a", libvirtKiB: 7},
+		{name: "element in the name", xml: `<domain type='test'><name>a<x>b</x>c</name><memory>1024</memory>` + osType + `</domain>`,
+			libvirtName: "abc", libvirtKiB: 1024},
+		{name: "two numa", xml: `<domain type='test'><name>a</name><memory unit='GiB'>1</memory><vcpu>1</vcpu><cpu><numa><cell id='0' cpus='0' memory='1' unit='GiB'/></numa><numa><cell id='1' cpus='0' memory='7' unit='GiB'/></numa></cpu>` + osType + `</domain>`,
+			libvirtName: "a", libvirtKiB: 1 << 20},
+		{name: "spaces around the name", xml: `<domain type='test'><name> a </name><memory>1024</memory>` + osType + `</domain>`,
+			libvirtName: " a ", libvirtKiB: 1024},
+	}
+	l := openHost(t, "")
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			info, perr := model.ParseDomainXML([]byte(tt.xml))
+			dom, err := l.conn.DomainDefineXML(tt.xml)
+			if err != nil {
+				if perr == nil {
+					t.Fatalf("vmha accepts it (%+v), libvirt refuses: %v", info, err)
+				}
+				t.Skipf("both refuse: vmha %v; libvirt %v", perr, err)
+			}
+			defer func() {
+				if err := dom.Undefine(); err != nil {
+					t.Error(err)
+				}
+				dom.Free()
+			}()
+			name, _ := dom.GetName()
+			uuid, _ := dom.GetUUIDString()
+			kib, _ := dom.GetMaxMemory()
+			vcpus, _ := dom.GetVcpusFlags(libvirt.DOMAIN_VCPU_CONFIG | libvirt.DOMAIN_VCPU_MAXIMUM)
+			if tt.libvirtName != "" {
+				if perr == nil {
+					t.Fatalf("vmha accepts it as %+v; want refused", info)
+				}
+				t.Logf("vmha: %v; libvirt reads name %q, %d KiB", perr, name, kib)
+				if name != tt.libvirtName || kib != tt.libvirtKiB {
+					t.Fatalf("libvirt reads %q, %d KiB; the test expects %q, %d KiB", name, kib, tt.libvirtName, tt.libvirtKiB)
+				}
+				return
+			}
+			if perr != nil {
+				t.Fatalf("vmha refuses what libvirt defines as %q, %d KiB: %v", name, kib, perr)
+			}
+			if name != info.Name || kib != info.MemoryKiB || uint(vcpus) != info.VCPUs || (info.UUID != "" && uuid != info.UUID) {
+				t.Fatalf("libvirt reads %q %s %d KiB %d vCPUs; vmha %+v", name, uuid, kib, vcpus, info)
+			}
+		})
 	}
 }
 
