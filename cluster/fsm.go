@@ -207,7 +207,7 @@ func apply(s *model.State, c *Command) error {
 		if c.VM == nil {
 			return errors.New("add_vm: no vm")
 		}
-		if err := ValidateVM(s, c.VM); err != nil {
+		if err := validateVMAtApply(s, c.VM); err != nil {
 			return err
 		}
 		vm := *c.VM
@@ -487,8 +487,30 @@ func appendFence(s *model.State, r model.FenceRecord) {
 	}
 }
 
-// ValidateVM checks a VM against the config it would join; errors name the
-// field. It is used by the API before proposing and by apply itself.
+// validateVMAtApply is what apply checks of a new VM: only what cannot
+// change between versions (its name, no duplicate, its preferred host). The
+// domain XML was checked before the command was proposed (ValidateVM), and
+// a stricter XML reader in a later version must not make a replayed log
+// mean something else on an upgraded host than on the others.
+func validateVMAtApply(s *model.State, vm *model.VM) error {
+	if err := model.ValidateName("vm", vm.Name); err != nil {
+		return &ValidationError{Field: "name", Err: err}
+	}
+	if _, ok := s.Config.VMs[vm.Name]; ok {
+		return &ConflictError{What: fmt.Sprintf("vm %q already exists", vm.Name)}
+	}
+	if vm.Prefer != "" {
+		if _, ok := s.Config.Hosts[vm.Prefer]; !ok {
+			return &ValidationError{Field: "prefer", Err: fmt.Errorf("unknown host %q (known: %v)", vm.Prefer, model.SortedKeys(s.Config.Hosts))}
+		}
+	}
+	return nil
+}
+
+// ValidateVM checks a VM against the config it would join, before it is
+// proposed; errors name the field. The domain XML must mean to vmha what it
+// means to libvirt (model.ParseDomainXML), name the VM, and fit on at least
+// one host of the cluster.
 func ValidateVM(s *model.State, vm *model.VM) error {
 	if err := model.ValidateName("vm", vm.Name); err != nil {
 		return &ValidationError{Field: "name", Err: err}
@@ -502,6 +524,9 @@ func ValidateVM(s *model.State, vm *model.VM) error {
 	}
 	if info.Name != vm.Name {
 		return &ValidationError{Field: "xml", Err: fmt.Errorf("domain <name> is %q, but the VM is called %q", info.Name, vm.Name)}
+	}
+	if err := model.CheckFits(info, s.Config.Hosts); err != nil {
+		return &ValidationError{Field: "xml", Err: err}
 	}
 	if vm.Prefer != "" {
 		if _, ok := s.Config.Hosts[vm.Prefer]; !ok {

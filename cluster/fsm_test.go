@@ -62,8 +62,6 @@ func TestApplyRejectsBadInputAndChangesNothing(t *testing.T) {
 		errType any
 	}{
 		{"duplicate vm", &Command{Op: OpAddVM, VM: &model.VM{Name: "vm1", XML: xmlFor("vm1")}}, "already exists", &ConflictError{}},
-		{"xml does not parse", &Command{Op: OpAddVM, VM: &model.VM{Name: "vm2", XML: "<domain"}}, "xml: domain XML does not parse", &ValidationError{}},
-		{"xml name differs", &Command{Op: OpAddVM, VM: &model.VM{Name: "vm2", XML: xmlFor("other")}}, `domain <name> is "other"`, &ValidationError{}},
 		{"unknown preferred host", &Command{Op: OpAddVM, VM: &model.VM{Name: "vm2", XML: xmlFor("vm2"), Prefer: "h9"}}, `prefer: unknown host "h9"`, &ValidationError{}},
 		{"bad vm name", &Command{Op: OpAddVM, VM: &model.VM{Name: "a b", XML: xmlFor("a b")}}, "name:", &ValidationError{}},
 		{"remove unknown vm", &Command{Op: OpRemoveVM, Name: "nope"}, `unknown vm "nope"`, &NotFoundError{}},
@@ -418,5 +416,31 @@ func TestFencedVoter(t *testing.T) {
 	delete(alive, "d")
 	if got := fencedVoter(s, have, alive); got != "d" {
 		t.Fatalf("got %q, want d", got)
+	}
+}
+
+// TestValidateVMBeforeProposing: the domain XML is checked before a VM is
+// proposed (apply checks only what no version changes, so that a replayed
+// log means the same everywhere).
+func TestValidateVMBeforeProposing(t *testing.T) {
+	st := baseFSM(t).Copy() // hosts of 4096 MiB
+	for _, tc := range []struct {
+		name string
+		vm   *model.VM
+		want string
+	}{
+		{"xml does not parse", &model.VM{Name: "vm2", XML: "<domain"}, "xml: domain XML"},
+		{"xml name differs", &model.VM{Name: "vm2", XML: xmlFor("other")}, `domain <name> is "other"`},
+		{"duplicate memory", &model.VM{Name: "vm2", XML: `<domain type='test'><name>vm2</name><memory unit='MiB'>64</memory><memory unit='GiB'>7</memory><vcpu>1</vcpu></domain>`}, "<memory> appears 2 times"},
+		{"fits no host", &model.VM{Name: "vm2", XML: `<domain type='test'><name>vm2</name><memory unit='GiB'>64</memory><vcpu>1</vcpu></domain>`}, "more than the largest host"},
+		{"exists", &model.VM{Name: "vm1", XML: xmlFor("vm1")}, "already exists"},
+	} {
+		err := ValidateVM(st, tc.vm)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want an error containing %q", tc.name, err, tc.want)
+		}
+	}
+	if err := ValidateVM(st, &model.VM{Name: "vm2", XML: xmlFor("vm2")}); err != nil {
+		t.Fatalf("a good VM: %v", err)
 	}
 }
