@@ -60,7 +60,7 @@ func (p Principal) String() string {
 	default:
 		s = "unauthenticated " + p.Name
 	}
-	if p.Via != "" {
+	if p.Via != "" && !(p.How == "socket" && p.Via == p.On) {
 		s += " via " + p.Via
 	}
 	return s
