@@ -85,6 +85,19 @@ type Status struct {
 	Evacuations []Evacuation `json:"evacuations"`
 	// FencingOff is set while an operator has turned fencing off.
 	FencingOff *model.FencingOff `json:"fencing_off,omitempty"`
+	// Security says how the answering host authenticates its peers.
+	Security Security `json:"security"`
+}
+
+// Security is how a host authenticates: mutual TLS for raft and the peer
+// API, encrypted gossip. Insecure is set when either is missing (a lab on
+// loopback, or insecure: true in vmhad.yaml): then anyone who reaches the
+// ports can act as an operator or a host.
+type Security struct {
+	MutualTLS       bool   `json:"mutual_tls"`
+	GossipEncrypted bool   `json:"gossip_encrypted"`
+	Insecure        bool   `json:"insecure"`
+	Explanation     string `json:"explanation"`
 }
 
 // Quorum explains who decides.

@@ -111,18 +111,19 @@ func (n *Node) ServeMetrics(ctx context.Context, addr string) error {
 type stateCollector struct{ n *Node }
 
 var (
-	descMembers = prometheus.NewDesc("vmha_members", "Gossip members by status.", []string{"status"}, nil)
-	descLeader  = prometheus.NewDesc("vmha_is_leader", "1 if this host is the raft leader.", nil, nil)
-	descQuorate = prometheus.NewDesc("vmha_quorate", "1 if this host sees a quorum of voters alive and a leader.", nil, nil)
-	descTerm    = prometheus.NewDesc("vmha_raft_term", "Current raft term.", nil, nil)
-	descApplied = prometheus.NewDesc("vmha_raft_applied_index", "Last log index applied to the state.", nil, nil)
-	descHosts   = prometheus.NewDesc("vmha_hosts", "Configured hosts by lifecycle state (alive, lost, fence-failed, fenced).", []string{"state"}, nil)
-	descVMs     = prometheus.NewDesc("vmha_vms", "Managed VMs by whether they are placed on a host.", []string{"placed"}, nil)
-	descDevice  = prometheus.NewDesc("vmha_fence_device_up", "1 if the host's fence device answered its last check (leader only).", []string{"host"}, nil)
+	descMembers  = prometheus.NewDesc("vmha_members", "Gossip members by status.", []string{"status"}, nil)
+	descLeader   = prometheus.NewDesc("vmha_is_leader", "1 if this host is the raft leader.", nil, nil)
+	descQuorate  = prometheus.NewDesc("vmha_quorate", "1 if this host sees a quorum of voters alive and a leader.", nil, nil)
+	descTerm     = prometheus.NewDesc("vmha_raft_term", "Current raft term.", nil, nil)
+	descApplied  = prometheus.NewDesc("vmha_raft_applied_index", "Last log index applied to the state.", nil, nil)
+	descHosts    = prometheus.NewDesc("vmha_hosts", "Configured hosts by lifecycle state (alive, lost, fence-failed, fenced).", []string{"state"}, nil)
+	descVMs      = prometheus.NewDesc("vmha_vms", "Managed VMs by whether they are placed on a host.", []string{"placed"}, nil)
+	descDevice   = prometheus.NewDesc("vmha_fence_device_up", "1 if the host's fence device answered its last check (leader only).", []string{"host"}, nil)
+	descInsecure = prometheus.NewDesc("vmha_insecure", "1 if this host runs without mutual TLS or without encrypted gossip (anyone who reaches its ports can act in the cluster).", nil, nil)
 )
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descMembers, descLeader, descQuorate, descTerm, descApplied, descHosts, descVMs, descDevice} {
+	for _, d := range []*prometheus.Desc{descMembers, descLeader, descQuorate, descTerm, descApplied, descHosts, descVMs, descDevice, descInsecure} {
 		ch <- d
 	}
 }
@@ -138,6 +139,7 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	leader := n.raft.State() == raft.Leader
 	ch <- prometheus.MustNewConstMetric(descLeader, prometheus.GaugeValue, b2f(leader))
+	ch <- prometheus.MustNewConstMetric(descInsecure, prometheus.GaugeValue, b2f(n.security().Insecure))
 	st := n.Status()
 	ch <- prometheus.MustNewConstMetric(descQuorate, prometheus.GaugeValue, b2f(st.Quorum.Quorate))
 	ch <- prometheus.MustNewConstMetric(descTerm, prometheus.GaugeValue, float64(n.raft.CurrentTerm()))

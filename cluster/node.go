@@ -82,6 +82,8 @@ type Node struct {
 
 	// watchdog is the armed self-fencing watchdog (nil: none).
 	watchdog *watchdog.Device
+	// gossipEncrypted is set when gossip runs with a keyring.
+	gossipEncrypted bool
 	// wfaDone is set once the cold-start wait_for_all is over (always
 	// when it is off).
 	wfaDone atomic.Bool
@@ -261,6 +263,7 @@ func (n *Node) startSerf() error {
 		// is dropped, so a host without the key cannot join or speak.
 		mc.Keyring = kr
 		mc.GossipVerifyIncoming, mc.GossipVerifyOutgoing = true, true
+		n.gossipEncrypted = true
 		sc.KeyringFile = keyringFile
 	}
 	sc.MemberlistConfig = mc

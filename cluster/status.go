@@ -45,6 +45,7 @@ func (n *Node) Status() *api.Status {
 		beats = n.coord.Liveness()
 	}
 	s := buildStatus(st, members, n.cfg.NodeName, leader, n.raft.CurrentTerm(), voters, checks)
+	s.Security = n.security()
 	addStorageLiveness(s, beats)
 	if missing := n.waitForAll(members); len(missing) > 0 {
 		s.Quorum.WaitingForAll = missing
@@ -53,6 +54,25 @@ func (n *Node) Status() *api.Status {
 		s.Problems = append([]string{msg}, s.Problems...)
 	}
 	return s
+}
+
+// security is how this host authenticates, in plain words.
+func (n *Node) security() api.Security {
+	sec := api.Security{MutualTLS: n.tls != nil, GossipEncrypted: n.gossipEncrypted}
+	sec.Insecure = !sec.MutualTLS || !sec.GossipEncrypted
+	var missing []string
+	if !sec.MutualTLS {
+		missing = append(missing, "no mutual TLS (raft and the peer API are plain TCP: anyone who reaches them can act as an operator or a host)")
+	}
+	if !sec.GossipEncrypted {
+		missing = append(missing, "gossip is not encrypted (anyone who reaches the gossip port can join)")
+	}
+	if sec.Insecure {
+		sec.Explanation = fmt.Sprintf("INSECURE on %s: %s; vmha cluster init makes the certificates and the gossip key", n.cfg.BindAddr, strings.Join(missing, "; "))
+	} else {
+		sec.Explanation = "mutual TLS for raft and the peer API, encrypted gossip"
+	}
+	return sec
 }
 
 // addStorageLiveness tells, for each lost host, a dead host (its storage

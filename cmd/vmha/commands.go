@@ -45,6 +45,9 @@ func printStatus(g *globals, s *api.Status) {
 	if leader == "" {
 		leader = "none"
 	}
+	if s.Security.Insecure {
+		fmt.Fprintf(g.out, "WARNING: %s\n", s.Security.Explanation)
+	}
 	fmt.Fprintf(g.out, "Leader: %s (term %d)   Quorum: %s\n", leader, s.Term, s.Quorum.Explanation)
 	fmt.Fprintln(g.out)
 	printHosts(g, s.Hosts)

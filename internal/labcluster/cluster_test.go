@@ -280,6 +280,13 @@ func TestKillHostFencesAndRecovers(t *testing.T) {
 	c := startCluster(t)
 	names := []string{"a1", "a2", "a3", "a4", "a5", "a6"}
 	s := addVMs(t, c, names...)
+	// The lab runs without TLS or a gossip key: it says so, loudly.
+	if !s.Security.Insecure || !strings.Contains(s.Security.Explanation, "INSECURE") {
+		t.Fatalf("a cluster without TLS reports %+v", s.Security)
+	}
+	if out, err := c.vmha(c.Hosts[0], "status"); err != nil || !strings.HasPrefix(string(out), "WARNING: INSECURE") {
+		t.Fatalf("vmha status of an insecure cluster does not start with a warning: %v %s", err, out)
+	}
 	ch := watchNeverTwice(t, c)
 	vh, _ := victimWithVMs(t, s, false)
 	victim := c.Host(vh.Name)

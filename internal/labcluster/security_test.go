@@ -101,6 +101,12 @@ func TestSecurityIdentityAndRoles(t *testing.T) {
 	}
 	h2, h3 := others[0], others[1]
 	before := stateOf(t, c)
+	if sec := s.Security; sec.Insecure || !sec.MutualTLS || !sec.GossipEncrypted {
+		t.Fatalf("a cluster with mutual TLS and a gossip key reports %+v", sec)
+	}
+	if m, err := leader.Metrics(); err != nil || !strings.Contains(m, "vmha_insecure 0") {
+		t.Fatalf("metrics: %v, vmha_insecure 0 missing", err)
+	}
 
 	t.Run("no certificate, no plain HTTP", func(t *testing.T) {
 		resp, err := (&http.Client{Timeout: 3 * time.Second}).Post("http://"+leader.APIAddr+api.PathFence+"/"+h3.Name, "application/json", strings.NewReader(`{}`))
