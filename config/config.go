@@ -11,6 +11,8 @@ import (
 	"math"
 	"net"
 	"os"
+	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -396,11 +398,53 @@ var flagKeys = map[string]string{
 	"metrics-addr": "metrics_addr", "witness": "witness",
 }
 
+// Problems is every problem found, in the order found; Error puts one on
+// each line. Load returns it when it found more than one.
+type Problems []error
+
+func (p Problems) Error() string {
+	s := make([]string, len(p))
+	for i, e := range p {
+		s[i] = e.Error()
+	}
+	return strings.Join(s, "\n")
+}
+
+// Unwrap gives errors.Is and errors.As every problem.
+func (p Problems) Unwrap() []error { return p }
+
+// Err is nil without problems, the problem itself with one, else p.
+func (p Problems) Err() error {
+	switch len(p) {
+	case 0:
+		return nil
+	case 1:
+		return p[0]
+	}
+	return p
+}
+
 // Load reads the config: embedded defaults, then the file (path, or
 // DefaultPath if it exists), then VMHA_* environment variables (VMHA_NODE_NAME,
-// VMHA_BMC_ADDRESS, ...), then flags that were set. It returns an error that
-// names the file and the field for anything wrong.
+// VMHA_BMC_ADDRESS, ...), then flags that were set. Decoding is strict: a
+// duration needs a unit (20s, 500ms), a whole number is not a bool or a
+// decimal, text is not a number, and an unknown key is an error. It returns
+// every problem it finds (Problems when more than one), each naming the file
+// and the field.
 func Load(path string, fs *pflag.FlagSet) (*Daemon, error) {
+	d, err := LoadForCheck(path, fs)
+	if err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// LoadForCheck is Load for vmhad --check-config: with the problems it also
+// returns the config as far as it decoded (nil when the file could not be
+// read or has unknown keys; a field that did not decode holds its zero
+// value), so that the files it names can be checked as well. Never start
+// anything from a config that came with an error.
+func LoadForCheck(path string, fs *pflag.FlagSet) (*Daemon, error) {
 	v := viper.New()
 	for k, val := range Defaults {
 		v.SetDefault(k, val)
@@ -409,7 +453,7 @@ func Load(path string, fs *pflag.FlagSet) (*Daemon, error) {
 	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
 	v.AutomaticEnv()
 	// AutomaticEnv only sees keys viper knows; bind the ones without defaults.
-	for _, k := range []string{"node_name", "advertise_addr", "join", "bmc.address", "bmc.user", "bmc.password_file"} {
+	for _, k := range envOnlyKeys {
 		_ = v.BindEnv(k)
 	}
 	source := "defaults"
@@ -429,10 +473,15 @@ func Load(path string, fs *pflag.FlagSet) (*Daemon, error) {
 			}
 			return nil, fmt.Errorf("config %s: not valid YAML: %w", path, err)
 		}
-		if err := checkKeys(v.AllKeys()); err != nil {
-			return nil, fmt.Errorf("config %s: %w", path, err)
+		var unknown Problems
+		for _, err := range checkKeys(v) {
+			unknown = append(unknown, fmt.Errorf("config %s: %w", path, err))
+		}
+		if len(unknown) > 0 {
+			return nil, unknown.Err()
 		}
 	}
+	setFlags := map[string]string{} // config key -> flag name
 	if fs != nil {
 		var ferr error
 		fs.Visit(func(f *pflag.Flag) {
@@ -440,6 +489,7 @@ func Load(path string, fs *pflag.FlagSet) (*Daemon, error) {
 			if !ok {
 				return
 			}
+			setFlags[key] = f.Name
 			if err := v.BindPFlag(key, f); err != nil && ferr == nil {
 				ferr = err
 			}
@@ -448,36 +498,60 @@ func Load(path string, fs *pflag.FlagSet) (*Daemon, error) {
 			return nil, ferr
 		}
 	}
-	var d Daemon
-	dc := &mapstructure.DecoderConfig{
-		Result:           &d,
-		ErrorUnused:      false,
-		WeaklyTypedInput: true,
-		DecodeHook: mapstructure.ComposeDecodeHookFunc(
-			mapstructure.StringToTimeDurationHookFunc(),
-			mapstructure.StringToSliceHookFunc(","),
-		),
+	// where names the source of a value that is not the file's: the
+	// environment variable or flag that set it.
+	where := func(field string) string {
+		key := field
+		if i := strings.IndexByte(key, '['); i >= 0 {
+			key = key[:i]
+		}
+		if f, ok := setFlags[key]; ok {
+			return " (flag --" + f + ")"
+		}
+		env := "VMHA_" + strings.ToUpper(strings.ReplaceAll(key, ".", "_"))
+		if _, ok := os.LookupEnv(env); ok && viperEnvKey(key) {
+			return " (environment " + env + ")"
+		}
+		return ""
 	}
-	dec, err := mapstructure.NewDecoder(dc)
+	settings := v.AllSettings()
+	// Fence devices are decoded on their own below (Daemon.Fence.Devices
+	// has no mapstructure name).
+	var rawDevices any
+	if f, ok := settings["fence"].(map[string]any); ok {
+		rawDevices = f["devices"]
+		delete(f, "devices")
+	}
+	var d Daemon
+	var problems Problems
+	failed := map[string]bool{}
+	addDecode := func(err error) {
+		for _, p := range decodeProblems(err) {
+			failed[p.field] = true
+			problems = append(problems, fmt.Errorf("config %s: %s%s: %s", source, p.field, where(p.field), p.msg))
+		}
+	}
+	dec, err := mapstructure.NewDecoder(&mapstructure.DecoderConfig{
+		Result:      &d,
+		ErrorUnused: true,
+		DecodeHook:  strictHook(false),
+	})
 	if err != nil {
 		return nil, err
 	}
-	if err := dec.Decode(v.AllSettings()); err != nil {
-		return nil, fmt.Errorf("config %s: %w", source, err)
-	}
-	// Fence devices are decoded strictly: a mistyped key in a device
-	// (passwd_file) must not silently leave a device without a password.
-	if raw := v.Get("fence.devices"); raw != nil {
+	addDecode(dec.Decode(settings))
+	// Fence devices: a mistyped key in a device (passwd_file) must not
+	// silently leave a device without a password. Their params are free
+	// text passed to the device, so a number or true there is that text.
+	if rawDevices != nil {
 		sdec, err := mapstructure.NewDecoder(&mapstructure.DecoderConfig{
-			Result: &d.Fence.Devices, ErrorUnused: true, WeaklyTypedInput: true,
-			DecodeHook: mapstructure.StringToTimeDurationHookFunc(),
+			Result: &d.Fence.Devices, ErrorUnused: true, RootName: "fence.devices",
+			DecodeHook: strictHook(true),
 		})
 		if err != nil {
 			return nil, err
 		}
-		if err := sdec.Decode(raw); err != nil {
-			return nil, fmt.Errorf("config %s: fence.devices: %w", source, err)
-		}
+		addDecode(sdec.Decode(rawDevices))
 	}
 	if d.NodeName == "" {
 		h, err := os.Hostname()
@@ -489,10 +563,323 @@ func Load(path string, fs *pflag.FlagSet) (*Daemon, error) {
 	if d.AdvertiseAddr == "" {
 		d.AdvertiseAddr = d.BindAddr
 	}
-	if err := d.Validate(); err != nil {
-		return nil, fmt.Errorf("config %s: %w", source, err)
+	for _, e := range validate(&d) {
+		// A field that failed to decode holds its zero value: validation
+		// would report it again, differently.
+		if mentions(e.Error(), failed) {
+			continue
+		}
+		if field, rest, ok := strings.Cut(e.Error(), ": "); ok && !strings.Contains(field, " ") && where(field) != "" {
+			problems = append(problems, fmt.Errorf("config %s: %s%s: %s", source, field, where(field), rest))
+			continue
+		}
+		problems = append(problems, fmt.Errorf("config %s: %w", source, e))
+	}
+	if len(problems) > 0 {
+		return &d, problems.Err()
 	}
 	return &d, nil
+}
+
+// envOnlyKeys are the keys without a default that still come from the
+// environment.
+var envOnlyKeys = []string{"node_name", "advertise_addr", "join", "bmc.address", "bmc.user", "bmc.password_file"}
+
+// viperEnvKey reports whether viper reads key from the environment.
+func viperEnvKey(key string) bool {
+	if _, ok := Defaults[key]; ok {
+		return true
+	}
+	return slices.Contains(envOnlyKeys, key)
+}
+
+// mentions reports whether msg is about one of the fields.
+func mentions(msg string, fields map[string]bool) bool {
+	for f := range fields {
+		if strings.Contains(msg, f) {
+			return true
+		}
+	}
+	return false
+}
+
+// decodeProblem is one field that could not be decoded.
+type decodeProblem struct{ field, msg string }
+
+// decodeProblems flattens mapstructure's error tree into one problem per
+// field, in the order found.
+func decodeProblems(err error) []decodeProblem {
+	var out []decodeProblem
+	var walk func(error)
+	walk = func(e error) {
+		if e == nil {
+			return
+		}
+		de, ok := e.(*mapstructure.DecodeError)
+		if !ok {
+			switch w := e.(type) {
+			case interface{ Unwrap() []error }:
+				for _, x := range w.Unwrap() {
+					walk(x)
+				}
+			case interface{ Unwrap() error }:
+				walk(w.Unwrap())
+			default:
+				out = append(out, decodeProblem{"(config)", e.Error()})
+			}
+			return
+		}
+		inner := de.Unwrap()
+		var nested *mapstructure.DecodeError
+		if errors.As(inner, &nested) {
+			walk(inner)
+			return
+		}
+		field, msg := de.Name(), inner.Error()
+		if keys, ok := strings.CutPrefix(msg, "has invalid keys: "); ok {
+			var q []string
+			for _, k := range strings.Split(keys, ", ") {
+				q = append(q, strconv.Quote(k))
+			}
+			if len(q) == 1 {
+				msg = "unknown field " + q[0]
+			} else {
+				msg = "unknown fields " + strings.Join(q, ", ")
+			}
+		}
+		var ute *mapstructure.UnconvertibleTypeError
+		if errors.As(inner, &ute) {
+			msg = fmt.Sprintf("%s, want %s", describe(ute.Value), want(ute.Expected.Type()))
+		}
+		if field == "" || field == "config.Daemon" {
+			field = "(config)"
+		}
+		out = append(out, decodeProblem{field, msg})
+	}
+	walk(err)
+	return out
+}
+
+var durationType = reflect.TypeFor[time.Duration]()
+
+// strictHook converts what YAML, the environment (always text) and flags
+// give into a field's type, and refuses what would be a silent guess: a
+// duration without a unit (20 would be 20 ns), true or 1.5 for a whole
+// number, a number for text. paramText lets numbers and booleans be text
+// (fence device params, passed on as text).
+func strictHook(paramText bool) mapstructure.DecodeHookFuncValue {
+	return func(from, to reflect.Value) (any, error) {
+		if !from.IsValid() || !from.CanInterface() {
+			return nil, nil
+		}
+		data := from.Interface()
+		if to.Type() == durationType {
+			return toDuration(data)
+		}
+		switch to.Kind() {
+		case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+			return toInt(data)
+		case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+			n, err := toInt(data)
+			if err == nil && reflect.ValueOf(n).Int() < 0 {
+				return nil, fmt.Errorf("%s is negative, want 0 or more", describe(data))
+			}
+			return n, err
+		case reflect.Float32, reflect.Float64:
+			return toFloat(data)
+		case reflect.Bool:
+			return toBool(data)
+		case reflect.String:
+			return toText(data, paramText)
+		case reflect.Slice:
+			if s, ok := data.(string); ok && to.Type().Elem().Kind() == reflect.String {
+				if strings.TrimSpace(s) == "" {
+					return []string{}, nil
+				}
+				return strings.Split(s, ","), nil
+			}
+			if k := from.Kind(); k != reflect.Slice && k != reflect.Array {
+				return nil, fmt.Errorf("%s, want %s", describe(data), want(to.Type()))
+			}
+		case reflect.Struct, reflect.Map:
+			if from.Kind() != reflect.Map && from.Kind() != reflect.Struct {
+				return nil, fmt.Errorf("%s, want %s", describe(data), want(to.Type()))
+			}
+		}
+		return data, nil
+	}
+}
+
+// number formats a YAML number as written: a decimal keeps its point.
+func number(data any) (string, bool) {
+	switch x := data.(type) {
+	case int, int8, int16, int32, int64, uint, uint8, uint16, uint32, uint64:
+		return fmt.Sprint(x), true
+	case float32:
+		return number(float64(x))
+	case float64:
+		s := strconv.FormatFloat(x, 'f', -1, 64)
+		if !strings.ContainsAny(s, ".eEInN") {
+			s += ".0"
+		}
+		return s, true
+	}
+	return "", false
+}
+
+// describe names a raw value in an error. Text is quoted; a value that is
+// not a scalar is named by its shape, never dumped.
+func describe(data any) string {
+	if n, ok := number(data); ok {
+		return n
+	}
+	switch x := data.(type) {
+	case string:
+		if len(x) > 40 {
+			x = x[:40] + "..."
+		}
+		return strconv.Quote(x)
+	case bool:
+		return strconv.FormatBool(x)
+	case nil:
+		return "nothing"
+	}
+	switch reflect.ValueOf(data).Kind() {
+	case reflect.Map, reflect.Struct:
+		return "a map"
+	case reflect.Slice, reflect.Array:
+		return "a list"
+	}
+	return fmt.Sprintf("a %T", data)
+}
+
+// want names a target type in an error.
+func want(t reflect.Type) string {
+	if t == durationType {
+		return "a duration with a unit (20s, 500ms, 2m)"
+	}
+	switch t.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return "a whole number"
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "a whole number, 0 or more"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.String:
+		return "text"
+	case reflect.Slice, reflect.Array:
+		return "a list"
+	case reflect.Map, reflect.Struct:
+		return "a map (key: value)"
+	}
+	return t.String()
+}
+
+func toDuration(data any) (any, error) {
+	if n, ok := number(data); ok {
+		return nil, fmt.Errorf("%s has no unit (write %ss or %sms)", n, n, n)
+	}
+	switch x := data.(type) {
+	case time.Duration:
+		return x, nil
+	case string:
+		s := strings.TrimSpace(x)
+		// "20" from the environment is the same mistake as 20 in YAML
+		// (time.ParseDuration would even take a bare "0").
+		if _, err := strconv.ParseFloat(s, 64); err == nil {
+			return nil, fmt.Errorf("%s has no unit (write %ss or %sms)", s, s, s)
+		}
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			return nil, fmt.Errorf("%s is not a duration (write e.g. 20s, 500ms or 2m)", describe(x))
+		}
+		return d, nil
+	}
+	return nil, fmt.Errorf("%s, want a duration with a unit (20s, 500ms, 2m)", describe(data))
+}
+
+func toInt(data any) (any, error) {
+	switch x := data.(type) {
+	case int, int8, int16, int32, int64:
+		return reflect.ValueOf(x).Int(), nil
+	case uint, uint8, uint16, uint32, uint64:
+		u := reflect.ValueOf(x).Uint()
+		if u > math.MaxInt64 {
+			return nil, fmt.Errorf("%d is too large", u)
+		}
+		return int64(u), nil
+	case float32, float64:
+		return nil, fmt.Errorf("%s is a decimal number, want a whole number", describe(x))
+	case bool:
+		return nil, fmt.Errorf("%t is not a number, want a whole number", x)
+	case string:
+		n, err := strconv.ParseInt(strings.TrimSpace(x), 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("%s is not a whole number", describe(x))
+		}
+		return n, nil
+	}
+	return nil, fmt.Errorf("%s, want a whole number", describe(data))
+}
+
+func toFloat(data any) (any, error) {
+	switch x := data.(type) {
+	case float32:
+		return float64(x), nil
+	case float64:
+		return x, nil
+	case int, int8, int16, int32, int64:
+		return float64(reflect.ValueOf(x).Int()), nil
+	case uint, uint8, uint16, uint32, uint64:
+		return float64(reflect.ValueOf(x).Uint()), nil
+	case string:
+		f, err := strconv.ParseFloat(strings.TrimSpace(x), 64)
+		if err != nil {
+			return nil, fmt.Errorf("%s is not a number", describe(x))
+		}
+		return f, nil
+	case bool:
+		return nil, fmt.Errorf("%t is not a number", x)
+	}
+	return nil, fmt.Errorf("%s, want a number", describe(data))
+}
+
+func toBool(data any) (any, error) {
+	switch x := data.(type) {
+	case bool:
+		return x, nil
+	case string:
+		b, err := strconv.ParseBool(strings.TrimSpace(x))
+		if err != nil {
+			return nil, fmt.Errorf("%s is not true or false", describe(x))
+		}
+		return b, nil
+	}
+	return nil, fmt.Errorf("%s is not true or false", describe(data))
+}
+
+func toText(data any, paramText bool) (any, error) {
+	switch x := data.(type) {
+	case string:
+		return x, nil
+	case bool:
+		if paramText {
+			return strconv.FormatBool(x), nil
+		}
+	case int, int8, int16, int32, int64, uint, uint8, uint16, uint32, uint64:
+		if paramText {
+			return fmt.Sprint(x), nil
+		}
+	}
+	if n, ok := number(data); ok {
+		return nil, fmt.Errorf("%s is a number, want text (quote it: \"%s\")", n, n)
+	}
+	if b, ok := data.(bool); ok {
+		return nil, fmt.Errorf("%t is a boolean, want text (quote it: \"%t\")", b, b)
+	}
+	return nil, fmt.Errorf("%s, want text", describe(data))
 }
 
 // knownKeys are the keys a config file may hold; a typo is an error rather
@@ -512,139 +899,159 @@ func knownKeys() map[string]bool {
 	return m
 }
 
-func checkKeys(keys []string) error {
+func checkKeys(v *viper.Viper) []error {
 	known := knownKeys()
+	keys := v.AllKeys()
+	slices.Sort(keys)
+	var errs []error
+next:
 	for _, k := range keys {
-		if !known[k] {
-			return fmt.Errorf("unknown field %q", k)
+		if known[k] {
+			continue
 		}
+		for kk := range known {
+			if strings.HasPrefix(kk, k+".") {
+				errs = append(errs, fmt.Errorf("%s: %s, want a map (key: value)", k, describe(v.Get(k))))
+				continue next
+			}
+		}
+		errs = append(errs, fmt.Errorf("unknown field %q", k))
 	}
-	return nil
+	return errs
 }
 
-// Validate checks every field and names the first wrong one.
+// Validate checks every field and names every wrong one (Problems when
+// more than one).
 func (d *Daemon) Validate() error {
+	return Problems(validate(d)).Err()
+}
+
+// validate returns one error per wrong field, each naming it.
+func validate(d *Daemon) []error {
+	var errs []error
 	if err := model.ValidateName("node", d.NodeName); err != nil {
-		return fmt.Errorf("node_name: %w", err)
+		errs = append(errs, fmt.Errorf("node_name: %w", err))
 	}
 	if net.ParseIP(d.BindAddr) == nil {
-		return fmt.Errorf("bind_addr: %q is not an IP address", d.BindAddr)
+		errs = append(errs, fmt.Errorf("bind_addr: %q is not an IP address", d.BindAddr))
 	}
 	if net.ParseIP(d.AdvertiseAddr) == nil {
-		return fmt.Errorf("advertise_addr: %q is not an IP address", d.AdvertiseAddr)
+		errs = append(errs, fmt.Errorf("advertise_addr: %q is not an IP address", d.AdvertiseAddr))
 	}
 	ports := map[string]int{"ports.serf": d.Ports.Serf, "ports.raft": d.Ports.Raft, "ports.api": d.Ports.API}
 	seen := map[int]string{}
 	for _, k := range []string{"ports.serf", "ports.raft", "ports.api"} {
 		p := ports[k]
 		if p < 1 || p > 65535 {
-			return fmt.Errorf("%s: %d is not a port (1-65535)", k, p)
+			errs = append(errs, fmt.Errorf("%s: %d is not a port (1-65535)", k, p))
+			continue
 		}
 		if other, dup := seen[p]; dup {
-			return fmt.Errorf("%s: port %d is already used by %s", k, p, other)
+			errs = append(errs, fmt.Errorf("%s: port %d is already used by %s", k, p, other))
 		}
 		seen[p] = k
 	}
 	for i, j := range d.Join {
 		host, port, err := net.SplitHostPort(j)
 		if err != nil || host == "" {
-			return fmt.Errorf("join[%d]: %q is not host:port", i, j)
+			errs = append(errs, fmt.Errorf("join[%d]: %q is not host:port", i, j))
+			continue
 		}
 		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
-			return fmt.Errorf("join[%d]: %q has no valid port", i, j)
+			errs = append(errs, fmt.Errorf("join[%d]: %q has no valid port", i, j))
 		}
 	}
 	if d.BootstrapExpect < 1 {
-		return fmt.Errorf("bootstrap_expect: %d, must be at least 1", d.BootstrapExpect)
+		errs = append(errs, fmt.Errorf("bootstrap_expect: %d, must be at least 1", d.BootstrapExpect))
 	}
 	if d.DataDir == "" {
-		return errors.New("data_dir: empty")
+		errs = append(errs, errors.New("data_dir: empty"))
 	}
 	if d.MetricsAddr != "" {
 		host, port, err := net.SplitHostPort(d.MetricsAddr)
 		n, perr := strconv.Atoi(port)
 		if err != nil || perr != nil || n < 1 || n > 65535 || (host != "" && net.ParseIP(host) == nil) {
-			return fmt.Errorf("metrics_addr: %q is not IP:port (or :port)", d.MetricsAddr)
+			errs = append(errs, fmt.Errorf("metrics_addr: %q is not IP:port (or :port)", d.MetricsAddr))
 		}
 	}
 	if d.Socket == "" {
-		return errors.New("socket: empty")
+		errs = append(errs, errors.New("socket: empty"))
 	}
 	if d.HypervisorURI == "" || !strings.Contains(d.HypervisorURI, ":") {
-		return fmt.Errorf("hypervisor_uri: %q is not a libvirt URI (e.g. qemu:///system)", d.HypervisorURI)
+		errs = append(errs, fmt.Errorf("hypervisor_uri: %q is not a libvirt URI (e.g. qemu:///system)", d.HypervisorURI))
 	}
 	if err := d.BMC.validate(); err != nil {
-		return err
+		errs = append(errs, err)
 	}
 	switch d.Quorum.NoQuorumPolicy {
 	case PolicyFreeze, PolicyStop:
 	case PolicyIgnore:
 		if len(d.FenceSpec().Hosts) == 0 {
-			return errors.New("quorum.no_quorum_policy: ignore is allowed only on a host the others can fence (set bmc or fence): without a fence, a cut-off host that keeps restarting VMs may run them twice")
+			errs = append(errs, errors.New("quorum.no_quorum_policy: ignore is allowed only on a host the others can fence (set bmc or fence): without a fence, a cut-off host that keeps restarting VMs may run them twice"))
 		}
 	default:
-		return fmt.Errorf("quorum.no_quorum_policy: %q, want freeze, stop or ignore", d.Quorum.NoQuorumPolicy)
+		errs = append(errs, fmt.Errorf("quorum.no_quorum_policy: %q, want freeze, stop or ignore", d.Quorum.NoQuorumPolicy))
 	}
 	if d.TLS.Enabled() {
 		if _, err := d.TLS.Config(); err != nil {
-			return err
+			errs = append(errs, err)
 		}
 	}
 	if err := d.Storage.Validate(); err != nil {
-		return fmt.Errorf("storage: %w", err)
+		errs = append(errs, each("storage: ", err)...)
 	}
 	if err := model.ValidateName("cluster", d.ClusterName); err != nil {
-		return fmt.Errorf("cluster_name: %w", err)
+		errs = append(errs, fmt.Errorf("cluster_name: %w", err))
 	}
 	if d.Ping.Multiplier < 1 {
-		return fmt.Errorf("ping.multiplier: %d, must be at least 1", d.Ping.Multiplier)
+		errs = append(errs, fmt.Errorf("ping.multiplier: %d, must be at least 1", d.Ping.Multiplier))
 	}
 	for i, t := range d.Ping.Targets {
 		if strings.TrimSpace(t) == "" || (strings.ContainsAny(t, " /:") && net.ParseIP(t) == nil) {
-			return fmt.Errorf("ping.targets[%d]: %q is not a host name or IP address", i, t)
+			errs = append(errs, fmt.Errorf("ping.targets[%d]: %q is not a host name or IP address", i, t))
 		}
 	}
 	if a := d.Migration.Address; a != "" && !strings.HasPrefix(a, "tcp://") {
-		return fmt.Errorf("migration.address: %q, want tcp://ADDR", a)
+		errs = append(errs, fmt.Errorf("migration.address: %q, want tcp://ADDR", a))
 	}
 	if u := d.Migration.LibvirtURI; u != "" && !strings.Contains(u, "://") {
-		return fmt.Errorf("migration.libvirt_uri: %q is not a libvirt URI", u)
+		errs = append(errs, fmt.Errorf("migration.libvirt_uri: %q is not a libvirt URI", u))
 	}
 	if w := d.Watchdog; w.Device != "" && (w.Timeout < time.Second || w.Timeout > time.Hour || w.Timeout%time.Second != 0) {
-		return fmt.Errorf("watchdog.timeout: %v, want whole seconds from 1s to 1h", w.Timeout)
+		errs = append(errs, fmt.Errorf("watchdog.timeout: %v, want whole seconds from 1s to 1h", w.Timeout))
 	}
 	if d.Admission != "open" && d.Admission != "closed" {
-		return fmt.Errorf("admission: %q, want open or closed", d.Admission)
+		errs = append(errs, fmt.Errorf("admission: %q, want open or closed", d.Admission))
 	}
 	if w := d.Rebalance.Window; w != "" {
 		if _, _, err := ParseWindow(w); err != nil {
-			return fmt.Errorf("rebalance.window: %w", err)
+			errs = append(errs, fmt.Errorf("rebalance.window: %w", err))
 		}
 	}
 	if d.Rebalance.MaxMoves < 0 {
-		return fmt.Errorf("rebalance.max_moves: %d, want 0 (no cap) or more", d.Rebalance.MaxMoves)
+		errs = append(errs, fmt.Errorf("rebalance.max_moves: %d, want 0 (no cap) or more", d.Rebalance.MaxMoves))
 	}
 	if d.Rebalance.MinGain < 0 || math.IsNaN(d.Rebalance.MinGain) || math.IsInf(d.Rebalance.MinGain, 0) {
-		return fmt.Errorf("rebalance.min_gain: %v, want a number >= 0", d.Rebalance.MinGain)
+		errs = append(errs, fmt.Errorf("rebalance.min_gain: %v, want a number >= 0", d.Rebalance.MinGain))
 	}
 	if d.Rebalance.Parallel < 1 {
-		return fmt.Errorf("rebalance.parallel: %d, want 1 or more", d.Rebalance.Parallel)
+		errs = append(errs, fmt.Errorf("rebalance.parallel: %d, want 1 or more", d.Rebalance.Parallel))
 	}
 	if d.Migration.MaxPerTarget < 0 {
-		return fmt.Errorf("migration.max_per_target: %d, want 0 (no cap) or more", d.Migration.MaxPerTarget)
+		errs = append(errs, fmt.Errorf("migration.max_per_target: %d, want 0 (no cap) or more", d.Migration.MaxPerTarget))
 	}
 	if d.Migration.MaxCluster < 0 {
-		return fmt.Errorf("migration.max_cluster: %d, want 0 (no cap) or more", d.Migration.MaxCluster)
+		errs = append(errs, fmt.Errorf("migration.max_cluster: %d, want 0 (no cap) or more", d.Migration.MaxCluster))
 	}
 	if d.Raft.MaxVoters < 1 || d.Raft.MaxVoters > 15 {
-		return fmt.Errorf("raft.max_voters: %d, want 1-15 (3, 5 or 7 in practice)", d.Raft.MaxVoters)
+		errs = append(errs, fmt.Errorf("raft.max_voters: %d, want 1-15 (3, 5 or 7 in practice)", d.Raft.MaxVoters))
 	}
 	if d.Quorum.StopAfter < 3*d.Agent.Interval {
-		return fmt.Errorf("quorum.stop_after: %v, must be at least 3 × agent.interval (%v) so that a short hiccup does not stop VMs", d.Quorum.StopAfter, d.Agent.Interval)
+		errs = append(errs, fmt.Errorf("quorum.stop_after: %v, must be at least 3 × agent.interval (%v) so that a short hiccup does not stop VMs", d.Quorum.StopAfter, d.Agent.Interval))
 	}
 	if sp := d.FenceSpec(); len(sp.Hosts) > 0 {
 		if err := sp.Validate(); err != nil {
-			return fmt.Errorf("fence: %w", err)
+			errs = append(errs, each("fence: ", err)...)
 		}
 	}
 	durs := []struct {
@@ -664,29 +1071,42 @@ func (d *Daemon) Validate() error {
 	}
 	for _, x := range durs {
 		if x.v <= 0 {
-			return fmt.Errorf("%s: %v, must be positive", x.key, x.v)
+			errs = append(errs, fmt.Errorf("%s: %v, must be positive", x.key, x.v))
 		}
 	}
 	if d.Gossip.ProbeTimeout >= d.Gossip.ProbeInterval {
-		return fmt.Errorf("gossip.probe_timeout: %v must be shorter than gossip.probe_interval %v", d.Gossip.ProbeTimeout, d.Gossip.ProbeInterval)
+		errs = append(errs, fmt.Errorf("gossip.probe_timeout: %v must be shorter than gossip.probe_interval %v", d.Gossip.ProbeTimeout, d.Gossip.ProbeInterval))
 	}
 	if d.Gossip.SuspicionMult < 1 {
-		return fmt.Errorf("gossip.suspicion_mult: %d, must be at least 1", d.Gossip.SuspicionMult)
+		errs = append(errs, fmt.Errorf("gossip.suspicion_mult: %d, must be at least 1", d.Gossip.SuspicionMult))
 	}
 	if d.Raft.LeaderLease > d.Raft.HeartbeatTimeout {
-		return fmt.Errorf("raft.leader_lease: %v must not exceed raft.heartbeat_timeout %v", d.Raft.LeaderLease, d.Raft.HeartbeatTimeout)
+		errs = append(errs, fmt.Errorf("raft.leader_lease: %v must not exceed raft.heartbeat_timeout %v", d.Raft.LeaderLease, d.Raft.HeartbeatTimeout))
 	}
 	switch d.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:
-		return fmt.Errorf("log.level: %q, want debug, info, warn or error", d.Log.Level)
+		errs = append(errs, fmt.Errorf("log.level: %q, want debug, info, warn or error", d.Log.Level))
 	}
 	switch d.Log.Format {
 	case "json", "console":
 	default:
-		return fmt.Errorf("log.format: %q, want json or console", d.Log.Format)
+		errs = append(errs, fmt.Errorf("log.format: %q, want json or console", d.Log.Format))
 	}
-	return nil
+	return errs
+}
+
+// each prefixes every error that err joins (errors.Join), or err itself.
+func each(prefix string, err error) []error {
+	j, ok := err.(interface{ Unwrap() []error })
+	if !ok {
+		return []error{fmt.Errorf("%s%w", prefix, err)}
+	}
+	var out []error
+	for _, e := range j.Unwrap() {
+		out = append(out, each(prefix, e)...)
+	}
+	return out
 }
 
 func (b BMC) validate() error {

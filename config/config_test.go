@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -115,6 +116,184 @@ func TestLoadErrorsNameTheProblem(t *testing.T) {
 	}
 }
 
+// TestStrictDecoding: a value that would be a silent guess is refused, and
+// the error names the file, the field and, for the environment, the
+// variable. Today's review found fencing: {timeout: 20} meaning 20 ns and
+// bootstrap_expect: true bootstrapping a host alone.
+func TestStrictDecoding(t *testing.T) {
+	tests := []struct {
+		name, body string
+		env        map[string]string
+		want       string
+	}{
+		{"bare number duration", "fencing: {timeout: 20}\n", nil, "fencing.timeout: 20 has no unit (write 20s or 20ms)"},
+		{"bare zero duration", "fence: {delay: 0}\n", nil, "fence.delay: 0 has no unit (write 0s or 0ms)"},
+		{"float duration", "gossip: {probe_interval: 0.5}\n", nil, "gossip.probe_interval: 0.5 has no unit (write 0.5s or 0.5ms)"},
+		{"quoted bare number duration", "agent: {interval: '2'}\n", nil, "agent.interval: 2 has no unit (write 2s or 2ms)"},
+		{"not a duration", "raft: {leader_lease: soon}\n", nil, `raft.leader_lease: "soon" is not a duration (write e.g. 20s, 500ms or 2m)`},
+		{"bool duration", "ping: {dampen: true}\n", nil, "ping.dampen: true, want a duration with a unit (20s, 500ms, 2m)"},
+		{"fence device timeout without unit", "fence: {devices: [{name: p, type: agent, timeout: 5, params: {agent: fence_apc}}], levels: [[p]]}\n", nil, "fence.devices[0].timeout: 5 has no unit (write 5s or 5ms)"},
+		{"bool into int", "bootstrap_expect: true\n", nil, "bootstrap_expect: true is not a number, want a whole number"},
+		{"float into int", "bootstrap_expect: 2.5\n", nil, "bootstrap_expect: 2.5 is a decimal number, want a whole number"},
+		{"whole float into int", "raft: {max_voters: 3.0}\n", nil, "raft.max_voters: 3.0 is a decimal number, want a whole number"},
+		{"text into int", "ports: {api: x}\n", nil, `ports.api: "x" is not a whole number`},
+		{"negative into unsigned", "migration: {bandwidth_mibps: -1}\n", nil, "migration.bandwidth_mibps: -1 is negative, want 0 or more"},
+		{"number into bool", "witness: 1\n", nil, "witness: 1 is not true or false"},
+		{"number into text", "cluster_name: 123\n", nil, `cluster_name: 123 is a number, want text (quote it: "123")`},
+		{"bool into text", "log: {level: true}\n", nil, `log.level: true is a boolean, want text (quote it: "true")`},
+		{"list into text", "data_dir: [/a, /b]\n", nil, "data_dir: a list, want text"},
+		{"value for a section", "fencing: 20\n", nil, "fencing: 20, want a map (key: value)"},
+		{"float into device param", "fence: {devices: [{name: p, type: agent, params: {agent: fence_apc, x: 1.5}}], levels: [[p]]}\n", nil, `fence.devices[0].params[x]: 1.5 is a number, want text (quote it: "1.5")`},
+		{"unknown key in a list item", "storage: {filesystems: [{name: a, type: gfs2, device: /dev/x, mount_point: /m, bogus: 1}]}\n", nil, `storage.filesystems[0]: unknown field "bogus"`},
+		{"env bare number duration", "", map[string]string{"VMHA_FENCING_TIMEOUT": "20"}, "fencing.timeout (environment VMHA_FENCING_TIMEOUT): 20 has no unit (write 20s or 20ms)"},
+		{"env float duration", "", map[string]string{"VMHA_AGENT_INTERVAL": "1.5"}, "agent.interval (environment VMHA_AGENT_INTERVAL): 1.5 has no unit (write 1.5s or 1.5ms)"},
+		{"env bool into int", "", map[string]string{"VMHA_BOOTSTRAP_EXPECT": "true"}, `bootstrap_expect (environment VMHA_BOOTSTRAP_EXPECT): "true" is not a whole number`},
+		{"env float into int", "", map[string]string{"VMHA_PORTS_API": "7948.5"}, `ports.api (environment VMHA_PORTS_API): "7948.5" is not a whole number`},
+		{"env bad bool", "", map[string]string{"VMHA_WITNESS": "maybe"}, `witness (environment VMHA_WITNESS): "maybe" is not true or false`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for k, v := range tt.env {
+				t.Setenv(k, v)
+			}
+			p := write(t, "node_name: a\n"+tt.body)
+			d, err := Load(p, nil)
+			if err == nil {
+				t.Fatalf("accepted: %+v", d)
+			}
+			if !strings.Contains(err.Error(), "config "+p+": "+tt.want) {
+				t.Fatalf("error %q\nshould name the file and say %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// TestFlagAndEnvValuesNameTheirSource: a wrong value from a flag or the
+// environment names the flag or variable beside the field.
+func TestFlagAndEnvValuesNameTheirSource(t *testing.T) {
+	t.Setenv("VMHA_LOG_LEVEL", "loud")
+	fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
+	Flags(fs)
+	if err := fs.Parse([]string{"--bootstrap-expect", "0"}); err != nil {
+		t.Fatal(err)
+	}
+	p := write(t, "node_name: a\n")
+	_, err := Load(p, fs)
+	for _, w := range []string{
+		"config " + p + ": bootstrap_expect (flag --bootstrap-expect): 0, must be at least 1",
+		"config " + p + `: log.level (environment VMHA_LOG_LEVEL): "loud", want debug, info, warn or error`,
+	} {
+		if err == nil || !strings.Contains(err.Error(), w) {
+			t.Errorf("error %v\ndoes not say %q", err, w)
+		}
+	}
+}
+
+// TestStrictDecodingAccepts: what the strict rules must still take: units
+// from the file and the environment, text from the environment for every
+// type, lists from the environment, numbers and booleans as fence device
+// params (passed on as text), a whole number for a decimal.
+func TestStrictDecodingAccepts(t *testing.T) {
+	t.Setenv("VMHA_FENCING_TIMEOUT", "15s")
+	t.Setenv("VMHA_BOOTSTRAP_EXPECT", "5")
+	t.Setenv("VMHA_WITNESS", "false")
+	t.Setenv("VMHA_JOIN", "127.0.0.1:9000,127.0.0.2:9000")
+	t.Setenv("VMHA_REBALANCE_MIN_GAIN", "0.5")
+	p := write(t, `node_name: a
+fence:
+  devices: [{name: p, type: agent, timeout: 4s, params: {agent: fence_apc, ipport: 161, ssl: true}}]
+  levels: [[p]]
+rebalance: {max_moves: 3}
+migration: {bandwidth_mibps: 100}
+`)
+	d, err := Load(p, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checks := []struct {
+		name      string
+		got, want any
+	}{
+		{"env duration", d.Fencing.Timeout, 15 * time.Second},
+		{"env int", d.BootstrapExpect, 5},
+		{"env bool", d.Witness, false},
+		{"env list", strings.Join(d.Join, " "), "127.0.0.1:9000 127.0.0.2:9000"},
+		{"env float", d.Rebalance.MinGain, 0.5},
+		{"device timeout", d.Fence.Devices[0].Timeout, 4 * time.Second},
+		{"number param", d.Fence.Devices[0].Params["ipport"], "161"},
+		{"bool param", d.Fence.Devices[0].Params["ssl"], "true"},
+		{"uint", d.Migration.BandwidthMiBps, uint64(100)},
+	}
+	for _, c := range checks {
+		if c.got != c.want {
+			t.Errorf("%s: got %v, want %v", c.name, c.got, c.want)
+		}
+	}
+}
+
+// TestLoadListsEveryProblem: one run shows every wrong field, not only the
+// first, and a field that failed to decode is not reported twice.
+func TestLoadListsEveryProblem(t *testing.T) {
+	p := write(t, "node_name: a\nbootstrap_expect: true\nfencing: {timeout: 20}\nagent: {interval: 1}\nlog: {level: loud}\nports: {serf: 70000}\nbogus: 1\n")
+	_, err := Load(p, nil)
+	if err == nil || !strings.Contains(err.Error(), `unknown field "bogus"`) {
+		t.Fatalf("unknown keys come first: %v", err)
+	}
+	p = write(t, "node_name: a\nbootstrap_expect: true\nfencing: {timeout: 20}\nagent: {interval: 1}\nlog: {level: loud}\nports: {serf: 70000}\n")
+	_, err = Load(p, nil)
+	var probs Problems
+	if !errors.As(err, &probs) {
+		t.Fatalf("error %v (%T) is not a list of problems", err, err)
+	}
+	want := []string{
+		"bootstrap_expect: true is not a number",
+		"fencing.timeout: 20 has no unit",
+		"agent.interval: 1 has no unit",
+		"ports.serf: 70000 is not a port",
+		`log.level: "loud"`,
+	}
+	if len(probs) != len(want) {
+		t.Fatalf("%d problems, want %d:\n%v", len(probs), len(want), err)
+	}
+	for _, w := range want {
+		n := 0
+		for _, pr := range probs {
+			if strings.Contains(pr.Error(), w) {
+				n++
+				if !strings.HasPrefix(pr.Error(), "config "+p+": ") {
+					t.Errorf("%q does not name the file", pr)
+				}
+			}
+		}
+		if n != 1 {
+			t.Errorf("%q reported %d times in:\n%v", w, n, err)
+		}
+	}
+}
+
+// TestLoadForCheckKeepsTheConfig: --check-config gets the config as far as
+// it decoded, to check the files it names; Load never returns a config with
+// an error.
+func TestLoadForCheckKeepsTheConfig(t *testing.T) {
+	d, err := LoadForCheck(write(t, "node_name: a\nlog: {level: loud}\nbmc: {address: 10.0.0.1, user: u, password_file: /x}\n"), nil)
+	if err == nil || d == nil || d.BMC.PasswordFile != "/x" {
+		t.Fatalf("d = %v, err = %v", d, err)
+	}
+	if d, err := Load(write(t, "node_name: a\nlog: {level: loud}\n"), nil); err == nil || d != nil {
+		t.Fatalf("Load returned a config with an error: %v, %v", d, err)
+	}
+	d, err = LoadForCheck(write(t, "node_name: a\nfencing: {timeout: 20}\ngossip: {encrypt_key_file: /k}\n"), nil)
+	if err == nil || d == nil || d.Gossip.EncryptKeyFile != "/k" {
+		t.Fatalf("d = %v, err = %v", d, err)
+	}
+	if d, err := Load(write(t, "node_name: a\nfencing: {timeout: 20}\n"), nil); err == nil || d != nil {
+		t.Fatalf("Load returned a config with an error: %v, %v", d, err)
+	}
+	if d, err := LoadForCheck(write(t, "node_name: a\nbogus: 1\n"), nil); err == nil || d != nil {
+		t.Fatalf("a config with unknown keys came back: %v, %v", d, err)
+	}
+}
+
 func TestLoadMissingFile(t *testing.T) {
 	_, err := Load("/nonexistent/vmhad.yaml", nil)
 	if err == nil || !strings.Contains(err.Error(), "/nonexistent/vmhad.yaml") || !strings.Contains(err.Error(), "no such file") {
@@ -140,7 +319,7 @@ func TestClusterSamplesLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, h := range []string{"host1", "host2", "host3"} {
-		if _, _, err := pki.Issue(tlsDir, h, nil, nil); err != nil {
+		if _, _, err := pki.Issue(tlsDir, h, pki.RoleHost, nil, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -168,6 +347,8 @@ func TestClusterSamplesLoad(t *testing.T) {
 func FuzzLoad(f *testing.F) {
 	f.Add("node_name: a\nports: {serf: 1, raft: 2, api: 3}\n")
 	f.Add("bmc: {address: x}\n")
+	f.Add("node_name: a\nfencing: {timeout: 20}\nbootstrap_expect: true\n")
+	f.Add("node_name: a\nfence: {devices: [{name: p, type: agent, timeout: 1.5, params: {agent: x, n: 1}}], levels: [p]}\n")
 	f.Fuzz(func(t *testing.T, body string) {
 		p := filepath.Join(t.TempDir(), "f.yaml")
 		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {

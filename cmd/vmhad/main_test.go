@@ -2,10 +2,22 @@ package main
 
 import (
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/vmha/vmha/internal/gossipkey"
+	"github.com/vmha/vmha/pki"
 )
 
 func writeConfig(t *testing.T, body string) string {
@@ -75,4 +87,307 @@ func TestBMCPasswordNeverPrinted(t *testing.T) {
 	if strings.Contains(stderr.String(), "s3cret-pw") {
 		t.Fatalf("the BMC password leaked: %s", stderr.String())
 	}
+}
+
+// checkLab is a directory with what a good host config names: a BMC
+// password file, a gossip key and TLS files from the cluster CA, all with
+// the right modes.
+type checkLab struct {
+	dir, pw, key, ca, cert, certKey string
+}
+
+func newCheckLab(t *testing.T) *checkLab {
+	t.Helper()
+	dir := t.TempDir()
+	l := &checkLab{dir: dir, pw: filepath.Join(dir, "bmc.password"), key: filepath.Join(dir, "gossip.key")}
+	if err := os.WriteFile(l.pw, []byte("s3cret-pw\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	k, err := gossipkey.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(l.key, []byte(k+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tlsDir := filepath.Join(dir, "tls")
+	if err := pki.InitCA(tlsDir, "t"); err != nil {
+		t.Fatal(err)
+	}
+	l.ca = filepath.Join(tlsDir, pki.CACert)
+	l.cert, l.certKey = l.issue(t, "host1", time.Now().Add(-time.Hour), time.Now().Add(pki.CertValidity), false)
+	return l
+}
+
+// config is a valid host config over the lab's files, plus extra.
+func (l *checkLab) config(t *testing.T, extra string) string {
+	t.Helper()
+	uri := "test:///default"
+	if u, rest, ok := strings.Cut(extra, "hypervisor_uri: "); ok {
+		uri, extra, _ = strings.Cut(rest, "\n")
+		extra = u + extra
+	}
+	return writeConfig(t, "node_name: host1\nbind_addr: 127.0.0.1\nhypervisor_uri: "+uri+"\ndata_dir: "+filepath.Join(l.dir, "data")+
+		"\nbmc: {address: 127.0.0.1, user: u, password_file: "+l.pw+"}"+
+		"\ngossip: {encrypt_key_file: "+l.key+"}"+
+		"\ntls: {ca_file: "+l.ca+", cert_file: "+l.cert+", key_file: "+l.certKey+"}\n"+extra)
+}
+
+// issue signs a certificate for name with the lab's CA (or, with
+// otherCA, with a CA of another cluster), valid from notBefore to
+// notAfter, and returns its certificate and key files.
+func (l *checkLab) issue(t *testing.T, name string, notBefore, notAfter time.Time, otherCA bool) (string, string) {
+	t.Helper()
+	caDir := filepath.Dir(l.ca)
+	if otherCA {
+		caDir = filepath.Join(t.TempDir(), "other")
+		if err := pki.InitCA(caDir, "other"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	caPair, err := tls.LoadX509KeyPair(filepath.Join(caDir, pki.CACert), filepath.Join(caDir, pki.CAKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	caCert, err := x509.ParseCertificate(caPair.Certificate[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(time.Now().UnixNano()),
+		Subject:      pkix.Name{CommonName: name, Organization: []string{"vmha"}, OrganizationalUnit: []string{"host"}},
+		NotBefore:    notBefore, NotAfter: notAfter,
+		KeyUsage:    x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+		DNSNames:    []string{name},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &key.PublicKey, caPair.PrivateKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	crt, kf := filepath.Join(l.dir, name+".crt"), filepath.Join(l.dir, name+".key")
+	if err := os.WriteFile(crt, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(kf, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return crt, kf
+}
+
+func runVmhad(t *testing.T, args ...string) (int, string) {
+	t.Helper()
+	var stderr bytes.Buffer
+	code := run(args, &stderr)
+	return code, stderr.String()
+}
+
+// TestCheckConfigFiles: --check-config checks the files the config names
+// as a start does, and more; every refusal names the file.
+func TestCheckConfigFiles(t *testing.T) {
+	now := time.Now()
+	tests := []struct {
+		name  string
+		setup func(t *testing.T, l *checkLab) (extra string)
+		code  int
+		want  []string
+	}{
+		{"all good", func(*testing.T, *checkLab) string { return "" }, 0, []string{"config ok: node host1, hypervisor test:///default"}},
+		{"password file readable by all", func(t *testing.T, l *checkLab) string {
+			chmod(t, l.pw, 0o644)
+			return ""
+		}, 1, []string{"fence device bmc: password_file " + "{PW} has mode 0644: group and others must have no access (chmod 600 {PW})"}},
+		{"password file writable by the group", func(t *testing.T, l *checkLab) string {
+			chmod(t, l.pw, 0o620)
+			return ""
+		}, 1, []string{"{PW} has mode 0620"}},
+		{"password file missing", func(t *testing.T, l *checkLab) string {
+			mustRemove(t, l.pw)
+			return ""
+		}, 1, []string{"fence device bmc: password_file {PW}: no such file or directory"}},
+		{"fence device password file readable by all", func(t *testing.T, l *checkLab) string {
+			p := filepath.Join(l.dir, "pdu.password")
+			if err := os.WriteFile(p, []byte("x\n"), 0o640); err != nil {
+				t.Fatal(err)
+			}
+			return "fence: {devices: [{name: pdu, type: agent, params: {agent: fence_apc}, password_file: " + p + "}], levels: [[bmc], [pdu]]}\n"
+		}, 1, []string{"fence device pdu: password_file {DIR}/pdu.password has mode 0640"}},
+		{"gossip key file missing", func(t *testing.T, l *checkLab) string {
+			mustRemove(t, l.key)
+			return ""
+		}, 1, []string{"gossip.encrypt_key_file {KEY}: no such file or directory"}},
+		{"gossip key file readable by all", func(t *testing.T, l *checkLab) string {
+			chmod(t, l.key, 0o644)
+			return ""
+		}, 1, []string{"gossip.encrypt_key_file {KEY} has mode 0644"}},
+		{"gossip key not a key", func(t *testing.T, l *checkLab) string {
+			if err := os.WriteFile(l.key, []byte("hunter2\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			return ""
+		}, 1, []string{"gossip.encrypt_key_file {KEY}: not valid base64"}},
+		{"seed gone once the keyring exists", func(t *testing.T, l *checkLab) string {
+			mustRemove(t, l.key)
+			writeKeyring(t, l, 0o600)
+			return ""
+		}, 0, []string{"vmhad: warning: gossip.encrypt_key_file {KEY}: no such file or directory (not used: the keyring", "config ok"}},
+		{"keyring readable by all", func(t *testing.T, l *checkLab) string {
+			writeKeyring(t, l, 0o644)
+			return ""
+		}, 1, []string{"gossip keyring {DIR}/data/serf.keyring has mode 0644"}},
+		{"expired certificate", func(t *testing.T, l *checkLab) string {
+			l.cert, l.certKey = l.issue(t, "host1", now.Add(-48*time.Hour), now.Add(-time.Hour), false)
+			return ""
+		}, 1, []string{`tls.cert_file {DIR}/host1.crt: the certificate "host1" expired on ` + now.Add(-time.Hour).UTC().Format("2006-01-02"), "vmha tls issue host1"}},
+		{"certificate not valid yet", func(t *testing.T, l *checkLab) string {
+			l.cert, l.certKey = l.issue(t, "host1", now.Add(time.Hour), now.Add(48*time.Hour), false)
+			return ""
+		}, 1, []string{`tls.cert_file {DIR}/host1.crt: the certificate "host1" is not valid before`}},
+		{"certificate from another CA", func(t *testing.T, l *checkLab) string {
+			l.cert, l.certKey = l.issue(t, "host1", now.Add(-time.Hour), now.Add(365*24*time.Hour), true)
+			return ""
+		}, 1, []string{"tls.cert_file {DIR}/host1.crt does not chain to the CA in tls.ca_file {CA}"}},
+		{"certificate expiring soon is a warning", func(t *testing.T, l *checkLab) string {
+			l.cert, l.certKey = l.issue(t, "host1", now.Add(-time.Hour), now.Add(10*24*time.Hour+time.Hour), false)
+			return ""
+		}, 0, []string{`vmhad: warning: tls.cert_file {DIR}/host1.crt: the certificate "host1" expires on`, "in 10 days", "config ok"}},
+		{"unreachable hypervisor", func(*testing.T, *checkLab) string { return "hypervisor_uri: bogus:///nowhere\n" }, 1, []string{"hypervisor bogus:///nowhere"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			l := newCheckLab(t)
+			extra := tt.setup(t, l)
+			code, out := runVmhad(t, "--config", l.config(t, extra), "--check-config")
+			if code != tt.code {
+				t.Fatalf("exit %d, want %d; stderr:\n%s", code, tt.code, out)
+			}
+			r := strings.NewReplacer("{PW}", l.pw, "{KEY}", l.key, "{DIR}", l.dir, "{CA}", l.ca)
+			for _, w := range tt.want {
+				if w = r.Replace(w); !strings.Contains(out, w) {
+					t.Errorf("stderr:\n%s\ndoes not contain %q", out, w)
+				}
+			}
+			if strings.Contains(out, "s3cret-pw") {
+				t.Fatalf("a secret leaked: %s", out)
+			}
+		})
+	}
+}
+
+// TestCheckConfigListsEveryProblem: one run lists every problem, config
+// errors and file errors together, not only the first.
+func TestCheckConfigListsEveryProblem(t *testing.T) {
+	l := newCheckLab(t)
+	chmod(t, l.pw, 0o644)
+	mustRemove(t, l.key)
+	p := l.config(t, "log: {level: loud}\nfencing: {timeout: 20}\n")
+	code, out := runVmhad(t, "--config", p, "--check-config")
+	if code != 1 {
+		t.Fatalf("exit %d; stderr:\n%s", code, out)
+	}
+	for _, w := range []string{"vmhad: 4 problems:", `log.level: "loud"`, "fencing.timeout: 20 has no unit (write 20s or 20ms)", l.pw + " has mode 0644", "gossip.encrypt_key_file " + l.key + ": no such file"} {
+		if !strings.Contains(out, w) {
+			t.Errorf("stderr:\n%s\ndoes not contain %q", out, w)
+		}
+	}
+	// The config does not validate: the files it names are checked too,
+	// not the hypervisor.
+	p = l.config(t, "log: {level: loud}\nhypervisor_uri: bogus:///nowhere\n")
+	code, out = runVmhad(t, "--config", p, "--check-config")
+	if code != 1 {
+		t.Fatalf("exit %d; stderr:\n%s", code, out)
+	}
+	for _, w := range []string{"vmhad: 3 problems:", `log.level: "loud"`, l.pw + " has mode 0644", "gossip.encrypt_key_file " + l.key + ": no such file"} {
+		if !strings.Contains(out, w) {
+			t.Errorf("stderr:\n%s\ndoes not contain %q", out, w)
+		}
+	}
+	// A valid config: every file problem and the hypervisor.
+	p = l.config(t, "hypervisor_uri: bogus:///nowhere\n")
+	code, out = runVmhad(t, "--config", p, "--check-config")
+	if code != 1 {
+		t.Fatalf("exit %d; stderr:\n%s", code, out)
+	}
+	for _, w := range []string{"vmhad: 3 problems:", l.pw + " has mode 0644", "gossip.encrypt_key_file " + l.key + ": no such file", "hypervisor bogus:///nowhere"} {
+		if !strings.Contains(out, w) {
+			t.Errorf("stderr:\n%s\ndoes not contain %q", out, w)
+		}
+	}
+}
+
+// TestCheckConfigOffline: --offline skips the hypervisor and nothing else;
+// it goes only with --check-config.
+func TestCheckConfigOffline(t *testing.T) {
+	l := newCheckLab(t)
+	p := l.config(t, "hypervisor_uri: bogus:///nowhere\n")
+	code, out := runVmhad(t, "--config", p, "--check-config", "--offline")
+	if code != 0 || !strings.Contains(out, "config ok: node host1, hypervisor bogus:///nowhere (not checked: --offline)") {
+		t.Fatalf("exit %d; stderr:\n%s", code, out)
+	}
+	chmod(t, l.pw, 0o644)
+	code, out = runVmhad(t, "--config", p, "--check-config", "--offline")
+	if code != 1 || !strings.Contains(out, l.pw+" has mode 0644") || strings.Contains(out, "hypervisor bogus") {
+		t.Fatalf("exit %d; stderr:\n%s", code, out)
+	}
+	code, out = runVmhad(t, "--config", p, "--offline")
+	if code != 1 || !strings.Contains(out, "--offline goes with --check-config only") {
+		t.Fatalf("exit %d; stderr:\n%s", code, out)
+	}
+}
+
+// TestStartRefusesWhatCheckRefuses: the daemon runs the same checks before
+// it starts (one function), so it refuses what --check-config refuses,
+// with the same words, before it opens anything else.
+func TestStartRefusesWhatCheckRefuses(t *testing.T) {
+	l := newCheckLab(t)
+	chmod(t, l.key, 0o640)
+	p := l.config(t, "")
+	_, check := runVmhad(t, "--config", p, "--check-config")
+	code, start := runVmhad(t, "--config", p)
+	want := "gossip.encrypt_key_file " + l.key + " has mode 0640"
+	if code != 1 || !strings.Contains(check, want) || !strings.Contains(start, want) {
+		t.Fatalf("exit %d\ncheck: %s\nstart: %s", code, check, start)
+	}
+	if _, err := os.Stat(filepath.Join(l.dir, "data")); err == nil {
+		t.Fatal("the refused start created its data directory")
+	}
+}
+
+func chmod(t *testing.T, p string, mode os.FileMode) {
+	t.Helper()
+	if err := os.Chmod(p, mode); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func mustRemove(t *testing.T, p string) {
+	t.Helper()
+	if err := os.Remove(p); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func writeKeyring(t *testing.T, l *checkLab, mode os.FileMode) {
+	t.Helper()
+	k, err := gossipkey.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := filepath.Join(l.dir, "data")
+	if err := os.MkdirAll(data, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(data, "serf.keyring")
+	if err := os.WriteFile(p, []byte(`["`+k+`"]`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	chmod(t, p, mode)
 }
