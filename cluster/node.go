@@ -552,10 +552,8 @@ func (n *Node) Leader() (name, apiAddr string) {
 		return "", ""
 	}
 	name = string(id)
-	for _, m := range n.serf.Members() {
-		if m.Name == name {
-			return name, m.Tags[tagAPI]
-		}
+	if m, ok := n.members()[name]; ok {
+		return name, m.Tags[tagAPI]
 	}
 	return name, ""
 }

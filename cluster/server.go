@@ -100,6 +100,10 @@ func (n *Node) Handler(local bool) http.Handler {
 		n.tagsMu.Unlock()
 		writeJSON(w, http.StatusOK, api.Alive{Node: n.cfg.NodeName, Boot: boot})
 	}, peer)
+	// Anything else is answered in the API's own error shape.
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeErr(w, http.StatusNotFound, "", fmt.Errorf("no API call %s %s", r.Method, r.URL.Path))
+	})
 	return mux
 }
 

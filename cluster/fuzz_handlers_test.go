@@ -1,0 +1,174 @@
+package cluster
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"github.com/rs/zerolog"
+
+	"github.com/vmha/vmha/api"
+	"github.com/vmha/vmha/config"
+	"github.com/vmha/vmha/hypervisor"
+	"github.com/vmha/vmha/model"
+)
+
+// fuzzRoutes are the API's routes that take input (a body or a path
+// value), with the method; {x} is replaced by the fuzzed path value.
+var fuzzRoutes = []struct{ method, path string }{
+	{"POST", api.PathHostAction + "/{x}/evacuate"},
+	{"POST", api.PathHostAction + "/{x}/online"},
+	{"POST", api.PathHostAction + "/{x}/attr"},
+	{"POST", api.PathHostAction + "/{x}/maintenance"},
+	{"POST", api.PathHostAction + "/{x}/expect"},
+	{"DELETE", api.PathHostAction + "/{x}"},
+	{"POST", api.PathRules},
+	{"GET", api.PathExplain + "/{x}"},
+	{"POST", api.PathRebalance},
+	{"POST", api.PathRebalance + "/cancel"},
+	{"POST", api.PathPins + "/clear"},
+	{"POST", api.PathFencePolicy},
+	{"POST", api.PathFence + "/{x}"},
+	{"POST", api.PathFence + "/{x}/confirm"},
+	{"POST", api.PathFence + "/{x}/test"},
+	{"POST", api.PathVMs},
+	{"DELETE", api.PathVMs + "/{x}"},
+	{"POST", api.PathVMs + "/{x}/migrate"},
+	{"POST", api.PathMigrationResult},
+	{"POST", api.PathRegister},
+	{"POST", api.PathObserve},
+	{"GET", api.PathHostAction + "/{x}/migrations"},
+	{"POST", api.PathNudge},
+	{"POST", api.PathPeerLVM},
+	{"GET", api.PathStatus},
+}
+
+var (
+	fuzzOnce sync.Once
+	fuzzNode *Node
+	fuzzSrv  http.Handler
+)
+
+// fuzzCluster is one real node: raft in memory (a single voter, so it
+// leads), the libvirt test driver, hosts without fence devices (a fuzzed
+// fence fails at once instead of waiting on a BMC), the coordinator not
+// running. Every handler runs for real behind authenticate, as the peer
+// port serves it.
+func fuzzCluster(t testing.TB) (*Node, http.Handler) {
+	fuzzOnce.Do(func() {
+		cfg := &config.Daemon{NodeName: "h1", Admission: "open"}
+		cfg.Fencing.Timeout, cfg.Fencing.CallTimeout = time.Second, 100*time.Millisecond
+		cfg.Agent.StopTimeout = time.Second
+		cfg.Migration.MaxPerTarget, cfg.Migration.MaxCluster = 2, 4
+		hv, err := hypervisor.OpenLibvirt("test:///default", zerolog.Nop())
+		if err != nil {
+			t.Fatalf("test driver: %v", err)
+		}
+		n := &Node{cfg: cfg, log: zerolog.Nop(), fsm: NewFSM(), hv: hv, tags: map[string]string{tagBoot: "b"}}
+		n.metrics = newMetrics(n)
+		rc := raft.DefaultConfig()
+		rc.LocalID = "h1"
+		rc.LogOutput = nil
+		rc.LogLevel = "ERROR"
+		rc.HeartbeatTimeout, rc.ElectionTimeout, rc.LeaderLeaseTimeout = 50*time.Millisecond, 50*time.Millisecond, 50*time.Millisecond
+		store := raft.NewInmemStore()
+		_, trans := raft.NewInmemTransport("h1")
+		r, err := raft.NewRaft(rc, n.fsm, store, store, raft.NewInmemSnapshotStore(), trans)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := r.BootstrapCluster(raft.Configuration{Servers: []raft.Server{{ID: "h1", Address: trans.LocalAddr()}}}).Error(); err != nil {
+			t.Fatal(err)
+		}
+		n.raft = r
+		n.coord = newCoordinator(n)
+		n.agent = newAgent(n)
+		for deadline := time.Now().Add(5 * time.Second); !n.IsLeader(); time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatal("the in-memory raft did not lead")
+			}
+		}
+		for _, c := range []*Command{
+			{Op: OpRegisterHost, Host: &model.Host{Name: "h1", APIAddr: "127.0.0.1:1", MemoryMiB: 8192, CPUs: 8}},
+			{Op: OpRegisterHost, Host: &model.Host{Name: "h2", APIAddr: "127.0.0.1:2", MemoryMiB: 8192, CPUs: 8}},
+			{Op: OpAddVM, VM: &model.VM{Name: "vm1", XML: xmlFor("vm1"), MemoryMiB: 512}},
+			{Op: OpPlace, Placements: []model.Placement{{VM: "vm1", Host: "h1"}}},
+		} {
+			if err := n.propose(c); err != nil {
+				t.Fatal(err)
+			}
+		}
+		fuzzNode, fuzzSrv = n, n.authenticate(false, n.Handler(false))
+	})
+	return fuzzNode, fuzzSrv
+}
+
+// FuzzHandlers sends any body, path value and principal headers to every
+// route that takes input. Whatever comes in, a handler never panics, never
+// answers 500, and an answer of 4xx changed nothing in the state: bad input
+// is refused with a clear error before anything is proposed.
+func FuzzHandlers(f *testing.F) {
+	seeds := []struct {
+		route      uint8
+		value      string
+		body       []byte
+		forwarded  string
+		principal  string
+		principalR string
+	}{
+		{0, "h2", []byte(`{"parallel":1}`), "", "", ""},
+		{2, "h1", []byte(`{"key":"zone","value":"a"}`), "", "", ""},
+		{2, "h1", []byte(`{"key":"#uname","value":"x"}`), "", "", ""},
+		{3, "h2", []byte(`{"on":true,"reason":"r","requested_by":"x"}`), "h2", "alice", "operator"},
+		{6, "", []byte(`{"yaml":"hosts: [{name: h9}]\nvms: []\n"}`), "", "", ""},
+		{6, "", []byte(`{"yaml":"policy: {placement-strategy: nope}"}`), "", "", ""},
+		{11, "", []byte(`{"enabled":false}`), "", "", ""},
+		{12, "h1", []byte(`{"action":"explode"}`), "", "", ""},
+		{15, "", []byte(`{"name":"vm2","xml":"<domain><name>vm2</name><memory>1</memory><memory>9999999</memory></domain>"}`), "", "", ""},
+		{15, "", []byte(`{"name":"../x","xml":"<domain/>"}`), "", "", ""},
+		{17, "vm1", []byte(`{"to":"h1"}`), "", "", ""},
+		{18, "", []byte(`{"vm":"vm1","migration_id":"m","outcome":"migrated","running_on":"h9"}`), "", "", ""},
+		{19, "", []byte(`{"host":{"name":"h3","api_addr":"x"},"fencing":{"devices":[{"name":"d","type":"agent","params":{"agent":"fence_virsh","ssh_path":"/bin/sh"}}],"levels":[["d"]]}}`), "h3", "", ""},
+		{20, "", []byte(`{"host":"h1","vms":{"vm1":{"state":"crashed"}}}`), "h2", "", ""},
+		{22, "", []byte(`{"term":18446744073709551615}`), "", "", ""},
+		{23, "", []byte(`{"name":"sh","args":["-c","reboot"]}`), "", "", ""},
+		{4, "h%00", []byte(`{`), "", "", ""},
+	}
+	for _, s := range seeds {
+		f.Add(s.route, s.value, s.body, s.forwarded, s.principal, s.principalR)
+	}
+	f.Fuzz(func(t *testing.T, route uint8, value string, body []byte, forwarded, principal, principalRole string) {
+		n, srv := fuzzCluster(t)
+		rt := fuzzRoutes[int(route)%len(fuzzRoutes)]
+		path := strings.ReplaceAll(rt.path, "{x}", url.PathEscape(value))
+		r := httptest.NewRequest(rt.method, path, bytes.NewReader(body))
+		for k, v := range map[string]string{api.HeaderForwarded: forwarded, headerPrincipal: principal, headerPrincipalRole: principalRole} {
+			if v != "" && !strings.ContainsAny(v, "\r\n\x00") {
+				r.Header.Set(k, v)
+			}
+		}
+		before, _ := json.Marshal(n.fsm.Copy().Config)
+		w := httptest.NewRecorder()
+		srv.ServeHTTP(w, r)
+		if w.Code >= 500 && w.Code != http.StatusServiceUnavailable && w.Code != http.StatusBadGateway {
+			t.Fatalf("%s %s %q: %d %s", rt.method, path, body, w.Code, w.Body.String())
+		}
+		if w.Code >= 400 && w.Code < 500 {
+			after, _ := json.Marshal(n.fsm.Copy().Config)
+			if !bytes.Equal(before, after) {
+				t.Fatalf("%s %s %q answered %d but changed the configuration:\n%s\n%s", rt.method, path, body, w.Code, before, after)
+			}
+			var e api.Error
+			if err := json.Unmarshal(w.Body.Bytes(), &e); err != nil || e.Error == "" {
+				t.Fatalf("%s %s: a %d without an error message: %q", rt.method, path, w.Code, w.Body.String())
+			}
+		}
+	})
+}
