@@ -161,3 +161,11 @@ func contextWithCred(r *http.Request, c syscall.Ucred) context.Context {
 func contextWithPrincipal(r *http.Request, p Principal) context.Context {
 	return context.WithValue(r.Context(), principalKey{}, p)
 }
+
+func TestMetricsDefaultToLoopback(t *testing.T) {
+	for in, want := range map[string]string{":9464": "127.0.0.1:9464", "192.0.2.1:9464": "192.0.2.1:9464", "[::1]:9": "[::1]:9"} {
+		if got := MetricsListenAddr(in); got != want {
+			t.Errorf("%s listens on %s, want %s", in, got, want)
+		}
+	}
+}

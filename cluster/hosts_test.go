@@ -90,3 +90,21 @@ func TestClosedAdmission(t *testing.T) {
 		t.Fatal("the stranger was registered")
 	}
 }
+
+// TestAdmissionAuto: open while the cluster forms, closed once
+// bootstrap_expect hosts registered.
+func TestAdmissionAuto(t *testing.T) {
+	st := baseFSM(t).Copy() // two hosts
+	for _, tc := range []struct {
+		mode   string
+		expect int
+		closed bool
+	}{
+		{"auto", 3, false}, {"auto", 2, true}, {"open", 2, false}, {"closed", 3, true},
+	} {
+		why := admissionClosed(tc.mode, tc.expect, st)
+		if (why != "") != tc.closed {
+			t.Errorf("%s with bootstrap_expect %d and 2 hosts: %q, want closed=%v", tc.mode, tc.expect, why, tc.closed)
+		}
+	}
+}

@@ -88,6 +88,7 @@ func (m *Metrics) Handler() http.Handler {
 
 // ServeMetrics serves /metrics on addr until ctx is done.
 func (n *Node) ServeMetrics(ctx context.Context, addr string) error {
+	addr = MetricsListenAddr(addr)
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("metrics_addr %s: %w", addr, err)
@@ -105,6 +106,16 @@ func (n *Node) ServeMetrics(ctx context.Context, addr string) error {
 		return err
 	}
 	return nil
+}
+
+// MetricsListenAddr is where metrics_addr listens: ":PORT" means loopback,
+// not every interface (the metrics are unauthenticated; name an address to
+// serve them to the network).
+func MetricsListenAddr(addr string) string {
+	if host, port, err := net.SplitHostPort(addr); err == nil && host == "" {
+		return net.JoinHostPort("127.0.0.1", port)
+	}
+	return addr
 }
 
 // stateCollector reports the cluster as this host sees it at scrape time.

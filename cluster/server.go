@@ -421,18 +421,17 @@ func (n *Node) handleRegister(w http.ResponseWriter, r *http.Request, body []byt
 		n.refusePeer(w, r, err)
 		return
 	}
-	if n.cfg.Admission == "closed" {
-		admitted := false
-		n.fsm.Read(func(s *model.State) {
-			_, known := s.Config.Hosts[req.Host.Name]
-			_, expected := s.Config.Expected[req.Host.Name]
-			admitted = known || expected
-		})
-		if !admitted {
-			n.log.Warn().Str("host", req.Host.Name).Str("api", req.Host.APIAddr).Msg("registration refused: admission is closed and the host was not announced")
-			writeErr(w, http.StatusForbidden, "host", fmt.Errorf("host %q is not a member and was not announced: admission is closed (vmha host add %s first)", req.Host.Name, req.Host.Name))
-			return
-		}
+	admitted, closed := true, ""
+	n.fsm.Read(func(s *model.State) {
+		closed = admissionClosed(n.cfg.Admission, n.cfg.BootstrapExpect, s)
+		_, known := s.Config.Hosts[req.Host.Name]
+		_, expected := s.Config.Expected[req.Host.Name]
+		admitted = closed == "" || known || expected
+	})
+	if !admitted {
+		n.log.Warn().Str("host", req.Host.Name).Str("api", req.Host.APIAddr).Str("admission", closed).Msg("registration refused: admission is closed and the host was not announced")
+		writeErr(w, http.StatusForbidden, "host", fmt.Errorf("host %q is not a member and was not announced: admission is closed (%s; vmha host add %s first)", req.Host.Name, closed, req.Host.Name))
+		return
 	}
 	if err := n.propose(&Command{Op: OpRegisterHost, Host: &req.Host, Fencing: req.Fencing}); err != nil {
 		writeApplyErr(w, err)
@@ -459,6 +458,22 @@ func (n *Node) handleObserve(w http.ResponseWriter, r *http.Request, body []byte
 	}
 	n.coord.noteRecoveries(&obs)
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// admissionClosed says why a new host may not register now ("" when it
+// may): admission closed, or auto once bootstrap_expect hosts registered
+// (the cluster formed: from then on a new host is announced first).
+func admissionClosed(mode string, expect int, s *model.State) string {
+	switch mode {
+	case "open":
+		return ""
+	case "closed":
+		return "admission: closed"
+	}
+	if n := len(s.Config.Hosts); n >= expect {
+		return fmt.Sprintf("the cluster formed with %d hosts (admission: auto)", n)
+	}
+	return ""
 }
 
 // refusePeer answers a peer call that speaks for another host, and logs it:

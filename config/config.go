@@ -66,9 +66,16 @@ type Daemon struct {
 	// SocketGroup, when set, may use the CLI socket too (mode 0660).
 	SocketGroup string `mapstructure:"socket_group"`
 	// Admission is open (any host with the gossip key / a cluster
-	// certificate may register) or closed (only hosts announced with vmha
-	// host add, or already members). The leader applies its own value.
+	// certificate may register), closed (only hosts announced with vmha
+	// host add, or already members), or auto, the default: open until
+	// bootstrap_expect hosts have registered (the cluster formed), closed
+	// from then on. The leader applies its own value.
 	Admission string `mapstructure:"admission"`
+	// Insecure lets vmhad run on a non-loopback bind_addr without mutual
+	// TLS or without gossip encryption: anyone who reaches its ports can
+	// then act as an operator or a host. For labs only; it is loud in the
+	// log, vmha status and the vmha_insecure metric.
+	Insecure bool `mapstructure:"insecure"`
 	// ClusterName names the cluster (GFS2 lock tables are CLUSTER:FS).
 	ClusterName string `mapstructure:"cluster_name"`
 	// Storage is the cluster's shared storage (docs/storage.md); the same
@@ -363,7 +370,8 @@ var Defaults = map[string]any{
 	"quorum.wait_for_all":       false,
 	"witness":                   false,
 	"socket_group":              "",
-	"admission":                 "open",
+	"insecure":                  false,
+	"admission":                 "auto",
 	"agent.stop_timeout":        "30s",
 	"log.level":                 "info",
 	"log.format":                "json",
@@ -450,7 +458,10 @@ func LoadForCheck(path string, fs *pflag.FlagSet) (*Daemon, error) {
 		v.SetDefault(k, val)
 	}
 	v.SetEnvPrefix("VMHA")
-	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
+	// VMHA_SOCKET is the CLI's (the socket vmha talks to): a daemon started
+	// from a shell that exported it for vmha must not move its own socket,
+	// so the daemon's is VMHAD_SOCKET.
+	v.SetEnvKeyReplacer(strings.NewReplacer("VMHA_SOCKET_GROUP", "VMHA_SOCKET_GROUP", "VMHA_SOCKET", "VMHAD_SOCKET", ".", "_"))
 	v.AutomaticEnv()
 	// AutomaticEnv only sees keys viper knows; bind the ones without defaults.
 	for _, k := range envOnlyKeys {
@@ -926,6 +937,31 @@ func (d *Daemon) Validate() error {
 	return Problems(validate(d)).Err()
 }
 
+// secureByDefault refuses a daemon that others can reach without mutual
+// TLS and gossip encryption, unless insecure: true says so on purpose. On
+// loopback only this machine reaches it (the demo, the test labs).
+func secureByDefault(d *Daemon) []error {
+	if d.Insecure || (isLoopback(d.BindAddr) && isLoopback(d.AdvertiseAddr)) {
+		return nil
+	}
+	var missing []string
+	if !d.TLS.Enabled() {
+		missing = append(missing, "mutual TLS (tls: ca_file, cert_file, key_file)")
+	}
+	if d.Gossip.EncryptKeyFile == "" {
+		missing = append(missing, "gossip encryption (gossip.encrypt_key_file)")
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	return []error{fmt.Errorf("bind_addr: %s is reachable from the network, but %s not configured: without them anyone who reaches this host can fence hosts and run VMs; vmha cluster init makes the certificates and the key (insecure: true runs without, for a lab only)", d.BindAddr, strings.Join(missing, " and ")+map[bool]string{true: " are", false: " is"}[len(missing) > 1])}
+}
+
+func isLoopback(addr string) bool {
+	ip := net.ParseIP(addr)
+	return ip != nil && ip.IsLoopback()
+}
+
 // validate returns one error per wrong field, each naming it.
 func validate(d *Daemon) []error {
 	var errs []error
@@ -1020,9 +1056,10 @@ func validate(d *Daemon) []error {
 	if w := d.Watchdog; w.Device != "" && (w.Timeout < time.Second || w.Timeout > time.Hour || w.Timeout%time.Second != 0) {
 		errs = append(errs, fmt.Errorf("watchdog.timeout: %v, want whole seconds from 1s to 1h", w.Timeout))
 	}
-	if d.Admission != "open" && d.Admission != "closed" {
-		errs = append(errs, fmt.Errorf("admission: %q, want open or closed", d.Admission))
+	if d.Admission != "open" && d.Admission != "closed" && d.Admission != "auto" {
+		errs = append(errs, fmt.Errorf("admission: %q, want auto, open or closed", d.Admission))
 	}
+	errs = append(errs, secureByDefault(d)...)
 	if w := d.Rebalance.Window; w != "" {
 		if _, _, err := ParseWindow(w); err != nil {
 			errs = append(errs, fmt.Errorf("rebalance.window: %w", err))

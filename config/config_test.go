@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -302,7 +303,18 @@ func TestLoadMissingFile(t *testing.T) {
 }
 
 func TestSampleConfigLoads(t *testing.T) {
-	d, err := Load("../configs/vmhad.yaml", nil)
+	tlsDir := t.TempDir()
+	if err := pki.InitCA(tlsDir, "t"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := pki.Issue(tlsDir, "host1", pki.RoleHost, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile("../configs/vmhad.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := Load(write(t, strings.ReplaceAll(string(b), "/etc/vmha/tls/", tlsDir+"/")), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -318,7 +330,7 @@ func TestClusterSamplesLoad(t *testing.T) {
 	if err := pki.InitCA(tlsDir, "t"); err != nil {
 		t.Fatal(err)
 	}
-	for _, h := range []string{"host1", "host2", "host3"} {
+	for _, h := range []string{"host1", "host2", "host3", "witness"} {
 		if _, _, err := pki.Issue(tlsDir, h, pki.RoleHost, nil, nil); err != nil {
 			t.Fatal(err)
 		}
@@ -362,4 +374,63 @@ func FuzzLoad(f *testing.F) {
 			t.Fatalf("Load accepted a config Validate rejects: %v", err)
 		}
 	})
+}
+
+// TestSecureByDefault: a daemon the network can reach needs mutual TLS and
+// gossip encryption, or an explicit insecure: true; loopback (the demo, the
+// labs) runs without.
+func TestSecureByDefault(t *testing.T) {
+	tlsDir := t.TempDir()
+	if err := pki.InitCA(tlsDir, "t"); err != nil {
+		t.Fatal(err)
+	}
+	crt, key, err := pki.Issue(tlsDir, "host1", pki.RoleHost, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tlsBlock := fmt.Sprintf("tls: {ca_file: %s, cert_file: %s, key_file: %s}\n", filepath.Join(tlsDir, pki.CACert), crt, key)
+	gossip := "gossip: {encrypt_key_file: /etc/vmha/gossip.key}\n"
+	base := "node_name: host1\ndata_dir: /tmp/x\n"
+	for _, tc := range []struct {
+		name, body string
+		want       string // "" = loads
+	}{
+		{"loopback without anything", base + "bind_addr: 127.0.0.1\n", ""},
+		{"network without anything", base + "bind_addr: 192.0.2.1\n", "mutual TLS (tls: ca_file, cert_file, key_file) and gossip encryption (gossip.encrypt_key_file) are not configured"},
+		{"all interfaces without anything", base + "bind_addr: 0.0.0.0\nadvertise_addr: 192.0.2.1\n", "bind_addr: 0.0.0.0 is reachable from the network"},
+		{"loopback advertising a network address", base + "bind_addr: 127.0.0.1\nadvertise_addr: 192.0.2.1\n", "reachable from the network"},
+		{"network with TLS only", base + "bind_addr: 192.0.2.1\n" + tlsBlock, "gossip encryption (gossip.encrypt_key_file) is not configured"},
+		{"network with gossip only", base + "bind_addr: 192.0.2.1\n" + gossip, "mutual TLS (tls: ca_file, cert_file, key_file) is not configured"},
+		{"network secured", base + "bind_addr: 192.0.2.1\n" + tlsBlock + gossip, ""},
+		{"network insecure on purpose", base + "bind_addr: 192.0.2.1\ninsecure: true\n", ""},
+	} {
+		_, err := Load(write(t, tc.body), nil)
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%s: %v", tc.name, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "vmha cluster init")):
+			t.Errorf("%s: %v, want an error containing %q and the way out", tc.name, err, tc.want)
+		}
+	}
+}
+
+// TestDaemonSocketIsNotTheCLIs: VMHA_SOCKET, exported for vmha, does not
+// move the daemon's socket; VMHAD_SOCKET does. Admission is auto by default.
+func TestDaemonSocketIsNotTheCLIs(t *testing.T) {
+	p := write(t, "node_name: host1\ndata_dir: /tmp/x\n")
+	t.Setenv("VMHA_SOCKET", "/tmp/the-cli-s.sock")
+	d, err := Load(p, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Socket != "/run/vmha/vmhad.sock" {
+		t.Fatalf("VMHA_SOCKET moved the daemon's socket to %s", d.Socket)
+	}
+	if d.Admission != "auto" {
+		t.Fatalf("admission %q by default, want auto", d.Admission)
+	}
+	t.Setenv("VMHAD_SOCKET", "/tmp/daemon.sock")
+	if d, err = Load(p, nil); err != nil || d.Socket != "/tmp/daemon.sock" {
+		t.Fatalf("VMHAD_SOCKET: %v %v", d, err)
+	}
 }

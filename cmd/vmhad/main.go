@@ -397,6 +397,10 @@ func serve(cfg *config.Daemon, log zerolog.Logger, pre *checked) error {
 	errc := make(chan error, 2)
 	go func() { errc <- node.Serve(ctx) }()
 	log.Info().Bool("witness", cfg.Witness).Str("hypervisor", cfg.HypervisorURI).Str("api", node.APIAddr()).Str("socket", cfg.Socket).Msg("vmhad started")
+	if sec := node.Status().Security; sec.Insecure {
+		// Loud on purpose: an error-level line at every start.
+		log.Error().Bool("insecure_setting", cfg.Insecure).Str("bind_addr", cfg.BindAddr).Msg(sec.Explanation)
+	}
 	if cfg.MetricsAddr != "" {
 		go func() {
 			if err := node.ServeMetrics(ctx, cfg.MetricsAddr); err != nil {

@@ -58,6 +58,8 @@ socket: %s
 hypervisor_uri: test:///default
 witness: true
 raft: {max_voters: %d}
+# Simulated hosts register long after the voters formed the cluster.
+admission: open
 gossip: {probe_interval: %s, probe_timeout: %s, gossip_interval: %s, suspicion_mult: %d}
 fencing:
   timeout: 20s
