@@ -113,8 +113,7 @@ func addVMs(t *testing.T, c *Cluster, names ...string) *api.Status {
 		if err := os.WriteFile(p, []byte(xml), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		out, err := c.vmha(c.Hosts[i%3], "vm", "add", name, "--xml", p, "--prefer", c.Hosts[i%3].Name)
-		if err != nil {
+		if out, err := c.vmhaRetry(c.Hosts[i%3], "vm", "add", name, "--xml", p, "--prefer", c.Hosts[i%3].Name); err != nil {
 			t.Fatalf("vm add %s: %v: %s", name, err, out)
 		}
 	}
@@ -133,6 +132,20 @@ func addVMs(t *testing.T, c *Cluster, names ...string) *api.Status {
 		t.Fatal(err)
 	}
 	return s
+}
+
+// vmhaRetry runs vmha through h, again for up to 30 s while the cluster
+// has no leader (exit 3: an election under load, right after the start).
+func (c *Cluster) vmhaRetry(h *Host, args ...string) ([]byte, error) {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		out, err := c.vmha(h, args...)
+		var ee *exec.ExitError
+		if err == nil || !errors.As(err, &ee) || ee.ExitCode() != 3 || time.Now().After(deadline) {
+			return out, err
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }
 
 func (c *Cluster) vmha(h *Host, args ...string) ([]byte, error) {

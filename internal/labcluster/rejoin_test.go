@@ -28,7 +28,7 @@ func addVMsOn(t *testing.T, c *Cluster, host string, names ...string) {
 		if err := os.WriteFile(p, []byte(xml), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		if out, err := c.vmha(leaderHost(t, c), "vm", "add", name, "--xml", p, "--prefer", host); err != nil {
+		if out, err := c.vmhaRetry(leaderHost(t, c), "vm", "add", name, "--xml", p, "--prefer", host); err != nil {
 			t.Fatalf("vm add %s: %v: %s", name, err, out)
 		}
 	}
