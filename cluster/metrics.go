@@ -133,8 +133,10 @@ var (
 	descInsecure = prometheus.NewDesc("vmha_insecure", "1 if this host runs without mutual TLS or without encrypted gossip (anyone who reaches its ports can act in the cluster).", nil, nil)
 )
 
+var descDiskFree = prometheus.NewDesc("vmha_data_dir_free_bytes", "Bytes free for vmhad (statfs f_bavail) on the file system of data_dir; vmha status warns below the larger of 1 GiB and 5 %.", nil, nil)
+
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descMembers, descLeader, descQuorate, descTerm, descApplied, descHosts, descVMs, descDevice, descInsecure} {
+	for _, d := range []*prometheus.Desc{descMembers, descLeader, descQuorate, descTerm, descApplied, descHosts, descVMs, descDevice, descInsecure, descDiskFree} {
 		ch <- d
 	}
 }
@@ -173,6 +175,9 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(descVMs, prometheus.GaugeValue, placed, "true")
 	ch <- prometheus.MustNewConstMetric(descVMs, prometheus.GaugeValue, float64(len(st.VMs))-placed, "false")
+	if d, err := statDisk(n.cfg.DataDir); err == nil {
+		ch <- prometheus.MustNewConstMetric(descDiskFree, prometheus.GaugeValue, float64(d.Free))
+	}
 }
 
 func b2f(b bool) float64 {

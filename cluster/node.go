@@ -90,6 +90,8 @@ type Node struct {
 	// lvmExec runs this host's LVM commands (nil: the real tools).
 	lvmExec sharedfs.Runner
 
+	// lock is data_dir/vmhad.lock, held (flock) for the daemon's life.
+	lock     *os.File
 	logStore *raftboltdb.BoltStore
 	snaps    raft.SnapshotStore
 	stores   []interface{ Close() error }
@@ -109,13 +111,29 @@ type Options struct {
 
 // NewNode opens the data directory, starts raft and serf, and joins peers.
 // Call Run to start the coordinator, agent and background loops.
-func NewNode(o Options) (*Node, error) {
+func NewNode(o Options) (_ *Node, err error) {
 	cfg := o.Config
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data_dir %s: %w", cfg.DataDir, err)
 	}
+	lock, err := lockDataDir(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			_ = lock.Close()
+		}
+	}()
+	changed, terr := tightenDataDir(cfg.DataDir)
+	for _, c := range changed {
+		o.Log.Warn().Str("file", c.Path).Str("was", fmt.Sprintf("%04o", c.Was)).Str("now", fmt.Sprintf("%04o", c.Now)).Msg("data_dir file was open to other users; mode tightened (data_dir 0700, directories 0700, files 0600)")
+	}
+	if terr != nil {
+		o.Log.Warn().Err(terr).Str("data_dir", cfg.DataDir).Msg("cannot tighten the data_dir's modes")
+	}
 	n := &Node{
-		cfg: cfg, log: o.Log, fsm: NewFSM(), hv: o.Hypervisor,
+		cfg: cfg, log: o.Log, fsm: NewFSM(), hv: o.Hypervisor, lock: lock,
 		fencing:    o.Fencing,
 		serfEvents: make(chan serf.Event, 256), memberChanged: make(chan struct{}, 1),
 		stopped: make(chan struct{}),
@@ -201,10 +219,13 @@ func (n *Node) startRaft() error {
 		}
 		trans = t
 	}
-	store, err := raftboltdb.NewBoltStore(filepath.Join(cfg.DataDir, "raft.db"))
+	store, warnings, err := openRaftStore(cfg.DataDir, cfg.NodeName, boltOpenTimeout)
+	for _, w := range warnings {
+		n.log.Warn().Msg(w)
+	}
 	if err != nil {
 		_ = trans.Close()
-		return fmt.Errorf("raft store in %s: %w", cfg.DataDir, err)
+		return err
 	}
 	n.logStore = store
 	n.stores = append(n.stores, store, trans)
@@ -289,7 +310,7 @@ func (n *Node) Run(ctx context.Context) {
 	n.coordBeat.Store(now)
 	n.agentBeat.Store(now)
 	n.coord = newCoordinator(n)
-	loops := []func(context.Context){n.membershipLoop, n.bootstrapLoop, n.joinLoop, n.registerLoop, n.coord.run}
+	loops := []func(context.Context){n.membershipLoop, n.bootstrapLoop, n.joinLoop, n.registerLoop, n.coord.run, n.dataDirLoop}
 	if n.storageOn() && !n.cfg.Witness {
 		loops = append(loops, n.storageLoop)
 	}
@@ -336,6 +357,7 @@ func (n *Node) Shutdown(leave bool) {
 		n.log.Warn().Err(err).Msg("raft shutdown")
 	}
 	n.closeStores()
+	_ = n.lock.Close()
 }
 
 // membershipLoop turns serf events into a wake-up for the coordinator.
