@@ -40,7 +40,6 @@ package spec
 import (
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"regexp"
 	"sort"
@@ -476,44 +475,11 @@ func (d Device) Password() (secret.String, error) {
 	return d.Secret, nil
 }
 
-// maxPasswordFile bounds how much of a password file is read.
-const maxPasswordFile = 4096
-
 // PasswordFromFile reads a password from path, dropping one trailing
 // newline. The file must be a regular file not readable by group or others
-// (mode 0600 or 0400). Errors name the file, never its contents.
-func PasswordFromFile(path string) (secret.String, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return secret.String{}, err // *PathError: names the file
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return secret.String{}, err
-	}
-	if !fi.Mode().IsRegular() {
-		return secret.String{}, fmt.Errorf("%s is not a regular file", path)
-	}
-	if perm := fi.Mode().Perm(); perm&0o044 != 0 {
-		return secret.String{}, fmt.Errorf("%s has mode %04o: it must not be readable by group or others (chmod 600 %s)", path, perm, path)
-	}
-	b, err := io.ReadAll(io.LimitReader(f, maxPasswordFile+1))
-	if err != nil {
-		return secret.String{}, fmt.Errorf("read %s: %w", path, err)
-	}
-	if len(b) > maxPasswordFile {
-		return secret.String{}, fmt.Errorf("%s is larger than %d bytes", path, maxPasswordFile)
-	}
-	v := strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r")
-	if v == "" {
-		return secret.String{}, fmt.Errorf("%s is empty", path)
-	}
-	if strings.ContainsAny(v, "\r\n") {
-		return secret.String{}, fmt.Errorf("%s holds more than one line", path)
-	}
-	return secret.New(v), nil
-}
+// (mode 0600 or 0400). Errors name the file, never its contents. It is
+// secret.FromFile, which the CLI shares without linking the device code.
+func PasswordFromFile(path string) (secret.String, error) { return secret.FromFile(path) }
 
 // Open validates d and returns the device that fences target. target
 // selects the port of a device with a host_map (libvirt domain, agent

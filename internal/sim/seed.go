@@ -29,11 +29,14 @@ func vmXML(name string, memMiB uint64) string {
 		`<devices><disk type='file' device='disk'><source file='/shared/vms/%s.qcow2'/><target dev='vda'/></disk></devices></domain>`, name, memMiB, name)
 }
 
-// fenceTopology is a simulated host's fence topology as vmhad would
-// register it (cmd/vmhad: device names get "@host"): one level, one device
-// of type agent that runs the simulation's fence script.
+// fenceTopology is a simulated host's fence topology as an operator sets
+// it (vmha fence devices set; device names get "@host" as vmhad's do): one
+// level, one device of type agent that runs the simulation's fence script.
+// The script is no agent of the allow-list and takes an option of its own
+// (simdir), so the device carries allow_unsafe, which only an operator's
+// command may put in the state (docs/fencing.md).
 func (c *Cluster) fenceTopology(host string) (*model.FenceTopology, error) {
-	d := spec.Device{Name: "sim", Type: spec.TypeAgent, Timeout: 10 * time.Second,
+	d := spec.Device{Name: "sim", Type: spec.TypeAgent, Timeout: 10 * time.Second, AllowUnsafe: true,
 		Params: map[string]string{"agent": c.script, "plug": host, "simdir": c.fenceDir}}
 	sp := spec.Spec{Devices: []spec.Device{d}, Hosts: []spec.Host{{Name: host, Levels: [][]string{{"sim"}}}}}
 	// Build opens the device as the leader will: a bad script path or
@@ -44,18 +47,15 @@ func (c *Cluster) fenceTopology(host string) (*model.FenceTopology, error) {
 	}
 	_ = set.Close()
 	return &model.FenceTopology{
-		Devices: []model.FenceDevice{{Name: "sim@" + host, Type: d.Type, Params: d.Params, Timeout: d.Timeout}},
+		Devices: []model.FenceDevice{{Name: "sim@" + host, Type: d.Type, Params: d.Params, Timeout: d.Timeout, AllowUnsafe: true}},
 		Levels:  [][]string{{"sim@" + host}},
 	}, nil
 }
 
-// registration is what a simulated host sends to POST /v1/peer/register.
-func (c *Cluster) registration(h *Host) (*model.Host, *model.FenceTopology, error) {
-	t, err := c.fenceTopology(h.Name)
-	if err != nil {
-		return nil, nil, err
-	}
-	return &model.Host{Name: h.Name, APIAddr: c.sinkAddr, MemoryMiB: c.opts.HostMemoryMiB, CPUs: c.opts.HostCPUs}, t, nil
+// registration is what a simulated host sends to POST /v1/peer/register:
+// no fence devices (the operator's, set in the seed, stay).
+func (c *Cluster) registration(h *Host) *model.Host {
+	return &model.Host{Name: h.Name, APIAddr: c.sinkAddr, MemoryMiB: c.opts.HostMemoryMiB, CPUs: c.opts.HostCPUs}
 }
 
 // seedState builds the cluster's starting state with the real state
@@ -84,11 +84,15 @@ func (c *Cluster) seedState() (*cluster.FSM, uint64, error) {
 	}
 	members := map[string]serf.Member{}
 	for _, h := range c.hosts {
-		mh, topo, err := c.registration(h)
+		topo, err := c.fenceTopology(h.Name)
 		if err != nil {
 			return nil, 0, err
 		}
-		if err := apply(&cluster.Command{Op: cluster.OpRegisterHost, Host: mh, Fencing: topo}); err != nil {
+		if err := apply(&cluster.Command{Op: cluster.OpRegisterHost, Host: c.registration(h)}); err != nil {
+			return nil, 0, err
+		}
+		if err := apply(&cluster.Command{Op: cluster.OpSetFenceDevices, Name: h.Name, Fencing: topo,
+			Fence: &model.FenceRecord{Action: model.FenceDevicesSet, Requester: "sim seed"}}); err != nil {
 			return nil, 0, err
 		}
 		members[h.Name] = serf.Member{Name: h.Name, Status: serf.StatusAlive}
