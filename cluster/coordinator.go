@@ -266,10 +266,10 @@ func (c *Coordinator) hostStep(ctx context.Context, st *model.State, name string
 		}
 		if !seenAlive(hs) {
 			// Only a registration, a peer's word, says this host exists:
-			// gossip never reported it alive. Nothing can have run there
-			// (placement uses only alive hosts), and fencing it would run
-			// devices no living host vouched for. vmha status says so; an
-			// operator's vmha fence HOST still fences it.
+			// gossip never reported it alive, so placement never chose it,
+			// and fencing it would run devices no living host vouched for.
+			// vmha status says so; an operator's vmha fence HOST still
+			// fences it.
 			return
 		}
 		if c.answers(st, name) {

@@ -226,7 +226,7 @@ func TestSetFenceDevices(t *testing.T) {
 			t.Fatalf("%+v %+v", st.Config.Fencing["h2"], st.Status.FenceOffers["h2"])
 		}
 		rec := st.Status.FenceHistory[len(st.Status.FenceHistory)-1]
-		if rec.Action != model.FenceDevicesSet || !strings.Contains(rec.After, "allow_unsafe: lv@h2") {
+		if rec.Action != model.FenceDevicesSet || rec.After != "lv@h2 (libvirt qemu+ext:///system?command=/tmp/x.sh) [allow_unsafe]" {
 			t.Fatalf("record %+v", rec)
 		}
 		// The operator's device stays through the host's next

@@ -421,7 +421,8 @@ func apply(s *model.State, c *Command) error {
 // applyRegister records a host's registration. Fence configuration runs as
 // root on the leader and a registration is a peer's message, so it never
 // changes a known host's fencing: only the first registration of a host
-// brings its topology (allow-listed, allow_unsafe refused). A known host
+// brings its topology, and only one the allow-lists accept without
+// allow_unsafe (any other is never taken, not even as an offer). A known host
 // that offers another topology (other devices, or only a new password)
 // leaves it as an offer in Status.FenceOffers for an operator to accept
 // (vmha fence devices accept); one that offers the topology in use, or none,
@@ -469,11 +470,11 @@ func applyRegister(s *model.State, c *Command) error {
 	return nil
 }
 
-// RegisterOutcome says what a registration of host with offer does to
+// registerOutcome says what a registration of host with offer does to
 // state s: "first" (a new host, its topology is taken), "offer" (a known
 // host offers another topology, kept pending), or "" (nothing changes in
 // its fencing). Handlers use it to say so in the log.
-func RegisterOutcome(s *model.State, host string, offer *model.FenceTopology) string {
+func registerOutcome(s *model.State, host string, offer *model.FenceTopology) string {
 	if _, known := s.Config.Hosts[host]; !known {
 		return "first"
 	}
@@ -531,19 +532,13 @@ func applySetFenceDevices(s *model.State, c *Command) error {
 }
 
 // describeChange describes a change of topology from before to after for
-// the history: each side's devices and levels, and after it which
-// passwords changed. Never a password.
+// the history: each side's devices and levels (devices outside the
+// allow-lists marked), and after it which passwords changed. Never a
+// password.
 func describeChange(before, after *model.FenceTopology) (string, string) {
 	a := after.Describe()
 	if pw := before.PasswordChanges(after); len(pw) > 0 {
 		a += "; new password for " + strings.Join(pw, ", ")
-	}
-	if after != nil {
-		for _, d := range after.Devices {
-			if d.AllowUnsafe {
-				a += "; allow_unsafe: " + d.Name
-			}
-		}
 	}
 	return before.Describe(), a
 }

@@ -419,7 +419,7 @@ func (n *Node) handleRegister(w http.ResponseWriter, _ *http.Request, body []byt
 	}
 	var outcome, inUse string
 	n.fsm.Read(func(s *model.State) {
-		outcome = RegisterOutcome(s, req.Host.Name, req.Fencing)
+		outcome = registerOutcome(s, req.Host.Name, req.Fencing)
 		inUse = s.Config.Fencing[req.Host.Name].Describe()
 	})
 	if err := n.propose(&Command{Op: OpRegisterHost, Host: &req.Host, Fencing: req.Fencing}); err != nil {

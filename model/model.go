@@ -114,8 +114,14 @@ type FenceDevice struct {
 	AllowUnsafe bool `json:"allow_unsafe,omitempty"`
 }
 
-// Describe names the device for status and history, without secrets.
+// Describe names the device for status and history, without secrets; a
+// device outside the allow-lists says so.
 func (d *FenceDevice) Describe() string {
+	if d.AllowUnsafe {
+		cp := *d
+		cp.AllowUnsafe = false
+		return cp.Describe() + " [allow_unsafe]"
+	}
 	switch d.Type {
 	case "ipmi":
 		port := d.Params["port"]

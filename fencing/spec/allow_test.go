@@ -173,6 +173,12 @@ func FuzzDeviceValidate(f *testing.F) {
 					}
 				}
 			}
+		case spec.TypeIPMI:
+			for _, k := range []string{"address", "user"} {
+				if v := d.Params[k]; strings.HasPrefix(v, "/") || strings.HasPrefix(v, "-") || strings.ContainsAny(v, " \t\n;|&$`'\"\\<>(){}*?") {
+					t.Fatalf("accepted %s=%q", k, v)
+				}
+			}
 		case spec.TypeLibvirt:
 			raw := d.Params["uri"]
 			u, perr := url.Parse(strings.TrimSpace(raw))
