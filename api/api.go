@@ -32,7 +32,10 @@ const (
 	PathExplain = "/v1/explain"
 	// PathFencePolicy turns fencing off (with an acknowledgement) or on.
 	PathFencePolicy = "/v1/fence-policy"
-	// PathFence is followed by /{host}, /{host}/confirm or /{host}/test.
+	// PathFence is followed by /{host}, /{host}/confirm, /{host}/test,
+	// /{host}/devices (POST FenceDevicesSet: an operator sets the host's
+	// fence devices) or /{host}/devices/accept (POST FenceDevicesAccept: an
+	// operator accepts the devices the host offers).
 	PathFence = "/v1/fence"
 	// PathLocalDomains lists the answering host's own hypervisor domains,
 	// straight from the hypervisor (never forwarded).
@@ -145,6 +148,10 @@ type Host struct {
 	StorageHeartbeat string `json:"storage_heartbeat,omitempty"`
 	// Maintenance is set while the host's vmhad is in maintenance.
 	Maintenance *model.Maintenance `json:"maintenance,omitempty"`
+	// SeenAlive is false until gossip has reported the host alive since it
+	// registered: until then it is neither device-checked nor fenced on the
+	// cluster's own decision.
+	SeenAlive bool `json:"seen_alive"`
 }
 
 // VM is one VM in `vmha status`.
@@ -187,6 +194,29 @@ type FenceDevice struct {
 	Level  int         `json:"level"`
 	Device string      `json:"device"`
 	Check  *FenceCheck `json:"check,omitempty"`
+	// Offered marks a row of the topology the host offers in place of the
+	// one in use (vmha fence devices accept HOST takes it), offered at
+	// OfferedAt; Note says what else differs (a new password).
+	Offered   bool      `json:"offered,omitempty"`
+	OfferedAt time.Time `json:"offered_at,omitzero"`
+	Note      string    `json:"note,omitempty"`
+}
+
+// FenceDevicesSet is the body of POST /v1/fence/{host}/devices (vmha fence
+// devices set): the host's new topology, with its passwords (read from
+// the spec's password files by the CLI). A device with allow_unsafe is
+// accepted only with AllowUnsafe, the operator's confirmation.
+type FenceDevicesSet struct {
+	Fencing     *model.FenceTopology `json:"fencing"`
+	AllowUnsafe bool                 `json:"allow_unsafe,omitempty"`
+	RequestedBy string               `json:"requested_by"`
+}
+
+// FenceDevicesAccept is the body of POST /v1/fence/{host}/devices/accept
+// (vmha fence devices accept): the host's pending offer becomes its
+// topology.
+type FenceDevicesAccept struct {
+	RequestedBy string `json:"requested_by"`
 }
 
 // FenceRequest is the body of POST /v1/fence/{host} (vmha fence HOST).

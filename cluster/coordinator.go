@@ -61,6 +61,9 @@ func newCoordinator(n *Node) *Coordinator {
 }
 
 func (c *Coordinator) poke() {
+	if c == nil {
+		return // not started (unit tests of the handlers)
+	}
 	select {
 	case c.wake <- struct{}{}:
 	default:
@@ -136,6 +139,7 @@ func (c *Coordinator) step(ctx context.Context) {
 		}
 		c.observeHeartbeats(hosts)
 	}
+	c.markSeen(st, members)
 	for _, name := range model.SortedKeys(st.Config.Hosts) {
 		c.hostStep(ctx, st, name, members)
 	}
@@ -273,6 +277,14 @@ func (c *Coordinator) hostStep(ctx context.Context, st *model.State, name string
 		if !failed && !unseenTooLong {
 			return
 		}
+		if !seenAlive(hs) {
+			// Only a registration, a peer's word, says this host exists:
+			// gossip never reported it alive, so placement never chose it,
+			// and fencing it would run devices no living host vouched for.
+			// vmha status says so; an operator's vmha fence HOST still
+			// fences it.
+			return
+		}
 		if c.answers(st, name) {
 			// Gossip says failed, but the host answers its peer API:
 			// gossip lags (right after a partition heals it takes
@@ -309,6 +321,9 @@ func (c *Coordinator) hostStep(ctx context.Context, st *model.State, name string
 		if busy {
 			return
 		}
+		if !seenAlive(hs) && hs.FenceRequestedBy == "" {
+			return // never seen alive, and no operator asked (see above)
+		}
 		if state == model.HostFenceFailed && time.Since(lastFail) < c.n.cfg.Fencing.RetryInterval {
 			return
 		}
@@ -319,6 +334,37 @@ func (c *Coordinator) hostStep(ctx context.Context, st *model.State, name string
 			_ = c.setHostState(name, model.HostAlive, "rejoined after fencing", "")
 		}
 	}
+}
+
+// newlySeen lists the registered hosts gossip reports alive that were
+// never seen alive before, sorted.
+func newlySeen(st *model.State, members map[string]serf.Member) []string {
+	var out []string
+	for _, name := range model.SortedKeys(st.Config.Hosts) {
+		if m, ok := members[name]; ok && m.Status == serf.StatusAlive && !seenAlive(st.Status.Hosts[name]) {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
+// markSeen records, in one command, the hosts gossip reports alive for the
+// first time since they registered, and marks them so in st.
+func (c *Coordinator) markSeen(st *model.State, members map[string]serf.Member) {
+	names := newlySeen(st, members)
+	if len(names) == 0 {
+		return
+	}
+	if err := c.n.propose(&Command{Op: OpHostSeen, Names: names}); err != nil {
+		c.log.Error().Err(err).Strs("hosts", names).Msg("record hosts seen alive")
+		return
+	}
+	for _, name := range names {
+		if hs := st.Status.Hosts[name]; hs != nil {
+			hs.SeenAlive = true
+		}
+	}
+	c.log.Info().Strs("hosts", names).Msg("registered hosts seen alive in gossip: their fence devices are checked from now on")
 }
 
 func (c *Coordinator) setHostState(host string, s model.HostState, reason, rid string) error {

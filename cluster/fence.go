@@ -90,7 +90,7 @@ func (c *Coordinator) topology(host string) (fencing.Topology, *spec.Set, error)
 func SpecOf(host string, t *model.FenceTopology) spec.Spec {
 	sp := spec.Spec{Hosts: []spec.Host{{Name: host, Levels: t.Levels, Action: t.Action, Delay: t.Delay, RandomDelay: t.RandomDelay}}}
 	for _, d := range t.Devices {
-		sp.Devices = append(sp.Devices, spec.Device{Name: d.Name, Type: d.Type, Params: d.Params, Timeout: d.Timeout, Secret: d.Password.Load()})
+		sp.Devices = append(sp.Devices, spec.Device{Name: d.Name, Type: d.Type, Params: d.Params, Timeout: d.Timeout, Secret: d.Password.Load(), AllowUnsafe: d.AllowUnsafe})
 	}
 	return sp
 }
@@ -305,8 +305,13 @@ func (c *Coordinator) canProtect(vm *model.VM) error {
 // device that fails shows in vmha status before it is needed.
 func (c *Coordinator) checkLoop(ctx context.Context) {
 	for {
-		var hosts []string
-		c.n.fsm.Read(func(s *model.State) { hosts = model.SortedKeys(s.Config.Fencing) })
+		var hosts, unseen []string
+		c.n.fsm.Read(func(s *model.State) { hosts, unseen = checkedHosts(s) })
+		c.mu.Lock()
+		for _, h := range unseen {
+			delete(c.checks, h)
+		}
+		c.mu.Unlock()
 		for _, h := range hosts {
 			if ctx.Err() != nil {
 				return
@@ -323,6 +328,21 @@ func (c *Coordinator) checkLoop(ctx context.Context) {
 		case <-time.After(c.n.cfg.Fencing.CheckInterval):
 		}
 	}
+}
+
+// checkedHosts splits the hosts with fence devices into those the
+// periodic check runs the devices of, and those it leaves alone: a host
+// never seen alive since it registered is only a peer's word, and its
+// devices are not run (an operator's vmha fence test HOST still runs them).
+func checkedHosts(s *model.State) (hosts, unseen []string) {
+	for _, h := range model.SortedKeys(s.Config.Fencing) {
+		if seenAlive(s.Status.Hosts[h]) {
+			hosts = append(hosts, h)
+		} else {
+			unseen = append(unseen, h)
+		}
+	}
+	return hosts, unseen
 }
 
 // CheckDevices reads the power status of every device of host's topology

@@ -54,6 +54,14 @@ const (
 	OpExpectHost Op = "expect_host"
 	// OpFormed records the boot ids of a whole cluster (Formed).
 	OpFormed Op = "formed"
+	// OpSetFenceDevices is an operator's change of host Name's fence
+	// devices to Fencing: vmha fence devices set (Fence.Action
+	// devices-set) or accept (devices-accept, Fencing is the host's pending
+	// offer). Fence is the fence history's record of it.
+	OpSetFenceDevices Op = "set_fence_devices"
+	// OpHostSeen records that gossip reported the hosts Names alive (the
+	// first time after they registered).
+	OpHostSeen Op = "host_seen"
 )
 
 // Command is one entry of the replicated log. Exactly one payload is set,
@@ -188,21 +196,7 @@ func apply(s *model.State, c *Command) error {
 		if c.Host == nil {
 			return errors.New("register_host: no host")
 		}
-		h := *c.Host
-		if err := model.ValidateName("host", h.Name); err != nil {
-			return err
-		}
-		s.Config.Hosts[h.Name] = &h
-		delete(s.Config.Expected, h.Name)
-		if c.Fencing != nil {
-			t := *c.Fencing
-			s.Config.Fencing[h.Name] = &t
-		} else {
-			delete(s.Config.Fencing, h.Name)
-		}
-		if _, ok := s.Status.Hosts[h.Name]; !ok {
-			s.Status.Hosts[h.Name] = &model.HostStatus{State: model.HostAlive, Since: c.At}
-		}
+		return applyRegister(s, c)
 	case OpAddVM:
 		if c.VM == nil {
 			return errors.New("add_vm: no vm")
@@ -392,6 +386,22 @@ func apply(s *model.State, c *Command) error {
 			return errors.New("fence_record: no record")
 		}
 		appendFence(s, *c.Fence)
+	case OpSetFenceDevices:
+		return applySetFenceDevices(s, c)
+	case OpHostSeen:
+		for _, name := range c.Names {
+			if _, ok := s.Config.Hosts[name]; !ok {
+				continue // removed meanwhile
+			}
+			hs := s.Status.Hosts[name]
+			if hs == nil {
+				hs = &model.HostStatus{State: model.HostAlive, Since: c.At}
+				s.Status.Hosts[name] = hs
+			}
+			if !hs.SeenAlive {
+				hs.SeenAlive, hs.SeenAliveAt = true, c.At
+			}
+		}
 	case OpObserve:
 		o := c.Observation
 		if o == nil {
@@ -406,6 +416,157 @@ func apply(s *model.State, c *Command) error {
 		return fmt.Errorf("unknown command %q", c.Op)
 	}
 	return nil
+}
+
+// applyRegister records a host's registration. Fence configuration runs as
+// root on the leader and a registration is a peer's message, so it never
+// changes a known host's fencing: only the first registration of a host
+// brings its topology, and only one the allow-lists accept without
+// allow_unsafe (any other is never taken, not even as an offer). A known host
+// that offers another topology (other devices, or only a new password)
+// leaves it as an offer in Status.FenceOffers for an operator to accept
+// (vmha fence devices accept); one that offers the topology in use, or none,
+// withdraws any earlier offer.
+func applyRegister(s *model.State, c *Command) error {
+	h := *c.Host
+	if err := model.ValidateName("host", h.Name); err != nil {
+		return err
+	}
+	offer := c.Fencing
+	if offer != nil && checkTopology(h.Name, offer, false) != nil {
+		// Never taken, not even as an offer. The API refuses such a
+		// registration before it reaches the log (saying why); this
+		// covers entries an older leader wrote, so that replaying them
+		// registers the host, without the devices, on every version.
+		offer = nil
+	}
+	_, known := s.Config.Hosts[h.Name]
+	s.Config.Hosts[h.Name] = &h
+	delete(s.Config.Expected, h.Name)
+	if _, ok := s.Status.Hosts[h.Name]; !ok {
+		s.Status.Hosts[h.Name] = &model.HostStatus{State: model.HostAlive, Since: c.At}
+	}
+	if !known {
+		delete(s.Status.FenceOffers, h.Name)
+		if offer == nil {
+			delete(s.Config.Fencing, h.Name)
+		} else {
+			s.Config.Fencing[h.Name] = cloneTopology(offer)
+		}
+		return nil
+	}
+	cur := s.Config.Fencing[h.Name]
+	switch {
+	case offer == nil || cur.Same(offer):
+		delete(s.Status.FenceOffers, h.Name)
+	case s.Status.FenceOffers[h.Name] != nil && s.Status.FenceOffers[h.Name].Topology.Same(offer):
+		// The same offer again (a restart, a new leader): it keeps its time.
+	default:
+		if s.Status.FenceOffers == nil {
+			s.Status.FenceOffers = map[string]*model.FenceOffer{}
+		}
+		s.Status.FenceOffers[h.Name] = &model.FenceOffer{Topology: *cloneTopology(offer), At: c.At}
+	}
+	return nil
+}
+
+// registerOutcome says what a registration of host with offer does to
+// state s: "first" (a new host, its topology is taken), "offer" (a known
+// host offers another topology, kept pending), or "" (nothing changes in
+// its fencing). Handlers use it to say so in the log.
+func registerOutcome(s *model.State, host string, offer *model.FenceTopology) string {
+	if _, known := s.Config.Hosts[host]; !known {
+		return "first"
+	}
+	if offer == nil || s.Config.Fencing[host].Same(offer) {
+		return ""
+	}
+	return "offer"
+}
+
+// applySetFenceDevices is an operator's change of a host's fence devices;
+// see OpSetFenceDevices.
+func applySetFenceDevices(s *model.State, c *Command) error {
+	host, t, rec := c.Name, c.Fencing, c.Fence
+	if t == nil || rec == nil {
+		return errors.New("set_fence_devices: no topology or record")
+	}
+	h, ok := s.Config.Hosts[host]
+	if !ok {
+		return &NotFoundError{Kind: "host", Name: host}
+	}
+	if h.Witness {
+		return &ConflictError{What: fmt.Sprintf("host %s is a witness: it runs no VM and is never fenced", host)}
+	}
+	switch rec.Action {
+	case model.FenceDevicesAccept:
+		o := s.Status.FenceOffers[host]
+		if o == nil {
+			return &ConflictError{What: fmt.Sprintf("host %s offers no other fence devices than the cluster uses (vmha fence devices lists offers)", host)}
+		}
+		if !o.Topology.Same(t) {
+			return &ConflictError{What: fmt.Sprintf("host %s changed its offer meanwhile: look at it again (vmha fence devices) and accept again", host)}
+		}
+		// The offer came from the host: no allow_unsafe.
+		if err := checkTopology(host, t, false); err != nil {
+			return &ValidationError{Field: "fencing", Err: err}
+		}
+	case model.FenceDevicesSet:
+		if err := checkTopology(host, t, true); err != nil {
+			return &ValidationError{Field: "fencing", Err: err}
+		}
+	default:
+		return fmt.Errorf("set_fence_devices: unknown action %q", rec.Action)
+	}
+	cur := s.Config.Fencing[host]
+	r := *rec
+	r.Host, r.Level, r.OK, r.Device = host, 0, true, "fence devices"
+	if r.Started.IsZero() {
+		r.Started = c.At
+	}
+	r.Before, r.After = describeChange(cur, t)
+	s.Config.Fencing[host] = cloneTopology(t)
+	delete(s.Status.FenceOffers, host)
+	appendFence(s, r)
+	return nil
+}
+
+// describeChange describes a change of topology from before to after for
+// the history: each side's devices and levels (devices outside the
+// allow-lists marked), and after it which passwords changed. Never a
+// password.
+func describeChange(before, after *model.FenceTopology) (string, string) {
+	a := after.Describe()
+	if pw := before.PasswordChanges(after); len(pw) > 0 {
+		a += "; new password for " + strings.Join(pw, ", ")
+	}
+	return before.Describe(), a
+}
+
+// checkTopology validates a replicated topology of host as fencing/spec
+// does, without reading a file or opening a device: the allow-lists apply,
+// and allow_unsafe is honoured only when trusted (an operator's command).
+func checkTopology(host string, t *model.FenceTopology, trusted bool) error {
+	sp := SpecOf(host, t)
+	if trusted {
+		return sp.Validate()
+	}
+	return sp.ValidateUntrusted()
+}
+
+// cloneTopology is a deep copy of t (its params maps and level slices).
+func cloneTopology(t *model.FenceTopology) *model.FenceTopology {
+	cp := *t
+	cp.Devices = make([]model.FenceDevice, len(t.Devices))
+	for i, d := range t.Devices {
+		d.Params = maps.Clone(d.Params)
+		cp.Devices[i] = d
+	}
+	cp.Levels = make([][]string, len(t.Levels))
+	for i, l := range t.Levels {
+		cp.Levels[i] = append([]string(nil), l...)
+	}
+	return &cp
 }
 
 // HostAttr is one attribute change.
@@ -725,6 +886,7 @@ func applyRemoveHost(s *model.State, host string) error {
 	}
 	delete(s.Config.Hosts, host)
 	delete(s.Config.Fencing, host)
+	delete(s.Status.FenceOffers, host)
 	delete(s.Config.HostAttrs, host)
 	delete(s.Config.Expected, host)
 	delete(s.Status.Hosts, host)

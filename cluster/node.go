@@ -497,7 +497,9 @@ func (n *Node) registration(ctx context.Context) (*api.Register, error) {
 }
 
 // registered reports whether the committed state already holds reg, so a
-// restart does not write the same registration again.
+// restart does not write the same registration again. A known host's
+// registration never changes its fencing: it is recorded once its fence
+// topology is the one in use, or pending as its offer (or it offers none).
 func (n *Node) registered(reg *api.Register) bool {
 	same := false
 	n.fsm.Read(func(s *model.State) {
@@ -505,15 +507,8 @@ func (n *Node) registered(reg *api.Register) bool {
 		if h == nil || *h != reg.Host {
 			return
 		}
-		d := s.Config.Fencing[reg.Host.Name]
-		switch {
-		case d == nil && reg.Fencing == nil:
-			same = true
-		case d != nil && reg.Fencing != nil:
-			a, _ := json.Marshal(d)
-			b, _ := json.Marshal(reg.Fencing)
-			same = string(a) == string(b)
-		}
+		o := s.Status.FenceOffers[reg.Host.Name]
+		same = reg.Fencing == nil || s.Config.Fencing[reg.Host.Name].Same(reg.Fencing) || (o != nil && o.Topology.Same(reg.Fencing))
 	})
 	return same
 }
@@ -584,6 +579,18 @@ func (n *Node) Leader() (name, apiAddr string) {
 // applied; a rejection by the state machine comes back as the error.
 func (n *Node) propose(c *Command) error {
 	c.At = time.Now().UTC()
+	if n.raft == nil {
+		// Not started (unit tests of the handlers): the local state
+		// machine applies the command as the log would.
+		b, err := json.Marshal(c)
+		if err != nil {
+			return err
+		}
+		if err, ok := n.fsm.Apply(&raft.Log{Index: n.fsm.AppliedIndex() + 1, Data: b}).(error); ok && err != nil {
+			return err
+		}
+		return nil
+	}
 	c.Term = n.raft.CurrentTerm()
 	b, err := json.Marshal(c)
 	if err != nil {

@@ -81,6 +81,9 @@ func (n *Node) Handler(local bool) http.Handler {
 	add("POST "+api.PathFence+"/{host}", n.leaderWrite(n.handleFence), op)
 	add("POST "+api.PathFence+"/{host}/confirm", n.leaderWrite(n.handleFenceConfirm), op)
 	add("POST "+api.PathFence+"/{host}/test", n.leaderWrite(n.handleFenceTest), op)
+	// Fence configuration runs as root on the leader: operators only.
+	add("POST "+api.PathFence+"/{host}/devices", n.leaderWrite(n.handleFenceDevicesSet), op)
+	add("POST "+api.PathFence+"/{host}/devices/accept", n.leaderWrite(n.handleFenceDevicesAccept), op)
 	add("POST "+api.PathVMs, n.leaderWrite(n.handleAddVM), op)
 	add("DELETE "+api.PathVMs+"/{name}", n.leaderWrite(n.handleRemoveVM), op)
 	add("POST "+api.PathVMs+"/{name}/migrate", n.leaderWrite(n.handleMigrate), op)
@@ -433,12 +436,34 @@ func (n *Node) handleRegister(w http.ResponseWriter, r *http.Request, body []byt
 		writeErr(w, http.StatusForbidden, "host", fmt.Errorf("host %q is not a member and was not announced: admission is closed (%s; vmha host add %s first)", req.Host.Name, closed, req.Host.Name))
 		return
 	}
+	if req.Fencing != nil {
+		// A registration is a peer's message: its fence devices must pass
+		// the allow-lists, and allow_unsafe is refused. The state machine
+		// would drop them; saying why here keeps the host from being
+		// registered without the devices it meant to bring.
+		if err := checkTopology(req.Host.Name, req.Fencing, false); err != nil {
+			n.log.Warn().Str("host", req.Host.Name).Str("api", req.Host.APIAddr).Str("error", err.Error()).Msg("registration refused: its fence devices are not allowed")
+			writeErr(w, http.StatusBadRequest, "fencing", fmt.Errorf("fence devices of host %s: %w", req.Host.Name, err))
+			return
+		}
+	}
+	var outcome, inUse string
+	n.fsm.Read(func(s *model.State) {
+		outcome = registerOutcome(s, req.Host.Name, req.Fencing)
+		inUse = s.Config.Fencing[req.Host.Name].Describe()
+	})
 	if err := n.propose(&Command{Op: OpRegisterHost, Host: &req.Host, Fencing: req.Fencing}); err != nil {
 		writeApplyErr(w, err)
 		return
 	}
-	n.log.Info().Str("host", req.Host.Name).Str("api", req.Host.APIAddr).Bool("fencing", req.Fencing != nil).Msg("host registered")
-	n.coord.poke()
+	if outcome == "offer" {
+		n.log.Warn().Str("host", req.Host.Name).Str("offered", req.Fencing.Describe()).Str("in_use", inUse).
+			Msg("host offers other fence devices than the cluster uses: the cluster keeps its own; vmha fence devices accept HOST uses the offered ones")
+	}
+	n.log.Info().Str("host", req.Host.Name).Str("api", req.Host.APIAddr).Bool("fencing", req.Fencing != nil).Bool("first", outcome == "first").Msg("host registered")
+	if n.coord != nil {
+		n.coord.poke()
+	}
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -856,6 +881,7 @@ func (n *Node) handleFenceDevices(w http.ResponseWriter, _ *http.Request, _ []by
 	n.fsm.Read(func(s *model.State) {
 		for _, h := range model.SortedKeys(s.Config.Hosts) {
 			out = append(out, deviceRows(h, s.Config.Fencing[h], checks[h])...)
+			out = append(out, offerRows(s, h)...)
 		}
 	})
 	writeJSON(w, http.StatusOK, out)

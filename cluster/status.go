@@ -150,6 +150,8 @@ func buildStatus(st *model.State, members map[string]serf.Member, self, leader s
 			hv.State, hv.Reason, hv.Since = hs.State, hs.Reason, hs.Since
 			hv.RecoveryID, hv.LostAt, hv.FencedAt = hs.RecoveryID, hs.LostAt, hs.FencedAt
 		}
+		hv.SeenAlive = seenAlive(st.Status.Hosts[name])
+		out.Problems = append(out.Problems, fenceProblems(st, name)...)
 		if mt := st.Status.Maintenance[name]; mt != nil {
 			hv.Maintenance = mt
 			out.Problems = append(out.Problems, fmt.Sprintf("host %s is in maintenance (by %s since %s%s): it is not fenced if it fails, its VMs are neither moved nor recovered, and nothing new starts there; vmha host maintenance %s --off ends it",

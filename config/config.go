@@ -267,6 +267,59 @@ func (d *Daemon) FenceSpec() spec.Spec {
 	return sp
 }
 
+// fenceKeys are the keys of a fence: block (and of the file vmha fence
+// devices set reads).
+var fenceKeys = map[string]bool{"action": true, "delay": true, "random_delay": true, "devices": true, "levels": true}
+
+// ParseFence reads a fencing spec for host in the format of vmhad.yaml's
+// fence: block (action, delay, random_delay, devices, levels; no bmc
+// shorthand), strictly: an unknown key, in the block or in a device, is an
+// error. It validates the spec (allow_unsafe honoured: the caller decides
+// whether the spec may carry it) without reading any password.
+func ParseFence(host string, data []byte) (spec.Spec, error) {
+	v := viper.New()
+	v.SetConfigType("yaml")
+	if err := v.ReadConfig(strings.NewReader(string(data))); err != nil {
+		return spec.Spec{}, fmt.Errorf("not valid YAML: %w", err)
+	}
+	for _, k := range v.AllKeys() {
+		if top, _, _ := strings.Cut(k, "."); !fenceKeys[top] {
+			return spec.Spec{}, fmt.Errorf("unknown field %q (a fence spec has action, delay, random_delay, devices and levels)", k)
+		}
+	}
+	var f Fence
+	dec, err := mapstructure.NewDecoder(&mapstructure.DecoderConfig{
+		Result: &f, WeaklyTypedInput: true,
+		DecodeHook: mapstructure.ComposeDecodeHookFunc(mapstructure.StringToTimeDurationHookFunc()),
+	})
+	if err != nil {
+		return spec.Spec{}, err
+	}
+	if err := dec.Decode(v.AllSettings()); err != nil {
+		return spec.Spec{}, err
+	}
+	if raw := v.Get("devices"); raw != nil {
+		sdec, err := mapstructure.NewDecoder(&mapstructure.DecoderConfig{
+			Result: &f.Devices, ErrorUnused: true, WeaklyTypedInput: true,
+			DecodeHook: mapstructure.StringToTimeDurationHookFunc(),
+		})
+		if err != nil {
+			return spec.Spec{}, err
+		}
+		if err := sdec.Decode(raw); err != nil {
+			return spec.Spec{}, fmt.Errorf("devices: %w", err)
+		}
+	}
+	if len(f.Devices) == 0 {
+		return spec.Spec{}, errors.New("devices: none (a fence spec needs at least one device and one level)")
+	}
+	sp := spec.Spec{Devices: f.Devices, Hosts: []spec.Host{{Name: host, Levels: f.Levels, Action: f.Action, Delay: f.Delay, RandomDelay: f.RandomDelay}}}
+	if err := sp.Validate(); err != nil {
+		return spec.Spec{}, err
+	}
+	return sp, nil
+}
+
 // Gossip holds serf/memberlist failure-detector timers. The defaults declare
 // a crashed host failed in about 1-2 s on a LAN.
 type Gossip struct {
@@ -1087,7 +1140,10 @@ func validate(d *Daemon) []error {
 		errs = append(errs, fmt.Errorf("quorum.stop_after: %v, must be at least 3 × agent.interval (%v) so that a short hiccup does not stop VMs", d.Quorum.StopAfter, d.Agent.Interval))
 	}
 	if sp := d.FenceSpec(); len(sp.Hosts) > 0 {
-		if err := sp.Validate(); err != nil {
+		// This host's own fence topology travels to the leader in its
+		// registration, a peer's message: the allow-lists apply and
+		// allow_unsafe is refused (only vmha fence devices set may).
+		if err := sp.ValidateUntrusted(); err != nil {
 			errs = append(errs, each("fence: ", err)...)
 		}
 	}

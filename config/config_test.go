@@ -93,6 +93,9 @@ func TestLoadErrorsNameTheProblem(t *testing.T) {
 		{"fence: level names no device", "node_name: a\nfence: {devices: [{name: p, type: agent, params: {agent: fence_apc}}], levels: [[p, q]]}\n", "q"},
 		{"fence: device in no level", "node_name: a\nfence: {devices: [{name: p, type: agent, params: {agent: fence_apc}}]}\n", "level"},
 		{"fence: mistyped device key", "node_name: a\nfence: {devices: [{name: p, type: agent, passwd_file: /x}], levels: [[p]]}\n", "passwd_file"},
+		{"fence: agent option runs a program", "node_name: a\nfence: {devices: [{name: p, type: agent, params: {agent: fence_virsh, ip: mgmt, ssh_path: /bin/sh}}], levels: [[p]]}\n", "fence device p: param ssh_path: refused"},
+		{"fence: libvirt ext transport", "node_name: a\nfence: {devices: [{name: v, type: libvirt, params: {uri: 'qemu+ext:///system?command=/tmp/x'}}], levels: [[v]]}\n", "fence device v: param uri: transport +ext is refused"},
+		{"fence: allow_unsafe in vmhad.yaml", "node_name: a\nfence: {devices: [{name: v, type: libvirt, allow_unsafe: true, params: {uri: 'qemu+ssh://mgmt/system'}}], levels: [[v]]}\n", "fence device v: allow_unsafe is honoured only when an operator sets the device"},
 		{"fence: bad action", "node_name: a\nbmc: {address: 10.0.0.1, user: u, password_file: /x}\nfence: {action: explode}\n", "explode"},
 		{"fence: delay too long", "node_name: a\nbmc: {address: 10.0.0.1, user: u, password_file: /x}\nfence: {delay: 1h}\n", "delay"},
 		{"bad metrics addr", "node_name: a\nmetrics_addr: localhost\n", "metrics_addr"},
@@ -202,7 +205,7 @@ func TestStrictDecodingAccepts(t *testing.T) {
 	t.Setenv("VMHA_REBALANCE_MIN_GAIN", "0.5")
 	p := write(t, `node_name: a
 fence:
-  devices: [{name: p, type: agent, timeout: 4s, params: {agent: fence_apc, ipport: 161, ssl: true}}]
+  devices: [{name: p, type: agent, timeout: 4s, params: {agent: fence_apc, ipport: 161, secure: true}}]
   levels: [[p]]
 rebalance: {max_moves: 3}
 migration: {bandwidth_mibps: 100}
@@ -222,7 +225,7 @@ migration: {bandwidth_mibps: 100}
 		{"env float", d.Rebalance.MinGain, 0.5},
 		{"device timeout", d.Fence.Devices[0].Timeout, 4 * time.Second},
 		{"number param", d.Fence.Devices[0].Params["ipport"], "161"},
-		{"bool param", d.Fence.Devices[0].Params["ssl"], "true"},
+		{"bool param", d.Fence.Devices[0].Params["secure"], "true"},
 		{"uint", d.Migration.BandwidthMiBps, uint64(100)},
 	}
 	for _, c := range checks {
@@ -432,5 +435,39 @@ func TestDaemonSocketIsNotTheCLIs(t *testing.T) {
 	t.Setenv("VMHAD_SOCKET", "/tmp/daemon.sock")
 	if d, err = Load(p, nil); err != nil || d.Socket != "/tmp/daemon.sock" {
 		t.Fatalf("VMHAD_SOCKET: %v %v", d, err)
+	}
+}
+
+func TestParseFence(t *testing.T) {
+	sp, err := ParseFence("h1", []byte(`action: reboot
+delay: 5s
+devices:
+  - name: pdu
+    type: agent
+    params: {agent: fence_apc_snmp, ip: 10.0.0.50, plug: "3"}
+    password_env: VMHA_PDU_PW
+  - name: mgmt
+    type: libvirt
+    allow_unsafe: true
+    params: {uri: "qemu+ssh://root@mgmt/system", host_map: "h1:lab-h1"}
+levels: [[pdu], [mgmt]]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := sp.Hosts[0]
+	if h.Name != "h1" || h.Action != "reboot" || h.Delay != 5*time.Second || len(h.Levels) != 2 || len(sp.Devices) != 2 || !sp.Devices[1].AllowUnsafe || sp.Devices[1].Params["host_map"] != "h1:lab-h1" {
+		t.Fatalf("spec %+v", sp)
+	}
+	for _, tc := range []struct{ name, body, want string }{
+		{"unknown key", "devices: [{name: p, type: agent, params: {agent: fence_apc}}]\nlevels: [[p]]\nbmc: {address: x}\n", `unknown field "bmc.address"`},
+		{"mistyped device key", "devices: [{name: p, type: agent, params: {agent: fence_apc}, passwd_file: /x}]\nlevels: [[p]]\n", "passwd_file"},
+		{"no device", "levels: [[p]]\n", "devices: none"},
+		{"refused option", "devices: [{name: p, type: agent, params: {agent: fence_apc, ip: pdu, ssh_options: '-oProxyCommand=id'}}]\nlevels: [[p]]\n", "fence device p: param ssh_options: refused"},
+		{"not yaml", "devices: [", "not valid YAML"},
+	} {
+		if _, err := ParseFence("h1", []byte(tc.body)); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want %q", tc.name, err, tc.want)
+		}
 	}
 }

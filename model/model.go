@@ -5,6 +5,7 @@
 package model
 
 import (
+	"encoding/json"
 	"fmt"
 	"slices"
 	"sort"
@@ -107,10 +108,20 @@ type FenceDevice struct {
 	// environment; it lives only in the replicated state (data_dir, 0700).
 	Password secret.Persist `json:"password,omitempty"`
 	Timeout  time.Duration  `json:"timeout,omitempty"`
+	// AllowUnsafe lifts the fencing allow-lists for this device (see
+	// fencing/spec). Only an operator's vmha fence devices set
+	// --allow-unsafe puts it in the state; a host's registration never.
+	AllowUnsafe bool `json:"allow_unsafe,omitempty"`
 }
 
-// Describe names the device for status and history, without secrets.
+// Describe names the device for status and history, without secrets; a
+// device outside the allow-lists says so.
 func (d *FenceDevice) Describe() string {
+	if d.AllowUnsafe {
+		cp := *d
+		cp.AllowUnsafe = false
+		return cp.Describe() + " [allow_unsafe]"
+	}
 	switch d.Type {
 	case "ipmi":
 		port := d.Params["port"]
@@ -146,8 +157,39 @@ func (t *FenceTopology) Device(name string) *FenceDevice {
 	return nil
 }
 
+// Same reports whether t and o are the same topology, passwords included
+// (a nil topology is the same only as another nil one).
+func (t *FenceTopology) Same(o *FenceTopology) bool {
+	if t == nil || o == nil {
+		return t == nil && o == nil
+	}
+	a, _ := json.Marshal(t)
+	b, _ := json.Marshal(o)
+	return string(a) == string(b)
+}
+
+// PasswordChanges names the devices of o that t also has, with the same
+// type and params, but another password: what a rotated BMC password
+// looks like. Never the passwords themselves.
+func (t *FenceTopology) PasswordChanges(o *FenceTopology) []string {
+	if t == nil || o == nil {
+		return nil
+	}
+	var out []string
+	for _, d := range o.Devices {
+		if old := t.Device(d.Name); old != nil && old.Password != d.Password {
+			out = append(out, d.Name)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
 // Describe summarises the topology for status: "L1: a; L2: b + c".
 func (t *FenceTopology) Describe() string {
+	if t == nil || len(t.Levels) == 0 {
+		return "none"
+	}
 	var parts []string
 	for i, l := range t.Levels {
 		var ds []string
@@ -175,8 +217,15 @@ type Status struct {
 	Hosts map[string]*HostStatus `json:"hosts"`
 	// Observed is what each host's agent last reported: VM → state.
 	Observed map[string]*Observation `json:"observed"`
-	// FenceHistory lists every fence attempt, oldest first.
+	// FenceHistory lists every fence attempt, oldest first, and every
+	// operator's change of a host's fence devices (Action devices-set or
+	// devices-accept).
 	FenceHistory []FenceRecord `json:"fence_history"`
+	// FenceOffers are the fence topologies hosts offered in a
+	// re-registration that differ from the ones the cluster uses, by host:
+	// they are used only once an operator accepts them (vmha fence devices
+	// accept HOST).
+	FenceOffers map[string]*FenceOffer `json:"fence_offers,omitempty"`
 	// Generation increases with every placement decision.
 	Generation uint64 `json:"generation"`
 	// TransientAttrs are host attributes that last until the host's
@@ -358,6 +407,13 @@ type HostStatus struct {
 	// LostAt and FencedAt time the last recovery (for the demo timeline).
 	LostAt   time.Time `json:"lost_at,omitempty"`
 	FencedAt time.Time `json:"fenced_at,omitempty"`
+	// SeenAlive is set when gossip first reports the host alive after it
+	// registered (SeenAliveAt). A host never seen alive is only a
+	// registration, a peer's word: its fence devices are not checked and
+	// the cluster does not fence it on its own (an operator's vmha fence
+	// HOST still does).
+	SeenAlive   bool      `json:"seen_alive"`
+	SeenAliveAt time.Time `json:"seen_alive_at,omitzero"`
 }
 
 // Observation is one agent's report.
@@ -378,7 +434,28 @@ type VMObserve struct {
 	Error string    `json:"error,omitempty"`
 }
 
-// FenceRecord is one fence attempt.
+// FenceOffer is a topology a registered host offered in place of the one
+// the cluster uses for it. It holds the offered passwords (the state is the
+// only place they live); no view shows them.
+type FenceOffer struct {
+	Topology FenceTopology `json:"topology"`
+	// At is when the host first made this offer.
+	At time.Time `json:"at"`
+}
+
+// Actions of the fence history's configuration records.
+const (
+	// FenceDevicesSet: an operator set a host's fence devices (vmha fence
+	// devices set).
+	FenceDevicesSet = "devices-set"
+	// FenceDevicesAccept: an operator accepted the devices the host
+	// offered (vmha fence devices accept).
+	FenceDevicesAccept = "devices-accept"
+)
+
+// FenceRecord is one fence attempt, or one change of a host's fence
+// devices (Action FenceDevicesSet or FenceDevicesAccept: Before and After
+// describe the topologies, without secrets).
 type FenceRecord struct {
 	RecoveryID string `json:"recovery_id"`
 	Host       string `json:"host"`
@@ -392,6 +469,10 @@ type FenceRecord struct {
 	Duration  time.Duration `json:"duration_ns"`
 	OK        bool          `json:"ok"`
 	Error     string        `json:"error,omitempty"`
+	// Before and After are a configuration record's topologies, as
+	// FenceTopology.Describe writes them (plus which passwords changed).
+	Before string `json:"before,omitempty"`
+	After  string `json:"after,omitempty"`
 }
 
 // State is everything the state machine holds.

@@ -90,7 +90,7 @@ func TestMutualTLS(t *testing.T) {
 		t.Fatalf("ca.key mode %v", fi.Mode())
 	}
 	for _, n := range []string{"host1", "host2"} {
-		if _, _, err := Issue(dir, n, []net.IP{net.ParseIP("127.0.0.1")}, nil); err != nil {
+		if _, _, err := Issue(dir, n, RoleHost, []net.IP{net.ParseIP("127.0.0.1")}, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -109,7 +109,7 @@ func TestMutualTLS(t *testing.T) {
 	// A certificate of another CA is refused, in either direction.
 	other := t.TempDir()
 	_ = InitCA(other, "c2")
-	_, _, _ = Issue(other, "host1", nil, nil)
+	_, _, _ = Issue(other, "host1", RoleHost, nil, nil)
 	stranger, err := files(other, "host1").Config()
 	if err != nil {
 		t.Fatal(err)
@@ -131,7 +131,7 @@ func TestMutualTLS(t *testing.T) {
 func TestConfigErrorsNameTheFile(t *testing.T) {
 	dir := t.TempDir()
 	_ = InitCA(dir, "c")
-	_, key, _ := Issue(dir, "h", nil, nil)
+	_, key, _ := Issue(dir, "h", RoleHost, nil, nil)
 	if _, err := (Files{CA: filepath.Join(dir, CACert)}).Config(); err == nil || !strings.Contains(err.Error(), "must all be set") {
 		t.Fatalf("partial: %v", err)
 	}

@@ -295,7 +295,7 @@ confirmed.`,
 
 	devices := &cobra.Command{
 		Use:   "devices",
-		Short: "List each host's fence devices with the leader's last status check",
+		Short: "List each host's fence devices with the leader's last status check, and the devices hosts offer",
 		Args:  exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return read(g, api.PathFenceDevices, func(devs []api.FenceDevice) error {
@@ -303,6 +303,7 @@ confirmed.`,
 			})
 		},
 	}
+	fenceDevicesSubcommands(g, devices)
 
 	history := &cobra.Command{
 		Use:   "history",
@@ -324,6 +325,15 @@ func printDevices(g *globals, devs []api.FenceDevice) error {
 			fmt.Fprintf(tw, "%s\t-\tnone\t-\t-\tno fence device: this host cannot be recovered from\n", d.Host)
 			continue
 		}
+		if d.Offered {
+			note := ""
+			if d.Note != "" {
+				note = "; " + d.Note
+			}
+			fmt.Fprintf(tw, "%s\t%d\t%s\t-\t-\tOFFERED at %s, not used%s: vmha fence devices accept %s uses it\n",
+				d.Host, d.Level, d.Device, d.OfferedAt.Local().Format(time.DateTime), note, d.Host)
+			continue
+		}
 		when, power, res := "not yet", "-", "-"
 		if c := d.Check; c != nil {
 			when, power, res = c.At.Local().Format(time.TimeOnly), c.Power, "ok ("+c.Duration.Round(time.Millisecond).String()+")"
@@ -343,6 +353,9 @@ func printHistory(g *globals, h []model.FenceRecord) error {
 		res := "ok"
 		if !r.OK {
 			res = "FAILED: " + r.Error
+		}
+		if r.Action == model.FenceDevicesSet || r.Action == model.FenceDevicesAccept {
+			res = "ok: " + r.Before + " -> " + r.After
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Started.Local().Format(time.DateTime), r.Host, r.Level, r.Device, r.Action, r.Requester, strings.ReplaceAll(res, "\t", " "), r.Duration.Round(time.Millisecond), r.RecoveryID)
 	}

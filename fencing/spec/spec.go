@@ -40,7 +40,6 @@ package spec
 import (
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"regexp"
 	"sort"
@@ -73,6 +72,13 @@ const (
 //	agent:   agent (required, e.g. fence_apc), host_map (sets the agent's plug
 //	         per target host); every other param is passed to the agent as
 //	         key=value (ip, username, lanplus, cipher, ipport, ...).
+//
+// Fence configuration runs as root on the leader, so the params are
+// allow-listed (fencing/agent.CheckAgent and CheckOption, fencing/libvirt.
+// CheckURI, and the value checks of package fencing): an agent of the known
+// list with only the options it needs to reach and log in to its device, a
+// libvirt URI over tls or tcp to a named host. AllowUnsafe lifts that, and
+// only an operator's command may set it.
 type Device struct {
 	Name         string            `json:"name" yaml:"name" mapstructure:"name"`
 	Type         string            `json:"type" yaml:"type" mapstructure:"type"`
@@ -81,6 +87,13 @@ type Device struct {
 	PasswordEnv  string            `json:"password_env,omitempty" yaml:"password_env,omitempty" mapstructure:"password_env"`
 	// Timeout bounds each single device call (0: the device type's default).
 	Timeout time.Duration `json:"timeout,omitempty" yaml:"timeout,omitempty" mapstructure:"timeout"`
+	// AllowUnsafe lifts the allow-lists (see Validate) for this device: an
+	// agent outside the known list or given as a path, options that name a
+	// program or a file, libvirt URIs that run a program, use ssh or reach
+	// a local socket. Fence configuration runs as root on the leader, so
+	// only an operator may set it (vmha fence devices set --allow-unsafe):
+	// ValidateUntrusted refuses it in a topology that came from a host.
+	AllowUnsafe bool `json:"allow_unsafe,omitempty" yaml:"allow_unsafe,omitempty" mapstructure:"allow_unsafe"`
 	// Secret is a password already read (see Resolve), e.g. loaded from the
 	// replicated state on a host that has no password file. It is used when
 	// neither PasswordFile nor PasswordEnv is set. It prints and marshals
@@ -198,6 +211,16 @@ func (d Device) Validate() error {
 				}
 			}
 		}
+		// The pure-Go IPMI client runs nothing, but its values still name a
+		// host and a user, never a path or an option. Empty is "not set" (a
+		// required one is reported as such); port 0 is the default.
+		for _, k := range []string{"address", "user", "interface"} {
+			if v := d.Params[k]; v != "" {
+				if err := ipmiChecks[k](v); err != nil {
+					bad("param %s: value %v", k, err)
+				}
+			}
+		}
 	}
 	if d.PasswordFile != "" && d.PasswordEnv != "" {
 		bad("password_file and password_env are both set: choose one")
@@ -218,7 +241,85 @@ func (d Device) Validate() error {
 	if d.Timeout < 0 {
 		bad("timeout %s is negative", d.Timeout)
 	}
+	if !d.AllowUnsafe {
+		if refused := d.unsafe(); len(refused) > 0 {
+			for _, r := range refused {
+				bad("%s", r)
+			}
+			bad("%s", optIn)
+		}
+	}
 	return errors.Join(errs...)
+}
+
+var ipmiChecks = map[string]func(string) error{"address": fencing.CheckHost, "user": fencing.CheckName, "interface": fencing.CheckWord}
+
+// optIn ends the refusals of the allow-lists.
+const optIn = "refused by the allow-list (docs/fencing.md, \"Fence configuration is code\"): an operator who trusts this device sets allow_unsafe: true on it with vmha fence devices set HOST --file SPEC --allow-unsafe"
+
+// unsafe lists what the allow-lists refuse in d, each naming the param and
+// why: an agent outside the known list, an option that names a program or
+// a file or that the agent does not need, a libvirt URI that runs a
+// program, uses ssh or reaches a local socket, a value that is not what
+// its param holds. It never repeats a value.
+func (d Device) unsafe() []string {
+	var out []string
+	add := func(format string, a ...any) { out = append(out, fmt.Sprintf(format, a...)) }
+	keys := make([]string, 0, len(d.Params))
+	for k := range d.Params {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	hostMap := func(check func(string) error) {
+		hm, err := fencing.ParseHostMap(d.Params["host_map"])
+		if err != nil {
+			return // reported by Validate
+		}
+		for _, h := range sortedKeys(hm) {
+			if err := check(hm[h]); err != nil {
+				add("param host_map: the port of host %s %v", h, err)
+			}
+		}
+	}
+	switch d.Type {
+	case TypeAgent:
+		ag := d.Params["agent"]
+		if ag != "" {
+			if err := agent.CheckAgent(ag); err != nil {
+				add("param agent: %v", err)
+			}
+		}
+		for _, k := range keys {
+			if k == "agent" || k == "host_map" || k == "password" || k == "passwd" {
+				continue
+			}
+			if err := agent.CheckOption(ag, k, d.Params[k]); err != nil {
+				add("param %s: %v", k, err)
+			}
+		}
+		if _, ok := d.Params["host_map"]; ok {
+			hostMap(fencing.CheckName)
+		}
+	case TypeLibvirt:
+		if uri := d.Params["uri"]; strings.TrimSpace(uri) != "" {
+			if err := fvirt.CheckURI(uri); err != nil {
+				add("param %v", err)
+			}
+		}
+		if _, ok := d.Params["host_map"]; ok {
+			hostMap(fencing.CheckName)
+		}
+	}
+	return out
+}
+
+func sortedKeys(m map[string]string) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }
 
 func known(typ string) string {
@@ -230,8 +331,30 @@ func known(typ string) string {
 	return strings.Join(ks, ", ")
 }
 
+// ValidateUntrusted is Validate for a spec that did not come from an
+// operator's own command (a host's registration, the topology in its
+// vmhad.yaml): allow_unsafe is refused on every device that sets it, and the
+// allow-lists apply to all of them.
+func (s Spec) ValidateUntrusted() error {
+	var errs []error
+	cp := s
+	cp.Devices = make([]Device, len(s.Devices))
+	for i, d := range s.Devices {
+		if d.AllowUnsafe {
+			errs = append(errs, fmt.Errorf("fence device %s: allow_unsafe is honoured only when an operator sets the device with vmha fence devices set HOST --file SPEC --allow-unsafe, never in a host's own configuration or registration", d.Name))
+			d.AllowUnsafe = false
+		}
+		cp.Devices[i] = d
+	}
+	if err := cp.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
 // Validate checks the whole spec without touching any device or file:
 // every device, every host, and that every level names known devices.
+// A device's allow_unsafe is honoured: see ValidateUntrusted.
 func (s Spec) Validate() error {
 	var errs []error
 	devs := map[string]Device{}
@@ -352,44 +475,11 @@ func (d Device) Password() (secret.String, error) {
 	return d.Secret, nil
 }
 
-// maxPasswordFile bounds how much of a password file is read.
-const maxPasswordFile = 4096
-
 // PasswordFromFile reads a password from path, dropping one trailing
 // newline. The file must be a regular file not readable by group or others
-// (mode 0600 or 0400). Errors name the file, never its contents.
-func PasswordFromFile(path string) (secret.String, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return secret.String{}, err // *PathError: names the file
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return secret.String{}, err
-	}
-	if !fi.Mode().IsRegular() {
-		return secret.String{}, fmt.Errorf("%s is not a regular file", path)
-	}
-	if perm := fi.Mode().Perm(); perm&0o044 != 0 {
-		return secret.String{}, fmt.Errorf("%s has mode %04o: it must not be readable by group or others (chmod 600 %s)", path, perm, path)
-	}
-	b, err := io.ReadAll(io.LimitReader(f, maxPasswordFile+1))
-	if err != nil {
-		return secret.String{}, fmt.Errorf("read %s: %w", path, err)
-	}
-	if len(b) > maxPasswordFile {
-		return secret.String{}, fmt.Errorf("%s is larger than %d bytes", path, maxPasswordFile)
-	}
-	v := strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r")
-	if v == "" {
-		return secret.String{}, fmt.Errorf("%s is empty", path)
-	}
-	if strings.ContainsAny(v, "\r\n") {
-		return secret.String{}, fmt.Errorf("%s holds more than one line", path)
-	}
-	return secret.New(v), nil
-}
+// (mode 0600 or 0400). Errors name the file, never its contents. It is
+// secret.FromFile, which the CLI shares without linking the device code.
+func PasswordFromFile(path string) (secret.String, error) { return secret.FromFile(path) }
 
 // Open validates d and returns the device that fences target. target
 // selects the port of a device with a host_map (libvirt domain, agent

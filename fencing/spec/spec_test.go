@@ -47,8 +47,10 @@ func validSpec(t *testing.T) spec.Spec {
 		Devices: []spec.Device{
 			{Name: "bmc-h1", Type: "ipmi", Params: map[string]string{"address": "10.0.0.11", "user": "admin", "cipher_suite": "3"}, PasswordFile: pwFile(t, 0o600)},
 			{Name: "bmc-h2", Type: "ipmi", Params: map[string]string{"address": "10.0.0.12", "user": "admin", "interface": "lan", "port": "6230"}, PasswordEnv: "VMHA_TEST_BMC_PW"},
-			{Name: "pdu-a", Type: "agent", Params: map[string]string{"agent": fakeAgent(t), "ip": "10.0.1.1", "host_map": "h1:3;h2:4"}},
-			{Name: "pdu-b", Type: "agent", Params: map[string]string{"agent": fakeAgent(t), "ip": "10.0.1.2", "host_map": "h1:3;h2:4"}},
+			// A test script at a path is not a listed agent: an operator's
+			// allow_unsafe runs it.
+			{Name: "pdu-a", Type: "agent", Params: map[string]string{"agent": fakeAgent(t), "ip": "10.0.1.1", "host_map": "h1:3;h2:4"}, AllowUnsafe: true},
+			{Name: "pdu-b", Type: "agent", Params: map[string]string{"agent": fakeAgent(t), "ip": "10.0.1.2", "host_map": "h1:3;h2:4"}, AllowUnsafe: true},
 			{Name: "mgmt", Type: "libvirt", Params: map[string]string{"uri": "test:///default", "host_map": "h1:lab-h1,h2:lab-h2"}},
 		},
 		Hosts: []spec.Host{

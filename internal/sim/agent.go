@@ -62,14 +62,11 @@ func (h *Host) run() {
 	}
 }
 
-// register is POST /v1/peer/register with the host's capacity and fence
-// topology, as cluster.Node's registerLoop sends it.
+// register is POST /v1/peer/register with the host's capacity, as
+// cluster.Node's registerLoop sends it (the seed's operator set its fence
+// devices; a registration never changes them).
 func (h *Host) register(ctx context.Context) error {
-	mh, topo, err := h.c.registration(h)
-	if err != nil {
-		return err
-	}
-	return h.c.peerDo(ctx, http.MethodPost, api.PathRegister, api.Register{Host: *mh, Fencing: topo}, nil, h.Name)
+	return h.c.peerDo(ctx, http.MethodPost, api.PathRegister, api.Register{Host: *h.c.registration(h)}, nil, h.Name)
 }
 
 // reconcile is cluster.Agent.reconcile for what the simulation uses:

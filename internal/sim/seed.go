@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	"github.com/hashicorp/serf/serf"
 
 	"github.com/vmha/vmha/cluster"
@@ -29,11 +30,14 @@ func vmXML(name string, memMiB uint64) string {
 		`<devices><disk type='file' device='disk'><source file='/shared/vms/%s.qcow2'/><target dev='vda'/></disk></devices></domain>`, name, memMiB, name)
 }
 
-// fenceTopology is a simulated host's fence topology as vmhad would
-// register it (cmd/vmhad: device names get "@host"): one level, one device
-// of type agent that runs the simulation's fence script.
+// fenceTopology is a simulated host's fence topology as an operator sets
+// it (vmha fence devices set; device names get "@host" as vmhad's do): one
+// level, one device of type agent that runs the simulation's fence script.
+// The script is no agent of the allow-list and takes an option of its own
+// (simdir), so the device carries allow_unsafe, which only an operator's
+// command may put in the state (docs/fencing.md).
 func (c *Cluster) fenceTopology(host string) (*model.FenceTopology, error) {
-	d := spec.Device{Name: "sim", Type: spec.TypeAgent, Timeout: 10 * time.Second,
+	d := spec.Device{Name: "sim", Type: spec.TypeAgent, Timeout: 10 * time.Second, AllowUnsafe: true,
 		Params: map[string]string{"agent": c.script, "plug": host, "simdir": c.fenceDir}}
 	sp := spec.Spec{Devices: []spec.Device{d}, Hosts: []spec.Host{{Name: host, Levels: [][]string{{"sim"}}}}}
 	// Build opens the device as the leader will: a bad script path or
@@ -44,18 +48,15 @@ func (c *Cluster) fenceTopology(host string) (*model.FenceTopology, error) {
 	}
 	_ = set.Close()
 	return &model.FenceTopology{
-		Devices: []model.FenceDevice{{Name: "sim@" + host, Type: d.Type, Params: d.Params, Timeout: d.Timeout}},
+		Devices: []model.FenceDevice{{Name: "sim@" + host, Type: d.Type, Params: d.Params, Timeout: d.Timeout, AllowUnsafe: true}},
 		Levels:  [][]string{{"sim@" + host}},
 	}, nil
 }
 
-// registration is what a simulated host sends to POST /v1/peer/register.
-func (c *Cluster) registration(h *Host) (*model.Host, *model.FenceTopology, error) {
-	t, err := c.fenceTopology(h.Name)
-	if err != nil {
-		return nil, nil, err
-	}
-	return &model.Host{Name: h.Name, APIAddr: c.sinkAddr, MemoryMiB: c.opts.HostMemoryMiB, CPUs: c.opts.HostCPUs}, t, nil
+// registration is what a simulated host sends to POST /v1/peer/register:
+// no fence devices (the operator's, set in the seed, stay).
+func (c *Cluster) registration(h *Host) *model.Host {
+	return &model.Host{Name: h.Name, APIAddr: c.sinkAddr, MemoryMiB: c.opts.HostMemoryMiB, CPUs: c.opts.HostCPUs}
 }
 
 // seedState builds the cluster's starting state with the real state
@@ -84,14 +85,24 @@ func (c *Cluster) seedState() (*cluster.FSM, uint64, error) {
 	}
 	members := map[string]serf.Member{}
 	for _, h := range c.hosts {
-		mh, topo, err := c.registration(h)
+		topo, err := c.fenceTopology(h.Name)
 		if err != nil {
 			return nil, 0, err
 		}
-		if err := apply(&cluster.Command{Op: cluster.OpRegisterHost, Host: mh, Fencing: topo}); err != nil {
+		if err := apply(&cluster.Command{Op: cluster.OpRegisterHost, Host: c.registration(h)}); err != nil {
+			return nil, 0, err
+		}
+		if err := apply(&cluster.Command{Op: cluster.OpSetFenceDevices, Name: h.Name, Fencing: topo,
+			Fence: &model.FenceRecord{Action: model.FenceDevicesSet, Requester: "sim seed"}}); err != nil {
 			return nil, 0, err
 		}
 		members[h.Name] = serf.Member{Name: h.Name, Status: serf.StatusAlive}
+	}
+	// The replica follows the log as a raft non-voter; only a registered
+	// host may (the log holds every BMC password), so it is registered as a
+	// witness: a member that runs no VM.
+	if err := apply(&cluster.Command{Op: cluster.OpRegisterHost, Host: &model.Host{Name: "sim-replica", APIAddr: c.sinkAddr, Witness: true}}); err != nil {
+		return nil, 0, err
 	}
 	for i := 1; i <= c.opts.VMs; i++ {
 		name := fmt.Sprintf("vm%05d", i)
@@ -164,6 +175,19 @@ func (c *Cluster) writeSeed(f *cluster.FSM, index uint64) error {
 	for _, v := range c.voters {
 		dir := filepath.Join(v.dir, "data")
 		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return err
+		}
+		// A member's raft.db beside its snapshot (vmhad refuses a
+		// snapshot without one: a lost log), holding the seed's term.
+		db, err := raftboltdb.NewBoltStore(filepath.Join(dir, "raft.db"))
+		if err != nil {
+			return err
+		}
+		err = db.SetUint64([]byte("CurrentTerm"), seedTerm)
+		if cerr := db.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
 			return err
 		}
 		store, err := raft.NewFileSnapshotStore(dir, 2, io.Discard)
