@@ -10,10 +10,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"os/user"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
@@ -34,58 +30,67 @@ const maxBody = model.MaxDomainXML + 64<<10
 // keyring, formatting storage), which only the socket's owner may make.
 func (n *Node) Handler(local bool) http.Handler {
 	mux := http.NewServeMux()
-	if local {
-		mux.HandleFunc("GET "+api.PathGossipKeys, n.handleGossipKeys)
-		mux.HandleFunc("POST "+api.PathGossipKeys, n.handleGossipKeyOp)
-		// Formatting destroys a device: only from this host's own seat.
-		mux.HandleFunc("POST "+api.PathLocalStorageInit, n.handleStorageInit)
+	// Every route gets its budget (routeBudget); on the peer port, the
+	// peer writes are rate-limited per peer.
+	handle := func(pattern string, h http.HandlerFunc) {
+		var hh http.Handler = h
+		if !local && peerWrites[pattern] {
+			hh = n.limitPeerWrites(hh)
+		}
+		mux.Handle(pattern, budgeted(n.routeBudget(pattern), hh))
 	}
-	mux.HandleFunc("GET "+api.PathStatus, n.leaderRead(n.handleStatus))
-	mux.HandleFunc("GET "+api.PathHosts, n.leaderRead(n.handleHosts))
-	mux.HandleFunc("GET "+api.PathFenceHistory, n.leaderRead(n.handleFenceHistory))
-	mux.HandleFunc("GET "+api.PathFenceDevices, n.leaderRead(n.handleFenceDevices))
-	mux.HandleFunc("POST "+api.PathHostAction+"/{host}/evacuate", n.leaderWrite(n.handleEvacuate))
-	mux.HandleFunc("POST "+api.PathHostAction+"/{host}/online", n.leaderWrite(n.handleHostOnline))
-	mux.HandleFunc("POST "+api.PathHostAction+"/{host}/attr", n.leaderWrite(n.handleHostAttr))
-	mux.HandleFunc("POST "+api.PathHostAction+"/{host}/maintenance", n.leaderWrite(jsonCall(func(r *http.Request, req api.HostOp) (any, error) {
+	if local {
+		handle("GET "+api.PathGossipKeys, n.handleGossipKeys)
+		handle("POST "+api.PathGossipKeys, n.handleGossipKeyOp)
+		// Formatting destroys a device: only from this host's own seat.
+		handle("POST "+api.PathLocalStorageInit, n.handleStorageInit)
+	}
+	handle("GET "+api.PathStatus, n.leaderRead(n.handleStatus))
+	handle("GET "+api.PathHosts, n.leaderRead(n.handleHosts))
+	handle("GET "+api.PathFenceHistory, n.leaderRead(n.handleFenceHistory))
+	handle("GET "+api.PathFenceDevices, n.leaderRead(n.handleFenceDevices))
+	handle("POST "+api.PathHostAction+"/{host}/evacuate", n.leaderWrite(n.handleEvacuate))
+	handle("POST "+api.PathHostAction+"/{host}/online", n.leaderWrite(n.handleHostOnline))
+	handle("POST "+api.PathHostAction+"/{host}/attr", n.leaderWrite(n.handleHostAttr))
+	handle("POST "+api.PathHostAction+"/{host}/maintenance", n.leaderWrite(jsonCall(func(r *http.Request, req api.HostOp) (any, error) {
 		return nil, n.coord.SetMaintenance(r.PathValue("host"), req.On, req.Reason, requester(r, req.RequestedBy))
 	})))
-	mux.HandleFunc("POST "+api.PathHostAction+"/{host}/expect", n.leaderWrite(jsonCall(func(r *http.Request, req api.HostOp) (any, error) {
+	handle("POST "+api.PathHostAction+"/{host}/expect", n.leaderWrite(jsonCall(func(r *http.Request, req api.HostOp) (any, error) {
 		return nil, n.coord.ExpectHost(r.PathValue("host"), req.On, requester(r, req.RequestedBy))
 	})))
-	mux.HandleFunc("DELETE "+api.PathHostAction+"/{host}", n.leaderWrite(jsonCall(func(r *http.Request, req api.HostOp) (any, error) {
+	handle("DELETE "+api.PathHostAction+"/{host}", n.leaderWrite(jsonCall(func(r *http.Request, req api.HostOp) (any, error) {
 		return nil, n.coord.RemoveHost(r.PathValue("host"), requester(r, req.RequestedBy))
 	})))
-	mux.HandleFunc("GET "+api.PathRules, n.leaderRead(n.handleGetRules))
-	mux.HandleFunc("POST "+api.PathRules, n.leaderWrite(n.handleSetRules))
-	mux.HandleFunc("GET "+api.PathExplain+"/{vm}", n.leaderRead(n.handleExplain))
-	mux.HandleFunc("GET "+api.PathPins, n.leaderRead(n.handlePins))
-	mux.HandleFunc("GET "+api.PathRebalance, n.leaderRead(n.handleRebalances))
-	mux.HandleFunc("POST "+api.PathRebalance, n.leaderWrite(jsonCall(func(r *http.Request, req api.RebalanceRequest) (any, error) {
+	handle("GET "+api.PathRules, n.leaderRead(n.handleGetRules))
+	handle("POST "+api.PathRules, n.leaderWrite(n.handleSetRules))
+	handle("GET "+api.PathExplain+"/{vm}", n.leaderRead(n.handleExplain))
+	handle("GET "+api.PathPins, n.leaderRead(n.handlePins))
+	handle("GET "+api.PathRebalance, n.leaderRead(n.handleRebalances))
+	handle("POST "+api.PathRebalance, n.leaderWrite(jsonCall(func(r *http.Request, req api.RebalanceRequest) (any, error) {
 		return nilIfErr(n.coord.StartRebalance(req, requester(r, req.RequestedBy)))
 	})))
-	mux.HandleFunc("POST "+api.PathRebalance+"/cancel", n.leaderWrite(jsonCall(func(r *http.Request, req api.HostOp) (any, error) {
+	handle("POST "+api.PathRebalance+"/cancel", n.leaderWrite(jsonCall(func(r *http.Request, req api.HostOp) (any, error) {
 		return nilIfErr(n.coord.CancelRebalance(requester(r, req.RequestedBy)))
 	})))
-	mux.HandleFunc("POST "+api.PathPins+"/clear", n.leaderWrite(n.handleClearPins))
-	mux.HandleFunc("POST "+api.PathFencePolicy, n.leaderWrite(n.handleFencePolicy))
-	mux.HandleFunc("POST "+api.PathFence+"/{host}", n.leaderWrite(n.handleFence))
-	mux.HandleFunc("POST "+api.PathFence+"/{host}/confirm", n.leaderWrite(n.handleFenceConfirm))
-	mux.HandleFunc("POST "+api.PathFence+"/{host}/test", n.leaderWrite(n.handleFenceTest))
-	mux.HandleFunc("POST "+api.PathVMs, n.leaderWrite(n.handleAddVM))
-	mux.HandleFunc("DELETE "+api.PathVMs+"/{name}", n.leaderWrite(n.handleRemoveVM))
-	mux.HandleFunc("POST "+api.PathVMs+"/{name}/migrate", n.leaderWrite(n.handleMigrate))
-	mux.HandleFunc("POST "+api.PathMigrationResult, n.leaderWrite(n.handleMigrationResult))
-	mux.HandleFunc("POST "+api.PathRegister, n.leaderWrite(n.handleRegister))
-	mux.HandleFunc("POST "+api.PathObserve, n.leaderWrite(n.handleObserve))
-	mux.HandleFunc("GET "+api.PathLocalDomains, n.handleLocalDomains)
-	mux.HandleFunc("GET "+api.PathLocalStorage, n.handleLocalStorage)
-	mux.HandleFunc("GET "+api.PathLocalMigrations, n.handleLocalMigrations)
-	mux.HandleFunc("GET "+api.PathHostAction+"/{host}/migrations", n.handleHostMigrations)
-	mux.HandleFunc("GET "+api.PathReadIndex, n.handleReadIndex)
-	mux.HandleFunc("POST "+api.PathNudge, n.handleNudge)
-	mux.HandleFunc("POST "+api.PathPeerLVM, n.handlePeerLVM)
-	mux.HandleFunc("GET "+api.PathAlive, func(w http.ResponseWriter, _ *http.Request) {
+	handle("POST "+api.PathPins+"/clear", n.leaderWrite(n.handleClearPins))
+	handle("POST "+api.PathFencePolicy, n.leaderWrite(n.handleFencePolicy))
+	handle("POST "+api.PathFence+"/{host}", n.leaderWrite(n.handleFence))
+	handle("POST "+api.PathFence+"/{host}/confirm", n.leaderWrite(n.handleFenceConfirm))
+	handle("POST "+api.PathFence+"/{host}/test", n.leaderWrite(n.handleFenceTest))
+	handle("POST "+api.PathVMs, n.leaderWrite(n.handleAddVM))
+	handle("DELETE "+api.PathVMs+"/{name}", n.leaderWrite(n.handleRemoveVM))
+	handle("POST "+api.PathVMs+"/{name}/migrate", n.leaderWrite(n.handleMigrate))
+	handle("POST "+api.PathMigrationResult, n.leaderWrite(n.handleMigrationResult))
+	handle("POST "+api.PathRegister, n.leaderWrite(n.handleRegister))
+	handle("POST "+api.PathObserve, n.leaderWrite(n.handleObserve))
+	handle("GET "+api.PathLocalDomains, n.handleLocalDomains)
+	handle("GET "+api.PathLocalStorage, n.handleLocalStorage)
+	handle("GET "+api.PathLocalMigrations, n.handleLocalMigrations)
+	handle("GET "+api.PathHostAction+"/{host}/migrations", n.handleHostMigrations)
+	handle("GET "+api.PathReadIndex, n.handleReadIndex)
+	handle("POST "+api.PathNudge, n.handleNudge)
+	handle("POST "+api.PathPeerLVM, n.handlePeerLVM)
+	handle("GET "+api.PathAlive, func(w http.ResponseWriter, _ *http.Request) {
 		n.tagsMu.Lock()
 		boot := n.tags[tagBoot]
 		n.tagsMu.Unlock()
@@ -94,56 +99,54 @@ func (n *Node) Handler(local bool) http.Handler {
 	return mux
 }
 
-// Serve listens on the unix socket (mode 0600: root only) and the peer
-// port until ctx is done.
+// peerWrites are the routes a peer's agent writes through: rate-limited per
+// peer on the peer port (limitPeerWrites).
+var peerWrites = map[string]bool{
+	"POST " + api.PathRegister:        true,
+	"POST " + api.PathObserve:         true,
+	"POST " + api.PathMigrationResult: true,
+	"POST " + api.PathPeerLVM:         true,
+}
+
+// Serve serves the API on the unix socket (mode 0600: root only; claimed
+// by ClaimSocket before the node started, or here) and on the peer port
+// until ctx is done. Both listeners are bounded: connections (a cap each),
+// time (newServer, routeBudget) and sizes (maxHeaderBytes, maxBody).
 func (n *Node) Serve(ctx context.Context) error {
-	if err := os.MkdirAll(filepath.Dir(n.cfg.Socket), 0o755); err != nil {
-		return fmt.Errorf("socket directory: %w", err)
-	}
-	_ = os.Remove(n.cfg.Socket)
-	ul, err := net.Listen("unix", n.cfg.Socket)
-	if err != nil {
-		return fmt.Errorf("listen on socket %s: %w", n.cfg.Socket, err)
-	}
-	mode := os.FileMode(0o600)
-	if g := n.cfg.SocketGroup; g != "" {
-		grp, err := user.LookupGroup(g)
-		if err != nil {
-			ul.Close()
-			return fmt.Errorf("socket_group %q: %w", g, err)
+	sock := n.socket
+	if sock == nil {
+		var err error
+		if sock, err = ClaimSocket(n.cfg.Socket, n.cfg.SocketGroup); err != nil {
+			return err
 		}
-		gid, _ := strconv.Atoi(grp.Gid)
-		if err := os.Chown(n.cfg.Socket, -1, gid); err != nil {
-			ul.Close()
-			return fmt.Errorf("socket_group %q: %w", g, err)
-		}
-		mode = 0o660
 	}
-	if err := os.Chmod(n.cfg.Socket, mode); err != nil {
-		ul.Close()
-		return err
-	}
+	// Closing removes the socket only if it still is ours.
+	defer sock.Close()
 	bind := net.JoinHostPort(n.cfg.BindAddr, fmt.Sprint(n.cfg.Ports.API))
-	tl, err := net.Listen("tcp", bind)
+	tcp, err := net.Listen("tcp", bind)
 	if err != nil {
-		ul.Close()
 		return fmt.Errorf("listen on %s: %w", bind, err)
 	}
+	// The cap counts connections before their TLS handshake, which
+	// readHeaderTimeout bounds.
+	var tl net.Listener = newLimitListener(tcp, "peer "+bind, n.peerConnCap, n.log)
 	if n.tls != nil {
 		tl = tls.NewListener(tl, n.tls)
 	}
+	ul := newLimitListener(sock, "socket "+sock.Path(), func() int { return socketConnCap }, n.log)
 	srvs := []*http.Server{
-		{Handler: n.Handler(true), ReadHeaderTimeout: 5 * time.Second},
-		{Handler: n.authPeers(n.Handler(false)), ReadHeaderTimeout: 5 * time.Second},
+		newServer(n.Handler(true)),
+		newServer(n.authPeers(n.Handler(false))),
 	}
 	errc := make(chan error, 2)
 	go func() { errc <- srvs[0].Serve(ul) }()
 	go func() { errc <- srvs[1].Serve(tl) }()
+	var serveErr error
 	select {
 	case <-ctx.Done():
 	case err := <-errc:
 		if !errors.Is(err, http.ErrServerClosed) {
-			return err
+			serveErr = err
 		}
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -151,8 +154,7 @@ func (n *Node) Serve(ctx context.Context) error {
 	for _, s := range srvs {
 		_ = s.Shutdown(sctx)
 	}
-	_ = os.Remove(n.cfg.Socket)
-	return nil
+	return serveErr
 }
 
 type handlerFunc func(w http.ResponseWriter, r *http.Request, body []byte)
@@ -194,9 +196,9 @@ func jsonCall[T any](fn func(r *http.Request, req T) (any, error)) handlerFunc {
 // leaderWrite runs h on the leader; a follower forwards the request once.
 func (n *Node) leaderWrite(h handlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+		body, err := readBody(w, r, maxBody)
 		if err != nil {
-			writeErr(w, http.StatusRequestEntityTooLarge, "", fmt.Errorf("request body: %w", err))
+			writeBodyErr(w, err)
 			return
 		}
 		if n.IsLeader() {
@@ -245,7 +247,8 @@ func (n *Node) proxy(w http.ResponseWriter, r *http.Request, body []byte) {
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set(api.HeaderForwarded, n.cfg.NodeName)
-	resp, err := n.forwardClient.Do(req)
+	// r's context carries the route's budget.
+	resp, err := n.peers.get(addr).hc.Do(req)
 	if err != nil {
 		writeErr(w, http.StatusServiceUnavailable, "", fmt.Errorf("forward to leader %s at %s: %w", name, addr, err))
 		return
@@ -264,7 +267,7 @@ func (n *Node) forwardWrite(ctx context.Context, method, path string, in, out an
 	}
 	h := http.Header{}
 	h.Set(api.HeaderForwarded, n.cfg.NodeName)
-	if err := api.NewTCPClient(addr, 10*time.Second, n.tls).Do(ctx, method, path, in, out, h); err != nil {
+	if err := n.peers.do(ctx, addr, 10*time.Second, method, path, in, out, h); err != nil {
 		return fmt.Errorf("leader %s: %w", name, err)
 	}
 	return nil
@@ -273,6 +276,22 @@ func (n *Node) forwardWrite(ctx context.Context, method, path string, in, out an
 // forwardRead gets path from the leader.
 func (n *Node) forwardRead(ctx context.Context, path string, out any) error {
 	return n.forwardWrite(ctx, http.MethodGet, path, nil, out)
+}
+
+// readBody reads a request's body, at most limit bytes.
+func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	return io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+}
+
+// writeBodyErr answers a body that could not be read: too large (413), or
+// too slow or cut off (408; the connection is then closed).
+func writeBodyErr(w http.ResponseWriter, err error) {
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		writeErr(w, http.StatusRequestEntityTooLarge, "", fmt.Errorf("request body: larger than %d bytes", mbe.Limit))
+		return
+	}
+	writeErr(w, http.StatusRequestTimeout, "", fmt.Errorf("request body: %w", err))
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
@@ -451,7 +470,11 @@ func (n *Node) handleReadIndex(w http.ResponseWriter, _ *http.Request) {
 
 func (n *Node) handleNudge(w http.ResponseWriter, r *http.Request) {
 	var req api.Nudge
-	body, _ := io.ReadAll(http.MaxBytesReader(w, r.Body, 4096))
+	body, err := readBody(w, r, 4096)
+	if err != nil {
+		writeBodyErr(w, err)
+		return
+	}
 	if err := decode(body, &req); err != nil {
 		writeErr(w, http.StatusBadRequest, "", err)
 		return
@@ -476,9 +499,9 @@ func (n *Node) handleLocalStorage(w http.ResponseWriter, r *http.Request) {
 }
 
 func (n *Node) handleStorageInit(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	body, err := readBody(w, r, maxBody)
 	if err != nil {
-		writeErr(w, http.StatusRequestEntityTooLarge, "", fmt.Errorf("request body: %w", err))
+		writeBodyErr(w, err)
 		return
 	}
 	var req api.StorageInit
@@ -522,7 +545,7 @@ func (n *Node) handleHostMigrations(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var jobs []api.MigrationJob
-	if err := api.NewTCPClient(addr, 5*time.Second, n.tls).Do(r.Context(), http.MethodGet, api.PathLocalMigrations, nil, &jobs, nil); err != nil {
+	if err := n.peers.do(r.Context(), addr, 5*time.Second, http.MethodGet, api.PathLocalMigrations, nil, &jobs, nil); err != nil {
 		writeErr(w, http.StatusBadGateway, "", fmt.Errorf("ask %s for its migrations: %w", host, err))
 		return
 	}
@@ -849,9 +872,9 @@ func (n *Node) handleGossipKeys(w http.ResponseWriter, _ *http.Request) {
 }
 
 func (n *Node) handleGossipKeyOp(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 4096))
+	body, err := readBody(w, r, 4096)
 	if err != nil {
-		writeErr(w, http.StatusRequestEntityTooLarge, "", err)
+		writeBodyErr(w, err)
 		return
 	}
 	var req api.GossipKeyOp

@@ -83,7 +83,15 @@ func serve(cfg *config.Daemon, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	opts := cluster.Options{Config: cfg, Log: log, Fencing: fence}
+	// The socket first: a second vmhad given the same path stops here,
+	// before it joins gossip or raft, and never takes the live one's.
+	sock, err := cluster.ClaimSocket(cfg.Socket, cfg.SocketGroup)
+	if err != nil {
+		return err
+	}
+	// Serve closes it; this covers a start that fails before.
+	defer sock.Close()
+	opts := cluster.Options{Config: cfg, Log: log, Fencing: fence, Socket: sock}
 	if cfg.Witness {
 		// A witness votes only: it has no hypervisor, runs no VM and,
 		// holding nothing, needs no fencing.
