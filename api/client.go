@@ -22,25 +22,43 @@ type Client struct {
 	Target string
 }
 
-// NewUnixClient talks to the local vmhad through its socket.
+// NewUnixClient talks to the local vmhad through its socket. Every call
+// opens and closes its own connection (a unix socket costs nothing to
+// open), so that a client made per call, as the CLI does, leaves no idle
+// connection behind in vmhad, whose socket takes a bounded number.
 func NewUnixClient(socket string, timeout time.Duration) *Client {
 	tr := &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			var d net.Dialer
 			return d.DialContext(ctx, "unix", socket)
 		},
+		DisableKeepAlives: true,
 	}
 	return &Client{base: "http://vmhad", hc: &http.Client{Transport: tr, Timeout: timeout}, Target: socket}
 }
 
 // NewTCPClient talks to a peer's API address (host:port), over mutual TLS
-// when tc is not nil.
+// when tc is not nil. It is for the CLI and tests: over TLS every call
+// opens and closes its own connection, so that a client made per call
+// leaves nothing open. vmhad itself keeps one client per peer (NewPeerClient).
 func NewTCPClient(addr string, timeout time.Duration, tc *tls.Config) *Client {
 	if tc == nil {
 		return &Client{base: "http://" + addr, hc: &http.Client{Timeout: timeout}, Target: addr}
 	}
-	tr := &http.Transport{TLSClientConfig: tc, ForceAttemptHTTP2: false}
+	tr := &http.Transport{TLSClientConfig: tc, ForceAttemptHTTP2: false, DisableKeepAlives: true, TLSHandshakeTimeout: 10 * time.Second}
 	return &Client{base: "https://" + addr, hc: &http.Client{Timeout: timeout, Transport: tr}, Target: addr}
+}
+
+// NewPeerClient talks to a peer's API address over hc, which the caller
+// owns and reuses (its transport keeps the connections). secure says
+// whether hc's transport speaks TLS. hc should have no Timeout: each call's
+// context bounds it.
+func NewPeerClient(addr string, hc *http.Client, secure bool) *Client {
+	scheme := "http://"
+	if secure {
+		scheme = "https://"
+	}
+	return &Client{base: scheme + addr, hc: hc, Target: addr}
 }
 
 // UnreachableError means the daemon could not be reached at all.

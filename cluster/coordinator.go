@@ -465,9 +465,7 @@ func (c *Coordinator) place(st *model.State, members map[string]serf.Member) {
 		// A nudge only shortens the wait: the agent's timer reconciles
 		// anyway, so an error is not worth more than a debug line.
 		go func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			defer cancel()
-			if err := api.NewTCPClient(addr, 2*time.Second, c.n.tls).Do(ctx, "POST", api.PathNudge, api.Nudge{Term: term}, nil, nil); err != nil {
+			if err := c.n.peers.do(context.Background(), addr, 2*time.Second, "POST", api.PathNudge, api.Nudge{Term: term}, nil, nil); err != nil {
 				c.log.Debug().Err(err).Str("host", h).Msg("nudge agent")
 			}
 		}()
@@ -589,10 +587,8 @@ func (c *Coordinator) answers(st *model.State, host string) bool {
 		return p.ok
 	}
 	c.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), aliveProbeTimeout)
-	defer cancel()
 	var a api.Alive
-	err := api.NewTCPClient(h.APIAddr, aliveProbeTimeout, c.n.tls).Do(ctx, "GET", api.PathAlive, nil, &a, nil)
+	err := c.n.peers.do(context.Background(), h.APIAddr, aliveProbeTimeout, "GET", api.PathAlive, nil, &a, nil)
 	ok := err == nil && a.Node == host
 	c.mu.Lock()
 	if c.probes == nil {

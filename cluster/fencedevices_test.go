@@ -281,7 +281,7 @@ func TestFenceDevicesCommand(t *testing.T) {
 // handlerNode is a Node with a state machine and no raft, serf or
 // coordinator: its handlers apply their commands to the local state.
 func handlerNode(t *testing.T) *Node {
-	return &Node{cfg: &config.Daemon{NodeName: "h1", Admission: "open"}, fsm: baseFSM(t), log: zerolog.Nop()}
+	return &Node{cfg: &config.Daemon{NodeName: "h1", Admission: "open"}, fsm: baseFSM(t), log: zerolog.Nop(), peers: newPeerClients(nil)}
 }
 
 func post(t *testing.T, h handlerFunc, path, host string, body any) *httptest.ResponseRecorder {

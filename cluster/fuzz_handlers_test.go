@@ -71,7 +71,7 @@ func fuzzCluster(t testing.TB) (*Node, http.Handler) {
 		if err != nil {
 			t.Fatalf("test driver: %v", err)
 		}
-		n := &Node{cfg: cfg, log: zerolog.Nop(), fsm: NewFSM(), hv: hv, tags: map[string]string{tagBoot: "b"}}
+		n := &Node{cfg: cfg, log: zerolog.Nop(), fsm: NewFSM(), hv: hv, tags: map[string]string{tagBoot: "b"}, peers: newPeerClients(nil), peerRate: newRateLimiter(peerWriteRate, peerWriteBurst)}
 		n.metrics = newMetrics(n)
 		rc := raft.DefaultConfig()
 		rc.LocalID = "h1"

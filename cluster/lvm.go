@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"time"
 
@@ -48,7 +47,7 @@ func (p peerLVM) Run(ctx context.Context, host, name string, args ...string) ([]
 		return nil, fmt.Errorf("%s on %s: unknown host or no API address", sharedfs.CommandLine(name, args), host)
 	}
 	var out api.LVMOutput
-	if err := api.NewTCPClient(addr, 30*time.Second, p.n.tls).Do(ctx, http.MethodPost, api.PathPeerLVM, api.PeerLVM{Name: name, Args: args}, &out, nil); err != nil {
+	if err := p.n.peers.do(ctx, addr, 30*time.Second, http.MethodPost, api.PathPeerLVM, api.PeerLVM{Name: name, Args: args}, &out, nil); err != nil {
 		return nil, fmt.Errorf("%s on %s: %w", sharedfs.CommandLine(name, args), host, err)
 	}
 	return []byte(out.Output), nil
@@ -56,9 +55,9 @@ func (p peerLVM) Run(ctx context.Context, host, name string, args ...string) ([]
 
 // handlePeerLVM runs a peer's LVM command here, only the ones clvm sends.
 func (n *Node) handlePeerLVM(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 64<<10))
+	body, err := readBody(w, r, 64<<10)
 	if err != nil {
-		writeErr(w, http.StatusRequestEntityTooLarge, "", err)
+		writeBodyErr(w, err)
 		return
 	}
 	var req api.PeerLVM

@@ -69,11 +69,11 @@ func lvmPair(t *testing.T) (a1 *Agent, rec1, rec2 *lvmRecorder, peerURL string) 
 		return c
 	}
 	rec1, rec2 = &lvmRecorder{}, &lvmRecorder{}
-	n2 := &Node{cfg: cfgFor("h2"), fsm: NewFSM(), log: zerolog.Nop(), lvmExec: rec2}
+	n2 := &Node{cfg: cfgFor("h2"), fsm: NewFSM(), log: zerolog.Nop(), lvmExec: rec2, peerRate: newRateLimiter(peerWriteRate, peerWriteBurst)}
 	srv := httptest.NewServer(n2.authenticate(false, n2.Handler(false)))
 	t.Cleanup(srv.Close)
 	addr := strings.TrimPrefix(srv.URL, "http://")
-	n1 := &Node{cfg: cfgFor("h1"), fsm: NewFSM(), log: zerolog.Nop(), lvmExec: rec1}
+	n1 := &Node{cfg: cfgFor("h1"), fsm: NewFSM(), log: zerolog.Nop(), lvmExec: rec1, peers: newPeerClients(nil)}
 	for _, f := range []*FSM{n1.fsm, n2.fsm} {
 		res := applyAll(t, f,
 			&Command{Op: OpRegisterHost, Host: &model.Host{Name: "h1", APIAddr: "127.0.0.1:1", MemoryMiB: 4096}},

@@ -94,8 +94,10 @@ func (n *Node) ServeMetrics(ctx context.Context, addr string) error {
 		return fmt.Errorf("metrics_addr %s: %w", addr, err)
 	}
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", n.metrics.Handler())
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	mux.Handle("GET /metrics", budgeted(requestBudget, n.metrics.Handler()))
+	// Bounded as the API is (newServer), with a cap for a scraper or two.
+	srv := newServer(mux)
+	l = newLimitListener(l, "metrics "+addr, func() int { return metricsConnCap }, n.log)
 	go func() {
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)

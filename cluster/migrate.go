@@ -204,9 +204,7 @@ func (c *Coordinator) nudge(st *model.State, host string) {
 	}
 	term := c.n.raft.CurrentTerm()
 	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		if err := api.NewTCPClient(h.APIAddr, 2*time.Second, c.n.tls).Do(ctx, "POST", api.PathNudge, api.Nudge{Term: term}, nil, nil); err != nil {
+		if err := c.n.peers.do(context.Background(), h.APIAddr, 2*time.Second, "POST", api.PathNudge, api.Nudge{Term: term}, nil, nil); err != nil {
 			c.log.Debug().Err(err).Str("host", host).Msg("nudge agent")
 		}
 	}()

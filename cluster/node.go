@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
@@ -77,8 +76,15 @@ type Node struct {
 	tagsMu sync.Mutex
 	tags   map[string]string
 	// tls is the mutual-TLS config of raft and the peer API (nil: plain).
-	tls           *tls.Config
-	forwardClient *http.Client
+	tls *tls.Config
+	// peers holds a client per peer API address, for every call this
+	// host makes to another (and to its own peer port).
+	peers *peerClients
+	// peerRate limits each peer's writes on the peer port.
+	peerRate *rateLimiter
+	// socket is the local API's socket when claimed before the node
+	// started (Options.Socket); Serve claims it otherwise.
+	socket *Socket
 
 	// watchdog is the armed self-fencing watchdog (nil: none).
 	watchdog *watchdog.Device
@@ -107,6 +113,10 @@ type Options struct {
 	Hypervisor hypervisor.Hypervisor
 	// Fencing is this host's own fence topology (nil: none).
 	Fencing *model.FenceTopology
+	// Socket is the local API's socket, claimed (ClaimSocket) before the
+	// node starts so that a second vmhad on the same path stops before it
+	// joins anything. Serve closes it. Nil: Serve claims Config.Socket.
+	Socket *Socket
 }
 
 // NewNode opens the data directory, starts raft and serf, and joins peers.
@@ -136,18 +146,19 @@ func NewNode(o Options) (_ *Node, err error) {
 		cfg: cfg, log: o.Log, fsm: NewFSM(), hv: o.Hypervisor, lock: lock,
 		fencing:    o.Fencing,
 		serfEvents: make(chan serf.Event, 256), memberChanged: make(chan struct{}, 1),
-		stopped: make(chan struct{}),
+		stopped:  make(chan struct{}),
+		socket:   o.Socket,
+		peerRate: newRateLimiter(peerWriteRate, peerWriteBurst),
 	}
 	n.metrics = newMetrics(n)
-	n.forwardClient = &http.Client{Timeout: 15 * time.Second}
 	if cfg.TLS.Enabled() {
 		tc, err := cfg.TLS.Config()
 		if err != nil {
 			return nil, err
 		}
 		n.tls = tc
-		n.forwardClient.Transport = &http.Transport{TLSClientConfig: tc}
 	}
+	n.peers = newPeerClients(n.tls)
 	if w := cfg.Watchdog; w.Device != "" && !cfg.Witness {
 		d, err := watchdog.Open(w.Device, w.Timeout)
 		if err != nil {
@@ -358,6 +369,7 @@ func (n *Node) Shutdown(leave bool) {
 	}
 	n.closeStores()
 	_ = n.lock.Close()
+	n.peers.close()
 }
 
 // membershipLoop turns serf events into a wake-up for the coordinator.
@@ -370,6 +382,14 @@ func (n *Node) membershipLoop(ctx context.Context) {
 			if me, ok := e.(serf.MemberEvent); ok {
 				for _, m := range me.Members {
 					n.log.Info().Str("event", me.EventType().String()).Str("member", m.Name).Msg("membership change")
+					switch me.EventType() {
+					case serf.EventMemberLeave, serf.EventMemberFailed, serf.EventMemberReap:
+						// Its connections are gone or useless: a
+						// host that comes back gets a new client.
+						if addr := m.Tags[tagAPI]; addr != "" && m.Name != n.cfg.NodeName {
+							n.peers.forget(addr)
+						}
+					}
 				}
 				select {
 				case n.memberChanged <- struct{}{}:

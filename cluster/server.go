@@ -10,10 +10,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"os/user"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
@@ -40,8 +36,14 @@ func (n *Node) Handler(local bool) http.Handler {
 	read := []Role{RoleReadOnly, RoleHost, RoleOperator}
 	op := []Role{RoleOperator}
 	peer := []Role{RoleHost}
+	// Every route gets its roles (allow), its budget (routeBudget) and, on
+	// the peer port, the peer writes a rate limit per peer.
 	add := func(pattern string, h http.HandlerFunc, roles []Role) {
-		mux.HandleFunc(pattern, allow(h, roles...))
+		var hh http.Handler = allow(h, roles...)
+		if !local && peerWrites[pattern] {
+			hh = n.limitPeerWrites(hh)
+		}
+		mux.Handle(pattern, budgeted(n.routeBudget(pattern), hh))
 	}
 	if local {
 		add("GET "+api.PathGossipKeys, n.handleGossipKeys, op)
@@ -110,56 +112,54 @@ func (n *Node) Handler(local bool) http.Handler {
 	return mux
 }
 
-// Serve listens on the unix socket (mode 0600: root only) and the peer
-// port until ctx is done.
+// peerWrites are the routes a peer's agent writes through: rate-limited per
+// peer on the peer port (limitPeerWrites).
+var peerWrites = map[string]bool{
+	"POST " + api.PathRegister:        true,
+	"POST " + api.PathObserve:         true,
+	"POST " + api.PathMigrationResult: true,
+	"POST " + api.PathPeerLVM:         true,
+}
+
+// Serve serves the API on the unix socket (mode 0600: root only; claimed
+// by ClaimSocket before the node started, or here) and on the peer port
+// until ctx is done. Both listeners are bounded: connections (a cap each),
+// time (newServer, routeBudget) and sizes (maxHeaderBytes, maxBody).
 func (n *Node) Serve(ctx context.Context) error {
-	if err := os.MkdirAll(filepath.Dir(n.cfg.Socket), 0o755); err != nil {
-		return fmt.Errorf("socket directory: %w", err)
-	}
-	_ = os.Remove(n.cfg.Socket)
-	ul, err := net.Listen("unix", n.cfg.Socket)
-	if err != nil {
-		return fmt.Errorf("listen on socket %s: %w", n.cfg.Socket, err)
-	}
-	mode := os.FileMode(0o600)
-	if g := n.cfg.SocketGroup; g != "" {
-		grp, err := user.LookupGroup(g)
-		if err != nil {
-			ul.Close()
-			return fmt.Errorf("socket_group %q: %w", g, err)
+	sock := n.socket
+	if sock == nil {
+		var err error
+		if sock, err = ClaimSocket(n.cfg.Socket, n.cfg.SocketGroup); err != nil {
+			return err
 		}
-		gid, _ := strconv.Atoi(grp.Gid)
-		if err := os.Chown(n.cfg.Socket, -1, gid); err != nil {
-			ul.Close()
-			return fmt.Errorf("socket_group %q: %w", g, err)
-		}
-		mode = 0o660
 	}
-	if err := os.Chmod(n.cfg.Socket, mode); err != nil {
-		ul.Close()
-		return err
-	}
+	// Closing removes the socket only if it still is ours.
+	defer sock.Close()
 	bind := net.JoinHostPort(n.cfg.BindAddr, fmt.Sprint(n.cfg.Ports.API))
-	tl, err := net.Listen("tcp", bind)
+	tcp, err := net.Listen("tcp", bind)
 	if err != nil {
-		ul.Close()
 		return fmt.Errorf("listen on %s: %w", bind, err)
 	}
+	// The cap counts connections before their TLS handshake, which
+	// readHeaderTimeout bounds.
+	var tl net.Listener = newLimitListener(tcp, "peer "+bind, n.peerConnCap, n.log)
 	if n.tls != nil {
 		tl = tls.NewListener(tl, n.tls)
 	}
+	ul := newLimitListener(sock, "socket "+sock.Path(), func() int { return socketConnCap }, n.log)
 	srvs := []*http.Server{
-		{Handler: n.authenticate(true, n.Handler(true)), ReadHeaderTimeout: 5 * time.Second, ConnContext: peerCredContext},
-		{Handler: n.authenticate(false, n.Handler(false)), ReadHeaderTimeout: 5 * time.Second},
+		newServer(n.authenticate(true, n.Handler(true))),
+		newServer(n.authenticate(false, n.Handler(false))),
 	}
 	errc := make(chan error, 2)
 	go func() { errc <- srvs[0].Serve(ul) }()
 	go func() { errc <- srvs[1].Serve(tl) }()
+	var serveErr error
 	select {
 	case <-ctx.Done():
 	case err := <-errc:
 		if !errors.Is(err, http.ErrServerClosed) {
-			return err
+			serveErr = err
 		}
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -167,8 +167,7 @@ func (n *Node) Serve(ctx context.Context) error {
 	for _, s := range srvs {
 		_ = s.Shutdown(sctx)
 	}
-	_ = os.Remove(n.cfg.Socket)
-	return nil
+	return serveErr
 }
 
 type handlerFunc func(w http.ResponseWriter, r *http.Request, body []byte)
@@ -210,9 +209,9 @@ func jsonCall[T any](fn func(r *http.Request, req T) (any, error)) handlerFunc {
 // leaderWrite runs h on the leader; a follower forwards the request once.
 func (n *Node) leaderWrite(h handlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+		body, err := readBody(w, r, maxBody)
 		if err != nil {
-			writeErr(w, http.StatusRequestEntityTooLarge, "", fmt.Errorf("request body: %w", err))
+			writeBodyErr(w, err)
 			return
 		}
 		if n.IsLeader() {
@@ -262,7 +261,8 @@ func (n *Node) proxy(w http.ResponseWriter, r *http.Request, body []byte) {
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set(api.HeaderForwarded, n.cfg.NodeName)
 	setForwardedPrincipal(req.Header, principalOf(r))
-	resp, err := n.forwardClient.Do(req)
+	// r's context carries the route's budget.
+	resp, err := n.peers.get(addr).hc.Do(req)
 	if err != nil {
 		writeErr(w, http.StatusServiceUnavailable, "", fmt.Errorf("forward to leader %s at %s: %w", name, addr, err))
 		return
@@ -281,7 +281,7 @@ func (n *Node) forwardWrite(ctx context.Context, method, path string, in, out an
 	}
 	h := http.Header{}
 	h.Set(api.HeaderForwarded, n.cfg.NodeName)
-	if err := api.NewTCPClient(addr, 10*time.Second, n.tls).Do(ctx, method, path, in, out, h); err != nil {
+	if err := n.peers.do(ctx, addr, 10*time.Second, method, path, in, out, h); err != nil {
 		return fmt.Errorf("leader %s: %w", name, err)
 	}
 	return nil
@@ -290,6 +290,22 @@ func (n *Node) forwardWrite(ctx context.Context, method, path string, in, out an
 // forwardRead gets path from the leader.
 func (n *Node) forwardRead(ctx context.Context, path string, out any) error {
 	return n.forwardWrite(ctx, http.MethodGet, path, nil, out)
+}
+
+// readBody reads a request's body, at most limit bytes.
+func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	return io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+}
+
+// writeBodyErr answers a body that could not be read: too large (413), or
+// too slow or cut off (408; the connection is then closed).
+func writeBodyErr(w http.ResponseWriter, err error) {
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		writeErr(w, http.StatusRequestEntityTooLarge, "", fmt.Errorf("request body: larger than %d bytes", mbe.Limit))
+		return
+	}
+	writeErr(w, http.StatusRequestTimeout, "", fmt.Errorf("request body: %w", err))
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
@@ -533,7 +549,11 @@ func (n *Node) handleReadIndex(w http.ResponseWriter, _ *http.Request) {
 
 func (n *Node) handleNudge(w http.ResponseWriter, r *http.Request) {
 	var req api.Nudge
-	body, _ := io.ReadAll(http.MaxBytesReader(w, r.Body, 4096))
+	body, err := readBody(w, r, 4096)
+	if err != nil {
+		writeBodyErr(w, err)
+		return
+	}
 	if err := decode(body, &req); err != nil {
 		writeErr(w, http.StatusBadRequest, "", err)
 		return
@@ -558,9 +578,9 @@ func (n *Node) handleLocalStorage(w http.ResponseWriter, r *http.Request) {
 }
 
 func (n *Node) handleStorageInit(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	body, err := readBody(w, r, maxBody)
 	if err != nil {
-		writeErr(w, http.StatusRequestEntityTooLarge, "", fmt.Errorf("request body: %w", err))
+		writeBodyErr(w, err)
 		return
 	}
 	var req api.StorageInit
@@ -604,7 +624,7 @@ func (n *Node) handleHostMigrations(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var jobs []api.MigrationJob
-	if err := api.NewTCPClient(addr, 5*time.Second, n.tls).Do(r.Context(), http.MethodGet, api.PathLocalMigrations, nil, &jobs, nil); err != nil {
+	if err := n.peers.do(r.Context(), addr, 5*time.Second, http.MethodGet, api.PathLocalMigrations, nil, &jobs, nil); err != nil {
 		writeErr(w, http.StatusBadGateway, "", fmt.Errorf("ask %s for its migrations: %w", host, err))
 		return
 	}
@@ -921,9 +941,9 @@ func (n *Node) handleGossipKeys(w http.ResponseWriter, _ *http.Request) {
 }
 
 func (n *Node) handleGossipKeyOp(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 4096))
+	body, err := readBody(w, r, 4096)
 	if err != nil {
-		writeErr(w, http.StatusRequestEntityTooLarge, "", err)
+		writeBodyErr(w, err)
 		return
 	}
 	var req api.GossipKeyOp

@@ -380,7 +380,15 @@ func newLogger(cfg *config.Daemon, w io.Writer) zerolog.Logger {
 // serve runs the daemon with what preflight checked and opened.
 func serve(cfg *config.Daemon, log zerolog.Logger, pre *checked) error {
 	defer pre.close()
-	opts := cluster.Options{Config: cfg, Log: log, Fencing: pre.fence}
+	// The socket first: a second vmhad given the same path stops here,
+	// before it joins gossip or raft, and never takes the live one's.
+	sock, err := cluster.ClaimSocket(cfg.Socket, cfg.SocketGroup)
+	if err != nil {
+		return err
+	}
+	// Serve closes it; this covers a start that fails before.
+	defer sock.Close()
+	opts := cluster.Options{Config: cfg, Log: log, Fencing: pre.fence, Socket: sock}
 	if cfg.Witness {
 		// A witness votes only: it has no hypervisor, runs no VM and,
 		// holding nothing, needs no fencing.
