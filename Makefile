@@ -24,14 +24,17 @@ vet:
 # Every test, including the ones against real libvirt, ipmi_sim and real
 # vmhad processes. With CI=true a test whose part is missing fails instead of
 # skipping.
-test: deps vet
-	$(GO) test -race -count=1 -timeout 20m ./...
+test: deps vet lint
+	$(GO) test -race -count=1 -timeout 25m ./...
 
 # Short fuzzing of every parser (the seed corpora also run in `make test`).
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParseDomainXML -fuzztime 30s ./model
 	$(GO) test -run '^$$' -fuzz FuzzLoad -fuzztime 30s ./config
 	$(GO) test -run '^$$' -fuzz FuzzApply -fuzztime 30s ./cluster
+	$(GO) test -run '^$$' -fuzz FuzzHandlers -fuzztime 60s ./cluster
+	$(GO) test -run '^$$' -fuzz FuzzDomainXMLMatchesLibvirtxml -fuzztime 30s ./model
+	$(GO) test -run '^$$' -fuzz FuzzDeviceValidate -fuzztime 30s ./fencing/spec
 
 # golangci-lint (installed into $(GOBIN) from the module proxy on first use).
 GOLANGCI := $(shell go env GOPATH)/bin/golangci-lint

@@ -60,7 +60,7 @@ func (p Principal) String() string {
 	default:
 		s = "unauthenticated " + p.Name
 	}
-	if p.Via != "" && !(p.How == "socket" && p.Via == p.On) {
+	if p.Via != "" && (p.How != "socket" || p.Via != p.On) {
 		s += " via " + p.Via
 	}
 	return s
@@ -111,6 +111,14 @@ func setForwardedPrincipal(h http.Header, p Principal) {
 // peerCredContext stores the unix-socket peer's credentials in the
 // connection's context (http.Server.ConnContext).
 func peerCredContext(ctx context.Context, c net.Conn) context.Context {
+	// The socket's listener wraps its connections (the connection cap).
+	for {
+		w, ok := c.(interface{ Unwrap() net.Conn })
+		if !ok {
+			break
+		}
+		c = w.Unwrap()
+	}
 	uc, ok := c.(*net.UnixConn)
 	if !ok {
 		return ctx

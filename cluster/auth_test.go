@@ -6,11 +6,15 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/json"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -167,5 +171,33 @@ func TestMetricsDefaultToLoopback(t *testing.T) {
 		if got := MetricsListenAddr(in); got != want {
 			t.Errorf("%s listens on %s, want %s", in, got, want)
 		}
+	}
+}
+
+// The socket's principal comes from the kernel, through the connection cap's
+// wrapper: a real unix socket, accepted by the capped listener.
+func TestPeerCredThroughTheCappedListener(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s")
+	ul, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := newLimitListener(ul, "socket", func() int { return 4 }, zerolog.Nop())
+	defer func() { _ = l.Close() }()
+	go func() {
+		c, err := net.Dial("unix", path)
+		if err == nil {
+			defer c.Close()
+			time.Sleep(200 * time.Millisecond)
+		}
+	}()
+	c, err := l.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	cred, ok := peerCredContext(context.Background(), c).Value(peerCredKey{}).(syscall.Ucred)
+	if !ok || int(cred.Uid) != os.Getuid() || int(cred.Pid) != os.Getpid() {
+		t.Fatalf("peer credentials %+v (found %v), want this process", cred, ok)
 	}
 }

@@ -65,8 +65,9 @@ func lockDataDir(dir string) (*os.File, error) {
 		}
 		return nil, fmt.Errorf("data_dir %s: lock %s: %w", dir, p, err)
 	}
+	// The pid is for the message of a second vmhad; the lock works without.
 	if err := f.Truncate(0); err == nil {
-		_, err = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+		_, _ = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
 	}
 	return f, nil
 }
@@ -334,7 +335,7 @@ func checkBolt(path string, timeout time.Duration) (err error) {
 		}
 		return fmt.Errorf("%s is corrupt: %v", path, err)
 	}
-	defer db.Close()
+	defer func() { _ = db.Close() }()
 	fi, err := os.Stat(path)
 	if err != nil {
 		return err

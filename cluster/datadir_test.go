@@ -141,7 +141,7 @@ func TestDataDirOpensAMember(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
+	defer func() { _ = s.Close() }()
 	f.readStore(s)
 	if w, err := f.verdict(); err != nil || len(w) > 0 {
 		t.Fatalf("a sound member's data_dir: %v %v", w, err)
@@ -213,7 +213,7 @@ func inUse(t *testing.T, p string) int64 {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
+	defer func() { _ = db.Close() }()
 	var n int64
 	_ = db.View(func(tx *bbolt.Tx) error { n = tx.Size(); return nil })
 	return n
@@ -306,7 +306,7 @@ func TestDataDirRaftDBHeldByAnotherProcessDoesNotHang(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
+	defer func() { _ = db.Close() }()
 	start := time.Now()
 	_, _, err = openRaftStore(dir, testHost, 200*time.Millisecond)
 	if err == nil || !strings.Contains(err.Error(), dir+"/raft.db is locked by another process") || strings.Contains(err.Error(), "refusing") {

@@ -199,6 +199,10 @@ type limitConn struct {
 	once sync.Once
 }
 
+// Unwrap is the connection underneath (the socket's peer credentials are
+// read from it).
+func (c *limitConn) Unwrap() net.Conn { return c.Conn }
+
 func (c *limitConn) Close() error {
 	err := c.Conn.Close()
 	c.once.Do(c.l.release)

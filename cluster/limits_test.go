@@ -120,7 +120,7 @@ func TestLimitListenerCapsConnections(t *testing.T) {
 		t.Fatal(err)
 	}
 	l := newLimitListener(tcp, "test", func() int { return 2 }, zerolog.Nop())
-	defer l.Close()
+	defer func() { _ = l.Close() }()
 	accepted := make(chan net.Conn, 3)
 	go func() {
 		for {
@@ -195,7 +195,7 @@ func TestBudgetedRequests(t *testing.T) {
 		t.Fatal(err)
 	}
 	go func() { _ = srv.Serve(l) }()
-	defer srv.Close()
+	defer func() { _ = srv.Close() }()
 	addr := l.Addr().String()
 
 	c, err := net.Dial("tcp", addr)

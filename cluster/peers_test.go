@@ -58,7 +58,8 @@ func TestPeerClientsReuseAndClose(t *testing.T) {
 	if opened, _ := cc.get(); opened != 1 {
 		t.Fatalf("20 sequential calls opened %d connections, want 1", opened)
 	}
-	if p.get(addr) != p.get(addr) || p.size() != 1 {
+	first, again := p.get(addr), p.get(addr)
+	if first != again || p.size() != 1 {
 		t.Fatal("the peer's client is not kept")
 	}
 	p.forget(addr)

@@ -134,7 +134,7 @@ func (n *Node) Serve(ctx context.Context) error {
 		}
 	}
 	// Closing removes the socket only if it still is ours.
-	defer sock.Close()
+	defer func() { _ = sock.Close() }()
 	bind := net.JoinHostPort(n.cfg.BindAddr, fmt.Sprint(n.cfg.Ports.API))
 	tcp, err := net.Listen("tcp", bind)
 	if err != nil {
@@ -151,6 +151,8 @@ func (n *Node) Serve(ctx context.Context) error {
 		newServer(n.authenticate(true, n.Handler(true))),
 		newServer(n.authenticate(false, n.Handler(false))),
 	}
+	// The socket's principal is its peer's uid, read from the connection.
+	srvs[0].ConnContext = peerCredContext
 	errc := make(chan error, 2)
 	go func() { errc <- srvs[0].Serve(ul) }()
 	go func() { errc <- srvs[1].Serve(tl) }()

@@ -60,12 +60,12 @@ func ClaimSocket(path, group string) (*Socket, error) {
 	s := &Socket{UnixListener: ul, path: path, lock: lock}
 	var st syscall.Stat_t
 	if err := syscall.Lstat(path, &st); err != nil {
-		ul.Close()
+		_ = ul.Close()
 		return nil, fmt.Errorf("socket %s: %w", path, err)
 	}
 	s.dev, s.ino = uint64(st.Dev), uint64(st.Ino)
 	if err := s.setOwner(group); err != nil {
-		ul.Close()
+		_ = ul.Close()
 		s.removeIfOurs()
 		return nil, err
 	}

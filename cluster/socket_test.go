@@ -40,7 +40,7 @@ func TestClaimSocketRefusesALiveSocket(t *testing.T) {
 	ino := inode(t, path)
 	s, err := ClaimSocket(path, "")
 	if err == nil {
-		s.Close()
+		_ = s.Close()
 		t.Fatal("a live socket was taken over")
 	}
 	if want := "socket " + path + " is in use by another vmhad"; !strings.Contains(err.Error(), want) {
@@ -75,7 +75,7 @@ func TestClaimSocketTwice(t *testing.T) {
 	}
 	second, err := ClaimSocket(path, "")
 	if err == nil {
-		second.Close()
+		_ = second.Close()
 		t.Fatal("a second vmhad claimed the socket")
 	}
 	if !strings.Contains(err.Error(), "is in use by another vmhad") {
@@ -93,7 +93,7 @@ func TestClaimSocketTwice(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	again.Close()
+	_ = again.Close()
 }
 
 // Anything but a socket at the path is an error that names it, and is
@@ -115,7 +115,7 @@ func TestClaimSocketRefusesWhatIsNotASocket(t *testing.T) {
 	for path, what := range map[string]string{file: "a regular file", sub: "a directory", link: "a symbolic link"} {
 		s, err := ClaimSocket(path, "")
 		if err == nil {
-			s.Close()
+			_ = s.Close()
 			t.Fatalf("%s: claimed %s", path, what)
 		}
 		if !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), what) {
@@ -141,7 +141,7 @@ func TestClaimSocketReplacesAStaleSocket(t *testing.T) {
 		t.Fatal(err)
 	}
 	l.SetUnlinkOnClose(false)
-	l.Close()
+	_ = l.Close()
 	if _, err := net.Dial("unix", path); err == nil {
 		t.Fatal("the stale socket answers")
 	}
@@ -149,7 +149,7 @@ func TestClaimSocketReplacesAStaleSocket(t *testing.T) {
 	if err != nil {
 		t.Fatalf("a stale socket was not replaced: %v", err)
 	}
-	defer s.Close()
+	defer func() { _ = s.Close() }()
 	go func() {
 		if c, err := s.Accept(); err == nil {
 			c.Close()
@@ -175,7 +175,7 @@ func TestSocketCloseRemovesOnlyItsOwn(t *testing.T) {
 		t.Fatal(err)
 	}
 	other.SetUnlinkOnClose(false)
-	defer other.Close()
+	defer func() { _ = other.Close() }()
 	ino := inode(t, path)
 	if err := s.Close(); err != nil {
 		t.Fatal(err)

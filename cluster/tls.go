@@ -27,8 +27,6 @@ func (n *Node) knownPeer(name string) bool {
 	return known
 }
 
-func quote(s string) string { return "\"" + s + "\"" }
-
 // tlsStream carries raft over mutual TLS. Accept completes the handshake
 // and drops connections whose certificate names no host of this cluster, so
 // raft never reads a byte from a stranger.

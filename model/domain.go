@@ -283,7 +283,7 @@ func canonicalUUID(s string) (string, error) {
 				return "", fmt.Errorf("%q is not a UUID (8-4-4-4-12 hexadecimal digits)", s)
 			}
 		default:
-			if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+			if isHex := '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'; !isHex {
 				return "", fmt.Errorf("%q is not a UUID (8-4-4-4-12 hexadecimal digits)", s)
 			}
 		}

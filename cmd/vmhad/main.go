@@ -387,7 +387,7 @@ func serve(cfg *config.Daemon, log zerolog.Logger, pre *checked) error {
 		return err
 	}
 	// Serve closes it; this covers a start that fails before.
-	defer sock.Close()
+	defer func() { _ = sock.Close() }()
 	opts := cluster.Options{Config: cfg, Log: log, Fencing: pre.fence, Socket: sock}
 	if cfg.Witness {
 		// A witness votes only: it has no hypervisor, runs no VM and,

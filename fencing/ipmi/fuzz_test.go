@@ -29,7 +29,7 @@ func FuzzBMCResponses(f *testing.F) {
 		if err != nil {
 			t.Skip(err)
 		}
-		defer pc.Close()
+		defer func() { _ = pc.Close() }()
 		parts := bytes.Split(answers, []byte("|"))
 		go func() {
 			buf := make([]byte, 2048)

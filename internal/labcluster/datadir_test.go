@@ -59,7 +59,7 @@ func TestEmptiedRaftDBIsRefused(t *testing.T) {
 	case err = <-done:
 	case <-time.After(30 * time.Second):
 		_ = cmd.Process.Kill()
-		<-done
+		t.Logf("killed: %v", <-done)
 		t.Fatalf("vmhad of %s kept running on an emptied raft.db", v.Name)
 	}
 	var exit *exec.ExitError

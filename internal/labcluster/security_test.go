@@ -211,7 +211,7 @@ func TestSecurityIdentityAndRoles(t *testing.T) {
 		if err == nil || !strings.Contains(string(out), "rotate the key") {
 			t.Fatalf("host remove of a live stranger: %v %s", err, out)
 		}
-		stranger.Process.Kill()
+		_ = stranger.Process.Kill()
 		_, _ = stranger.Process.Wait()
 	})
 }

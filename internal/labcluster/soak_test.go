@@ -295,7 +295,7 @@ func TestSlowClientsAreCut(t *testing.T) {
 			br := bufio.NewReader(conn)
 			resp, err := http.ReadResponse(br, nil)
 			if err != nil {
-				conn.Close()
+				_ = conn.Close()
 				results <- result{kind: "idle", err: err}
 				return
 			}

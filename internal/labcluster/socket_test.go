@@ -45,7 +45,7 @@ func TestSecondVmhadKeepsOffTheSocket(t *testing.T) {
 	go func() { done <- first.Wait() }()
 	defer func() {
 		_ = first.Process.Kill()
-		<-done
+		t.Logf("first vmhad ended: %v", <-done)
 	}()
 	alive := func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -99,7 +99,8 @@ func TestSecondVmhadKeepsOffTheSocket(t *testing.T) {
 
 	_ = first.Process.Signal(syscall.SIGTERM)
 	select {
-	case <-done:
+	case err := <-done:
+		_ = err
 		done <- nil // for the deferred Kill's wait
 	case <-time.After(15 * time.Second):
 		t.Fatal("the first vmhad did not stop")
