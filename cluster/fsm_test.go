@@ -137,6 +137,22 @@ func TestApplyLifecycle(t *testing.T) {
 func TestSnapshotRestoreRoundTrip(t *testing.T) {
 	f := baseFSM(t)
 	applyAll(t, f, &Command{Op: OpPlace, Placements: []model.Placement{{VM: "vm1", Host: "h1"}}})
+	g := restored(t, f)
+	if !reflect.DeepEqual(f.Copy(), g.Copy()) {
+		t.Fatal("restored state differs")
+	}
+	// The password survives the snapshot (fencing needs it after a restart).
+	if g.Copy().Config.Fencing["h2"].Devices[0].Password != "pw" {
+		t.Fatal("fence password lost in snapshot")
+	}
+	if err := g.Restore(io.NopCloser(strings.NewReader("{broken"))); err == nil {
+		t.Fatal("corrupt snapshot accepted")
+	}
+}
+
+// restored is a new FSM restored from f's snapshot, through Persist.
+func restored(t *testing.T, f *FSM) *FSM {
+	t.Helper()
 	snap, err := f.Snapshot()
 	if err != nil {
 		t.Fatal(err)
@@ -149,16 +165,7 @@ func TestSnapshotRestoreRoundTrip(t *testing.T) {
 	if err := g.Restore(io.NopCloser(bytes.NewReader(sink.Bytes()))); err != nil {
 		t.Fatal(err)
 	}
-	if !reflect.DeepEqual(f.Copy(), g.Copy()) {
-		t.Fatal("restored state differs")
-	}
-	// The password survives the snapshot (fencing needs it after a restart).
-	if g.Copy().Config.Fencing["h2"].Devices[0].Password != "pw" {
-		t.Fatal("fence password lost in snapshot")
-	}
-	if err := g.Restore(io.NopCloser(strings.NewReader("{broken"))); err == nil {
-		t.Fatal("corrupt snapshot accepted")
-	}
+	return g
 }
 
 type memSink struct{ bytes.Buffer }

@@ -47,18 +47,7 @@ func TestFSMAppliedIndex(t *testing.T) {
 func TestSnapshotCarriesAppliedIndex(t *testing.T) {
 	f := baseFSM(t)
 	applyAll(t, f, &Command{Op: OpPlace, Placements: []model.Placement{{VM: "vm1", Host: "h1"}}})
-	snap, err := f.Snapshot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	sink := &memSink{}
-	if err := snap.Persist(sink); err != nil {
-		t.Fatal(err)
-	}
-	g := NewFSM()
-	if err := g.Restore(io.NopCloser(bytes.NewReader(sink.Bytes()))); err != nil {
-		t.Fatal(err)
-	}
+	g := restored(t, f)
 	if g.AppliedIndex() != f.AppliedIndex() || !reflect.DeepEqual(f.Copy(), g.Copy()) {
 		t.Fatalf("restored index %d (want %d) or state differs", g.AppliedIndex(), f.AppliedIndex())
 	}

@@ -102,17 +102,25 @@ func startClusterWith(t *testing.T, o Options) *Cluster {
 	return c
 }
 
+// testVMXML writes a test-driver domain named name in dir and returns its
+// path.
+func testVMXML(t *testing.T, dir, name string) string {
+	t.Helper()
+	p := filepath.Join(dir, name+".xml")
+	xml := fmt.Sprintf("<domain type='test'><name>%s</name><memory unit='MiB'>256</memory><vcpu>1</vcpu><os><type>hvm</type></os></domain>", name)
+	if err := os.WriteFile(p, []byte(xml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
 // addVMs adds n VMs through the CLI, preferring hosts round-robin, and
 // waits until all run.
 func addVMs(t *testing.T, c *Cluster, names ...string) *api.Status {
 	t.Helper()
 	dir := t.TempDir()
 	for i, name := range names {
-		p := filepath.Join(dir, name+".xml")
-		xml := fmt.Sprintf("<domain type='test'><name>%s</name><memory unit='MiB'>256</memory><vcpu>1</vcpu><os><type>hvm</type></os></domain>", name)
-		if err := os.WriteFile(p, []byte(xml), 0o600); err != nil {
-			t.Fatal(err)
-		}
+		p := testVMXML(t, dir, name)
 		if out, err := c.vmhaRetry(c.Hosts[i%3], "vm", "add", name, "--xml", p, "--prefer", c.Hosts[i%3].Name); err != nil {
 			t.Fatalf("vm add %s: %v: %s", name, err, out)
 		}

@@ -122,17 +122,7 @@ var faultScenarios = []faultScenario{
 		}
 	}},
 	{"fenced host comes back", 3, func(t *testing.T, c *Cluster, rng *rand.Rand) {
-		h := follower(t, c, rng)
-		h.Kill()
-		if _, err := c.WaitFor(context.Background(), 60*time.Second, h.Name+" fenced", func(s *api.Status) bool {
-			return hostOf(s, h.Name).State == "fenced"
-		}); err != nil {
-			t.Fatal(err)
-		}
-		time.Sleep(jitter(rng, 0, 3*time.Second))
-		if err := h.Start(); err != nil {
-			t.Fatal(err)
-		}
+		fenceAndReturn(t, c, follower(t, c, rng), rng, 0)
 	}},
 	// Issue 19: the same host fenced and back again and again, its log
 	// growing between the cycles, so that each rejoin replays placements
@@ -140,34 +130,25 @@ var faultScenarios = []faultScenario{
 	{"fenced host comes back, three times", 3, func(t *testing.T, c *Cluster, rng *rand.Rand) {
 		h := follower(t, c, rng)
 		for range 3 {
-			fenceAndReturn(t, c, h, rng)
+			fenceAndReturn(t, c, h, rng, 20+rng.IntN(80))
 		}
 	}},
 	{"maintenance restart, then fenced and back", 3, func(t *testing.T, c *Cluster, rng *rand.Rand) {
 		h := follower(t, c, rng)
-		if out, err := c.vmha(leaderHost(t, c), "host", "maintenance", h.Name); err != nil {
-			t.Fatalf("maintenance: %v: %s", err, out)
-		}
-		h.Kill()
-		time.Sleep(jitter(rng, 0, 2*time.Second))
-		if err := h.Start(); err != nil {
-			t.Fatal(err)
-		}
-		waitMember(t, c, h.Name)
-		if out, err := c.vmha(leaderHost(t, c), "host", "maintenance", h.Name, "--off"); err != nil {
-			t.Fatalf("maintenance --off: %v: %s", err, out)
-		}
+		maintenanceRestart(t, c, h, jitter(rng, 0, 2*time.Second))
 		for range 2 {
-			fenceAndReturn(t, c, h, rng)
+			fenceAndReturn(t, c, h, rng, 20+rng.IntN(80))
 		}
 	}},
 }
 
-// fenceAndReturn grows the log, kills h (its BMC fences it), waits for the
-// fence, and starts h again after a random pause.
-func fenceAndReturn(t *testing.T, c *Cluster, h *Host, rng *rand.Rand) {
+// fenceAndReturn grows the log by entries, kills h (its BMC fences it),
+// waits for the fence, and starts h again after a random pause.
+func fenceAndReturn(t *testing.T, c *Cluster, h *Host, rng *rand.Rand, entries int) {
 	t.Helper()
-	churn(t, c, h.Name, 20+rng.IntN(80))
+	if entries > 0 {
+		churn(t, c, h.Name, entries)
+	}
 	h.Kill()
 	if _, err := c.WaitFor(context.Background(), 60*time.Second, h.Name+" fenced", func(s *api.Status) bool {
 		return hostOf(s, h.Name).State == "fenced"
@@ -179,6 +160,24 @@ func fenceAndReturn(t *testing.T, c *Cluster, h *Host, rng *rand.Rand) {
 		t.Fatal(err)
 	}
 	waitMember(t, c, h.Name)
+}
+
+// maintenanceRestart restarts h's vmhad under daemon maintenance (no fence,
+// nothing moved), pausing between the kill and the start.
+func maintenanceRestart(t *testing.T, c *Cluster, h *Host, pause time.Duration) {
+	t.Helper()
+	if out, err := c.vmhaRetry(leaderHost(t, c), "host", "maintenance", h.Name); err != nil {
+		t.Fatalf("maintenance: %v: %s", err, out)
+	}
+	h.Kill()
+	time.Sleep(pause)
+	if err := h.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitMember(t, c, h.Name)
+	if out, err := c.vmhaRetry(leaderHost(t, c), "host", "maintenance", h.Name, "--off"); err != nil {
+		t.Fatalf("maintenance --off: %v: %s", err, out)
+	}
 }
 
 // faultRun is one run's outcome.

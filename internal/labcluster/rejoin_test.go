@@ -23,11 +23,7 @@ func addVMsOn(t *testing.T, c *Cluster, host string, names ...string) {
 	t.Helper()
 	dir := t.TempDir()
 	for _, name := range names {
-		p := filepath.Join(dir, name+".xml")
-		xml := fmt.Sprintf("<domain type='test'><name>%s</name><memory unit='MiB'>256</memory><vcpu>1</vcpu><os><type>hvm</type></os></domain>", name)
-		if err := os.WriteFile(p, []byte(xml), 0o600); err != nil {
-			t.Fatal(err)
-		}
+		p := testVMXML(t, dir, name)
 		if out, err := c.vmhaRetry(leaderHost(t, c), "vm", "add", name, "--xml", p, "--prefer", host); err != nil {
 			t.Fatalf("vm add %s: %v: %s", name, err, out)
 		}
@@ -96,19 +92,8 @@ func TestRejoinNeverStartsStalePlacement(t *testing.T) {
 	var vms []string
 	for cycle := 1; cycle <= 3; cycle++ {
 		if cycle == 2 {
-			// The maintenance restart of the sequence: vmhad
-			// restarts with no fence and nothing moved.
-			if out, err := c.vmha(leaderHost(t, c), "host", "maintenance", victim.Name); err != nil {
-				t.Fatalf("maintenance: %v: %s", err, out)
-			}
-			victim.Kill()
-			if err := victim.Start(); err != nil {
-				t.Fatal(err)
-			}
-			waitMember(t, c, victim.Name)
-			if out, err := c.vmha(leaderHost(t, c), "host", "maintenance", victim.Name, "--off"); err != nil {
-				t.Fatalf("maintenance --off: %v: %s", err, out)
-			}
+			// The maintenance restart of the sequence.
+			maintenanceRestart(t, c, victim, 0)
 		}
 		// New VMs on the victim each cycle (the earlier ones stay on the
 		// survivors: the test driver cannot migrate them back); the log
@@ -217,17 +202,8 @@ func TestRejoinRealGuestsNeverTwice(t *testing.T) {
 	var vms []string
 	for cycle := 1; cycle <= 2; cycle++ {
 		if cycle == 2 {
-			if out, err := c.vmha(leaderHost(t, c), "host", "maintenance", victim.Name); err != nil {
-				t.Fatalf("maintenance: %v: %s", err, out)
-			}
-			victim.Kill()
-			if err := victim.Start(); err != nil {
-				t.Fatal(err)
-			}
-			waitMember(t, c, victim.Name)
-			if out, err := c.vmha(leaderHost(t, c), "host", "maintenance", victim.Name, "--off"); err != nil {
-				t.Fatalf("maintenance --off: %v: %s", err, out)
-			}
+			// The maintenance restart of the sequence.
+			maintenanceRestart(t, c, victim, 0)
 		}
 		now := []string{fmt.Sprintf("db%d", cycle), fmt.Sprintf("web%d", cycle)}
 		for _, name := range now {

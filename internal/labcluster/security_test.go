@@ -156,7 +156,48 @@ func TestSecurityIdentityAndRoles(t *testing.T) {
 		refused(t, "forwarding a host principal", hc.Do(ctx, "POST", api.PathObserve, forged, nil, h), "only operators' and read-only requests are forwarded")
 	})
 
-	// Every refusal above changed nothing.
+	t.Run("fence configuration from a peer runs nothing", func(t *testing.T) {
+		hc := hostClient(t, h2, leader)
+		pwned := filepath.Join(t.TempDir(), "pwned")
+		me := hostOf(mustStatus(t, c), h2.Name)
+		self := model.Host{Name: h2.Name, APIAddr: me.APIAddr, MemoryMiB: me.MemoryMiB, CPUs: me.CPUs}
+		for _, tc := range []struct {
+			name string
+			dev  model.FenceDevice
+			want string
+		}{
+			{"fence_virsh with ssh_path", model.FenceDevice{Name: "d@" + h2.Name, Type: "agent", Params: map[string]string{
+				"agent": "fence_virsh", "ip": "127.0.0.1", "ssh_path": "/bin/sh -c 'touch " + pwned + "' --"}}, "ssh_path"},
+			{"libvirt over ext", model.FenceDevice{Name: "d@" + h2.Name, Type: "libvirt", Params: map[string]string{
+				"uri": "qemu+ext:///system?command=/bin/touch%20" + pwned}}, "ext"},
+			{"allow_unsafe from a host", model.FenceDevice{Name: "d@" + h2.Name, Type: "agent", AllowUnsafe: true, Params: map[string]string{
+				"agent": "/bin/sh", "ip": "127.0.0.1"}}, "allow_unsafe"},
+		} {
+			reg := api.Register{Host: self, Fencing: &model.FenceTopology{Devices: []model.FenceDevice{tc.dev}, Levels: [][]string{{tc.dev.Name}}}}
+			err := hc.Do(ctx, "POST", api.PathRegister, reg, nil, nil)
+			var se *api.StatusError
+			if !errors.As(err, &se) || se.Code != http.StatusBadRequest || !strings.Contains(se.Error(), tc.want) {
+				t.Fatalf("%s: %v; want 400 naming %q", tc.name, err, tc.want)
+			}
+		}
+		// A valid but different topology from the host itself is only an
+		// offer: the devices the cluster fences it with stay.
+		offer := model.FenceDevice{Name: "other@" + h2.Name, Type: "agent", Params: map[string]string{"agent": "fence_ipmilan", "ip": "127.0.0.1", "ipport": "1", "username": "x"}, Password: "pw"}
+		reg := api.Register{Host: self, Fencing: &model.FenceTopology{Devices: []model.FenceDevice{offer}, Levels: [][]string{{offer.Name}}}}
+		if err := hc.Do(ctx, "POST", api.PathRegister, reg, nil, nil); err != nil {
+			t.Fatalf("re-registration with other devices: %v", err)
+		}
+		s := mustStatus(t, c)
+		if !hasProblem(s, h2.Name+" offers other fence devices") {
+			t.Fatalf("the offer is not shown: %v", s.Problems)
+		}
+		time.Sleep(3 * time.Second) // device checks ran meanwhile
+		if _, err := os.Stat(pwned); err == nil {
+			t.Fatal("a peer's fence configuration ran a command on the leader")
+		}
+	})
+
+	// Every refusal above changed nothing (the offer changed no device).
 	if after := stateOf(t, c); after != before {
 		t.Fatalf("refused attacks changed the state:\nbefore %s\nafter  %s", before, after)
 	}
