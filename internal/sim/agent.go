@@ -142,7 +142,8 @@ func (h *Host) reconcile(ctx context.Context) (again bool) {
 
 // catchUp asks the leader for its read index (GET /v1/peer/read-index,
 // answered after the leader confirmed its leadership with a quorum) and
-// waits until the shared replica applied that far.
+// waits until the shared replica's state machine applied that far (its own
+// index: raft's runs ahead of the state while entries queue, issue 19).
 func (h *Host) catchUp(ctx context.Context) error {
 	var ri api.ReadIndex
 	if err := h.c.peerDo(ctx, http.MethodGet, api.PathReadIndex, nil, &ri, h.Name); err != nil {
@@ -156,9 +157,9 @@ func (h *Host) catchUp(ctx context.Context) error {
 	h.term = ri.Term
 	h.mu.Unlock()
 	deadline := time.Now().Add(2 * time.Second)
-	for h.c.replica.raft.AppliedIndex() < ri.Index {
+	for h.c.replica.fsm.AppliedIndex() < ri.Index {
 		if time.Now().After(deadline) {
-			return fmt.Errorf("replica at index %d, leader at %d", h.c.replica.raft.AppliedIndex(), ri.Index)
+			return fmt.Errorf("replica at index %d, leader at %d", h.c.replica.fsm.AppliedIndex(), ri.Index)
 		}
 		select {
 		case <-ctx.Done():
