@@ -17,6 +17,7 @@ import (
 	"github.com/vmha/vmha/config"
 	"github.com/vmha/vmha/hypervisor"
 	"github.com/vmha/vmha/model"
+	"github.com/vmha/vmha/reconcile"
 )
 
 // reportEvery re-sends an unchanged observation so the leader's view stays
@@ -168,42 +169,33 @@ func (a *Agent) reconcile(ctx context.Context) (again bool) {
 		st = cur
 		a.gens.note(st, me, true)
 	}
+	plan := reconcile.Decide(a.input(st, doms, a.isSynced()))
+	for _, name := range plan.Adopt {
+		a.setManaged(name, true) // also when it arrived by a live migration
+	}
 	// Stops first: a VM placed elsewhere must not stay active here.
-	for name, d := range doms {
-		vm := st.Config.VMs[name]
-		if vm == nil && !a.isManaged(name) {
-			continue // not ours: an operator's own domain
-		}
-		p := st.Status.Placements[name]
-		if vm != nil && p != nil && p.Host == me {
-			// Ours (also when it arrived by a live migration).
-			a.setManaged(name, true)
-			continue
-		}
-		if vm != nil && p != nil && p.MigrateFrom == me {
-			continue // moving live from here: see migrations below
-		}
-		if d.State.Active() {
-			a.log.Info().Str("vm", name).Str("recovery_id", recoveryOf(st, name)).Msg("stopping VM that is not placed here")
-			err := a.n.hv.Stop(ctx, name, a.n.cfg.Agent.StopTimeout)
+	for _, s := range plan.Stops {
+		if s.Active {
+			a.log.Info().Str("vm", s.VM).Str("recovery_id", recoveryOf(st, s.VM)).Str("reason", s.Reason).Msg("stopping VM that is not placed here")
+			err := a.n.hv.Stop(ctx, s.VM, a.n.cfg.Agent.StopTimeout)
 			a.n.metrics.agentStops.WithLabelValues(result(err)).Inc()
 			if err != nil {
-				a.setErr(name, err)
-				a.log.Error().Err(err).Str("vm", name).Msg("stop")
+				a.setErr(s.VM, err)
+				a.log.Error().Err(err).Str("vm", s.VM).Msg("stop")
 				again = true
 				continue
 			}
 		}
-		if vm != nil && a.isManaged(name) {
+		if vm := st.Config.VMs[s.VM]; s.Release && vm != nil {
 			// Inactive here now (stopped above, or crashed earlier):
 			// release its logical volumes for the host it is placed on.
 			a.deactivateLVs(ctx, vm)
 		}
-		if a.isManaged(name) {
-			if err := a.n.hv.Undefine(ctx, name); err != nil {
-				a.log.Warn().Err(err).Str("vm", name).Msg("undefine")
+		if s.Undefine {
+			if err := a.n.hv.Undefine(ctx, s.VM); err != nil {
+				a.log.Warn().Err(err).Str("vm", s.VM).Msg("undefine")
 			}
-			a.setManaged(name, false)
+			a.setManaged(s.VM, false)
 		}
 	}
 	if a.applyNoQuorumPolicy(ctx, st, doms) {
@@ -211,27 +203,16 @@ func (a *Agent) reconcile(ctx context.Context) (again bool) {
 		_ = a.report(ctx, st)
 		return true
 	}
-	// Starts: only with a state as new as the leader's.
-	var toStart []string
-	for _, name := range model.SortedKeys(st.Config.VMs) {
-		// A VM moving here live arrives through the migration; starting
-		// it too would run it twice.
-		if p := st.Status.Placements[name]; p != nil && p.Host == me && p.MigrateFrom == "" {
-			if d, ok := doms[name]; !ok || !d.State.Active() {
-				toStart = append(toStart, name)
-			}
-		}
-	}
-	// Each start is checked against a fresh read index just before it: the
-	// placement must still be this host's in a state at least as new as
-	// the leader's, and no older than a generation this host has seen.
-	for i, name := range toStart {
+	// Each start is confirmed against a fresh read index just before it:
+	// the placement must still be this host's in a state at least as new
+	// as the leader's, and no older than a generation this host has seen.
+	for i, name := range plan.Starts {
 		cur, err := a.catchUp(ctx)
 		if err != nil {
-			a.log.Info().Err(err).Strs("vms", toStart[i:]).Msg("not starting yet")
+			a.log.Info().Err(err).Strs("vms", plan.Starts[i:]).Msg("not starting yet")
 			again = true
 			if a.n.cfg.Quorum.NoQuorumPolicy == config.PolicyIgnore {
-				a.restartOwn(ctx, st, toStart[i:])
+				a.restartOwn(ctx, st, plan.Starts[i:])
 			}
 			break
 		}
@@ -239,8 +220,9 @@ func (a *Agent) reconcile(ctx context.Context) (again bool) {
 		st = cur
 		a.gens.note(st, me, true)
 		p, vm := st.Status.Placements[name], st.Config.VMs[name]
-		if p == nil || vm == nil || p.Host != me || p.MigrateFrom != "" {
-			continue // moved on since the pass began
+		if err := reconcile.Confirm(me, name, desiredOf(p), vm != nil); err != nil {
+			a.log.Info().Err(err).Msg("not starting: moved on since the pass began")
+			continue
 		}
 		if err := a.gens.check(name, p.Generation); err != nil {
 			a.setErr(name, err)
@@ -261,6 +243,38 @@ func (a *Agent) reconcile(ctx context.Context) (again bool) {
 		again = true
 	}
 	return again
+}
+
+// input is the pure pass's view of this host (reconcile.Input): the
+// cluster's VMs placed on it, moving from it or found on its hypervisor.
+func (a *Agent) input(st *model.State, doms map[string]hypervisor.Domain, synced bool) reconcile.Input {
+	me := a.n.cfg.NodeName
+	in := reconcile.Input{Host: me, Synced: synced, Desired: map[string]reconcile.Desired{}, Domains: map[string]bool{}, Managed: map[string]bool{}}
+	for name, p := range st.Status.Placements {
+		if st.Config.VMs[name] != nil && (p.Host == me || p.MigrateFrom == me) {
+			in.Desired[name] = desiredOf(p)
+		}
+	}
+	for name, d := range doms {
+		in.Domains[name] = d.State.Active()
+		if st.Config.VMs[name] != nil {
+			in.Desired[name] = desiredOf(st.Status.Placements[name])
+		}
+	}
+	a.mu.Lock()
+	for name := range a.managed {
+		in.Managed[name] = true
+	}
+	a.mu.Unlock()
+	return in
+}
+
+// desiredOf is a placement as the pure pass reads it (nil: placed nowhere).
+func desiredOf(p *model.Placement) reconcile.Desired {
+	if p == nil {
+		return reconcile.Desired{}
+	}
+	return reconcile.Desired{Host: p.Host, MigrateFrom: p.MigrateFrom}
 }
 
 func (a *Agent) start(ctx context.Context, vm *model.VM, p *model.Placement) error {

@@ -6,12 +6,11 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
-	"sort"
 	"time"
 
 	"github.com/vmha/vmha/api"
-	"github.com/vmha/vmha/hypervisor"
 	"github.com/vmha/vmha/model"
+	"github.com/vmha/vmha/reconcile"
 )
 
 // reportEvery re-sends an unchanged observation, as cluster.Agent does.
@@ -69,10 +68,10 @@ func (h *Host) register(ctx context.Context) error {
 	return h.c.peerDo(ctx, http.MethodPost, api.PathRegister, api.Register{Host: *h.c.registration(h)}, nil, h.Name)
 }
 
-// reconcile is cluster.Agent.reconcile for what the simulation uses:
-// stops first (a VM placed elsewhere must not stay active here), then
-// starts, only after the shared replica has applied up to the leader's
-// read index, then the report. It returns true to be retried soon.
+// reconcile runs the agent's pure pass (reconcile.Decide, as cluster.Agent
+// does) on the simulated hypervisor: stops first, then starts, each
+// confirmed after the shared replica has applied up to the leader's read
+// index, then the report. It returns true to be retried soon.
 func (h *Host) reconcile(ctx context.Context) (again bool) {
 	me := h.Name
 	view := h.c.replica.view.Load()
@@ -81,40 +80,47 @@ func (h *Host) reconcile(ctx context.Context) (again bool) {
 	if err != nil {
 		return true // powered off: the run loop ends with the context
 	}
-	doms := map[string]hypervisor.Domain{}
+	// The same pass as cluster.Agent's (reconcile.Decide). The shared
+	// replica never restarts, so its state is always the log's latest as
+	// far as it applied: synced. Every domain of a simulated hypervisor is
+	// the cluster's (managed).
+	in := reconcile.Input{Host: me, Synced: true, Desired: map[string]reconcile.Desired{}, Domains: map[string]bool{}, Managed: map[string]bool{}}
+	for vm := range mine {
+		in.Desired[vm] = reconcile.Desired{Host: me}
+	}
 	for _, d := range ds {
-		doms[d.Name] = d
-		if mine[d.Name] {
-			continue
-		}
-		if d.State.Active() {
-			if err := h.HV.Stop(ctx, d.Name, stopTimeout); err != nil {
-				h.setErr(d.Name, err)
+		in.Domains[d.Name], in.Managed[d.Name] = d.State.Active(), true
+	}
+	plan := reconcile.Decide(in)
+	for _, st := range plan.Stops {
+		if st.Active {
+			if err := h.HV.Stop(ctx, st.VM, stopTimeout); err != nil {
+				h.setErr(st.VM, err)
 				again = true
 				continue
 			}
 		}
-		_ = h.HV.Undefine(ctx, d.Name)
-	}
-	var toStart []string
-	for vm := range mine {
-		if d, ok := doms[vm]; !ok || !d.State.Active() {
-			toStart = append(toStart, vm)
+		if st.Undefine {
+			_ = h.HV.Undefine(ctx, st.VM)
 		}
 	}
-	sort.Strings(toStart)
-	if len(toStart) > 0 {
+	if len(plan.Starts) > 0 {
 		if err := h.catchUp(ctx); err != nil {
 			again = true
 		} else {
 			type todo struct{ name, xml string }
 			var starts []todo
 			// Re-read the committed state itself, now as new as the
-			// leader's (the view may lag it by one rebuild).
+			// leader's (the view may lag it by one rebuild), and confirm
+			// each start on it.
 			h.c.replica.fsm.Read(func(s *model.State) {
-				for _, vm := range toStart {
+				for _, vm := range plan.Starts {
 					p, v := s.Status.Placements[vm], s.Config.VMs[vm]
-					if p != nil && v != nil && p.Host == me && p.MigrateFrom == "" {
+					d := reconcile.Desired{}
+					if p != nil {
+						d = reconcile.Desired{Host: p.Host, MigrateFrom: p.MigrateFrom}
+					}
+					if reconcile.Confirm(me, vm, d, v != nil) == nil {
 						starts = append(starts, todo{vm, v.XML})
 					}
 				}
