@@ -536,12 +536,6 @@ func (a *Agent) setErr(vm string, err error) {
 	}
 }
 
-func (a *Agent) isManaged(name string) bool {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.managed[name]
-}
-
 // managedPath keeps the set of domains this agent defined, so that after a
 // restart it still cleans up VMs that were removed from the cluster.
 func (a *Agent) managedPath() string { return filepath.Join(a.n.cfg.DataDir, "agent-managed.json") }
