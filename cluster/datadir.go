@@ -537,7 +537,7 @@ func (f *dataDirFacts) refuse(problem, hint string) error {
 	}
 	fmt.Fprintf(&b, " recover, either:\n"+
 		"  1. restore %[1]s from a backup taken while vmhad was stopped, then start vmhad; or\n"+
-		"  2. rejoin as a new member (other members still hold the cluster): on a running member, once no VM is placed on %[2]s (vmha status; vmha fence %[2]s restarts its VMs elsewhere), run `vmha host remove %[2]s --yes`; then on this host move the data aside (mv %[1]s %[1]s.broken) and start vmhad again: it joins through join: and receives the cluster state.",
+		"  2. rejoin as a new member (other members still hold the cluster): on a running member, once no VM is placed on %[2]s (vmha status; vmha fence %[2]s restarts its VMs elsewhere), run `vmha host remove %[2]s --yes` and announce it again with `vmha host add %[2]s`; then on this host move the data aside (mv %[1]s %[1]s.broken) and start vmhad again: it joins through join: and receives the cluster state.",
 		f.Dir, f.Host)
 	return errors.New(b.String())
 }

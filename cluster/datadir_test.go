@@ -106,7 +106,7 @@ func mustRefuse(t *testing.T, dir string, want ...string) string {
 	}
 	msg := err.Error()
 	want = append(want, "refusing to start", "restore "+dir+" from a backup",
-		"vmha host remove "+testHost+" --yes", "mv "+dir+" "+dir+".broken")
+		"vmha host remove "+testHost+" --yes", "vmha host add "+testHost, "mv "+dir+" "+dir+".broken")
 	for _, w := range want {
 		if !strings.Contains(msg, w) {
 			t.Errorf("refusal lacks %q:\n%s", w, msg)

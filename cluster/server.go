@@ -104,7 +104,7 @@ func (n *Node) Handler(local bool) http.Handler {
 		boot := n.tags[tagBoot]
 		n.tagsMu.Unlock()
 		writeJSON(w, http.StatusOK, api.Alive{Node: n.cfg.NodeName, Boot: boot})
-	}, peer)
+	}, read)
 	// Anything else is answered in the API's own error shape.
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusNotFound, "", fmt.Errorf("no API call %s %s", r.Method, r.URL.Path))

@@ -107,6 +107,10 @@ func TestEmptiedRaftDBIsRefused(t *testing.T) {
 	if out, err := c.vmha(via, "host", "remove", v.Name, "--yes"); err != nil {
 		t.Fatalf("vmha host remove %s: %v: %s", v.Name, err, out)
 	}
+	// The cluster formed: admission is closed until the host is announced.
+	if out, err := c.vmha(via, "host", "add", v.Name); err != nil {
+		t.Fatalf("vmha host add %s: %v: %s", v.Name, err, out)
+	}
 	if err := os.Rename(data, data+".broken"); err != nil {
 		t.Fatal(err)
 	}
