@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
@@ -479,8 +480,8 @@ func (n *Node) registerLoop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		_, leader := n.raft.LeaderWithID()
-		if leader == "" || string(leader) == done {
+		leader, addr := n.joinLeader(ctx)
+		if addr == "" || leader == done {
 			continue
 		}
 		reg, err := n.registration(ctx)
@@ -489,16 +490,43 @@ func (n *Node) registerLoop(ctx context.Context) {
 			continue
 		}
 		if n.registered(reg) {
-			done = string(leader)
+			done = leader
 			continue
 		}
-		if err := n.forwardWrite(ctx, "POST", api.PathRegister, reg, nil); err != nil {
-			n.log.Warn().Err(err).Msg("register with leader")
+		h := http.Header{}
+		h.Set(api.HeaderForwarded, n.cfg.NodeName)
+		if err := n.peers.do(ctx, addr, 10*time.Second, http.MethodPost, api.PathRegister, reg, nil, h); err != nil {
+			n.log.Warn().Err(err).Str("leader", leader).Msg("register with leader")
 			continue
 		}
-		n.log.Info().Str("leader", string(leader)).Msg("registered with the cluster")
-		done = string(leader)
+		n.log.Info().Str("leader", leader).Msg("registered with the cluster")
+		done = leader
 	}
+}
+
+// joinLeader is the leader's name and API address for registering: raft's
+// leader when this host follows the log, else the leader the alive members
+// name. A host that is not registered yet has no raft leader: only a
+// registered host is added to raft, so it must find the leader through its
+// peers.
+func (n *Node) joinLeader(ctx context.Context) (name, addr string) {
+	if name, addr = n.Leader(); addr != "" {
+		return name, addr
+	}
+	members := n.members()
+	for _, m := range members {
+		if m.Name == n.cfg.NodeName || m.Status != serf.StatusAlive || m.Tags[tagAPI] == "" {
+			continue
+		}
+		var s api.Status
+		if err := n.peers.do(ctx, m.Tags[tagAPI], 3*time.Second, http.MethodGet, api.PathStatus+"?local=1", nil, &s, nil); err != nil || s.Leader == "" {
+			continue
+		}
+		if l, ok := members[s.Leader]; ok && l.Tags[tagAPI] != "" {
+			return s.Leader, l.Tags[tagAPI]
+		}
+	}
+	return "", ""
 }
 
 func (n *Node) registration(ctx context.Context) (*api.Register, error) {
