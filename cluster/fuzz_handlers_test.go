@@ -67,47 +67,56 @@ func fuzzCluster(t testing.TB) (*Node, http.Handler) {
 		cfg.Fencing.Timeout, cfg.Fencing.CallTimeout = time.Second, 100*time.Millisecond
 		cfg.Agent.StopTimeout = time.Second
 		cfg.Migration.MaxPerTarget, cfg.Migration.MaxCluster = 2, 4
-		hv, err := hypervisor.OpenLibvirt("test:///default", zerolog.Nop())
-		if err != nil {
-			t.Fatalf("test driver: %v", err)
-		}
-		n := &Node{cfg: cfg, log: zerolog.Nop(), fsm: NewFSM(), hv: hv, tags: map[string]string{tagBoot: "b"}, peers: newPeerClients(nil), peerRate: newRateLimiter(peerWriteRate, peerWriteBurst)}
-		n.metrics = newMetrics(n)
-		rc := raft.DefaultConfig()
-		rc.LocalID = "h1"
-		rc.LogOutput = nil
-		rc.LogLevel = "ERROR"
-		rc.HeartbeatTimeout, rc.ElectionTimeout, rc.LeaderLeaseTimeout = 50*time.Millisecond, 50*time.Millisecond, 50*time.Millisecond
-		store := raft.NewInmemStore()
-		_, trans := raft.NewInmemTransport("h1")
-		r, err := raft.NewRaft(rc, n.fsm, store, store, raft.NewInmemSnapshotStore(), trans)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := r.BootstrapCluster(raft.Configuration{Servers: []raft.Server{{ID: "h1", Address: trans.LocalAddr()}}}).Error(); err != nil {
-			t.Fatal(err)
-		}
-		n.raft = r
-		n.coord = newCoordinator(n)
-		n.agent = newAgent(n)
-		for deadline := time.Now().Add(5 * time.Second); !n.IsLeader(); time.Sleep(10 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatal("the in-memory raft did not lead")
-			}
-		}
-		for _, c := range []*Command{
-			{Op: OpRegisterHost, Host: &model.Host{Name: "h1", APIAddr: "127.0.0.1:1", MemoryMiB: 8192, CPUs: 8}},
-			{Op: OpRegisterHost, Host: &model.Host{Name: "h2", APIAddr: "127.0.0.1:2", MemoryMiB: 8192, CPUs: 8}},
-			{Op: OpAddVM, VM: &model.VM{Name: "vm1", XML: xmlFor("vm1"), MemoryMiB: 512}},
-			{Op: OpPlace, Placements: []model.Placement{{VM: "vm1", Host: "h1"}}},
-		} {
-			if err := n.propose(c); err != nil {
-				t.Fatal(err)
-			}
-		}
+		n := newMemNode(t, cfg)
 		fuzzNode, fuzzSrv = n, n.authenticate(false, n.Handler(false))
 	})
 	return fuzzNode, fuzzSrv
+}
+
+// newMemNode is a real node without a network: raft in memory (a single
+// voter, so it leads), the libvirt test driver, hosts h1 and h2 without
+// fence devices and vm1 on h1; the coordinator and agent made, not running.
+func newMemNode(t testing.TB, cfg *config.Daemon) *Node {
+	t.Helper()
+	hv, err := hypervisor.OpenLibvirt("test:///default", zerolog.Nop())
+	if err != nil {
+		t.Fatalf("test driver: %v", err)
+	}
+	n := &Node{cfg: cfg, log: zerolog.Nop(), fsm: NewFSM(), hv: hv, tags: map[string]string{tagBoot: "b"}, peers: newPeerClients(nil), peerRate: newRateLimiter(peerWriteRate, peerWriteBurst)}
+	n.metrics = newMetrics(n)
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(cfg.NodeName)
+	rc.LogOutput = nil
+	rc.LogLevel = "ERROR"
+	rc.HeartbeatTimeout, rc.ElectionTimeout, rc.LeaderLeaseTimeout = 50*time.Millisecond, 50*time.Millisecond, 50*time.Millisecond
+	store := raft.NewInmemStore()
+	_, trans := raft.NewInmemTransport(raft.ServerAddress(cfg.NodeName))
+	r, err := raft.NewRaft(rc, n.fsm, store, store, raft.NewInmemSnapshotStore(), trans)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.BootstrapCluster(raft.Configuration{Servers: []raft.Server{{ID: rc.LocalID, Address: trans.LocalAddr()}}}).Error(); err != nil {
+		t.Fatal(err)
+	}
+	n.raft = r
+	n.coord = newCoordinator(n)
+	n.agent = newAgent(n)
+	for deadline := time.Now().Add(5 * time.Second); !n.IsLeader(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the in-memory raft did not lead")
+		}
+	}
+	for _, c := range []*Command{
+		{Op: OpRegisterHost, Host: &model.Host{Name: "h1", APIAddr: "127.0.0.1:1", MemoryMiB: 8192, CPUs: 8}},
+		{Op: OpRegisterHost, Host: &model.Host{Name: "h2", APIAddr: "127.0.0.1:2", MemoryMiB: 8192, CPUs: 8}},
+		{Op: OpAddVM, VM: &model.VM{Name: "vm1", XML: xmlFor("vm1"), MemoryMiB: 512}},
+		{Op: OpPlace, Placements: []model.Placement{{VM: "vm1", Host: "h1"}}},
+	} {
+		if err := n.propose(c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return n
 }
 
 // FuzzHandlers sends any body, path value and principal headers to every

@@ -712,9 +712,46 @@ func (n *Node) waitForAll(members map[string]serf.Member) []string {
 	if err := n.raft.Barrier(2 * time.Second).Error(); err != nil {
 		return []string{"(the state is not current yet: " + err.Error() + ")"}
 	}
-	st := n.fsm.Copy()
-	var missing []string
-	boots := map[string]string{}
+	missing, boots, over := wfaVerdict(n.fsm.Copy(), members, n.cfg.NodeName)
+	switch {
+	case over == "all":
+		if n.IsLeader() && len(boots) > 0 {
+			if err := n.propose(&Command{Op: OpFormed, Formed: boots}); err != nil {
+				return []string{"(recording the formed cluster: " + err.Error() + ")"}
+			}
+		}
+		n.wfaDone.Store(true)
+		n.log.Info().Msg("wait_for_all over: every host seen at once")
+		return nil
+	case over != "":
+		n.wfaDone.Store(true)
+		n.log.Info().Str("still_up_since_formed", over).Msg("wait_for_all over: the cluster formed and has not been cold started since")
+		return nil
+	}
+	return missing
+}
+
+// waitingForAll is waitForAll for status: what the wait still needs, read
+// from the state as it is, without a barrier or a proposal (a read must not
+// write the log; the coordinator's pass ends the wait).
+func (n *Node) waitingForAll(members map[string]serf.Member) []string {
+	if !n.cfg.Quorum.WaitForAll || n.wfaDone.Load() || !n.IsLeader() {
+		return nil
+	}
+	missing, _, over := wfaVerdict(n.fsm.Copy(), members, n.cfg.NodeName)
+	if over != "" {
+		return nil
+	}
+	return missing
+}
+
+// wfaVerdict is the wait_for_all decision on one state: the hosts not alive
+// in gossip, the boot ids of those that are, and why the wait is over:
+// "all" (every host of the cluster alive at once), the name of another host
+// still running the boot recorded when the cluster was last whole (it
+// formed and was not cold started since), or "" (still waiting).
+func wfaVerdict(st *model.State, members map[string]serf.Member, self string) (missing []string, boots map[string]string, over string) {
+	boots = map[string]string{}
 	for _, h := range append(model.SortedKeys(st.Config.Hosts), model.SortedKeys(st.Config.Expected)...) {
 		m, ok := members[h]
 		if !ok || m.Status != serf.StatusAlive {
@@ -724,23 +761,15 @@ func (n *Node) waitForAll(members map[string]serf.Member) []string {
 		boots[h] = m.Tags[tagBoot]
 	}
 	if len(missing) == 0 {
-		if n.IsLeader() && len(boots) > 0 {
-			if err := n.propose(&Command{Op: OpFormed, Formed: boots}); err != nil {
-				return []string{"(recording the formed cluster: " + err.Error() + ")"}
-			}
-		}
-		n.wfaDone.Store(true)
-		n.log.Info().Msg("wait_for_all over: every host seen at once")
-		return nil
+		return nil, boots, "all"
 	}
-	for h, boot := range st.Status.Formed {
-		if m, ok := members[h]; ok && h != n.cfg.NodeName && m.Status == serf.StatusAlive && boot != "" && m.Tags[tagBoot] == boot {
-			n.wfaDone.Store(true)
-			n.log.Info().Str("still_up_since_formed", h).Msg("wait_for_all over: the cluster formed and has not been cold started since")
-			return nil
+	for _, h := range model.SortedKeys(st.Status.Formed) {
+		boot := st.Status.Formed[h]
+		if m, ok := members[h]; ok && h != self && m.Status == serf.StatusAlive && boot != "" && m.Tags[tagBoot] == boot {
+			return missing, boots, h
 		}
 	}
-	return missing
+	return missing, boots, ""
 }
 
 // watchdogLoop pets the watchdog every quarter of its timeout while this

@@ -48,7 +48,7 @@ func (n *Node) Status() *api.Status {
 	s.Security = n.security()
 	addStorageLiveness(s, beats)
 	s.Problems = append(s.Problems, n.diskProblems(members)...)
-	if missing := n.waitForAll(members); len(missing) > 0 {
+	if missing := n.waitingForAll(members); len(missing) > 0 {
 		s.Quorum.WaitingForAll = missing
 		msg := fmt.Sprintf("waiting for all hosts (quorum.wait_for_all) after a cold start: %s not seen yet; until every host is seen at once, nothing is fenced or placed. If a host is gone for good: vmha host remove HOST", strings.Join(missing, ", "))
 		s.Quorum.Explanation = msg + "; " + s.Quorum.Explanation

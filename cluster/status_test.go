@@ -7,6 +7,7 @@ import (
 
 	"github.com/hashicorp/serf/serf"
 
+	"github.com/vmha/vmha/config"
 	"github.com/vmha/vmha/model"
 	"github.com/vmha/vmha/placement"
 )
@@ -80,5 +81,49 @@ func TestSnapshotConditions(t *testing.T) {
 	// An unplaced VM observed running somewhere is adopted there.
 	if snap.VMs[0].Current != "h4" {
 		t.Errorf("vm1 current %q, want adopted on h4", snap.VMs[0].Current)
+	}
+}
+
+// TestStatusWritesNothing: a status read under wait_for_all neither appends
+// a barrier nor proposes (it used to do both through waitForAll).
+func TestStatusWritesNothing(t *testing.T) {
+	cfg := &config.Daemon{NodeName: "h1", Admission: "open"}
+	cfg.Quorum.WaitForAll = true
+	n := newMemNode(t, cfg)
+	defer func() { _ = n.raft.Shutdown().Error() }()
+	before := n.raft.LastIndex()
+	s := n.Status()
+	if after := n.raft.LastIndex(); after != before {
+		t.Fatalf("vmha status wrote the log: index %d → %d", before, after)
+	}
+	if strings.Join(s.Quorum.WaitingForAll, ",") != "h1,h2" {
+		t.Fatalf("waiting for %v, want h1,h2 (no gossip here)", s.Quorum.WaitingForAll)
+	}
+}
+
+func TestWaitForAllVerdict(t *testing.T) {
+	st := baseFSM(t).Copy() // h1, h2
+	alive := func(boot string) serf.Member {
+		return serf.Member{Status: serf.StatusAlive, Tags: map[string]string{tagBoot: boot}}
+	}
+	if m, _, over := wfaVerdict(st, map[string]serf.Member{"h1": alive("a")}, "h1"); over != "" || strings.Join(m, ",") != "h2" {
+		t.Fatalf("one host alive: missing %v, over %q", m, over)
+	}
+	m, boots, over := wfaVerdict(st, map[string]serf.Member{"h1": alive("a"), "h2": alive("b")}, "h1")
+	if over != "all" || len(m) != 0 || boots["h2"] != "b" {
+		t.Fatalf("all alive: %v %v %q", m, boots, over)
+	}
+	// h2 still runs the boot recorded when the cluster was last whole: the
+	// cluster formed and was not cold started, h1 merely restarted.
+	st.Status.Formed = map[string]string{"h1": "old", "h2": "b", "h3": "c"}
+	if _, _, over := wfaVerdict(st, map[string]serf.Member{"h1": alive("new"), "h2": alive("b")}, "h1"); over != "all" {
+		t.Fatalf("over %q", over)
+	}
+	st.Config.Expected = map[string]*model.Expected{"h3": {}}
+	if _, _, over := wfaVerdict(st, map[string]serf.Member{"h1": alive("new"), "h2": alive("b")}, "h1"); over != "h2" {
+		t.Fatalf("formed and not cold started: over %q, want h2", over)
+	}
+	if _, _, over := wfaVerdict(st, map[string]serf.Member{"h1": alive("new"), "h2": alive("rebooted")}, "h1"); over != "" {
+		t.Fatalf("a cold start: over %q, want still waiting", over)
 	}
 }
