@@ -147,7 +147,10 @@ func (a *Agent) reconcile(ctx context.Context) (again bool) {
 	}
 	me := a.n.cfg.NodeName
 	st := a.n.fsm.Copy()
-	a.gens.note(st, me, false)
+	// Once synced, the local state never goes back before the read index
+	// it caught up with: it is current enough to drop removed VMs from the
+	// floor. Before, it may be a replay of the past.
+	a.gens.note(st, me, a.isSynced())
 	doms, err := a.listDomains(ctx)
 	if err != nil {
 		a.log.Error().Err(err).Msg("list domains")
@@ -207,7 +210,7 @@ func (a *Agent) reconcile(ctx context.Context) (again bool) {
 	// the placement must still be this host's in a state at least as new
 	// as the leader's, and no older than a generation this host has seen.
 	for i, name := range plan.Starts {
-		cur, err := a.catchUp(ctx)
+		p, vm, err := a.currentPlacement(ctx, name)
 		if err != nil {
 			a.log.Info().Err(err).Strs("vms", plan.Starts[i:]).Msg("not starting yet")
 			again = true
@@ -217,9 +220,6 @@ func (a *Agent) reconcile(ctx context.Context) (again bool) {
 			break
 		}
 		a.setQuorate()
-		st = cur
-		a.gens.note(st, me, true)
-		p, vm := st.Status.Placements[name], st.Config.VMs[name]
 		if err := reconcile.Confirm(me, name, desiredOf(p), vm != nil); err != nil {
 			a.log.Info().Err(err).Msg("not starting: moved on since the pass began")
 			continue
@@ -373,7 +373,7 @@ func (a *Agent) applyNoQuorumPolicy(ctx context.Context, st *model.State, doms m
 	a.mu.Unlock()
 	if without > a.n.cfg.Agent.Interval {
 		// No recent contact: ask a leader that proves its quorum.
-		if _, err := a.catchUp(ctx); err == nil {
+		if _, err := a.readIndex(ctx); err == nil {
 			a.setQuorate()
 			return false
 		}
@@ -423,27 +423,69 @@ func (a *Agent) restartOwn(ctx context.Context, st *model.State, names []string)
 // It compares the state machine's own index, never raft's AppliedIndex,
 // which runs ahead of the state while a log replays.
 func (a *Agent) catchUp(ctx context.Context) (*model.State, error) {
-	ri, err := a.readIndex(ctx)
+	index, err := a.waitCurrent(ctx)
 	if err != nil {
 		return nil, err
+	}
+	st, at := a.n.fsm.CopyAt()
+	if at < index {
+		return nil, wentBack(at, index)
+	}
+	return st, nil
+}
+
+// waitCurrent asks the leader for its read index and waits (briefly) until
+// the local state machine has applied that far; it returns the index.
+func (a *Agent) waitCurrent(ctx context.Context) (uint64, error) {
+	ri, err := a.readIndex(ctx)
+	if err != nil {
+		return 0, err
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for a.n.fsm.AppliedIndex() < ri.Index {
 		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("local state at index %d, leader at %d", a.n.fsm.AppliedIndex(), ri.Index)
+			return 0, fmt.Errorf("local state at index %d, leader at %d", a.n.fsm.AppliedIndex(), ri.Index)
 		}
 		select {
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return 0, ctx.Err()
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
-	st, at := a.n.fsm.CopyAt()
-	if at < ri.Index {
-		// Only a snapshot restore goes back; try again next pass.
-		return nil, fmt.Errorf("local state went back to index %d, leader at %d", at, ri.Index)
+	return ri.Index, nil
+}
+
+// wentBack is a state found older than the index it had reached: only a
+// snapshot restore goes back; the next pass tries again.
+func wentBack(at, index uint64) error {
+	return fmt.Errorf("local state went back to index %d, leader at %d", at, index)
+}
+
+// currentPlacement is vm's placement and definition in a state at least as
+// new as the leader's (a read index), copied out without copying the whole
+// state: the check made just before each start.
+func (a *Agent) currentPlacement(ctx context.Context, vm string) (*model.Placement, *model.VM, error) {
+	index, err := a.waitCurrent(ctx)
+	if err != nil {
+		return nil, nil, err
 	}
-	return st, nil
+	var p *model.Placement
+	var v *model.VM
+	a.n.fsm.ReadAt(func(s *model.State, at uint64) {
+		if at < index {
+			err = wentBack(at, index)
+			return
+		}
+		if cur := s.Status.Placements[vm]; cur != nil {
+			cp := *cur
+			p = &cp
+		}
+		if cur := s.Config.VMs[vm]; cur != nil {
+			cp := *cur
+			v = &cp
+		}
+	})
+	return p, v, err
 }
 
 // readIndex asks the leader for its read index: an answer proves that a

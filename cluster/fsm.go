@@ -148,6 +148,14 @@ func (f *FSM) Copy() *model.State {
 	return f.state.Clone()
 }
 
+// ReadAt runs fn on the current state and the index of the last command it
+// reflects, under a read lock. fn must not keep references past its return.
+func (f *FSM) ReadAt(fn func(s *model.State, applied uint64)) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	fn(f.state, f.applied)
+}
+
 // CopyAt returns a deep copy of the state and the index of the last command
 // it reflects, taken together.
 func (f *FSM) CopyAt() (*model.State, uint64) {
