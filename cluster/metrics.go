@@ -154,8 +154,8 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	leader := n.raft.State() == raft.Leader
 	ch <- prometheus.MustNewConstMetric(descLeader, prometheus.GaugeValue, b2f(leader))
-	ch <- prometheus.MustNewConstMetric(descInsecure, prometheus.GaugeValue, b2f(n.security().Insecure))
 	st := n.Status()
+	ch <- prometheus.MustNewConstMetric(descInsecure, prometheus.GaugeValue, b2f(st.Security.Insecure))
 	ch <- prometheus.MustNewConstMetric(descQuorate, prometheus.GaugeValue, b2f(st.Quorum.Quorate))
 	ch <- prometheus.MustNewConstMetric(descTerm, prometheus.GaugeValue, float64(n.raft.CurrentTerm()))
 	ch <- prometheus.MustNewConstMetric(descApplied, prometheus.GaugeValue, float64(n.raft.AppliedIndex()))

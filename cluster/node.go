@@ -493,10 +493,8 @@ func (n *Node) registerLoop(ctx context.Context) {
 			done = leader
 			continue
 		}
-		h := http.Header{}
-		h.Set(api.HeaderForwarded, n.cfg.NodeName)
-		if err := n.peers.do(ctx, addr, 10*time.Second, http.MethodPost, api.PathRegister, reg, nil, h); err != nil {
-			n.log.Warn().Err(err).Str("leader", leader).Msg("register with leader")
+		if err := n.toLeader(ctx, leader, addr, http.MethodPost, api.PathRegister, reg, nil); err != nil {
+			n.log.Warn().Err(err).Msg("register with leader")
 			continue
 		}
 		n.log.Info().Str("leader", leader).Msg("registered with the cluster")

@@ -278,6 +278,13 @@ func (n *Node) proxy(w http.ResponseWriter, r *http.Request, body []byte) {
 // forwardWrite sends a write to the leader's API (which may be this host).
 func (n *Node) forwardWrite(ctx context.Context, method, path string, in, out any) error {
 	name, addr := n.Leader()
+	return n.toLeader(ctx, name, addr, method, path, in, out)
+}
+
+// toLeader makes this host's own call to the leader name at addr (marked
+// as forwarded, so that a follower that is no longer the leader does not
+// forward it again).
+func (n *Node) toLeader(ctx context.Context, name, addr, method, path string, in, out any) error {
 	if addr == "" {
 		return errNoLeader
 	}

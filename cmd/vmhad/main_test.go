@@ -289,38 +289,14 @@ func TestCheckConfigListsEveryProblem(t *testing.T) {
 	chmod(t, l.pw, 0o644)
 	mustRemove(t, l.key)
 	p := l.config(t, "log: {level: loud}\nfencing: {timeout: 20}\n")
-	code, out := runVmhad(t, "--config", p, "--check-config")
-	if code != 1 {
-		t.Fatalf("exit %d; stderr:\n%s", code, out)
-	}
-	for _, w := range []string{"vmhad: 4 problems:", `log.level: "loud"`, "fencing.timeout: 20 has no unit (write 20s or 20ms)", l.pw + " has mode 0644", "gossip.encrypt_key_file " + l.key + ": no such file"} {
-		if !strings.Contains(out, w) {
-			t.Errorf("stderr:\n%s\ndoes not contain %q", out, w)
-		}
-	}
+	checkConfigFails(t, p, "vmhad: 4 problems:", `log.level: "loud"`, "fencing.timeout: 20 has no unit (write 20s or 20ms)", l.pw+" has mode 0644", "gossip.encrypt_key_file "+l.key+": no such file")
 	// The config does not validate: the files it names are checked too,
 	// not the hypervisor.
 	p = l.config(t, "log: {level: loud}\nhypervisor_uri: bogus:///nowhere\n")
-	code, out = runVmhad(t, "--config", p, "--check-config")
-	if code != 1 {
-		t.Fatalf("exit %d; stderr:\n%s", code, out)
-	}
-	for _, w := range []string{"vmhad: 3 problems:", `log.level: "loud"`, l.pw + " has mode 0644", "gossip.encrypt_key_file " + l.key + ": no such file"} {
-		if !strings.Contains(out, w) {
-			t.Errorf("stderr:\n%s\ndoes not contain %q", out, w)
-		}
-	}
+	checkConfigFails(t, p, "vmhad: 3 problems:", `log.level: "loud"`, l.pw+" has mode 0644", "gossip.encrypt_key_file "+l.key+": no such file")
 	// A valid config: every file problem and the hypervisor.
 	p = l.config(t, "hypervisor_uri: bogus:///nowhere\n")
-	code, out = runVmhad(t, "--config", p, "--check-config")
-	if code != 1 {
-		t.Fatalf("exit %d; stderr:\n%s", code, out)
-	}
-	for _, w := range []string{"vmhad: 3 problems:", l.pw + " has mode 0644", "gossip.encrypt_key_file " + l.key + ": no such file", "hypervisor bogus:///nowhere"} {
-		if !strings.Contains(out, w) {
-			t.Errorf("stderr:\n%s\ndoes not contain %q", out, w)
-		}
-	}
+	checkConfigFails(t, p, "vmhad: 3 problems:", l.pw+" has mode 0644", "gossip.encrypt_key_file "+l.key+": no such file", "hypervisor bogus:///nowhere")
 }
 
 // TestCheckConfigOffline: --offline skips the hypervisor and nothing else;
@@ -390,4 +366,19 @@ func writeKeyring(t *testing.T, l *checkLab, mode os.FileMode) {
 		t.Fatal(err)
 	}
 	chmod(t, p, mode)
+}
+
+// checkConfigFails runs vmhad --check-config on p and wants exit 1 with every
+// one of want in its output.
+func checkConfigFails(t *testing.T, p string, want ...string) {
+	t.Helper()
+	code, out := runVmhad(t, "--config", p, "--check-config")
+	if code != 1 {
+		t.Fatalf("exit %d; stderr:\n%s", code, out)
+	}
+	for _, w := range want {
+		if !strings.Contains(out, w) {
+			t.Errorf("stderr:\n%s\ndoes not contain %q", out, w)
+		}
+	}
 }
