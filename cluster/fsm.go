@@ -438,7 +438,7 @@ func apply(s *model.State, c *Command) error {
 func applyRegister(s *model.State, c *Command) error {
 	h := *c.Host
 	if err := model.ValidateName("host", h.Name); err != nil {
-		return err
+		return &ValidationError{Field: "host.name", Err: err}
 	}
 	offer := c.Fencing
 	if offer != nil && checkTopology(h.Name, offer, false) != nil {

@@ -48,6 +48,8 @@ var fuzzRoutes = []struct{ method, path string }{
 	{"POST", api.PathNudge},
 	{"POST", api.PathPeerLVM},
 	{"GET", api.PathStatus},
+	{"POST", api.PathFence + "/{x}/devices"},
+	{"POST", api.PathFence + "/{x}/devices/accept"},
 }
 
 var (
@@ -149,6 +151,8 @@ func FuzzHandlers(f *testing.F) {
 		{22, "", []byte(`{"term":18446744073709551615}`), "", "", ""},
 		{23, "", []byte(`{"name":"sh","args":["-c","reboot"]}`), "", "", ""},
 		{4, "h%00", []byte(`{`), "", "", ""},
+		{25, "h2", []byte(`{"fencing":{"devices":[{"name":"d@h2","type":"libvirt","params":{"uri":"qemu+ext:///system?command=/bin/sh"}}],"levels":[["d@h2"]]},"requested_by":"x"}`), "", "", ""},
+		{26, "h2", []byte(`{"requested_by":"x"}`), "", "", ""},
 	}
 	for _, s := range seeds {
 		f.Add(s.route, s.value, s.body, s.forwarded, s.principal, s.principalR)

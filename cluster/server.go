@@ -445,6 +445,12 @@ func (n *Node) handleRegister(w http.ResponseWriter, r *http.Request, body []byt
 		writeErr(w, http.StatusBadRequest, "", err)
 		return
 	}
+	// Checked before anything else, so that a bad name never reaches the
+	// log (apply refuses it too).
+	if err := model.ValidateName("host", req.Host.Name); err != nil {
+		writeErr(w, http.StatusBadRequest, "host.name", err)
+		return
+	}
 	if err := speaksFor(r, req.Host.Name); err != nil {
 		n.refusePeer(w, r, err)
 		return
