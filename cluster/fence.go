@@ -85,16 +85,6 @@ func (c *Coordinator) topology(host string) (fencing.Topology, *spec.Set, error)
 	return set.Topologies[host], set, nil
 }
 
-// SpecOf turns a replicated topology back into a fencing spec for one host,
-// with the replicated passwords.
-func SpecOf(host string, t *model.FenceTopology) spec.Spec {
-	sp := spec.Spec{Hosts: []spec.Host{{Name: host, Levels: t.Levels, Action: t.Action, Delay: t.Delay, RandomDelay: t.RandomDelay}}}
-	for _, d := range t.Devices {
-		sp.Devices = append(sp.Devices, spec.Device{Name: d.Name, Type: d.Type, Params: d.Params, Timeout: d.Timeout, Secret: d.Password.Load(), AllowUnsafe: d.AllowUnsafe})
-	}
-	return sp
-}
-
 // fence runs host's fence topology (levels in order, every device of a
 // level verified off; on again for a reboot), records every device step in
 // the fence history and moves the host to fenced or fence-failed. Recovery

@@ -1,7 +1,6 @@
 package cluster
 
 import (
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -21,36 +20,6 @@ import (
 // priorities, stickiness, and the constraints. Hosts and VMs themselves
 // come from the cluster (registration, vmha vm add); the file only adds
 // what placement needs to know about them.
-
-// checkRules validates a cluster.yaml against the cluster it would govern:
-// the file must be valid on its own, and name only hosts and VMs the
-// cluster has. The error names the item.
-func checkRules(s *model.State, yamlText string) (*clusterspec.Spec, error) {
-	spec, err := clusterspec.Parse([]byte(yamlText))
-	if err != nil {
-		return nil, &ValidationError{Field: "rules", Err: err}
-	}
-	if _, err := spec.Input(nil); err != nil {
-		return nil, &ValidationError{Field: "rules", Err: err}
-	}
-	var errs []error
-	for _, h := range spec.Hosts {
-		if hh, ok := s.Config.Hosts[h.Name]; !ok {
-			errs = append(errs, fmt.Errorf("host %q is not a host of this cluster (known: %v)", h.Name, model.SortedKeys(s.Config.Hosts)))
-		} else if hh.Witness {
-			errs = append(errs, fmt.Errorf("host %q is a witness: it runs no VM", h.Name))
-		}
-	}
-	for _, v := range spec.VMs {
-		if _, ok := s.Config.VMs[v.Name]; !ok {
-			errs = append(errs, fmt.Errorf("vm %q is not managed by this cluster (add it with vmha vm add first)", v.Name))
-		}
-	}
-	if err := errors.Join(errs...); err != nil {
-		return nil, &ValidationError{Field: "rules", Err: err}
-	}
-	return spec, nil
-}
 
 // engineInput builds the placement engine's input from the replicated
 // state, gossip and the cluster's rules. A VM that cannot move live and
