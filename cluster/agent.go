@@ -630,8 +630,6 @@ func recoveryOf(st *model.State, vm string) string {
 	return ""
 }
 
-func activeState(s string) bool { return hypervisor.State(s).Active() }
-
 // lastQuorate is the last time this host reached a leader that could
 // commit.
 func (a *Agent) lastQuorate() time.Time {

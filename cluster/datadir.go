@@ -25,7 +25,7 @@ import (
 
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
-	"github.com/hashicorp/serf/serf"
+	"github.com/vmha/vmha/cluster/decide"
 	"go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
 )
@@ -592,7 +592,7 @@ func (d diskSpace) low() bool { return d.Free < d.floor() }
 // diskProblems are the status lines for data directories running out of
 // space: this host's (self, measured now: local, or statErr) and the other
 // hosts' (from their gossip tag, set while low).
-func diskProblems(self, dir string, local diskSpace, statErr error, members map[string]serf.Member) []string {
+func diskProblems(self, dir string, local diskSpace, statErr error, members decide.Members) []string {
 	var out []string
 	const why = "when it fills, raft can no longer write its log and the host drops out of the cluster; free space there"
 	switch {
@@ -610,7 +610,7 @@ func diskProblems(self, dir string, local diskSpace, statErr error, members map[
 	for _, name := range names {
 		m := members[name]
 		v := m.Tags[tagDiskLow]
-		if name == self || v == "" || m.Status != serf.StatusAlive {
+		if name == self || v == "" || m.Status != decide.MemberAlive {
 			continue
 		}
 		var d diskSpace
@@ -638,7 +638,7 @@ func humanBytes(n uint64) string {
 }
 
 // diskProblems of this node, measured now.
-func (n *Node) diskProblems(members map[string]serf.Member) []string {
+func (n *Node) diskProblems(members decide.Members) []string {
 	d, err := statDisk(n.cfg.DataDir)
 	return diskProblems(n.cfg.NodeName, n.cfg.DataDir, d, err, members)
 }

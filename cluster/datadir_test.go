@@ -14,7 +14,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
-	"github.com/hashicorp/serf/serf"
+	"github.com/vmha/vmha/cluster/decide"
 	"go.etcd.io/bbolt"
 )
 
@@ -388,7 +388,7 @@ func TestDiskSpaceProblems(t *testing.T) {
 			t.Errorf("free %d of %d: low %v, want %v", c.free, c.total, got, c.low)
 		}
 	}
-	ms := members(map[string]serf.MemberStatus{"host1": serf.StatusAlive, "host2": serf.StatusAlive, "host3": serf.StatusAlive, "host4": serf.StatusFailed})
+	ms := members(map[string]decide.MemberStatus{"host1": decide.MemberAlive, "host2": decide.MemberAlive, "host3": decide.MemberAlive, "host4": decide.MemberFailed})
 	tag := func(name, v string) {
 		m := ms[name]
 		m.Tags = map[string]string{tagDiskLow: v}

@@ -7,72 +7,25 @@ import (
 	"strings"
 	"time"
 
-	"github.com/hashicorp/serf/serf"
-
 	"github.com/vmha/vmha/api"
+	"github.com/vmha/vmha/cluster/decide"
 	"github.com/vmha/vmha/model"
-	"github.com/vmha/vmha/placement"
 	"github.com/vmha/vmha/storage"
 )
 
 // Evacuation policies for VMs that cannot move live.
 const (
-	OnStuckFail        = "fail"
-	OnStuckStopRestart = "stop-restart"
+	OnStuckFail        = decide.OnStuckFail
+	OnStuckStopRestart = decide.OnStuckStopRestart
 )
 
-// planEvacuation asks the placement engine where each VM on host goes when
-// host runs nothing (the same rules, colocations, capacity and tie-breaks
-// as every other decision), then says whether each move can be live.
-func (c *Coordinator) planEvacuation(st *model.State, members map[string]serf.Member, host string, e *model.Evacuation) []api.EvacuationMove {
-	var moves []api.EvacuationMove
-	var vms []string
-	for _, vm := range model.SortedKeys(st.Status.Placements) {
-		p := st.Status.Placements[vm]
-		if p.Host == host && p.MigrateFrom == "" && st.Config.VMs[vm] != nil && (e == nil || e.Covers(vm)) {
-			vms = append(vms, vm)
-		}
+// planEvacuation is decide.PlanEvacuation as the API shows it.
+func planEvacuation(v *decide.View, host string, e *model.Evacuation) []api.EvacuationMove {
+	var out []api.EvacuationMove
+	for _, m := range decide.PlanEvacuation(v, host, e) {
+		out = append(out, api.EvacuationMove{VM: m.VM, To: m.To, Live: m.Live, Stuck: m.Stuck})
 	}
-	if len(vms) == 0 {
-		return nil
-	}
-	in, err := engineInput(st, members, time.Now(), c.n.cfg.Storage.Config)
-	var r *placement.Result
-	if err == nil {
-		for i := range in.Hosts {
-			if in.Hosts[i].Name == host && (e == nil || e.Storage == "") {
-				// Planned as if it had been released: its VMs need a
-				// host, and it can take none of them.
-				in.Hosts[i].Condition = placement.Released
-			}
-		}
-		r, err = placement.Solve(in, placement.Options{Explain: vms})
-	}
-	for _, vm := range vms {
-		mv := api.EvacuationMove{VM: vm}
-		switch {
-		case err != nil:
-			mv.Stuck = "placement cannot plan: " + err.Error()
-		case r.Placement[vm] == "" || r.Placement[vm] == host:
-			why := "no other host can take it"
-			if ex := r.Explanations[vm]; ex != nil && ex.Reason != "" {
-				why += ": " + ex.Reason
-			}
-			mv.Stuck = why
-		default:
-			mv.To = r.Placement[vm]
-			switch {
-			case st.Config.Hosts[mv.To].LibvirtURI == "":
-				mv.Stuck = fmt.Sprintf("%s takes no live migration (migration.libvirt_uri unset)", mv.To)
-			case !observedRunning(st, host, vm):
-				mv.Stuck = "not running, so it cannot move live"
-			default:
-				mv.Live = true
-			}
-		}
-		moves = append(moves, mv)
-	}
-	return moves
+	return out
 }
 
 // StartEvacuation is `vmha evacuate HOST`. With dryRun it only plans.
@@ -88,7 +41,7 @@ func (c *Coordinator) StartEvacuation(req api.EvacuateRequest, host, requester s
 		return plan, &ValidationError{Field: "on_stuck", Err: fmt.Errorf("%q: want fail or stop-restart", req.OnStuck)}
 	}
 	st := c.n.fsm.Copy()
-	members := c.n.members()
+	dv := c.n.view(st, c.n.members())
 	h := st.Config.Hosts[host]
 	switch {
 	case h == nil:
@@ -97,7 +50,7 @@ func (c *Coordinator) StartEvacuation(req api.EvacuateRequest, host, requester s
 		return plan, &ValidationError{Field: "host", Err: fmt.Errorf("%s is a witness: it runs no VM", host)}
 	case st.Status.Evacuations[host] != nil:
 		return plan, &ConflictError{What: fmt.Sprintf("host %s is already being evacuated (by %s); vmha host online %s ends it", host, st.Status.Evacuations[host].By, host)}
-	case !c.usable(st, members, host):
+	case !decide.Usable(st, dv.Members, host):
 		return plan, &ConflictError{What: fmt.Sprintf("host %s is not alive: its VMs are recovered by fencing, not moved", host)}
 	}
 	e := &model.Evacuation{Host: host, Parallel: req.Parallel, OnStuck: req.OnStuck, By: requester, At: time.Now().UTC()}
@@ -115,7 +68,7 @@ func (c *Coordinator) StartEvacuation(req api.EvacuateRequest, host, requester s
 		}
 		st.Status.Evacuations[host] = &tmp
 	}
-	plan.Moves = append(plan.Moves, c.planEvacuation(st, members, host, e)...)
+	plan.Moves = append(plan.Moves, planEvacuation(dv, host, e)...)
 	var stuck []string
 	for _, m := range plan.Moves {
 		if m.Stuck != "" {
@@ -147,91 +100,6 @@ func (c *Coordinator) HostOnline(host, requester string) error {
 	}
 	c.log.Info().Str("host", host).Str("by", requester).Msg("host back online")
 	return nil
-}
-
-// evacuationStep moves the VMs of evacuating hosts, at most Parallel at
-// once per host: live where it can, by stop-and-start where the policy (or
-// a passed deadline) allows it.
-func (c *Coordinator) evacuationStep(st *model.State, members map[string]serf.Member) {
-	fl := c.flights(st)
-	for _, host := range model.SortedKeys(st.Status.Evacuations) {
-		e := st.Status.Evacuations[host]
-		if e.Done || !c.usable(st, members, host) {
-			continue
-		}
-		inFlight, left := 0, 0
-		for vm, p := range st.Status.Placements {
-			switch {
-			case !e.Covers(vm):
-			case p.MigrateFrom == host:
-				inFlight++
-			case p.Host == host:
-				left++
-			}
-		}
-		if left == 0 && inFlight == 0 {
-			done := *e
-			done.Done, done.Stuck = true, nil
-			_ = c.n.propose(&Command{Op: OpEvacuation, Evacuation: &done})
-			c.log.Info().Str("host", host).Str("storage", e.Storage).Msg("evacuation done: no VM left on the host")
-			continue
-		}
-		force := e.OnStuck == OnStuckStopRestart || (!e.Deadline.IsZero() && time.Now().After(e.Deadline))
-		var commits []model.Placement
-		stuck := map[string]string{}
-		for _, mv := range c.planEvacuation(st, members, host, e) {
-			if inFlight >= e.Parallel {
-				break
-			}
-			if mv.To != "" && (mv.Live || force) {
-				if why := fl.full(mv.To); why != "" {
-					continue // waits for a slot; the next pass retries
-				}
-				fl.add(mv.To)
-			}
-			switch {
-			case mv.To == "":
-				stuck[mv.VM] = mv.Stuck
-			case mv.Live:
-				commits = append(commits, model.Placement{VM: mv.VM, Host: mv.To, MigrateFrom: host, MigrationID: newID("mig-"),
-					Reason: fmt.Sprintf("evacuating %s (by %s): moved live", host, e.By)})
-				inFlight++
-			case force:
-				commits = append(commits, model.Placement{VM: mv.VM, Host: mv.To, MigrateFrom: host, MigrationID: newID("mv-"), Cold: true,
-					Reason: fmt.Sprintf("evacuating %s (by %s): %s; shut down there and started here", host, e.By, mv.Stuck)})
-				inFlight++
-			default:
-				stuck[mv.VM] = mv.Stuck
-			}
-		}
-		if len(commits) > 0 {
-			if err := c.n.propose(&Command{Op: OpPlace, Placements: commits}); err != nil {
-				c.log.Error().Err(err).Msg("commit evacuation moves")
-				continue
-			}
-			for _, p := range commits {
-				c.log.Info().Str("migration_id", p.MigrationID).Str("vm", p.VM).Str("from", host).Str("to", p.Host).Bool("cold", p.Cold).Msg("evacuation move committed")
-				c.nudge(st, host)
-			}
-		}
-		if !sameStuck(stuck, e.Stuck) {
-			upd := *e
-			upd.Stuck = stuck
-			_ = c.n.propose(&Command{Op: OpEvacuation, Evacuation: &upd})
-		}
-	}
-}
-
-func sameStuck(a, b map[string]string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if b[k] != v {
-			return false
-		}
-	}
-	return true
 }
 
 // evacuationViews lists the evacuations for the status, stuck VMs sorted.

@@ -8,9 +8,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/hashicorp/serf/serf"
-
 	"github.com/vmha/vmha/api"
+	"github.com/vmha/vmha/cluster/decide"
 	"github.com/vmha/vmha/fencing"
 	"github.com/vmha/vmha/fencing/spec"
 	"github.com/vmha/vmha/model"
@@ -22,29 +21,20 @@ const (
 	ActionReboot = string(fencing.ActionReboot)
 )
 
-// fenceActionOf is the action a retried fence uses: an operator's reboot
-// request stays a reboot; everything else uses the host's own action.
-func fenceActionOf(hs *model.HostStatus) string {
-	if strings.HasSuffix(hs.FenceRequestedBy, "+"+ActionReboot) {
-		return ActionReboot
-	}
-	return ""
-}
-
 // claim marks a fence of host as running; false if one already runs.
 func (c *Coordinator) claim(host string) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.fencing[host] {
+	if c.mem.Fencing[host] {
 		return false
 	}
-	c.fencing[host] = true
+	c.mem.Fencing[host] = true
 	return true
 }
 
 func (c *Coordinator) release(host string) {
 	c.mu.Lock()
-	delete(c.fencing, host)
+	delete(c.mem.Fencing, host)
 	c.mu.Unlock()
 	c.poke()
 }
@@ -95,7 +85,7 @@ func (c *Coordinator) fence(ctx context.Context, host, rid, action, requester st
 	rec := model.FenceRecord{RecoveryID: rid, Host: host, Action: action, Requester: requester}
 	fail := func(reason string) {
 		c.mu.Lock()
-		c.failedAt[host] = time.Now()
+		c.mem.FailedAt[host] = time.Now()
 		c.mu.Unlock()
 		log.Error().Str("reason", reason).Msg("fencing failed; recovery of the host's VMs stays blocked")
 		if err := c.setHostState(host, model.HostFenceFailed, reason, rid); err != nil {
@@ -216,7 +206,7 @@ func (c *Coordinator) ManualFence(ctx context.Context, host, action, requester s
 // lost host is down (power pulled, BMC dead with the rack). It is recorded
 // in the fence history, and the host's VMs are recovered.
 func (c *Coordinator) ConfirmFenced(host, requester string) (model.FenceRecord, error) {
-	if m, ok := c.n.members()[host]; ok && m.Status == serf.StatusAlive {
+	if m, ok := c.n.members()[host]; ok && m.Status == decide.MemberAlive {
 		return model.FenceRecord{}, &ConflictError{What: fmt.Sprintf("host %s is alive in gossip: it is not down, so it cannot be confirmed fenced", host)}
 	}
 	if err := c.heartbeatVeto(host); err != nil {

@@ -1,7 +1,6 @@
 package cluster
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"net/http/httptest"
@@ -10,10 +9,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/serf/serf"
 	"github.com/rs/zerolog"
 
 	"github.com/vmha/vmha/api"
+	"github.com/vmha/vmha/cluster/decide"
 	"github.com/vmha/vmha/config"
 	"github.com/vmha/vmha/model"
 )
@@ -370,7 +369,7 @@ func TestOfferAcceptHandlers(t *testing.T) {
 		t.Fatalf("rows %v\nwant %s", got, want)
 	}
 
-	s := buildStatus(n.fsm.Copy(), nil, "h1", "h1", 1, nil, nil)
+	s := buildStatus(n.fsm.Copy(), nil, "h1", "h1", 1, nil, nil, nil)
 	if p := strings.Join(s.Problems, "\n"); !strings.Contains(p, "host h2 offers other fence devices than the cluster uses; vmha fence devices accept h2 uses them (offered at ") ||
 		!strings.Contains(p, "lv@h2 (libvirt qemu+tcp://10.9.9.9/system); in use: bmc@h2 (ipmi 127.0.0.1:623))") {
 		t.Fatalf("problems:\n%s", p)
@@ -408,47 +407,47 @@ func TestOfferAcceptHandlers(t *testing.T) {
 func TestNeverSeenAlive(t *testing.T) {
 	n := handlerNode(t)
 	n.cfg.Fencing.RetryInterval = time.Hour
-	c := newCoordinator(n)
-	n.coord = c
-	c.leaderAt = time.Now().Add(-time.Hour)
-	c.fencing["h2"] = true // a fence would not start: only the decision is tested
+	// h2 answers no probe: only gossip's word and registration count.
+	mem := decide.Memory{LeaderSince: time.Now().Add(-time.Hour), Probes: map[string]decide.ProbeAnswer{"h2": {At: time.Now(), OK: false}}}
 
 	st := n.fsm.Copy()
 	if hosts, unseen := checkedHosts(st); len(hosts) != 0 || strings.Join(unseen, ",") != "h2" {
 		t.Fatalf("checked %v, unseen %v", hosts, unseen)
 	}
-	s := buildStatus(st, nil, "h1", "h1", 1, nil, nil)
+	s := buildStatus(st, nil, "h1", "h1", 1, nil, nil, nil)
 	if p := strings.Join(s.Problems, "\n"); !strings.Contains(p, "host h2 has not been seen alive in gossip since it registered: its fence devices are not checked and the cluster does not fence it on its own; vmha fence h2 --yes still does") {
 		t.Fatalf("problems:\n%s", p)
 	}
 	// Failed in gossip, or never there: not lost, not fenced.
-	for _, m := range []map[string]serf.Member{members(map[string]serf.MemberStatus{"h2": serf.StatusFailed}), {}} {
-		c.hostStep(context.Background(), n.fsm.Copy(), "h2", m)
+	for _, m := range []decide.Members{members(map[string]decide.MemberStatus{"h2": decide.MemberFailed}), {}} {
+		decideOn(t, n, m, mem)
 		if hs := n.fsm.Copy().Status.Hosts["h2"]; hs.State != model.HostAlive {
 			t.Fatalf("a host never seen alive became %s", hs.State)
 		}
 	}
 	// Seen: h1 and h2 in one command; h3 is not alive.
 	applyAll(t, n.fsm, &Command{Op: OpRegisterHost, Host: &model.Host{Name: "h3"}})
-	alive := members(map[string]serf.MemberStatus{"h1": serf.StatusAlive, "h2": serf.StatusAlive, "h3": serf.StatusFailed})
-	if got := strings.Join(newlySeen(n.fsm.Copy(), alive), ","); got != "h1,h2" {
-		t.Fatalf("newly seen %s", got)
+	alive := members(map[string]decide.MemberStatus{"h1": decide.MemberAlive, "h2": decide.MemberAlive, "h3": decide.MemberFailed})
+	plan := decideOn(t, n, alive, mem)
+	if got := plan.String(); !strings.HasPrefix(got, "commit host_seen h1,h2\n") {
+		t.Fatalf("plan:\n%s", got)
 	}
-	st = n.fsm.Copy()
-	c.markSeen(st, alive)
 	after := n.fsm.Copy()
-	if !after.Status.Hosts["h1"].SeenAlive || !after.Status.Hosts["h2"].SeenAlive || after.Status.Hosts["h3"].SeenAlive || after.Status.Hosts["h2"].SeenAliveAt.IsZero() || !st.Status.Hosts["h2"].SeenAlive {
+	if !after.Status.Hosts["h1"].SeenAlive || !after.Status.Hosts["h2"].SeenAlive || after.Status.Hosts["h3"].SeenAlive || after.Status.Hosts["h2"].SeenAliveAt.IsZero() {
 		t.Fatalf("seen: %+v %+v %+v", after.Status.Hosts["h1"], after.Status.Hosts["h2"], after.Status.Hosts["h3"])
 	}
 	if hosts, _ := checkedHosts(after); strings.Join(hosts, ",") != "h2" {
 		t.Fatalf("checked %v", hosts)
 	}
-	if s := buildStatus(after, nil, "h1", "h1", 1, nil, nil); strings.Contains(strings.Join(s.Problems, "\n"), "host h2 has not been seen alive") {
+	if s := buildStatus(after, nil, "h1", "h1", 1, nil, nil, nil); strings.Contains(strings.Join(s.Problems, "\n"), "host h2 has not been seen alive") {
 		t.Fatal("the problem stays after the host was seen")
 	}
 
 	// A seen host that fails is lost (and would be fenced).
-	c.hostStep(context.Background(), n.fsm.Copy(), "h2", members(map[string]serf.MemberStatus{"h2": serf.StatusFailed}))
+	plan = decideOn(t, n, members(map[string]decide.MemberStatus{"h1": decide.MemberAlive, "h2": decide.MemberFailed}), mem)
+	if !strings.Contains(plan.String(), "fence h2 action=default") {
+		t.Fatalf("a seen host that failed is not fenced:\n%s", plan)
+	}
 	if hs := n.fsm.Copy().Status.Hosts["h2"]; hs.State != model.HostLost {
 		t.Fatalf("a seen host that failed is %s, want lost", hs.State)
 	}
@@ -457,4 +456,17 @@ func TestNeverSeenAlive(t *testing.T) {
 	if n.fsm.Copy().Status.Hosts["h3"].SeenAlive {
 		t.Fatal("re-registered host counts as seen")
 	}
+}
+
+// decideOn runs one leader pass on n's state and applies its commits to
+// n's state machine (as the runner's proposals would).
+func decideOn(t *testing.T, n *Node, m decide.Members, mem decide.Memory) decide.Plan {
+	t.Helper()
+	plan := decide.Pass(n.view(n.fsm.Copy(), m), &mem)
+	for _, s := range plan.Steps {
+		if s.Kind == decide.Commit {
+			applyAll(t, n.fsm, s.Command)
+		}
+	}
+	return plan
 }

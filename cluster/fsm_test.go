@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
-	"github.com/hashicorp/serf/serf"
 
+	"github.com/vmha/vmha/cluster/decide"
 	"github.com/vmha/vmha/model"
 	"github.com/vmha/vmha/placement"
 	"github.com/vmha/vmha/storage"
@@ -305,7 +305,7 @@ func TestRulesAreCheckedAgainstTheCluster(t *testing.T) {
 	// The engine input carries the rules; a VM that cannot move live and
 	// runs on a usable host is held where it is.
 	applyAll(t, f, &Command{Op: OpPlace, Placements: []model.Placement{{VM: "vm1", Host: "h2"}}})
-	in, err := engineInput(f.Copy(), members(map[string]serf.MemberStatus{"h1": serf.StatusAlive, "h2": serf.StatusAlive}), time.Now(), storage.Config{})
+	in, err := engineInput(f.Copy(), members(map[string]decide.MemberStatus{"h1": decide.MemberAlive, "h2": decide.MemberAlive}), time.Now(), storage.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -378,7 +378,7 @@ func TestPinsSteerPlacement(t *testing.T) {
 	now := time.Now()
 	applyAll(t, f, &Command{Op: OpPin, At: now, Pin: &model.Pin{VM: "vm1", Host: "h2", At: now, Expires: now.Add(time.Hour)}})
 	st := f.Copy()
-	members := map[string]serf.Member{"h1": {Name: "h1", Status: serf.StatusAlive}, "h2": {Name: "h2", Status: serf.StatusAlive}}
+	members := decide.Members{"h1": {Name: "h1", Status: decide.MemberAlive}, "h2": {Name: "h2", Status: decide.MemberAlive}}
 	for _, tc := range []struct {
 		at   time.Time
 		want bool
@@ -416,7 +416,7 @@ func TestFencedVoter(t *testing.T) {
 	}
 	s.Status.Hosts["a"].State = model.HostAlive
 	have := map[raft.ServerID]raft.ServerSuffrage{"a": raft.Voter, "b": raft.Nonvoter, "d": raft.Voter}
-	alive := map[string]serf.Member{"a": {Name: "a"}, "d": {Name: "d"}}
+	alive := decide.Members{"a": {Name: "a"}, "d": {Name: "d"}}
 	if got := fencedVoter(s, have, alive); got != "" {
 		t.Fatalf("got %q: b is no voter, c is no member, d is alive", got)
 	}
@@ -450,4 +450,13 @@ func TestValidateVMBeforeProposing(t *testing.T) {
 	if err := ValidateVM(st, &model.VM{Name: "vm2", XML: xmlFor("vm2")}); err != nil {
 		t.Fatalf("a good VM: %v", err)
 	}
+}
+
+// engineInput is decide.EngineInput on st as this package's tests build it.
+func engineInput(st *model.State, m decide.Members, at time.Time, sc storage.Config) (placement.Input, error) {
+	v := &decide.View{Now: at, State: st, Members: m}
+	if len(sc.Filesystems) > 0 {
+		v.Settings.Disks = storageDisks{sc}
+	}
+	return decide.EngineInput(v)
 }

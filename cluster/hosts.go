@@ -5,8 +5,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
-	"github.com/hashicorp/serf/serf"
 
+	"github.com/vmha/vmha/cluster/decide"
 	"github.com/vmha/vmha/model"
 )
 
@@ -22,7 +22,7 @@ import (
 
 // SetMaintenance starts (on) or ends daemon maintenance of host.
 func (c *Coordinator) SetMaintenance(host string, on bool, reason, by string) error {
-	if m, ok := c.n.members()[host]; !on && (!ok || m.Status != serf.StatusAlive) {
+	if m, ok := c.n.members()[host]; !on && (!ok || m.Status != decide.MemberAlive) {
 		// Ending it now would have the host taken for lost and fenced.
 		if _, known := c.n.fsm.Copy().Config.Hosts[host]; known {
 			return &ConflictError{What: fmt.Sprintf("host %s is not back in gossip yet: start its vmhad and end the maintenance once vmha status shows it alive", host)}
@@ -78,7 +78,7 @@ func (c *Coordinator) removeStray(host, by string) error {
 		return &NotFoundError{Kind: "host", Name: host}
 	}
 	if member {
-		if m.Status == serf.StatusAlive {
+		if m.Status == decide.MemberAlive {
 			return &ConflictError{What: fmt.Sprintf("%s is no host of the cluster (its raft vote, if any, was removed) but it is alive in gossip: it holds the gossip key; rotate the key (vmha gossip keys) to shut it out", host)}
 		}
 		if err := c.n.serf.RemoveFailedNodePrune(host); err != nil {
@@ -103,7 +103,7 @@ func (c *Coordinator) RemoveHost(host, by string) error {
 	if host == c.n.cfg.NodeName {
 		return &ConflictError{What: fmt.Sprintf("host %s is the leader: stop its vmhad first (another host takes over), then remove it", host)}
 	}
-	if m, ok := c.n.members()[host]; ok && m.Status == serf.StatusAlive {
+	if m, ok := c.n.members()[host]; ok && m.Status == decide.MemberAlive {
 		return &ConflictError{What: fmt.Sprintf("host %s is alive: evacuate it (vmha evacuate %s), stop its vmhad (systemctl stop vmhad), then remove it", host, host)}
 	}
 	// The state first: a refusal (VMs still placed there) changes nothing.

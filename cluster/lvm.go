@@ -7,9 +7,8 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/hashicorp/serf/serf"
-
 	"github.com/vmha/vmha/api"
+	"github.com/vmha/vmha/cluster/decide"
 	"github.com/vmha/vmha/clvm"
 	"github.com/vmha/vmha/migration"
 	"github.com/vmha/vmha/model"
@@ -115,12 +114,12 @@ func (n *Node) vmLVs(vm *model.VM) ([]string, error) {
 // downHosts are the hosts Start need not ask: fenced ones, and ones gossip
 // does not see alive (they cannot answer; lvmlockd still refuses an LV
 // that such a host holds locked).
-func downHosts(st *model.State, members map[string]serf.Member) []string {
+func downHosts(st *model.State, members decide.Members) []string {
 	var out []string
 	for _, h := range model.SortedKeys(st.Config.Hosts) {
 		hs := st.Status.Hosts[h]
 		m, ok := members[h]
-		if (hs != nil && hs.State == model.HostFenced) || !ok || m.Status != serf.StatusAlive {
+		if (hs != nil && hs.State == model.HostFenced) || !ok || m.Status != decide.MemberAlive {
 			out = append(out, h)
 		}
 	}

@@ -9,11 +9,11 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
-	"github.com/hashicorp/serf/serf"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/vmha/vmha/cluster/decide"
 	"github.com/vmha/vmha/model"
 )
 
@@ -147,7 +147,7 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	n := c.n
 	byStatus := map[string]float64{"alive": 0, "leaving": 0, "left": 0, "failed": 0}
 	for _, m := range n.serf.Members() {
-		byStatus[memberStatus(map[string]serf.Member{m.Name: m}, m.Name)]++
+		byStatus[memberStatus(decide.Members{m.Name: memberOf(m)}, m.Name)]++
 	}
 	for s, v := range byStatus {
 		ch <- prometheus.MustNewConstMetric(descMembers, prometheus.GaugeValue, v, s)

@@ -5,16 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"sort"
-	"strings"
 	"time"
 
-	"github.com/hashicorp/serf/serf"
-
 	"github.com/vmha/vmha/api"
+	"github.com/vmha/vmha/cluster/decide"
 	"github.com/vmha/vmha/hypervisor"
 	"github.com/vmha/vmha/migration"
 	"github.com/vmha/vmha/model"
-	"github.com/vmha/vmha/placement"
 )
 
 // A live migration travels through the log like every decision:
@@ -40,7 +37,7 @@ func (c *Coordinator) StartMigration(vm string, req api.MigrateRequest, requeste
 		return model.Placement{}, &ValidationError{Field: "pin_ttl", Err: errors.New("a pin lifetime without a pin: add pin (vmha migrate --pin --ttl D)")}
 	}
 	st := c.n.fsm.Copy()
-	members := c.n.members()
+	dv := c.n.view(st, c.n.members())
 	v := st.Config.VMs[vm]
 	if v == nil {
 		return model.Placement{}, &NotFoundError{Kind: "vm", Name: vm}
@@ -53,7 +50,7 @@ func (c *Coordinator) StartMigration(vm string, req api.MigrateRequest, requeste
 		return model.Placement{}, &ConflictError{What: fmt.Sprintf("vm %s is already moving from %s to %s (%s)", vm, p.MigrateFrom, p.Host, p.MigrationID)}
 	}
 	src := p.Host
-	if !c.usable(st, members, src) {
+	if !decide.Usable(st, dv.Members, src) {
 		return model.Placement{}, &ConflictError{What: fmt.Sprintf("vm %s is on %s, which is not an alive host: it cannot be moved live", vm, src)}
 	}
 	if o := st.Status.Observed[src]; o == nil || o.VMs[vm].State != string(hypervisor.StateRunning) {
@@ -62,14 +59,14 @@ func (c *Coordinator) StartMigration(vm string, req api.MigrateRequest, requeste
 	picked := ""
 	if to == "" {
 		var err error
-		if to, picked, err = c.pickTarget(st, members, v, src); err != nil {
+		if to, picked, err = decide.PickTarget(dv, v, src); err != nil {
 			return model.Placement{}, err
 		}
 	}
-	if err := c.checkTarget(st, members, v, src, to); err != nil {
+	if err := decide.CheckTarget(dv, v, src, to); err != nil {
 		return model.Placement{}, err
 	}
-	if why := c.flights(st).full(to); why != "" {
+	if why := decide.CountFlights(st, dv.Settings, dv.MigrationLimit()).Full(src, to); why != "" {
 		return model.Placement{}, &ConflictError{What: fmt.Sprintf("vm %s cannot move to %s now: %s; try again when one ended", vm, to, why)}
 	}
 	reason := fmt.Sprintf("live migration from %s requested by %s", src, requester)
@@ -99,112 +96,23 @@ func (c *Coordinator) StartMigration(vm string, req api.MigrateRequest, requeste
 	return np, nil
 }
 
-func (c *Coordinator) usable(st *model.State, members map[string]serf.Member, host string) bool {
-	h := st.Config.Hosts[host]
-	if h == nil || h.Witness {
-		return false
-	}
-	if hs := st.Status.Hosts[host]; hs != nil && hs.State != model.HostAlive {
-		return false
-	}
-	m, ok := members[host]
-	return ok && m.Status == serf.StatusAlive
-}
-
-// checkTarget says why to cannot take vm live from src, or nil.
-func (c *Coordinator) checkTarget(st *model.State, members map[string]serf.Member, v *model.VM, src, to string) error {
-	h := st.Config.Hosts[to]
-	switch {
-	case h == nil:
-		return &ValidationError{Field: "to", Err: fmt.Errorf("unknown host %q (known: %v)", to, model.SortedKeys(st.Config.Hosts))}
-	case to == src:
-		return &ValidationError{Field: "to", Err: fmt.Errorf("vm %s already runs on %s", v.Name, to)}
-	case h.Witness:
-		return &ValidationError{Field: "to", Err: fmt.Errorf("%s is a witness: it runs no VM", to)}
-	case !c.usable(st, members, to):
-		return &ConflictError{What: fmt.Sprintf("host %s is not alive: it cannot take vm %s", to, v.Name)}
-	case h.LibvirtURI == "":
-		return &ConflictError{What: fmt.Sprintf("host %s takes no live migration (its migration.libvirt_uri is not set)", to)}
-	case st.Status.Evacuations[to] != nil && st.Status.Evacuations[to].Storage == "":
-		return &ConflictError{What: fmt.Sprintf("host %s is being evacuated: vmha host online %s first", to, to)}
-	case st.Status.Evacuations[to] != nil && usesFS(c.n.cfg.Storage.Config, v, st.Status.Evacuations[to].Storage):
-		return &ConflictError{What: fmt.Sprintf("host %s has %s in maintenance, which holds vm %s's disks: vmha host online %s first", to, st.Status.Evacuations[to].Storage, v.Name, to)}
-	}
-	if free := freeMiB(st, to); free < v.MemoryMiB {
-		return &ConflictError{What: fmt.Sprintf("host %s has %d MiB free, vm %s needs %d MiB", to, free, v.Name, v.MemoryMiB)}
-	}
-	return nil
-}
-
-// pickTarget asks the placement engine where vm goes when it may not stay
-// on src and may go only to hosts that take it live now (checkTarget): the
-// same rules, colocations, capacity and tie-breaks as every other decision.
-// It returns the host and the engine's reason.
-func (c *Coordinator) pickTarget(st *model.State, members map[string]serf.Member, v *model.VM, src string) (string, string, error) {
-	in, err := engineInput(st, members, time.Now(), c.n.cfg.Storage.Config)
-	if err != nil {
-		return "", "", err
-	}
-	var why []string
-	for _, h := range in.Hosts {
-		if h.Name == src {
-			continue
-		}
-		if err := c.checkTarget(st, members, v, src, h.Name); err != nil {
-			why = append(why, err.Error())
-			in.Locations = append(in.Locations, placement.Location{VM: v.Name, Host: h.Name, Score: -placement.Infinity})
-		}
-	}
-	in.Locations = append(in.Locations, placement.Location{VM: v.Name, Host: src, Score: -placement.Infinity})
-	r, err := placement.Solve(in, placement.Options{Explain: []string{v.Name}})
-	if err != nil {
-		return "", "", err
-	}
-	to := r.Placement[v.Name]
-	reason := ""
-	if ex := r.Explanations[v.Name]; ex != nil {
-		reason = ex.Reason
-	}
-	if to == "" {
-		msg := fmt.Sprintf("no other host can take vm %s live: %s", v.Name, reason)
-		if len(why) > 0 {
-			msg += " (" + strings.Join(why, "; ") + ")"
-		}
-		return "", "", &ConflictError{What: msg + "; vmha explain " + v.Name + " shows every host's verdict"}
-	}
-	return to, reason, nil
-}
-
-// freeMiB is a host's memory minus that of the VMs placed on it or moving
-// to it.
-func freeMiB(st *model.State, host string) uint64 {
-	h := st.Config.Hosts[host]
-	if h == nil {
-		return 0
-	}
-	var used uint64
-	for name, p := range st.Status.Placements {
-		if p.Host == host {
-			if v := st.Config.VMs[name]; v != nil {
-				used += v.MemoryMiB
-			}
-		}
-	}
-	if used >= h.MemoryMiB {
-		return 0
-	}
-	return h.MemoryMiB - used
-}
-
 // nudge asks host's agent to reconcile now (the timer would anyway).
 func (c *Coordinator) nudge(st *model.State, host string) {
-	h := st.Config.Hosts[host]
-	if h == nil || h.APIAddr == "" {
+	if h := st.Config.Hosts[host]; h != nil {
+		c.nudgeAddr(host, h.APIAddr)
+	}
+}
+
+// nudgeAddr nudges host's agent at its API address. A nudge only shortens
+// the wait: the agent's timer reconciles anyway, so an error is not worth
+// more than a debug line.
+func (c *Coordinator) nudgeAddr(host, addr string) {
+	if addr == "" {
 		return
 	}
 	term := c.n.raft.CurrentTerm()
 	go func() {
-		if err := c.n.peers.do(context.Background(), h.APIAddr, 2*time.Second, "POST", api.PathNudge, api.Nudge{Term: term}, nil, nil); err != nil {
+		if err := c.n.peers.do(context.Background(), addr, 2*time.Second, "POST", api.PathNudge, api.Nudge{Term: term}, nil, nil); err != nil {
 			c.log.Debug().Err(err).Str("host", host).Msg("nudge agent")
 		}
 	}()
@@ -249,29 +157,6 @@ func (c *Coordinator) MigrationResult(r api.MigrationResult) error {
 	}
 	ev.Str("migration_id", p.MigrationID).Str("vm", r.VM).Str("outcome", r.Outcome).Str("running_on", r.RunningOn).Str("reason", r.Reason).Msg("live migration ended")
 	return nil
-}
-
-// migrationStep ends moves whose source was fenced: the VM is not on the
-// source any more, so it is the target's (running there if the move
-// completed, or started there by its agent).
-func (c *Coordinator) migrationStep(st *model.State) {
-	var ends []model.Placement
-	for _, vm := range model.SortedKeys(st.Status.Placements) {
-		p := st.Status.Placements[vm]
-		if p.MigrateFrom == "" {
-			continue
-		}
-		if hs := st.Status.Hosts[p.MigrateFrom]; hs != nil && hs.State == model.HostFenced {
-			ends = append(ends, model.Placement{VM: vm, Host: p.Host, RecoveryID: hs.RecoveryID,
-				Reason: fmt.Sprintf("source %s of live migration %s was fenced; the VM is %s's", p.MigrateFrom, p.MigrationID, p.Host)})
-		}
-	}
-	if len(ends) == 0 {
-		return
-	}
-	if err := c.n.propose(&Command{Op: OpPlace, Placements: ends}); err != nil {
-		c.log.Error().Err(err).Msg("end migrations of a fenced source")
-	}
 }
 
 // migrate runs, on the source's agent, the live migration the committed
@@ -394,40 +279,4 @@ func (a *Agent) Jobs() []api.MigrationJob {
 		return out[i].MigrationID < out[k].MigrationID
 	})
 	return out
-}
-
-// flights counts the moves under way against the migration caps
-// (migration.max_per_target, migration.max_cluster), so that evacuations,
-// rebalancing and the rules together never exceed them.
-type flights struct {
-	perTarget, cluster int
-	into               map[string]int
-	total              int
-}
-
-func (c *Coordinator) flights(st *model.State) *flights {
-	f := &flights{perTarget: c.n.cfg.Migration.MaxPerTarget, cluster: c.n.cfg.Migration.MaxCluster, into: map[string]int{}}
-	for _, p := range st.Status.Placements {
-		if p.MigrateFrom != "" {
-			f.into[p.Host]++
-			f.total++
-		}
-	}
-	return f
-}
-
-// full says why one more move into to must wait, or "".
-func (f *flights) full(to string) string {
-	switch {
-	case f.cluster > 0 && f.total >= f.cluster:
-		return fmt.Sprintf("%d moves under way in the cluster (migration.max_cluster)", f.total)
-	case f.perTarget > 0 && f.into[to] >= f.perTarget:
-		return fmt.Sprintf("%s already takes %d moves (migration.max_per_target)", to, f.into[to])
-	}
-	return ""
-}
-
-func (f *flights) add(to string) {
-	f.into[to]++
-	f.total++
 }

@@ -29,6 +29,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/vmha/vmha/api"
+	"github.com/vmha/vmha/cluster/decide"
 	"github.com/vmha/vmha/config"
 	"github.com/vmha/vmha/health"
 	"github.com/vmha/vmha/hypervisor"
@@ -45,7 +46,7 @@ const (
 	// counts as back only when it gossips with a new boot id: right after
 	// a power-off, gossip still shows the old incarnation alive for a
 	// moment, and that must not undo the fence.
-	tagBoot = "boot"
+	tagBoot = decide.TagBoot
 )
 
 // applyTimeout bounds one raft proposal.
@@ -94,6 +95,8 @@ type Node struct {
 	// wfaDone is set once the cold-start wait_for_all is over (always
 	// when it is off).
 	wfaDone atomic.Bool
+	// rulesCache keeps the compiled placement rules between passes.
+	rulesCache rulesCache
 	// lvmExec runs this host's LVM commands (nil: the real tools).
 	lvmExec sharedfs.Runner
 
@@ -513,7 +516,7 @@ func (n *Node) joinLeader(ctx context.Context) (name, addr string) {
 	}
 	members := n.members()
 	for _, m := range members {
-		if m.Name == n.cfg.NodeName || m.Status != serf.StatusAlive || m.Tags[tagAPI] == "" {
+		if m.Name == n.cfg.NodeName || m.Status != decide.MemberAlive || m.Tags[tagAPI] == "" {
 			continue
 		}
 		var s api.Status
@@ -560,7 +563,7 @@ func (n *Node) registered(reg *api.Register) bool {
 }
 
 // tagAttr prefixes the gossip tags that carry live host attributes.
-const tagAttr = "attr."
+const tagAttr = decide.TagAttr
 
 // setAttrTag publishes a live host attribute through gossip: it changes
 // often (pingd), so it travels with membership, not through the log.
@@ -658,15 +661,31 @@ func (n *Node) propose(c *Command) error {
 var errNoLeader = errors.New("this host is not the leader and no leader is known")
 
 // members returns gossip's view, by name.
-func (n *Node) members() map[string]serf.Member {
-	out := map[string]serf.Member{}
+func (n *Node) members() decide.Members {
+	out := decide.Members{}
 	if n.serf == nil {
 		return out // not started (unit tests of the parts that read it)
 	}
 	for _, m := range n.serf.Members() {
-		out[m.Name] = m
+		out[m.Name] = memberOf(m)
 	}
 	return out
+}
+
+// memberOf is gossip's view of one host as plain data.
+func memberOf(m serf.Member) decide.Member {
+	st := decide.MemberNone
+	switch m.Status {
+	case serf.StatusAlive:
+		st = decide.MemberAlive
+	case serf.StatusLeaving:
+		st = decide.MemberLeaving
+	case serf.StatusLeft:
+		st = decide.MemberLeft
+	case serf.StatusFailed:
+		st = decide.MemberFailed
+	}
+	return decide.Member{Name: m.Name, Status: st, Tags: m.Tags}
 }
 
 // zerologWriter adapts libraries that log through io.Writer (raft's hclog,
@@ -689,85 +708,18 @@ func (w zerologWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// waitForAll reports the hosts this host still waits for under
-// quorum.wait_for_all (nil when the wait is over or off). The wait ends for
-// good when every host of the cluster (members, witnesses and announced
-// hosts) is alive in gossip at once (the leader then records their boot
-// ids), or when another alive host still runs the boot recorded the last
-// time the cluster was whole: the cluster formed and has not been cold
-// started since, so this host merely restarted or took over the lead.
-func (n *Node) waitForAll(members map[string]serf.Member) []string {
-	if !n.cfg.Quorum.WaitForAll || n.wfaDone.Load() {
-		return nil
-	}
-	if !n.IsLeader() {
-		// Only the leader decides, and only it knows its state is
-		// current: right after a cold start a follower's state machine
-		// may not have replayed the log yet, and an empty host list
-		// would end the wait at once.
-		return nil
-	}
-	if err := n.raft.Barrier(2 * time.Second).Error(); err != nil {
-		return []string{"(the state is not current yet: " + err.Error() + ")"}
-	}
-	missing, boots, over := wfaVerdict(n.fsm.Copy(), members, n.cfg.NodeName)
-	switch {
-	case over == "all":
-		if n.IsLeader() && len(boots) > 0 {
-			if err := n.propose(&Command{Op: OpFormed, Formed: boots}); err != nil {
-				return []string{"(recording the formed cluster: " + err.Error() + ")"}
-			}
-		}
-		n.wfaDone.Store(true)
-		n.log.Info().Msg("wait_for_all over: every host seen at once")
-		return nil
-	case over != "":
-		n.wfaDone.Store(true)
-		n.log.Info().Str("still_up_since_formed", over).Msg("wait_for_all over: the cluster formed and has not been cold started since")
-		return nil
-	}
-	return missing
-}
-
-// waitingForAll is waitForAll for status: what the wait still needs, read
+// waitingForAll is what quorum.wait_for_all still waits for, for status, read
 // from the state as it is, without a barrier or a proposal (a read must not
 // write the log; the coordinator's pass ends the wait).
-func (n *Node) waitingForAll(members map[string]serf.Member) []string {
+func (n *Node) waitingForAll(members decide.Members) []string {
 	if !n.cfg.Quorum.WaitForAll || n.wfaDone.Load() || !n.IsLeader() {
 		return nil
 	}
-	missing, _, over := wfaVerdict(n.fsm.Copy(), members, n.cfg.NodeName)
+	missing, _, over := decide.WaitVerdict(n.fsm.Copy(), members, n.cfg.NodeName)
 	if over != "" {
 		return nil
 	}
 	return missing
-}
-
-// wfaVerdict is the wait_for_all decision on one state: the hosts not alive
-// in gossip, the boot ids of those that are, and why the wait is over:
-// "all" (every host of the cluster alive at once), the name of another host
-// still running the boot recorded when the cluster was last whole (it
-// formed and was not cold started since), or "" (still waiting).
-func wfaVerdict(st *model.State, members map[string]serf.Member, self string) (missing []string, boots map[string]string, over string) {
-	boots = map[string]string{}
-	for _, h := range append(model.SortedKeys(st.Config.Hosts), model.SortedKeys(st.Config.Expected)...) {
-		m, ok := members[h]
-		if !ok || m.Status != serf.StatusAlive {
-			missing = append(missing, h)
-			continue
-		}
-		boots[h] = m.Tags[tagBoot]
-	}
-	if len(missing) == 0 {
-		return nil, boots, "all"
-	}
-	for _, h := range model.SortedKeys(st.Status.Formed) {
-		boot := st.Status.Formed[h]
-		if m, ok := members[h]; ok && h != self && m.Status == serf.StatusAlive && boot != "" && m.Tags[tagBoot] == boot {
-			return missing, boots, h
-		}
-	}
-	return missing, boots, ""
 }
 
 // watchdogLoop pets the watchdog every quarter of its timeout while this

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vmha/vmha/cluster/decide"
 	"github.com/vmha/vmha/model"
 )
 
@@ -24,7 +25,7 @@ func TestWindowOpened(t *testing.T) {
 		{day(0, 30), 23 * 60, 60, true, day(23, 0).AddDate(0, 0, -1)},
 		{day(1, 0), 23 * 60, 60, false, time.Time{}},
 	} {
-		opened, in := windowOpened(tc.now, tc.start, tc.end)
+		opened, in := decide.WindowOpened(tc.now, tc.start, tc.end)
 		if in != tc.in || (in && !opened.Equal(tc.opened)) {
 			t.Errorf("%s in [%d,%d): got %v opened %s, want %v %s", tc.now.Format(time.TimeOnly), tc.start, tc.end, in, opened, tc.in, tc.opened)
 		}

@@ -11,9 +11,9 @@ import (
 	"testing"
 
 	"github.com/hashicorp/raft"
-	"github.com/hashicorp/serf/serf"
 	"github.com/rs/zerolog"
 
+	"github.com/vmha/vmha/cluster/decide"
 	"github.com/vmha/vmha/model"
 )
 
@@ -103,14 +103,14 @@ func TestStatusIgnoresReportsFromAnEarlierLife(t *testing.T) {
 	st := f.Copy()
 	for _, tc := range []struct {
 		name   string
-		member serf.Member
+		member decide.Member
 		want   string
 	}{
-		{"same boot", serf.Member{Name: "h1", Status: serf.StatusAlive, Tags: map[string]string{tagBoot: "boot-1"}}, "running"},
-		{"restarted", serf.Member{Name: "h1", Status: serf.StatusAlive, Tags: map[string]string{tagBoot: "boot-2"}}, "unknown"},
-		{"unreachable", serf.Member{Name: "h1", Status: serf.StatusFailed, Tags: map[string]string{tagBoot: "boot-1"}}, "unknown"},
+		{"same boot", decide.Member{Name: "h1", Status: decide.MemberAlive, Tags: map[string]string{tagBoot: "boot-1"}}, "running"},
+		{"restarted", decide.Member{Name: "h1", Status: decide.MemberAlive, Tags: map[string]string{tagBoot: "boot-2"}}, "unknown"},
+		{"unreachable", decide.Member{Name: "h1", Status: decide.MemberFailed, Tags: map[string]string{tagBoot: "boot-1"}}, "unknown"},
 	} {
-		v := vmView(st, "vm1", map[string]serf.Member{"h1": tc.member})
+		v := vmView(st, "vm1", decide.Members{"h1": tc.member})
 		if v.State != tc.want {
 			t.Errorf("%s: state %q (%s), want %q", tc.name, v.State, v.Reason, tc.want)
 		}

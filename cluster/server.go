@@ -13,9 +13,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/hashicorp/serf/serf"
-
 	"github.com/vmha/vmha/api"
+	"github.com/vmha/vmha/cluster/decide"
 	"github.com/vmha/vmha/fencing"
 	"github.com/vmha/vmha/hypervisor"
 	"github.com/vmha/vmha/model"
@@ -729,7 +728,7 @@ func (n *Node) handleHostAttr(w http.ResponseWriter, r *http.Request, body []byt
 	a := &HostAttr{Host: host, Key: req.Key, Value: req.Value, Transient: req.Transient}
 	if req.Transient {
 		m, ok := n.members()[host]
-		if !ok || m.Status != serf.StatusAlive {
+		if !ok || m.Status != decide.MemberAlive {
 			writeErr(w, http.StatusConflict, "", fmt.Errorf("host %s is not alive: a transient attribute lives only while its vmhad runs", host))
 			return
 		}

@@ -7,10 +7,9 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
-	"github.com/hashicorp/serf/serf"
 
 	"github.com/vmha/vmha/api"
-	"github.com/vmha/vmha/clusterspec"
+	"github.com/vmha/vmha/cluster/decide"
 	"github.com/vmha/vmha/fencing"
 	"github.com/vmha/vmha/model"
 )
@@ -44,7 +43,7 @@ func (n *Node) Status() *api.Status {
 		checks = n.coord.Checks()
 		beats = n.coord.Liveness()
 	}
-	s := buildStatus(st, members, n.cfg.NodeName, leader, n.raft.CurrentTerm(), voters, checks)
+	s := buildStatus(st, members, n.cfg.NodeName, leader, n.raft.CurrentTerm(), voters, checks, n.compiledRules(st.Config.Rules))
 	s.Security = n.security()
 	addStorageLiveness(s, beats)
 	s.Problems = append(s.Problems, n.diskProblems(members)...)
@@ -96,7 +95,7 @@ func addStorageLiveness(s *api.Status, beats map[string]string) {
 }
 
 // buildStatus is the pure part of Status, tested without a cluster.
-func buildStatus(st *model.State, members map[string]serf.Member, self, leader string, term uint64, voters []string, checks map[string][]fencing.DeviceCheck) *api.Status {
+func buildStatus(st *model.State, members decide.Members, self, leader string, term uint64, voters []string, checks map[string][]fencing.DeviceCheck, rules *decide.Rules) *api.Status {
 	out := &api.Status{Node: self, Leader: leader, Term: term, Hosts: []api.Host{}, VMs: []api.VM{}, Problems: []string{}}
 	out.Quorum = quorum(voters, members, leader)
 	if !out.Quorum.Quorate {
@@ -124,17 +123,9 @@ func buildStatus(st *model.State, members map[string]serf.Member, self, leader s
 			vmsOn[p.Host] = append(vmsOn[p.Host], name)
 		}
 	}
-	ruleAttrs := map[string]map[string]string{}
-	if st.Config.Rules != "" {
-		if spec, err := clusterspec.Parse([]byte(st.Config.Rules)); err == nil {
-			for _, h := range spec.Hosts {
-				ruleAttrs[h.Name] = h.Attributes
-			}
-		}
-	}
 	for _, name := range model.SortedKeys(st.Config.Hosts) {
 		h := st.Config.Hosts[name]
-		hv := api.Host{Attributes: hostAttributes(st, members, name, ruleAttrs[name]),
+		hv := api.Host{Attributes: decide.HostAttributes(st, members, name, rules),
 			Name: name, Member: memberStatus(members, name), State: model.HostAlive,
 			Leader: name == leader, Voter: isVoter[name], APIAddr: h.APIAddr,
 			MemoryMiB: h.MemoryMiB, CPUs: h.CPUs, UsedMiB: used[name], VMs: vmsOn[name],
@@ -202,7 +193,7 @@ func (n *Node) vmView(st *model.State, name string) api.VM { return vmView(st, n
 // latest report, and only from one this host's current life made: a report
 // from before the host's vmhad restarted (another boot id in gossip) or from
 // a host gossip cannot reach says nothing about now.
-func vmView(st *model.State, name string, members map[string]serf.Member) api.VM {
+func vmView(st *model.State, name string, members decide.Members) api.VM {
 	vm := st.Config.VMs[name]
 	v := api.VM{Name: name, Prefer: vm.Prefer, MemoryMiB: vm.MemoryMiB, VCPUs: vm.VCPUs, State: "pending", Reason: "waiting for placement"}
 	if pin := st.Status.Pins[name]; pin != nil && pin.Active(time.Now()) {
@@ -237,7 +228,7 @@ func vmView(st *model.State, name string, members map[string]serf.Member) api.VM
 	switch {
 	case known && o.Boot != "" && m.Tags[tagBoot] != "" && m.Tags[tagBoot] != o.Boot:
 		v.State, v.Reason = "unknown", fmt.Sprintf("no report from %s since its vmhad restarted (last: %s)", p.Host, ob.State)
-	case known && m.Status == serf.StatusFailed:
+	case known && m.Status == decide.MemberFailed:
 		v.State, v.Reason = "unknown", fmt.Sprintf("%s is unreachable in gossip (last report: %s at %s)", p.Host, ob.State, o.At.Format(time.TimeOnly))
 	default:
 		v.State, v.Since, v.Error = ob.State, ob.Since, ob.Error
@@ -245,32 +236,32 @@ func vmView(st *model.State, name string, members map[string]serf.Member) api.VM
 	return v
 }
 
-func memberStatus(members map[string]serf.Member, name string) string {
+func memberStatus(members decide.Members, name string) string {
 	m, ok := members[name]
 	if !ok {
 		return "unknown"
 	}
 	switch m.Status {
-	case serf.StatusAlive:
+	case decide.MemberAlive:
 		return "alive"
-	case serf.StatusLeaving:
+	case decide.MemberLeaving:
 		return "leaving"
-	case serf.StatusLeft:
+	case decide.MemberLeft:
 		return "left"
-	case serf.StatusFailed:
+	case decide.MemberFailed:
 		return "failed"
 	}
 	return "unknown"
 }
 
 // quorum explains who decides, in plain words.
-func quorum(voters []string, members map[string]serf.Member, leader string) api.Quorum {
+func quorum(voters []string, members decide.Members, leader string) api.Quorum {
 	q := api.Quorum{Voters: voters, AliveVoters: []string{}}
 	if q.Voters == nil {
 		q.Voters = []string{}
 	}
 	for _, v := range voters {
-		if m, ok := members[v]; ok && m.Status == serf.StatusAlive {
+		if m, ok := members[v]; ok && m.Status == decide.MemberAlive {
 			q.AliveVoters = append(q.AliveVoters, v)
 		}
 	}

@@ -5,28 +5,27 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/serf/serf"
-
+	"github.com/vmha/vmha/cluster/decide"
 	"github.com/vmha/vmha/config"
 	"github.com/vmha/vmha/model"
 	"github.com/vmha/vmha/placement"
 )
 
-func members(status map[string]serf.MemberStatus) map[string]serf.Member {
-	out := map[string]serf.Member{}
+func members(status map[string]decide.MemberStatus) decide.Members {
+	out := decide.Members{}
 	for n, s := range status {
-		out[n] = serf.Member{Name: n, Status: s}
+		out[n] = decide.Member{Name: n, Status: s}
 	}
 	return out
 }
 
 func TestQuorumExplains(t *testing.T) {
 	voters := []string{"h1", "h2", "h3"}
-	q := quorum(voters, members(map[string]serf.MemberStatus{"h1": serf.StatusAlive, "h2": serf.StatusAlive, "h3": serf.StatusFailed}), "h1")
+	q := quorum(voters, members(map[string]decide.MemberStatus{"h1": decide.MemberAlive, "h2": decide.MemberAlive, "h3": decide.MemberFailed}), "h1")
 	if !q.Quorate || q.Needed != 2 || !strings.Contains(q.Explanation, "2 of 3 voters alive, 2 needed; h1 decides; missing: h3") {
 		t.Fatalf("%+v", q)
 	}
-	q = quorum(voters, members(map[string]serf.MemberStatus{"h1": serf.StatusAlive}), "")
+	q = quorum(voters, members(map[string]decide.MemberStatus{"h1": decide.MemberAlive}), "")
 	if q.Quorate || !strings.Contains(q.Explanation, "no quorum: 1 of 3 voters reachable, 2 needed (missing: h2, h3)") {
 		t.Fatalf("%+v", q)
 	}
@@ -42,7 +41,7 @@ func TestBuildStatusExplainsBlockedRecovery(t *testing.T) {
 		&Command{Op: OpHostState, At: time.Now(), HostState: &HostStateChange{Host: "h2", State: model.HostLost}},
 		&Command{Op: OpHostState, At: time.Now(), HostState: &HostStateChange{Host: "h2", State: model.HostFenceFailed, Reason: "fence via ipmi 127.0.0.1:623: no answer"}},
 	)
-	s := buildStatus(f.Copy(), members(map[string]serf.MemberStatus{"h1": serf.StatusAlive, "h2": serf.StatusFailed}), "h1", "h1", 2, []string{"h1", "h2"}, nil)
+	s := buildStatus(f.Copy(), members(map[string]decide.MemberStatus{"h1": decide.MemberAlive, "h2": decide.MemberFailed}), "h1", "h1", 2, []string{"h1", "h2"}, nil, nil)
 	joined := strings.Join(s.Problems, "\n")
 	for _, want := range []string{
 		"host h2 is lost and fencing failed: fence via ipmi 127.0.0.1:623: no answer; its VMs (vm1) will not be restarted until fencing succeeds",
@@ -71,7 +70,7 @@ func TestSnapshotConditions(t *testing.T) {
 		&Command{Op: OpObserve, Observation: &model.Observation{Host: "h4", VMs: map[string]model.VMObserve{"vm1": {State: "running"}}}},
 	)
 	st := f.Copy()
-	snap := Snapshot(st, members(map[string]serf.MemberStatus{"h1": serf.StatusAlive, "h2": serf.StatusFailed, "h3": serf.StatusFailed, "h4": serf.StatusLeft}))
+	snap := decide.Snapshot(st, members(map[string]decide.MemberStatus{"h1": decide.MemberAlive, "h2": decide.MemberFailed, "h3": decide.MemberFailed, "h4": decide.MemberLeft}))
 	want := map[string]placement.HostCondition{"h1": placement.Usable, "h2": placement.Lost, "h3": placement.Released, "h4": placement.Offline}
 	for _, h := range snap.Hosts {
 		if h.Condition != want[h.Name] {
@@ -103,27 +102,27 @@ func TestStatusWritesNothing(t *testing.T) {
 
 func TestWaitForAllVerdict(t *testing.T) {
 	st := baseFSM(t).Copy() // h1, h2
-	alive := func(boot string) serf.Member {
-		return serf.Member{Status: serf.StatusAlive, Tags: map[string]string{tagBoot: boot}}
+	alive := func(boot string) decide.Member {
+		return decide.Member{Status: decide.MemberAlive, Tags: map[string]string{tagBoot: boot}}
 	}
-	if m, _, over := wfaVerdict(st, map[string]serf.Member{"h1": alive("a")}, "h1"); over != "" || strings.Join(m, ",") != "h2" {
+	if m, _, over := decide.WaitVerdict(st, decide.Members{"h1": alive("a")}, "h1"); over != "" || strings.Join(m, ",") != "h2" {
 		t.Fatalf("one host alive: missing %v, over %q", m, over)
 	}
-	m, boots, over := wfaVerdict(st, map[string]serf.Member{"h1": alive("a"), "h2": alive("b")}, "h1")
+	m, boots, over := decide.WaitVerdict(st, decide.Members{"h1": alive("a"), "h2": alive("b")}, "h1")
 	if over != "all" || len(m) != 0 || boots["h2"] != "b" {
 		t.Fatalf("all alive: %v %v %q", m, boots, over)
 	}
 	// h2 still runs the boot recorded when the cluster was last whole: the
 	// cluster formed and was not cold started, h1 merely restarted.
 	st.Status.Formed = map[string]string{"h1": "old", "h2": "b", "h3": "c"}
-	if _, _, over := wfaVerdict(st, map[string]serf.Member{"h1": alive("new"), "h2": alive("b")}, "h1"); over != "all" {
+	if _, _, over := decide.WaitVerdict(st, decide.Members{"h1": alive("new"), "h2": alive("b")}, "h1"); over != "all" {
 		t.Fatalf("over %q", over)
 	}
 	st.Config.Expected = map[string]*model.Expected{"h3": {}}
-	if _, _, over := wfaVerdict(st, map[string]serf.Member{"h1": alive("new"), "h2": alive("b")}, "h1"); over != "h2" {
+	if _, _, over := decide.WaitVerdict(st, decide.Members{"h1": alive("new"), "h2": alive("b")}, "h1"); over != "h2" {
 		t.Fatalf("formed and not cold started: over %q, want h2", over)
 	}
-	if _, _, over := wfaVerdict(st, map[string]serf.Member{"h1": alive("new"), "h2": alive("rebooted")}, "h1"); over != "" {
+	if _, _, over := decide.WaitVerdict(st, decide.Members{"h1": alive("new"), "h2": alive("rebooted")}, "h1"); over != "" {
 		t.Fatalf("a cold start: over %q, want still waiting", over)
 	}
 }

@@ -9,7 +9,6 @@ import (
 
 	"github.com/vmha/vmha/api"
 	"github.com/vmha/vmha/model"
-	"github.com/vmha/vmha/placement"
 	"github.com/vmha/vmha/sharedfs"
 	"github.com/vmha/vmha/storage"
 )
@@ -94,42 +93,6 @@ func (n *Node) checkDisks(vm *model.VM) error {
 		return &ValidationError{Field: "xml", Err: err}
 	}
 	return nil
-}
-
-// storageRules turns each VM's storage into placement rules: a VM may run
-// only where every cluster file system holding its disks is ready, which
-// vmha explain shows as the rule "storage.NAME ne ready or storage.NAME
-// not_defined" at -INFINITY.
-func storageRules(cfg storage.Config, st *model.State) []placement.LocationRule {
-	if len(cfg.Filesystems) == 0 {
-		return nil
-	}
-	var out []placement.LocationRule
-	for _, name := range model.SortedKeys(st.Config.VMs) {
-		vm := st.Config.VMs[name]
-		rs, err := cfg.MapDisks(name, vm.Disks)
-		if err != nil {
-			continue // refused at vm add; a config change is reported by status
-		}
-		for _, fs := range storage.Filesystems(rs) {
-			for _, h := range model.SortedKeys(st.Status.Evacuations) {
-				if st.Status.Evacuations[h].Storage == fs {
-					// In maintenance on h: its VMs leave and none comes.
-					out = append(out, placement.LocationRule{VM: name, Rule: placement.Rule{Score: -placement.Infinity,
-						Expressions: []placement.Expression{{Attribute: "#uname", Operation: "eq", Value: h, Type: "string"}}}})
-				}
-			}
-			attr := storage.AttrPrefix + fs
-			out = append(out, placement.LocationRule{VM: name, Rule: placement.Rule{
-				Score: -placement.Infinity, BoolOp: "or",
-				Expressions: []placement.Expression{
-					{Attribute: attr, Operation: "ne", Value: "ready", Type: "string"},
-					{Attribute: attr, Operation: "not_defined"},
-				},
-			}})
-		}
-	}
-	return out
 }
 
 // heartbeatVeto refuses `vmha fence confirm` for a host that still writes

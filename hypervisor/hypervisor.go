@@ -8,26 +8,23 @@ import (
 	"context"
 	"errors"
 	"time"
+
+	"github.com/vmha/vmha/model"
 )
 
-// State is a domain's run state as vmha cares about it.
-type State string
+// State is a domain's run state as vmha cares about it (model.DomainState:
+// the decisions read it without the hypervisor binding).
+type State = model.DomainState
 
 // Domain states, mapped from libvirt's virDomainState.
 const (
-	StateRunning  State = "running"
-	StatePaused   State = "paused"
-	StateShutdown State = "shutting-down"
-	StateShutoff  State = "shutoff"
-	StateCrashed  State = "crashed"
-	StateUnknown  State = "unknown"
+	StateRunning  = model.DomainRunning
+	StatePaused   = model.DomainPaused
+	StateShutdown = model.DomainShutdown
+	StateShutoff  = model.DomainShutoff
+	StateCrashed  = model.DomainCrashed
+	StateUnknown  = model.DomainUnknown
 )
-
-// Active reports whether a domain in this state holds its disks and must be
-// counted as running for the never-twice invariant: a paused domain is active.
-func (s State) Active() bool {
-	return s == StateRunning || s == StatePaused || s == StateShutdown
-}
 
 // Domain is one defined domain on this hypervisor.
 type Domain struct {

@@ -11,9 +11,9 @@ import (
 
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
-	"github.com/hashicorp/serf/serf"
 
 	"github.com/vmha/vmha/cluster"
+	"github.com/vmha/vmha/cluster/decide"
 	"github.com/vmha/vmha/fencing/spec"
 	"github.com/vmha/vmha/model"
 	"github.com/vmha/vmha/placement"
@@ -83,7 +83,7 @@ func (c *Cluster) seedState() (*cluster.FSM, uint64, error) {
 		}
 		return nil
 	}
-	members := map[string]serf.Member{}
+	members := decide.Members{}
 	for _, h := range c.hosts {
 		topo, err := c.fenceTopology(h.Name)
 		if err != nil {
@@ -96,7 +96,7 @@ func (c *Cluster) seedState() (*cluster.FSM, uint64, error) {
 			Fence: &model.FenceRecord{Action: model.FenceDevicesSet, Requester: "sim seed"}}); err != nil {
 			return nil, 0, err
 		}
-		members[h.Name] = serf.Member{Name: h.Name, Status: serf.StatusAlive}
+		members[h.Name] = decide.Member{Name: h.Name, Status: decide.MemberAlive}
 	}
 	// The replica follows the log as a raft non-voter; only a registered
 	// host may (the log holds every BMC password), so it is registered as a
@@ -121,7 +121,7 @@ func (c *Cluster) seedState() (*cluster.FSM, uint64, error) {
 	// host, which for 50,000 new VMs on 1,000 hosts is 50 million verdicts
 	// and gigabytes of heap (docs/scale.md). The seed asks the same engine
 	// for the placement alone.
-	snap := cluster.Snapshot(f.Copy(), members)
+	snap := decide.Snapshot(f.Copy(), members)
 	in := placement.Input{Policy: placement.Policy{Strategy: placement.StrategyBalanced}}
 	for _, h := range snap.Hosts {
 		in.Hosts = append(in.Hosts, placement.HostInfo{Name: h.Name, Condition: h.Condition, Capacity: map[string]int64{"memory": int64(h.MemoryMiB)}})

@@ -1,0 +1,455 @@
+package decide
+
+import (
+	"strings"
+
+	"github.com/vmha/vmha/cluster/command"
+	"github.com/vmha/vmha/clusterspec"
+	"github.com/vmha/vmha/model"
+	"github.com/vmha/vmha/placement"
+)
+
+// The placement rules of a running cluster are a cluster.yaml (the same
+// file `vmha plan` reads offline) kept in the replicated state: policy,
+// host capacities, attributes, standby and maintenance, VM utilization,
+// priorities, stickiness, and the constraints. Hosts and VMs themselves
+// come from the cluster (registration, vmha vm add); the file only adds
+// what placement needs to know about them.
+
+// Rules are a cluster.yaml compiled once (the runner keeps them until the
+// text changes).
+type Rules struct {
+	Text  string
+	Spec  *clusterspec.Spec
+	Base  placement.Input
+	hosts map[string]clusterspec.Host
+	vms   map[string]placement.VMInfo
+}
+
+// CompileRules parses and checks a cluster.yaml's placement rules.
+func CompileRules(text string) (*Rules, error) {
+	r := &Rules{Text: text, hosts: map[string]clusterspec.Host{}, vms: map[string]placement.VMInfo{}}
+	if text == "" {
+		r.Base.Policy = placement.Policy{Strategy: placement.StrategyBalanced}
+		return r, nil
+	}
+	spec, err := clusterspec.Parse([]byte(text))
+	if err != nil {
+		return nil, err
+	}
+	base, err := spec.Input(nil)
+	if err != nil {
+		return nil, err
+	}
+	if base.Policy.Strategy == "" {
+		base.Policy.Strategy = placement.StrategyDefault
+	}
+	r.Spec, r.Base = spec, base
+	for _, h := range spec.Hosts {
+		r.hosts[h.Name] = h
+	}
+	for _, v := range base.VMs {
+		r.vms[v.Name] = v
+	}
+	return r, nil
+}
+
+// rules are the view's compiled rules, compiled now if the runner gave
+// none (or stale ones).
+func (v *View) rules() (*Rules, error) {
+	if v.Rules != nil && v.Rules.Text == v.State.Config.Rules {
+		return v.Rules, nil
+	}
+	r, err := CompileRules(v.State.Config.Rules)
+	if err == nil {
+		v.Rules = r
+	}
+	return r, err
+}
+
+// EngineInput builds the placement engine's input from the replicated
+// state, gossip and the cluster's rules. A VM that cannot move live and
+// runs on a usable host is held where it is (stickiness INFINITY): the
+// leader never stops and restarts a running VM to follow a score, so the
+// plan must not count it elsewhere.
+func EngineInput(v *View) (placement.Input, error) {
+	st := v.State
+	rules, err := v.rules()
+	if err != nil {
+		return placement.Input{Policy: placement.Policy{Strategy: placement.StrategyBalanced}, Now: v.Now}, err
+	}
+	in := placement.Input{Policy: rules.Base.Policy, Now: v.Now}
+	known := func(vm, host string) bool {
+		_, vok := st.Config.VMs[vm]
+		h, hok := st.Config.Hosts[host]
+		return vok && (host == "" || (hok && !h.Witness))
+	}
+	for _, l := range rules.Base.Locations {
+		if known(l.VM, l.Host) {
+			in.Locations = append(in.Locations, l)
+		}
+	}
+	for _, l := range rules.Base.LocationRules {
+		if known(l.VM, "") {
+			in.LocationRules = append(in.LocationRules, l)
+		}
+	}
+	for _, c := range rules.Base.Colocations {
+		if known(c.VM, "") && known(c.With, "") {
+			in.Colocations = append(in.Colocations, c)
+		}
+	}
+	in.LocationRules = append(in.LocationRules, storageRules(v)...)
+	cond := map[string]placement.HostCondition{}
+	for _, name := range model.SortedKeys(st.Config.Hosts) {
+		h := st.Config.Hosts[name]
+		if h.Witness {
+			continue
+		}
+		hi := placement.HostInfo{Name: name, Condition: HostCondition(st, name, v.Members), Capacity: defaultCapacity(h)}
+		sh, described := rules.hosts[name]
+		if described {
+			if len(sh.Capacity) > 0 {
+				hi.Capacity = sh.Capacity
+			}
+			hi.Standby, hi.Maintenance = sh.Standby, sh.Maintenance
+		}
+		hi.Attributes = hostAttributes(st, v.Members, name, sh.Attributes)
+		cond[name] = hi.Condition
+		in.Hosts = append(in.Hosts, hi)
+	}
+	for _, name := range model.SortedKeys(st.Config.VMs) {
+		vm := st.Config.VMs[name]
+		vi, ok := rules.vms[name]
+		if !ok {
+			vi = placement.VMInfo{Name: name}
+		}
+		if len(vi.Utilization) == 0 {
+			vi.Utilization = map[string]int64{"memory": clampInt(vm.MemoryMiB)}
+		}
+		vi.Current = currentHost(st, name)
+		if _, ok := cond[vi.Current]; !ok {
+			vi.Current = ""
+		}
+		if vi.Current != "" && cond[vi.Current] == placement.Usable && !vi.AllowMigrate {
+			inf := placement.Infinity
+			vi.Stickiness = &inf
+		}
+		if pin := st.Status.Pins[name]; pin != nil && pin.Active(v.Now) {
+			if _, ok := cond[pin.Host]; ok {
+				in.Locations = append(in.Locations, placement.Location{VM: name, Host: pin.Host, Score: placement.Infinity})
+			}
+		}
+		if vm.Prefer != "" {
+			if _, ok := cond[vm.Prefer]; ok {
+				in.Locations = append(in.Locations, placement.Location{VM: name, Host: vm.Prefer, Score: placement.PreferScore})
+			}
+		}
+		in.VMs = append(in.VMs, vi)
+	}
+	return in, nil
+}
+
+// currentHost is where a VM is placed, or (not yet placed) where an agent
+// reports it active.
+func currentHost(st *model.State, vm string) string {
+	if p := st.Status.Placements[vm]; p != nil {
+		return p.Host
+	}
+	return adoptHost(st, vm)
+}
+
+// HostAttributes are host's attributes as placement sees them (see
+// hostAttributes), with the rules' ones from rules (nil: none).
+func HostAttributes(st *model.State, members Members, host string, rules *Rules) map[string]string {
+	var fromRules map[string]string
+	if rules != nil {
+		fromRules = rules.hosts[host].Attributes
+	}
+	return hostAttributes(st, members, host, fromRules)
+}
+
+// hostAttributes merges a host's attributes, later ones winning: the
+// rules file's, the permanent ones (vmha host attr set), the transient ones
+// of the host's current boot, and the live ones it gossips (pingd).
+func hostAttributes(st *model.State, members Members, host string, fromRules map[string]string) map[string]string {
+	out := map[string]string{}
+	for k, v := range fromRules {
+		out[k] = v
+	}
+	for k, v := range st.Config.HostAttrs[host] {
+		out[k] = v
+	}
+	m, seen := members[host]
+	if ta := st.Status.TransientAttrs[host]; ta != nil && seen && ta.Boot == m.Tags[TagBoot] {
+		for k, v := range ta.Attrs {
+			out[k] = v
+		}
+	}
+	if seen {
+		for k, v := range m.Tags {
+			if strings.HasPrefix(k, TagAttr) {
+				out[strings.TrimPrefix(k, TagAttr)] = v
+			}
+		}
+	}
+	return out
+}
+
+// defaultCapacity is a host's capacity when cluster.yaml gives none: its
+// memory only. vCPUs are overcommitted on most clusters (eight vCPUs of
+// guests per core is common), so counting them as a hard limit would
+// leave VMs stopped that run fine; an operator who wants a vCPU limit
+// states it as utilization (cpu) in cluster.yaml.
+func defaultCapacity(h *model.Host) map[string]int64 {
+	return map[string]int64{"memory": clampInt(h.MemoryMiB)}
+}
+
+func clampInt(m uint64) int64 {
+	const maxV = 1 << 50
+	if m > maxV {
+		return maxV
+	}
+	return int64(m)
+}
+
+// storageRules turns each VM's storage into placement rules: a VM may run
+// only where every cluster file system holding its disks is ready, which
+// vmha explain shows as the rule "storage.NAME ne ready or storage.NAME
+// not_defined" at -INFINITY.
+func storageRules(v *View) []placement.LocationRule {
+	if v.Settings.Disks == nil {
+		return nil
+	}
+	st := v.State
+	var out []placement.LocationRule
+	for _, name := range model.SortedKeys(st.Config.VMs) {
+		for _, fs := range v.Settings.Disks.Filesystems(st.Config.VMs[name]) {
+			for _, h := range model.SortedKeys(st.Status.Evacuations) {
+				if st.Status.Evacuations[h].Storage == fs {
+					// In maintenance on h: its VMs leave and none comes.
+					out = append(out, placement.LocationRule{VM: name, Rule: placement.Rule{Score: -placement.Infinity,
+						Expressions: []placement.Expression{{Attribute: "#uname", Operation: "eq", Value: h, Type: "string"}}}})
+				}
+			}
+			attr := storageAttrPrefix + fs
+			out = append(out, placement.LocationRule{VM: name, Rule: placement.Rule{
+				Score: -placement.Infinity, BoolOp: "or",
+				Expressions: []placement.Expression{
+					{Attribute: attr, Operation: "ne", Value: "ready", Type: "string"},
+					{Attribute: attr, Operation: "not_defined"},
+				},
+			}})
+		}
+	}
+	return out
+}
+
+// Snapshot builds the simple placement input (no rules) from the
+// replicated state and gossip's view.
+func Snapshot(st *model.State, members Members) placement.Snapshot {
+	var snap placement.Snapshot
+	for _, name := range model.SortedKeys(st.Config.Hosts) {
+		h := st.Config.Hosts[name]
+		if h.Witness {
+			continue // votes only; never runs a VM
+		}
+		snap.Hosts = append(snap.Hosts, placement.Host{Name: name, Condition: HostCondition(st, name, members), MemoryMiB: h.MemoryMiB})
+	}
+	for _, name := range model.SortedKeys(st.Config.VMs) {
+		vm := st.Config.VMs[name]
+		snap.VMs = append(snap.VMs, placement.VM{Name: name, MemoryMiB: vm.MemoryMiB, Prefer: vm.Prefer, Current: currentHost(st, name)})
+	}
+	return snap
+}
+
+// adoptHost finds a host whose agent reports the (not yet placed) VM as
+// active, so that adding a VM that already runs somewhere keeps it there.
+func adoptHost(st *model.State, vm string) string {
+	for _, h := range model.SortedKeys(st.Status.Observed) {
+		if o := st.Status.Observed[h].VMs[vm]; model.DomainState(o.State).Active() {
+			return h
+		}
+	}
+	return ""
+}
+
+// HostCondition is what placement may do with a host.
+func HostCondition(st *model.State, name string, members Members) placement.HostCondition {
+	switch hostState(st, name) {
+	case model.HostLost, model.HostFenceFailed:
+		return placement.Lost
+	case model.HostFenced:
+		return placement.Released
+	}
+	if st.Status.Maintenance[name] != nil {
+		// Daemon maintenance: its VMs stay, nothing new goes there.
+		return placement.Offline
+	}
+	if e := st.Status.Evacuations[name]; e != nil && e.Storage == "" {
+		// Draining: its VMs are moved by the evacuation, and nothing
+		// new goes there (vmha host online ends it).
+		return placement.Offline
+	}
+	if members.Alive(name) {
+		return placement.Usable
+	}
+	return placement.Offline
+}
+
+// ObservedRunning reports whether host's agent reports vm running.
+func ObservedRunning(st *model.State, host, vm string) bool {
+	o := st.Status.Observed[host]
+	return o != nil && o.VMs[vm].State == string(model.DomainRunning)
+}
+
+// place commits a host for every VM that needs one.
+func (b *builder) place() {
+	st := b.v.State
+	if st.Config.Rules != "" || b.v.Settings.Storage || len(st.Status.Pins) > 0 {
+		// Rules, pins or storage readiness to honour: the full engine.
+		b.placeByRules()
+		return
+	}
+	var ps []model.Placement
+	for _, d := range placement.Plan(Snapshot(st, b.v.Members)) {
+		if !d.Changed {
+			continue
+		}
+		p := st.Status.Placements[d.VM]
+		if p != nil && p.MigrateFrom != "" {
+			continue // moving live: its end is decided by the move
+		}
+		cur := ""
+		if p != nil {
+			cur = p.Host
+		}
+		ps = append(ps, model.Placement{VM: d.VM, Host: d.Host, Reason: d.Reason, RecoveryID: b.recoveryOf(cur)})
+	}
+	b.commitPlacements(ps, "placement committed")
+}
+
+// recoveryOf is the recovery a VM on host belongs to when it is placed
+// anew: the host's, if it was fenced.
+func (b *builder) recoveryOf(host string) string {
+	if hs := b.v.State.Status.Hosts[host]; hs != nil && hs.State == model.HostFenced {
+		return hs.RecoveryID
+	}
+	return ""
+}
+
+func (b *builder) commitPlacements(ps []model.Placement, msg string) {
+	if len(ps) == 0 {
+		return
+	}
+	if !b.commit(&command.Command{Op: command.OpPlace, Placements: ps}, nil) {
+		return
+	}
+	for _, p := range ps {
+		l := Info
+		if p.Host == "" {
+			l = Warn
+		}
+		b.log(note(l, msg, "recovery_id", p.RecoveryID, "migration_id", p.MigrationID, "vm", p.VM, "host", p.Host, "from", p.MigrateFrom, "reason", p.Reason))
+	}
+	for _, p := range ps {
+		b.nudge(p.Host)
+		b.nudge(p.MigrateFrom)
+	}
+}
+
+// placeByRules is place() for a cluster with rules: the engine's plan is
+// followed for VMs that need a host, and for running VMs it wants
+// elsewhere when they can move live (within the migration limits). A VM
+// the engine wants stopped is stopped; a running VM that cannot move live
+// stays, and says so in its reason.
+func (b *builder) placeByRules() {
+	st := b.v.State
+	in, err := EngineInput(b.v)
+	if err != nil {
+		b.log(note(Error, "placement rules do not apply to the cluster; nothing placed", "error", err.Error()))
+		return
+	}
+	// The engine explains only the VMs whose placement changes: an idle
+	// pass (nothing to do) pays for the solve, not for 50,000
+	// explanations.
+	r, err := placement.Solve(in, placement.Options{})
+	if err != nil {
+		b.log(note(Error, "placement refused the cluster's state", "error", err.Error()))
+		return
+	}
+	vmInfo := map[string]placement.VMInfo{}
+	for _, v := range in.VMs {
+		vmInfo[v.Name] = v
+	}
+	cond := map[string]placement.HostCondition{}
+	for _, h := range in.Hosts {
+		cond[h.Name] = h.Condition
+	}
+	fl := b.flights(in.Policy.MigrationLimit)
+	type change struct {
+		vm, cur, target string
+		live            bool
+	}
+	var changes []change
+	for _, name := range model.SortedKeys(st.Config.VMs) {
+		p := st.Status.Placements[name]
+		cur := ""
+		if p != nil {
+			if p.MigrateFrom != "" {
+				continue
+			}
+			cur = p.Host
+		}
+		target := r.Placement[name]
+		if r.Blocked[name] != "" || target == cur {
+			continue
+		}
+		if e := st.Status.Evacuations[cur]; e != nil && !e.Done && e.Covers(name) {
+			continue // the evacuation moves it, at its own pace
+		}
+		curCond, known := cond[cur]
+		switch {
+		case cur == "" || !known || curCond == placement.Released:
+			changes = append(changes, change{vm: name, cur: cur, target: target})
+		case curCond != placement.Usable:
+			// Offline (left cleanly): the VM stays assigned to it.
+		case target == "":
+			changes = append(changes, change{vm: name, cur: cur})
+		case vmInfo[name].AllowMigrate && st.Config.Hosts[target] != nil && st.Config.Hosts[target].LibvirtURI != "" && ObservedRunning(st, cur, name):
+			if fl.Full(cur, target) != "" {
+				continue // the next pass, when a slot is free
+			}
+			fl.Add(cur, target)
+			changes = append(changes, change{vm: name, cur: cur, target: target, live: true})
+		}
+	}
+	if len(changes) == 0 {
+		return
+	}
+	names := make([]string, len(changes))
+	for i, c := range changes {
+		names[i] = c.vm
+	}
+	why := map[string]string{}
+	if rx, err := placement.Solve(in, placement.Options{Explain: names}); err == nil {
+		for _, n := range names {
+			if ex := rx.Explanations[n]; ex != nil {
+				why[n] = ex.Reason
+			}
+		}
+	}
+	var commits []model.Placement
+	for _, c := range changes {
+		switch {
+		case c.live:
+			commits = append(commits, model.Placement{VM: c.vm, Host: c.target, MigrateFrom: c.cur, MigrationID: b.v.NewID("mig-"),
+				Reason: "moved live by the placement rules: " + why[c.vm]})
+		case c.target == "" && c.cur != "" && cond[c.cur] == placement.Usable:
+			commits = append(commits, model.Placement{VM: c.vm, Host: "", Reason: "stopped: " + why[c.vm]})
+		default:
+			commits = append(commits, model.Placement{VM: c.vm, Host: c.target, Reason: why[c.vm], RecoveryID: b.recoveryOf(c.cur)})
+		}
+	}
+	b.commitPlacements(commits, "placement committed (rules)")
+}
