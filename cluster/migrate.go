@@ -126,27 +126,9 @@ func (c *Coordinator) MigrationResult(r api.MigrationResult) error {
 		// Already ended (a retried report, or the source was fenced).
 		return nil
 	}
-	end := model.Placement{VM: r.VM}
-	switch r.RunningOn {
-	case p.MigrateFrom:
-		end.Host = p.MigrateFrom
-		end.Reason = fmt.Sprintf("live migration to %s %s: %s; the VM stays on %s", p.Host, r.Outcome, r.Reason, p.MigrateFrom)
-	case p.Host:
-		end.Host = p.Host
-		end.Reason = fmt.Sprintf("moved live from %s (%s, downtime %s)", p.MigrateFrom, p.MigrationID, r.Downtime)
-	case "":
-		if p.Cold {
-			end.Host = p.Host
-			end.Reason = fmt.Sprintf("shut down on %s and started on %s (%s)", p.MigrateFrom, p.Host, p.MigrationID)
-			break
-		}
-		// The VM runs nowhere (the job failed after the source let go):
-		// it is the target's to start, like any VM placed there; if the
-		// target is lost, the usual fence-then-recover applies.
-		end.Host = p.Host
-		end.Reason = fmt.Sprintf("live migration from %s %s and left the VM stopped: %s; starting it on %s", p.MigrateFrom, r.Outcome, r.Reason, p.Host)
-	default:
-		return &ValidationError{Field: "running_on", Err: fmt.Errorf("%q is neither the source %s nor the target %s", r.RunningOn, p.MigrateFrom, p.Host)}
+	end, err := decide.MoveEnd(p, decide.MoveReport{Outcome: r.Outcome, RunningOn: r.RunningOn, Reason: r.Reason, Downtime: r.Downtime})
+	if err != nil {
+		return err
 	}
 	if err := c.n.propose(&Command{Op: OpPlace, Placements: []model.Placement{end}}); err != nil {
 		return err

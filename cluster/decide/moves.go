@@ -591,3 +591,42 @@ func WindowOpened(now time.Time, start, end int) (time.Time, bool) {
 	}
 	return time.Time{}, false
 }
+
+// MoveReport is how a move ended, as the source's agent reports it.
+type MoveReport struct {
+	// Outcome is migrated, aborted, refused or failed.
+	Outcome string
+	// RunningOn is where the VM was found running afterwards ("" nowhere).
+	RunningOn string
+	Reason    string
+	Downtime  time.Duration
+}
+
+// MoveEnd is the placement that ends the move p (placed on its target,
+// MigrateFrom its source) as the source reports it: on the source when the
+// VM still runs there, else on the target (running there, or the target's
+// to start, like any VM placed there).
+func MoveEnd(p *model.Placement, r MoveReport) (model.Placement, error) {
+	end := model.Placement{VM: p.VM}
+	switch r.RunningOn {
+	case p.MigrateFrom:
+		end.Host = p.MigrateFrom
+		end.Reason = fmt.Sprintf("live migration to %s %s: %s; the VM stays on %s", p.Host, r.Outcome, r.Reason, p.MigrateFrom)
+	case p.Host:
+		end.Host = p.Host
+		end.Reason = fmt.Sprintf("moved live from %s (%s, downtime %s)", p.MigrateFrom, p.MigrationID, r.Downtime)
+	case "":
+		end.Host = p.Host
+		if p.Cold {
+			end.Reason = fmt.Sprintf("shut down on %s and started on %s (%s)", p.MigrateFrom, p.Host, p.MigrationID)
+			break
+		}
+		// The VM runs nowhere (the job failed after the source let go):
+		// it is the target's to start, like any VM placed there; if the
+		// target is lost, the usual fence-then-recover applies.
+		end.Reason = fmt.Sprintf("live migration from %s %s and left the VM stopped: %s; starting it on %s", p.MigrateFrom, r.Outcome, r.Reason, p.Host)
+	default:
+		return end, &command.ValidationError{Field: "running_on", Err: fmt.Errorf("%q is neither the source %s nor the target %s", r.RunningOn, p.MigrateFrom, p.Host)}
+	}
+	return end, nil
+}

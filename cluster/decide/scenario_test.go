@@ -1,0 +1,404 @@
+package decide_test
+
+import (
+	"bufio"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vmha/vmha/cluster/command"
+	"github.com/vmha/vmha/cluster/decide"
+	"github.com/vmha/vmha/cluster/statemachine"
+	"github.com/vmha/vmha/model"
+)
+
+var update = flag.Bool("update", false, "rewrite the scenarios' .expect files from what the pass decides now")
+
+// TestScenarios runs every testdata/scenarios/*.txt: a cluster, a schedule
+// of faults and operator actions on a virtual clock, and assertions; the
+// whole log of decisions must equal the .expect file beside it (in the
+// spirit of Proxmox's ha-manager test directories: cmdlist + log.expect).
+// Every scenario also checks the invariants on every tick: never two
+// running copies, no recovery before a confirmed fence, every placement
+// with a reason. go test -run TestScenarios -update rewrites the .expect
+// files; review their diff like code.
+func TestScenarios(t *testing.T) {
+	files, err := filepath.Glob("testdata/scenarios/*.txt")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no scenarios: %v", err)
+	}
+	for _, f := range files {
+		name := strings.TrimSuffix(filepath.Base(f), ".txt")
+		t.Run(name, func(t *testing.T) {
+			w := newWorld(decide.Pass)
+			if err := runScenario(w, f); err != nil {
+				t.Fatalf("%s\n--- log ---\n%s", err, strings.Join(w.lines, "\n"))
+			}
+			for _, v := range w.violations {
+				t.Errorf("invariant broken: %s", v)
+			}
+			got := strings.Join(w.lines, "\n") + "\n"
+			exp := strings.TrimSuffix(f, ".txt") + ".expect"
+			if *update {
+				if err := os.WriteFile(exp, []byte(got), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			want, err := os.ReadFile(exp)
+			if err != nil {
+				t.Fatalf("%v (run with -update to create it)", err)
+			}
+			if got != string(want) {
+				t.Errorf("the decisions differ from %s:\n%s", exp, diff(string(want), got))
+			}
+		})
+	}
+}
+
+// diff shows the first lines where two logs part.
+func diff(want, got string) string {
+	wl, gl := strings.Split(want, "\n"), strings.Split(got, "\n")
+	for i := 0; i < len(wl) || i < len(gl); i++ {
+		var a, b string
+		if i < len(wl) {
+			a = wl[i]
+		}
+		if i < len(gl) {
+			b = gl[i]
+		}
+		if a != b {
+			var out []string
+			for j := i; j < i+8 && (j < len(wl) || j < len(gl)); j++ {
+				a, b = "", ""
+				if j < len(wl) {
+					a = wl[j]
+				}
+				if j < len(gl) {
+					b = gl[j]
+				}
+				out = append(out, fmt.Sprintf("line %d\n  want: %s\n  got:  %s", j+1, a, b))
+			}
+			return strings.Join(out, "\n")
+		}
+	}
+	return "(equal)"
+}
+
+// runScenario reads a scenario file and runs it on w.
+func runScenario(w *world, path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	line := 0
+	for sc.Scan() {
+		line++
+		text := strings.TrimSpace(sc.Text())
+		if i := strings.Index(text, "#"); i >= 0 {
+			text = strings.TrimSpace(text[:i])
+		}
+		if text == "" {
+			continue
+		}
+		w.logf("> %s", text)
+		if err := w.do(strings.Fields(text)); err != nil {
+			return fmt.Errorf("%s:%d: %s: %w", path, line, text, err)
+		}
+	}
+	return sc.Err()
+}
+
+// opts splits key=value words.
+func opts(words []string) (map[string]string, []string) {
+	kv := map[string]string{}
+	var rest []string
+	for _, w := range words {
+		if k, v, ok := strings.Cut(w, "="); ok {
+			kv[k] = v
+		} else {
+			rest = append(rest, w)
+		}
+	}
+	return kv, rest
+}
+
+func (w *world) host(name string) (*simHost, error) {
+	h := w.hosts[name]
+	if h == nil {
+		return nil, fmt.Errorf("unknown host %q", name)
+	}
+	return h, nil
+}
+
+// do runs one scenario command.
+func (w *world) do(words []string) error {
+	kv, args := opts(words[1:])
+	switch words[0] {
+	case "hosts":
+		mem := uint64(16384)
+		if v := kv["memory"]; v != "" {
+			n, _ := strconv.Atoi(v)
+			mem = uint64(n)
+		}
+		for _, n := range args {
+			w.addHost(n, mem, false, 0)
+		}
+	case "host":
+		mem, wd := uint64(16384), time.Duration(0)
+		if v := kv["memory"]; v != "" {
+			n, _ := strconv.Atoi(v)
+			mem = uint64(n)
+		}
+		if v := kv["watchdog"]; v != "" {
+			wd, _ = time.ParseDuration(v)
+		}
+		w.addHost(args[0], mem, len(args) > 1 && args[1] == "witness", wd)
+	case "vm":
+		mem := uint64(1024)
+		if v := kv["memory"]; v != "" {
+			n, _ := strconv.Atoi(v)
+			mem = uint64(n)
+		}
+		w.addVM(args[0], mem, kv["prefer"])
+	case "vms":
+		n, _ := strconv.Atoi(args[0])
+		for i := 1; i <= n; i++ {
+			w.addVM(fmt.Sprintf("vm%d", i), 1024, "")
+		}
+	case "settings":
+		if v := kv["fence-retry"]; v != "" {
+			w.settings.FenceRetry, _ = time.ParseDuration(v)
+		}
+		if _, ok := kv["wait-for-all"]; ok || contains(args, "wait-for-all") {
+			w.settings.WaitForAll = true
+		}
+		if v := kv["max-per-target"]; v != "" {
+			w.settings.MaxPerTarget, _ = strconv.Atoi(v)
+		}
+		if v := kv["max-cluster"]; v != "" {
+			w.settings.MaxCluster, _ = strconv.Atoi(v)
+		}
+	case "rules":
+		text, err := os.ReadFile(filepath.Join("testdata/scenarios", args[0]))
+		if err != nil {
+			return err
+		}
+		return w.operator(&command.Command{Op: command.OpSetRules, Rules: ptr(string(text))})
+	case "run":
+		d, err := time.ParseDuration(args[0])
+		if err != nil {
+			return err
+		}
+		w.run(d)
+	case "kill", "crash", "stop", "start", "poweron", "isolate", "bmc", "beat", "reboot":
+		return w.fault(words[0], args)
+	case "split":
+		for side, group := range args {
+			for _, n := range strings.Split(group, ",") {
+				h, err := w.host(n)
+				if err != nil {
+					return err
+				}
+				h.side = side
+			}
+		}
+	case "heal":
+		for _, h := range w.hosts {
+			h.side = 0
+		}
+	case "maintenance":
+		on := args[1] == "on"
+		c := &command.Command{Op: command.OpMaintenance, Name: args[0]}
+		if on {
+			c.Maintenance = &model.Maintenance{By: "operator", At: w.now, Reason: "scenario"}
+		}
+		return w.operator(c)
+	case "evacuate":
+		par := 1
+		if v := kv["parallel"]; v != "" {
+			par, _ = strconv.Atoi(v)
+		}
+		onStuck := decide.OnStuckFail
+		if v := kv["on-stuck"]; v != "" {
+			onStuck = v
+		}
+		return w.operator(&command.Command{Op: command.OpEvacuation, Evacuation: &model.Evacuation{Host: args[0], Parallel: par, OnStuck: onStuck, By: "operator", At: w.now}})
+	case "online":
+		return w.operator(&command.Command{Op: command.OpEvacuation, Name: args[0]})
+	case "rebalance":
+		if w.leader == "" {
+			w.logf("refused: no leader")
+			return nil
+		}
+		max := 0
+		if v := kv["max-moves"]; v != "" {
+			max, _ = strconv.Atoi(v)
+		}
+		v := w.view()
+		r, err := decide.PlanRebalance(v, decide.RebalanceRequest{MaxMoves: max, Parallel: 1}, "operator")
+		if err != nil {
+			return err
+		}
+		decide.EndIfBalanced(r)
+		w.logf("rebalance planned: %d moves, score %.4f -> %.4f", len(r.Moves), r.Before, r.Planned)
+		return w.operator(&command.Command{Op: command.OpRebalance, Rebalance: r})
+	case "fencing":
+		c := &command.Command{Op: command.OpSetFencing}
+		if args[0] == "off" {
+			c.FencingOff = &model.FencingOff{By: "operator", At: w.now}
+		}
+		return w.operator(c)
+	case "confirm":
+		hs := w.st.Status.Hosts[args[0]]
+		rid := ""
+		if hs != nil {
+			rid = hs.RecoveryID
+		}
+		return w.operator(&command.Command{Op: command.OpFenceConfirm, Fence: &model.FenceRecord{Host: args[0], Device: "operator", Action: "confirm", Requester: "operator", Started: w.now, OK: true, RecoveryID: rid},
+			HostState: &command.HostStateChange{Host: args[0], Reason: "confirmed down by operator", RecoveryID: rid}})
+	case "assert":
+		return w.assert(args, words[1:])
+	default:
+		return fmt.Errorf("unknown command %q", words[0])
+	}
+	return nil
+}
+
+func contains(s []string, v string) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// view is the leader's view now, for the operator's planning commands.
+func (w *world) view() *decide.View {
+	return &decide.View{Now: w.now, Self: w.leader, Term: 1, State: w.st.Clone(), Apply: statemachine.Apply,
+		Members: w.members(), Settings: w.settings, NewID: w.newID}
+}
+
+// operator commits an operator's command through the leader.
+func (w *world) operator(c *command.Command) error {
+	if w.leader == "" {
+		w.logf("refused: no leader")
+		return nil
+	}
+	if err := w.apply(c); err != nil {
+		w.logf("refused: %v", err)
+		return nil
+	}
+	w.logf("operator: %s", decide.DescribeCommand(c))
+	return nil
+}
+
+// fault changes the world's truth.
+func (w *world) fault(kind string, args []string) error {
+	h, err := w.host(args[0])
+	if err != nil {
+		return err
+	}
+	switch kind {
+	case "kill": // power cut: the host and its guests are gone; the BMC answers
+		w.powerOff(h)
+	case "crash": // vmhad dies; its guests keep running
+		h.vmhad = false
+	case "stop": // vmhad stops cleanly: gossip says left
+		h.vmhad, h.left = false, true
+	case "start": // vmhad starts again: a new life
+		h.vmhad, h.left = true, false
+		h.boot++
+	case "poweron", "reboot":
+		if kind == "reboot" {
+			w.powerOff(h)
+		}
+		w.powerOn(h)
+	case "isolate": // alone on its own side
+		for i, n := range w.names {
+			if n == h.name {
+				h.side = 1000 + i
+			}
+		}
+	case "bmc":
+		h.bmc = args[1]
+	case "beat":
+		h.beat = args[1] == "on"
+	}
+	return nil
+}
+
+// assert checks the world now.
+func (w *world) assert(args, words []string) error {
+	if len(args) == 0 {
+		return fmt.Errorf("assert what?")
+	}
+	switch args[0] {
+	case "runs": // assert runs VM HOST
+		if got := w.running(args[1]); len(got) != 1 || got[0] != args[2] {
+			return fmt.Errorf("%s runs on %v, want %s", args[1], got, args[2])
+		}
+	case "stopped": // assert stopped VM
+		if got := w.running(args[1]); len(got) != 0 {
+			return fmt.Errorf("%s runs on %v, want nowhere", args[1], got)
+		}
+	case "state": // assert state HOST STATE
+		st := model.HostAlive
+		if hs := w.st.Status.Hosts[args[1]]; hs != nil {
+			st = hs.State
+		}
+		if string(st) != args[2] {
+			return fmt.Errorf("host %s is %s, want %s", args[1], st, args[2])
+		}
+	case "placed": // assert placed VM HOST
+		p := w.st.Status.Placements[args[1]]
+		if p == nil || p.Host != args[2] {
+			return fmt.Errorf("%s placed %+v, want %s", args[1], p, args[2])
+		}
+	case "leader":
+		if w.leader != args[1] {
+			return fmt.Errorf("leader %q, want %s", w.leader, args[1])
+		}
+	case "settled": // every VM runs once, where placed
+		n := len(w.violations)
+		w.checkSettled()
+		if len(w.violations) > n {
+			return fmt.Errorf("not settled: %s", strings.Join(w.violations[n:], "; "))
+		}
+	case "count": // assert count VM-running-on HOST N
+		n, _ := strconv.Atoi(args[2])
+		got := 0
+		for _, a := range w.hosts[args[1]].domains {
+			if a {
+				got++
+			}
+		}
+		if got != n {
+			return fmt.Errorf("%s runs %d VMs, want %d", args[1], got, n)
+		}
+	case "log", "no-log": // assert log "text"
+		text := strings.Trim(strings.Join(words[1:], " "), `"`)
+		found := false
+		for _, l := range w.lines {
+			if strings.Contains(l, text) && !strings.Contains(l, "> assert") {
+				found = true
+			}
+		}
+		if found != (args[0] == "log") {
+			return fmt.Errorf("log line containing %q: found=%t", text, found)
+		}
+	default:
+		return fmt.Errorf("unknown assertion %q", args[0])
+	}
+	return nil
+}
