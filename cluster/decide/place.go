@@ -156,7 +156,9 @@ func currentHost(st *model.State, vm string) string {
 	if p := st.Status.Placements[vm]; p != nil {
 		return p.Host
 	}
-	return adoptHost(st, vm)
+	// Not yet placed: adopt it where it already runs, so that adding a
+	// VM that runs somewhere keeps it there.
+	return activeOn(st, vm)
 }
 
 // HostAttributes are host's attributes as placement sees them (see
@@ -263,9 +265,10 @@ func Snapshot(st *model.State, members Members) placement.Snapshot {
 	return snap
 }
 
-// adoptHost finds a host whose agent reports the (not yet placed) VM as
-// active, so that adding a VM that already runs somewhere keeps it there.
-func adoptHost(st *model.State, vm string) string {
+// activeOn is a host whose agent reports vm active ("" none). A fenced
+// host's reports are forgotten when it is fenced, so this never waits on a
+// host that is powered off.
+func activeOn(st *model.State, vm string) string {
 	for _, h := range model.SortedKeys(st.Status.Observed) {
 		if o := st.Status.Observed[h].VMs[vm]; model.DomainState(o.State).Active() {
 			return h
@@ -358,11 +361,14 @@ func (b *builder) commitPlacements(ps []model.Placement, msg string) {
 	}
 }
 
-// placeByRules is place() for a cluster with rules: the engine's plan is
-// followed for VMs that need a host, and for running VMs it wants
-// elsewhere when they can move live (within the migration limits). A VM
-// the engine wants stopped is stopped; a running VM that cannot move live
-// stays, and says so in its reason.
+// placeByRules is place() for a cluster with rules: the runner carries
+// out the engine's own actions (Result.Actions, what vmha plan shows), in
+// step order, where the cluster can: starts and recoveries are committed; a
+// stop is committed; a migration is committed as a live move when the
+// target takes live migrations, the VM runs, and the migration limits
+// leave room. A running VM the engine would move but that cannot move live
+// stays (the engine holds it with stickiness INFINITY, so this is rare),
+// and so does a VM of a host that left cleanly.
 func (b *builder) placeByRules() {
 	st := b.v.State
 	in, err := EngineInput(b.v)
@@ -378,58 +384,60 @@ func (b *builder) placeByRules() {
 		b.log(note(Error, "placement refused the cluster's state", "error", err.Error()))
 		return
 	}
-	vmInfo := map[string]placement.VMInfo{}
-	for _, v := range in.VMs {
-		vmInfo[v.Name] = v
-	}
 	cond := map[string]placement.HostCondition{}
 	for _, h := range in.Hosts {
 		cond[h.Name] = h.Condition
 	}
 	fl := b.flights(in.Policy.MigrationLimit)
-	type change struct {
-		vm, cur, target string
-		live            bool
-	}
-	var changes []change
-	for _, name := range model.SortedKeys(st.Config.VMs) {
-		p := st.Status.Placements[name]
-		cur := ""
-		if p != nil {
-			if p.MigrateFrom != "" {
-				continue
-			}
-			cur = p.Host
+	var todo []placement.Action
+	planned := map[string]bool{}
+	for _, a := range r.Actions {
+		p := st.Status.Placements[a.VM]
+		if p != nil && p.MigrateFrom != "" {
+			continue // moving: its end is decided by the move
 		}
-		target := r.Placement[name]
-		if r.Blocked[name] != "" || target == cur {
+		if planned[a.VM] {
+			// The engine broke a cycle into a stop now and a start
+			// later: the start waits for a pass that sees the stop.
 			continue
 		}
-		if e := st.Status.Evacuations[cur]; e != nil && !e.Done && e.Covers(name) {
+		if r.Blocked[a.VM] != "" {
+			continue
+		}
+		if e := st.Status.Evacuations[a.From]; a.From != "" && e != nil && !e.Done && e.Covers(a.VM) {
 			continue // the evacuation moves it, at its own pace
 		}
-		curCond, known := cond[cur]
-		switch {
-		case cur == "" || !known || curCond == placement.Released:
-			changes = append(changes, change{vm: name, cur: cur, target: target})
-		case curCond != placement.Usable:
-			// Offline (left cleanly): the VM stays assigned to it.
-		case target == "":
-			changes = append(changes, change{vm: name, cur: cur})
-		case vmInfo[name].AllowMigrate && st.Config.Hosts[target] != nil && st.Config.Hosts[target].LibvirtURI != "" && ObservedRunning(st, cur, name):
-			if fl.Full(cur, target) != "" {
-				continue // the next pass, when a slot is free
+		switch a.Action {
+		case placement.ActStart, placement.ActRecover:
+			if h := activeOn(st, a.VM); h != "" {
+				continue // still reported active on h: it starts once h reports it stopped
 			}
-			fl.Add(cur, target)
-			changes = append(changes, change{vm: name, cur: cur, target: target, live: true})
+		case placement.ActStop:
+			if cond[a.From] != placement.Usable {
+				continue
+			}
+		case placement.ActMigrate:
+			h := st.Config.Hosts[a.To]
+			if h == nil || h.LibvirtURI == "" || !ObservedRunning(st, a.From, a.VM) || fl.Full(a.From, a.To) != "" {
+				continue // stays; the next pass looks again
+			}
+			fl.Add(a.From, a.To)
+		case placement.ActMove:
+			if c, known := cond[a.From]; known && c != placement.Released {
+				continue // running (or on a host that left cleanly): never stopped to follow a score
+			}
+		default:
+			continue
 		}
+		todo = append(todo, a)
+		planned[a.VM] = true
 	}
-	if len(changes) == 0 {
+	if len(todo) == 0 {
 		return
 	}
-	names := make([]string, len(changes))
-	for i, c := range changes {
-		names[i] = c.vm
+	names := make([]string, len(todo))
+	for i, a := range todo {
+		names[i] = a.VM
 	}
 	why := map[string]string{}
 	if rx, err := placement.Solve(in, placement.Options{Explain: names}); err == nil {
@@ -440,15 +448,15 @@ func (b *builder) placeByRules() {
 		}
 	}
 	var commits []model.Placement
-	for _, c := range changes {
-		switch {
-		case c.live:
-			commits = append(commits, model.Placement{VM: c.vm, Host: c.target, MigrateFrom: c.cur, MigrationID: b.v.NewID("mig-"),
-				Reason: "moved live by the placement rules: " + why[c.vm]})
-		case c.target == "" && c.cur != "" && cond[c.cur] == placement.Usable:
-			commits = append(commits, model.Placement{VM: c.vm, Host: "", Reason: "stopped: " + why[c.vm]})
+	for _, a := range todo {
+		switch a.Action {
+		case placement.ActMigrate:
+			commits = append(commits, model.Placement{VM: a.VM, Host: a.To, MigrateFrom: a.From, MigrationID: b.v.NewID("mig-"),
+				Reason: "moved live by the placement rules: " + why[a.VM]})
+		case placement.ActStop:
+			commits = append(commits, model.Placement{VM: a.VM, Host: "", Reason: "stopped: " + why[a.VM]})
 		default:
-			commits = append(commits, model.Placement{VM: c.vm, Host: c.target, Reason: why[c.vm], RecoveryID: b.recoveryOf(c.cur)})
+			commits = append(commits, model.Placement{VM: a.VM, Host: a.To, Reason: why[a.VM], RecoveryID: b.recoveryOf(currentHost(st, a.VM))})
 		}
 	}
 	b.commitPlacements(commits, "placement committed (rules)")

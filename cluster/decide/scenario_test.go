@@ -140,6 +140,7 @@ func (w *world) host(name string) (*simHost, error) {
 
 // do runs one scenario command.
 func (w *world) do(words []string) error {
+	w.version++
 	kv, args := opts(words[1:])
 	switch words[0] {
 	case "hosts":
