@@ -2,7 +2,6 @@ package migration
 
 import (
 	"context"
-	"fmt"
 	"os/exec"
 	"testing"
 	"time"
@@ -58,57 +57,4 @@ func BenchmarkMigrate(b *testing.B) {
 			}
 		}
 	})
-}
-
-// BenchmarkEvacuate moves four guests with Parallel 2 between the hosts per
-// operation, and before each run one more guest alone, so the report
-// compares the evacuation's wall time with the ideal ceil(4/2) = 2 single
-// migrations (ratio 1.0 is perfect scaling; on 2 cores the TCG guests and
-// both QEMU streams compete for CPU, so expect more).
-func BenchmarkEvacuate(b *testing.B) {
-	hosts := virtlab.NewHosts(b, 2)
-	img := virtlab.TestImage(b)
-	const n, parallel = 4, 2
-	vms := []string{"solo"}
-	for i := 1; i <= n; i++ {
-		vms = append(vms, fmt.Sprintf("evac%d", i))
-	}
-	for _, vm := range vms {
-		if err := virtlab.DefineAndStart(hosts[0], img, vm, 128); err != nil {
-			b.Fatal(err)
-		}
-	}
-	for _, vm := range vms {
-		if err := virtlab.WaitCounter(hosts[0].SerialLog(vm), 1, 3*time.Minute); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.ResetTimer()
-	cur := 0
-	var single, evac time.Duration
-	m := &Migrator{}
-	for i := 0; i < b.N; i++ {
-		from, to := hosts[cur], hosts[1-cur]
-		cur = 1 - cur
-		b.StopTimer()
-		res, err := m.Migrate(context.Background(), "solo", endpoint(from), endpoint(to), Options{Timeout: 2 * time.Minute}, nil)
-		if err != nil {
-			b.Fatal(err)
-		}
-		single += res.Wall
-		b.StartTimer()
-		var mvs []Move
-		for _, vm := range vms[1:] {
-			mvs = append(mvs, Move{VM: vm, Source: endpoint(from), Target: endpoint(to), Options: Options{Timeout: 2 * time.Minute}})
-		}
-		rep, err := (&Executor{Migrate: m.Migrate, Parallel: parallel}).Run(context.Background(), mvs)
-		if err != nil {
-			b.Fatal(err)
-		}
-		evac += rep.Wall
-	}
-	ideal := float64(single) / float64(b.N) * float64((n+parallel-1)/parallel)
-	b.ReportMetric(float64(single.Milliseconds())/float64(b.N), "single-ms")
-	b.ReportMetric(float64(evac.Milliseconds())/float64(b.N), "evacuate-ms")
-	b.ReportMetric(float64(evac)/float64(b.N)/ideal, "x-ideal")
 }

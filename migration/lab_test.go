@@ -297,22 +297,20 @@ func TestAbortOnTimeoutLeavesGuestOnSource(t *testing.T) {
 	}
 	checkCounters(t, vm, a, b)
 
-	// Ctrl-C: the executor's context is cancelled once the job moves
+	// Ctrl-C: the caller's context is cancelled once the job moves
 	// data; the running job must be aborted the same way.
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	ex := &Executor{Migrate: m.Migrate, Parallel: 1, OnEvent: func(ev Event) {
-		if ev.Kind == EventProgress && ev.Progress.DataProcessed > 0 {
+	start := time.Now()
+	res, err = m.Migrate(ctx, vm, endpoint(a), endpoint(b), Options{BandwidthMiBps: 1, ProgressInterval: 100 * time.Millisecond}, func(p Progress) {
+		if p.DataProcessed > 0 {
 			cancel()
 		}
-	}}
-	start := time.Now()
-	rep, err := ex.Run(ctx, []Move{{VM: vm, Source: endpoint(a), Target: endpoint(b),
-		Options: Options{BandwidthMiBps: 1, ProgressInterval: 100 * time.Millisecond}}})
-	if err == nil || rep.Results[0].Outcome != Aborted || rep.Results[0].RunningOn != a.Name {
-		t.Fatalf("cancelled executor: err %v, result %+v; want aborted, running on %s", err, rep.Results[0], a.Name)
+	})
+	if err == nil || res.Outcome != Aborted || res.RunningOn != a.Name {
+		t.Fatalf("cancelled migration: err %v, result %+v; want aborted, running on %s", err, res, a.Name)
 	}
-	t.Logf("cancelled executor returned after %s: %s", time.Since(start).Round(time.Millisecond), rep.Results[0].Reason)
+	t.Logf("cancelled migration returned after %s: %s", time.Since(start).Round(time.Millisecond), res.Reason)
 	if ex, active, _ := domainOn(t, a, vm); !ex || !active {
 		t.Fatalf("after cancel on %s: exists %v active %v, want running", a.Name, ex, active)
 	}
@@ -418,78 +416,6 @@ func (w *jobWatcher) halt(t *testing.T) int {
 		t.Fatalf("job watcher took only %d samples: it cannot have seen the overlap", w.sample.Load())
 	}
 	return int(w.peak.Load())
-}
-
-// TestExecutorParallelTwoOfThree evacuates three counter guests from h1 to
-// h2 with Parallel 2. libvirt's job information on h1, sampled on the side,
-// must show two migration jobs at once at some point and never three.
-func TestExecutorParallelTwoOfThree(t *testing.T) {
-	hosts := virtlab.NewHosts(t, 2)
-	a, b := hosts[0], hosts[1]
-	img := virtlab.TestImage(t)
-	vms := []string{"ev1", "ev2", "ev3"}
-	for _, vm := range vms {
-		if err := virtlab.DefineAndStart(a, img, vm, 128); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, vm := range vms {
-		if err := virtlab.WaitCounter(a.SerialLog(vm), 1, 90*time.Second); err != nil {
-			t.Fatal(err)
-		}
-	}
-	var mvs []Move
-	for _, vm := range vms {
-		mvs = append(mvs, Move{VM: vm, Source: endpoint(a), Target: endpoint(b),
-			Options: Options{Timeout: 2 * time.Minute, ProgressInterval: 200 * time.Millisecond}})
-	}
-	var mu sync.Mutex
-	kinds := map[EventKind]int{}
-	var lastOverall Overall
-	ex := &Executor{Migrate: (&Migrator{}).Migrate, Parallel: 2, OnEvent: func(ev Event) {
-		mu.Lock()
-		kinds[ev.Kind]++
-		lastOverall = ev.Overall
-		mu.Unlock()
-	}}
-	w := watchJobs(t, a)
-	rep, err := ex.Run(context.Background(), mvs)
-	peak := w.halt(t)
-	if err != nil {
-		t.Fatalf("evacuation: %v", err)
-	}
-	t.Logf("3 guests, parallel 2: wall %s, executor peak %d, libvirt-observed peak %d, events %v",
-		rep.Wall.Round(time.Millisecond), rep.MaxRunning, peak, kinds)
-	for _, r := range rep.Results {
-		t.Logf("  %s: %s, wall %s, job %s, downtime %s", r.VM, r.Outcome, r.Wall.Round(time.Millisecond), r.Job.TimeElapsed, r.Job.Downtime)
-	}
-	if peak > 2 {
-		t.Errorf("libvirt showed %d migration jobs at once on %s, limit 2", peak, a.Name)
-	}
-	if peak < 2 {
-		t.Errorf("libvirt never showed 2 jobs at once (peak %d): the executor did not run in parallel", peak)
-	}
-	if rep.MaxRunning != 2 {
-		t.Errorf("executor's own peak %d, want 2", rep.MaxRunning)
-	}
-	if kinds[EventStarted] != 3 || kinds[EventFinished] != 3 || kinds[EventProgress] == 0 {
-		t.Errorf("events %v, want 3 started, 3 finished, some progress", kinds)
-	}
-	if lastOverall.Succeeded != 3 || lastOverall.Running != 0 {
-		t.Errorf("final overall %+v", lastOverall)
-	}
-	for _, vm := range vms {
-		if ex, active, _ := domainOn(t, b, vm); !ex || !active {
-			t.Errorf("%s not running on %s", vm, b.Name)
-		}
-		if ex, _, _ := domainOn(t, a, vm); ex {
-			t.Errorf("%s still defined on %s", vm, a.Name)
-		}
-		if err := virtlab.WaitCounter(b.SerialLog(vm), lastN(t, a, vm)+2, 30*time.Second); err != nil {
-			t.Errorf("%s: %v", vm, err)
-		}
-		checkCounters(t, vm, a, b)
-	}
 }
 
 // TestUnsafeRefusedUnlessForced gives the guest a disk with cache=writeback:

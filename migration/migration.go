@@ -43,9 +43,9 @@
 // qemu+tls://HOST/system; the lab uses qemu+tcp://127.0.0.1:PORT/system),
 // its migration address (tcp://ADDR on the migration network, no port), and
 // PeerURI only where the source libvirtd must reach it differently than the
-// agent does. An evacuation is an Executor on the source agent over the
-// moves committed for it (Parallel = min(--parallel, the cluster-wide
-// limit), PerTarget from config); its Events are what the CLI streams. The
+// agent does. An evacuation is a series of such moves the leader commits
+// (cluster/decide: at most its parallelism at once, within the migration
+// limits), each run by its source's agent like any other. The
 // outcome decides the next log entry: Migrated → the VM's status moves to
 // the target; Aborted/Refused → it stays on the source and the desired
 // placement must be reverted or retried, not left pointing at the target;
