@@ -234,7 +234,7 @@ func storageRules(v *View) []placement.LocationRule {
 						Expressions: []placement.Expression{{Attribute: "#uname", Operation: "eq", Value: h, Type: "string"}}}})
 				}
 			}
-			attr := storageAttrPrefix + fs
+			attr := StorageAttrPrefix + fs
 			out = append(out, placement.LocationRule{VM: name, Rule: placement.Rule{
 				Score: -placement.Infinity, BoolOp: "or",
 				Expressions: []placement.Expression{

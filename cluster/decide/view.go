@@ -26,9 +26,9 @@ const (
 	TagAttr = "attr."
 )
 
-// storageAttrPrefix starts the host attributes that publish storage
+// StorageAttrPrefix starts the host attributes that publish storage
 // readiness (storage.AttrPrefix; a test keeps them equal).
-const storageAttrPrefix = "storage."
+const StorageAttrPrefix = "storage."
 
 // MemberStatus is gossip's verdict on a host.
 type MemberStatus uint8

@@ -24,230 +24,311 @@ const MaxFenceHistory = 1000
 // Apply changes s by c, or returns an error and leaves s as it was. It is
 // pure so that it can be tested without raft.
 func Apply(s *model.State, c *command.Command) error {
-	switch c.Op {
-	case command.OpRegisterHost:
-		if c.Host == nil {
-			return errors.New("register_host: no host")
-		}
-		return applyRegister(s, c)
-	case command.OpAddVM:
-		if c.VM == nil {
-			return errors.New("add_vm: no vm")
-		}
-		if err := validateVMAtApply(s, c.VM); err != nil {
-			return err
-		}
-		vm := *c.VM
-		s.Config.VMs[vm.Name] = &vm
-	case command.OpRemoveVM:
-		if _, ok := s.Config.VMs[c.Name]; !ok {
-			return &command.NotFoundError{Kind: "vm", Name: c.Name}
-		}
-		delete(s.Config.VMs, c.Name)
-		delete(s.Status.Placements, c.Name)
-		delete(s.Status.Pins, c.Name)
-	case command.OpPlace:
-		for _, p := range c.Placements {
-			if _, ok := s.Config.VMs[p.VM]; !ok {
-				return &command.NotFoundError{Kind: "vm", Name: p.VM}
-			}
-			if _, ok := s.Config.Hosts[p.Host]; p.Host != "" && !ok {
-				return &command.NotFoundError{Kind: "host", Name: p.Host}
-			}
-		}
-		for _, p := range c.Placements {
-			s.Status.Generation++
-			p.Generation = s.Status.Generation
-			p.Term = c.Term
-			p.Since = c.At
-			s.Status.Placements[p.VM] = &p
-		}
-	case command.OpHostState:
-		hc := c.HostState
-		if hc == nil {
-			return errors.New("host_state: no change")
-		}
-		if _, ok := s.Config.Hosts[hc.Host]; !ok {
-			return &command.NotFoundError{Kind: "host", Name: hc.Host}
-		}
-		hs := s.Status.Hosts[hc.Host]
-		if hs == nil {
-			hs = &model.HostStatus{State: model.HostAlive}
-			s.Status.Hosts[hc.Host] = hs
-		}
-		if err := CheckTransition(hc.Host, hs.State, hc.State); err != nil {
-			return err
-		}
-		setHostState(hs, hc, c.At)
-		if hc.State == model.HostFenced {
-			forgetReports(s, hc.Host)
-		}
-	case command.OpFenceConfirm:
-		hc, rec := c.HostState, c.Fence
-		if hc == nil || rec == nil {
-			return errors.New("fence_confirm: no host or record")
-		}
-		hs := s.Status.Hosts[hc.Host]
-		if _, ok := s.Config.Hosts[hc.Host]; !ok || hs == nil {
-			return &command.NotFoundError{Kind: "host", Name: hc.Host}
-		}
-		if hs.State != model.HostLost && hs.State != model.HostFenceFailed {
-			return &command.ConflictError{What: fmt.Sprintf("host %s is %s, not lost: only a lost host can be confirmed down", hc.Host, hs.State)}
-		}
-		hc.State = model.HostFenced
-		if hc.RecoveryID == "" {
-			hc.RecoveryID = hs.RecoveryID
-		}
-		setHostState(hs, hc, c.At)
-		forgetReports(s, hc.Host)
-		appendFence(s, *rec)
-	case command.OpHostAttr:
-		a := c.Attr
-		if a == nil {
-			return errors.New("host_attr: no attribute")
-		}
-		if _, ok := s.Config.Hosts[a.Host]; !ok {
-			return &command.NotFoundError{Kind: "host", Name: a.Host}
-		}
-		if err := ValidAttrName(a.Key); err != nil {
-			return &command.ValidationError{Field: "key", Err: err}
-		}
-		var m map[string]string
-		if a.Transient {
-			if s.Status.TransientAttrs == nil {
-				s.Status.TransientAttrs = map[string]*model.TransientAttrs{}
-			}
-			ta := s.Status.TransientAttrs[a.Host]
-			if ta == nil || ta.Boot != a.Boot {
-				ta = &model.TransientAttrs{Boot: a.Boot, Attrs: map[string]string{}}
-				s.Status.TransientAttrs[a.Host] = ta
-			}
-			m = ta.Attrs
-		} else {
-			if s.Config.HostAttrs == nil {
-				s.Config.HostAttrs = map[string]map[string]string{}
-			}
-			if s.Config.HostAttrs[a.Host] == nil {
-				s.Config.HostAttrs[a.Host] = map[string]string{}
-			}
-			m = s.Config.HostAttrs[a.Host]
-		}
-		if a.Value == "" {
-			delete(m, a.Key)
-		} else {
-			m[a.Key] = a.Value
-		}
-	case command.OpEvacuation:
-		if e := c.Evacuation; e != nil {
-			if _, ok := s.Config.Hosts[e.Host]; !ok {
-				return &command.NotFoundError{Kind: "host", Name: e.Host}
-			}
-			if s.Status.Evacuations == nil {
-				s.Status.Evacuations = map[string]*model.Evacuation{}
-			}
-			cp := *e
-			s.Status.Evacuations[e.Host] = &cp
-		} else {
-			if _, ok := s.Status.Evacuations[c.Name]; !ok {
-				return &command.ConflictError{What: fmt.Sprintf("host %s is not being evacuated", c.Name)}
-			}
-			delete(s.Status.Evacuations, c.Name)
-		}
-	case command.OpPin:
-		return applyPin(s, c)
-	case command.OpRebalance:
-		return applyRebalance(s, c.Rebalance)
-	case command.OpMaintenance:
-		if _, ok := s.Config.Hosts[c.Name]; !ok {
-			return &command.NotFoundError{Kind: "host", Name: c.Name}
-		}
-		if c.Maintenance == nil {
-			if _, ok := s.Status.Maintenance[c.Name]; !ok {
-				return &command.ConflictError{What: fmt.Sprintf("host %s is not in maintenance", c.Name)}
-			}
-			delete(s.Status.Maintenance, c.Name)
-			return nil
-		}
-		if s.Status.Maintenance == nil {
-			s.Status.Maintenance = map[string]*model.Maintenance{}
-		}
-		cp := *c.Maintenance
-		s.Status.Maintenance[c.Name] = &cp
-	case command.OpRemoveHost:
-		return applyRemoveHost(s, c.Name)
-	case command.OpFormed:
-		if len(c.Formed) == 0 {
-			return errors.New("formed: no hosts")
-		}
-		s.Status.Formed = maps.Clone(c.Formed)
-	case command.OpExpectHost:
-		if c.Expected == nil {
-			if _, ok := s.Config.Expected[c.Name]; !ok {
-				return &command.ConflictError{What: fmt.Sprintf("host %s is not expected", c.Name)}
-			}
-			delete(s.Config.Expected, c.Name)
-			return nil
-		}
-		if err := model.ValidateName("host", c.Name); err != nil {
-			return &command.ValidationError{Field: "name", Err: err}
-		}
-		if _, ok := s.Config.Hosts[c.Name]; ok {
-			return &command.ConflictError{What: fmt.Sprintf("host %s is already a member of the cluster", c.Name)}
-		}
-		if s.Config.Expected == nil {
-			s.Config.Expected = map[string]*model.Expected{}
-		}
-		cp := *c.Expected
-		s.Config.Expected[c.Name] = &cp
-	case command.OpSetRules:
-		if c.Rules == nil {
-			return errors.New("set_rules: no rules")
-		}
-		if *c.Rules != "" {
-			if _, err := CheckRules(s, *c.Rules); err != nil {
-				return err
-			}
-		}
-		s.Config.Rules = *c.Rules
-	case command.OpSetFencing:
-		if c.FencingOff != nil && strings.TrimSpace(c.FencingOff.By) == "" {
-			return &command.ValidationError{Field: "by", Err: errors.New("turning fencing off needs the name of who acknowledged the risk")}
-		}
-		s.Config.FencingOff = c.FencingOff
-	case command.OpFenceRecord:
-		if c.Fence == nil {
-			return errors.New("fence_record: no record")
-		}
-		appendFence(s, *c.Fence)
-	case command.OpSetFenceDevices:
-		return applySetFenceDevices(s, c)
-	case command.OpHostSeen:
-		for _, name := range c.Names {
-			if _, ok := s.Config.Hosts[name]; !ok {
-				continue // removed meanwhile
-			}
-			hs := s.Status.Hosts[name]
-			if hs == nil {
-				hs = &model.HostStatus{State: model.HostAlive, Since: c.At}
-				s.Status.Hosts[name] = hs
-			}
-			if !hs.SeenAlive {
-				hs.SeenAlive, hs.SeenAliveAt = true, c.At
-			}
-		}
-	case command.OpObserve:
-		o := c.Observation
-		if o == nil {
-			return errors.New("observe: no observation")
-		}
-		if _, ok := s.Config.Hosts[o.Host]; !ok {
-			return &command.NotFoundError{Kind: "host", Name: o.Host}
-		}
-		cp := *o
-		s.Status.Observed[o.Host] = &cp
-	default:
+	apply, ok := appliers[c.Op]
+	if !ok {
 		return fmt.Errorf("unknown command %q", c.Op)
 	}
+	return apply(s, c)
+}
+
+// appliers dispatch each op to its own function (as Nomad's FSM does), so
+// that adding an op is one entry here and one function, not a branch in a
+// switch that grew with every feature.
+var appliers = map[command.Op]func(*model.State, *command.Command) error{
+	command.OpRegisterHost:    onRegisterHost,
+	command.OpAddVM:           onAddVM,
+	command.OpRemoveVM:        onRemoveVM,
+	command.OpPlace:           onPlace,
+	command.OpHostState:       onHostState,
+	command.OpFenceConfirm:    onFenceConfirm,
+	command.OpHostAttr:        onHostAttr,
+	command.OpEvacuation:      onEvacuation,
+	command.OpPin:             onPin,
+	command.OpRebalance:       onRebalance,
+	command.OpMaintenance:     onMaintenance,
+	command.OpRemoveHost:      onRemoveHost,
+	command.OpFormed:          onFormed,
+	command.OpExpectHost:      onExpectHost,
+	command.OpSetRules:        onSetRules,
+	command.OpSetFencing:      onSetFencing,
+	command.OpFenceRecord:     onFenceRecord,
+	command.OpSetFenceDevices: onSetFenceDevices,
+	command.OpHostSeen:        onHostSeen,
+	command.OpObserve:         onObserve,
+}
+
+func onRegisterHost(s *model.State, c *command.Command) error {
+	if c.Host == nil {
+		return errors.New("register_host: no host")
+	}
+	return applyRegister(s, c)
+}
+
+func onAddVM(s *model.State, c *command.Command) error {
+	if c.VM == nil {
+		return errors.New("add_vm: no vm")
+	}
+	if err := validateVMAtApply(s, c.VM); err != nil {
+		return err
+	}
+	vm := *c.VM
+	s.Config.VMs[vm.Name] = &vm
+	return nil
+}
+
+func onRemoveVM(s *model.State, c *command.Command) error {
+	if _, ok := s.Config.VMs[c.Name]; !ok {
+		return &command.NotFoundError{Kind: "vm", Name: c.Name}
+	}
+	delete(s.Config.VMs, c.Name)
+	delete(s.Status.Placements, c.Name)
+	delete(s.Status.Pins, c.Name)
+	return nil
+}
+
+func onPlace(s *model.State, c *command.Command) error {
+	for _, p := range c.Placements {
+		if _, ok := s.Config.VMs[p.VM]; !ok {
+			return &command.NotFoundError{Kind: "vm", Name: p.VM}
+		}
+		if _, ok := s.Config.Hosts[p.Host]; p.Host != "" && !ok {
+			return &command.NotFoundError{Kind: "host", Name: p.Host}
+		}
+	}
+	for _, p := range c.Placements {
+		s.Status.Generation++
+		p.Generation = s.Status.Generation
+		p.Term = c.Term
+		p.Since = c.At
+		s.Status.Placements[p.VM] = &p
+	}
+	return nil
+}
+
+func onHostState(s *model.State, c *command.Command) error {
+	hc := c.HostState
+	if hc == nil {
+		return errors.New("host_state: no change")
+	}
+	if _, ok := s.Config.Hosts[hc.Host]; !ok {
+		return &command.NotFoundError{Kind: "host", Name: hc.Host}
+	}
+	hs := s.Status.Hosts[hc.Host]
+	if hs == nil {
+		hs = &model.HostStatus{State: model.HostAlive}
+		s.Status.Hosts[hc.Host] = hs
+	}
+	if err := CheckTransition(hc.Host, hs.State, hc.State); err != nil {
+		return err
+	}
+	setHostState(hs, hc, c.At)
+	if hc.State == model.HostFenced {
+		forgetReports(s, hc.Host)
+	}
+	return nil
+}
+
+func onFenceConfirm(s *model.State, c *command.Command) error {
+	hc, rec := c.HostState, c.Fence
+	if hc == nil || rec == nil {
+		return errors.New("fence_confirm: no host or record")
+	}
+	hs := s.Status.Hosts[hc.Host]
+	if _, ok := s.Config.Hosts[hc.Host]; !ok || hs == nil {
+		return &command.NotFoundError{Kind: "host", Name: hc.Host}
+	}
+	if hs.State != model.HostLost && hs.State != model.HostFenceFailed {
+		return &command.ConflictError{What: fmt.Sprintf("host %s is %s, not lost: only a lost host can be confirmed down", hc.Host, hs.State)}
+	}
+	hc.State = model.HostFenced
+	if hc.RecoveryID == "" {
+		hc.RecoveryID = hs.RecoveryID
+	}
+	setHostState(hs, hc, c.At)
+	forgetReports(s, hc.Host)
+	appendFence(s, *rec)
+	return nil
+}
+
+func onHostAttr(s *model.State, c *command.Command) error {
+	a := c.Attr
+	if a == nil {
+		return errors.New("host_attr: no attribute")
+	}
+	if _, ok := s.Config.Hosts[a.Host]; !ok {
+		return &command.NotFoundError{Kind: "host", Name: a.Host}
+	}
+	if err := ValidAttrName(a.Key); err != nil {
+		return &command.ValidationError{Field: "key", Err: err}
+	}
+	var m map[string]string
+	if a.Transient {
+		if s.Status.TransientAttrs == nil {
+			s.Status.TransientAttrs = map[string]*model.TransientAttrs{}
+		}
+		ta := s.Status.TransientAttrs[a.Host]
+		if ta == nil || ta.Boot != a.Boot {
+			ta = &model.TransientAttrs{Boot: a.Boot, Attrs: map[string]string{}}
+			s.Status.TransientAttrs[a.Host] = ta
+		}
+		m = ta.Attrs
+	} else {
+		if s.Config.HostAttrs == nil {
+			s.Config.HostAttrs = map[string]map[string]string{}
+		}
+		if s.Config.HostAttrs[a.Host] == nil {
+			s.Config.HostAttrs[a.Host] = map[string]string{}
+		}
+		m = s.Config.HostAttrs[a.Host]
+	}
+	if a.Value == "" {
+		delete(m, a.Key)
+	} else {
+		m[a.Key] = a.Value
+	}
+	return nil
+}
+
+func onEvacuation(s *model.State, c *command.Command) error {
+	if e := c.Evacuation; e != nil {
+		if _, ok := s.Config.Hosts[e.Host]; !ok {
+			return &command.NotFoundError{Kind: "host", Name: e.Host}
+		}
+		if s.Status.Evacuations == nil {
+			s.Status.Evacuations = map[string]*model.Evacuation{}
+		}
+		cp := *e
+		s.Status.Evacuations[e.Host] = &cp
+	} else {
+		if _, ok := s.Status.Evacuations[c.Name]; !ok {
+			return &command.ConflictError{What: fmt.Sprintf("host %s is not being evacuated", c.Name)}
+		}
+		delete(s.Status.Evacuations, c.Name)
+	}
+	return nil
+}
+
+func onPin(s *model.State, c *command.Command) error {
+	return applyPin(s, c)
+}
+
+func onRebalance(s *model.State, c *command.Command) error {
+	return applyRebalance(s, c.Rebalance)
+}
+
+func onMaintenance(s *model.State, c *command.Command) error {
+	if _, ok := s.Config.Hosts[c.Name]; !ok {
+		return &command.NotFoundError{Kind: "host", Name: c.Name}
+	}
+	if c.Maintenance == nil {
+		if _, ok := s.Status.Maintenance[c.Name]; !ok {
+			return &command.ConflictError{What: fmt.Sprintf("host %s is not in maintenance", c.Name)}
+		}
+		delete(s.Status.Maintenance, c.Name)
+		return nil
+	}
+	if s.Status.Maintenance == nil {
+		s.Status.Maintenance = map[string]*model.Maintenance{}
+	}
+	cp := *c.Maintenance
+	s.Status.Maintenance[c.Name] = &cp
+	return nil
+}
+
+func onRemoveHost(s *model.State, c *command.Command) error {
+	return applyRemoveHost(s, c.Name)
+}
+
+func onFormed(s *model.State, c *command.Command) error {
+	if len(c.Formed) == 0 {
+		return errors.New("formed: no hosts")
+	}
+	s.Status.Formed = maps.Clone(c.Formed)
+	return nil
+}
+
+func onExpectHost(s *model.State, c *command.Command) error {
+	if c.Expected == nil {
+		if _, ok := s.Config.Expected[c.Name]; !ok {
+			return &command.ConflictError{What: fmt.Sprintf("host %s is not expected", c.Name)}
+		}
+		delete(s.Config.Expected, c.Name)
+		return nil
+	}
+	if err := model.ValidateName("host", c.Name); err != nil {
+		return &command.ValidationError{Field: "name", Err: err}
+	}
+	if _, ok := s.Config.Hosts[c.Name]; ok {
+		return &command.ConflictError{What: fmt.Sprintf("host %s is already a member of the cluster", c.Name)}
+	}
+	if s.Config.Expected == nil {
+		s.Config.Expected = map[string]*model.Expected{}
+	}
+	cp := *c.Expected
+	s.Config.Expected[c.Name] = &cp
+	return nil
+}
+
+func onSetRules(s *model.State, c *command.Command) error {
+	if c.Rules == nil {
+		return errors.New("set_rules: no rules")
+	}
+	if *c.Rules != "" {
+		if _, err := CheckRules(s, *c.Rules); err != nil {
+			return err
+		}
+	}
+	s.Config.Rules = *c.Rules
+	return nil
+}
+
+func onSetFencing(s *model.State, c *command.Command) error {
+	if c.FencingOff != nil && strings.TrimSpace(c.FencingOff.By) == "" {
+		return &command.ValidationError{Field: "by", Err: errors.New("turning fencing off needs the name of who acknowledged the risk")}
+	}
+	s.Config.FencingOff = c.FencingOff
+	return nil
+}
+
+func onFenceRecord(s *model.State, c *command.Command) error {
+	if c.Fence == nil {
+		return errors.New("fence_record: no record")
+	}
+	appendFence(s, *c.Fence)
+	return nil
+}
+
+func onSetFenceDevices(s *model.State, c *command.Command) error {
+	return applySetFenceDevices(s, c)
+}
+
+func onHostSeen(s *model.State, c *command.Command) error {
+	for _, name := range c.Names {
+		if _, ok := s.Config.Hosts[name]; !ok {
+			continue // removed meanwhile
+		}
+		hs := s.Status.Hosts[name]
+		if hs == nil {
+			hs = &model.HostStatus{State: model.HostAlive, Since: c.At}
+			s.Status.Hosts[name] = hs
+		}
+		if !hs.SeenAlive {
+			hs.SeenAlive, hs.SeenAliveAt = true, c.At
+		}
+	}
+	return nil
+}
+
+func onObserve(s *model.State, c *command.Command) error {
+	o := c.Observation
+	if o == nil {
+		return errors.New("observe: no observation")
+	}
+	if _, ok := s.Config.Hosts[o.Host]; !ok {
+		return &command.NotFoundError{Kind: "host", Name: o.Host}
+	}
+	cp := *o
+	s.Status.Observed[o.Host] = &cp
 	return nil
 }
 
