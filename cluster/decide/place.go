@@ -314,6 +314,13 @@ func (b *builder) place() {
 		b.placeByRules()
 		return
 	}
+	if !b.needsHost() {
+		// Without rules, a VM on a host that is usable, offline or lost
+		// stays where it is (placement.Plan pins it, keeps it or blocks
+		// it): only VMs without a host, or on a released or unknown
+		// host, are placed. None here: an idle pass skips the solve.
+		return
+	}
 	var ps []model.Placement
 	for _, d := range placement.Plan(Snapshot(st, b.v.Members)) {
 		if !d.Changed {
@@ -330,6 +337,20 @@ func (b *builder) place() {
 		ps = append(ps, model.Placement{VM: d.VM, Host: d.Host, Reason: d.Reason, RecoveryID: b.recoveryOf(cur)})
 	}
 	b.commitPlacements(ps, "placement committed")
+}
+
+// needsHost reports whether some VM has no host, or one that is released
+// (fenced) or no longer a host that runs VMs.
+func (b *builder) needsHost() bool {
+	st := b.v.State
+	for name := range st.Config.VMs {
+		cur := currentHost(st, name)
+		h := st.Config.Hosts[cur]
+		if cur == "" || h == nil || h.Witness || hostState(st, cur) == model.HostFenced {
+			return true
+		}
+	}
+	return false
 }
 
 // recoveryOf is the recovery a VM on host belongs to when it is placed
