@@ -70,16 +70,19 @@ func TestSnapshotConditions(t *testing.T) {
 		&Command{Op: OpObserve, Observation: &model.Observation{Host: "h4", VMs: map[string]model.VMObserve{"vm1": {State: "running"}}}},
 	)
 	st := f.Copy()
-	snap := decide.Snapshot(st, members(map[string]decide.MemberStatus{"h1": decide.MemberAlive, "h2": decide.MemberFailed, "h3": decide.MemberFailed, "h4": decide.MemberLeft}))
+	in, err := decide.EngineInput(&decide.View{State: st, Members: members(map[string]decide.MemberStatus{"h1": decide.MemberAlive, "h2": decide.MemberFailed, "h3": decide.MemberFailed, "h4": decide.MemberLeft})})
+	if err != nil {
+		t.Fatal(err)
+	}
 	want := map[string]placement.HostCondition{"h1": placement.Usable, "h2": placement.Lost, "h3": placement.Released, "h4": placement.Offline}
-	for _, h := range snap.Hosts {
+	for _, h := range in.Hosts {
 		if h.Condition != want[h.Name] {
 			t.Errorf("%s: %v, want %v", h.Name, h.Condition, want[h.Name])
 		}
 	}
 	// An unplaced VM observed running somewhere is adopted there.
-	if snap.VMs[0].Current != "h4" {
-		t.Errorf("vm1 current %q, want adopted on h4", snap.VMs[0].Current)
+	if in.VMs[0].Current != "h4" {
+		t.Errorf("vm1 current %q, want adopted on h4", in.VMs[0].Current)
 	}
 }
 

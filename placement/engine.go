@@ -272,7 +272,7 @@ func newEngine(in *Input, opt Options) *engine {
 			e.fixed[i] = true
 			e.running[i] = h
 			e.blocked[v.Name] = "waiting for " + host.Name + " to be fenced before recovery"
-		case host.Condition == Offline, host.Maintenance, v.Unmanaged, v.pinned:
+		case host.Condition == Offline, host.Maintenance, v.Unmanaged, v.Pinned:
 			e.fixed[i] = true
 			e.running[i] = h
 		default:

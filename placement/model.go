@@ -72,10 +72,10 @@ type VMInfo struct {
 	// Failures are the VM's recorded failures per host.
 	Failures []Failure
 
-	// pinned keeps a VM that runs on a usable host where it is, whatever
-	// the scores say: the coordinator's Plan uses it until the replicated
-	// state carries constraints and policies.
-	pinned bool
+	// Pinned keeps a VM that runs on a usable host where it is, whatever
+	// the scores or capacity say: a cluster without rules never stops or
+	// moves a running VM (the leader sets it; vmha plan never does).
+	Pinned bool `json:"-"`
 }
 
 // Failure is a fail count of a VM on a host with the time of the last one.

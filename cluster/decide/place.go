@@ -42,7 +42,12 @@ func CompileRules(text string) (*Rules, error) {
 		return nil, err
 	}
 	if base.Policy.Strategy == "" {
-		base.Policy.Strategy = placement.StrategyDefault
+		// Pacemaker's default strategy ignores capacity. vmha plan keeps
+		// that meaning (it is compared with crm_simulate); the running
+		// cluster never puts more on a host than it holds, so here an
+		// unset strategy is "utilization": capacity is a hard limit, and
+		// the scores decide as under the default one.
+		base.Policy.Strategy = placement.StrategyUtilization
 	}
 	r.Spec, r.Base = spec, base
 	for _, h := range spec.Hosts {
@@ -134,6 +139,10 @@ func EngineInput(v *View) (placement.Input, error) {
 		if vi.Current != "" && cond[vi.Current] == placement.Usable && !vi.AllowMigrate {
 			inf := placement.Infinity
 			vi.Stickiness = &inf
+			// Without rules nothing stops or moves a running VM, not
+			// even a host found fuller than its registered memory (VMs
+			// adopted where they ran): it keeps what it runs, counted.
+			vi.Pinned = rules.Spec == nil
 		}
 		if pin := st.Status.Pins[name]; pin != nil && pin.Active(v.Now) {
 			if _, ok := cond[pin.Host]; ok {
@@ -247,24 +256,6 @@ func storageRules(v *View) []placement.LocationRule {
 	return out
 }
 
-// Snapshot builds the simple placement input (no rules) from the
-// replicated state and gossip's view.
-func Snapshot(st *model.State, members Members) placement.Snapshot {
-	var snap placement.Snapshot
-	for _, name := range model.SortedKeys(st.Config.Hosts) {
-		h := st.Config.Hosts[name]
-		if h.Witness {
-			continue // votes only; never runs a VM
-		}
-		snap.Hosts = append(snap.Hosts, placement.Host{Name: name, Condition: HostCondition(st, name, members), MemoryMiB: h.MemoryMiB})
-	}
-	for _, name := range model.SortedKeys(st.Config.VMs) {
-		vm := st.Config.VMs[name]
-		snap.VMs = append(snap.VMs, placement.VM{Name: name, MemoryMiB: vm.MemoryMiB, Prefer: vm.Prefer, Current: currentHost(st, name)})
-	}
-	return snap
-}
-
 // activeOn is a host whose agent reports vm active ("" none). A fenced
 // host's reports are forgotten when it is fenced, so this never waits on a
 // host that is powered off.
@@ -306,37 +297,19 @@ func ObservedRunning(st *model.State, host, vm string) bool {
 	return o != nil && o.VMs[vm].State == string(model.DomainRunning)
 }
 
-// place commits a host for every VM that needs one.
+// place commits a host for every VM that needs one, and carries out what
+// the rules want of the others (placeByRules).
 func (b *builder) place() {
 	st := b.v.State
-	if st.Config.Rules != "" || b.v.Settings.Storage || len(st.Status.Pins) > 0 {
-		// Rules, pins or storage readiness to honour: the full engine.
-		b.placeByRules()
+	if st.Config.Rules == "" && !b.v.Settings.Storage && len(st.Status.Pins) == 0 && !b.needsHost() {
+		// Without rules, pins or storage, a VM on a host that is
+		// usable, offline or lost stays where it is (stickiness
+		// INFINITY, kept, or blocked): only VMs without a host, or on a
+		// released or unknown host, are placed. None here: an idle pass
+		// skips the solve.
 		return
 	}
-	if !b.needsHost() {
-		// Without rules, a VM on a host that is usable, offline or lost
-		// stays where it is (placement.Plan pins it, keeps it or blocks
-		// it): only VMs without a host, or on a released or unknown
-		// host, are placed. None here: an idle pass skips the solve.
-		return
-	}
-	var ps []model.Placement
-	for _, d := range placement.Plan(Snapshot(st, b.v.Members)) {
-		if !d.Changed {
-			continue
-		}
-		p := st.Status.Placements[d.VM]
-		if p != nil && p.MigrateFrom != "" {
-			continue // moving live: its end is decided by the move
-		}
-		cur := ""
-		if p != nil {
-			cur = p.Host
-		}
-		ps = append(ps, model.Placement{VM: d.VM, Host: d.Host, Reason: d.Reason, RecoveryID: b.recoveryOf(cur)})
-	}
-	b.commitPlacements(ps, "placement committed")
+	b.placeByRules()
 }
 
 // needsHost reports whether some VM has no host, or one that is released
@@ -382,16 +355,24 @@ func (b *builder) commitPlacements(ps []model.Placement, msg string) {
 	}
 }
 
-// placeByRules is place() for a cluster with rules: the runner carries
-// out the engine's own actions (Result.Actions, what vmha plan shows), in
-// step order, where the cluster can: starts and recoveries are committed; a
-// stop is committed; a migration is committed as a live move when the
-// target takes live migrations, the VM runs, and the migration limits
-// leave room. A running VM the engine would move but that cannot move live
-// stays (the engine holds it with stickiness INFINITY, so this is rare),
-// and so does a VM of a host that left cleanly.
+// placeByRules carries out the engine's own actions (Result.Actions, what
+// vmha plan shows), in step order, where the cluster can:
+//   - a start or a recovery is committed once no other host reports the VM
+//     active;
+//   - a stop is committed;
+//   - a migration is committed as a live move when the target takes live
+//     migrations, the VM runs, and the migration limits leave room;
+//   - a move of a running VM that cannot move live (the engine holds such
+//     VMs with stickiness INFINITY, so only a hard reason moves them:
+//     capacity, a priority, a -INFINITY rule) is committed as a cold move:
+//     shut down on its host, then started on the target;
+//   - a VM on a host that left cleanly stays assigned to it.
+//
+// Whatever arrives on a host must fit there counting what has not left yet
+// (VMs still moving away, or stopping): the engine counts the end state,
+// the hosts live through the steps. What does not fit waits for a pass
+// that sees the room.
 func (b *builder) placeByRules() {
-	st := b.v.State
 	in, err := EngineInput(b.v)
 	if err != nil {
 		b.log(note(Error, "placement rules do not apply to the cluster; nothing placed", "error", err.Error()))
@@ -405,54 +386,7 @@ func (b *builder) placeByRules() {
 		b.log(note(Error, "placement refused the cluster's state", "error", err.Error()))
 		return
 	}
-	cond := map[string]placement.HostCondition{}
-	for _, h := range in.Hosts {
-		cond[h.Name] = h.Condition
-	}
-	fl := b.flights(in.Policy.MigrationLimit)
-	var todo []placement.Action
-	planned := map[string]bool{}
-	for _, a := range r.Actions {
-		p := st.Status.Placements[a.VM]
-		if p != nil && p.MigrateFrom != "" {
-			continue // moving: its end is decided by the move
-		}
-		if planned[a.VM] {
-			// The engine broke a cycle into a stop now and a start
-			// later: the start waits for a pass that sees the stop.
-			continue
-		}
-		if r.Blocked[a.VM] != "" {
-			continue
-		}
-		if e := st.Status.Evacuations[a.From]; a.From != "" && e != nil && !e.Done && e.Covers(a.VM) {
-			continue // the evacuation moves it, at its own pace
-		}
-		switch a.Action {
-		case placement.ActStart, placement.ActRecover:
-			if h := activeOn(st, a.VM); h != "" {
-				continue // still reported active on h: it starts once h reports it stopped
-			}
-		case placement.ActStop:
-			if cond[a.From] != placement.Usable {
-				continue
-			}
-		case placement.ActMigrate:
-			h := st.Config.Hosts[a.To]
-			if h == nil || h.LibvirtURI == "" || !ObservedRunning(st, a.From, a.VM) || fl.Full(a.From, a.To) != "" {
-				continue // stays; the next pass looks again
-			}
-			fl.Add(a.From, a.To)
-		case placement.ActMove:
-			if c, known := cond[a.From]; known && c != placement.Released {
-				continue // running (or on a host that left cleanly): never stopped to follow a score
-			}
-		default:
-			continue
-		}
-		todo = append(todo, a)
-		planned[a.VM] = true
-	}
+	todo := b.doable(in, r)
 	if len(todo) == 0 {
 		return
 	}
@@ -476,9 +410,143 @@ func (b *builder) placeByRules() {
 				Reason: "moved live by the placement rules: " + why[a.VM]})
 		case placement.ActStop:
 			commits = append(commits, model.Placement{VM: a.VM, Host: "", Reason: "stopped: " + why[a.VM]})
+		case placement.ActMove:
+			if a.From != "" && cond(in, a.From) == placement.Usable {
+				commits = append(commits, model.Placement{VM: a.VM, Host: a.To, MigrateFrom: a.From, MigrationID: b.v.NewID("mv-"), Cold: true,
+					Reason: "moved by the placement rules (it cannot move live: shut down there, started here): " + why[a.VM]})
+				continue
+			}
+			fallthrough
 		default:
-			commits = append(commits, model.Placement{VM: a.VM, Host: a.To, Reason: why[a.VM], RecoveryID: b.recoveryOf(currentHost(st, a.VM))})
+			commits = append(commits, model.Placement{VM: a.VM, Host: a.To, Reason: why[a.VM], RecoveryID: b.recoveryOf(currentHost(b.v.State, a.VM))})
 		}
 	}
 	b.commitPlacements(commits, "placement committed (rules)")
+}
+
+func cond(in placement.Input, host string) placement.HostCondition {
+	for _, h := range in.Hosts {
+		if h.Name == host {
+			return h.Condition
+		}
+	}
+	return placement.Released
+}
+
+// doable are the engine's actions the cluster carries out this pass.
+func (b *builder) doable(in placement.Input, r *placement.Result) []placement.Action {
+	st := b.v.State
+	conds := map[string]placement.HostCondition{}
+	for _, h := range in.Hosts {
+		conds[h.Name] = h.Condition
+	}
+	fl := b.flights(in.Policy.MigrationLimit)
+	room := newRoom(st, in)
+	var todo []placement.Action
+	planned := map[string]bool{}
+	for _, a := range r.Actions {
+		if planned[a.VM] || !b.mayAct(a, r, conds) {
+			// (A VM planned already: the engine broke a cycle into a
+			// stop now and a start later; the start waits for a pass
+			// that sees the stop.)
+			continue
+		}
+		if a.To != "" && !room.fits(a.To, a.VM) {
+			continue // waits until what leaves the host has left
+		}
+		if a.Action == placement.ActMigrate || (a.Action == placement.ActMove && conds[a.From] == placement.Usable) {
+			if fl.Full(a.From, a.To) != "" {
+				continue // the next pass, when a slot is free
+			}
+			fl.Add(a.From, a.To)
+		}
+		if a.To != "" {
+			room.add(a.To, a.VM)
+		}
+		todo = append(todo, a)
+		planned[a.VM] = true
+	}
+	return todo
+}
+
+// mayAct says whether the cluster carries out action a now, apart from
+// room and migration limits.
+func (b *builder) mayAct(a placement.Action, r *placement.Result, conds map[string]placement.HostCondition) bool {
+	st := b.v.State
+	if p := st.Status.Placements[a.VM]; p != nil && p.MigrateFrom != "" {
+		return false // moving: its end is decided by the move
+	}
+	if r.Blocked[a.VM] != "" {
+		return false
+	}
+	if e := st.Status.Evacuations[a.From]; a.From != "" && e != nil && !e.Done && e.Covers(a.VM) {
+		return false // the evacuation moves it, at its own pace
+	}
+	switch a.Action {
+	case placement.ActStart, placement.ActRecover:
+		// Still reported active somewhere: it starts once that host
+		// reports it stopped.
+		return activeOn(st, a.VM) == ""
+	case placement.ActStop:
+		return conds[a.From] == placement.Usable
+	case placement.ActMigrate:
+		h := st.Config.Hosts[a.To]
+		return h != nil && h.LibvirtURI != "" && ObservedRunning(st, a.From, a.VM)
+	case placement.ActMove:
+		c, known := conds[a.From]
+		return !known || c == placement.Released || (c == placement.Usable && ObservedRunning(st, a.From, a.VM))
+	}
+	return false
+}
+
+// room is what each host holds while actions run: every VM placed on it,
+// moving away from it or arriving this pass, by utilization key.
+type room struct {
+	enforce bool
+	cap     map[string]map[string]int64
+	used    map[string]map[string]int64
+	util    map[string]map[string]int64
+}
+
+func newRoom(st *model.State, in placement.Input) *room {
+	rm := &room{enforce: in.Policy.Strategy != placement.StrategyDefault,
+		cap: map[string]map[string]int64{}, used: map[string]map[string]int64{}, util: map[string]map[string]int64{}}
+	for _, h := range in.Hosts {
+		rm.cap[h.Name] = h.Capacity
+		rm.used[h.Name] = map[string]int64{}
+	}
+	for _, v := range in.VMs {
+		rm.util[v.Name] = v.Utilization
+		if v.Current != "" {
+			rm.add(v.Current, v.Name)
+		}
+		if p := st.Status.Placements[v.Name]; p != nil && p.MigrateFrom != "" {
+			rm.add(p.MigrateFrom, v.Name) // still there until the move ends
+		}
+	}
+	return rm
+}
+
+func (rm *room) add(host, vm string) {
+	u := rm.used[host]
+	if u == nil {
+		return
+	}
+	for k, v := range rm.util[vm] {
+		u[k] += v
+	}
+}
+
+// fits reports whether vm fits on host now. Under the default strategy
+// capacity is not a limit (Pacemaker's meaning).
+func (rm *room) fits(host, vm string) bool {
+	if !rm.enforce {
+		return true
+	}
+	for k, v := range rm.util[vm] {
+		if c, ok := rm.cap[host][k]; ok && rm.used[host][k]+v > c {
+			return false
+		}
+	}
+	return true
 }

@@ -116,25 +116,19 @@ func (c *Cluster) seedState() (*cluster.FSM, uint64, error) {
 			return nil, 0, err
 		}
 	}
-	// The coordinator's place() (placement.Plan) builds this input from
-	// the same snapshot; Plan also explains every VM it places, host by
-	// host, which for 50,000 new VMs on 1,000 hosts is 50 million verdicts
-	// and gigabytes of heap (docs/scale.md). The seed asks the same engine
+	// The leader builds this input from the same state (decide.EngineInput)
+	// and explains only the VMs it places; the seed asks the same engine
 	// for the placement alone.
-	snap := decide.Snapshot(f.Copy(), members)
-	in := placement.Input{Policy: placement.Policy{Strategy: placement.StrategyBalanced}}
-	for _, h := range snap.Hosts {
-		in.Hosts = append(in.Hosts, placement.HostInfo{Name: h.Name, Condition: h.Condition, Capacity: map[string]int64{"memory": int64(h.MemoryMiB)}})
-	}
-	for _, vm := range snap.VMs {
-		in.VMs = append(in.VMs, placement.VMInfo{Name: vm.Name, Utilization: map[string]int64{"memory": int64(vm.MemoryMiB)}})
+	in, err := decide.EngineInput(&decide.View{State: f.Copy(), Members: members})
+	if err != nil {
+		return nil, 0, fmt.Errorf("seed placement: %w", err)
 	}
 	res, err := placement.Solve(in, placement.Options{})
 	if err != nil {
 		return nil, 0, fmt.Errorf("seed placement: %w", err)
 	}
 	var ps []model.Placement
-	for _, vm := range snap.VMs {
+	for _, vm := range in.VMs {
 		ps = append(ps, model.Placement{VM: vm.Name, Host: res.Placement[vm.Name], Reason: "placed by the simulation's seed (placement.Solve, balanced)"})
 	}
 	if err := apply(&cluster.Command{Op: cluster.OpPlace, Placements: ps}); err != nil {
