@@ -161,6 +161,13 @@ func (w *world) do(words []string) error {
 			wd, _ = time.ParseDuration(v)
 		}
 		w.addHost(args[0], mem, len(args) > 1 && args[1] == "witness", wd)
+		if kv["live"] == "off" {
+			// Registered without migration.libvirt_uri: it takes no
+			// live migration.
+			h := *w.st.Config.Hosts[args[0]]
+			h.LibvirtURI = ""
+			w.mustApply(&command.Command{Op: command.OpRegisterHost, Host: &h})
+		}
 	case "vm":
 		mem := uint64(1024)
 		if v := kv["memory"]; v != "" {
@@ -254,6 +261,24 @@ func (w *world) do(words []string) error {
 		c := &command.Command{Op: command.OpSetFencing}
 		if args[0] == "off" {
 			c.FencingOff = &model.FencingOff{By: "operator", At: w.now}
+		}
+		return w.operator(c)
+	case "fence": // fence HOST [ACTION]: vmha fence HOST, as the API commits it
+		h, err := w.host(args[0])
+		if err != nil {
+			return err
+		}
+		action := ""
+		if len(args) > 1 {
+			action = args[1]
+		}
+		return w.operator(&command.Command{Op: command.OpHostState, HostState: &command.HostStateChange{Host: args[0], State: model.HostLost,
+			Reason: "fence requested by operator", RecoveryID: w.newID("rcv-"), RequestedBy: "operator+" + action,
+			Boot: fmt.Sprintf("%s-b%d", h.name, h.boot)}})
+	case "expect": // expect HOST [off]: vmha host expect (a host announced, not yet joined), or withdraw it
+		c := &command.Command{Op: command.OpExpectHost, Name: args[0]}
+		if !contains(args[1:], "off") {
+			c.Expected = &model.Expected{By: "operator", At: w.now}
 		}
 		return w.operator(c)
 	case "confirm":
@@ -365,9 +390,17 @@ func (w *world) assert(args, words []string) error {
 		if p == nil || p.Host != args[2] {
 			return fmt.Errorf("%s placed %+v, want %s", args[1], p, args[2])
 		}
-	case "leader":
-		if w.leader != args[1] {
+	case "leader": // assert leader HOST, or none
+		want := args[1]
+		if want == "none" {
+			want = ""
+		}
+		if w.leader != want {
 			return fmt.Errorf("leader %q, want %s", w.leader, args[1])
+		}
+	case "unplaced": // assert unplaced VM: no host for it (stopped, with a reason)
+		if p := w.st.Status.Placements[args[1]]; p != nil && p.Host != "" {
+			return fmt.Errorf("%s placed on %s, want no host", args[1], p.Host)
 		}
 	case "settled": // every VM runs once, where placed
 		n := len(w.violations)
