@@ -289,6 +289,7 @@ func (w *world) do(words []string) error {
 		}
 		return w.operator(&command.Command{Op: command.OpFenceConfirm, Fence: &model.FenceRecord{Host: args[0], Device: "operator", Action: "confirm", Requester: "operator", Started: w.now, OK: true, RecoveryID: rid},
 			HostState: &command.HostStateChange{Host: args[0], Reason: "confirmed down by operator", RecoveryID: rid}})
+	case "mark": // log and no-log assertions look only after the last mark
 	case "assert":
 		return w.assert(args, words[1:])
 	default:
@@ -402,6 +403,12 @@ func (w *world) assert(args, words []string) error {
 		if p := w.st.Status.Placements[args[1]]; p != nil && p.Host != "" {
 			return fmt.Errorf("%s placed on %s, want no host", args[1], p.Host)
 		}
+	case "reason": // assert reason VM "text": its placement's reason contains text
+		text := strings.Trim(strings.Join(words[2:], " "), `"`)
+		p := w.st.Status.Placements[args[1]]
+		if p == nil || !strings.Contains(p.Reason, text) {
+			return fmt.Errorf("%s placed %+v, want a reason containing %q", args[1], p, text)
+		}
 	case "settled": // every VM runs once, where placed
 		n := len(w.violations)
 		w.checkSettled()
@@ -419,10 +426,10 @@ func (w *world) assert(args, words []string) error {
 		if got != n {
 			return fmt.Errorf("%s runs %d VMs, want %d", args[1], got, n)
 		}
-	case "log", "no-log": // assert log "text"
+	case "log", "no-log": // assert log "text", in the lines after the last mark
 		text := strings.Trim(strings.Join(words[1:], " "), `"`)
 		found := false
-		for _, l := range w.lines {
+		for _, l := range w.lines[lastMark(w.lines):] {
 			if strings.Contains(l, text) && !strings.Contains(l, "> assert") {
 				found = true
 			}
@@ -434,4 +441,14 @@ func (w *world) assert(args, words []string) error {
 		return fmt.Errorf("unknown assertion %q", args[0])
 	}
 	return nil
+}
+
+// lastMark is the index of the last "> mark" line of the log (0: none).
+func lastMark(lines []string) int {
+	for i := len(lines) - 1; i >= 0; i-- {
+		if strings.HasSuffix(lines[i], "> mark") {
+			return i
+		}
+	}
+	return 0
 }
