@@ -272,7 +272,7 @@ func (w *world) do(words []string) error {
 		if len(args) > 1 {
 			action = args[1]
 		}
-		return w.operator(&command.Command{Op: command.OpHostState, HostState: &command.HostStateChange{Host: args[0], State: model.HostLost,
+		return w.operator(&command.Command{Op: command.OpHostState, HostState: &command.HostStateChange{Host: h.name, State: model.HostLost,
 			Reason: "fence requested by operator", RecoveryID: w.newID("rcv-"), RequestedBy: "operator+" + action,
 			Boot: fmt.Sprintf("%s-b%d", h.name, h.boot)}})
 	case "expect": // expect HOST [off]: vmha host expect (a host announced, not yet joined), or withdraw it
@@ -409,6 +409,12 @@ func (w *world) assert(args, words []string) error {
 		if p == nil || !strings.Contains(p.Reason, text) {
 			return fmt.Errorf("%s placed %+v, want a reason containing %q", args[1], p, text)
 		}
+	case "fits": // no host runs more memory than it has
+		for _, n := range w.names {
+			if used, has := w.memoryUsed(n), w.st.Config.Hosts[n].MemoryMiB; used > has {
+				return fmt.Errorf("%s runs %d MiB of VMs, it has %d MiB", n, used, has)
+			}
+		}
 	case "settled": // every VM runs once, where placed
 		n := len(w.violations)
 		w.checkSettled()
@@ -441,6 +447,21 @@ func (w *world) assert(args, words []string) error {
 		return fmt.Errorf("unknown assertion %q", args[0])
 	}
 	return nil
+}
+
+// memoryUsed is the memory of the VMs host runs now (truth).
+func (w *world) memoryUsed(host string) uint64 {
+	h := w.hosts[host]
+	if !h.power {
+		return 0
+	}
+	var used uint64
+	for vm, active := range h.domains {
+		if v := w.st.Config.VMs[vm]; active && v != nil {
+			used += v.MemoryMiB
+		}
+	}
+	return used
 }
 
 // lastMark is the index of the last "> mark" line of the log (0: none).
