@@ -162,6 +162,13 @@ func (w *world) do(words []string) error {
 			wd, _ = time.ParseDuration(v)
 		}
 		w.addHost(args[0], mem, len(args) > 1 && args[1] == "witness", wd)
+		if kv["live"] == "off" {
+			// Registered without migration.libvirt_uri: it takes no
+			// live migration.
+			h := *w.st.Config.Hosts[args[0]]
+			h.LibvirtURI = ""
+			w.mustApply(&command.Command{Op: command.OpRegisterHost, Host: &h})
+		}
 	case "vm":
 		mem := uint64(1024)
 		if v := kv["memory"]; v != "" {
@@ -257,6 +264,24 @@ func (w *world) do(words []string) error {
 			c.FencingOff = &model.FencingOff{By: "operator", At: w.now}
 		}
 		return w.operator(c)
+	case "fence": // fence HOST [ACTION]: vmha fence HOST, as the API commits it
+		h, err := w.host(args[0])
+		if err != nil {
+			return err
+		}
+		action := ""
+		if len(args) > 1 {
+			action = args[1]
+		}
+		return w.operator(&command.Command{Op: command.OpHostState, HostState: &command.HostStateChange{Host: h.name, State: model.HostLost,
+			Reason: "fence requested by operator", RecoveryID: w.newID("rcv-"), RequestedBy: "operator+" + action,
+			Boot: fmt.Sprintf("%s-b%d", h.name, h.boot)}})
+	case "expect": // expect HOST [off]: vmha host expect (a host announced, not yet joined), or withdraw it
+		c := &command.Command{Op: command.OpExpectHost, Name: args[0]}
+		if !contains(args[1:], "off") {
+			c.Expected = &model.Expected{By: "operator", At: w.now}
+		}
+		return w.operator(c)
 	case "confirm":
 		hs := w.st.Status.Hosts[args[0]]
 		rid := ""
@@ -265,6 +290,7 @@ func (w *world) do(words []string) error {
 		}
 		return w.operator(&command.Command{Op: command.OpFenceConfirm, Fence: &model.FenceRecord{Host: args[0], Device: "operator", Action: "confirm", Requester: "operator", Started: w.now, OK: true, RecoveryID: rid},
 			HostState: &command.HostStateChange{Host: args[0], Reason: "confirmed down by operator", RecoveryID: rid}})
+	case "mark": // log and no-log assertions look only after the last mark
 	case "assert":
 		return w.assert(args, words[1:])
 	default:
@@ -366,9 +392,29 @@ func (w *world) assert(args, words []string) error {
 		if p == nil || p.Host != args[2] {
 			return fmt.Errorf("%s placed %+v, want %s", args[1], p, args[2])
 		}
-	case "leader":
-		if w.leader != args[1] {
+	case "leader": // assert leader HOST, or none
+		want := args[1]
+		if want == "none" {
+			want = ""
+		}
+		if w.leader != want {
 			return fmt.Errorf("leader %q, want %s", w.leader, args[1])
+		}
+	case "unplaced": // assert unplaced VM: no host for it (stopped, with a reason)
+		if p := w.st.Status.Placements[args[1]]; p != nil && p.Host != "" {
+			return fmt.Errorf("%s placed on %s, want no host", args[1], p.Host)
+		}
+	case "reason": // assert reason VM "text": its placement's reason contains text
+		text := strings.Trim(strings.Join(words[2:], " "), `"`)
+		p := w.st.Status.Placements[args[1]]
+		if p == nil || !strings.Contains(p.Reason, text) {
+			return fmt.Errorf("%s placed %+v, want a reason containing %q", args[1], p, text)
+		}
+	case "fits": // no host runs more memory than it has
+		for _, n := range w.names {
+			if used, has := w.memoryUsed(n), w.st.Config.Hosts[n].MemoryMiB; used > has {
+				return fmt.Errorf("%s runs %d MiB of VMs, it has %d MiB", n, used, has)
+			}
 		}
 	case "settled": // every VM runs once, where placed
 		n := len(w.violations)
@@ -387,10 +433,10 @@ func (w *world) assert(args, words []string) error {
 		if got != n {
 			return fmt.Errorf("%s runs %d VMs, want %d", args[1], got, n)
 		}
-	case "log", "no-log": // assert log "text"
+	case "log", "no-log": // assert log "text", in the lines after the last mark
 		text := strings.Trim(strings.Join(words[1:], " "), `"`)
 		found := false
-		for _, l := range w.lines {
+		for _, l := range w.lines[lastMark(w.lines):] {
 			if strings.Contains(l, text) && !strings.Contains(l, "> assert") {
 				found = true
 			}
@@ -402,4 +448,29 @@ func (w *world) assert(args, words []string) error {
 		return fmt.Errorf("unknown assertion %q", args[0])
 	}
 	return nil
+}
+
+// memoryUsed is the memory of the VMs host runs now (truth).
+func (w *world) memoryUsed(host string) uint64 {
+	h := w.hosts[host]
+	if !h.power {
+		return 0
+	}
+	var used uint64
+	for vm, active := range h.domains {
+		if v := w.st.Config.VMs[vm]; active && v != nil {
+			used += v.MemoryMiB
+		}
+	}
+	return used
+}
+
+// lastMark is the index of the last "> mark" line of the log (0: none).
+func lastMark(lines []string) int {
+	for i := len(lines) - 1; i >= 0; i-- {
+		if strings.HasSuffix(lines[i], "> mark") {
+			return i
+		}
+	}
+	return 0
 }
