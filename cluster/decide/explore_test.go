@@ -131,6 +131,7 @@ func (w *world) repair() {
 		} else if !h.vmhad {
 			h.vmhad, h.left = true, false
 			h.boot++
+			h.waitOver = false
 		}
 	}
 	w.run(5 * time.Second)
@@ -203,9 +204,10 @@ func TestExploreFindsPlantedBugs(t *testing.T) {
 		// The leader takes a lost host for fenced: it recovers the VMs
 		// without waiting for the fence (a cut-off host still runs them).
 		"recover before the fence": func(v *decide.View, m *decide.Memory) decide.Plan {
-			for _, hs := range v.State.Status.Hosts {
+			for h, hs := range v.State.Status.Hosts {
 				if hs.State == model.HostLost || hs.State == model.HostFenceFailed {
 					hs.State = model.HostFenced
+					delete(v.State.Status.Observed, h) // as a fence would
 				}
 			}
 			return decide.Pass(v, m)

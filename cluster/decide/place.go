@@ -386,7 +386,7 @@ func (b *builder) placeByRules() {
 		b.log(note(Error, "placement refused the cluster's state", "error", err.Error()))
 		return
 	}
-	todo := b.doable(in, r)
+	todo := append(b.doable(in, r), b.homeless(in, r)...)
 	if len(todo) == 0 {
 		return
 	}
@@ -409,6 +409,11 @@ func (b *builder) placeByRules() {
 			commits = append(commits, model.Placement{VM: a.VM, Host: a.To, MigrateFrom: a.From, MigrationID: b.v.NewID("mig-"),
 				Reason: "moved live by the placement rules: " + why[a.VM]})
 		case placement.ActStop:
+			if a.From != "" && cond(in, a.From) == placement.Released {
+				// Its host was fenced and no host can take it now.
+				commits = append(commits, model.Placement{VM: a.VM, Host: "", Reason: why[a.VM], RecoveryID: b.recoveryOf(a.From)})
+				continue
+			}
 			commits = append(commits, model.Placement{VM: a.VM, Host: "", Reason: "stopped: " + why[a.VM]})
 		case placement.ActMove:
 			if a.From != "" && cond(in, a.From) == placement.Usable {
@@ -431,6 +436,24 @@ func cond(in placement.Input, host string) placement.HostCondition {
 		}
 	}
 	return placement.Released
+}
+
+// homeless are the VMs of fenced (or removed) hosts the engine finds no
+// host for: their placement says so (no host, and why), instead of naming
+// a host that is off. They are written as stops from their old host.
+func (b *builder) homeless(in placement.Input, r *placement.Result) []placement.Action {
+	st := b.v.State
+	var out []placement.Action
+	for _, v := range in.VMs {
+		p := st.Status.Placements[v.Name]
+		if p == nil || p.Host == "" || p.MigrateFrom != "" || r.Placement[v.Name] != "" || r.Blocked[v.Name] != "" {
+			continue
+		}
+		if c := cond(in, p.Host); c == placement.Released {
+			out = append(out, placement.Action{VM: v.Name, Action: placement.ActStop, From: p.Host})
+		}
+	}
+	return out
 }
 
 // doable are the engine's actions the cluster carries out this pass.

@@ -346,6 +346,7 @@ func (w *world) fault(kind string, args []string) error {
 	case "start": // vmhad starts again: a new life
 		h.vmhad, h.left = true, false
 		h.boot++
+		h.waitOver = false
 	case "poweron", "reboot":
 		if kind == "reboot" {
 			w.powerOff(h)

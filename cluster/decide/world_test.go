@@ -48,6 +48,9 @@ type simHost struct {
 	wd      time.Duration
 	// reconciled is the world version this agent last reconciled at.
 	reconciled uint64
+	// waitOver: this daemon's wait_for_all ended (vmhad keeps it per
+	// process: a new life waits again).
+	waitOver bool
 }
 
 func (h *simHost) up() bool { return h.power && h.vmhad }
@@ -195,7 +198,7 @@ func (w *world) elect() {
 		if h := w.hosts[n]; h.up() && h.side == maj {
 			w.leader = n
 			w.version++
-			w.mem = decide.Memory{LeaderSince: w.now, Fencing: map[string]bool{}, FailedAt: map[string]time.Time{}, Probes: map[string]decide.ProbeAnswer{}, WaitOver: w.mem.WaitOver}
+			w.mem = decide.Memory{LeaderSince: w.now, Fencing: map[string]bool{}, FailedAt: map[string]time.Time{}, Probes: map[string]decide.ProbeAnswer{}, WaitOver: w.hosts[n].waitOver}
 			w.logf("leader %s", n)
 			return
 		}
@@ -296,6 +299,7 @@ func (w *world) leaderPass() {
 	w.idle = len(plan.Steps) == 0
 	if plan.WaitOver {
 		w.mem.WaitOver = true
+		w.hosts[w.leader].waitOver = true
 	}
 	for _, s := range plan.Steps {
 		switch s.Kind {
@@ -386,6 +390,7 @@ func (w *world) powerOn(h *simHost) {
 	w.version++
 	h.power, h.vmhad, h.left = true, true, false
 	h.boot++
+	h.waitOver = false
 	h.noQuor = time.Time{}
 }
 
