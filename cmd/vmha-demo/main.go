@@ -1,4 +1,4 @@
-// Command demo runs the README's first command: a 3-host vmha cluster on
+// Command vmha-demo runs the README's first command: a 3-host vmha cluster on
 // loopback (libvirt test-driver hypervisors, ipmi_sim BMCs), six VMs, one
 // host killed with SIGKILL, and its VMs recovered on the survivors after the
 // host is fenced over IPMI. Its last line gives the measured timeline.
@@ -18,7 +18,7 @@ import (
 	"time"
 
 	"github.com/vmha/vmha/api"
-	"github.com/vmha/vmha/internal/labcluster"
+	"github.com/vmha/vmha/internal/testlab/labcluster"
 	"github.com/vmha/vmha/model"
 )
 

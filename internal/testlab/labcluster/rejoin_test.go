@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/vmha/vmha/api"
-	"github.com/vmha/vmha/internal/virtlab"
+	"github.com/vmha/vmha/internal/testlab/virtlab"
 	"github.com/vmha/vmha/model"
 )
 

@@ -12,7 +12,7 @@ import (
 
 	"github.com/vmha/vmha/api"
 	"github.com/vmha/vmha/hypervisor"
-	"github.com/vmha/vmha/internal/virtlab"
+	"github.com/vmha/vmha/internal/testlab/virtlab"
 )
 
 // runningTwice samples every host's hypervisor and records a VM *running*

@@ -12,7 +12,7 @@ import (
 
 	"github.com/vmha/vmha/api"
 	"github.com/vmha/vmha/hypervisor"
-	"github.com/vmha/vmha/internal/testenv"
+	"github.com/vmha/vmha/internal/testlab/testenv"
 	"github.com/vmha/vmha/model"
 	"github.com/vmha/vmha/sharedfs"
 )
