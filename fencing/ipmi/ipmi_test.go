@@ -22,8 +22,8 @@ import (
 
 	"github.com/vmha/vmha/fencing"
 	"github.com/vmha/vmha/fencing/ipmi"
-	"github.com/vmha/vmha/internal/testlab/ipmisim"
 	"github.com/vmha/vmha/internal/secret"
+	"github.com/vmha/vmha/internal/testlab/ipmisim"
 	"github.com/vmha/vmha/internal/testlab/testenv"
 )
 
