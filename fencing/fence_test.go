@@ -328,8 +328,8 @@ func TestFenceTimeoutIsRespected(t *testing.T) {
 		t.Fatalf("gave up after %s, before the %s timeout", res.Duration, opt.Timeout)
 	}
 	// Polls are paced by PollInterval: at most Timeout/PollInterval+2.
-	if max := int(opt.Timeout/opt.PollInterval) + 2; res.Polls > max {
-		t.Fatalf("%d polls in %s at %s interval (max %d)", res.Polls, opt.Timeout, opt.PollInterval, max)
+	if most := int(opt.Timeout/opt.PollInterval) + 2; res.Polls > most {
+		t.Fatalf("%d polls in %s at %s interval (max %d)", res.Polls, opt.Timeout, opt.PollInterval, most)
 	}
 }
 

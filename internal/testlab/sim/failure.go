@@ -23,12 +23,17 @@ type Failure struct {
 	OthersLost int
 }
 
-// Detect is kill → lost committed; FenceTime lost → fenced committed;
-// Recover fenced → every VM running elsewhere; Total kill → running.
-func (f *Failure) Detect() time.Duration    { return f.Lost.Sub(f.Killed) }
+// Detect is kill → lost committed.
+func (f *Failure) Detect() time.Duration { return f.Lost.Sub(f.Killed) }
+
+// FenceTime is lost → fenced committed.
 func (f *Failure) FenceTime() time.Duration { return f.Fenced.Sub(f.Lost) }
-func (f *Failure) Recover() time.Duration   { return f.Recovered.Sub(f.Fenced) }
-func (f *Failure) Total() time.Duration     { return f.Recovered.Sub(f.Killed) }
+
+// Recover is fenced → every VM running elsewhere.
+func (f *Failure) Recover() time.Duration { return f.Recovered.Sub(f.Fenced) }
+
+// Total is kill → running.
+func (f *Failure) Total() time.Duration { return f.Recovered.Sub(f.Killed) }
 
 func (f *Failure) String() string {
 	return fmt.Sprintf("%s (%d VMs): detected %v, fenced %v later, placed %v after kill, running elsewhere %v after the fence; total %v",
