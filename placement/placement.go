@@ -98,39 +98,7 @@ const PreferScore Score = 100
 // placed: the preferred host when it can take them, else the most free
 // memory, then the fewest VMs, then the name.
 func Plan(s Snapshot) []Decision {
-	in := Input{Policy: Policy{Strategy: StrategyBalanced}}
-	known := map[string]HostCondition{}
-	for _, h := range s.Hosts {
-		if _, dup := known[h.Name]; dup || h.Name == "" {
-			continue
-		}
-		known[h.Name] = h.Condition
-		in.Hosts = append(in.Hosts, HostInfo{Name: h.Name, Condition: h.Condition, Capacity: map[string]int64{"memory": clampMiB(h.MemoryMiB)}})
-	}
-	vms := append([]VM(nil), s.VMs...)
-	sort.SliceStable(vms, func(i, j int) bool { return vms[i].Name < vms[j].Name })
-	var explain []string
-	seen := map[string]bool{}
-	for _, vm := range vms {
-		if seen[vm.Name] || vm.Name == "" {
-			continue
-		}
-		seen[vm.Name] = true
-		v := VMInfo{Name: vm.Name, Current: vm.Current, Utilization: map[string]int64{"memory": clampMiB(vm.MemoryMiB)}}
-		c, ok := known[vm.Current]
-		if !ok {
-			v.Current = "" // a host no longer configured: place the VM anew
-		}
-		if ok && c == Usable {
-			v.pinned = true
-		} else {
-			explain = append(explain, vm.Name)
-		}
-		if _, ok := known[vm.Prefer]; ok && vm.Prefer != "" {
-			in.Locations = append(in.Locations, Location{VM: vm.Name, Host: vm.Prefer, Score: PreferScore})
-		}
-		in.VMs = append(in.VMs, v)
-	}
+	in, known, vms, explain := planInput(s)
 	r, err := Solve(in, Options{Explain: explain})
 	if err != nil {
 		// The snapshot is built from validated state; should it still be
@@ -157,36 +125,81 @@ func Plan(s Snapshot) []Decision {
 	out := make([]Decision, 0, len(in.VMs))
 	for _, v := range in.VMs {
 		vm := byName[v.Name]
-		d := Decision{VM: v.Name, Host: r.Placement[v.Name]}
-		d.Changed = d.Host != vm.Current
-		c := known[vm.Current]
-		switch {
-		case r.Blocked[v.Name] != "":
-			d.Blocked = true
-			d.Reason = r.Blocked[v.Name]
-		case v.pinned:
-			d.Reason = "stays on " + d.Host
-		case v.Current != "" && c == Offline:
-			d.Reason = v.Current + " left the cluster; the VM stays assigned to it"
-		default:
-			ex := r.Explanations[v.Name]
-			d.Reason = ex.Reason
-			if d.Host != "" && d.Host == vm.Prefer {
-				d.Reason = "preferred host " + d.Host + ": " + d.Reason
-			}
-			for _, he := range ex.Hosts {
-				vd := Verdict{Host: he.Host, OK: he.Eligible, FreeMiB: uint64(max(free[he.Host], 0))}
-				if len(he.Filters) > 0 {
-					vd.Reason = strings.Join(he.Filters, "; ")
-				} else {
-					vd.Reason = "score " + he.Score.String()
-				}
-				d.Verdicts = append(d.Verdicts, vd)
-			}
-		}
-		out = append(out, d)
+		out = append(out, planDecision(v, vm, r, known[vm.Current], free))
 	}
 	return out
+}
+
+// planInput is the engine's input for Plan: hosts and VMs deduplicated by
+// name (the first wins), VMs by name, the condition of each host, and the
+// VMs whose placement Plan explains (all but those that stay put).
+func planInput(s Snapshot) (in Input, known map[string]HostCondition, vms []VM, explain []string) {
+	in = Input{Policy: Policy{Strategy: StrategyBalanced}}
+	known = map[string]HostCondition{}
+	for _, h := range s.Hosts {
+		if _, dup := known[h.Name]; dup || h.Name == "" {
+			continue
+		}
+		known[h.Name] = h.Condition
+		in.Hosts = append(in.Hosts, HostInfo{Name: h.Name, Condition: h.Condition, Capacity: map[string]int64{"memory": clampMiB(h.MemoryMiB)}})
+	}
+	vms = append([]VM(nil), s.VMs...)
+	sort.SliceStable(vms, func(i, j int) bool { return vms[i].Name < vms[j].Name })
+	seen := map[string]bool{}
+	for _, vm := range vms {
+		if seen[vm.Name] || vm.Name == "" {
+			continue
+		}
+		seen[vm.Name] = true
+		v := VMInfo{Name: vm.Name, Current: vm.Current, Utilization: map[string]int64{"memory": clampMiB(vm.MemoryMiB)}}
+		c, ok := known[vm.Current]
+		if !ok {
+			v.Current = "" // a host no longer configured: place the VM anew
+		}
+		if ok && c == Usable {
+			v.pinned = true
+		} else {
+			explain = append(explain, vm.Name)
+		}
+		if _, ok := known[vm.Prefer]; ok && vm.Prefer != "" {
+			in.Locations = append(in.Locations, Location{VM: vm.Name, Host: vm.Prefer, Score: PreferScore})
+		}
+		in.VMs = append(in.VMs, v)
+	}
+	return in, known, vms, explain
+}
+
+// planDecision is Plan's answer for VM v (vm as given in the snapshot, c
+// the condition of the host it ran on) from the engine's result r; free is
+// each host's memory left after the plan.
+func planDecision(v VMInfo, vm VM, r *Result, c HostCondition, free map[string]int64) Decision {
+	d := Decision{VM: v.Name, Host: r.Placement[v.Name]}
+	d.Changed = d.Host != vm.Current
+	switch {
+	case r.Blocked[v.Name] != "":
+		d.Blocked = true
+		d.Reason = r.Blocked[v.Name]
+	case v.pinned:
+		d.Reason = "stays on " + d.Host
+	case v.Current != "" && c == Offline:
+		d.Reason = v.Current + " left the cluster; the VM stays assigned to it"
+	default:
+		ex := r.Explanations[v.Name]
+		d.Reason = ex.Reason
+		if d.Host != "" && d.Host == vm.Prefer {
+			d.Reason = "preferred host " + d.Host + ": " + d.Reason
+		}
+		for _, he := range ex.Hosts {
+			vd := Verdict{Host: he.Host, OK: he.Eligible, FreeMiB: uint64(max(free[he.Host], 0))}
+			if len(he.Filters) > 0 {
+				vd.Reason = strings.Join(he.Filters, "; ")
+			} else {
+				vd.Reason = "score " + he.Score.String()
+			}
+			d.Verdicts = append(d.Verdicts, vd)
+		}
+	}
+	return d
 }
 
 func clampMiB(m uint64) int64 {
