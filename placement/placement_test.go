@@ -113,10 +113,8 @@ func TestPlanProperties(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		s := genSnapshot(t)
 		cond := map[string]HostCondition{}
-		capacity := map[string]uint64{}
 		for _, h := range s.Hosts {
 			cond[h.Name] = h.Condition
-			capacity[h.Name] = h.MemoryMiB
 		}
 		cur := map[string]VM{}
 		for _, vm := range s.VMs {
@@ -134,36 +132,12 @@ func TestPlanProperties(t *testing.T) {
 			}
 			seen[d.VM] = true
 			vm := cur[d.VM]
-			c, known := cond[vm.Current]
-			// Fence before recover: a VM of a lost host never moves.
-			if known && c == Lost && d.Host != vm.Current {
-				t.Fatalf("%s moved off lost host %s to %q", d.VM, vm.Current, d.Host)
-			}
-			// A VM on a usable host never moves (no surprise moves).
-			if known && c == Usable && d.Host != vm.Current {
-				t.Fatalf("%s moved off usable host %s", d.VM, vm.Current)
-			}
+			checkDecision(t, d, vm, cond)
 			if d.Changed && d.Host != "" {
-				if cond[d.Host] != Usable {
-					t.Fatalf("%s placed on %s which is %v", d.VM, d.Host, cond[d.Host])
-				}
 				newLoad[d.Host] += vm.MemoryMiB
 			}
-			if d.Changed != (d.Host != vm.Current) {
-				t.Fatalf("%s: Changed=%v but %q -> %q", d.VM, d.Changed, vm.Current, d.Host)
-			}
 		}
-		// New placements never overcommit memory, counting what stays.
-		for h, load := range newLoad {
-			for _, vm := range s.VMs {
-				if vm.Current == h {
-					load += vm.MemoryMiB
-				}
-			}
-			if load > capacity[h] {
-				t.Fatalf("%s overcommitted: %d > %d", h, load, capacity[h])
-			}
-		}
+		checkNoOvercommit(t, s, newLoad)
 		// Planning the planned state changes nothing.
 		next := s
 		next.VMs = nil
@@ -178,6 +152,45 @@ func TestPlanProperties(t *testing.T) {
 			}
 		}
 	})
+}
+
+// checkDecision checks Plan's decision d for vm against the conditions of
+// the hosts.
+func checkDecision(t *rapid.T, d Decision, vm VM, cond map[string]HostCondition) {
+	c, known := cond[vm.Current]
+	// Fence before recover: a VM of a lost host never moves.
+	if known && c == Lost && d.Host != vm.Current {
+		t.Fatalf("%s moved off lost host %s to %q", d.VM, vm.Current, d.Host)
+	}
+	// A VM on a usable host never moves (no surprise moves).
+	if known && c == Usable && d.Host != vm.Current {
+		t.Fatalf("%s moved off usable host %s", d.VM, vm.Current)
+	}
+	if d.Changed && d.Host != "" && cond[d.Host] != Usable {
+		t.Fatalf("%s placed on %s which is %v", d.VM, d.Host, cond[d.Host])
+	}
+	if d.Changed != (d.Host != vm.Current) {
+		t.Fatalf("%s: Changed=%v but %q -> %q", d.VM, d.Changed, vm.Current, d.Host)
+	}
+}
+
+// checkNoOvercommit checks that new placements (newLoad, by host) never
+// overcommit memory, counting what stays.
+func checkNoOvercommit(t *rapid.T, s Snapshot, newLoad map[string]uint64) {
+	capacity := map[string]uint64{}
+	for _, h := range s.Hosts {
+		capacity[h.Name] = h.MemoryMiB
+	}
+	for h, load := range newLoad {
+		for _, vm := range s.VMs {
+			if vm.Current == h {
+				load += vm.MemoryMiB
+			}
+		}
+		if load > capacity[h] {
+			t.Fatalf("%s overcommitted: %d > %d", h, load, capacity[h])
+		}
+	}
 }
 
 func BenchmarkPlanRecovery(b *testing.B) {
