@@ -119,19 +119,25 @@ func TestExecutorLimits(t *testing.T) {
 			if last.Succeeded != tc.n || last.Running != 0 || last.DataProcessed != last.DataTotal || last.DataTotal != uint64(100*tc.n) {
 				t.Errorf("final overall = %+v, want %d succeeded, none running, all data processed", last, tc.n)
 			}
-			// Per VM: started, then progress, then finished, in order.
-			state := map[string]EventKind{}
-			for _, ev := range events {
-				prev := state[ev.VM]
-				ok := (ev.Kind == EventStarted && prev == "") ||
-					(ev.Kind == EventProgress && (prev == EventStarted || prev == EventProgress)) ||
-					(ev.Kind == EventFinished && (prev == EventStarted || prev == EventProgress))
-				if !ok {
-					t.Fatalf("%s: event %s after %q", ev.VM, ev.Kind, prev)
-				}
-				state[ev.VM] = ev.Kind
-			}
+			checkEventOrder(t, events)
 		})
+	}
+}
+
+// checkEventOrder checks that, per VM, events come in order: started,
+// then progress, then finished.
+func checkEventOrder(t *testing.T, events []Event) {
+	t.Helper()
+	state := map[string]EventKind{}
+	for _, ev := range events {
+		prev := state[ev.VM]
+		ok := (ev.Kind == EventStarted && prev == "") ||
+			(ev.Kind == EventProgress && (prev == EventStarted || prev == EventProgress)) ||
+			(ev.Kind == EventFinished && (prev == EventStarted || prev == EventProgress))
+		if !ok {
+			t.Fatalf("%s: event %s after %q", ev.VM, ev.Kind, prev)
+		}
+		state[ev.VM] = ev.Kind
 	}
 }
 
