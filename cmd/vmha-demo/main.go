@@ -91,30 +91,15 @@ func run() error {
 
 func scenario(c *labcluster.Cluster, vmha string) (string, error) {
 	ctx := context.Background()
-	s, err := c.WaitFor(ctx, 30*time.Second, "a leader and 3 registered hosts with fence devices", func(s *api.Status) bool {
-		if s.Leader == "" || len(s.Hosts) != 3 {
-			return false
-		}
-		for _, h := range s.Hosts {
-			if h.FenceDev == "" || h.Member != "alive" {
-				return false
-			}
-		}
-		return true
-	})
+	s, err := c.WaitFor(ctx, 30*time.Second, "a leader and 3 registered hosts with fence devices", formed)
 	if err != nil {
 		return "", err
 	}
 	say("cluster formed: leader %s; %s", s.Leader, s.Quorum.Explanation)
 
 	sock := c.Hosts[0].Socket
-	for _, v := range vms {
-		xml := filepath.Join(*vmDir, v.name+".xml")
-		out, err := exec.Command(vmha, "--socket", sock, "vm", "add", v.name, "--xml", xml, "--prefer", v.prefer).CombinedOutput()
-		if err != nil {
-			return "", fmt.Errorf("vmha vm add %s: %v: %s", v.name, err, out)
-		}
-		say("vmha vm add %s --xml %s --prefer %s: %s", v.name, xml, v.prefer, strings.TrimSpace(string(out)))
+	if err := addVMs(vmha, sock); err != nil {
+		return "", err
 	}
 	s, err = c.WaitFor(ctx, 30*time.Second, "all VMs running", func(s *api.Status) bool {
 		return len(s.VMs) == len(vms) && countRunning(s, "") == len(vms)
@@ -125,71 +110,20 @@ func scenario(c *labcluster.Cluster, vmha string) (string, error) {
 	say("all %d VMs running:", len(vms))
 	show(vmha, sock, "status")
 
-	// The victim: a host with VMs that is not the leader, so the timeline
-	// shows detection and fencing without an election in the middle.
-	var victim *labcluster.Host
-	for _, h := range s.Hosts {
-		if !h.Leader && len(h.VMs) > 0 {
-			victim = c.Host(h.Name)
-			break
-		}
+	victim, lost, err := pickVictim(c, s)
+	if err != nil {
+		return "", err
 	}
-	if victim == nil {
-		return "", errors.New("no non-leader host runs VMs")
-	}
-	var lost []string
-	for _, v := range s.VMs {
-		if v.Host == victim.Name {
-			lost = append(lost, v.Name)
-		}
-	}
-	sort.Strings(lost)
 	say("kill -9 %s's vmhad (pid %d): the host crashes and its VMs (%s) die with it", victim.Name, victim.PID(), strings.Join(lost, ", "))
 	killedAt := time.Now()
 	victim.Kill()
 
-	seenLost, seenFenced := false, false
-	running := map[string]string{}
-	s, err = c.WaitFor(ctx, *timeout, "recovery of "+victim.Name+"'s VMs", func(s *api.Status) bool {
-		for _, h := range s.Hosts {
-			if h.Name != victim.Name {
-				continue
-			}
-			if !seenLost && h.State != model.HostAlive {
-				seenLost = true
-				say("%s declared lost (%s); recovery %s: fencing it over IPMI before anything restarts", h.Name, h.Reason, h.RecoveryID)
-			}
-			if !seenFenced && h.State == model.HostFenced {
-				seenFenced = true
-				say("%s fenced: %s", h.Name, h.Reason)
-			}
-			if h.State == model.HostFenceFailed {
-				say("fencing %s failed: %s", h.Name, h.Reason)
-			}
-		}
-		for _, v := range s.VMs {
-			if slices.Contains(lost, v.Name) && v.State == "running" && v.Host != victim.Name && running[v.Name] == "" {
-				running[v.Name] = v.Host
-				say("%s running on %s (%s)", v.Name, v.Host, v.Reason)
-			}
-		}
-		return len(running) == len(lost)
-	})
+	w := &recoveryWatch{victim: victim.Name, lost: lost, running: map[string]string{}}
+	s, err = c.WaitFor(ctx, *timeout, "recovery of "+victim.Name+"'s VMs", w.recovered)
 	if err != nil {
 		return "", err
 	}
-	var vh api.Host
-	for _, h := range s.Hosts {
-		if h.Name == victim.Name {
-			vh = h
-		}
-	}
-	var lastStart time.Time
-	for _, v := range s.VMs {
-		if slices.Contains(lost, v.Name) && v.Since.After(lastStart) {
-			lastStart = v.Since
-		}
-	}
+	vh, lastStart := recoveryTimes(s, victim.Name, lost)
 	if vh.LostAt.IsZero() || vh.FencedAt.IsZero() || lastStart.IsZero() {
 		return "", fmt.Errorf("timeline incomplete: lost %v fenced %v restarted %v", vh.LostAt, vh.FencedAt, lastStart)
 	}
@@ -205,7 +139,110 @@ func scenario(c *labcluster.Cluster, vmha string) (string, error) {
 	restart := lastStart.Sub(vh.FencedAt).Seconds()
 	total := lastStart.Sub(killedAt).Seconds()
 	return fmt.Sprintf("demo: recovered %d/%d VMs from %s in %.1f s (detect %.1f s, fence %.1f s, restart %.1f s)",
-		len(running), len(lost), victim.Name, total, detect, fence, restart), nil
+		len(w.running), len(lost), victim.Name, total, detect, fence, restart), nil
+}
+
+// formed: a leader, and 3 registered hosts alive with fence devices.
+func formed(s *api.Status) bool {
+	if s.Leader == "" || len(s.Hosts) != 3 {
+		return false
+	}
+	for _, h := range s.Hosts {
+		if h.FenceDev == "" || h.Member != "alive" {
+			return false
+		}
+	}
+	return true
+}
+
+// addVMs adds the demo VMs with vmha vm add.
+func addVMs(vmha, sock string) error {
+	for _, v := range vms {
+		xml := filepath.Join(*vmDir, v.name+".xml")
+		out, err := exec.Command(vmha, "--socket", sock, "vm", "add", v.name, "--xml", xml, "--prefer", v.prefer).CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("vmha vm add %s: %v: %s", v.name, err, out)
+		}
+		say("vmha vm add %s --xml %s --prefer %s: %s", v.name, xml, v.prefer, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// pickVictim chooses a host with VMs that is not the leader, so the
+// timeline shows detection and fencing without an election in the middle,
+// and names its VMs.
+func pickVictim(c *labcluster.Cluster, s *api.Status) (*labcluster.Host, []string, error) {
+	var victim *labcluster.Host
+	for _, h := range s.Hosts {
+		if !h.Leader && len(h.VMs) > 0 {
+			victim = c.Host(h.Name)
+			break
+		}
+	}
+	if victim == nil {
+		return nil, nil, errors.New("no non-leader host runs VMs")
+	}
+	var lost []string
+	for _, v := range s.VMs {
+		if v.Host == victim.Name {
+			lost = append(lost, v.Name)
+		}
+	}
+	sort.Strings(lost)
+	return victim, lost, nil
+}
+
+// recoveryWatch tells each step of the recovery of the victim's VMs once.
+type recoveryWatch struct {
+	victim               string
+	lost                 []string
+	seenLost, seenFenced bool
+	running              map[string]string // recovered VM → its new host
+}
+
+// recovered tells what is new in s, and whether every lost VM runs again.
+func (w *recoveryWatch) recovered(s *api.Status) bool {
+	for _, h := range s.Hosts {
+		if h.Name != w.victim {
+			continue
+		}
+		if !w.seenLost && h.State != model.HostAlive {
+			w.seenLost = true
+			say("%s declared lost (%s); recovery %s: fencing it over IPMI before anything restarts", h.Name, h.Reason, h.RecoveryID)
+		}
+		if !w.seenFenced && h.State == model.HostFenced {
+			w.seenFenced = true
+			say("%s fenced: %s", h.Name, h.Reason)
+		}
+		if h.State == model.HostFenceFailed {
+			say("fencing %s failed: %s", h.Name, h.Reason)
+		}
+	}
+	for _, v := range s.VMs {
+		if slices.Contains(w.lost, v.Name) && v.State == "running" && v.Host != w.victim && w.running[v.Name] == "" {
+			w.running[v.Name] = v.Host
+			say("%s running on %s (%s)", v.Name, v.Host, v.Reason)
+		}
+	}
+	return len(w.running) == len(w.lost)
+}
+
+// recoveryTimes is the victim as s shows it, and when the last of its
+// lost VMs started again.
+func recoveryTimes(s *api.Status, victim string, lost []string) (api.Host, time.Time) {
+	var vh api.Host
+	for _, h := range s.Hosts {
+		if h.Name == victim {
+			vh = h
+		}
+	}
+	var lastStart time.Time
+	for _, v := range s.VMs {
+		if slices.Contains(lost, v.Name) && v.Since.After(lastStart) {
+			lastStart = v.Since
+		}
+	}
+	return vh, lastStart
 }
 
 func countRunning(s *api.Status, notOn string) int {
