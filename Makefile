@@ -16,7 +16,7 @@ build: deps
 # A 3-host cluster on loopback; one host is killed, fenced over IPMI and its
 # VMs restarted on the others. The last line gives the measured timeline.
 demo: build
-	$(GO) run ./internal/demo -bin $(BIN)
+	$(GO) run ./cmd/vmha-demo -bin $(BIN)
 
 vet:
 	$(GO) vet ./...

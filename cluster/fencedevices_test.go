@@ -127,17 +127,60 @@ func TestRegistrationNeverChangesFencing(t *testing.T) {
 	}
 }
 
+// setDevicesAt is when setDevices' commands are proposed.
+var setDevicesAt = time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
+
+// setDevices is the operator's set_fence_devices command for host.
+func setDevices(host string, ft *model.FenceTopology, action string) *Command {
+	return &Command{Op: OpSetFenceDevices, At: setDevicesAt, Name: host, Fencing: ft, Fence: &model.FenceRecord{Action: action, Requester: "alice@ws1"}}
+}
+
+// offeredTopo is the topology h2 offers in its registration.
+func offeredTopo() *model.FenceTopology {
+	offered := bmcTopo("h2", "10.0.0.99")
+	offered.Devices[0].Password = offerPw
+	return offered
+}
+
+// TestSetFenceDevicesRefusals: refusals change nothing.
+func TestSetFenceDevicesRefusals(t *testing.T) {
+	set, offered := setDevices, offeredTopo()
+	for _, tc := range []struct {
+		name string
+		cmd  *Command
+		want string
+		err  any
+	}{
+		{"unknown host", set("h9", bmcTopo("h9", "10.0.0.9"), model.FenceDevicesSet), `unknown host "h9"`, &NotFoundError{}},
+		{"unsafe without allow_unsafe", set("h2", sshPathTopo("h2"), model.FenceDevicesSet), "fencing: fence device v@h2: param ssh_path: refused", &ValidationError{}},
+		{"libvirt ext without allow_unsafe", set("h2", extTopo("h2"), model.FenceDevicesSet), "transport +ext is refused", &ValidationError{}},
+		{"no level", set("h2", &model.FenceTopology{Devices: offered.Devices}, model.FenceDevicesSet), "no level", &ValidationError{}},
+		{"accept without an offer", set("h2", offered, model.FenceDevicesAccept), "offers no other fence devices", &ConflictError{}},
+		{"no topology", set("h2", nil, model.FenceDevicesSet), "no topology", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := baseFSM(t)
+			before := f.Copy()
+			err, _ := applyAll(t, f, tc.cmd)[0].(error)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("%v, want %q", err, tc.want)
+			}
+			if tc.err != nil && !errors.As(err, reflect.New(reflect.TypeOf(tc.err)).Interface()) {
+				t.Fatalf("error %T, want %T", err, tc.err)
+			}
+			if !equalJSON(before, f.Copy()) {
+				t.Fatal("a refused command changed the state")
+			}
+		})
+	}
+}
+
 // TestSetFenceDevices: the operator's command sets the devices (honouring
 // allow_unsafe) or accepts the pending offer (which must still be the same
 // and allow-listed), clears the offer, and records who did it and the
-// devices before and after, never a password. Refusals change nothing.
+// devices before and after, never a password.
 func TestSetFenceDevices(t *testing.T) {
-	at := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
-	set := func(host string, ft *model.FenceTopology, action string) *Command {
-		return &Command{Op: OpSetFenceDevices, At: at, Name: host, Fencing: ft, Fence: &model.FenceRecord{Action: action, Requester: "alice@ws1"}}
-	}
-	offered := bmcTopo("h2", "10.0.0.99")
-	offered.Devices[0].Password = offerPw
+	at, set, offered := setDevicesAt, setDevices, offeredTopo()
 	withOffer := func(t *testing.T) *FSM {
 		f := baseFSM(t)
 		if r := applyAll(t, f, &Command{Op: OpRegisterHost, At: at, Host: &model.Host{Name: "h2"}, Fencing: offered})[0]; r != nil {
@@ -145,36 +188,6 @@ func TestSetFenceDevices(t *testing.T) {
 		}
 		return f
 	}
-	t.Run("refusals change nothing", func(t *testing.T) {
-		for _, tc := range []struct {
-			name string
-			cmd  *Command
-			want string
-			err  any
-		}{
-			{"unknown host", set("h9", bmcTopo("h9", "10.0.0.9"), model.FenceDevicesSet), `unknown host "h9"`, &NotFoundError{}},
-			{"unsafe without allow_unsafe", set("h2", sshPathTopo("h2"), model.FenceDevicesSet), "fencing: fence device v@h2: param ssh_path: refused", &ValidationError{}},
-			{"libvirt ext without allow_unsafe", set("h2", extTopo("h2"), model.FenceDevicesSet), "transport +ext is refused", &ValidationError{}},
-			{"no level", set("h2", &model.FenceTopology{Devices: offered.Devices}, model.FenceDevicesSet), "no level", &ValidationError{}},
-			{"accept without an offer", set("h2", offered, model.FenceDevicesAccept), "offers no other fence devices", &ConflictError{}},
-			{"no topology", set("h2", nil, model.FenceDevicesSet), "no topology", nil},
-		} {
-			t.Run(tc.name, func(t *testing.T) {
-				f := baseFSM(t)
-				before := f.Copy()
-				err, _ := applyAll(t, f, tc.cmd)[0].(error)
-				if err == nil || !strings.Contains(err.Error(), tc.want) {
-					t.Fatalf("%v, want %q", err, tc.want)
-				}
-				if tc.err != nil && !errors.As(err, reflect.New(reflect.TypeOf(tc.err)).Interface()) {
-					t.Fatalf("error %T, want %T", err, tc.err)
-				}
-				if !equalJSON(before, f.Copy()) {
-					t.Fatal("a refused command changed the state")
-				}
-			})
-		}
-	})
 	t.Run("accept a changed offer", func(t *testing.T) {
 		f := withOffer(t)
 		before := f.Copy()

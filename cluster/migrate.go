@@ -146,7 +146,8 @@ func (c *Coordinator) MigrationResult(r api.MigrationResult) error {
 func (a *Agent) migrate(ctx context.Context, p model.Placement, target *model.Host) {
 	log := a.log.With().Str("migration_id", p.MigrationID).Str("vm", p.VM).Str("to", target.Name).Logger()
 	mc := a.n.cfg.Migration
-	m := &migration.Migrator{Log: log, Hooks: a.migrationHooks(a.n.fsm.Copy())}
+	// Migrate adds vm, source and target to each of its lines itself.
+	m := &migration.Migrator{Log: a.log.With().Str("migration_id", p.MigrationID).Logger(), Hooks: a.migrationHooks(a.n.fsm.Copy())}
 	src := migration.Endpoint{Host: a.n.cfg.NodeName, URI: a.n.cfg.HypervisorURI}
 	dst := migration.Endpoint{Host: target.Name, URI: target.LibvirtURI, MigrationURI: target.MigrationURI}
 	opts := migration.Options{Timeout: mc.Timeout, BandwidthMiBps: mc.BandwidthMiBps, MaxDowntime: mc.MaxDowntime, AutoConverge: mc.AutoConverge}

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/vmha/vmha/internal/testenv"
+	"github.com/vmha/vmha/internal/testlab/testenv"
 	"github.com/vmha/vmha/sharedfs"
 )
 

@@ -506,6 +506,50 @@ func Load(path string, fs *pflag.FlagSet) (*Daemon, error) {
 // value), so that the files it names can be checked as well. Never start
 // anything from a config that came with an error.
 func LoadForCheck(path string, fs *pflag.FlagSet) (*Daemon, error) {
+	v := newViper()
+	source, err := readConfigFile(v, path)
+	if err != nil {
+		return nil, err
+	}
+	setFlags, err := bindSetFlags(v, fs)
+	if err != nil {
+		return nil, err
+	}
+	where := origins(setFlags).where
+	d, problems, failed, err := decodeDaemon(v, source, where)
+	if err != nil {
+		return nil, err
+	}
+	if d.NodeName == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			return nil, fmt.Errorf("config %s: node_name is not set and the hostname is unknown: %w", source, err)
+		}
+		d.NodeName = strings.SplitN(h, ".", 2)[0]
+	}
+	if d.AdvertiseAddr == "" {
+		d.AdvertiseAddr = d.BindAddr
+	}
+	for _, e := range validate(d) {
+		// A field that failed to decode holds its zero value: validation
+		// would report it again, differently.
+		if mentions(e.Error(), failed) {
+			continue
+		}
+		if field, rest, ok := strings.Cut(e.Error(), ": "); ok && !strings.Contains(field, " ") && where(field) != "" {
+			problems = append(problems, fmt.Errorf("config %s: %s%s: %s", source, field, where(field), rest))
+			continue
+		}
+		problems = append(problems, fmt.Errorf("config %s: %w", source, e))
+	}
+	if len(problems) > 0 {
+		return d, problems.Err()
+	}
+	return d, nil
+}
+
+// newViper is a viper with vmhad's defaults and environment variables.
+func newViper() *viper.Viper {
 	v := viper.New()
 	for k, val := range Defaults {
 		v.SetDefault(k, val)
@@ -520,64 +564,85 @@ func LoadForCheck(path string, fs *pflag.FlagSet) (*Daemon, error) {
 	for _, k := range envOnlyKeys {
 		_ = v.BindEnv(k)
 	}
-	source := "defaults"
+	return v
+}
+
+// readConfigFile reads the file at path (DefaultPath when path is empty
+// and that file exists) into v and refuses unknown keys. It returns the
+// source to name in messages: the path, or "defaults" without a file.
+func readConfigFile(v *viper.Viper, path string) (source string, err error) {
 	if path == "" {
 		if _, err := os.Stat(DefaultPath); err == nil {
 			path = DefaultPath
 		}
 	}
-	if path != "" {
-		source = path
-		v.SetConfigFile(path)
-		v.SetConfigType("yaml")
-		if err := v.ReadInConfig(); err != nil {
-			var pe *os.PathError
-			if errors.As(err, &pe) {
-				return nil, fmt.Errorf("config %s: %w", path, pe.Err)
-			}
-			return nil, fmt.Errorf("config %s: not valid YAML: %w", path, err)
-		}
-		var unknown Problems
-		for _, err := range checkKeys(v) {
-			unknown = append(unknown, fmt.Errorf("config %s: %w", path, err))
-		}
-		if len(unknown) > 0 {
-			return nil, unknown.Err()
-		}
+	if path == "" {
+		return "defaults", nil
 	}
+	v.SetConfigFile(path)
+	v.SetConfigType("yaml")
+	if err := v.ReadInConfig(); err != nil {
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			return "", fmt.Errorf("config %s: %w", path, pe.Err)
+		}
+		return "", fmt.Errorf("config %s: not valid YAML: %w", path, err)
+	}
+	var unknown Problems
+	for _, err := range checkKeys(v) {
+		unknown = append(unknown, fmt.Errorf("config %s: %w", path, err))
+	}
+	if len(unknown) > 0 {
+		return "", unknown.Err()
+	}
+	return path, nil
+}
+
+// bindSetFlags binds to v the flags of fs that were set and name a config
+// key; it returns the flag name of each such key.
+func bindSetFlags(v *viper.Viper, fs *pflag.FlagSet) (map[string]string, error) {
 	setFlags := map[string]string{} // config key -> flag name
-	if fs != nil {
-		var ferr error
-		fs.Visit(func(f *pflag.Flag) {
-			key, ok := flagKeys[f.Name]
-			if !ok {
-				return
-			}
-			setFlags[key] = f.Name
-			if err := v.BindPFlag(key, f); err != nil && ferr == nil {
-				ferr = err
-			}
-		})
-		if ferr != nil {
-			return nil, ferr
-		}
+	if fs == nil {
+		return setFlags, nil
 	}
-	// where names the source of a value that is not the file's: the
-	// environment variable or flag that set it.
-	where := func(field string) string {
-		key := field
-		if i := strings.IndexByte(key, '['); i >= 0 {
-			key = key[:i]
+	var ferr error
+	fs.Visit(func(f *pflag.Flag) {
+		key, ok := flagKeys[f.Name]
+		if !ok {
+			return
 		}
-		if f, ok := setFlags[key]; ok {
-			return " (flag --" + f + ")"
+		setFlags[key] = f.Name
+		if err := v.BindPFlag(key, f); err != nil && ferr == nil {
+			ferr = err
 		}
-		env := "VMHA_" + strings.ToUpper(strings.ReplaceAll(key, ".", "_"))
-		if _, ok := os.LookupEnv(env); ok && viperEnvKey(key) {
-			return " (environment " + env + ")"
-		}
-		return ""
+	})
+	return setFlags, ferr
+}
+
+// origins maps config keys to the flag that set them.
+type origins map[string]string
+
+// where names the source of a value that is not the file's: the
+// environment variable or flag that set it.
+func (o origins) where(field string) string {
+	key := field
+	if i := strings.IndexByte(key, '['); i >= 0 {
+		key = key[:i]
 	}
+	if f, ok := o[key]; ok {
+		return " (flag --" + f + ")"
+	}
+	env := "VMHA_" + strings.ToUpper(strings.ReplaceAll(key, ".", "_"))
+	if _, ok := os.LookupEnv(env); ok && viperEnvKey(key) {
+		return " (environment " + env + ")"
+	}
+	return ""
+}
+
+// decodeDaemon decodes v's settings strictly into a Daemon. Each field
+// that does not decode is a problem (named with where), and is kept in
+// failed; err is for a decoder that cannot be built.
+func decodeDaemon(v *viper.Viper, source string, where func(string) string) (d *Daemon, problems Problems, failed map[string]bool, err error) {
 	settings := v.AllSettings()
 	// Fence devices are decoded on their own below (Daemon.Fence.Devices
 	// has no mapstructure name).
@@ -586,9 +651,8 @@ func LoadForCheck(path string, fs *pflag.FlagSet) (*Daemon, error) {
 		rawDevices = f["devices"]
 		delete(f, "devices")
 	}
-	var d Daemon
-	var problems Problems
-	failed := map[string]bool{}
+	d = &Daemon{}
+	failed = map[string]bool{}
 	addDecode := func(err error) {
 		for _, p := range decodeProblems(err) {
 			failed[p.field] = true
@@ -596,12 +660,12 @@ func LoadForCheck(path string, fs *pflag.FlagSet) (*Daemon, error) {
 		}
 	}
 	dec, err := mapstructure.NewDecoder(&mapstructure.DecoderConfig{
-		Result:      &d,
+		Result:      d,
 		ErrorUnused: true,
 		DecodeHook:  strictHook(false),
 	})
 	if err != nil {
-		return nil, err
+		return nil, nil, nil, err
 	}
 	addDecode(dec.Decode(settings))
 	// Fence devices: a mistyped key in a device (passwd_file) must not
@@ -613,36 +677,11 @@ func LoadForCheck(path string, fs *pflag.FlagSet) (*Daemon, error) {
 			DecodeHook: strictHook(true),
 		})
 		if err != nil {
-			return nil, err
+			return nil, nil, nil, err
 		}
 		addDecode(sdec.Decode(rawDevices))
 	}
-	if d.NodeName == "" {
-		h, err := os.Hostname()
-		if err != nil {
-			return nil, fmt.Errorf("config %s: node_name is not set and the hostname is unknown: %w", source, err)
-		}
-		d.NodeName = strings.SplitN(h, ".", 2)[0]
-	}
-	if d.AdvertiseAddr == "" {
-		d.AdvertiseAddr = d.BindAddr
-	}
-	for _, e := range validate(&d) {
-		// A field that failed to decode holds its zero value: validation
-		// would report it again, differently.
-		if mentions(e.Error(), failed) {
-			continue
-		}
-		if field, rest, ok := strings.Cut(e.Error(), ": "); ok && !strings.Contains(field, " ") && where(field) != "" {
-			problems = append(problems, fmt.Errorf("config %s: %s%s: %s", source, field, where(field), rest))
-			continue
-		}
-		problems = append(problems, fmt.Errorf("config %s: %w", source, e))
-	}
-	if len(problems) > 0 {
-		return &d, problems.Err()
-	}
-	return &d, nil
+	return d, problems, failed, nil
 }
 
 // envOnlyKeys are the keys without a default that still come from the
@@ -1018,6 +1057,19 @@ func isLoopback(addr string) bool {
 // validate returns one error per wrong field, each naming it.
 func validate(d *Daemon) []error {
 	var errs []error
+	errs = append(errs, validateAddresses(d)...)
+	errs = append(errs, validateSafety(d)...)
+	errs = append(errs, validateServices(d)...)
+	errs = append(errs, validateLimits(d)...)
+	errs = append(errs, validateTimers(d)...)
+	errs = append(errs, validateLog(d)...)
+	return errs
+}
+
+// validateAddresses checks the host's name, addresses, ports, peers, data
+// directory, socket and hypervisor URI.
+func validateAddresses(d *Daemon) []error {
+	var errs []error
 	if err := model.ValidateName("node", d.NodeName); err != nil {
 		errs = append(errs, fmt.Errorf("node_name: %w", err))
 	}
@@ -1069,6 +1121,13 @@ func validate(d *Daemon) []error {
 	if d.HypervisorURI == "" || !strings.Contains(d.HypervisorURI, ":") {
 		errs = append(errs, fmt.Errorf("hypervisor_uri: %q is not a libvirt URI (e.g. qemu:///system)", d.HypervisorURI))
 	}
+	return errs
+}
+
+// validateSafety checks what keeps VMs from running twice: the BMC, the
+// no-quorum policy, TLS and storage.
+func validateSafety(d *Daemon) []error {
+	var errs []error
 	if err := d.BMC.validate(); err != nil {
 		errs = append(errs, err)
 	}
@@ -1089,6 +1148,14 @@ func validate(d *Daemon) []error {
 	if err := d.Storage.Validate(); err != nil {
 		errs = append(errs, each("storage: ", err)...)
 	}
+	return errs
+}
+
+// validateServices checks the cluster name, ping, migration transport,
+// watchdog, admission, and that a host reachable from the network is
+// secured.
+func validateServices(d *Daemon) []error {
+	var errs []error
 	if err := model.ValidateName("cluster", d.ClusterName); err != nil {
 		errs = append(errs, fmt.Errorf("cluster_name: %w", err))
 	}
@@ -1113,6 +1180,13 @@ func validate(d *Daemon) []error {
 		errs = append(errs, fmt.Errorf("admission: %q, want auto, open or closed", d.Admission))
 	}
 	errs = append(errs, secureByDefault(d)...)
+	return errs
+}
+
+// validateLimits checks rebalance and migration caps, raft voters, the
+// no-quorum stop delay and this host's fence topology.
+func validateLimits(d *Daemon) []error {
+	var errs []error
 	if w := d.Rebalance.Window; w != "" {
 		if _, _, err := ParseWindow(w); err != nil {
 			errs = append(errs, fmt.Errorf("rebalance.window: %w", err))
@@ -1147,6 +1221,13 @@ func validate(d *Daemon) []error {
 			errs = append(errs, each("fence: ", err)...)
 		}
 	}
+	return errs
+}
+
+// validateTimers checks that every interval and timeout is positive and
+// that the gossip and raft timers are consistent.
+func validateTimers(d *Daemon) []error {
+	var errs []error
 	durs := []struct {
 		key string
 		v   time.Duration
@@ -1176,6 +1257,12 @@ func validate(d *Daemon) []error {
 	if d.Raft.LeaderLease > d.Raft.HeartbeatTimeout {
 		errs = append(errs, fmt.Errorf("raft.leader_lease: %v must not exceed raft.heartbeat_timeout %v", d.Raft.LeaderLease, d.Raft.HeartbeatTimeout))
 	}
+	return errs
+}
+
+// validateLog checks the log level and format.
+func validateLog(d *Daemon) []error {
+	var errs []error
 	switch d.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:

@@ -120,19 +120,22 @@ func fast() Options {
 
 var errBMC = errors.New("bmc: session rejected")
 
-func TestFence(t *testing.T) {
-	cases := []struct {
-		name string
-		dev  *fakeDevice
-		opt  func(*Options)
+// fenceCase is one case of TestFence.
+type fenceCase struct {
+	name string
+	dev  *fakeDevice
+	opt  func(*Options)
 
-		wantErr      string // substring; "" means success
-		wantIs       error
-		wantAlready  bool
-		wantAttempts int
-		wantPolls    int // 0 = don't check
-		wantState    PowerState
-	}{
+	wantErr      string // substring; "" means success
+	wantIs       error
+	wantAlready  bool
+	wantAttempts int
+	wantPolls    int // 0 = don't check
+	wantState    PowerState
+}
+
+func TestFence(t *testing.T) {
+	cases := []fenceCase{
 		{
 			name:         "already off",
 			dev:          &fakeDevice{on: false},
@@ -271,37 +274,8 @@ func TestFence(t *testing.T) {
 			start := time.Now()
 			res, err := Fence(context.Background(), tc.dev, opt)
 			took := time.Since(start)
-			if tc.wantErr == "" {
-				if err != nil {
-					t.Fatalf("Fence: %v", err)
-				}
-			} else {
-				if err == nil {
-					t.Fatalf("Fence succeeded (%+v), want error %q", res, tc.wantErr)
-				}
-				if !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("error %q does not contain %q", err, tc.wantErr)
-				}
-				if tc.wantIs != nil && !errors.Is(err, tc.wantIs) {
-					t.Fatalf("error %q is not %v", err, tc.wantIs)
-				}
-			}
-			if res.Device != "fake dev" {
-				t.Errorf("Device = %q", res.Device)
-			}
-			if res.AlreadyOff != tc.wantAlready {
-				t.Errorf("AlreadyOff = %v, want %v", res.AlreadyOff, tc.wantAlready)
-			}
-			offCalls, statusCalls := tc.dev.counts()
-			if res.Attempts != tc.wantAttempts || offCalls != tc.wantAttempts {
-				t.Errorf("Attempts = %d (device saw %d), want %d", res.Attempts, offCalls, tc.wantAttempts)
-			}
-			if tc.wantPolls != 0 && (res.Polls != tc.wantPolls || statusCalls != tc.wantPolls) {
-				t.Errorf("Polls = %d (device saw %d), want %d", res.Polls, statusCalls, tc.wantPolls)
-			}
-			if tc.wantState != "" && res.State != tc.wantState {
-				t.Errorf("State = %q, want %q", res.State, tc.wantState)
-			}
+			checkFenceErr(t, tc, res, err)
+			checkFenceResult(t, tc, res)
 			if res.Duration <= 0 || res.Duration > took {
 				t.Errorf("Duration = %s, measured %s", res.Duration, took)
 			}
@@ -312,6 +286,49 @@ func TestFence(t *testing.T) {
 				t.Errorf("Fence called PowerOn")
 			}
 		})
+	}
+}
+
+// checkFenceErr checks Fence's error against the case: none, or one that
+// holds wantErr and is wantIs.
+func checkFenceErr(t *testing.T, tc fenceCase, res Result, err error) {
+	t.Helper()
+	if tc.wantErr == "" {
+		if err != nil {
+			t.Fatalf("Fence: %v", err)
+		}
+		return
+	}
+	if err == nil {
+		t.Fatalf("Fence succeeded (%+v), want error %q", res, tc.wantErr)
+	}
+	if !strings.Contains(err.Error(), tc.wantErr) {
+		t.Fatalf("error %q does not contain %q", err, tc.wantErr)
+	}
+	if tc.wantIs != nil && !errors.Is(err, tc.wantIs) {
+		t.Fatalf("error %q is not %v", err, tc.wantIs)
+	}
+}
+
+// checkFenceResult checks what Fence reports against the case and against
+// the calls the device saw.
+func checkFenceResult(t *testing.T, tc fenceCase, res Result) {
+	t.Helper()
+	if res.Device != "fake dev" {
+		t.Errorf("Device = %q", res.Device)
+	}
+	if res.AlreadyOff != tc.wantAlready {
+		t.Errorf("AlreadyOff = %v, want %v", res.AlreadyOff, tc.wantAlready)
+	}
+	offCalls, statusCalls := tc.dev.counts()
+	if res.Attempts != tc.wantAttempts || offCalls != tc.wantAttempts {
+		t.Errorf("Attempts = %d (device saw %d), want %d", res.Attempts, offCalls, tc.wantAttempts)
+	}
+	if tc.wantPolls != 0 && (res.Polls != tc.wantPolls || statusCalls != tc.wantPolls) {
+		t.Errorf("Polls = %d (device saw %d), want %d", res.Polls, statusCalls, tc.wantPolls)
+	}
+	if tc.wantState != "" && res.State != tc.wantState {
+		t.Errorf("State = %q, want %q", res.State, tc.wantState)
 	}
 }
 
@@ -328,8 +345,8 @@ func TestFenceTimeoutIsRespected(t *testing.T) {
 		t.Fatalf("gave up after %s, before the %s timeout", res.Duration, opt.Timeout)
 	}
 	// Polls are paced by PollInterval: at most Timeout/PollInterval+2.
-	if max := int(opt.Timeout/opt.PollInterval) + 2; res.Polls > max {
-		t.Fatalf("%d polls in %s at %s interval (max %d)", res.Polls, opt.Timeout, opt.PollInterval, max)
+	if most := int(opt.Timeout/opt.PollInterval) + 2; res.Polls > most {
+		t.Fatalf("%d polls in %s at %s interval (max %d)", res.Polls, opt.Timeout, opt.PollInterval, most)
 	}
 }
 

@@ -137,8 +137,8 @@ type RunOptions struct {
 	NoDelay bool
 	// Clock defaults to the real clock.
 	Clock Clock
-	// Rand returns a duration uniform in [0, max]; defaults to math/rand/v2.
-	Rand func(max time.Duration) time.Duration
+	// Rand returns a duration uniform in [0, limit]; defaults to math/rand/v2.
+	Rand func(limit time.Duration) time.Duration
 	// Executor is the host running this fence (see ChooseExecutor). When
 	// set, Run refuses to fence that same host: a host never runs the
 	// device that fences itself.
@@ -385,11 +385,11 @@ func powerOn(ctx context.Context, d Device, opt Options) error {
 	}
 }
 
-func uniform(max time.Duration) time.Duration {
-	if max <= 0 {
+func uniform(limit time.Duration) time.Duration {
+	if limit <= 0 {
 		return 0
 	}
-	return time.Duration(rand.Int64N(int64(max) + 1))
+	return time.Duration(rand.Int64N(int64(limit) + 1))
 }
 
 // ErrNoExecutor is wrapped by ChooseExecutor's error when no candidate may

@@ -281,7 +281,7 @@ func TestTopologyDelay(t *testing.T) {
 	go func() {
 		rep, err := topo.Run(context.Background(), RunOptions{
 			Fence: topoOpts(), Clock: clock,
-			Rand: func(max time.Duration) time.Duration { gotMax = max; return 3 * time.Second },
+			Rand: func(limit time.Duration) time.Duration { gotMax = limit; return 3 * time.Second },
 		})
 		done <- out{rep, err}
 	}()

@@ -14,7 +14,7 @@ import (
 	"github.com/rs/zerolog"
 	"libvirt.org/go/libvirt"
 
-	"github.com/vmha/vmha/internal/testenv"
+	"github.com/vmha/vmha/internal/testlab/testenv"
 	"github.com/vmha/vmha/model"
 )
 

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vmha/vmha/internal/virtlab"
+	"github.com/vmha/vmha/internal/testlab/virtlab"
 )
 
 // Benchmarks against the real lab (two libvirtd, QEMU TCG, 128 MiB guests).

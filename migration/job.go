@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rs/zerolog"
 	"libvirt.org/go/libvirt"
 )
 
@@ -119,39 +120,178 @@ func (m *Migrator) Migrate(ctx context.Context, vm string, src, dst Endpoint, op
 	jobStart := time.Now()
 	done := make(chan error, 1)
 	go func() { done <- dom.MigrateToURI3(dst.peerURI(), params, flags) }()
+	w := &jobWatch{mdom: mdom, log: log, report: report, phase: PhasePreCopy}
+	migErr := w.run(ctx, done, opts, interval)
+	res.JobWall = w.ended.Sub(jobStart)
+	res.PostCopy = w.postcopy
 
-	var (
-		migErr        error
-		aborted       string // why we aborted, "" if we did not
-		abortErr      error
-		postcopy      bool
-		phase         = PhasePreCopy
-		timeoutC      <-chan time.Time
-		postcopyC     <-chan time.Time
-		postcopyTries int
-	)
+	report(Progress{Phase: PhaseVerify})
+	m.verify(vm, src, dst, sconn, dconn, &res, w.aborted != "")
+
+	// Statistics of the finished job: libvirt hands them to the target
+	// with the domain when the migration completes, and keeps them on the
+	// source when it fails or is aborted.
+	if res.Outcome == Migrated {
+		res.Job = completedStats(dconn, vm)
+	} else {
+		res.Job = completedStats(sconn, vm)
+	}
+	if res.Outcome != Migrated && res.Outcome != Aborted && migErr != nil && isCode(migErr, libvirt.ERR_MIGRATE_UNSAFE) {
+		res.Outcome = Refused
+		m.runAbortHook(vm, src, dst, &res)
+		res.Reason = fmt.Sprintf("libvirt: %s", migErr.Error())
+		return finish(fmt.Errorf("%w: %s: %w", ErrUnsafe, vm, migErr))
+	}
+	err = m.conclude(&res, vm, src, dst, hooks, w, migErr)
+	report(Progress{Phase: PhaseDone, JobElapsed: res.Job.TimeElapsed, DataTotal: res.Job.DataTotal, DataProcessed: res.Job.DataProcessed})
+	return finish(err)
+}
+
+// conclude sets the result's reason from the verified outcome, runs the
+// storage hook that outcome calls for, and returns Migrate's error.
+func (m *Migrator) conclude(res *Result, vm string, src, dst Endpoint, hooks Hooks, w *jobWatch, migErr error) error {
+	switch res.Outcome {
+	case Migrated:
+		if w.aborted != "" {
+			res.Reason = fmt.Sprintf("abort (%s) came too late: %v", w.aborted, w.abortErr)
+		}
+		if err := withHookCtx(func(ctx context.Context) error { return hooks.After(ctx, vm, src, dst) }); err != nil {
+			res.Reason = strings.TrimPrefix(res.Reason+"; ", "; ") + fmt.Sprintf("storage hook after migration: %v", err)
+			return fmt.Errorf("%w: after migrating %s to %s: %w", ErrHook, vm, dst.Host, err)
+		}
+		return nil
+	case Aborted:
+		res.Reason = fmt.Sprintf("%s; job aborted, %s still running on %s", w.aborted, vm, res.RunningOn)
+		m.runAbortHook(vm, src, dst, res)
+		return fmt.Errorf("%w: %s: %s", ErrAborted, vm, res.Reason)
+	}
+	why := "libvirt reported success"
+	if migErr != nil {
+		why = migErr.Error()
+	}
+	if w.aborted != "" {
+		why = fmt.Sprintf("%s (abort: %s, %v)", why, w.aborted, w.abortErr)
+	}
+	res.Reason = strings.TrimPrefix(why+"; "+res.Reason, "; ")
+	// Only undo storage when the VM is back on the source alone; with
+	// the VM nowhere or on the target, deactivating would be wrong.
+	if res.RunningOn == src.Host {
+		m.runAbortHook(vm, src, dst, res)
+	}
+	return fmt.Errorf("migrate %s from %s to %s failed: %s", vm, src.Host, dst.Host, res.Reason)
+}
+
+// jobWatch is Migrate's control of a running job: it passes progress on,
+// aborts the job on timeout or cancellation, and switches it to post-copy
+// when asked to. Statistics, abort and the post-copy switch go through
+// mdom, the domain on a connection of its own.
+type jobWatch struct {
+	mdom   *libvirt.Domain
+	log    zerolog.Logger
+	report func(Progress)
+
+	phase         Phase
+	aborted       string // why we aborted, "" if we did not
+	abortErr      error
+	postcopy      bool
+	postcopyTries int
+	ended         time.Time // when the job ended
+
+	ctxDone             <-chan struct{}
+	timeoutC, postcopyC <-chan time.Time
+}
+
+// run watches the job until done delivers its result, which it returns.
+func (w *jobWatch) run(ctx context.Context, done <-chan error, opts Options, interval time.Duration) error {
 	if opts.Timeout > 0 {
 		t := time.NewTimer(opts.Timeout)
 		defer t.Stop()
-		timeoutC = t.C
+		w.timeoutC = t.C
 	}
 	if opts.PostCopyAfter > 0 {
 		t := time.NewTimer(opts.PostCopyAfter)
 		defer t.Stop()
-		postcopyC = t.C
+		w.postcopyC = t.C
 	}
-	// The sampler runs apart from the control loop below, so a slow
-	// statistics call never delays an abort or the post-copy switch.
-	samples := make(chan Progress, 1)
-	stopSampler := make(chan struct{})
-	samplerDone := make(chan struct{})
+	samples, stopSampler := startSampler(w.mdom, interval, w.log)
+	w.ctxDone = ctx.Done()
+	w.report(Progress{Phase: w.phase})
+	for {
+		select {
+		case migErr := <-done:
+			w.ended = time.Now()
+			stopSampler()
+			return migErr
+		case <-w.timeoutC:
+			w.abort(fmt.Sprintf("timeout after %s", opts.Timeout))
+		case <-w.ctxDone:
+			w.abort(fmt.Sprintf("cancelled: %v", ctx.Err()))
+		case <-w.postcopyC:
+			w.switchToPostCopy()
+		case p := <-samples:
+			// The sampler only tells pre-copy from switch-over; what
+			// this loop did (post-copy, abort) takes precedence.
+			if w.phase != PhasePreCopy || p.Phase == "" {
+				p.Phase = w.phase
+			}
+			w.report(p)
+		}
+	}
+}
+
+func (w *jobWatch) abort(why string) {
+	if w.aborted != "" {
+		return
+	}
+	w.aborted = why
+	w.ctxDone, w.timeoutC, w.postcopyC = nil, nil, nil
+	w.phase = PhaseAborting
+	w.log.Warn().Str("why", why).Msg("aborting migration job")
+	if err := w.mdom.AbortJob(); err != nil {
+		// Too late (completed, or in post-copy where abort is
+		// impossible) or unsupported (libxl): the job runs to its end.
+		w.abortErr = err
+		w.log.Warn().Err(err).Msg("abort refused")
+	}
+	w.report(Progress{Phase: w.phase})
+}
+
+func (w *jobWatch) switchToPostCopy() {
+	w.postcopyC = nil
+	if err := w.mdom.MigrateStartPostCopy(0); err != nil {
+		// Early in the job the target's QEMU is still starting
+		// and QEMU refuses ("enable postcopy ... before the
+		// start of migration"): try again shortly, as long as
+		// the job runs. Near its end the job usually finished
+		// in pre-copy first, and its result tells.
+		w.postcopyTries++
+		if w.postcopyTries < postcopyMaxTries {
+			w.log.Debug().Err(err).Msg("switch to post-copy refused, retrying")
+			w.postcopyC = time.After(postcopyRetry)
+		} else {
+			w.log.Warn().Err(err).Int("tries", w.postcopyTries).Msg("switch to post-copy refused, giving up")
+		}
+		return
+	}
+	w.postcopy = true
+	w.phase = PhasePostCopy
+	w.log.Info().Msg("switched to post-copy")
+}
+
+// startSampler reads the job's statistics every interval on a goroutine
+// of its own, so that a slow statistics call never delays an abort or the
+// post-copy switch. stop ends it and waits for it.
+func startSampler(mdom *libvirt.Domain, interval time.Duration, log zerolog.Logger) (samples <-chan Progress, stop func()) {
+	out := make(chan Progress, 1)
+	quit := make(chan struct{})
+	ended := make(chan struct{})
 	go func() {
-		defer close(samplerDone)
+		defer close(ended)
 		tick := time.NewTicker(interval)
 		defer tick.Stop()
 		for {
 			select {
-			case <-stopSampler:
+			case <-quit:
 				return
 			case <-tick.C:
 			}
@@ -163,125 +303,13 @@ func (m *Migrator) Migrate(ctx context.Context, vm string, src, dst Endpoint, op
 				p = Progress{}
 			}
 			select {
-			case samples <- p:
-			case <-stopSampler:
+			case out <- p:
+			case <-quit:
 				return
 			}
 		}
 	}()
-	ctxDone := ctx.Done()
-	report(Progress{Phase: phase})
-
-	abort := func(why string) {
-		if aborted != "" {
-			return
-		}
-		aborted = why
-		ctxDone, timeoutC, postcopyC = nil, nil, nil
-		phase = PhaseAborting
-		log.Warn().Str("why", why).Msg("aborting migration job")
-		if err := mdom.AbortJob(); err != nil {
-			// Too late (completed, or in post-copy where abort is
-			// impossible) or unsupported (libxl): the job runs to its end.
-			abortErr = err
-			log.Warn().Err(err).Msg("abort refused")
-		}
-		report(Progress{Phase: phase})
-	}
-
-wait:
-	for {
-		select {
-		case migErr = <-done:
-			break wait
-		case <-timeoutC:
-			abort(fmt.Sprintf("timeout after %s", opts.Timeout))
-		case <-ctxDone:
-			abort(fmt.Sprintf("cancelled: %v", ctx.Err()))
-		case <-postcopyC:
-			postcopyC = nil
-			if err := mdom.MigrateStartPostCopy(0); err != nil {
-				// Early in the job the target's QEMU is still starting
-				// and QEMU refuses ("enable postcopy ... before the
-				// start of migration"): try again shortly, as long as
-				// the job runs. Near its end the job usually finished
-				// in pre-copy first, and its result tells.
-				postcopyTries++
-				if postcopyTries < postcopyMaxTries {
-					log.Debug().Err(err).Msg("switch to post-copy refused, retrying")
-					postcopyC = time.After(postcopyRetry)
-				} else {
-					log.Warn().Err(err).Int("tries", postcopyTries).Msg("switch to post-copy refused, giving up")
-				}
-			} else {
-				postcopy = true
-				phase = PhasePostCopy
-				log.Info().Msg("switched to post-copy")
-			}
-		case p := <-samples:
-			// The sampler only tells pre-copy from switch-over; what
-			// this loop did (post-copy, abort) takes precedence.
-			if phase != PhasePreCopy || p.Phase == "" {
-				p.Phase = phase
-			}
-			report(p)
-		}
-	}
-	res.JobWall = time.Since(jobStart)
-	close(stopSampler)
-	<-samplerDone
-	res.PostCopy = postcopy
-
-	report(Progress{Phase: PhaseVerify})
-	m.verify(vm, src, dst, sconn, dconn, &res, aborted != "")
-
-	// Statistics of the finished job: libvirt hands them to the target
-	// with the domain when the migration completes, and keeps them on the
-	// source when it fails or is aborted.
-	if res.Outcome == Migrated {
-		res.Job = completedStats(dconn, vm)
-	} else {
-		res.Job = completedStats(sconn, vm)
-	}
-
-	var err2 error
-	switch res.Outcome {
-	case Migrated:
-		if aborted != "" {
-			res.Reason = fmt.Sprintf("abort (%s) came too late: %v", aborted, abortErr)
-		}
-		if err := withHookCtx(func(ctx context.Context) error { return hooks.After(ctx, vm, src, dst) }); err != nil {
-			res.Reason = strings.TrimPrefix(res.Reason+"; ", "; ") + fmt.Sprintf("storage hook after migration: %v", err)
-			err2 = fmt.Errorf("%w: after migrating %s to %s: %w", ErrHook, vm, dst.Host, err)
-		}
-	case Aborted:
-		res.Reason = fmt.Sprintf("%s; job aborted, %s still running on %s", aborted, vm, res.RunningOn)
-		m.runAbortHook(vm, src, dst, &res)
-		err2 = fmt.Errorf("%w: %s: %s", ErrAborted, vm, res.Reason)
-	default:
-		why := "libvirt reported success"
-		if migErr != nil {
-			why = migErr.Error()
-			if isCode(migErr, libvirt.ERR_MIGRATE_UNSAFE) {
-				res.Outcome = Refused
-				m.runAbortHook(vm, src, dst, &res)
-				res.Reason = fmt.Sprintf("libvirt: %s", why)
-				return finish(fmt.Errorf("%w: %s: %w", ErrUnsafe, vm, migErr))
-			}
-		}
-		if aborted != "" {
-			why = fmt.Sprintf("%s (abort: %s, %v)", why, aborted, abortErr)
-		}
-		res.Reason = strings.TrimPrefix(why+"; "+res.Reason, "; ")
-		// Only undo storage when the VM is back on the source alone; with
-		// the VM nowhere or on the target, deactivating would be wrong.
-		if res.RunningOn == src.Host {
-			m.runAbortHook(vm, src, dst, &res)
-		}
-		err2 = fmt.Errorf("migrate %s from %s to %s failed: %s", vm, src.Host, dst.Host, res.Reason)
-	}
-	report(Progress{Phase: PhaseDone, JobElapsed: res.Job.TimeElapsed, DataTotal: res.Job.DataTotal, DataProcessed: res.Job.DataProcessed})
-	return finish(err2)
+	return out, func() { close(quit); <-ended }
 }
 
 // Check runs every check Migrate makes before it changes anything — the

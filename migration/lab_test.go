@@ -12,12 +12,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vmha/vmha/internal/virtlab"
+	"github.com/vmha/vmha/internal/testlab/virtlab"
 	"libvirt.org/go/libvirt"
 )
 
 // Tests in this file run against two real libvirtd "hosts" on this machine
-// (internal/virtlab) with QEMU TCG guests whose console prints a counter.
+// (internal/testlab/virtlab) with QEMU TCG guests whose console prints a counter.
 
 // TestMain runs libvirt's event loop in the test process, as vmhad does (the
 // hypervisor package starts it on its first connection): with it, remote

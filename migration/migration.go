@@ -330,6 +330,8 @@ type Migrator struct {
 	// Hooks prepare storage; nil means NoHooks.
 	Hooks Hooks
 	// Log receives one line per migration step; the zero logger is silent.
+	// Migrate adds the fields vm, source and target to every line: a
+	// logger that already carries them would write them twice.
 	Log zerolog.Logger
 	// Connect opens a libvirt connection; nil means libvirt.NewConnect.
 	Connect func(uri string) (*libvirt.Connect, error)

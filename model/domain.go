@@ -355,135 +355,190 @@ type shapeFrame struct {
 // checkDomainShape walks the tokens of data and refuses whatever libvirt
 // and encoding/xml would read differently (see ParseDomainXML).
 func checkDomainShape(data []byte) (domainShape, error) {
-	shape := domainShape{count: map[string]int{}, text: map[string]string{}}
-	var order []string // top-level names in order of first appearance
+	w := shapeWalker{shape: domainShape{count: map[string]int{}, text: map[string]string{}}}
 	dec := xml.NewDecoder(bytes.NewReader(data))
-	var stack []*shapeFrame
-	rootDone := false
 	for {
 		tok, err := dec.Token()
 		if err == io.EOF {
 			break
 		}
 		if err != nil {
-			return shape, fmt.Errorf("domain XML does not parse: %w", err)
+			return w.shape, fmt.Errorf("domain XML does not parse: %w", err)
 		}
-		switch t := tok.(type) {
-		case xml.Directive:
-			return shape, errors.New("domain XML has a <!DOCTYPE> or other declaration: its defaults and entities would change what libvirt reads")
-		case xml.CharData:
-			if len(stack) == 0 {
-				if len(bytes.TrimSpace(t)) != 0 {
-					if rootDone {
-						return shape, errors.New("domain XML has text after </domain>")
-					}
-					return shape, errors.New("domain XML does not parse: text before <domain>")
-				}
-				continue
-			}
-			if f := stack[len(stack)-1]; f.text != nil {
-				f.text.Write(t)
-			}
-		case xml.Comment, xml.ProcInst:
-		case xml.EndElement:
-			f := stack[len(stack)-1]
-			stack = stack[:len(stack)-1]
-			if f.text != nil && len(stack) == 1 {
-				shape.text[strings.TrimPrefix(f.path, "domain/")] = f.text.String()
-			}
-			if f.text != nil && textOnly[f.path] {
-				if err := checkNumber(f.path, f.text.String()); err != nil {
-					return shape, err
-				}
-			}
-			if len(stack) == 0 {
-				rootDone = true
-			}
-		case xml.StartElement:
-			if rootDone {
-				return shape, errors.New("domain XML has content after </domain>")
-			}
-			if len(stack) == 0 {
-				if t.Name.Local != "domain" {
-					return shape, fmt.Errorf("domain XML does not parse: the root element is <%s>, not <domain>", t.Name.Local)
-				}
-				if t.Name.Space != "" {
-					return shape, fmt.Errorf("domain XML: <domain> is in namespace %q, where libvirt reads none of its elements", t.Name.Space)
-				}
-				if err := checkAttrs("domain", t.Attr, false); err != nil {
-					return shape, err
-				}
-				stack = append(stack, &shapeFrame{path: "domain", children: map[string]int{}})
-				continue
-			}
-			parent := stack[len(stack)-1]
-			f := &shapeFrame{free: parent.free}
-			// Only paths up to domain/devices/memory/target/size are
-			// checked; deeper ones stay "" so that deep nesting costs no
-			// more than the document itself.
-			if parent.path != "" && len(stack) < maxShapeDepth {
-				f.path = parent.path + "/" + t.Name.Local
-			}
-			switch {
-			case parent.free:
-			case parent.text != nil:
-				return shape, fmt.Errorf("domain XML: <%s> contains the element <%s>; libvirt would read its text as part of the value", elemName(parent.path), t.Name.Local)
-			case t.Name.Space != "" && len(stack) == 1 && !coreElements[t.Name.Local]:
-				f.free = true // a hypervisor extension such as qemu:commandline
-			case t.Name.Space != "":
-				return shape, fmt.Errorf("domain XML: <%s> in <%s> is in namespace %q; libvirt reads only <%s> without a namespace there",
-					t.Name.Local, elemName(parent.path), t.Name.Space, t.Name.Local)
-			case len(stack) == 1:
-				n := t.Name.Local
-				if shape.count[n] == 0 {
-					order = append(order, n)
-				}
-				shape.count[n]++
-				if n == "metadata" {
-					f.free = true // namespaced application data, not read by libvirt
-				}
-			case singleChild[parent.path][t.Name.Local]:
-				parent.children[t.Name.Local]++
-				if c := parent.children[t.Name.Local]; c > 1 {
-					return shape, fmt.Errorf("domain XML: <%s> appears %d times in <%s>; libvirt reads only the first", t.Name.Local, c, elemName(parent.path))
-				}
-			}
-			if err := checkAttrs(t.Name.Local, t.Attr, f.free); err != nil {
-				return shape, err
-			}
-			if !f.free {
-				if _, ok := textOnly[f.path]; ok {
-					f.text = &strings.Builder{}
-				}
-				if singleChild[f.path] != nil {
-					f.children = map[string]int{}
-				}
-				if f.path == "domain/cpu/numa/cell" {
-					// libvirt requires the cell's memory.
-					v, ok := attrValue(t.Attr, "memory")
-					if !ok {
-						return shape, errors.New("domain XML: a <cpu><numa><cell> has no memory attribute")
-					}
-					if err := checkNumber("domain/cpu/numa/cell memory", v); err != nil {
-						return shape, err
-					}
-				}
-			}
-			stack = append(stack, f)
+		if err := w.token(tok); err != nil {
+			return w.shape, err
 		}
 	}
-	if !rootDone {
-		if len(stack) > 0 {
-			return shape, errors.New("domain XML does not parse: unexpected end of document")
-		}
-		return shape, errors.New("domain XML does not parse: no <domain> element")
+	return w.shape, w.finish()
+}
+
+// shapeWalker is checkDomainShape's state between tokens.
+type shapeWalker struct {
+	shape    domainShape
+	order    []string // top-level names in order of first appearance
+	stack    []*shapeFrame
+	rootDone bool
+}
+
+func (w *shapeWalker) token(tok xml.Token) error {
+	switch t := tok.(type) {
+	case xml.Directive:
+		return errors.New("domain XML has a <!DOCTYPE> or other declaration: its defaults and entities would change what libvirt reads")
+	case xml.CharData:
+		return w.charData(t)
+	case xml.EndElement:
+		return w.end()
+	case xml.StartElement:
+		return w.start(t)
 	}
-	for _, n := range order {
-		if c := shape.count[n]; c > 1 && !repeatable[n] {
-			return shape, fmt.Errorf("domain XML: <%s> appears %d times; libvirt reads only the first", n, c)
+	return nil // comments and processing instructions
+}
+
+func (w *shapeWalker) charData(t xml.CharData) error {
+	if len(w.stack) == 0 {
+		if len(bytes.TrimSpace(t)) != 0 {
+			if w.rootDone {
+				return errors.New("domain XML has text after </domain>")
+			}
+			return errors.New("domain XML does not parse: text before <domain>")
+		}
+		return nil
+	}
+	if f := w.stack[len(w.stack)-1]; f.text != nil {
+		f.text.Write(t)
+	}
+	return nil
+}
+
+func (w *shapeWalker) end() error {
+	f := w.stack[len(w.stack)-1]
+	w.stack = w.stack[:len(w.stack)-1]
+	if f.text != nil && len(w.stack) == 1 {
+		w.shape.text[strings.TrimPrefix(f.path, "domain/")] = f.text.String()
+	}
+	if f.text != nil && textOnly[f.path] {
+		if err := checkNumber(f.path, f.text.String()); err != nil {
+			return err
 		}
 	}
-	return shape, nil
+	if len(w.stack) == 0 {
+		w.rootDone = true
+	}
+	return nil
+}
+
+func (w *shapeWalker) start(t xml.StartElement) error {
+	if w.rootDone {
+		return errors.New("domain XML has content after </domain>")
+	}
+	if len(w.stack) == 0 {
+		return w.startRoot(t)
+	}
+	parent := w.stack[len(w.stack)-1]
+	f := &shapeFrame{free: parent.free}
+	// Only paths up to domain/devices/memory/target/size are
+	// checked; deeper ones stay "" so that deep nesting costs no
+	// more than the document itself.
+	if parent.path != "" && len(w.stack) < maxShapeDepth {
+		f.path = parent.path + "/" + t.Name.Local
+	}
+	if err := w.placeChild(parent, f, t); err != nil {
+		return err
+	}
+	if err := checkAttrs(t.Name.Local, t.Attr, f.free); err != nil {
+		return err
+	}
+	if !f.free {
+		if err := openReadFrame(f, t); err != nil {
+			return err
+		}
+	}
+	w.stack = append(w.stack, f)
+	return nil
+}
+
+func (w *shapeWalker) startRoot(t xml.StartElement) error {
+	if t.Name.Local != "domain" {
+		return fmt.Errorf("domain XML does not parse: the root element is <%s>, not <domain>", t.Name.Local)
+	}
+	if t.Name.Space != "" {
+		return fmt.Errorf("domain XML: <domain> is in namespace %q, where libvirt reads none of its elements", t.Name.Space)
+	}
+	if err := checkAttrs("domain", t.Attr, false); err != nil {
+		return err
+	}
+	w.stack = append(w.stack, &shapeFrame{path: "domain", children: map[string]int{}})
+	return nil
+}
+
+// placeChild checks element t, about to open frame f under parent: where
+// libvirt reads it, in which namespace, and how often; it marks f free when
+// libvirt does not read inside it.
+func (w *shapeWalker) placeChild(parent, f *shapeFrame, t xml.StartElement) error {
+	switch {
+	case parent.free:
+	case parent.text != nil:
+		return fmt.Errorf("domain XML: <%s> contains the element <%s>; libvirt would read its text as part of the value", elemName(parent.path), t.Name.Local)
+	case t.Name.Space != "" && len(w.stack) == 1 && !coreElements[t.Name.Local]:
+		f.free = true // a hypervisor extension such as qemu:commandline
+	case t.Name.Space != "":
+		return fmt.Errorf("domain XML: <%s> in <%s> is in namespace %q; libvirt reads only <%s> without a namespace there",
+			t.Name.Local, elemName(parent.path), t.Name.Space, t.Name.Local)
+	case len(w.stack) == 1:
+		n := t.Name.Local
+		if w.shape.count[n] == 0 {
+			w.order = append(w.order, n)
+		}
+		w.shape.count[n]++
+		if n == "metadata" {
+			f.free = true // namespaced application data, not read by libvirt
+		}
+	case singleChild[parent.path][t.Name.Local]:
+		parent.children[t.Name.Local]++
+		if c := parent.children[t.Name.Local]; c > 1 {
+			return fmt.Errorf("domain XML: <%s> appears %d times in <%s>; libvirt reads only the first", t.Name.Local, c, elemName(parent.path))
+		}
+	}
+	return nil
+}
+
+// openReadFrame prepares frame f of an element libvirt reads: a text
+// buffer for the text-only elements, child counts where only one child of
+// a name is read, and the memory attribute of a NUMA cell.
+func openReadFrame(f *shapeFrame, t xml.StartElement) error {
+	if _, ok := textOnly[f.path]; ok {
+		f.text = &strings.Builder{}
+	}
+	if singleChild[f.path] != nil {
+		f.children = map[string]int{}
+	}
+	if f.path == "domain/cpu/numa/cell" {
+		// libvirt requires the cell's memory.
+		v, ok := attrValue(t.Attr, "memory")
+		if !ok {
+			return errors.New("domain XML: a <cpu><numa><cell> has no memory attribute")
+		}
+		if err := checkNumber("domain/cpu/numa/cell memory", v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// finish checks the document as a whole once every token is read.
+func (w *shapeWalker) finish() error {
+	if !w.rootDone {
+		if len(w.stack) > 0 {
+			return errors.New("domain XML does not parse: unexpected end of document")
+		}
+		return errors.New("domain XML does not parse: no <domain> element")
+	}
+	for _, n := range w.order {
+		if c := w.shape.count[n]; c > 1 && !repeatable[n] {
+			return fmt.Errorf("domain XML: <%s> appears %d times; libvirt reads only the first", n, c)
+		}
+	}
+	return nil
 }
 
 // checkAttrs refuses an attribute given twice (libvirt's parser refuses the

@@ -351,54 +351,8 @@ func libvirtReading(data []byte) (reading, error) {
 			return r, err
 		}
 	}
-	memKiB := func(n *tnode, valueAttr string) (uint64, error) {
-		var v string
-		if valueAttr != "" {
-			v, _ = n.attr(valueAttr)
-		} else {
-			v = n.text()
-		}
-		num, err := strtoull(v)
-		if err != nil {
-			return 0, err
-		}
-		unit, _ := n.attr("unit")
-		return testKiB(num, unit)
-	}
-	var mem uint64
-	if m := root.first("memory"); m != nil && m.text() != "" {
-		if mem, err = memKiB(m, ""); err != nil {
-			return r, err
-		}
-	}
-	var numa, dev uint64
-	for _, cpu := range root.all("cpu") {
-		if nm := cpu.first("numa"); nm != nil {
-			for _, c := range nm.all("cell") {
-				k, err := memKiB(c, "memory")
-				if err != nil {
-					return r, err
-				}
-				numa += k
-			}
-		}
-	}
-	for _, devs := range root.all("devices") {
-		for _, m := range devs.all("memory") {
-			if tg := m.first("target"); tg != nil {
-				if sz := tg.first("size"); sz != nil {
-					k, err := memKiB(sz, "")
-					if err != nil {
-						return r, err
-					}
-					dev += k
-				}
-			}
-		}
-	}
-	r.MemoryKiB = mem
-	if numa > 0 {
-		r.MemoryKiB = numa + dev
+	if r.MemoryKiB, err = libvirtMemory(root); err != nil {
+		return r, err
 	}
 	if v := root.first("vcpu"); v != nil {
 		n, err := strtoull(v.text())
@@ -408,6 +362,79 @@ func libvirtReading(data []byte) (reading, error) {
 		r.VCPUs = uint(n)
 	}
 	return r, nil
+}
+
+// libvirtMemory is the domain's memory as libvirt's qemu driver counts it:
+// ./memory[1], or the sum of the NUMA cells' memory when there are cells,
+// plus the memory devices' target sizes.
+func libvirtMemory(root *tnode) (uint64, error) {
+	var mem uint64
+	var err error
+	if m := root.first("memory"); m != nil && m.text() != "" {
+		if mem, err = libvirtKiB(m, ""); err != nil {
+			return 0, err
+		}
+	}
+	var numa, dev uint64
+	for _, cpu := range root.all("cpu") {
+		nm := cpu.first("numa")
+		if nm == nil {
+			continue
+		}
+		for _, c := range nm.all("cell") {
+			k, err := libvirtKiB(c, "memory")
+			if err != nil {
+				return 0, err
+			}
+			numa += k
+		}
+	}
+	for _, devs := range root.all("devices") {
+		for _, m := range devs.all("memory") {
+			k, ok, err := libvirtTargetSize(m)
+			if err != nil {
+				return 0, err
+			}
+			if ok {
+				dev += k
+			}
+		}
+	}
+	if numa > 0 {
+		return numa + dev, nil
+	}
+	return mem, nil
+}
+
+// libvirtTargetSize reads a memory device's ./target/size, if it has one.
+func libvirtTargetSize(m *tnode) (uint64, bool, error) {
+	tg := m.first("target")
+	if tg == nil {
+		return 0, false, nil
+	}
+	sz := tg.first("size")
+	if sz == nil {
+		return 0, false, nil
+	}
+	k, err := libvirtKiB(sz, "")
+	return k, true, err
+}
+
+// libvirtKiB reads a memory size in KiB from n's text, or from its
+// attribute valueAttr when that is set, with n's unit attribute.
+func libvirtKiB(n *tnode, valueAttr string) (uint64, error) {
+	var v string
+	if valueAttr != "" {
+		v, _ = n.attr(valueAttr)
+	} else {
+		v = n.text()
+	}
+	num, err := strtoull(v)
+	if err != nil {
+		return 0, err
+	}
+	unit, _ := n.attr("unit")
+	return testKiB(num, unit)
 }
 
 // tnode is an element of a minimal document tree, built from raw tokens

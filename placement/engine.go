@@ -157,9 +157,25 @@ func newEngine(in *Input, opt Options) *engine {
 		e.vms = append(e.vms, &in.VMs[i])
 		e.vmIx[in.VMs[i].Name] = i
 	}
-	nv := len(e.vms)
+	e.indexUtilization()
+	e.indexAvailability()
+	e.count = make([]int, e.nh)
+	e.indexConstraints()
+	e.indexCurrent()
+	e.acc, e.tmp = newScratch(e.nh), newScratch(e.nh)
+	e.colTerms = map[int]map[int][]Term{}
+	e.setupExplain(opt)
+	if opt.Scores {
+		e.scores = make(map[string]map[string]Score, len(e.vms))
+	}
+	e.notes = map[int][]string{}
+	e.initLive()
+	return e
+}
 
-	// Utilization keys: every key a host or VM names.
+// indexUtilization numbers the utilization keys (every key a host or VM
+// names) and lays out capacities, free room and the VMs' utilization.
+func (e *engine) indexUtilization() {
 	keyIx := map[string]int{}
 	addKey := func(k string) {
 		if _, ok := keyIx[k]; !ok {
@@ -185,7 +201,7 @@ func newEngine(in *Input, opt Options) *engine {
 		}
 	}
 	e.free = append([]int64(nil), e.full...)
-	e.util = make([][]kv, nv)
+	e.util = make([][]kv, len(e.vms))
 	for i, v := range e.vms {
 		for _, k := range sortedKeys(v.Utilization) {
 			if u := v.Utilization[k]; u > 0 {
@@ -193,7 +209,10 @@ func newEngine(in *Input, opt Options) *engine {
 			}
 		}
 	}
+}
 
+// indexAvailability says which hosts may take VMs, and why not the others.
+func (e *engine) indexAvailability() {
 	e.avail = make([]bool, e.nh)
 	e.why = make([]string, e.nh)
 	for i, h := range e.hosts {
@@ -212,8 +231,12 @@ func newEngine(in *Input, opt Options) *engine {
 			e.avail[i] = true
 		}
 	}
-	e.count = make([]int, e.nh)
+}
 
+// indexConstraints indexes locations, location rules (matched against
+// every host once) and colocations by VM.
+func (e *engine) indexConstraints() {
+	in, nv := e.in, len(e.vms)
 	e.locs = make([][]hostScore, nv)
 	for _, l := range in.Locations {
 		v := e.vmIx[l.VM]
@@ -248,7 +271,13 @@ func newEngine(in *Input, opt Options) *engine {
 	for _, cs := range e.asPrim {
 		e.colocOrder(cs, func(c Colocation) string { return c.VM })
 	}
+}
 
+// indexCurrent reads where each VM runs now, and which VMs stay where they
+// are (fixed) because their host cannot be acted on or they are not
+// managed.
+func (e *engine) indexCurrent() {
+	nv := len(e.vms)
 	e.running = make([]int, nv)
 	e.onFenced = make([]bool, nv)
 	e.fixed = make([]bool, nv)
@@ -284,32 +313,29 @@ func newEngine(in *Input, opt Options) *engine {
 			e.fixed[i] = true
 		}
 	}
+}
 
-	e.acc, e.tmp = newScratch(e.nh), newScratch(e.nh)
-	e.colTerms = map[int]map[int][]Term{}
-	if len(opt.Explain) > 0 {
-		e.explain = map[int]*Explanation{}
-		for _, n := range opt.Explain {
-			if n == "*" {
-				e.allExpl = true
-				continue
-			}
-			if i, ok := e.vmIx[n]; ok {
-				e.explain[i] = &Explanation{VM: n}
-			}
+// setupExplain prepares an explanation for each VM opt.Explain names ("*"
+// for all).
+func (e *engine) setupExplain(opt Options) {
+	if len(opt.Explain) == 0 {
+		return
+	}
+	e.explain = map[int]*Explanation{}
+	for _, n := range opt.Explain {
+		if n == "*" {
+			e.allExpl = true
+			continue
 		}
-		if e.allExpl {
-			for i, v := range e.vms {
-				e.explain[i] = &Explanation{VM: v.Name}
-			}
+		if i, ok := e.vmIx[n]; ok {
+			e.explain[i] = &Explanation{VM: n}
 		}
 	}
-	if opt.Scores {
-		e.scores = make(map[string]map[string]Score, nv)
+	if e.allExpl {
+		for i, v := range e.vms {
+			e.explain[i] = &Explanation{VM: v.Name}
+		}
 	}
-	e.notes = map[int][]string{}
-	e.initLive()
-	return e
 }
 
 func sortedKeys[V any](m map[string]V) []string {

@@ -135,63 +135,80 @@ func TestProperties(t *testing.T) {
 		if len(r.Placement) != len(in.VMs) {
 			t.Fatalf("one placement per VM: %d for %d VMs", len(r.Placement), len(in.VMs))
 		}
-		hostBy := map[string]*HostInfo{}
-		for i := range in.Hosts {
-			hostBy[in.Hosts[i].Name] = &in.Hosts[i]
-		}
-		usage := map[string]map[string]int64{}
-		newHere := map[string]map[string]bool{} // host -> keys needed by VMs placed by the engine
-		for i := range in.VMs {
-			v := &in.VMs[i]
-			to, ok := r.Placement[v.Name]
-			if !ok {
-				t.Fatalf("%s has no placement", v.Name)
-			}
-			if to == "" {
-				continue
-			}
-			h := hostBy[to]
-			if usage[to] == nil {
-				usage[to], newHere[to] = map[string]int64{}, map[string]bool{}
-			}
-			for k, u := range v.Utilization {
-				usage[to][k] += u
-			}
-			if frozen(&in, v) {
-				if to != v.Current {
-					t.Fatalf("%s is frozen on %s but placed on %s", v.Name, v.Current, to)
-				}
-				continue
-			}
-			if v.Target == Stopped {
-				t.Fatalf("%s has target stopped but is placed on %s", v.Name, to)
-			}
-			if banned(&in, v.Name, h) {
-				t.Fatalf("%s placed on %s, which a -INFINITY constraint forbids", v.Name, to)
-			}
-			if s := r.Scores[v.Name][to]; s < 0 {
-				t.Fatalf("%s placed on %s with score %s", v.Name, to, s)
-			}
-			if h.Condition != Usable || h.Standby {
-				t.Fatalf("%s placed on %s which is %v standby=%v", v.Name, to, h.Condition, h.Standby)
-			}
-			for k, u := range v.Utilization {
-				if u > 0 {
-					newHere[to][k] = true
-				}
-			}
-		}
-		if in.Policy.Strategy != StrategyDefault {
-			for h, keys := range newHere {
-				for k := range keys {
-					if usage[h][k] > hostBy[h].Capacity[k] {
-						t.Fatalf("%s over capacity on %s: %d > %d", h, k, usage[h][k], hostBy[h].Capacity[k])
-					}
-				}
-			}
-		}
+		checkPlacement(t, &in, r)
 		checkActions(t, &in, r)
 	})
+}
+
+// checkPlacement checks every VM's placement (checkPlacedVM) and, under a
+// strategy that counts utilization, that no host the engine placed a VM on
+// is over capacity for the keys that VM needs.
+func checkPlacement(t *rapid.T, in *Input, r *Result) {
+	hostBy := map[string]*HostInfo{}
+	for i := range in.Hosts {
+		hostBy[in.Hosts[i].Name] = &in.Hosts[i]
+	}
+	usage := map[string]map[string]int64{}
+	newHere := map[string]map[string]bool{} // host -> keys needed by VMs placed by the engine
+	for i := range in.VMs {
+		v := &in.VMs[i]
+		to, ok := r.Placement[v.Name]
+		if !ok {
+			t.Fatalf("%s has no placement", v.Name)
+		}
+		if to == "" {
+			continue
+		}
+		if usage[to] == nil {
+			usage[to], newHere[to] = map[string]int64{}, map[string]bool{}
+		}
+		for k, u := range v.Utilization {
+			usage[to][k] += u
+		}
+		if !checkPlacedVM(t, in, r, v, hostBy[to]) {
+			continue
+		}
+		for k, u := range v.Utilization {
+			if u > 0 {
+				newHere[to][k] = true
+			}
+		}
+	}
+	if in.Policy.Strategy == StrategyDefault {
+		return
+	}
+	for h, keys := range newHere {
+		for k := range keys {
+			if usage[h][k] > hostBy[h].Capacity[k] {
+				t.Fatalf("%s over capacity on %s: %d > %d", h, k, usage[h][k], hostBy[h].Capacity[k])
+			}
+		}
+	}
+}
+
+// checkPlacedVM checks VM v placed on host h: a frozen VM stays where it
+// is; any other is placed (it reports true) only where it may run.
+func checkPlacedVM(t *rapid.T, in *Input, r *Result, v *VMInfo, h *HostInfo) (placedByEngine bool) {
+	to := h.Name
+	if frozen(in, v) {
+		if to != v.Current {
+			t.Fatalf("%s is frozen on %s but placed on %s", v.Name, v.Current, to)
+		}
+		return false
+	}
+	if v.Target == Stopped {
+		t.Fatalf("%s has target stopped but is placed on %s", v.Name, to)
+	}
+	if banned(in, v.Name, h) {
+		t.Fatalf("%s placed on %s, which a -INFINITY constraint forbids", v.Name, to)
+	}
+	if s := r.Scores[v.Name][to]; s < 0 {
+		t.Fatalf("%s placed on %s with score %s", v.Name, to, s)
+	}
+	if h.Condition != Usable || h.Standby {
+		t.Fatalf("%s placed on %s which is %v standby=%v", v.Name, to, h.Condition, h.Standby)
+	}
+	return true
 }
 
 // checkActions replays the actions on the current state and checks that

@@ -9,100 +9,127 @@ import (
 // about. The engine refuses an input that does not validate, so a bad
 // configuration never yields a plan.
 func Validate(in *Input) error {
-	var errs []error
-	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	var p problems
+	hosts := p.checkHosts(in.Hosts)
+	vms := p.checkVMs(in.VMs, hosts)
+	p.checkConstraints(in, hosts, vms)
+	switch in.Policy.Strategy {
+	case "", StrategyDefault, StrategyUtilization, StrategyMinimal, StrategyBalanced:
+	default:
+		p.bad("policy: placement strategy %q: want default, utilization, minimal or balanced", in.Policy.Strategy)
+	}
+	if in.Policy.MigrationLimit < 0 {
+		p.bad("policy: migration limit %d is negative", in.Policy.MigrationLimit)
+	}
+	return errors.Join(p.errs...)
+}
+
+// problems collects Validate's findings in order.
+type problems struct{ errs []error }
+
+func (p *problems) bad(format string, a ...any) { p.errs = append(p.errs, fmt.Errorf(format, a...)) }
+
+func (p *problems) add(err error) {
+	if err != nil {
+		p.errs = append(p.errs, err)
+	}
+}
+
+// checkHosts checks names and capacities and returns the set of names.
+func (p *problems) checkHosts(hs []HostInfo) map[string]bool {
 	hosts := map[string]bool{}
-	for i, h := range in.Hosts {
+	for i, h := range hs {
 		switch {
 		case h.Name == "":
-			bad("host %d: no name", i+1)
+			p.bad("host %d: no name", i+1)
 		case hosts[h.Name]:
-			bad("host %q: defined twice", h.Name)
+			p.bad("host %q: defined twice", h.Name)
 		}
 		hosts[h.Name] = true
 		for k, v := range h.Capacity {
 			if v < 0 {
-				bad("host %q: capacity %s is negative (%d)", h.Name, k, v)
+				p.bad("host %q: capacity %s is negative (%d)", h.Name, k, v)
 			}
 		}
 	}
+	return hosts
+}
+
+// checkVMs checks each VM against the known hosts and returns the set of
+// names.
+func (p *problems) checkVMs(vs []VMInfo, hosts map[string]bool) map[string]bool {
 	vms := map[string]bool{}
-	for i, v := range in.VMs {
+	for i, v := range vs {
 		switch {
 		case v.Name == "":
-			bad("vm %d: no name", i+1)
+			p.bad("vm %d: no name", i+1)
 		case vms[v.Name]:
-			bad("vm %q: defined twice", v.Name)
+			p.bad("vm %q: defined twice", v.Name)
 		}
 		vms[v.Name] = true
-		for k, u := range v.Utilization {
-			if u < 0 {
-				bad("vm %q: utilization %s is negative (%d)", v.Name, k, u)
-			}
-		}
-		switch v.Target {
-		case "", Started, Stopped:
-		default:
-			bad("vm %q: target state %q: want started or stopped", v.Name, v.Target)
-		}
-		if v.MigrationThreshold < 0 {
-			bad("vm %q: migration-threshold %d is negative", v.Name, v.MigrationThreshold)
-		}
-		if v.FailureTimeout < 0 {
-			bad("vm %q: failure-timeout %v is negative", v.Name, v.FailureTimeout)
-		}
-		for _, f := range v.Failures {
-			if !hosts[f.Host] && f.Host != "" {
-				// Failures on hosts no longer configured are harmless, but
-				// a typo would silently lose a ban: name it.
-				bad("vm %q: failure on unknown host %q", v.Name, f.Host)
-			}
-			if f.Count < 0 {
-				bad("vm %q: fail count on %q is negative", v.Name, f.Host)
-			}
+		p.checkVM(v, hosts)
+	}
+	return vms
+}
+
+func (p *problems) checkVM(v VMInfo, hosts map[string]bool) {
+	for k, u := range v.Utilization {
+		if u < 0 {
+			p.bad("vm %q: utilization %s is negative (%d)", v.Name, k, u)
 		}
 	}
-	// Failures are checked after all hosts are known; redo host membership
-	// for VMs listed before hosts is not needed since hosts come first.
+	switch v.Target {
+	case "", Started, Stopped:
+	default:
+		p.bad("vm %q: target state %q: want started or stopped", v.Name, v.Target)
+	}
+	if v.MigrationThreshold < 0 {
+		p.bad("vm %q: migration-threshold %d is negative", v.Name, v.MigrationThreshold)
+	}
+	if v.FailureTimeout < 0 {
+		p.bad("vm %q: failure-timeout %v is negative", v.Name, v.FailureTimeout)
+	}
+	for _, f := range v.Failures {
+		if !hosts[f.Host] && f.Host != "" {
+			// Failures on hosts no longer configured are harmless, but
+			// a typo would silently lose a ban: name it.
+			p.bad("vm %q: failure on unknown host %q", v.Name, f.Host)
+		}
+		if f.Count < 0 {
+			p.bad("vm %q: fail count on %q is negative", v.Name, f.Host)
+		}
+	}
+}
+
+// checkConstraints checks that locations, rules and colocations name known
+// VMs and hosts, and that the mandatory colocations can be satisfied.
+func (p *problems) checkConstraints(in *Input, hosts, vms map[string]bool) {
 	for i, l := range in.Locations {
 		if !vms[l.VM] {
-			bad("location %d: unknown vm %q", i+1, l.VM)
+			p.bad("location %d: unknown vm %q", i+1, l.VM)
 		}
 		if !hosts[l.Host] {
-			bad("location %d (vm %q): unknown host %q", i+1, l.VM, l.Host)
+			p.bad("location %d (vm %q): unknown host %q", i+1, l.VM, l.Host)
 		}
 	}
 	for i, r := range in.LocationRules {
 		if !vms[r.VM] {
-			bad("location rule %d: unknown vm %q", i+1, r.VM)
+			p.bad("location rule %d: unknown vm %q", i+1, r.VM)
 		}
-		if err := ValidateRule(r.Rule, fmt.Sprintf("location rule %d (vm %q)", i+1, r.VM)); err != nil {
-			errs = append(errs, err)
-		}
+		p.add(ValidateRule(r.Rule, fmt.Sprintf("location rule %d (vm %q)", i+1, r.VM)))
 	}
 	for i, c := range in.Colocations {
 		if !vms[c.VM] {
-			bad("colocation %d: unknown vm %q", i+1, c.VM)
+			p.bad("colocation %d: unknown vm %q", i+1, c.VM)
 		}
 		if !vms[c.With] {
-			bad("colocation %d (vm %q): unknown vm %q to colocate with", i+1, c.VM, c.With)
+			p.bad("colocation %d (vm %q): unknown vm %q to colocate with", i+1, c.VM, c.With)
 		}
 		if c.VM == c.With {
-			bad("colocation %d: vm %q colocated with itself", i+1, c.VM)
+			p.bad("colocation %d: vm %q colocated with itself", i+1, c.VM)
 		}
 	}
-	if err := checkMandatoryColocations(in.Colocations); err != nil {
-		errs = append(errs, err)
-	}
-	switch in.Policy.Strategy {
-	case "", StrategyDefault, StrategyUtilization, StrategyMinimal, StrategyBalanced:
-	default:
-		bad("policy: placement strategy %q: want default, utilization, minimal or balanced", in.Policy.Strategy)
-	}
-	if in.Policy.MigrationLimit < 0 {
-		bad("policy: migration limit %d is negative", in.Policy.MigrationLimit)
-	}
-	return errors.Join(errs...)
+	p.add(checkMandatoryColocations(in.Colocations))
 }
 
 // checkMandatoryColocations finds VMs that +INFINITY colocations tie to

@@ -174,40 +174,6 @@ func apply(in placement.Input, moves []Move) placement.Input {
 // checkPlan replays a plan move by move and step by step and checks every
 // rule Plan promises.
 func checkPlan(t *rapid.T, in placement.Input, opt Options, res *Result) {
-	hosts := map[string]*placement.HostInfo{}
-	for i := range in.Hosts {
-		hosts[in.Hosts[i].Name] = &in.Hosts[i]
-	}
-	vms := map[string]*placement.VMInfo{}
-	where := map[string]string{}
-	used := map[string]map[string]int64{}
-	for i := range in.VMs {
-		vm := &in.VMs[i]
-		vms[vm.Name] = vm
-		where[vm.Name] = vm.Current
-		if vm.Current != "" {
-			if used[vm.Current] == nil {
-				used[vm.Current] = map[string]int64{}
-			}
-			for k, u := range vm.Utilization {
-				used[vm.Current][k] += u
-			}
-		}
-	}
-	together := map[string]bool{}
-	anti := map[[2]string]bool{}
-	for _, c := range in.Colocations {
-		if c.Score > 0 {
-			together[c.VM], together[c.With] = true, true
-		}
-		if c.Score < 0 {
-			anti[[2]string{c.VM, c.With}], anti[[2]string{c.With, c.VM}] = true, true
-		}
-	}
-	open := func(h string) bool {
-		x := hosts[h]
-		return x != nil && x.Condition == placement.Usable && !x.Standby && !x.Maintenance
-	}
 	const eps = 1e-9
 	if s := Score(in, nil); math.Abs(s-res.Before) > eps {
 		t.Fatalf("Before %v, Score %v", res.Before, s)
@@ -215,113 +181,188 @@ func checkPlan(t *rapid.T, in placement.Input, opt Options, res *Result) {
 	if opt.MaxMoves > 0 && len(res.Moves) > opt.MaxMoves {
 		t.Fatalf("%d moves, at most %d allowed", len(res.Moves), opt.MaxMoves)
 	}
-	prev := res.Before
-	movedOnce := map[string]bool{}
-	step, stepStart := 0, 0
-	var base map[string]map[string]int64
-	incoming := map[string]map[string]int64{}
-	inStep := map[string]int{}
-	leaving := map[string]string{} // VM -> host it leaves in the current step
-	snapshot := func() map[string]map[string]int64 {
-		c := map[string]map[string]int64{}
-		for h, m := range used {
-			c[h] = map[string]int64{}
-			for k, v := range m {
-				c[h][k] = v
-			}
-		}
-		return c
-	}
+	r := newPlanReplay(t, in, res)
 	for i, m := range res.Moves {
-		vm := vms[m.VM]
-		switch {
-		case vm == nil:
-			t.Fatalf("move %d: unknown VM %q", i, m.VM)
-		case movedOnce[m.VM]:
-			t.Fatalf("move %d: %s moves twice", i, m.VM)
-		case where[m.VM] != m.From || m.From == m.To:
-			t.Fatalf("move %d: %s is on %q, not %q (to %q)", i, m.VM, where[m.VM], m.From, m.To)
-		case !open(m.From) || !open(m.To):
-			t.Fatalf("move %d: %s from %s to %s: both hosts must be usable, not standby, not in maintenance", i, m.VM, m.From, m.To)
-		case !vm.AllowMigrate || vm.Unmanaged || vm.Target == placement.Stopped:
-			t.Fatalf("move %d: %s may not migrate (%+v)", i, m.VM, vm)
-		case res.Skipped[m.VM] != "":
-			t.Fatalf("move %d: %s is skipped (%s) but moves", i, m.VM, res.Skipped[m.VM])
-		case together[m.VM]:
-			t.Fatalf("move %d: %s has a positive colocation and moves alone", i, m.VM)
-		}
-		st := in.Policy.DefaultStickiness
-		if vm.Stickiness != nil {
-			st = *vm.Stickiness
-		}
-		if st >= placement.Infinity {
-			t.Fatalf("move %d: %s has stickiness INFINITY", i, m.VM)
-		}
-		if to, from := locationScore(&in, m.VM, m.To), locationScore(&in, m.VM, m.From); to < 0 || to < from {
-			t.Fatalf("move %d: %s scores %v on %s, %v on %s", i, m.VM, to, m.To, from, m.From)
-		}
-		for other, h := range where {
-			if h == m.To && anti[[2]string{m.VM, other}] {
-				t.Fatalf("move %d: %s joins %s on %s despite a negative colocation", i, m.VM, other, m.To)
-			}
-		}
-		// Steps: numbered from 1, never skipping or going back.
-		if m.Step != step && m.Step != step+1 || (i == 0 && m.Step != 1) {
-			t.Fatalf("move %d: step %d after step %d", i, m.Step, step)
-		}
-		if m.Step != step {
-			step, stepStart = m.Step, i
-			base = snapshot()
-			incoming = map[string]map[string]int64{}
-			inStep = map[string]int{}
-			leaving = map[string]string{}
-		}
-		_ = stepStart
-		// Room on the target at every point of the step: what was there
-		// when the step began plus everything arriving in it.
-		if incoming[m.To] == nil {
-			incoming[m.To] = map[string]int64{}
-		}
-		for k, u := range vm.Utilization {
-			incoming[m.To][k] += u
-			if u > 0 && base[m.To][k]+incoming[m.To][k] > hosts[m.To].Capacity[k] {
-				t.Fatalf("move %d (step %d): %s overfills %s on %s (%d+%d > %d)", i, step, m.VM, m.To, k, base[m.To][k], incoming[m.To][k], hosts[m.To].Capacity[k])
-			}
-		}
-		inStep[m.From]++
-		inStep[m.To]++
-		if l := in.Policy.MigrationLimit; l > 0 && (inStep[m.From] > l || inStep[m.To] > l) {
-			t.Fatalf("move %d (step %d): more than %d migrations at once on %s or %s", i, step, l, m.From, m.To)
-		}
-		for other, h := range leaving {
-			if h == m.To && anti[[2]string{m.VM, other}] {
-				t.Fatalf("move %d (step %d): %s arrives on %s while %s, which it must avoid, leaves it", i, step, m.VM, m.To, other)
-			}
-		}
-		leaving[m.VM] = m.From
-		for k, u := range vm.Utilization {
-			used[m.From][k] -= u
-			if used[m.To] == nil {
-				used[m.To] = map[string]int64{}
-			}
-			used[m.To][k] += u
-		}
-		where[m.VM] = m.To
-		movedOnce[m.VM] = true
+		vm := r.vms[m.VM]
+		r.checkMoveAllowed(i, m, vm, res)
+		r.checkStep(i, m, vm)
+		r.apply(m, vm)
 		// The score drops by the announced gain, at least MinGain.
-		s := Score(in, where)
-		if s > prev+eps {
-			t.Fatalf("move %d: score rises from %v to %v", i, prev, s)
+		s := Score(in, r.where)
+		if s > r.prev+eps {
+			t.Fatalf("move %d: score rises from %v to %v", i, r.prev, s)
 		}
 		// The planner keeps running sums, so its gain may differ from a
 		// full recomputation by float rounding (1e-8 seen on CI): within
 		// 1e-6 of a score of order 1 it is the same move.
-		if math.Abs((prev-s)-m.Gain) > 1e-6 || m.Gain < opt.MinGain {
-			t.Fatalf("move %d: gain %v announced, %v measured, min %v", i, m.Gain, prev-s, opt.MinGain)
+		if math.Abs((r.prev-s)-m.Gain) > 1e-6 || m.Gain < opt.MinGain {
+			t.Fatalf("move %d: gain %v announced, %v measured, min %v", i, m.Gain, r.prev-s, opt.MinGain)
 		}
-		prev = s
+		r.prev = s
 	}
-	if math.Abs(prev-res.After) > eps {
-		t.Fatalf("After %v, replayed %v", res.After, prev)
+	if math.Abs(r.prev-res.After) > eps {
+		t.Fatalf("After %v, replayed %v", res.After, r.prev)
 	}
+}
+
+// planReplay is the cluster as checkPlan replays a plan on it.
+type planReplay struct {
+	t        *rapid.T
+	in       placement.Input
+	hosts    map[string]*placement.HostInfo
+	vms      map[string]*placement.VMInfo
+	where    map[string]string           // VM -> host
+	used     map[string]map[string]int64 // host -> key -> usage
+	together map[string]bool             // VMs with a positive colocation
+	anti     map[[2]string]bool          // pairs with a negative colocation
+	prev     float64                     // the score before the next move
+	moved    map[string]bool
+	// The current step: its number, the usage when it began, what arrives
+	// on each host in it, the migrations on each host, and the VMs that
+	// leave a host in it.
+	step     int
+	base     map[string]map[string]int64
+	incoming map[string]map[string]int64
+	inStep   map[string]int
+	leaving  map[string]string
+}
+
+func newPlanReplay(t *rapid.T, in placement.Input, res *Result) *planReplay {
+	r := &planReplay{
+		t: t, in: in, prev: res.Before,
+		hosts: map[string]*placement.HostInfo{}, vms: map[string]*placement.VMInfo{},
+		where: map[string]string{}, used: map[string]map[string]int64{},
+		together: map[string]bool{}, anti: map[[2]string]bool{}, moved: map[string]bool{},
+		incoming: map[string]map[string]int64{}, inStep: map[string]int{}, leaving: map[string]string{},
+	}
+	for i := range in.Hosts {
+		r.hosts[in.Hosts[i].Name] = &in.Hosts[i]
+	}
+	for i := range in.VMs {
+		vm := &in.VMs[i]
+		r.vms[vm.Name] = vm
+		r.where[vm.Name] = vm.Current
+		if vm.Current != "" {
+			if r.used[vm.Current] == nil {
+				r.used[vm.Current] = map[string]int64{}
+			}
+			for k, u := range vm.Utilization {
+				r.used[vm.Current][k] += u
+			}
+		}
+	}
+	for _, c := range in.Colocations {
+		if c.Score > 0 {
+			r.together[c.VM], r.together[c.With] = true, true
+		}
+		if c.Score < 0 {
+			r.anti[[2]string{c.VM, c.With}], r.anti[[2]string{c.With, c.VM}] = true, true
+		}
+	}
+	return r
+}
+
+func (r *planReplay) open(h string) bool {
+	x := r.hosts[h]
+	return x != nil && x.Condition == placement.Usable && !x.Standby && !x.Maintenance
+}
+
+// checkMoveAllowed checks that move i may happen at all: a known VM that
+// may migrate, once, between usable hosts, towards a host it likes at
+// least as much and where no VM it must avoid runs.
+func (r *planReplay) checkMoveAllowed(i int, m Move, vm *placement.VMInfo, res *Result) {
+	t := r.t
+	switch {
+	case vm == nil:
+		t.Fatalf("move %d: unknown VM %q", i, m.VM)
+	case r.moved[m.VM]:
+		t.Fatalf("move %d: %s moves twice", i, m.VM)
+	case r.where[m.VM] != m.From || m.From == m.To:
+		t.Fatalf("move %d: %s is on %q, not %q (to %q)", i, m.VM, r.where[m.VM], m.From, m.To)
+	case !r.open(m.From) || !r.open(m.To):
+		t.Fatalf("move %d: %s from %s to %s: both hosts must be usable, not standby, not in maintenance", i, m.VM, m.From, m.To)
+	case !vm.AllowMigrate || vm.Unmanaged || vm.Target == placement.Stopped:
+		t.Fatalf("move %d: %s may not migrate (%+v)", i, m.VM, vm)
+	case res.Skipped[m.VM] != "":
+		t.Fatalf("move %d: %s is skipped (%s) but moves", i, m.VM, res.Skipped[m.VM])
+	case r.together[m.VM]:
+		t.Fatalf("move %d: %s has a positive colocation and moves alone", i, m.VM)
+	}
+	st := r.in.Policy.DefaultStickiness
+	if vm.Stickiness != nil {
+		st = *vm.Stickiness
+	}
+	if st >= placement.Infinity {
+		t.Fatalf("move %d: %s has stickiness INFINITY", i, m.VM)
+	}
+	if to, from := locationScore(&r.in, m.VM, m.To), locationScore(&r.in, m.VM, m.From); to < 0 || to < from {
+		t.Fatalf("move %d: %s scores %v on %s, %v on %s", i, m.VM, to, m.To, from, m.From)
+	}
+	for other, h := range r.where {
+		if h == m.To && r.anti[[2]string{m.VM, other}] {
+			t.Fatalf("move %d: %s joins %s on %s despite a negative colocation", i, m.VM, other, m.To)
+		}
+	}
+}
+
+// checkStep checks move i within its step: steps numbered from 1, never
+// skipping or going back; room on the target at every point of the step
+// (what was there when the step began plus everything arriving in it);
+// the migration limit; no arrival where a VM to avoid is leaving.
+func (r *planReplay) checkStep(i int, m Move, vm *placement.VMInfo) {
+	t := r.t
+	if m.Step != r.step && m.Step != r.step+1 || (i == 0 && m.Step != 1) {
+		t.Fatalf("move %d: step %d after step %d", i, m.Step, r.step)
+	}
+	if m.Step != r.step {
+		r.step = m.Step
+		r.base = copyUsage(r.used)
+		r.incoming = map[string]map[string]int64{}
+		r.inStep = map[string]int{}
+		r.leaving = map[string]string{}
+	}
+	if r.incoming[m.To] == nil {
+		r.incoming[m.To] = map[string]int64{}
+	}
+	for k, u := range vm.Utilization {
+		r.incoming[m.To][k] += u
+		if u > 0 && r.base[m.To][k]+r.incoming[m.To][k] > r.hosts[m.To].Capacity[k] {
+			t.Fatalf("move %d (step %d): %s overfills %s on %s (%d+%d > %d)", i, r.step, m.VM, m.To, k, r.base[m.To][k], r.incoming[m.To][k], r.hosts[m.To].Capacity[k])
+		}
+	}
+	r.inStep[m.From]++
+	r.inStep[m.To]++
+	if l := r.in.Policy.MigrationLimit; l > 0 && (r.inStep[m.From] > l || r.inStep[m.To] > l) {
+		t.Fatalf("move %d (step %d): more than %d migrations at once on %s or %s", i, r.step, l, m.From, m.To)
+	}
+	for other, h := range r.leaving {
+		if h == m.To && r.anti[[2]string{m.VM, other}] {
+			t.Fatalf("move %d (step %d): %s arrives on %s while %s, which it must avoid, leaves it", i, r.step, m.VM, m.To, other)
+		}
+	}
+}
+
+// apply moves the VM.
+func (r *planReplay) apply(m Move, vm *placement.VMInfo) {
+	r.leaving[m.VM] = m.From
+	for k, u := range vm.Utilization {
+		r.used[m.From][k] -= u
+		if r.used[m.To] == nil {
+			r.used[m.To] = map[string]int64{}
+		}
+		r.used[m.To][k] += u
+	}
+	r.where[m.VM] = m.To
+	r.moved[m.VM] = true
+}
+
+func copyUsage(used map[string]map[string]int64) map[string]map[string]int64 {
+	c := map[string]map[string]int64{}
+	for h, m := range used {
+		c[h] = map[string]int64{}
+		for k, v := range m {
+			c[h][k] = v
+		}
+	}
+	return c
 }

@@ -11,7 +11,7 @@ packages=(
   pacemaker-cli-utils
   # cluster tests cut hosts apart with iptables owner matches on loopback
   iptables
-  # the live-migration lab (internal/virtlab): two libvirtd, QEMU TCG guests
+  # the live-migration lab (internal/testlab/virtlab): two libvirtd, QEMU TCG guests
   # from a busybox initrd; the guest kernel is fetched by the lab itself with
   # apt-get download into /var/cache/vmha-lab
   libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils busybox-static cpio

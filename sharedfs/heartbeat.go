@@ -204,12 +204,12 @@ func (t *Tracker) Observe(now time.Time, beats []Beat) []Beat {
 type Liveness string
 
 const (
-	// Writing: the host changed its file within the window: it is alive
+	// Writing means the host changed its file within the window: it is alive
 	// and reaches the storage, whatever the network says.
 	Writing Liveness = "writing"
-	// Silent: it wrote before but not within the window.
+	// Silent means it wrote before but not within the window.
 	Silent Liveness = "silent"
-	// Never: no heartbeat from it was ever seen.
+	// Never means no heartbeat from it was ever seen.
 	Never Liveness = "never"
 )
 

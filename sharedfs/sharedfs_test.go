@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vmha/vmha/internal/testenv"
+	"github.com/vmha/vmha/internal/testlab/testenv"
 )
 
 func readTestdata(t testing.TB, name string) []byte { return testenv.Testdata(t, name) }

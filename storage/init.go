@@ -85,8 +85,8 @@ func Init(ctx context.Context, r sharedfs.Runner, req InitRequest) error {
 		return fmt.Errorf("storage init %s: cannot tell whether %s is mounted: %w", req.FS.Name, dev, err)
 	}
 	paths := []string{dev}
-	if real, err := filepath.EvalSymlinks(dev); err == nil && real != filepath.Clean(dev) {
-		paths = append(paths, real)
+	if target, err := filepath.EvalSymlinks(dev); err == nil && target != filepath.Clean(dev) {
+		paths = append(paths, target)
 	}
 	for _, p := range paths {
 		if ms := sharedfs.MountsOfDevice(mounts, p); len(ms) > 0 {

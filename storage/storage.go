@@ -130,6 +130,8 @@ func checkVGName(n string) error {
 // Kind of a storage resource.
 type Kind string
 
+// The kinds of storage resources: a cluster file system, a logical volume
+// of a shared volume group.
 const (
 	KindFilesystem    Kind = "filesystem"
 	KindLogicalVolume Kind = "lv"

@@ -99,57 +99,14 @@ the maintenance once it is mounted again.`,
 func followEvacuation(g *globals, host string, plan api.EvacuationPlan) error {
 	sig, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	last := map[string]string{}
-	start := time.Now()
-	total := len(plan.Moves)
+	f := &evacuationFollower{g: g, host: host, plan: plan, last: map[string]string{}, start: time.Now()}
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), g.timeout)
 		s, err := g.client().Status(ctx)
 		cancel()
 		if err == nil {
-			var ev *api.Evacuation
-			for i := range s.Evacuations {
-				if s.Evacuations[i].Host == host {
-					ev = &s.Evacuations[i]
-				}
-			}
-			moved := 0
-			for _, m := range plan.Moves {
-				for _, v := range s.VMs {
-					if v.Name != m.VM {
-						continue
-					}
-					state := v.State + " on " + dash(v.Host)
-					if v.MigratingFrom != "" {
-						state = "moving to " + v.Host
-					}
-					if v.Host != host && v.MigratingFrom == "" {
-						moved++
-					}
-					if last[v.Name] != state {
-						last[v.Name] = state
-						if g.output == "json" {
-							_ = g.printJSON(map[string]any{"vm": v.Name, "state": v.State, "host": v.Host, "migrating_from": v.MigratingFrom, "elapsed_s": time.Since(start).Seconds()})
-						} else {
-							fmt.Fprintf(g.out, "[%d/%d] %s: %s\n", moved, total, v.Name, state)
-						}
-					}
-				}
-			}
-			if ev != nil && ev.Done {
-				if g.output != "json" && ev.Storage != "" {
-					fmt.Fprintf(g.out, "%s: no VM uses %s any more (%d moved in %.1f s): it may be taken down there now; vmha host online %s ends the maintenance\n", host, ev.Storage, total, time.Since(start).Seconds(), host)
-				} else if g.output != "json" {
-					fmt.Fprintf(g.out, "%s evacuated: %d VM(s) moved in %.1f s; vmha host online %s brings it back\n", host, total, time.Since(start).Seconds(), host)
-				}
-				return nil
-			}
-			if ev == nil {
-				return fmt.Errorf("the evacuation of %s was ended (vmha host online) before it finished", host)
-			}
-			if len(ev.Stuck) > 0 && g.output != "json" && last["_stuck"] != strings.Join(ev.Stuck, ";") {
-				last["_stuck"] = strings.Join(ev.Stuck, ";")
-				fmt.Fprintf(g.out, "stuck: %s\n", strings.Join(ev.Stuck, "; "))
+			if done, err := f.show(s); done || err != nil {
+				return err
 			}
 		}
 		select {
@@ -159,6 +116,75 @@ func followEvacuation(g *globals, host string, plan api.EvacuationPlan) error {
 			_ = g.client().Do(ctx, http.MethodPost, api.PathHostAction+"/"+url.PathEscape(host)+"/online", nil, nil, nil)
 			return fmt.Errorf("cancelled: the evacuation of %s is ended; moves under way finish, the rest stay", host)
 		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+// evacuationFollower prints what changed in an evacuation from one status
+// to the next.
+type evacuationFollower struct {
+	g     *globals
+	host  string
+	plan  api.EvacuationPlan
+	last  map[string]string // VM → its state as last printed; "_stuck" → the stuck VMs
+	start time.Time
+}
+
+// show prints the changes that status s holds, and says whether the
+// evacuation is done; it ended unfinished when err is set.
+func (f *evacuationFollower) show(s *api.Status) (done bool, err error) {
+	g, host, total := f.g, f.host, len(f.plan.Moves)
+	var ev *api.Evacuation
+	for i := range s.Evacuations {
+		if s.Evacuations[i].Host == host {
+			ev = &s.Evacuations[i]
+		}
+	}
+	f.showMoves(s)
+	if ev != nil && ev.Done {
+		if g.output != "json" && ev.Storage != "" {
+			fmt.Fprintf(g.out, "%s: no VM uses %s any more (%d moved in %.1f s): it may be taken down there now; vmha host online %s ends the maintenance\n", host, ev.Storage, total, time.Since(f.start).Seconds(), host)
+		} else if g.output != "json" {
+			fmt.Fprintf(g.out, "%s evacuated: %d VM(s) moved in %.1f s; vmha host online %s brings it back\n", host, total, time.Since(f.start).Seconds(), host)
+		}
+		return true, nil
+	}
+	if ev == nil {
+		return false, fmt.Errorf("the evacuation of %s was ended (vmha host online) before it finished", host)
+	}
+	if len(ev.Stuck) > 0 && g.output != "json" && f.last["_stuck"] != strings.Join(ev.Stuck, ";") {
+		f.last["_stuck"] = strings.Join(ev.Stuck, ";")
+		fmt.Fprintf(g.out, "stuck: %s\n", strings.Join(ev.Stuck, "; "))
+	}
+	return false, nil
+}
+
+// showMoves prints each planned VM whose state changed, with the count of
+// VMs moved so far.
+func (f *evacuationFollower) showMoves(s *api.Status) {
+	g, total := f.g, len(f.plan.Moves)
+	moved := 0
+	for _, m := range f.plan.Moves {
+		for _, v := range s.VMs {
+			if v.Name != m.VM {
+				continue
+			}
+			state := v.State + " on " + dash(v.Host)
+			if v.MigratingFrom != "" {
+				state = "moving to " + v.Host
+			}
+			if v.Host != f.host && v.MigratingFrom == "" {
+				moved++
+			}
+			if f.last[v.Name] == state {
+				continue
+			}
+			f.last[v.Name] = state
+			if g.output == "json" {
+				_ = g.printJSON(map[string]any{"vm": v.Name, "state": v.State, "host": v.Host, "migrating_from": v.MigratingFrom, "elapsed_s": time.Since(f.start).Seconds()})
+			} else {
+				fmt.Fprintf(g.out, "[%d/%d] %s: %s\n", moved, total, v.Name, state)
+			}
 		}
 	}
 }

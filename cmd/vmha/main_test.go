@@ -15,7 +15,7 @@ import (
 
 // fakeDaemon serves canned answers on a unix socket, so that the CLI's
 // parsing, output and exit codes are tested without a cluster (the cluster
-// tests in internal/labcluster run the same CLI against real vmhad).
+// tests in internal/testlab/labcluster run the same CLI against real vmhad).
 func fakeDaemon(t *testing.T, h http.Handler) string {
 	t.Helper()
 	sock := filepath.Join(t.TempDir(), "vmhad.sock")

@@ -81,56 +81,80 @@ func ttlText(d time.Duration) string {
 // waitMigration follows the move started as v: the job statistics from
 // its source host, and the status for its end.
 func waitMigration(g *globals, vm string, v api.VM, waitFor time.Duration) error {
-	start := time.Now()
-	deadline := start.Add(waitFor)
-	line := newLiveLine(g.out)
-	var lastJob api.MigrationJob
+	w := &migrationWaiter{g: g, vm: vm, v: v, line: newLiveLine(g.out), start: time.Now()}
+	deadline := w.start.Add(waitFor)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), g.timeout)
 		var jobs []api.MigrationJob
 		if err := g.client().Do(ctx, http.MethodGet, api.PathHostAction+"/"+url.PathEscape(v.MigratingFrom)+"/migrations", nil, &jobs, nil); err == nil {
-			for _, j := range jobs {
-				if j.MigrationID == v.MigrationID && j.Updated.After(lastJob.Updated) {
-					lastJob = j
-					if g.output == "json" {
-						_ = g.printJSONLine(map[string]any{"event": "progress", "job": j})
-					} else {
-						line.show(fmt.Sprintf("%s → %s %s %s", vm, v.Host, bar(j.Percent, 24), j.Text))
-					}
-				}
-			}
+			w.showJobs(jobs)
 		}
 		s, err := g.client().Status(ctx)
 		cancel()
 		if err == nil {
-			for _, cur := range s.VMs {
-				if cur.Name != vm || cur.MigrationID == v.MigrationID {
-					continue
-				}
-				// The move ended: where does the VM run?
-				if g.output == "json" {
-					if err := g.printJSONLine(map[string]any{"event": "end", "vm": cur}); err != nil {
-						return err
-					}
-				}
-				if cur.Host == v.Host {
-					if g.output != "json" {
-						line.done(fmt.Sprintf("%s: moved live from %s to %s in %.1f s (%s)", vm, v.MigratingFrom, v.Host, time.Since(start).Seconds(), cur.Reason))
-					}
-					return nil
-				}
-				if g.output != "json" {
-					line.done("")
-				}
-				return fmt.Errorf("%s did not move to %s: %s", vm, v.Host, cur.Reason)
+			if ended, err := w.ended(s); ended {
+				return err
 			}
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("%s: still moving from %s to %s after %s (the move goes on; see vmha status)", vm, v.MigratingFrom, v.Host, waitFor)
 		}
-		if g.output != "json" && lastJob.MigrationID == "" {
-			line.show(fmt.Sprintf("%s → %s: waiting for %s to start the job… %.0f s", vm, v.Host, v.MigratingFrom, time.Since(start).Seconds()))
+		if g.output != "json" && w.lastJob.MigrationID == "" {
+			w.line.show(fmt.Sprintf("%s → %s: waiting for %s to start the job… %.0f s", vm, v.Host, v.MigratingFrom, time.Since(w.start).Seconds()))
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
+}
+
+// migrationWaiter is what waitMigration shows of one move.
+type migrationWaiter struct {
+	g       *globals
+	vm      string
+	v       api.VM // the VM as the move started
+	line    *liveLine
+	start   time.Time
+	lastJob api.MigrationJob
+}
+
+// showJobs shows the move's job among jobs when it has news.
+func (w *migrationWaiter) showJobs(jobs []api.MigrationJob) {
+	for _, j := range jobs {
+		if j.MigrationID != w.v.MigrationID || !j.Updated.After(w.lastJob.Updated) {
+			continue
+		}
+		w.lastJob = j
+		if w.g.output == "json" {
+			_ = w.g.printJSONLine(map[string]any{"event": "progress", "job": j})
+		} else {
+			w.line.show(fmt.Sprintf("%s → %s %s %s", w.vm, w.v.Host, bar(j.Percent, 24), j.Text))
+		}
+	}
+}
+
+// ended reports whether status s shows the move ended, and then err says
+// whether the VM did not arrive.
+func (w *migrationWaiter) ended(s *api.Status) (bool, error) {
+	g, vm, v := w.g, w.vm, w.v
+	for _, cur := range s.VMs {
+		if cur.Name != vm || cur.MigrationID == v.MigrationID {
+			continue
+		}
+		// The move ended: where does the VM run?
+		if g.output == "json" {
+			if err := g.printJSONLine(map[string]any{"event": "end", "vm": cur}); err != nil {
+				return true, err
+			}
+		}
+		if cur.Host == v.Host {
+			if g.output != "json" {
+				w.line.done(fmt.Sprintf("%s: moved live from %s to %s in %.1f s (%s)", vm, v.MigratingFrom, v.Host, time.Since(w.start).Seconds(), cur.Reason))
+			}
+			return true, nil
+		}
+		if g.output != "json" {
+			w.line.done("")
+		}
+		return true, fmt.Errorf("%s did not move to %s: %s", vm, v.Host, cur.Reason)
+	}
+	return false, nil
 }

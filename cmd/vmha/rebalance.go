@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/signal"
@@ -69,7 +70,12 @@ ones of rebalance.window.`,
 	cmd.Flags().Float64Var(&req.MinGain, "min-gain", 0.01, "least drop of the cluster score a move must bring")
 	cmd.Flags().IntVar(&req.Parallel, "parallel", 2, "moves at once")
 	cmd.Flags().BoolVar(&noWait, "no-wait", false, "start the run and return")
-	history := &cobra.Command{
+	cmd.AddCommand(newRebalanceHistoryCmd(g), newRebalanceCancelCmd(g))
+	return cmd
+}
+
+func newRebalanceHistoryCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
 		Use:   "history",
 		Short: "List the rebalancing runs (manual and nightly), newest last",
 		Args:  exactArgs(0, "no argument"),
@@ -82,33 +88,41 @@ ones of rebalance.window.`,
 				tw := tabwriter.NewWriter(g.out, 0, 4, 2, ' ', 0)
 				fmt.Fprintln(tw, "ID\tSTARTED\tBY\tMOVES\tDONE\tFAILED\tSCORE BEFORE\tAFTER\tSTATE")
 				for _, r := range rs {
-					done, failed := 0, 0
-					for _, m := range r.Moves {
-						switch m.State {
-						case model.MoveDone:
-							done++
-						case model.MoveFailed:
-							failed++
-						}
-					}
-					state := "running"
-					if r.Done {
-						state = "ended"
-					}
-					if r.Note != "" {
-						state += " (" + r.Note + ")"
-					}
-					after := "-"
-					if r.Done {
-						after = fmt.Sprintf("%.4f", r.After)
-					}
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%.4f\t%s\t%s\n", r.ID, r.At.Local().Format(time.DateTime), r.By, len(r.Moves), done, failed, r.Before, after, state)
+					printRebalanceRun(tw, r)
 				}
 				return tw.Flush()
 			})
 		},
 	}
-	cancelCmd := &cobra.Command{
+}
+
+// printRebalanceRun is one line of vmha rebalance history.
+func printRebalanceRun(w io.Writer, r model.Rebalance) {
+	done, failed := 0, 0
+	for _, m := range r.Moves {
+		switch m.State {
+		case model.MoveDone:
+			done++
+		case model.MoveFailed:
+			failed++
+		}
+	}
+	state := "running"
+	if r.Done {
+		state = "ended"
+	}
+	if r.Note != "" {
+		state += " (" + r.Note + ")"
+	}
+	after := "-"
+	if r.Done {
+		after = fmt.Sprintf("%.4f", r.After)
+	}
+	fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%d\t%d\t%.4f\t%s\t%s\n", r.ID, r.At.Local().Format(time.DateTime), r.By, len(r.Moves), done, failed, r.Before, after, state)
+}
+
+func newRebalanceCancelCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
 		Use:   "cancel",
 		Short: "End the rebalance under way: moves under way finish, the rest are skipped",
 		Args:  exactArgs(0, "no argument"),
@@ -123,8 +137,6 @@ ones of rebalance.window.`,
 			return nil
 		},
 	}
-	cmd.AddCommand(history, cancelCmd)
-	return cmd
 }
 
 func printRebalancePlan(g *globals, rb *model.Rebalance, dry bool) {
@@ -147,59 +159,15 @@ func printRebalancePlan(g *globals, rb *model.Rebalance, dry bool) {
 func followRebalance(g *globals, id string, total int) error {
 	sig, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	last := map[string]string{}
-	line := newLiveLine(g.out)
-	start := time.Now()
+	f := &rebalanceFollower{g: g, id: id, total: total, last: map[string]string{}, line: newLiveLine(g.out), start: time.Now()}
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), g.timeout)
 		var rs []model.Rebalance
 		err := g.client().Do(ctx, http.MethodGet, api.PathRebalance, nil, &rs, nil)
 		cancel()
 		if err == nil {
-			var rb *model.Rebalance
-			for i := range rs {
-				if rs[i].ID == id {
-					rb = &rs[i]
-				}
-			}
-			if rb == nil {
-				return fmt.Errorf("rebalance %s is no longer in the history", id)
-			}
-			ended, bad := 0, 0
-			for _, m := range rb.Moves {
-				if m.Terminal() {
-					ended++
-				}
-				if m.State == model.MoveFailed || m.State == model.MoveSkipped {
-					bad++
-				}
-				if last[m.VM] == m.State {
-					continue
-				}
-				last[m.VM] = m.State
-				if g.output == "json" {
-					_ = g.printJSONLine(map[string]any{"event": "move", "rebalance": id, "move": m, "elapsed_s": time.Since(start).Seconds()})
-					continue
-				}
-				text := fmt.Sprintf("%s %s → %s: %s", m.VM, m.From, m.To, m.State)
-				if m.Reason != "" && m.State != model.MoveMoving {
-					text += " (" + m.Reason + ")"
-				}
-				line.done(text)
-			}
-			if g.output != "json" {
-				line.show(fmt.Sprintf("rebalance %s %s %d/%d moves ended, %.0f s", id, bar(100*float64(ended)/float64(max(total, 1)), 24), ended, total, time.Since(start).Seconds()))
-			}
-			if rb.Done {
-				if g.output == "json" {
-					_ = g.printJSONLine(map[string]any{"event": "end", "rebalance": rb})
-				} else {
-					line.done(fmt.Sprintf("rebalance %s ended in %.1f s: %d/%d moves done, cluster score %.4f → %.4f", id, time.Since(start).Seconds(), total-bad, total, rb.Before, rb.After))
-				}
-				if bad > 0 {
-					return fmt.Errorf("rebalance %s: %d of %d moves did not happen (see vmha rebalance history -o json)", id, bad, total)
-				}
-				return nil
+			if done, err := f.show(rs); done || err != nil {
+				return err
 			}
 		}
 		select {
@@ -211,4 +179,75 @@ func followRebalance(g *globals, id string, total int) error {
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
+}
+
+// rebalanceFollower prints what changed in a rebalancing run from one
+// reading of the history to the next.
+type rebalanceFollower struct {
+	g     *globals
+	id    string
+	total int
+	last  map[string]string // VM → the state of its move as last printed
+	line  *liveLine
+	start time.Time
+}
+
+// show prints the changes of the run in history rs and says whether the
+// run ended; err tells that it ended with moves that did not happen, or
+// that it is gone.
+func (f *rebalanceFollower) show(rs []model.Rebalance) (done bool, err error) {
+	g, id, total := f.g, f.id, f.total
+	var rb *model.Rebalance
+	for i := range rs {
+		if rs[i].ID == id {
+			rb = &rs[i]
+		}
+	}
+	if rb == nil {
+		return false, fmt.Errorf("rebalance %s is no longer in the history", id)
+	}
+	ended, bad := f.showMoves(rb)
+	if g.output != "json" {
+		f.line.show(fmt.Sprintf("rebalance %s %s %d/%d moves ended, %.0f s", id, bar(100*float64(ended)/float64(max(total, 1)), 24), ended, total, time.Since(f.start).Seconds()))
+	}
+	if !rb.Done {
+		return false, nil
+	}
+	if g.output == "json" {
+		_ = g.printJSONLine(map[string]any{"event": "end", "rebalance": rb})
+	} else {
+		f.line.done(fmt.Sprintf("rebalance %s ended in %.1f s: %d/%d moves done, cluster score %.4f → %.4f", id, time.Since(f.start).Seconds(), total-bad, total, rb.Before, rb.After))
+	}
+	if bad > 0 {
+		return true, fmt.Errorf("rebalance %s: %d of %d moves did not happen (see vmha rebalance history -o json)", id, bad, total)
+	}
+	return true, nil
+}
+
+// showMoves prints each move whose state changed; it counts the moves that
+// ended, and those that failed or were skipped.
+func (f *rebalanceFollower) showMoves(rb *model.Rebalance) (ended, bad int) {
+	g := f.g
+	for _, m := range rb.Moves {
+		if m.Terminal() {
+			ended++
+		}
+		if m.State == model.MoveFailed || m.State == model.MoveSkipped {
+			bad++
+		}
+		if f.last[m.VM] == m.State {
+			continue
+		}
+		f.last[m.VM] = m.State
+		if g.output == "json" {
+			_ = g.printJSONLine(map[string]any{"event": "move", "rebalance": f.id, "move": m, "elapsed_s": time.Since(f.start).Seconds()})
+			continue
+		}
+		text := fmt.Sprintf("%s %s → %s: %s", m.VM, m.From, m.To, m.State)
+		if m.Reason != "" && m.State != model.MoveMoving {
+			text += " (" + m.Reason + ")"
+		}
+		f.line.done(text)
+	}
+	return ended, bad
 }

@@ -15,9 +15,9 @@ import (
 
 	"github.com/vmha/vmha/fencing"
 	"github.com/vmha/vmha/fencing/agent"
-	"github.com/vmha/vmha/internal/ipmisim"
 	"github.com/vmha/vmha/internal/secret"
-	"github.com/vmha/vmha/internal/testenv"
+	"github.com/vmha/vmha/internal/testlab/ipmisim"
+	"github.com/vmha/vmha/internal/testlab/testenv"
 )
 
 const (

@@ -22,9 +22,9 @@ import (
 
 	"github.com/vmha/vmha/fencing"
 	"github.com/vmha/vmha/fencing/ipmi"
-	"github.com/vmha/vmha/internal/ipmisim"
 	"github.com/vmha/vmha/internal/secret"
-	"github.com/vmha/vmha/internal/testenv"
+	"github.com/vmha/vmha/internal/testlab/ipmisim"
+	"github.com/vmha/vmha/internal/testlab/testenv"
 )
 
 // Distinctive values so a leak is easy to spot.

@@ -62,37 +62,51 @@ func TestAllowLists(t *testing.T) {
 		{"inline password stays refused", ag("agent", "fence_ipmilan", "ip", "bmc", "password", "x"), []string{"param password is not allowed"}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			err := tc.dev.Validate()
-			if tc.want == nil {
-				if err != nil {
-					t.Fatalf("Validate: %v", err)
-				}
-			} else {
-				if err == nil {
-					t.Fatalf("Validate accepted %+v", tc.dev)
-				}
-				for _, w := range tc.want {
-					if !strings.Contains(err.Error(), w) {
-						t.Errorf("error lacks %q:\n%v", w, err)
-					}
-				}
-			}
+			checkValidate(t, tc.dev, tc.want)
 			u := tc.dev
 			u.AllowUnsafe = true
 			if err := u.Validate(); (err == nil) != tc.unsafeOK {
 				t.Errorf("with allow_unsafe: %v, want valid: %v", err, tc.unsafeOK)
 			}
 			// From a host, allow_unsafe itself is refused.
-			sp := spec.Spec{Devices: []spec.Device{u}, Hosts: []spec.Host{{Name: "h1", Levels: [][]string{{u.Name}}}}}
 			if u.Type == spec.TypeAgent || u.Type == spec.TypeLibvirt {
 				if _, ok := u.Params["host_map"]; !ok {
-					err := sp.ValidateUntrusted()
-					if err == nil || !strings.Contains(err.Error(), "fence device "+u.Name+": allow_unsafe is honoured only when an operator sets the device") {
-						t.Errorf("ValidateUntrusted: %v", err)
-					}
+					checkUntrustedRefusesUnsafe(t, u)
 				}
 			}
 		})
+	}
+}
+
+// checkValidate checks that dev is valid (want nil) or refused with an
+// error that holds every string of want.
+func checkValidate(t *testing.T, dev spec.Device, want []string) {
+	t.Helper()
+	err := dev.Validate()
+	if want == nil {
+		if err != nil {
+			t.Fatalf("Validate: %v", err)
+		}
+		return
+	}
+	if err == nil {
+		t.Fatalf("Validate accepted %+v", dev)
+	}
+	for _, w := range want {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error lacks %q:\n%v", w, err)
+		}
+	}
+}
+
+// checkUntrustedRefusesUnsafe checks that a spec from a host may not use
+// device u, which has allow_unsafe set.
+func checkUntrustedRefusesUnsafe(t *testing.T, u spec.Device) {
+	t.Helper()
+	sp := spec.Spec{Devices: []spec.Device{u}, Hosts: []spec.Host{{Name: "h1", Levels: [][]string{{u.Name}}}}}
+	err := sp.ValidateUntrusted()
+	if err == nil || !strings.Contains(err.Error(), "fence device "+u.Name+": allow_unsafe is honoured only when an operator sets the device") {
+		t.Errorf("ValidateUntrusted: %v", err)
 	}
 }
 
@@ -146,33 +160,7 @@ func FuzzDeviceValidate(f *testing.F) {
 		}
 		switch typ {
 		case spec.TypeAgent:
-			a := d.Params["agent"]
-			known := false
-			for _, k := range agent.KnownAgents() {
-				known = known || k == a
-			}
-			if !known || strings.Contains(a, "/") {
-				t.Fatalf("accepted agent %q", a)
-			}
-			for k, v := range d.Params {
-				if forbiddenKey(k) {
-					t.Fatalf("accepted option %s", k)
-				}
-				switch k {
-				case "ip", "ipaddr", "ipport", "plug", "port", "username", "login", "power_wait", "power_timeout", "cipher", "lanplus":
-					if strings.HasPrefix(v, "/") || strings.HasPrefix(v, "-") || strings.ContainsAny(v, " \t\n;|&$`'\"\\<>(){}*?") {
-						t.Fatalf("accepted %s=%q", k, v)
-					}
-				}
-			}
-			if hm, ok := d.Params["host_map"]; ok {
-				m, _ := fencing.ParseHostMap(hm)
-				for _, p := range m {
-					if strings.HasPrefix(p, "/") || strings.HasPrefix(p, "-") || strings.ContainsAny(p, "`$'\"\\|&<>(){}") {
-						t.Fatalf("accepted plug %q", p)
-					}
-				}
-			}
+			checkAcceptedAgent(t, d)
 		case spec.TypeIPMI:
 			for _, k := range []string{"address", "user"} {
 				if v := d.Params[k]; strings.HasPrefix(v, "/") || strings.HasPrefix(v, "-") || strings.ContainsAny(v, " \t\n;|&$`'\"\\<>(){}*?") {
@@ -180,29 +168,68 @@ func FuzzDeviceValidate(f *testing.F) {
 				}
 			}
 		case spec.TypeLibvirt:
-			raw := d.Params["uri"]
-			u, perr := url.Parse(strings.TrimSpace(raw))
-			if perr != nil {
-				t.Fatalf("accepted a URI that does not parse: %q", raw)
-			}
-			scheme := strings.ToLower(u.Scheme)
-			for _, tr := range []string{"+ext", "+ssh", "+libssh", "+libssh2", "+unix"} {
-				if strings.HasSuffix(scheme, tr) {
-					t.Fatalf("accepted transport %s: %q", tr, raw)
-				}
-			}
-			for k := range u.Query() {
-				switch strings.ToLower(k) {
-				case "command", "socket", "netcat", "keyfile", "pkipath", "known_hosts", "no_verify":
-					t.Fatalf("accepted %s=: %q", k, raw)
-				}
-			}
-			if u.Host == "" && raw != "test:///default" && strings.TrimSpace(raw) != "test:///default" {
-				t.Fatalf("accepted a URI with no host: %q", raw)
-			}
-			if strings.HasPrefix(u.Hostname(), "-") {
-				t.Fatalf("accepted host %q", u.Hostname())
-			}
+			checkAcceptedLibvirt(t, d.Params["uri"])
 		}
 	})
+}
+
+// checkAcceptedAgent is FuzzDeviceValidate's property of an accepted agent
+// device: a known agent by name, no forbidden option, no value or plug that
+// could be a path, an option or shell.
+func checkAcceptedAgent(t *testing.T, d spec.Device) {
+	a := d.Params["agent"]
+	known := false
+	for _, k := range agent.KnownAgents() {
+		known = known || k == a
+	}
+	if !known || strings.Contains(a, "/") {
+		t.Fatalf("accepted agent %q", a)
+	}
+	for k, v := range d.Params {
+		if forbiddenKey(k) {
+			t.Fatalf("accepted option %s", k)
+		}
+		switch k {
+		case "ip", "ipaddr", "ipport", "plug", "port", "username", "login", "power_wait", "power_timeout", "cipher", "lanplus":
+			if strings.HasPrefix(v, "/") || strings.HasPrefix(v, "-") || strings.ContainsAny(v, " \t\n;|&$`'\"\\<>(){}*?") {
+				t.Fatalf("accepted %s=%q", k, v)
+			}
+		}
+	}
+	if hm, ok := d.Params["host_map"]; ok {
+		m, _ := fencing.ParseHostMap(hm)
+		for _, p := range m {
+			if strings.HasPrefix(p, "/") || strings.HasPrefix(p, "-") || strings.ContainsAny(p, "`$'\"\\|&<>(){}") {
+				t.Fatalf("accepted plug %q", p)
+			}
+		}
+	}
+}
+
+// checkAcceptedLibvirt is FuzzDeviceValidate's property of an accepted
+// libvirt URI: no transport or parameter that runs a program or reads a
+// local file, and a host (or test:///default).
+func checkAcceptedLibvirt(t *testing.T, raw string) {
+	u, perr := url.Parse(strings.TrimSpace(raw))
+	if perr != nil {
+		t.Fatalf("accepted a URI that does not parse: %q", raw)
+	}
+	scheme := strings.ToLower(u.Scheme)
+	for _, tr := range []string{"+ext", "+ssh", "+libssh", "+libssh2", "+unix"} {
+		if strings.HasSuffix(scheme, tr) {
+			t.Fatalf("accepted transport %s: %q", tr, raw)
+		}
+	}
+	for k := range u.Query() {
+		switch strings.ToLower(k) {
+		case "command", "socket", "netcat", "keyfile", "pkipath", "known_hosts", "no_verify":
+			t.Fatalf("accepted %s=: %q", k, raw)
+		}
+	}
+	if u.Host == "" && raw != "test:///default" && strings.TrimSpace(raw) != "test:///default" {
+		t.Fatalf("accepted a URI with no host: %q", raw)
+	}
+	if strings.HasPrefix(u.Hostname(), "-") {
+		t.Fatalf("accepted host %q", u.Hostname())
+	}
 }

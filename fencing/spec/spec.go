@@ -157,24 +157,53 @@ var requiredParams = map[string][]string{
 // Validate checks the device without reading any file or opening any
 // connection. The error names the device and the item.
 func (d Device) Validate() error {
-	var errs []error
-	name := d.Name
-	if strings.TrimSpace(name) == "" {
-		name = "(unnamed)"
-		errs = append(errs, errors.New("fence device: name is empty"))
-	} else if !nameRE.MatchString(name) {
-		errs = append(errs, fmt.Errorf("fence device %q: name may hold letters, digits and _ . : @ -", name))
-	}
-	bad := func(format string, a ...any) {
-		errs = append(errs, fmt.Errorf("fence device %s: "+format, append([]any{name}, a...)...))
+	p := &deviceProblems{name: d.Name}
+	if strings.TrimSpace(d.Name) == "" {
+		p.name = "(unnamed)"
+		p.errs = append(p.errs, errors.New("fence device: name is empty"))
+	} else if !nameRE.MatchString(d.Name) {
+		p.errs = append(p.errs, fmt.Errorf("fence device %q: name may hold letters, digits and _ . : @ -", d.Name))
 	}
 	switch d.Type {
 	case TypeIPMI, TypeLibvirt, TypeAgent:
 	case "":
-		bad("type is empty (want %s, %s or %s)", TypeIPMI, TypeLibvirt, TypeAgent)
+		p.bad("type is empty (want %s, %s or %s)", TypeIPMI, TypeLibvirt, TypeAgent)
 	default:
-		bad("unknown type %q (want %s, %s or %s)", d.Type, TypeIPMI, TypeLibvirt, TypeAgent)
+		p.bad("unknown type %q (want %s, %s or %s)", d.Type, TypeIPMI, TypeLibvirt, TypeAgent)
 	}
+	p.checkParams(d)
+	if d.Type == TypeIPMI {
+		p.checkIPMIParams(d)
+	}
+	p.checkPassword(d)
+	if d.Timeout < 0 {
+		p.bad("timeout %s is negative", d.Timeout)
+	}
+	if !d.AllowUnsafe {
+		if refused := d.unsafe(); len(refused) > 0 {
+			for _, r := range refused {
+				p.bad("%s", r)
+			}
+			p.bad("%s", optIn)
+		}
+	}
+	return errors.Join(p.errs...)
+}
+
+// deviceProblems collects what Device.Validate finds, each naming the
+// device.
+type deviceProblems struct {
+	name string
+	errs []error
+}
+
+func (p *deviceProblems) bad(format string, a ...any) {
+	p.errs = append(p.errs, fmt.Errorf("fence device %s: "+format, append([]any{p.name}, a...)...))
+}
+
+// checkParams checks param names (no inline password, only the type's
+// own), the required ones and the host map.
+func (p *deviceProblems) checkParams(d Device) {
 	keys := make([]string, 0, len(d.Params))
 	for k := range d.Params {
 		keys = append(keys, k)
@@ -185,71 +214,66 @@ func (d Device) Validate() error {
 		case k == "password" || k == "passwd":
 			// Never accept a secret inline: the spec is printed, logged and
 			// replicated.
-			bad("param %s is not allowed: use password_file or password_env", k)
+			p.bad("param %s is not allowed: use password_file or password_env", k)
 		case !paramRE.MatchString(k):
-			bad("param name %q is not lower-case letters, digits and _", k)
+			p.bad("param name %q is not lower-case letters, digits and _", k)
 		case d.Type == TypeAgent:
 		case typeParams[d.Type] != nil && !typeParams[d.Type][k]:
-			bad("unknown param %s for type %s (known: %s)", k, d.Type, known(d.Type))
+			p.bad("unknown param %s for type %s (known: %s)", k, d.Type, known(d.Type))
 		}
 	}
 	for _, k := range requiredParams[d.Type] {
 		if strings.TrimSpace(d.Params[k]) == "" {
-			bad("param %s is required for type %s", k, d.Type)
+			p.bad("param %s is required for type %s", k, d.Type)
 		}
 	}
 	if hm, ok := d.Params["host_map"]; ok {
 		if _, err := fencing.ParseHostMap(hm); err != nil {
-			bad("param host_map: %v", err)
+			p.bad("param host_map: %v", err)
 		}
 	}
-	if d.Type == TypeIPMI {
-		for _, k := range []string{"port", "cipher_suite"} {
-			if v, ok := d.Params[k]; ok {
-				if _, err := strconv.Atoi(v); err != nil {
-					bad("param %s %q is not a number", k, v)
-				}
-			}
-		}
-		// The pure-Go IPMI client runs nothing, but its values still name a
-		// host and a user, never a path or an option. Empty is "not set" (a
-		// required one is reported as such); port 0 is the default.
-		for _, k := range []string{"address", "user", "interface"} {
-			if v := d.Params[k]; v != "" {
-				if err := ipmiChecks[k](v); err != nil {
-					bad("param %s: value %v", k, err)
-				}
+}
+
+// checkIPMIParams checks the values of an IPMI device's params.
+func (p *deviceProblems) checkIPMIParams(d Device) {
+	for _, k := range []string{"port", "cipher_suite"} {
+		if v, ok := d.Params[k]; ok {
+			if _, err := strconv.Atoi(v); err != nil {
+				p.bad("param %s %q is not a number", k, v)
 			}
 		}
 	}
+	// The pure-Go IPMI client runs nothing, but its values still name a
+	// host and a user, never a path or an option. Empty is "not set" (a
+	// required one is reported as such); port 0 is the default.
+	for _, k := range []string{"address", "user", "interface"} {
+		if v := d.Params[k]; v != "" {
+			if err := ipmiChecks[k](v); err != nil {
+				p.bad("param %s: value %v", k, err)
+			}
+		}
+	}
+}
+
+// checkPassword checks the password source: at most one, a valid variable
+// name, required for IPMI, refused for libvirt.
+func (p *deviceProblems) checkPassword(d Device) {
 	if d.PasswordFile != "" && d.PasswordEnv != "" {
-		bad("password_file and password_env are both set: choose one")
+		p.bad("password_file and password_env are both set: choose one")
 	}
 	if d.PasswordEnv != "" && !envRE.MatchString(d.PasswordEnv) {
-		bad("password_env %q is not an environment variable name", d.PasswordEnv)
+		p.bad("password_env %q is not an environment variable name", d.PasswordEnv)
 	}
 	switch d.Type {
 	case TypeIPMI:
 		if d.PasswordFile == "" && d.PasswordEnv == "" && d.Secret.IsZero() {
-			bad("a password source is required for type ipmi: set password_file or password_env")
+			p.bad("a password source is required for type ipmi: set password_file or password_env")
 		}
 	case TypeLibvirt:
 		if d.PasswordFile != "" || d.PasswordEnv != "" || !d.Secret.IsZero() {
-			bad("type libvirt takes no password (the URI's transport authenticates: ssh keys, SASL)")
+			p.bad("type libvirt takes no password (the URI's transport authenticates: ssh keys, SASL)")
 		}
 	}
-	if d.Timeout < 0 {
-		bad("timeout %s is negative", d.Timeout)
-	}
-	if !d.AllowUnsafe {
-		if refused := d.unsafe(); len(refused) > 0 {
-			for _, r := range refused {
-				bad("%s", r)
-			}
-			bad("%s", optIn)
-		}
-	}
-	return errors.Join(errs...)
 }
 
 var ipmiChecks = map[string]func(string) error{"address": fencing.CheckHost, "user": fencing.CheckName, "interface": fencing.CheckWord}
@@ -388,38 +412,7 @@ func (s Spec) Validate() error {
 			errs = append(errs, fmt.Errorf("fence host %s: defined twice", name))
 		}
 		hosts[name] = true
-		if len(h.Levels) == 0 {
-			errs = append(errs, fmt.Errorf("fence host %s: no level (a host needs at least one fence device)", name))
-		}
-		for i, lvl := range h.Levels {
-			if len(lvl) == 0 {
-				errs = append(errs, fmt.Errorf("fence host %s: level %d names no device", name, i+1))
-			}
-			seen := map[string]bool{}
-			for _, dn := range lvl {
-				d, ok := devs[dn]
-				switch {
-				case !ok:
-					errs = append(errs, fmt.Errorf("fence host %s: level %d names unknown device %q", name, i+1, dn))
-				case seen[dn]:
-					errs = append(errs, fmt.Errorf("fence host %s: level %d names device %s twice", name, i+1, dn))
-				default:
-					if err := mapsHost(d, name); err != nil {
-						errs = append(errs, fmt.Errorf("fence host %s: level %d: %w", name, i+1, err))
-					}
-				}
-				seen[dn] = true
-			}
-		}
-		if _, err := fencing.ParseAction(h.Action); err != nil {
-			errs = append(errs, fmt.Errorf("fence host %s: %w", name, err))
-		}
-		if h.Delay < 0 || h.Delay > fencing.MaxStaticDelay {
-			errs = append(errs, fmt.Errorf("fence host %s: delay %s is outside 0-%s", name, h.Delay, fencing.MaxStaticDelay))
-		}
-		if h.RandomDelay < 0 || h.RandomDelay > fencing.MaxRandomDelay {
-			errs = append(errs, fmt.Errorf("fence host %s: random_delay %s is outside 0-%s", name, h.RandomDelay, fencing.MaxRandomDelay))
-		}
+		errs = append(errs, validateHost(h, name, devs)...)
 	}
 	// A device that is not told which port belongs to which host controls
 	// one power feed (an IPMI BMC always does): used for two hosts, the
@@ -431,6 +424,53 @@ func (s Spec) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// validateHost checks host h (called name in messages): its levels against
+// the devices devs, its action and its delays.
+func validateHost(h Host, name string, devs map[string]Device) []error {
+	var errs []error
+	if len(h.Levels) == 0 {
+		errs = append(errs, fmt.Errorf("fence host %s: no level (a host needs at least one fence device)", name))
+	}
+	for i, lvl := range h.Levels {
+		errs = append(errs, validateLevel(lvl, i+1, name, devs)...)
+	}
+	if _, err := fencing.ParseAction(h.Action); err != nil {
+		errs = append(errs, fmt.Errorf("fence host %s: %w", name, err))
+	}
+	if h.Delay < 0 || h.Delay > fencing.MaxStaticDelay {
+		errs = append(errs, fmt.Errorf("fence host %s: delay %s is outside 0-%s", name, h.Delay, fencing.MaxStaticDelay))
+	}
+	if h.RandomDelay < 0 || h.RandomDelay > fencing.MaxRandomDelay {
+		errs = append(errs, fmt.Errorf("fence host %s: random_delay %s is outside 0-%s", name, h.RandomDelay, fencing.MaxRandomDelay))
+	}
+	return errs
+}
+
+// validateLevel checks level n of host name: at least one device, each
+// known, named once and, with a host map, mapping the host.
+func validateLevel(lvl []string, n int, name string, devs map[string]Device) []error {
+	var errs []error
+	if len(lvl) == 0 {
+		errs = append(errs, fmt.Errorf("fence host %s: level %d names no device", name, n))
+	}
+	seen := map[string]bool{}
+	for _, dn := range lvl {
+		d, ok := devs[dn]
+		switch {
+		case !ok:
+			errs = append(errs, fmt.Errorf("fence host %s: level %d names unknown device %q", name, n, dn))
+		case seen[dn]:
+			errs = append(errs, fmt.Errorf("fence host %s: level %d names device %s twice", name, n, dn))
+		default:
+			if err := mapsHost(d, name); err != nil {
+				errs = append(errs, fmt.Errorf("fence host %s: level %d: %w", name, n, err))
+			}
+		}
+		seen[dn] = true
+	}
+	return errs
 }
 
 // mapsHost checks that a device with a host_map knows host: a device that

@@ -15,8 +15,8 @@ import (
 
 	"github.com/vmha/vmha/fencing"
 	"github.com/vmha/vmha/fencing/spec"
-	"github.com/vmha/vmha/internal/ipmisim"
-	"github.com/vmha/vmha/internal/testenv"
+	"github.com/vmha/vmha/internal/testlab/ipmisim"
+	"github.com/vmha/vmha/internal/testlab/testenv"
 )
 
 const secretPw = "Spec-Pw-58ad"

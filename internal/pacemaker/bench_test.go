@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vmha/vmha/internal/testenv"
+	"github.com/vmha/vmha/internal/testlab/testenv"
 	"github.com/vmha/vmha/placement"
 )
 

@@ -4,7 +4,7 @@ import (
 	"context"
 	"testing"
 
-	"github.com/vmha/vmha/internal/testenv"
+	"github.com/vmha/vmha/internal/testlab/testenv"
 	"github.com/vmha/vmha/placement"
 )
 

@@ -12,7 +12,7 @@ import (
 	"pgregory.net/rapid"
 
 	"github.com/vmha/vmha/clusterspec"
-	"github.com/vmha/vmha/internal/testenv"
+	"github.com/vmha/vmha/internal/testlab/testenv"
 	"github.com/vmha/vmha/placement"
 )
 

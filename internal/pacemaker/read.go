@@ -44,13 +44,7 @@ type xCIB struct {
 		CRM struct {
 			Sets []xSet `xml:"cluster_property_set"`
 		} `xml:"crm_config"`
-		Nodes []struct {
-			ID    string `xml:"id,attr"`
-			Uname string `xml:"uname,attr"`
-			Type  string `xml:"type,attr"`
-			Attrs []xSet `xml:"instance_attributes"`
-			Util  []xSet `xml:"utilization"`
-		} `xml:"nodes>node"`
+		Nodes     []xNode `xml:"nodes>node"`
 		Resources struct {
 			Primitives []xPrimitive `xml:"primitive"`
 			Groups     []xID        `xml:"group"`
@@ -59,49 +53,65 @@ type xCIB struct {
 			Bundles    []xID        `xml:"bundle"`
 		} `xml:"resources"`
 		Constraints struct {
-			Locations []struct {
-				ID         string  `xml:"id,attr"`
-				Rsc        string  `xml:"rsc,attr"`
-				RscPattern string  `xml:"rsc-pattern,attr"`
-				Node       string  `xml:"node,attr"`
-				Score      string  `xml:"score,attr"`
-				Rules      []xRule `xml:"rule"`
-				Sets       []xID   `xml:"resource_set"`
-			} `xml:"rsc_location"`
-			Colocations []struct {
-				ID    string `xml:"id,attr"`
-				Rsc   string `xml:"rsc,attr"`
-				With  string `xml:"with-rsc,attr"`
-				Score string `xml:"score,attr"`
-				Attr  string `xml:"node-attribute,attr"`
-				Sets  []xID  `xml:"resource_set"`
-			} `xml:"rsc_colocation"`
-			Orders  []xID `xml:"rsc_order"`
-			Tickets []xID `xml:"rsc_ticket"`
+			Locations   []xLocation   `xml:"rsc_location"`
+			Colocations []xColocation `xml:"rsc_colocation"`
+			Orders      []xID         `xml:"rsc_order"`
+			Tickets     []xID         `xml:"rsc_ticket"`
 		} `xml:"constraints"`
 		RscDefaults struct {
 			Meta []xSet `xml:"meta_attributes"`
 		} `xml:"rsc_defaults"`
 	} `xml:"configuration"`
 	Status struct {
-		Nodes []struct {
-			ID        string `xml:"id,attr"`
-			Uname     string `xml:"uname,attr"`
-			InCCM     string `xml:"in_ccm,attr"`
-			Crmd      string `xml:"crmd,attr"`
-			Join      string `xml:"join,attr"`
-			Transient []xSet `xml:"transient_attributes>instance_attributes"`
-			LRM       []struct {
-				ID  string `xml:"id,attr"`
-				Ops []struct {
-					Operation string `xml:"operation,attr"`
-					CallID    string `xml:"call-id,attr"`
-					RC        string `xml:"rc-code,attr"`
-					OpStatus  string `xml:"op-status,attr"`
-				} `xml:"lrm_rsc_op"`
-			} `xml:"lrm>lrm_resources>lrm_resource"`
-		} `xml:"node_state"`
+		Nodes []xNodeState `xml:"node_state"`
 	} `xml:"status"`
+}
+
+type xNode struct {
+	ID    string `xml:"id,attr"`
+	Uname string `xml:"uname,attr"`
+	Type  string `xml:"type,attr"`
+	Attrs []xSet `xml:"instance_attributes"`
+	Util  []xSet `xml:"utilization"`
+}
+
+type xLocation struct {
+	ID         string  `xml:"id,attr"`
+	Rsc        string  `xml:"rsc,attr"`
+	RscPattern string  `xml:"rsc-pattern,attr"`
+	Node       string  `xml:"node,attr"`
+	Score      string  `xml:"score,attr"`
+	Rules      []xRule `xml:"rule"`
+	Sets       []xID   `xml:"resource_set"`
+}
+
+type xColocation struct {
+	ID    string `xml:"id,attr"`
+	Rsc   string `xml:"rsc,attr"`
+	With  string `xml:"with-rsc,attr"`
+	Score string `xml:"score,attr"`
+	Attr  string `xml:"node-attribute,attr"`
+	Sets  []xID  `xml:"resource_set"`
+}
+
+type xNodeState struct {
+	ID        string `xml:"id,attr"`
+	Uname     string `xml:"uname,attr"`
+	InCCM     string `xml:"in_ccm,attr"`
+	Crmd      string `xml:"crmd,attr"`
+	Join      string `xml:"join,attr"`
+	Transient []xSet `xml:"transient_attributes>instance_attributes"`
+	LRM       []struct {
+		ID  string `xml:"id,attr"`
+		Ops []xOp  `xml:"lrm_rsc_op"`
+	} `xml:"lrm>lrm_resources>lrm_resource"`
+}
+
+type xOp struct {
+	Operation string `xml:"operation,attr"`
+	CallID    string `xml:"call-id,attr"`
+	RC        string `xml:"rc-code,attr"`
+	OpStatus  string `xml:"op-status,attr"`
 }
 
 type xID struct {
@@ -136,7 +146,6 @@ const MaxCIB = 256 << 20
 // warnings. now is the clock for failure timeouts.
 func ReadCIB(data []byte, now time.Time) (placement.Input, []string, error) {
 	var in placement.Input
-	var warn []string
 	if len(data) > MaxCIB {
 		return in, nil, fmt.Errorf("CIB is %d bytes, more than the %d allowed", len(data), MaxCIB)
 	}
@@ -146,8 +155,66 @@ func ReadCIB(data []byte, now time.Time) (placement.Input, []string, error) {
 		return in, nil, fmt.Errorf("CIB does not parse: %w", err)
 	}
 	in.Now = now
-	bad := func(format string, a ...any) error { return fmt.Errorf(format, a...) }
+	r := &cibReader{in: &in}
+	if err := r.translate(&c); err != nil {
+		return in, nil, err
+	}
+	sort.Strings(r.warn)
+	if err := placement.Validate(&in); err != nil {
+		return in, r.warn, fmt.Errorf("translated CIB does not validate: %w", err)
+	}
+	return in, r.warn, nil
+}
 
+// cibReader fills a placement.Input from a decoded CIB, one section at a
+// time, and keeps what it could not translate.
+type cibReader struct {
+	in   *placement.Input
+	warn []string
+	// hostIx and vmIx index in.Hosts and in.VMs by name.
+	hostIx, vmIx map[string]int
+}
+
+func (r *cibReader) skip(what string) { r.warn = append(r.warn, what) }
+
+func (r *cibReader) translate(c *xCIB) error {
+	if err := r.readPolicy(c); err != nil {
+		return err
+	}
+	if err := r.readNodes(c.Config.Nodes); err != nil {
+		return err
+	}
+	if err := r.readResources(c); err != nil {
+		return err
+	}
+	cs := c.Config.Constraints
+	for _, l := range cs.Locations {
+		if err := r.readLocation(l); err != nil {
+			return err
+		}
+	}
+	for _, co := range cs.Colocations {
+		if err := r.readColocation(co); err != nil {
+			return err
+		}
+	}
+	for _, o := range cs.Orders {
+		r.skip("rsc_order " + o.ID + " not translated")
+	}
+	for _, o := range cs.Tickets {
+		r.skip("rsc_ticket " + o.ID + " not translated")
+	}
+	for _, ns := range c.Status.Nodes {
+		if err := r.readNodeState(ns); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// readPolicy reads crm_config and rsc_defaults.
+func (r *cibReader) readPolicy(c *xCIB) error {
+	in := r.in
 	crm := setsMap(c.Config.CRM.Sets)
 	in.Policy.Strategy = placement.Strategy(strings.ToLower(crm["placement-strategy"]))
 	if v, ok := crm["symmetric-cluster"]; ok && isFalse(v) {
@@ -156,7 +223,7 @@ func ReadCIB(data []byte, now time.Time) (placement.Input, []string, error) {
 	if v, ok := crm["migration-limit"]; ok {
 		n, err := strconv.Atoi(v)
 		if err != nil {
-			return in, nil, bad("crm_config migration-limit %q is not a number", v)
+			return fmt.Errorf("crm_config migration-limit %q is not a number", v)
 		}
 		if n > 0 {
 			in.Policy.MigrationLimit = n
@@ -167,16 +234,21 @@ func ReadCIB(data []byte, now time.Time) (placement.Input, []string, error) {
 		if v, ok := defaults[k]; ok {
 			s, err := placement.ParseScore(v)
 			if err != nil {
-				return in, nil, bad("rsc_defaults %s: %w", k, err)
+				return fmt.Errorf("rsc_defaults %s: %w", k, err)
 			}
 			in.Policy.DefaultStickiness = s
 		}
 	}
+	return nil
+}
 
-	nodeByID := map[string]int{}
-	for _, n := range c.Config.Nodes {
+// readNodes makes a host of every cluster node (offline until the status
+// section says otherwise).
+func (r *cibReader) readNodes(nodes []xNode) error {
+	in := r.in
+	for _, n := range nodes {
 		if n.Type == "remote" || n.Type == "ping" {
-			warn = append(warn, fmt.Sprintf("node %s of type %s not translated", n.Uname, n.Type))
+			r.skip(fmt.Sprintf("node %s of type %s not translated", n.Uname, n.Type))
 			continue
 		}
 		h := placement.HostInfo{Name: n.Uname, Attributes: map[string]string{}, Capacity: map[string]int64{}, Condition: placement.Offline}
@@ -193,227 +265,240 @@ func ReadCIB(data []byte, now time.Time) (placement.Input, []string, error) {
 		for k, v := range setsMap(n.Util) {
 			x, err := strconv.ParseInt(v, 10, 64)
 			if err != nil {
-				return in, nil, bad("node %s utilization %s=%q is not an integer", n.Uname, k, v)
+				return fmt.Errorf("node %s utilization %s=%q is not an integer", n.Uname, k, v)
 			}
 			h.Capacity[k] = x
 		}
-		nodeByID[n.ID] = len(in.Hosts)
 		in.Hosts = append(in.Hosts, h)
 	}
-	hostIx := map[string]int{}
+	r.hostIx = map[string]int{}
 	for i, h := range in.Hosts {
-		hostIx[h.Name] = i
+		r.hostIx[h.Name] = i
 	}
+	return nil
+}
 
-	for _, g := range c.Config.Resources.Groups {
-		warn = append(warn, "group "+g.ID+" not translated")
+// readResources makes a VM of every primitive that is not a fence device.
+func (r *cibReader) readResources(c *xCIB) error {
+	rs := c.Config.Resources
+	for _, g := range rs.Groups {
+		r.skip("group " + g.ID + " not translated")
 	}
-	for _, g := range c.Config.Resources.Clones {
-		warn = append(warn, "clone "+g.ID+" not translated")
+	for _, g := range rs.Clones {
+		r.skip("clone " + g.ID + " not translated")
 	}
-	for _, g := range c.Config.Resources.Masters {
-		warn = append(warn, "promotable clone "+g.ID+" not translated")
+	for _, g := range rs.Masters {
+		r.skip("promotable clone " + g.ID + " not translated")
 	}
-	for _, g := range c.Config.Resources.Bundles {
-		warn = append(warn, "bundle "+g.ID+" not translated")
+	for _, g := range rs.Bundles {
+		r.skip("bundle " + g.ID + " not translated")
 	}
-	vmIx := map[string]int{}
-	for _, p := range c.Config.Resources.Primitives {
+	r.vmIx = map[string]int{}
+	for _, p := range rs.Primitives {
 		if p.Class == "stonith" {
 			continue
 		}
 		v := placement.VMInfo{Name: p.ID, Utilization: map[string]int64{}}
-		meta := setsMap(p.Meta)
-		for k, val := range meta {
-			switch k {
-			case "priority":
-				n, err := strconv.Atoi(val)
-				if err != nil {
-					return in, nil, bad("primitive %s priority %q is not a number", p.ID, val)
-				}
-				v.Priority = n
-			case "target-role":
-				if strings.EqualFold(val, "stopped") {
-					v.Target = placement.Stopped
-				}
-			case "allow-migrate":
-				v.AllowMigrate = isTrue(val)
-			case "resource-stickiness":
-				s, err := placement.ParseScore(val)
-				if err != nil {
-					return in, nil, bad("primitive %s resource-stickiness: %w", p.ID, err)
-				}
-				v.Stickiness = &s
-			case "migration-threshold":
-				s, err := placement.ParseScore(val)
-				if err != nil {
-					return in, nil, bad("primitive %s migration-threshold: %w", p.ID, err)
-				}
-				if s > 0 && s < placement.Infinity {
-					v.MigrationThreshold = int(s)
-				}
-			case "failure-timeout":
-				d, err := parseInterval(val)
-				if err != nil {
-					return in, nil, bad("primitive %s failure-timeout %q: %w", p.ID, val, err)
-				}
-				v.FailureTimeout = d
-			case "is-managed":
-				v.Unmanaged = isFalse(val)
+		for k, val := range setsMap(p.Meta) {
+			if err := applyPrimitiveMeta(&v, p.ID, k, val); err != nil {
+				return err
 			}
 		}
 		for k, val := range setsMap(p.Util) {
 			x, err := strconv.ParseInt(val, 10, 64)
 			if err != nil {
-				return in, nil, bad("primitive %s utilization %s=%q is not an integer", p.ID, k, val)
+				return fmt.Errorf("primitive %s utilization %s=%q is not an integer", p.ID, k, val)
 			}
 			v.Utilization[k] = x
 		}
-		vmIx[p.ID] = len(in.VMs)
-		in.VMs = append(in.VMs, v)
+		r.vmIx[p.ID] = len(r.in.VMs)
+		r.in.VMs = append(r.in.VMs, v)
 	}
+	return nil
+}
 
-	cs := c.Config.Constraints
-	for _, l := range cs.Locations {
-		switch {
-		case l.RscPattern != "" || len(l.Sets) > 0:
-			warn = append(warn, "rsc_location "+l.ID+" with rsc-pattern or resource sets not translated")
-			continue
-		}
-		if _, ok := vmIx[l.Rsc]; !ok {
-			warn = append(warn, "rsc_location "+l.ID+" names "+l.Rsc+", which is not a translated primitive")
-			continue
-		}
-		if l.Node != "" {
-			s, err := placement.ParseScore(l.Score)
-			if err != nil {
-				return in, nil, bad("rsc_location %s: %w", l.ID, err)
-			}
-			in.Locations = append(in.Locations, placement.Location{VM: l.Rsc, Host: l.Node, Score: s})
-			continue
-		}
-		for _, r := range l.Rules {
-			pr, ok, err := convertXRule(r, true)
-			if err != nil {
-				return in, nil, bad("rsc_location %s rule %s: %w", l.ID, r.ID, err)
-			}
-			if !ok {
-				warn = append(warn, "rsc_location "+l.ID+" rule "+r.ID+" uses date expressions: not translated")
-				continue
-			}
-			in.LocationRules = append(in.LocationRules, placement.LocationRule{VM: l.Rsc, Rule: pr})
-		}
-	}
-	for _, co := range cs.Colocations {
-		if len(co.Sets) > 0 {
-			warn = append(warn, "rsc_colocation "+co.ID+" with resource sets not translated")
-			continue
-		}
-		if co.Attr != "" && co.Attr != "#uname" {
-			warn = append(warn, "rsc_colocation "+co.ID+" by node attribute "+co.Attr+" not translated")
-			continue
-		}
-		_, ok1 := vmIx[co.Rsc]
-		_, ok2 := vmIx[co.With]
-		if !ok1 || !ok2 {
-			warn = append(warn, "rsc_colocation "+co.ID+" names a resource that is not a translated primitive")
-			continue
-		}
-		s, err := placement.ParseScore(co.Score)
+// applyPrimitiveMeta reads one meta attribute of primitive id into v;
+// attributes the model has no use for are ignored.
+func applyPrimitiveMeta(v *placement.VMInfo, id, k, val string) error {
+	switch k {
+	case "priority":
+		n, err := strconv.Atoi(val)
 		if err != nil {
-			return in, nil, bad("rsc_colocation %s: %w", co.ID, err)
+			return fmt.Errorf("primitive %s priority %q is not a number", id, val)
 		}
-		in.Colocations = append(in.Colocations, placement.Colocation{VM: co.Rsc, With: co.With, Score: s})
+		v.Priority = n
+	case "target-role":
+		if strings.EqualFold(val, "stopped") {
+			v.Target = placement.Stopped
+		}
+	case "allow-migrate":
+		v.AllowMigrate = isTrue(val)
+	case "resource-stickiness":
+		s, err := placement.ParseScore(val)
+		if err != nil {
+			return fmt.Errorf("primitive %s resource-stickiness: %w", id, err)
+		}
+		v.Stickiness = &s
+	case "migration-threshold":
+		s, err := placement.ParseScore(val)
+		if err != nil {
+			return fmt.Errorf("primitive %s migration-threshold: %w", id, err)
+		}
+		if s > 0 && s < placement.Infinity {
+			v.MigrationThreshold = int(s)
+		}
+	case "failure-timeout":
+		d, err := parseInterval(val)
+		if err != nil {
+			return fmt.Errorf("primitive %s failure-timeout %q: %w", id, val, err)
+		}
+		v.FailureTimeout = d
+	case "is-managed":
+		v.Unmanaged = isFalse(val)
 	}
-	for _, o := range cs.Orders {
-		warn = append(warn, "rsc_order "+o.ID+" not translated")
-	}
-	for _, o := range cs.Tickets {
-		warn = append(warn, "rsc_ticket "+o.ID+" not translated")
-	}
+	return nil
+}
 
-	for _, ns := range c.Status.Nodes {
-		hi, ok := hostIx[ns.Uname]
+// readLocation reads one rsc_location: a score on a node, or rules.
+func (r *cibReader) readLocation(l xLocation) error {
+	in := r.in
+	if l.RscPattern != "" || len(l.Sets) > 0 {
+		r.skip("rsc_location " + l.ID + " with rsc-pattern or resource sets not translated")
+		return nil
+	}
+	if _, ok := r.vmIx[l.Rsc]; !ok {
+		r.skip("rsc_location " + l.ID + " names " + l.Rsc + ", which is not a translated primitive")
+		return nil
+	}
+	if l.Node != "" {
+		s, err := placement.ParseScore(l.Score)
+		if err != nil {
+			return fmt.Errorf("rsc_location %s: %w", l.ID, err)
+		}
+		in.Locations = append(in.Locations, placement.Location{VM: l.Rsc, Host: l.Node, Score: s})
+		return nil
+	}
+	for _, rule := range l.Rules {
+		pr, ok, err := convertXRule(rule, true)
+		if err != nil {
+			return fmt.Errorf("rsc_location %s rule %s: %w", l.ID, rule.ID, err)
+		}
+		if !ok {
+			r.skip("rsc_location " + l.ID + " rule " + rule.ID + " uses date expressions: not translated")
+			continue
+		}
+		in.LocationRules = append(in.LocationRules, placement.LocationRule{VM: l.Rsc, Rule: pr})
+	}
+	return nil
+}
+
+// readColocation reads one rsc_colocation between two primitives.
+func (r *cibReader) readColocation(co xColocation) error {
+	if len(co.Sets) > 0 {
+		r.skip("rsc_colocation " + co.ID + " with resource sets not translated")
+		return nil
+	}
+	if co.Attr != "" && co.Attr != "#uname" {
+		r.skip("rsc_colocation " + co.ID + " by node attribute " + co.Attr + " not translated")
+		return nil
+	}
+	_, ok1 := r.vmIx[co.Rsc]
+	_, ok2 := r.vmIx[co.With]
+	if !ok1 || !ok2 {
+		r.skip("rsc_colocation " + co.ID + " names a resource that is not a translated primitive")
+		return nil
+	}
+	s, err := placement.ParseScore(co.Score)
+	if err != nil {
+		return fmt.Errorf("rsc_colocation %s: %w", co.ID, err)
+	}
+	r.in.Colocations = append(r.in.Colocations, placement.Colocation{VM: co.Rsc, With: co.With, Score: s})
+	return nil
+}
+
+// readNodeState reads one node's status: whether it is up, its transient
+// attributes and fail counts, and the resources it runs.
+func (r *cibReader) readNodeState(ns xNodeState) error {
+	in := r.in
+	hi, ok := r.hostIx[ns.Uname]
+	if !ok {
+		return nil
+	}
+	h := &in.Hosts[hi]
+	if isTrue(ns.InCCM) && ns.Crmd == "online" {
+		h.Condition = placement.Usable
+	} else {
+		// A node that is down holds no running VMs for Pacemaker: as
+		// after a fence, its VMs are recovered elsewhere.
+		h.Condition = placement.Released
+	}
+	fails := map[string]*placement.Failure{}
+	for k, v := range setsMap(ns.Transient) {
+		if err := readTransient(h, fails, k, v); err != nil {
+			return err
+		}
+	}
+	for rsc, f := range fails {
+		if i, ok := r.vmIx[rsc]; ok && f.Count > 0 {
+			in.VMs[i].Failures = append(in.VMs[i].Failures, *f)
+		}
+	}
+	for _, lr := range ns.LRM {
+		i, ok := r.vmIx[lr.ID]
 		if !ok {
 			continue
 		}
-		h := &in.Hosts[hi]
-		if isTrue(ns.InCCM) && ns.Crmd == "online" {
-			h.Condition = placement.Usable
-		} else {
-			// A node that is down holds no running VMs for Pacemaker: as
-			// after a fence, its VMs are recovered elsewhere.
-			h.Condition = placement.Released
+		if running(lr.Ops) && h.Condition != placement.Usable {
+			continue
 		}
-		tr := setsMap(ns.Transient)
-		fails := map[string]*placement.Failure{}
-		for k, v := range tr {
-			switch {
-			case strings.HasPrefix(k, "fail-count-"):
-				rsc := strings.SplitN(strings.TrimPrefix(k, "fail-count-"), "#", 2)[0]
-				n, err := placement.ParseScore(v)
-				if err != nil {
-					return in, nil, bad("node %s %s: %w", ns.Uname, k, err)
-				}
-				f := fails[rsc]
-				if f == nil {
-					f = &placement.Failure{Host: ns.Uname}
-					fails[rsc] = f
-				}
-				f.Count += int(min(n, placement.Infinity))
-			case strings.HasPrefix(k, "last-failure-"):
-				rsc := strings.SplitN(strings.TrimPrefix(k, "last-failure-"), "#", 2)[0]
-				sec, err := strconv.ParseInt(v, 10, 64)
-				if err != nil {
-					return in, nil, bad("node %s %s %q is not a time", ns.Uname, k, v)
-				}
-				f := fails[rsc]
-				if f == nil {
-					f = &placement.Failure{Host: ns.Uname}
-					fails[rsc] = f
-				}
-				if t := time.Unix(sec, 0); t.After(f.Last) {
-					f.Last = t
-				}
-			case k == "standby":
-				h.Standby = isTrue(v)
-			default:
-				h.Attributes[k] = v
-			}
-		}
-		for rsc, f := range fails {
-			if i, ok := vmIx[rsc]; ok && f.Count > 0 {
-				in.VMs[i].Failures = append(in.VMs[i].Failures, *f)
-			}
-		}
-		for _, lr := range ns.LRM {
-			i, ok := vmIx[lr.ID]
-			if !ok {
-				continue
-			}
-			if running(lr.Ops) && h.Condition != placement.Usable {
-				continue
-			}
-			if running(lr.Ops) {
-				in.VMs[i].Current = ns.Uname
-			}
+		if running(lr.Ops) {
+			in.VMs[i].Current = ns.Uname
 		}
 	}
-	sort.Strings(warn)
-	if err := placement.Validate(&in); err != nil {
-		return in, warn, fmt.Errorf("translated CIB does not validate: %w", err)
+	return nil
+}
+
+// readTransient reads one transient attribute of host h: a fail count or
+// last failure time of a resource (into fails, by resource), standby, or a
+// node attribute.
+func readTransient(h *placement.HostInfo, fails map[string]*placement.Failure, k, v string) error {
+	failure := func(prefix string) *placement.Failure {
+		rsc := strings.SplitN(strings.TrimPrefix(k, prefix), "#", 2)[0]
+		f := fails[rsc]
+		if f == nil {
+			f = &placement.Failure{Host: h.Name}
+			fails[rsc] = f
+		}
+		return f
 	}
-	return in, warn, nil
+	switch {
+	case strings.HasPrefix(k, "fail-count-"):
+		n, err := placement.ParseScore(v)
+		if err != nil {
+			return fmt.Errorf("node %s %s: %w", h.Name, k, err)
+		}
+		f := failure("fail-count-")
+		f.Count += int(min(n, placement.Infinity))
+	case strings.HasPrefix(k, "last-failure-"):
+		sec, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return fmt.Errorf("node %s %s %q is not a time", h.Name, k, v)
+		}
+		f := failure("last-failure-")
+		if t := time.Unix(sec, 0); t.After(f.Last) {
+			f.Last = t
+		}
+	case k == "standby":
+		h.Standby = isTrue(v)
+	default:
+		h.Attributes[k] = v
+	}
+	return nil
 }
 
 // running reads a resource's operation history on a node: the latest
 // operation (highest call id) says whether it runs there.
-func running(ops []struct {
-	Operation string `xml:"operation,attr"`
-	CallID    string `xml:"call-id,attr"`
-	RC        string `xml:"rc-code,attr"`
-	OpStatus  string `xml:"op-status,attr"`
-}) bool {
+func running(ops []xOp) bool {
 	best, bestID := -1, int64(-2)
 	for i, op := range ops {
 		id, err := strconv.ParseInt(op.CallID, 10, 64)

@@ -92,7 +92,7 @@ func ParseJindex(data []byte) (int, error) {
 		return 0, errors.New("gfs2_edit output has no \"Journal Index\" header: not a jindex listing")
 	}
 	seen := map[int]bool{}
-	max := -1
+	highest := -1
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
 	for sc.Scan() {
@@ -105,8 +105,8 @@ func ParseJindex(data []byte) (int, error) {
 			return 0, fmt.Errorf("gfs2_edit: journal number %q out of range", m[1])
 		}
 		seen[n] = true
-		if n > max {
-			max = n
+		if n > highest {
+			highest = n
 		}
 	}
 	if err := sc.Err(); err != nil {
@@ -115,8 +115,8 @@ func ParseJindex(data []byte) (int, error) {
 	if len(seen) == 0 {
 		return 0, errors.New("gfs2_edit jindex listing names no journal")
 	}
-	if len(seen) != max+1 {
-		return 0, fmt.Errorf("gfs2_edit jindex listing names %d journals but numbers up to journal%d", len(seen), max)
+	if len(seen) != highest+1 {
+		return 0, fmt.Errorf("gfs2_edit jindex listing names %d journals but numbers up to journal%d", len(seen), highest)
 	}
 	return len(seen), nil
 }
@@ -225,9 +225,9 @@ func MkfsArgs(device, cluster, fsName string, journals, journalMiB int) ([]strin
 // checkTablePart applies mkfs.gfs2's limits to the lock table parts
 // (cluster name up to 32 bytes, file system name up to 30; letters,
 // digits, '-' and '_').
-func checkTablePart(what, s string, max int) error {
-	if s == "" || len(s) > max {
-		return fmt.Errorf("gfs2 lock table %s %q: want 1 to %d characters", what, s, max)
+func checkTablePart(what, s string, maxLen int) error {
+	if s == "" || len(s) > maxLen {
+		return fmt.Errorf("gfs2 lock table %s %q: want 1 to %d characters", what, s, maxLen)
 	}
 	for _, c := range s {
 		if !isNameChar(c) {

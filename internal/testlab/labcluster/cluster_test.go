@@ -22,8 +22,8 @@ import (
 	"github.com/vmha/vmha/api"
 	"github.com/vmha/vmha/hypervisor"
 	"github.com/vmha/vmha/internal/gossipkey"
-	"github.com/vmha/vmha/internal/ipmisim"
-	"github.com/vmha/vmha/internal/testenv"
+	"github.com/vmha/vmha/internal/testlab/ipmisim"
+	"github.com/vmha/vmha/internal/testlab/testenv"
 	"github.com/vmha/vmha/model"
 	"github.com/vmha/vmha/pki"
 )

@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/vmha/vmha/api"
-	"github.com/vmha/vmha/internal/testenv"
+	"github.com/vmha/vmha/internal/testlab/testenv"
 )
 
 // A fault scenario injects its faults into a running cluster (with random

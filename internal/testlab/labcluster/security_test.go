@@ -156,105 +156,123 @@ func TestSecurityIdentityAndRoles(t *testing.T) {
 		refused(t, "forwarding a host principal", hc.Do(ctx, "POST", api.PathObserve, forged, nil, h), "only operators' and read-only requests are forwarded")
 	})
 
-	t.Run("fence configuration from a peer runs nothing", func(t *testing.T) {
-		hc := hostClient(t, h2, leader)
-		pwned := filepath.Join(t.TempDir(), "pwned")
-		me := hostOf(mustStatus(t, c), h2.Name)
-		self := model.Host{Name: h2.Name, APIAddr: me.APIAddr, MemoryMiB: me.MemoryMiB, CPUs: me.CPUs}
-		for _, tc := range []struct {
-			name string
-			dev  model.FenceDevice
-			want string
-		}{
-			{"fence_virsh with ssh_path", model.FenceDevice{Name: "d@" + h2.Name, Type: "agent", Params: map[string]string{
-				"agent": "fence_virsh", "ip": "127.0.0.1", "ssh_path": "/bin/sh -c 'touch " + pwned + "' --"}}, "ssh_path"},
-			{"libvirt over ext", model.FenceDevice{Name: "d@" + h2.Name, Type: "libvirt", Params: map[string]string{
-				"uri": "qemu+ext:///system?command=/bin/touch%20" + pwned}}, "ext"},
-			{"allow_unsafe from a host", model.FenceDevice{Name: "d@" + h2.Name, Type: "agent", AllowUnsafe: true, Params: map[string]string{
-				"agent": "/bin/sh", "ip": "127.0.0.1"}}, "allow_unsafe"},
-		} {
-			reg := api.Register{Host: self, Fencing: &model.FenceTopology{Devices: []model.FenceDevice{tc.dev}, Levels: [][]string{{tc.dev.Name}}}}
-			err := hc.Do(ctx, "POST", api.PathRegister, reg, nil, nil)
-			var se *api.StatusError
-			if !errors.As(err, &se) || se.Code != http.StatusBadRequest || !strings.Contains(se.Error(), tc.want) {
-				t.Fatalf("%s: %v; want 400 naming %q", tc.name, err, tc.want)
-			}
-		}
-		// A valid but different topology from the host itself is only an
-		// offer: the devices the cluster fences it with stay.
-		offer := model.FenceDevice{Name: "other@" + h2.Name, Type: "agent", Params: map[string]string{"agent": "fence_ipmilan", "ip": "127.0.0.1", "ipport": "1", "username": "x"}, Password: "pw"}
-		reg := api.Register{Host: self, Fencing: &model.FenceTopology{Devices: []model.FenceDevice{offer}, Levels: [][]string{{offer.Name}}}}
-		if err := hc.Do(ctx, "POST", api.PathRegister, reg, nil, nil); err != nil {
-			t.Fatalf("re-registration with other devices: %v", err)
-		}
-		s := mustStatus(t, c)
-		if !hasProblem(s, h2.Name+" offers other fence devices") {
-			t.Fatalf("the offer is not shown: %v", s.Problems)
-		}
-		time.Sleep(3 * time.Second) // device checks ran meanwhile
-		if _, err := os.Stat(pwned); err == nil {
-			t.Fatal("a peer's fence configuration ran a command on the leader")
-		}
-	})
+	t.Run("fence configuration from a peer runs nothing", func(t *testing.T) { peerFenceConfigRunsNothing(t, c, h2, leader) })
 
 	// Every refusal above changed nothing (the offer changed no device).
 	if after := stateOf(t, c); after != before {
 		t.Fatalf("refused attacks changed the state:\nbefore %s\nafter  %s", before, after)
 	}
 
-	t.Run("the recorded actor is the authenticated one", func(t *testing.T) {
-		op := certClient(t, c, h2, "alice", pki.RoleOperator)
-		if err := op.Do(ctx, "POST", api.PathHostAction+"/"+h3.Name+"/maintenance", api.HostOp{On: true, RequestedBy: "root"}, nil, nil); err != nil {
-			t.Fatal(err)
-		}
-		by := hostOf(mustStatus(t, c), h3.Name).Maintenance
-		if by == nil || !strings.HasPrefix(by.By, "alice (operator certificate) via "+h2.Name) || !strings.Contains(by.By, `[says "root"]`) {
-			t.Fatalf("maintenance recorded as %+v; want alice's certificate (via %s), the claimed root only as a comment", by, h2.Name)
-		}
-		if err := op.Do(ctx, "POST", api.PathHostAction+"/"+h3.Name+"/maintenance", api.HostOp{On: false}, nil, nil); err != nil {
-			t.Fatal(err)
-		}
-		// The local socket: the kernel's word for who the user is.
-		cmd := exec.Command(filepath.Join(binDir, "vmha"), "--socket", h2.Socket, "host", "maintenance", h3.Name)
-		cmd.Env = append(os.Environ(), "SUDO_USER=mallory")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("maintenance over the socket: %v %s", err, out)
-		}
-		by = hostOf(mustStatus(t, c), h3.Name).Maintenance
-		want := fmt.Sprintf("root (uid %d) on %s", syscall.Getuid(), h2.Name)
-		if by == nil || !strings.HasPrefix(by.By, want) || !strings.Contains(by.By, `[says "mallory`) {
-			t.Fatalf("maintenance over the socket recorded as %+v; want %q first, mallory only as a comment", by, want)
-		}
-		if out, err := c.vmha(h2, "host", "maintenance", h3.Name, "--off"); err != nil {
-			t.Fatalf("%v %s", err, out)
-		}
-	})
+	t.Run("the recorded actor is the authenticated one", func(t *testing.T) { recordedActorIsAuthenticated(t, c, h2, h3) })
 
-	t.Run("a stranger with the gossip key but no certificate of the cluster never votes", func(t *testing.T) {
-		stranger := startStranger(t, c, gossipKey)
-		// It joins gossip (it has the key) ...
-		if _, err := c.WaitFor(ctx, 30*time.Second, "the stranger in gossip", func(s *api.Status) bool {
-			return gossipMembers(t, c) == 4
-		}); err != nil {
-			t.Fatal(err)
+	t.Run("a stranger with the gossip key but no certificate of the cluster never votes", func(t *testing.T) { strangerNeverVotes(t, c, leader, gossipKey) })
+}
+
+// peerFenceConfigRunsNothing registers h2 with fence devices that would
+// run commands on the leader (refused, nothing runs), then with a valid
+// other topology (only an offer).
+func peerFenceConfigRunsNothing(t *testing.T, c *Cluster, h2, leader *Host) {
+	ctx := context.Background()
+	hc := hostClient(t, h2, leader)
+	pwned := filepath.Join(t.TempDir(), "pwned")
+	me := hostOf(mustStatus(t, c), h2.Name)
+	self := model.Host{Name: h2.Name, APIAddr: me.APIAddr, MemoryMiB: me.MemoryMiB, CPUs: me.CPUs}
+	for _, tc := range []struct {
+		name string
+		dev  model.FenceDevice
+		want string
+	}{
+		{"fence_virsh with ssh_path", model.FenceDevice{Name: "d@" + h2.Name, Type: "agent", Params: map[string]string{
+			"agent": "fence_virsh", "ip": "127.0.0.1", "ssh_path": "/bin/sh -c 'touch " + pwned + "' --"}}, "ssh_path"},
+		{"libvirt over ext", model.FenceDevice{Name: "d@" + h2.Name, Type: "libvirt", Params: map[string]string{
+			"uri": "qemu+ext:///system?command=/bin/touch%20" + pwned}}, "ext"},
+		{"allow_unsafe from a host", model.FenceDevice{Name: "d@" + h2.Name, Type: "agent", AllowUnsafe: true, Params: map[string]string{
+			"agent": "/bin/sh", "ip": "127.0.0.1"}}, "allow_unsafe"},
+	} {
+		reg := api.Register{Host: self, Fencing: &model.FenceTopology{Devices: []model.FenceDevice{tc.dev}, Levels: [][]string{{tc.dev.Name}}}}
+		err := hc.Do(ctx, "POST", api.PathRegister, reg, nil, nil)
+		var se *api.StatusError
+		if !errors.As(err, &se) || se.Code != http.StatusBadRequest || !strings.Contains(se.Error(), tc.want) {
+			t.Fatalf("%s: %v; want 400 naming %q", tc.name, err, tc.want)
 		}
-		// ... but over several coordinator passes it neither registers
-		// nor gets a raft vote.
-		time.Sleep(8 * time.Second)
-		s := mustStatus(t, c)
-		if slices.Contains(s.Quorum.Voters, "stranger") || hostOf(s, "stranger").Name != "" {
-			t.Fatalf("the stranger became a voter or a host: voters %v", s.Quorum.Voters)
-		}
-		if len(s.Quorum.Voters) != 3 {
-			t.Fatalf("voters %v, want the three hosts", s.Quorum.Voters)
-		}
-		out, err := c.vmha(leader, "host", "remove", "stranger", "--yes")
-		if err == nil || !strings.Contains(string(out), "rotate the key") {
-			t.Fatalf("host remove of a live stranger: %v %s", err, out)
-		}
-		_ = stranger.Process.Kill()
-		_, _ = stranger.Process.Wait()
-	})
+	}
+	// A valid but different topology from the host itself is only an
+	// offer: the devices the cluster fences it with stay.
+	offer := model.FenceDevice{Name: "other@" + h2.Name, Type: "agent", Params: map[string]string{"agent": "fence_ipmilan", "ip": "127.0.0.1", "ipport": "1", "username": "x"}, Password: "pw"}
+	reg := api.Register{Host: self, Fencing: &model.FenceTopology{Devices: []model.FenceDevice{offer}, Levels: [][]string{{offer.Name}}}}
+	if err := hc.Do(ctx, "POST", api.PathRegister, reg, nil, nil); err != nil {
+		t.Fatalf("re-registration with other devices: %v", err)
+	}
+	s := mustStatus(t, c)
+	if !hasProblem(s, h2.Name+" offers other fence devices") {
+		t.Fatalf("the offer is not shown: %v", s.Problems)
+	}
+	time.Sleep(3 * time.Second) // device checks ran meanwhile
+	if _, err := os.Stat(pwned); err == nil {
+		t.Fatal("a peer's fence configuration ran a command on the leader")
+	}
+}
+
+// recordedActorIsAuthenticated sets h3's maintenance with an operator
+// certificate through h2, and over h2's socket, each claiming another name:
+// the recorded actor is the authenticated one.
+func recordedActorIsAuthenticated(t *testing.T, c *Cluster, h2, h3 *Host) {
+	ctx := context.Background()
+	op := certClient(t, c, h2, "alice", pki.RoleOperator)
+	if err := op.Do(ctx, "POST", api.PathHostAction+"/"+h3.Name+"/maintenance", api.HostOp{On: true, RequestedBy: "root"}, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	by := hostOf(mustStatus(t, c), h3.Name).Maintenance
+	if by == nil || !strings.HasPrefix(by.By, "alice (operator certificate) via "+h2.Name) || !strings.Contains(by.By, `[says "root"]`) {
+		t.Fatalf("maintenance recorded as %+v; want alice's certificate (via %s), the claimed root only as a comment", by, h2.Name)
+	}
+	if err := op.Do(ctx, "POST", api.PathHostAction+"/"+h3.Name+"/maintenance", api.HostOp{On: false}, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	// The local socket: the kernel's word for who the user is.
+	cmd := exec.Command(filepath.Join(binDir, "vmha"), "--socket", h2.Socket, "host", "maintenance", h3.Name)
+	cmd.Env = append(os.Environ(), "SUDO_USER=mallory")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("maintenance over the socket: %v %s", err, out)
+	}
+	by = hostOf(mustStatus(t, c), h3.Name).Maintenance
+	want := fmt.Sprintf("root (uid %d) on %s", syscall.Getuid(), h2.Name)
+	if by == nil || !strings.HasPrefix(by.By, want) || !strings.Contains(by.By, `[says "mallory`) {
+		t.Fatalf("maintenance over the socket recorded as %+v; want %q first, mallory only as a comment", by, want)
+	}
+	if out, err := c.vmha(h2, "host", "maintenance", h3.Name, "--off"); err != nil {
+		t.Fatalf("%v %s", err, out)
+	}
+}
+
+// strangerNeverVotes starts a vmhad that has the gossip key but no
+// certificate of the cluster: it joins gossip, but never registers or
+// votes.
+func strangerNeverVotes(t *testing.T, c *Cluster, leader *Host, gossipKey string) {
+	ctx := context.Background()
+	stranger := startStranger(t, c, gossipKey)
+	// It joins gossip (it has the key) ...
+	if _, err := c.WaitFor(ctx, 30*time.Second, "the stranger in gossip", func(s *api.Status) bool {
+		return gossipMembers(t, c) == 4
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// ... but over several coordinator passes it neither registers
+	// nor gets a raft vote.
+	time.Sleep(8 * time.Second)
+	s := mustStatus(t, c)
+	if slices.Contains(s.Quorum.Voters, "stranger") || hostOf(s, "stranger").Name != "" {
+		t.Fatalf("the stranger became a voter or a host: voters %v", s.Quorum.Voters)
+	}
+	if len(s.Quorum.Voters) != 3 {
+		t.Fatalf("voters %v, want the three hosts", s.Quorum.Voters)
+	}
+	out, err := c.vmha(leader, "host", "remove", "stranger", "--yes")
+	if err == nil || !strings.Contains(string(out), "rotate the key") {
+		t.Fatalf("host remove of a live stranger: %v %s", err, out)
+	}
+	_ = stranger.Process.Kill()
+	_, _ = stranger.Process.Wait()
 }
 
 // gossipMembers counts the gossip members (the keyring listing asks every

@@ -22,7 +22,7 @@ import (
 	"time"
 
 	"github.com/vmha/vmha/api"
-	"github.com/vmha/vmha/internal/ipmisim"
+	"github.com/vmha/vmha/internal/testlab/ipmisim"
 	"github.com/vmha/vmha/pki"
 )
 

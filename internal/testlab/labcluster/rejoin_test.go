@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/vmha/vmha/api"
-	"github.com/vmha/vmha/internal/virtlab"
+	"github.com/vmha/vmha/internal/testlab/virtlab"
 	"github.com/vmha/vmha/model"
 )
 
@@ -169,15 +169,54 @@ func TestRejoinRealGuestsNeverTwice(t *testing.T) {
 		}
 	}
 
+	stop := qemuTwice(byName)
+
+	dir := t.TempDir()
+	var vms []string
+	for cycle := 1; cycle <= 2; cycle++ {
+		if cycle == 2 {
+			// The maintenance restart of the sequence.
+			maintenanceRestart(t, c, victim, 0)
+		}
+		now := []string{fmt.Sprintf("db%d", cycle), fmt.Sprintf("web%d", cycle)}
+		addGuestsOn(t, c, dir, img, now, victim.Name)
+		vms = append(vms, now...)
+		churn(t, c, victim.Name, 300)
+		victim.Kill()
+		waitRecovered(t, c, victim.Name, vms)
+		// The fence was a power cut: nothing runs on the victim any more.
+		if g := byName[victim.Name].RunningGuests(); len(g) > 0 {
+			t.Fatalf("after the fence, QEMU still runs %v on %s", g, victim.Name)
+		}
+		if err := victim.Start(); err != nil {
+			t.Fatal(err)
+		}
+		waitMember(t, c, victim.Name)
+		time.Sleep(5 * time.Second)
+	}
+	samples, twice := stop()
+	if samples < 50 {
+		t.Fatalf("the QEMU sampler took only %d samples", samples)
+	}
+	if len(twice) > 0 {
+		t.Fatalf("never-twice violated over %d samples: %v", samples, twice[:min(10, len(twice))])
+	}
+	t.Logf("%d QEMU samples over %d guests, none on two hosts", samples, len(vms))
+}
+
+// qemuTwice reads the QEMU processes of the hosts every 100 ms and records
+// any guest alive on two hosts; stop ends it and returns how many samples
+// it took and what it found.
+func qemuTwice(byName map[string]*virtlab.Host) (stop func() (samples int, twice []string)) {
 	var mu sync.Mutex
 	var twice []string
 	samples := 0
-	stop, done := make(chan struct{}), make(chan struct{})
+	quit, done := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(done)
 		for {
 			select {
-			case <-stop:
+			case <-quit:
 				return
 			case <-time.After(100 * time.Millisecond):
 			}
@@ -197,58 +236,37 @@ func TestRejoinRealGuestsNeverTwice(t *testing.T) {
 			mu.Unlock()
 		}
 	}()
+	return func() (int, []string) {
+		close(quit)
+		<-done
+		mu.Lock()
+		defer mu.Unlock()
+		return samples, twice
+	}
+}
 
-	dir := t.TempDir()
-	var vms []string
-	for cycle := 1; cycle <= 2; cycle++ {
-		if cycle == 2 {
-			// The maintenance restart of the sequence.
-			maintenanceRestart(t, c, victim, 0)
-		}
-		now := []string{fmt.Sprintf("db%d", cycle), fmt.Sprintf("web%d", cycle)}
-		for _, name := range now {
-			p := filepath.Join(dir, name+".xml")
-			if err := os.WriteFile(p, []byte(virtlab.GuestXML(name, img, 128)), 0o600); err != nil {
-				t.Fatal(err)
-			}
-			if out, err := c.vmha(leaderHost(t, c), "vm", "add", name, "--xml", p, "--prefer", victim.Name); err != nil {
-				t.Fatalf("vm add %s: %v: %s", name, err, out)
-			}
-		}
-		if _, err := c.WaitFor(context.Background(), 90*time.Second, "guests running on "+victim.Name, func(s *api.Status) bool {
-			n := 0
-			for _, v := range s.VMs {
-				if slices.Contains(now, v.Name) && v.Host == victim.Name && v.State == "running" {
-					n++
-				}
-			}
-			return n == len(now)
-		}); err != nil {
+// addGuestsOn adds guests (their XML written to dir) preferring host, and
+// waits until they run there.
+func addGuestsOn(t *testing.T, c *Cluster, dir string, img virtlab.Image, guests []string, host string) {
+	t.Helper()
+	for _, name := range guests {
+		p := filepath.Join(dir, name+".xml")
+		if err := os.WriteFile(p, []byte(virtlab.GuestXML(name, img, 128)), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		vms = append(vms, now...)
-		churn(t, c, victim.Name, 300)
-		victim.Kill()
-		waitRecovered(t, c, victim.Name, vms)
-		// The fence was a power cut: nothing runs on the victim any more.
-		if g := byName[victim.Name].RunningGuests(); len(g) > 0 {
-			t.Fatalf("after the fence, QEMU still runs %v on %s", g, victim.Name)
+		if out, err := c.vmha(leaderHost(t, c), "vm", "add", name, "--xml", p, "--prefer", host); err != nil {
+			t.Fatalf("vm add %s: %v: %s", name, err, out)
 		}
-		if err := victim.Start(); err != nil {
-			t.Fatal(err)
+	}
+	if _, err := c.WaitFor(context.Background(), 90*time.Second, "guests running on "+host, func(s *api.Status) bool {
+		n := 0
+		for _, v := range s.VMs {
+			if slices.Contains(guests, v.Name) && v.Host == host && v.State == "running" {
+				n++
+			}
 		}
-		waitMember(t, c, victim.Name)
-		time.Sleep(5 * time.Second)
+		return n == len(guests)
+	}); err != nil {
+		t.Fatal(err)
 	}
-	close(stop)
-	<-done
-	mu.Lock()
-	defer mu.Unlock()
-	if samples < 50 {
-		t.Fatalf("the QEMU sampler took only %d samples", samples)
-	}
-	if len(twice) > 0 {
-		t.Fatalf("never-twice violated over %d samples: %v", samples, twice[:min(10, len(twice))])
-	}
-	t.Logf("%d QEMU samples over %d guests, none on two hosts", samples, len(vms))
 }

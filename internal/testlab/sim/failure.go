@@ -23,12 +23,17 @@ type Failure struct {
 	OthersLost int
 }
 
-// Detect is kill → lost committed; FenceTime lost → fenced committed;
-// Recover fenced → every VM running elsewhere; Total kill → running.
-func (f *Failure) Detect() time.Duration    { return f.Lost.Sub(f.Killed) }
+// Detect is kill → lost committed.
+func (f *Failure) Detect() time.Duration { return f.Lost.Sub(f.Killed) }
+
+// FenceTime is lost → fenced committed.
 func (f *Failure) FenceTime() time.Duration { return f.Fenced.Sub(f.Lost) }
-func (f *Failure) Recover() time.Duration   { return f.Recovered.Sub(f.Fenced) }
-func (f *Failure) Total() time.Duration     { return f.Recovered.Sub(f.Killed) }
+
+// Recover is fenced → every VM running elsewhere.
+func (f *Failure) Recover() time.Duration { return f.Recovered.Sub(f.Fenced) }
+
+// Total is kill → running.
+func (f *Failure) Total() time.Duration { return f.Recovered.Sub(f.Killed) }
 
 func (f *Failure) String() string {
 	return fmt.Sprintf("%s (%d VMs): detected %v, fenced %v later, placed %v after kill, running elsewhere %v after the fence; total %v",
@@ -49,43 +54,12 @@ func (c *Cluster) FailHost(name string, limit time.Duration) (*Failure, error) {
 	h.PowerOff()
 	err := c.waitFor(limit, "host "+name+" to be detected, fenced and its VMs recovered", func() bool {
 		now := time.Now()
-		placed := true
-		c.replica.fsm.Read(func(s *model.State) {
-			if hs := s.Status.Hosts[name]; hs != nil {
-				if f.Lost.IsZero() && hs.LostAt.After(f.Killed) {
-					f.Lost = hs.LostAt
-				}
-				if f.Fenced.IsZero() && hs.State == model.HostFenced && hs.FencedAt.After(f.Killed) {
-					f.Fenced = hs.FencedAt
-				}
-			}
-			for _, vm := range victims {
-				if p := s.Status.Placements[vm]; p == nil || p.Host == "" || p.Host == name {
-					placed = false
-					return
-				}
-			}
-		})
+		placed := c.readFailure(f, victims)
 		if f.Placed.IsZero() && placed {
 			f.Placed = now
 		}
-		if !placed {
+		if !placed || !c.runningElsewhere(h, victims) {
 			return false
-		}
-		for _, vm := range victims {
-			running := false
-			for _, o := range c.hosts {
-				if o == h {
-					continue
-				}
-				if d, ok := o.HV.Lookup(vm); ok && d.State.Active() {
-					running = true
-					break
-				}
-			}
-			if !running {
-				return false
-			}
 		}
 		f.Recovered = now
 		return !f.Fenced.IsZero()
@@ -98,4 +72,50 @@ func (c *Cluster) FailHost(name string, limit time.Duration) (*Failure, error) {
 		}
 	})
 	return f, err
+}
+
+// readFailure stamps f with the committed lost and fenced times of its
+// host, once they are there, and reports whether every one of victims is
+// placed on another host.
+func (c *Cluster) readFailure(f *Failure, victims []string) (placed bool) {
+	name := f.Host
+	placed = true
+	c.replica.fsm.Read(func(s *model.State) {
+		if hs := s.Status.Hosts[name]; hs != nil {
+			if f.Lost.IsZero() && hs.LostAt.After(f.Killed) {
+				f.Lost = hs.LostAt
+			}
+			if f.Fenced.IsZero() && hs.State == model.HostFenced && hs.FencedAt.After(f.Killed) {
+				f.Fenced = hs.FencedAt
+			}
+		}
+		for _, vm := range victims {
+			if p := s.Status.Placements[vm]; p == nil || p.Host == "" || p.Host == name {
+				placed = false
+				return
+			}
+		}
+	})
+	return placed
+}
+
+// runningElsewhere reports whether every one of vms is active on a host
+// other than h.
+func (c *Cluster) runningElsewhere(h *Host, vms []string) bool {
+	for _, vm := range vms {
+		running := false
+		for _, o := range c.hosts {
+			if o == h {
+				continue
+			}
+			if d, ok := o.HV.Lookup(vm); ok && d.State.Active() {
+				running = true
+				break
+			}
+		}
+		if !running {
+			return false
+		}
+	}
+	return true
 }

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vmha/vmha/internal/testenv"
+	"github.com/vmha/vmha/internal/testlab/testenv"
 )
 
 func start(t *testing.T, opts Options) *Sim {

@@ -597,9 +597,9 @@ func (s *Sim) scrub(v string) string {
 }
 
 // checkWord validates a value written into lan.conf between quotes.
-func checkWord(field, v string, max int) error {
-	if len(v) > max {
-		return fmt.Errorf("ipmisim: %s longer than %d characters", field, max)
+func checkWord(field, v string, maxLen int) error {
+	if len(v) > maxLen {
+		return fmt.Errorf("ipmisim: %s longer than %d characters", field, maxLen)
 	}
 	for _, r := range v {
 		if r <= ' ' || r == '"' || r == '\'' || r == '\\' || r >= 0x7f {

@@ -193,6 +193,18 @@ func TestSoakResourcesStayFlat(t *testing.T) {
 	}
 }
 
+// The limits TestSlowClientsAreCut holds the peer port to, and the size of
+// its attack.
+const (
+	slowHeaderTimeout = 5 * time.Second  // the server's ReadHeaderTimeout
+	slowRequestBudget = 30 * time.Second // a request's default budget
+	slowIdleTimeout   = 30 * time.Second // the server's IdleTimeout
+	slowSlack         = 4 * time.Second
+	slowHalfHeaders   = 300
+	slowStalledBodies = 10
+	slowIdlers        = 10
+)
+
 // TestSlowClientsAreCut: connections that stop half-way through a request's
 // header, stall in its body, or sit idle after an answer are closed by the
 // peer port within its timeouts, the port never holds more connections than
@@ -224,176 +236,46 @@ func TestSlowClientsAreCut(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	const (
-		headerTimeout = 5 * time.Second  // the server's ReadHeaderTimeout
-		requestBudget = 30 * time.Second // a request's default budget
-		idleTimeout   = 30 * time.Second // the server's IdleTimeout
-		slack         = 4 * time.Second
-		halfHeaders   = 300
-		stalledBodies = 10
-		idlers        = 10
-	)
-	type result struct {
-		kind string
-		// held is how long the server kept the connection after the
-		// client's last byte (or the end of the handshake).
-		held time.Duration
-		err  error
-	}
-	results := make(chan result, halfHeaders+stalledBodies+idlers)
-	// open dials the leader's peer port and completes the TLS handshake
-	// (a connection beyond the port's cap waits in the accept queue, so
-	// the handshake waits too).
-	open := func() (*tls.Conn, error) {
-		conn, err := net.DialTimeout("tcp", leader.APIAddr, 5*time.Second)
-		if err != nil {
-			return nil, err
-		}
-		tconn := tls.Client(conn, tc.Clone())
-		_ = tconn.SetDeadline(time.Now().Add(60 * time.Second))
-		if err := tconn.Handshake(); err != nil {
-			conn.Close()
-			return nil, fmt.Errorf("handshake: %w", err)
-		}
-		return tconn, nil
-	}
-	// waitClosed reads until the server closes the connection.
-	waitClosed := func(kind string, conn net.Conn, since time.Time, limit time.Duration) {
-		defer conn.Close()
-		_ = conn.SetReadDeadline(since.Add(limit + 10*time.Second))
-		_, err := io.Copy(io.Discard, conn)
-		held := time.Since(since)
-		var ne net.Error
-		if errors.As(err, &ne) && ne.Timeout() {
-			results <- result{kind: kind, held: held, err: fmt.Errorf("still open after %v", held.Round(time.Second))}
-			return
-		}
-		results <- result{kind: kind, held: held}
-	}
+	a := &slowAttack{addr: leader.APIAddr, tc: tc, results: make(chan slowResult, slowHalfHeaders+slowStalledBodies+slowIdlers)}
 	var wg sync.WaitGroup
 	// Stalled bodies and idle connections first, so that they hold slots.
-	for range stalledBodies {
-		wg.Go(func() {
-			conn, err := open()
-			if err != nil {
-				results <- result{kind: "stalled body", err: err}
-				return
-			}
-			fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: vmhad\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"name\":", api.PathVMs)
-			waitClosed("stalled body", conn, time.Now(), requestBudget)
-		})
+	for range slowStalledBodies {
+		wg.Go(a.stalledBody)
 	}
-	for range idlers {
-		wg.Go(func() {
-			conn, err := open()
-			if err != nil {
-				results <- result{kind: "idle", err: err}
-				return
-			}
-			fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: vmhad\r\n\r\n", api.PathStatus)
-			// Read the answer, then stay silent.
-			br := bufio.NewReader(conn)
-			resp, err := http.ReadResponse(br, nil)
-			if err != nil {
-				_ = conn.Close()
-				results <- result{kind: "idle", err: err}
-				return
-			}
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			waitClosed("idle", conn, time.Now(), idleTimeout)
-		})
+	for range slowIdlers {
+		wg.Go(a.idle)
 	}
 	time.Sleep(time.Second)
-	for range halfHeaders {
-		wg.Go(func() {
-			conn, err := open()
-			if err != nil {
-				results <- result{kind: "half header", err: err}
-				return
-			}
-			fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: vm", api.PathStatus)
-			waitClosed("half header", conn, time.Now(), headerTimeout)
-		})
+	for range slowHalfHeaders {
+		wg.Go(a.halfHeader)
 	}
 
 	// Meanwhile: status through a follower (a read the follower forwards
 	// to the attacked leader) and over a fresh connection to the leader,
 	// and the leader's sockets.
 	stop := make(chan struct{})
-	var viaFollower, fresh []time.Duration
-	var statusErrs []string
-	maxSockets := 0
+	m := &statusMonitor{follower: follower, leader: leader, tc: tc}
 	var mwg sync.WaitGroup
-	mwg.Go(func() {
-		for i := 0; ; i++ {
-			select {
-			case <-stop:
-				return
-			case <-time.After(250 * time.Millisecond):
-			}
-			t0 := time.Now()
-			ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-			_, err := follower.Status(ctx)
-			cancel()
-			if err != nil {
-				statusErrs = append(statusErrs, "via "+follower.Name+": "+err.Error())
-			} else {
-				viaFollower = append(viaFollower, time.Since(t0))
-			}
-			if i%8 == 0 {
-				t0 = time.Now()
-				ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-				err := api.NewTCPClient(leader.APIAddr, 15*time.Second, tc).Do(ctx, http.MethodGet, api.PathStatus, nil, &api.Status{}, nil)
-				cancel()
-				if err != nil {
-					statusErrs = append(statusErrs, "fresh connection to "+leader.Name+": "+err.Error())
-				} else {
-					fresh = append(fresh, time.Since(t0))
-				}
-			}
-			if u, err := sampleUsage(leader); err == nil {
-				maxSockets = max(maxSockets, u.sockets)
-			}
-		}
-	})
+	mwg.Go(func() { m.run(stop) })
 	wg.Wait()
 	close(stop)
 	mwg.Wait()
-	close(results)
+	close(a.results)
 
-	held := map[string][]time.Duration{}
-	limit := map[string]time.Duration{"half header": headerTimeout, "stalled body": requestBudget, "idle": idleTimeout}
-	for r := range results {
-		if r.err != nil {
-			t.Errorf("%s connection: %v", r.kind, r.err)
-			continue
-		}
-		held[r.kind] = append(held[r.kind], r.held)
-	}
-	for kind, ds := range held {
-		slices.Sort(ds)
-		t.Logf("%-12s %3d connections closed by the server after %v (median %v, max %v)", kind, len(ds), ds[0].Round(100*time.Millisecond), ds[len(ds)/2].Round(100*time.Millisecond), ds[len(ds)-1].Round(100*time.Millisecond))
-		if worst := ds[len(ds)-1]; worst > limit[kind]+slack {
-			t.Errorf("%s: a connection was held %v, more than %v", kind, worst, limit[kind]+slack)
-		}
-	}
-	if len(held["half header"]) != halfHeaders {
-		t.Errorf("%d of %d half-header connections were closed", len(held["half header"]), halfHeaders)
-	}
-	slices.Sort(viaFollower)
-	slices.Sort(fresh)
+	checkSlowConnections(t, a.results)
+	slices.Sort(m.viaFollower)
+	slices.Sort(m.fresh)
 	t.Logf("status via %s: %d answers, slowest %v; over fresh connections to %s: %d answers, slowest %v; leader sockets %d before, at most %d during",
-		follower.Name, len(viaFollower), last(viaFollower), leader.Name, len(fresh), last(fresh), before.sockets, maxSockets)
-	if len(statusErrs) > 0 {
-		t.Errorf("status failed during the attack (%d times): %v", len(statusErrs), statusErrs[0])
+		follower.Name, len(m.viaFollower), last(m.viaFollower), leader.Name, len(m.fresh), last(m.fresh), before.sockets, m.maxSockets)
+	if len(m.statusErrs) > 0 {
+		t.Errorf("status failed during the attack (%d times): %v", len(m.statusErrs), m.statusErrs[0])
 	}
-	if len(viaFollower) < 10 || len(fresh) < 2 {
-		t.Errorf("too few status answers during the attack: %d via the follower, %d fresh", len(viaFollower), len(fresh))
+	if len(m.viaFollower) < 10 || len(m.fresh) < 2 {
+		t.Errorf("too few status answers during the attack: %d via the follower, %d fresh", len(m.viaFollower), len(m.fresh))
 	}
 	// The peer port holds at most its cap (256) of connections.
-	if maxSockets > before.sockets+256+16 {
-		t.Errorf("the leader held %d sockets during the attack (%d before): the peer port's cap did not hold", maxSockets, before.sockets)
+	if m.maxSockets > before.sockets+256+16 {
+		t.Errorf("the leader held %d sockets during the attack (%d before): the peer port's cap did not hold", m.maxSockets, before.sockets)
 	}
 	// And the leader is back to where it was.
 	time.Sleep(2 * time.Second)
@@ -404,6 +286,169 @@ func TestSlowClientsAreCut(t *testing.T) {
 	t.Logf("leader after the attack: %d sockets, %d goroutines (before: %d, %d)", after.sockets, after.goroutines, before.sockets, before.goroutines)
 	if after.sockets > before.sockets+8 {
 		t.Errorf("the leader holds %d sockets after the attack, %d before", after.sockets, before.sockets)
+	}
+}
+
+// slowResult is how one attacking connection ended.
+type slowResult struct {
+	kind string
+	// held is how long the server kept the connection after the
+	// client's last byte (or the end of the handshake).
+	held time.Duration
+	err  error
+}
+
+// slowAttack makes slow connections to the peer port at addr, each
+// reporting to results.
+type slowAttack struct {
+	addr    string
+	tc      *tls.Config
+	results chan slowResult
+}
+
+// open dials the leader's peer port and completes the TLS handshake (a
+// connection beyond the port's cap waits in the accept queue, so the
+// handshake waits too).
+func (a *slowAttack) open() (*tls.Conn, error) {
+	conn, err := net.DialTimeout("tcp", a.addr, 5*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	tconn := tls.Client(conn, a.tc.Clone())
+	_ = tconn.SetDeadline(time.Now().Add(60 * time.Second))
+	if err := tconn.Handshake(); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("handshake: %w", err)
+	}
+	return tconn, nil
+}
+
+// waitClosed reads until the server closes the connection.
+func (a *slowAttack) waitClosed(kind string, conn net.Conn, since time.Time, limit time.Duration) {
+	defer conn.Close()
+	_ = conn.SetReadDeadline(since.Add(limit + 10*time.Second))
+	_, err := io.Copy(io.Discard, conn)
+	held := time.Since(since)
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		a.results <- slowResult{kind: kind, held: held, err: fmt.Errorf("still open after %v", held.Round(time.Second))}
+		return
+	}
+	a.results <- slowResult{kind: kind, held: held}
+}
+
+// stalledBody sends a request's header and the start of its body, then
+// nothing.
+func (a *slowAttack) stalledBody() {
+	conn, err := a.open()
+	if err != nil {
+		a.results <- slowResult{kind: "stalled body", err: err}
+		return
+	}
+	fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: vmhad\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"name\":", api.PathVMs)
+	a.waitClosed("stalled body", conn, time.Now(), slowRequestBudget)
+}
+
+// idle reads an answer, then stays silent.
+func (a *slowAttack) idle() {
+	conn, err := a.open()
+	if err != nil {
+		a.results <- slowResult{kind: "idle", err: err}
+		return
+	}
+	fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: vmhad\r\n\r\n", api.PathStatus)
+	// Read the answer, then stay silent.
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		_ = conn.Close()
+		a.results <- slowResult{kind: "idle", err: err}
+		return
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	a.waitClosed("idle", conn, time.Now(), slowIdleTimeout)
+}
+
+// halfHeader sends half a request header.
+func (a *slowAttack) halfHeader() {
+	conn, err := a.open()
+	if err != nil {
+		a.results <- slowResult{kind: "half header", err: err}
+		return
+	}
+	fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: vm", api.PathStatus)
+	a.waitClosed("half header", conn, time.Now(), slowHeaderTimeout)
+}
+
+// checkSlowConnections checks that the server closed every attacking
+// connection, each within its limit (plus slack), and every half header.
+func checkSlowConnections(t *testing.T, results <-chan slowResult) {
+	held := map[string][]time.Duration{}
+	limit := map[string]time.Duration{"half header": slowHeaderTimeout, "stalled body": slowRequestBudget, "idle": slowIdleTimeout}
+	for r := range results {
+		if r.err != nil {
+			t.Errorf("%s connection: %v", r.kind, r.err)
+			continue
+		}
+		held[r.kind] = append(held[r.kind], r.held)
+	}
+	for kind, ds := range held {
+		slices.Sort(ds)
+		t.Logf("%-12s %3d connections closed by the server after %v (median %v, max %v)", kind, len(ds), ds[0].Round(100*time.Millisecond), ds[len(ds)/2].Round(100*time.Millisecond), ds[len(ds)-1].Round(100*time.Millisecond))
+		if worst := ds[len(ds)-1]; worst > limit[kind]+slowSlack {
+			t.Errorf("%s: a connection was held %v, more than %v", kind, worst, limit[kind]+slowSlack)
+		}
+	}
+	if len(held["half header"]) != slowHalfHeaders {
+		t.Errorf("%d of %d half-header connections were closed", len(held["half header"]), slowHalfHeaders)
+	}
+}
+
+// statusMonitor asks for the status during the attack, through a follower
+// and over fresh connections to the leader, and samples the leader's
+// sockets. Its fields are read once run returned.
+type statusMonitor struct {
+	follower, leader *Host
+	tc               *tls.Config
+
+	viaFollower, fresh []time.Duration
+	statusErrs         []string
+	maxSockets         int
+}
+
+// run samples every 250 ms until stop is closed.
+func (m *statusMonitor) run(stop <-chan struct{}) {
+	follower, leader := m.follower, m.leader
+	for i := 0; ; i++ {
+		select {
+		case <-stop:
+			return
+		case <-time.After(250 * time.Millisecond):
+		}
+		t0 := time.Now()
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		_, err := follower.Status(ctx)
+		cancel()
+		if err != nil {
+			m.statusErrs = append(m.statusErrs, "via "+follower.Name+": "+err.Error())
+		} else {
+			m.viaFollower = append(m.viaFollower, time.Since(t0))
+		}
+		if i%8 == 0 {
+			t0 = time.Now()
+			ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+			err := api.NewTCPClient(leader.APIAddr, 15*time.Second, m.tc).Do(ctx, http.MethodGet, api.PathStatus, nil, &api.Status{}, nil)
+			cancel()
+			if err != nil {
+				m.statusErrs = append(m.statusErrs, "fresh connection to "+leader.Name+": "+err.Error())
+			} else {
+				m.fresh = append(m.fresh, time.Since(t0))
+			}
+		}
+		if u, err := sampleUsage(leader); err == nil {
+			m.maxSockets = max(m.maxSockets, u.sockets)
+		}
 	}
 }
 

@@ -189,7 +189,7 @@ func benchFailure(b *testing.B, hosts, vms int) {
 	}
 	logf("one more daemon: %.1f MB live heap, caught up in %v (bootstrapped a raft cluster of its own: %v); process heap %.0f MB, RSS %.0f MB",
 		float64(mem.DaemonHeap)/1e6, mem.CatchUp.Round(time.Millisecond), mem.Bootstrapped, float64(mem.ProcessHeap)/1e6, float64(mem.ProcessRSS)/1e6)
-	var detect, fence, recover, total time.Duration
+	var detect, fence, recovery, total time.Duration
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		victim := c.HostNames()[(i*7+3)%hosts]
@@ -205,7 +205,7 @@ func benchFailure(b *testing.B, hosts, vms int) {
 		}
 		detect += f.Detect()
 		fence += f.FenceTime()
-		recover += f.Recover()
+		recovery += f.Recover()
 		total += f.Total()
 	}
 	b.StopTimer()
@@ -215,7 +215,7 @@ func benchFailure(b *testing.B, hosts, vms int) {
 	n := float64(b.N)
 	b.ReportMetric(detect.Seconds()/n, "detect-s")
 	b.ReportMetric(fence.Seconds()/n, "fence-s")
-	b.ReportMetric(recover.Seconds()/n, "recover-s")
+	b.ReportMetric(recovery.Seconds()/n, "recover-s")
 	b.ReportMetric(total.Seconds()/n, "total-s")
 	b.ReportMetric(float64(mem.DaemonHeap)/1e6, "heap-MB/daemon")
 	b.ReportMetric(float64(mem.ProcessHeap)/1e6, "process-heap-MB")

@@ -12,7 +12,7 @@ import (
 
 	"github.com/vmha/vmha/api"
 	"github.com/vmha/vmha/hypervisor"
-	"github.com/vmha/vmha/internal/testenv"
+	"github.com/vmha/vmha/internal/testlab/testenv"
 	"github.com/vmha/vmha/model"
 	"github.com/vmha/vmha/sharedfs"
 )
@@ -426,46 +426,7 @@ func TestSharedStorage(t *testing.T) {
 	if err := PartitionAvailable(); err != nil {
 		testenv.Missing(t, err.Error())
 	}
-	base := t.TempDir()
-	shared := filepath.Join(base, "vmstore")
-	if err := os.MkdirAll(shared, 0o777); err != nil {
-		t.Fatal(err)
-	}
-	_ = os.Chmod(shared, 0o777)
-	_ = traversable(shared)
-	// On a real cluster every vmhad runs as root; here each host has a
-	// user of its own, so the shared heartbeat folder must take them all.
-	hb := filepath.Join(shared, sharedfs.HeartbeatDir)
-	if err := os.Mkdir(hb, 0o777); err != nil {
-		t.Fatal(err)
-	}
-	_ = os.Chmod(hb, 0o777)
-	// A stand-in for DLM's daemon: any process whose name is dlm_controld.
-	sleep, err := exec.LookPath("sleep")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dlm := filepath.Join(base, "dlm_controld")
-	if b, err := os.ReadFile(sleep); err != nil || os.WriteFile(dlm, b, 0o755) != nil {
-		t.Fatalf("copy sleep: %v", err)
-	}
-	lm := exec.Command(dlm, "600")
-	if err := lm.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = lm.Process.Kill(); _ = lm.Wait() })
-	mounts := map[string]string{}
-	for _, h := range []string{"host1", "host2", "host3"} {
-		body := "proc /proc proc rw 0 0\n"
-		if h != "host3" {
-			body += "/dev/mapper/san-vmstore " + shared + " gfs2 rw,relatime 0 0\n"
-		}
-		p := filepath.Join(base, h+".mounts")
-		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		mounts[h] = "storage:\n  mounts_file: " + p + "\n  interval: 500ms\n  filesystems: [{name: vmstore, type: gfs2, device: /dev/mapper/san-vmstore, mount_point: " + shared + "}]\n"
-	}
+	shared, mounts := sharedStorageLab(t)
 	c := startClusterWith(t, Options{Users: true, HostExtra: mounts})
 	s, err := c.WaitFor(context.Background(), 30*time.Second, "storage readiness published", func(s *api.Status) bool {
 		return hostOf(s, "host1").Attributes["storage.vmstore"] == "ready" &&
@@ -505,20 +466,7 @@ func TestSharedStorage(t *testing.T) {
 		}
 	}
 	c.expect(t, via, 0, "storage.vmstore ne ready", "explain", "s1")
-	// vmha storage check on host3 says why it is not ready (and that the
-	// device cannot be read here); on host1 the file system is ready.
-	c.expect(t, c.Host("host3"), 1, "not mounted", "storage", "check")
-	out := c.expect(t, c.Host("host1"), 1, "vmstore", "storage", "check", "-o", "json")
-	if !strings.Contains(out, `"ready": true`) || !strings.Contains(out, `"format_ok": false`) {
-		t.Fatalf("storage check on host1: %s", out)
-	}
-	// vmha storage init refuses, and formats nothing: an unknown file
-	// system; no --yes (it says what it would run); too few journals; a
-	// file system that other hosts have mounted.
-	c.expect(t, c.Host("host3"), 1, `"nope" is not in this host's storage.filesystems`, "storage", "init", "nope", "--yes")
-	c.expect(t, c.Host("host3"), 1, "mkfs.gfs2", "storage", "init", "vmstore")
-	c.expect(t, c.Host("host3"), 1, "fewer than the cluster's 3 hosts", "storage", "init", "vmstore", "--yes", "--journals", "2")
-	c.expect(t, c.Host("host3"), 1, "mounted and in use on host1, host2", "storage", "init", "vmstore", "--yes")
+	storageCommands(t, c)
 	// Storage maintenance on one of the two ready hosts (the leader when
 	// it is one of them, so that the other, a follower, ends up with the
 	// VMs for the partition below): only the VMs on vmstore leave, none
@@ -543,6 +491,80 @@ func TestSharedStorage(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.expect(t, via, 0, maint+" is online", "host", "online", maint)
+	isolatedNotDead(t, c, via, s)
+}
+
+// sharedStorageLab prepares TestSharedStorage's stand-ins: a shared
+// directory as the cluster file system (with a heartbeat folder every
+// host's user may write), a process called dlm_controld, and per-host
+// storage settings naming mount table files (host3's lacks the file
+// system).
+func sharedStorageLab(t *testing.T) (shared string, mounts map[string]string) {
+	base := t.TempDir()
+	shared = filepath.Join(base, "vmstore")
+	if err := os.MkdirAll(shared, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	_ = os.Chmod(shared, 0o777)
+	_ = traversable(shared)
+	// On a real cluster every vmhad runs as root; here each host has a
+	// user of its own, so the shared heartbeat folder must take them all.
+	hb := filepath.Join(shared, sharedfs.HeartbeatDir)
+	if err := os.Mkdir(hb, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	_ = os.Chmod(hb, 0o777)
+	// A stand-in for DLM's daemon: any process whose name is dlm_controld.
+	sleep, err := exec.LookPath("sleep")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dlm := filepath.Join(base, "dlm_controld")
+	if b, err := os.ReadFile(sleep); err != nil || os.WriteFile(dlm, b, 0o755) != nil {
+		t.Fatalf("copy sleep: %v", err)
+	}
+	lm := exec.Command(dlm, "600")
+	if err := lm.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = lm.Process.Kill(); _ = lm.Wait() })
+	mounts = map[string]string{}
+	for _, h := range []string{"host1", "host2", "host3"} {
+		body := "proc /proc proc rw 0 0\n"
+		if h != "host3" {
+			body += "/dev/mapper/san-vmstore " + shared + " gfs2 rw,relatime 0 0\n"
+		}
+		p := filepath.Join(base, h+".mounts")
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		mounts[h] = "storage:\n  mounts_file: " + p + "\n  interval: 500ms\n  filesystems: [{name: vmstore, type: gfs2, device: /dev/mapper/san-vmstore, mount_point: " + shared + "}]\n"
+	}
+	return shared, mounts
+}
+
+// storageCommands: vmha storage check and init on the hosts.
+func storageCommands(t *testing.T, c *Cluster) {
+	// vmha storage check on host3 says why it is not ready (and that the
+	// device cannot be read here); on host1 the file system is ready.
+	c.expect(t, c.Host("host3"), 1, "not mounted", "storage", "check")
+	out := c.expect(t, c.Host("host1"), 1, "vmstore", "storage", "check", "-o", "json")
+	if !strings.Contains(out, `"ready": true`) || !strings.Contains(out, `"format_ok": false`) {
+		t.Fatalf("storage check on host1: %s", out)
+	}
+	// vmha storage init refuses, and formats nothing: an unknown file
+	// system; no --yes (it says what it would run); too few journals; a
+	// file system that other hosts have mounted.
+	c.expect(t, c.Host("host3"), 1, `"nope" is not in this host's storage.filesystems`, "storage", "init", "nope", "--yes")
+	c.expect(t, c.Host("host3"), 1, "mkfs.gfs2", "storage", "init", "vmstore")
+	c.expect(t, c.Host("host3"), 1, "fewer than the cluster's 3 hosts", "storage", "init", "vmstore", "--yes", "--journals", "2")
+	c.expect(t, c.Host("host3"), 1, "mounted and in use on host1, host2", "storage", "init", "vmstore", "--yes")
+}
+
+// isolatedNotDead cuts off a host that runs VMs and whose BMC is dead: it
+// still writes its heartbeat, so an operator cannot confirm it down, and
+// the status tells it isolated, not dead.
+func isolatedNotDead(t *testing.T, c *Cluster, via *Host, s *api.Status) {
 	// Cut off a host that runs VMs and whose BMC is dead: it still
 	// writes its heartbeat, so an operator cannot confirm it down.
 	var victim string

@@ -92,7 +92,19 @@ func (h *Host) reconcile(ctx context.Context) (again bool) {
 		in.Domains[d.Name], in.Managed[d.Name] = d.State.Active(), true
 	}
 	plan := reconcile.Decide(in)
-	for _, st := range plan.Stops {
+	again = h.stop(ctx, plan.Stops)
+	if len(plan.Starts) > 0 && h.start(ctx, plan.Starts) {
+		again = true
+	}
+	if err := h.report(ctx); err != nil {
+		again = true
+	}
+	return again
+}
+
+// stop carries out the pass's stops; it returns true when one failed.
+func (h *Host) stop(ctx context.Context, stops []reconcile.Stop) (again bool) {
+	for _, st := range stops {
 		if st.Active {
 			if err := h.HV.Stop(ctx, st.VM, stopTimeout); err != nil {
 				h.setErr(st.VM, err)
@@ -104,44 +116,45 @@ func (h *Host) reconcile(ctx context.Context) (again bool) {
 			_ = h.HV.Undefine(ctx, st.VM)
 		}
 	}
-	if len(plan.Starts) > 0 {
-		if err := h.catchUp(ctx); err != nil {
-			again = true
-		} else {
-			type todo struct{ name, xml string }
-			var starts []todo
-			// Re-read the committed state itself, now as new as the
-			// leader's (the view may lag it by one rebuild), and confirm
-			// each start on it.
-			h.c.replica.fsm.Read(func(s *model.State) {
-				for _, vm := range plan.Starts {
-					p, v := s.Status.Placements[vm], s.Config.VMs[vm]
-					d := reconcile.Desired{}
-					if p != nil {
-						d = reconcile.Desired{Host: p.Host, MigrateFrom: p.MigrateFrom}
-					}
-					if reconcile.Confirm(me, vm, d, v != nil) == nil {
-						starts = append(starts, todo{vm, v.XML})
-					}
-				}
-			})
-			for _, s := range starts {
-				if _, err := h.HV.Define(ctx, s.xml); err != nil {
-					h.setErr(s.name, err)
-					again = true
-					continue
-				}
-				if err := h.HV.Start(ctx, s.name); err != nil {
-					h.setErr(s.name, err)
-					again = true
-					continue
-				}
-				h.setErr(s.name, nil)
+	return again
+}
+
+// start carries out the pass's starts, each confirmed on the committed
+// state once the replica caught up with the leader; it returns true when
+// that or a start failed.
+func (h *Host) start(ctx context.Context, vms []string) (again bool) {
+	if err := h.catchUp(ctx); err != nil {
+		return true
+	}
+	type todo struct{ name, xml string }
+	var starts []todo
+	// Re-read the committed state itself, now as new as the
+	// leader's (the view may lag it by one rebuild), and confirm
+	// each start on it.
+	h.c.replica.fsm.Read(func(s *model.State) {
+		for _, vm := range vms {
+			p, v := s.Status.Placements[vm], s.Config.VMs[vm]
+			d := reconcile.Desired{}
+			if p != nil {
+				d = reconcile.Desired{Host: p.Host, MigrateFrom: p.MigrateFrom}
+			}
+			if reconcile.Confirm(h.Name, vm, d, v != nil) == nil {
+				starts = append(starts, todo{vm, v.XML})
 			}
 		}
-	}
-	if err := h.report(ctx); err != nil {
-		again = true
+	})
+	for _, s := range starts {
+		if _, err := h.HV.Define(ctx, s.xml); err != nil {
+			h.setErr(s.name, err)
+			again = true
+			continue
+		}
+		if err := h.HV.Start(ctx, s.name); err != nil {
+			h.setErr(s.name, err)
+			again = true
+			continue
+		}
+		h.setErr(s.name, nil)
 	}
 	return again
 }

@@ -1,0 +1,168 @@
+package cluster
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/vmha/vmha/config"
+	"github.com/vmha/vmha/internal/testlab/logkeys"
+	"github.com/vmha/vmha/model"
+)
+
+// knownRepeats are repeated keys in files this test could not change at the
+// time (cluster/fence.go was being rewritten): a fence level logged as
+// "level", the name of zerolog's own level field. They are tolerated, and
+// listed, until the field is renamed (fence_level); then the test fails
+// until the entry is removed.
+var knownRepeats = map[string]string{
+	"host fenced; recovering its VMs": "level",
+	"fence device check failed":       "level",
+}
+
+// checkLogKeys fails t for every recorded line that repeats a key, except
+// the knownRepeats, and for a known repeat that is gone.
+func checkLogKeys(t *testing.T, rec *logkeys.Recorder) {
+	t.Helper()
+	lines := rec.Lines()
+	if len(lines) == 0 {
+		t.Fatal("nothing was logged")
+	}
+	tolerated := map[string]bool{}
+	for _, f := range logkeys.Find(t, lines) {
+		if k, ok := knownRepeats[f.Message]; ok && len(f.Keys) == 1 && f.Keys[0] == k {
+			t.Logf("known repeat, to fix in the file that logs it: %q repeats %s", f.Message, k)
+			tolerated[f.Message] = true
+			continue
+		}
+		t.Errorf("log line %q repeats %v: %s", f.Message, f.Keys, f.Line)
+	}
+	for _, l := range lines {
+		for msg := range knownRepeats {
+			if strings.Contains(string(l), `"message":"`+msg+`"`) && !tolerated[msg] {
+				t.Errorf("%q no longer repeats %s: remove it from knownRepeats", msg, knownRepeats[msg])
+			}
+		}
+	}
+}
+
+// logged reports whether a line with message msg was recorded.
+func logged(rec *logkeys.Recorder, msg string) bool {
+	for _, l := range rec.Lines() {
+		if strings.Contains(string(l), `"message":"`+msg+`"`) {
+			return true
+		}
+	}
+	return false
+}
+
+// logNode is an in-memory leader whose coordinator and agent log as in
+// vmhad (a node field, then the component) into the returned recorder.
+func logNode(t *testing.T) (*Node, *logkeys.Recorder) {
+	cfg := &config.Daemon{NodeName: "h1", Admission: "open", DataDir: t.TempDir(), HypervisorURI: "test:///default"}
+	cfg.Fencing.Timeout, cfg.Fencing.CallTimeout, cfg.Fencing.PollInterval = 10*time.Second, 5*time.Second, 50*time.Millisecond
+	cfg.Fencing.CheckInterval = time.Hour
+	n := newMemNode(t, cfg)
+	t.Cleanup(func() { _ = n.raft.Shutdown().Error() })
+	rec := &logkeys.Recorder{}
+	n.log = zerolog.New(rec).With().Timestamp().Str("node", cfg.NodeName).Logger()
+	n.coord, n.agent = newCoordinator(n), newAgent(n)
+	return n, rec
+}
+
+// fenceScript is a fence agent for h2: with mode=ok the power goes off and
+// stays off; with mode=broken every action fails.
+const fenceScript = `#!/bin/sh
+action= mode=
+while IFS= read -r line; do
+  case "$line" in
+    action=*) action=${line#action=} ;;
+    mode=*) mode=${line#mode=} ;;
+  esac
+done
+[ "$mode" = ok ] || { echo "the device does not answer" >&2; exit 1; }
+case "$action" in
+  off|monitor) exit 0 ;;
+  status) exit 2 ;;
+esac
+exit 1
+`
+
+// setScriptDevice gives h2 one fence device, the script in mode.
+func setScriptDevice(t *testing.T, n *Node, mode string) {
+	t.Helper()
+	script := filepath.Join(t.TempDir(), "fence_logkeys")
+	if err := os.WriteFile(script, []byte(fenceScript), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	ft := &model.FenceTopology{
+		Devices: []model.FenceDevice{{Name: "script@h2", Type: "agent", AllowUnsafe: true, Timeout: 5 * time.Second,
+			Params: map[string]string{"agent": script, "mode": mode}}},
+		Levels: [][]string{{"script@h2"}},
+	}
+	if err := n.propose(&Command{Op: OpSetFenceDevices, Name: "h2", Fencing: ft,
+		Fence: &model.FenceRecord{Action: model.FenceDevicesSet, Requester: "test"}}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestFenceLogsRepeatNoKey runs the leader's fence of a host, and its
+// periodic device check with a device that fails, and checks every line
+// they log for a repeated key.
+func TestFenceLogsRepeatNoKey(t *testing.T) {
+	n, rec := logNode(t)
+	c := n.coord
+	setScriptDevice(t, n, "ok")
+	if _, err := c.fence(context.Background(), "h2", "r1", "", "test", true); err != nil {
+		t.Fatalf("fence h2: %v", err)
+	}
+	if !logged(rec, "host fenced; recovering its VMs") {
+		t.Fatal("the fence logged no success")
+	}
+
+	setScriptDevice(t, n, "broken")
+	if err := n.propose(&Command{Op: OpHostSeen, Names: []string{"h2"}, At: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	rec.OnLine = func(l []byte) {
+		if strings.Contains(string(l), "fence device check failed") {
+			cancel()
+		}
+	}
+	c.checkLoop(ctx)
+	rec.OnLine = nil
+	if ctx.Err() != context.Canceled {
+		t.Fatal("the device check logged no failure")
+	}
+	checkLogKeys(t, rec)
+}
+
+// TestMigrationLogsRepeatNoKey runs the source agent's side of a live
+// migration (one the migration package refuses: the target has no libvirt
+// URI) and checks every line the agent and the migration package log.
+func TestMigrationLogsRepeatNoKey(t *testing.T) {
+	n, rec := logNode(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	// Once the agent logged the end, stop before it reports the result
+	// to a leader that is not listening.
+	rec.OnLine = func(l []byte) {
+		if strings.Contains(string(l), "live migration done") {
+			cancel()
+		}
+	}
+	p := model.Placement{VM: "vm1", Host: "h2", MigrateFrom: "h1", MigrationID: "m1"}
+	n.agent.migrate(ctx, p, &model.Host{Name: "h2"})
+	rec.OnLine = nil
+	if !logged(rec, "migration finished") || !logged(rec, "live migration done") {
+		t.Fatal("the migration's lines are missing")
+	}
+	checkLogKeys(t, rec)
+}
