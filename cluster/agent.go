@@ -17,7 +17,7 @@ import (
 	"github.com/vmha/vmha/config"
 	"github.com/vmha/vmha/hypervisor"
 	"github.com/vmha/vmha/model"
-	"github.com/vmha/vmha/reconcile"
+	"github.com/vmha/vmha/cluster/reconcile"
 )
 
 // reportEvery re-sends an unchanged observation so the leader's view stays

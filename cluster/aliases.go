@@ -9,15 +9,23 @@ import (
 // (cluster/command, cluster/statemachine); these names keep the rest of
 // this package, and its callers, reading as before.
 type (
-	Op              = command.Op
-	Command         = command.Command
+	// Op is command.Op.
+	Op = command.Op
+	// Command is command.Command.
+	Command = command.Command
+	// HostStateChange is command.HostStateChange.
 	HostStateChange = command.HostStateChange
-	HostAttr        = command.HostAttr
+	// HostAttr is command.HostAttr.
+	HostAttr = command.HostAttr
+	// ValidationError is command.ValidationError.
 	ValidationError = command.ValidationError
-	NotFoundError   = command.NotFoundError
-	ConflictError   = command.ConflictError
+	// NotFoundError is command.NotFoundError.
+	NotFoundError = command.NotFoundError
+	// ConflictError is command.ConflictError.
+	ConflictError = command.ConflictError
 )
 
+// The log's ops (command.Op*).
 const (
 	OpRegisterHost    = command.OpRegisterHost
 	OpAddVM           = command.OpAddVM
@@ -45,7 +53,8 @@ var (
 	apply      = statemachine.Apply
 	checkRules = statemachine.CheckRules
 	// SpecOf turns a replicated topology into a fencing spec (see statemachine.SpecOf).
-	SpecOf     = statemachine.SpecOf
+	SpecOf = statemachine.SpecOf
+	// ValidateVM checks a VM before it is proposed (see statemachine.ValidateVM).
 	ValidateVM = statemachine.ValidateVM
 )
 

@@ -150,7 +150,7 @@ func (c *Coordinator) fence(ctx context.Context, host, rid, action, requester st
 	if rep.Action == fencing.ActionReboot && !rep.PoweredOn {
 		log.Warn().Msg("reboot: the host is off, but powering it on again failed; it stays off")
 	}
-	log.Info().Dur("duration", rep.Duration).Int("level", rep.Level).Dur("delay", rep.Delay).Msg("host fenced; recovering its VMs")
+	log.Info().Dur("duration", rep.Duration).Int("fence_level", rep.Level).Dur("delay", rep.Delay).Msg("host fenced; recovering its VMs")
 	if err := c.setHostState(host, model.HostFenced, fmt.Sprintf("fenced (%s) at level %d by %s", rep.Action, rep.Level, rec.Device), rid); err != nil {
 		log.Error().Err(err).Msg("record host fenced")
 	}
@@ -298,7 +298,7 @@ func (c *Coordinator) checkLoop(ctx context.Context) {
 			}
 			for _, chk := range c.CheckDevices(ctx, h) {
 				if !chk.OK {
-					c.log.Warn().Str("host", h).Int("level", chk.Level).Str("device", chk.Device).Str("error", chk.Error).Msg("fence device check failed")
+					c.log.Warn().Str("host", h).Int("fence_level", chk.Level).Str("device", chk.Device).Str("error", chk.Error).Msg("fence device check failed")
 				}
 			}
 		}

@@ -15,39 +15,15 @@ import (
 	"github.com/vmha/vmha/model"
 )
 
-// knownRepeats are repeated keys in files this test could not change at the
-// time (cluster/fence.go was being rewritten): a fence level logged as
-// "level", the name of zerolog's own level field. They are tolerated, and
-// listed, until the field is renamed (fence_level); then the test fails
-// until the entry is removed.
-var knownRepeats = map[string]string{
-	"host fenced; recovering its VMs": "level",
-	"fence device check failed":       "level",
-}
-
-// checkLogKeys fails t for every recorded line that repeats a key, except
-// the knownRepeats, and for a known repeat that is gone.
+// checkLogKeys fails t for every recorded line that repeats a key.
 func checkLogKeys(t *testing.T, rec *logkeys.Recorder) {
 	t.Helper()
 	lines := rec.Lines()
 	if len(lines) == 0 {
 		t.Fatal("nothing was logged")
 	}
-	tolerated := map[string]bool{}
 	for _, f := range logkeys.Find(t, lines) {
-		if k, ok := knownRepeats[f.Message]; ok && len(f.Keys) == 1 && f.Keys[0] == k {
-			t.Logf("known repeat, to fix in the file that logs it: %q repeats %s", f.Message, k)
-			tolerated[f.Message] = true
-			continue
-		}
 		t.Errorf("log line %q repeats %v: %s", f.Message, f.Keys, f.Line)
-	}
-	for _, l := range lines {
-		for msg := range knownRepeats {
-			if strings.Contains(string(l), `"message":"`+msg+`"`) && !tolerated[msg] {
-				t.Errorf("%q no longer repeats %s: remove it from knownRepeats", msg, knownRepeats[msg])
-			}
-		}
 	}
 }
 

@@ -203,11 +203,11 @@ func (a *Agent) coldMove(ctx context.Context, p model.Placement) {
 // reportMove tells the leader how a move ended, until it is taken.
 func (a *Agent) reportMove(ctx context.Context, rep api.MigrationResult) {
 	for ctx.Err() == nil {
-		if err := a.n.forwardWrite(ctx, "POST", api.PathMigrationResult, rep, nil); err == nil {
+		err := a.n.forwardWrite(ctx, "POST", api.PathMigrationResult, rep, nil)
+		if err == nil {
 			return
-		} else {
-			a.log.Warn().Err(err).Str("vm", rep.VM).Str("migration_id", rep.MigrationID).Msg("report move result; retrying")
 		}
+		a.log.Warn().Err(err).Str("vm", rep.VM).Str("migration_id", rep.MigrationID).Msg("report move result; retrying")
 		select {
 		case <-ctx.Done():
 		case <-time.After(time.Second):

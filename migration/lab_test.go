@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -350,72 +349,6 @@ func (h *recordingHooks) After(_ context.Context, vm string, src, dst Endpoint) 
 func (h *recordingHooks) Abort(_ context.Context, vm string, src, dst Endpoint) error {
 	h.rec(fmt.Sprintf("abort %s %s->%s", vm, src.Host, dst.Host))
 	return nil
-}
-
-// jobWatcher counts, from libvirt's own job information on a host sampled
-// every 20 ms on a connection of its own, how many domains have a
-// migration job at once: an independent view of the executor's limit.
-type jobWatcher struct {
-	peak   atomic.Int32
-	stop   chan struct{}
-	done   chan struct{}
-	errMu  sync.Mutex
-	err    error
-	sample atomic.Int32
-}
-
-func watchJobs(t *testing.T, h *virtlab.Host) *jobWatcher {
-	t.Helper()
-	conn, err := libvirt.NewConnect(h.URI)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := &jobWatcher{stop: make(chan struct{}), done: make(chan struct{})}
-	go func() {
-		defer close(w.done)
-		defer conn.Close()
-		for {
-			select {
-			case <-w.stop:
-				return
-			case <-time.After(20 * time.Millisecond):
-			}
-			doms, err := conn.ListAllDomains(libvirt.CONNECT_LIST_DOMAINS_ACTIVE)
-			if err != nil {
-				w.errMu.Lock()
-				w.err = err
-				w.errMu.Unlock()
-				return
-			}
-			n := int32(0)
-			for i := range doms {
-				if info, err := doms[i].GetJobInfo(); err == nil && info.Type != libvirt.DOMAIN_JOB_NONE {
-					n++
-				}
-				_ = doms[i].Free()
-			}
-			w.sample.Add(1)
-			if n > w.peak.Load() {
-				w.peak.Store(n)
-			}
-		}
-	}()
-	return w
-}
-
-func (w *jobWatcher) halt(t *testing.T) int {
-	t.Helper()
-	close(w.stop)
-	<-w.done
-	w.errMu.Lock()
-	defer w.errMu.Unlock()
-	if w.err != nil {
-		t.Fatalf("job watcher: %v", w.err)
-	}
-	if w.sample.Load() < 10 {
-		t.Fatalf("job watcher took only %d samples: it cannot have seen the overlap", w.sample.Load())
-	}
-	return int(w.peak.Load())
 }
 
 // TestUnsafeRefusedUnlessForced gives the guest a disk with cache=writeback:

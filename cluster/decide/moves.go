@@ -578,15 +578,15 @@ func (b *builder) scheduledRebalance() {
 // the current window opened.
 func WindowOpened(now time.Time, start, end int) (time.Time, bool) {
 	mid := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, now.Location())
-	min := now.Hour()*60 + now.Minute()
+	minute := now.Hour()*60 + now.Minute()
 	at := func(day time.Time, m int) time.Time { return day.Add(time.Duration(m) * time.Minute) }
 	if start < end {
-		return at(mid, start), min >= start && min < end
+		return at(mid, start), minute >= start && minute < end
 	}
 	switch {
-	case min >= start:
+	case minute >= start:
 		return at(mid, start), true
-	case min < end:
+	case minute < end:
 		return at(mid.AddDate(0, 0, -1), start), true
 	}
 	return time.Time{}, false

@@ -124,39 +124,49 @@ func EngineInput(v *View) (placement.Input, error) {
 		in.Hosts = append(in.Hosts, hi)
 	}
 	for _, name := range model.SortedKeys(st.Config.VMs) {
-		vm := st.Config.VMs[name]
-		vi, ok := rules.vms[name]
-		if !ok {
-			vi = placement.VMInfo{Name: name}
-		}
-		if len(vi.Utilization) == 0 {
-			vi.Utilization = map[string]int64{"memory": clampInt(vm.MemoryMiB)}
-		}
-		vi.Current = currentHost(st, name)
-		if _, ok := cond[vi.Current]; !ok {
-			vi.Current = ""
-		}
-		if vi.Current != "" && cond[vi.Current] == placement.Usable && !vi.AllowMigrate {
-			inf := placement.Infinity
-			vi.Stickiness = &inf
-			// Without rules nothing stops or moves a running VM, not
-			// even a host found fuller than its registered memory (VMs
-			// adopted where they ran): it keeps what it runs, counted.
-			vi.Pinned = rules.Spec == nil
-		}
-		if pin := st.Status.Pins[name]; pin != nil && pin.Active(v.Now) {
-			if _, ok := cond[pin.Host]; ok {
-				in.Locations = append(in.Locations, placement.Location{VM: name, Host: pin.Host, Score: placement.Infinity})
-			}
-		}
-		if vm.Prefer != "" {
-			if _, ok := cond[vm.Prefer]; ok {
-				in.Locations = append(in.Locations, placement.Location{VM: name, Host: vm.Prefer, Score: placement.PreferScore})
-			}
-		}
+		vi, locs := vmInput(v, rules, cond, name)
 		in.VMs = append(in.VMs, vi)
+		in.Locations = append(in.Locations, locs...)
 	}
 	return in, nil
+}
+
+// vmInput is one VM as the engine sees it, and the locations its pin and
+// preferred host add.
+func vmInput(v *View, rules *Rules, cond map[string]placement.HostCondition, name string) (placement.VMInfo, []placement.Location) {
+	st := v.State
+	vm := st.Config.VMs[name]
+	vi, ok := rules.vms[name]
+	if !ok {
+		vi = placement.VMInfo{Name: name}
+	}
+	if len(vi.Utilization) == 0 {
+		vi.Utilization = map[string]int64{"memory": clampInt(vm.MemoryMiB)}
+	}
+	vi.Current = currentHost(st, name)
+	if _, ok := cond[vi.Current]; !ok {
+		vi.Current = ""
+	}
+	if vi.Current != "" && cond[vi.Current] == placement.Usable && !vi.AllowMigrate {
+		inf := placement.Infinity
+		vi.Stickiness = &inf
+		// Without rules nothing stops or moves a running VM, not even a
+		// host found fuller than its registered memory (VMs adopted
+		// where they ran): it keeps what it runs, counted.
+		vi.Pinned = rules.Spec == nil
+	}
+	var locs []placement.Location
+	if pin := st.Status.Pins[name]; pin != nil && pin.Active(v.Now) {
+		if _, ok := cond[pin.Host]; ok {
+			locs = append(locs, placement.Location{VM: name, Host: pin.Host, Score: placement.Infinity})
+		}
+	}
+	if vm.Prefer != "" {
+		if _, ok := cond[vm.Prefer]; ok {
+			locs = append(locs, placement.Location{VM: name, Host: vm.Prefer, Score: placement.PreferScore})
+		}
+	}
+	return vi, locs
 }
 
 // currentHost is where a VM is placed, or (not yet placed) where an agent

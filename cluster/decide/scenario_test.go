@@ -142,6 +142,46 @@ func (w *world) host(name string) (*simHost, error) {
 func (w *world) do(words []string) error {
 	w.version++
 	kv, args := opts(words[1:])
+	for _, run := range []func([]string, []string, map[string]string) (bool, error){w.doSetup, w.doOperator} {
+		if handled, err := run(words, args, kv); handled || err != nil {
+			return err
+		}
+	}
+	switch words[0] {
+	case "run":
+		d, err := time.ParseDuration(args[0])
+		if err != nil {
+			return err
+		}
+		w.run(d)
+	case "kill", "crash", "stop", "start", "poweron", "isolate", "bmc", "beat", "reboot":
+		return w.fault(words[0], args)
+	case "split":
+		for side, group := range args {
+			for _, n := range strings.Split(group, ",") {
+				h, err := w.host(n)
+				if err != nil {
+					return err
+				}
+				h.side = side
+			}
+		}
+	case "heal":
+		for _, h := range w.hosts {
+			h.side = 0
+		}
+	case "mark": // log and no-log assertions look only after the last mark
+	case "assert":
+		return w.assert(args, words[1:])
+	default:
+		return fmt.Errorf("unknown command %q", words[0])
+	}
+	return nil
+}
+
+// doSetup runs a command that builds the cluster (hosts, VMs, settings,
+// rules); handled is false for any other.
+func (w *world) doSetup(words, args []string, kv map[string]string) (handled bool, err error) {
 	switch words[0] {
 	case "hosts":
 		mem := uint64(16384)
@@ -197,38 +237,26 @@ func (w *world) do(words []string) error {
 	case "rules":
 		text, err := os.ReadFile(filepath.Join("testdata/scenarios", args[0]))
 		if err != nil {
-			return err
+			return true, err
 		}
-		return w.operator(&command.Command{Op: command.OpSetRules, Rules: ptr(string(text))})
-	case "run":
-		d, err := time.ParseDuration(args[0])
-		if err != nil {
-			return err
-		}
-		w.run(d)
-	case "kill", "crash", "stop", "start", "poweron", "isolate", "bmc", "beat", "reboot":
-		return w.fault(words[0], args)
-	case "split":
-		for side, group := range args {
-			for _, n := range strings.Split(group, ",") {
-				h, err := w.host(n)
-				if err != nil {
-					return err
-				}
-				h.side = side
-			}
-		}
-	case "heal":
-		for _, h := range w.hosts {
-			h.side = 0
-		}
+		return true, w.operator(&command.Command{Op: command.OpSetRules, Rules: ptr(string(text))})
+	default:
+		return false, nil
+	}
+	return true, nil
+}
+
+// doOperator runs an operator's command (through the leader); handled is
+// false for any other.
+func (w *world) doOperator(words, args []string, kv map[string]string) (handled bool, err error) {
+	switch words[0] {
 	case "maintenance":
 		on := args[1] == "on"
 		c := &command.Command{Op: command.OpMaintenance, Name: args[0]}
 		if on {
 			c.Maintenance = &model.Maintenance{By: "operator", At: w.now, Reason: "scenario"}
 		}
-		return w.operator(c)
+		return true, w.operator(c)
 	case "evacuate":
 		par := 1
 		if v := kv["parallel"]; v != "" {
@@ -238,42 +266,42 @@ func (w *world) do(words []string) error {
 		if v := kv["on-stuck"]; v != "" {
 			onStuck = v
 		}
-		return w.operator(&command.Command{Op: command.OpEvacuation, Evacuation: &model.Evacuation{Host: args[0], Parallel: par, OnStuck: onStuck, By: "operator", At: w.now}})
+		return true, w.operator(&command.Command{Op: command.OpEvacuation, Evacuation: &model.Evacuation{Host: args[0], Parallel: par, OnStuck: onStuck, By: "operator", At: w.now}})
 	case "online":
-		return w.operator(&command.Command{Op: command.OpEvacuation, Name: args[0]})
+		return true, w.operator(&command.Command{Op: command.OpEvacuation, Name: args[0]})
 	case "rebalance":
 		if w.leader == "" {
 			w.logf("refused: no leader")
-			return nil
+			return true, nil
 		}
-		max := 0
+		maxMoves := 0
 		if v := kv["max-moves"]; v != "" {
-			max, _ = strconv.Atoi(v)
+			maxMoves, _ = strconv.Atoi(v)
 		}
 		v := w.view()
-		r, err := decide.PlanRebalance(v, decide.RebalanceRequest{MaxMoves: max, Parallel: 1}, "operator")
+		r, err := decide.PlanRebalance(v, decide.RebalanceRequest{MaxMoves: maxMoves, Parallel: 1}, "operator")
 		if err != nil {
-			return err
+			return true, err
 		}
 		decide.EndIfBalanced(r)
 		w.logf("rebalance planned: %d moves, score %.4f -> %.4f", len(r.Moves), r.Before, r.Planned)
-		return w.operator(&command.Command{Op: command.OpRebalance, Rebalance: r})
+		return true, w.operator(&command.Command{Op: command.OpRebalance, Rebalance: r})
 	case "fencing":
 		c := &command.Command{Op: command.OpSetFencing}
 		if args[0] == "off" {
 			c.FencingOff = &model.FencingOff{By: "operator", At: w.now}
 		}
-		return w.operator(c)
+		return true, w.operator(c)
 	case "fence": // fence HOST [ACTION]: vmha fence HOST, as the API commits it
 		h, err := w.host(args[0])
 		if err != nil {
-			return err
+			return true, err
 		}
 		action := ""
 		if len(args) > 1 {
 			action = args[1]
 		}
-		return w.operator(&command.Command{Op: command.OpHostState, HostState: &command.HostStateChange{Host: h.name, State: model.HostLost,
+		return true, w.operator(&command.Command{Op: command.OpHostState, HostState: &command.HostStateChange{Host: h.name, State: model.HostLost,
 			Reason: "fence requested by operator", RecoveryID: w.newID("rcv-"), RequestedBy: "operator+" + action,
 			Boot: fmt.Sprintf("%s-b%d", h.name, h.boot)}})
 	case "expect": // expect HOST [off]: vmha host expect (a host announced, not yet joined), or withdraw it
@@ -281,22 +309,17 @@ func (w *world) do(words []string) error {
 		if !contains(args[1:], "off") {
 			c.Expected = &model.Expected{By: "operator", At: w.now}
 		}
-		return w.operator(c)
+		return true, w.operator(c)
 	case "confirm":
 		hs := w.st.Status.Hosts[args[0]]
 		rid := ""
 		if hs != nil {
 			rid = hs.RecoveryID
 		}
-		return w.operator(&command.Command{Op: command.OpFenceConfirm, Fence: &model.FenceRecord{Host: args[0], Device: "operator", Action: "confirm", Requester: "operator", Started: w.now, OK: true, RecoveryID: rid},
+		return true, w.operator(&command.Command{Op: command.OpFenceConfirm, Fence: &model.FenceRecord{Host: args[0], Device: "operator", Action: "confirm", Requester: "operator", Started: w.now, OK: true, RecoveryID: rid},
 			HostState: &command.HostStateChange{Host: args[0], Reason: "confirmed down by operator", RecoveryID: rid}})
-	case "mark": // log and no-log assertions look only after the last mark
-	case "assert":
-		return w.assert(args, words[1:])
-	default:
-		return fmt.Errorf("unknown command %q", words[0])
 	}
-	return nil
+	return false, nil
 }
 
 func contains(s []string, v string) bool {
@@ -411,6 +434,15 @@ func (w *world) assert(args, words []string) error {
 		if p == nil || !strings.Contains(p.Reason, text) {
 			return fmt.Errorf("%s placed %+v, want a reason containing %q", args[1], p, text)
 		}
+	default:
+		return w.assertWorld(args, words)
+	}
+	return nil
+}
+
+// assertWorld checks the assertions on the whole world and its log.
+func (w *world) assertWorld(args, words []string) error {
+	switch args[0] {
 	case "fits": // no host runs more memory than it has
 		for _, n := range w.names {
 			if used, has := w.memoryUsed(n), w.st.Config.Hosts[n].MemoryMiB; used > has {

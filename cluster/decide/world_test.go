@@ -9,9 +9,9 @@ import (
 
 	"github.com/vmha/vmha/cluster/command"
 	"github.com/vmha/vmha/cluster/decide"
+	"github.com/vmha/vmha/cluster/reconcile"
 	"github.com/vmha/vmha/cluster/statemachine"
 	"github.com/vmha/vmha/model"
-	"github.com/vmha/vmha/reconcile"
 )
 
 // The world is a model of a vmha cluster around the pure pass: the raft log

@@ -10,7 +10,7 @@ import (
 
 	"github.com/vmha/vmha/api"
 	"github.com/vmha/vmha/model"
-	"github.com/vmha/vmha/reconcile"
+	"github.com/vmha/vmha/cluster/reconcile"
 )
 
 // reportEvery re-sends an unchanged observation, as cluster.Agent does.

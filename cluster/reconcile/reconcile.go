@@ -1,7 +1,7 @@
 // Package reconcile is the host agent's decision, as a pure function: from
 // the committed placements that concern a host, the domains its hypervisor
 // runs and the domains the agent defined, what to stop, undefine and start.
-// The agent in cluster/ and the simulated hosts of internal/sim run the same
+// The agent in cluster/ and the simulated hosts of internal/testlab/sim run the same
 // function; the I/O (the hypervisor, the read index before a start, storage
 // activation) stays in their runners.
 //
