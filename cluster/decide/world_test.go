@@ -26,6 +26,8 @@ const (
 	tick        = 250 * time.Millisecond
 	detectDelay = time.Second     // gossip declares a quiet host failed
 	electDelay  = 2 * time.Second // a new leader after the old one is gone
+	mergeDelay  = 2 * time.Second // gossip calls a returned host failed a while longer
+	moveTime    = time.Second     // a live (or cold) move takes this long
 	fenceTime   = 100 * time.Millisecond
 	hangTime    = 30 * time.Second // a hung BMC's call times out
 )
@@ -41,7 +43,12 @@ type simHost struct {
 	bmc     string
 	beat    bool // still writes its storage heartbeat when cut off
 	quiet   time.Time
-	noQuor  time.Time // since when it reaches no leader (zero: it does)
+	// declared: gossip declared it failed; back is when it became
+	// reachable again (gossip merges only mergeDelay later, while its
+	// API already answers: the leader's probe is the second opinion).
+	declared bool
+	back     time.Time
+	noQuor   time.Time // since when it reaches no leader (zero: it does)
 	domains map[string]bool
 	managed map[string]bool
 	witness bool
@@ -72,6 +79,7 @@ type world struct {
 	leaderGone time.Time
 	mem        decide.Memory
 	jobs       map[string]*fenceJob
+	moving     map[string]time.Time // migration id → when its source began it
 	seq        int
 	settings   decide.Settings
 	// pass is the decision under test (decide.Pass, or a planted bug).
@@ -91,7 +99,7 @@ type world struct {
 func newWorld(pass func(*decide.View, *decide.Memory) decide.Plan) *world {
 	t0 := time.Date(2026, 12, 5, 3, 0, 0, 0, time.UTC)
 	return &world{
-		start: t0, now: t0, st: model.NewState(), hosts: map[string]*simHost{}, jobs: map[string]*fenceJob{},
+		start: t0, now: t0, st: model.NewState(), hosts: map[string]*simHost{}, jobs: map[string]*fenceJob{}, moving: map[string]time.Time{},
 		settings: decide.Settings{FenceRetry: 5 * time.Second, AgentInterval: time.Second, UnseenGrace: 15 * time.Second},
 		pass:     pass, verbose: true,
 	}
@@ -212,6 +220,8 @@ func (w *world) members() decide.Members {
 		h := w.hosts[n]
 		m := decide.Member{Name: n, Tags: map[string]string{decide.TagBoot: fmt.Sprintf("%s-b%d", n, h.boot)}}
 		switch {
+		case w.reach(w.leader, n) && h.declared:
+			m.Status = decide.MemberFailed // gossip has not merged it back yet
 		case w.reach(w.leader, n):
 			m.Status = decide.MemberAlive
 		case h.left:
@@ -228,17 +238,33 @@ func (w *world) members() decide.Members {
 	return out
 }
 
+// gossip follows what gossip says of h as the leader's side sees it:
+// failed detectDelay after it went quiet, alive again mergeDelay after it
+// is back.
+func (w *world) gossip(h *simHost) {
+	r := w.leader != "" && w.reach(w.leader, h.name)
+	switch {
+	case !r && h.quiet.IsZero():
+		h.quiet = w.now
+	case !r && h.seen && !h.left && w.now.Sub(h.quiet) >= detectDelay:
+		h.declared = true
+	case r && !h.quiet.IsZero():
+		h.quiet, h.back, h.seen = time.Time{}, w.now, true
+	case r:
+		h.seen = true
+		if h.declared && w.now.Sub(h.back) >= mergeDelay {
+			h.declared = false
+			w.version++
+		}
+	}
+}
+
 // step runs one tick: fences finish, a leader is elected, it passes, the
 // agents reconcile, and the invariants are checked.
 func (w *world) step() {
 	w.now = w.now.Add(tick)
 	for _, n := range w.names {
-		h := w.hosts[n]
-		if !w.reach(w.leader, n) && h.quiet.IsZero() {
-			h.quiet = w.now
-		} else if w.reach(w.leader, n) {
-			h.quiet, h.seen = time.Time{}, true
-		}
+		w.gossip(w.hosts[n])
 	}
 	w.finishFences()
 	w.elect()
@@ -415,7 +441,7 @@ func (w *world) agents() {
 		if h.reconciled == w.version {
 			continue // nothing changed since: the same input, the same (empty) plan
 		}
-		w.moves(h)
+		busy := w.moves(h)
 		in := reconcile.Input{Host: n, Synced: true, Desired: map[string]reconcile.Desired{}, Domains: map[string]bool{}, Managed: h.managed}
 		for vm, p := range w.st.Status.Placements {
 			if p.Host == n || p.MigrateFrom == n || h.domains[vm] {
@@ -452,17 +478,31 @@ func (w *world) agents() {
 		}
 		w.observe(h)
 		h.reconciled = w.version
+		if busy {
+			h.reconciled = 0 // a move runs: reconcile again next tick
+		}
 	}
 }
 
 // moves runs the live (or cold) moves h is the source of, as its agent
 // does, and reports their end to the leader.
-func (w *world) moves(h *simHost) {
+func (w *world) moves(h *simHost) (busy bool) {
 	for _, vm := range sortedKeys(w.st.Status.Placements) {
 		p := w.st.Status.Placements[vm]
 		if p.MigrateFrom != h.name {
 			continue
 		}
+		began, ok := w.moving[p.MigrationID]
+		if !ok {
+			w.moving[p.MigrationID] = w.now
+			busy = true // the move runs: look again next tick
+			continue
+		}
+		if w.now.Sub(began) < moveTime && w.reach(h.name, p.Host) {
+			busy = true
+			continue
+		}
+		delete(w.moving, p.MigrationID)
 		rep := decide.MoveReport{Outcome: "migrated"}
 		switch {
 		case p.Cold:
@@ -488,6 +528,7 @@ func (w *world) moves(h *simHost) {
 			w.logf("%s moved %s: %s", h.name, vm, end.Reason)
 		}
 	}
+	return busy
 }
 
 // observe reports h's domains when they changed (OpObserve).
