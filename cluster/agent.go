@@ -14,10 +14,10 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/vmha/vmha/api"
+	"github.com/vmha/vmha/cluster/reconcile"
 	"github.com/vmha/vmha/config"
 	"github.com/vmha/vmha/hypervisor"
 	"github.com/vmha/vmha/model"
-	"github.com/vmha/vmha/cluster/reconcile"
 )
 
 // reportEvery re-sends an unchanged observation so the leader's view stays

@@ -33,26 +33,26 @@ const (
 )
 
 type simHost struct {
-	name    string
-	power   bool // powered on
-	vmhad   bool // the daemon runs (gossips, answers, reconciles)
-	boot    int  // the daemon's life
-	side    int  // network side: hosts on the same side reach each other
-	left    bool // stopped cleanly (gossip: left)
-	seen    bool // gossip has seen it alive once
-	bmc     string
-	beat    bool // still writes its storage heartbeat when cut off
-	quiet   time.Time
+	name  string
+	power bool // powered on
+	vmhad bool // the daemon runs (gossips, answers, reconciles)
+	boot  int  // the daemon's life
+	side  int  // network side: hosts on the same side reach each other
+	left  bool // stopped cleanly (gossip: left)
+	seen  bool // gossip has seen it alive once
+	bmc   string
+	beat  bool // still writes its storage heartbeat when cut off
+	quiet time.Time
 	// declared: gossip declared it failed; back is when it became
 	// reachable again (gossip merges only mergeDelay later, while its
 	// API already answers: the leader's probe is the second opinion).
 	declared bool
 	back     time.Time
 	noQuor   time.Time // since when it reaches no leader (zero: it does)
-	domains map[string]bool
-	managed map[string]bool
-	witness bool
-	wd      time.Duration
+	domains  map[string]bool
+	managed  map[string]bool
+	witness  bool
+	wd       time.Duration
 	// reconciled is the world version this agent last reconciled at.
 	reconciled uint64
 	// waitOver: this daemon's wait_for_all ended (vmhad keeps it per

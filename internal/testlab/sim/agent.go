@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/vmha/vmha/api"
-	"github.com/vmha/vmha/model"
 	"github.com/vmha/vmha/cluster/reconcile"
+	"github.com/vmha/vmha/model"
 )
 
 // reportEvery re-sends an unchanged observation, as cluster.Agent does.
