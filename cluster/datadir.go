@@ -25,9 +25,10 @@ import (
 
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
-	"github.com/vmha/vmha/cluster/decide"
 	"go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
+
+	"github.com/vmha/vmha/cluster/decide"
 )
 
 // What the data directory holds.

@@ -14,8 +14,9 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
-	"github.com/vmha/vmha/cluster/decide"
 	"go.etcd.io/bbolt"
+
+	"github.com/vmha/vmha/cluster/decide"
 )
 
 const testHost = "host1"

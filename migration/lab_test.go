@@ -11,8 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vmha/vmha/internal/testlab/virtlab"
 	"libvirt.org/go/libvirt"
+
+	"github.com/vmha/vmha/internal/testlab/virtlab"
 )
 
 // Tests in this file run against two real libvirtd "hosts" on this machine

@@ -6,8 +6,9 @@ import (
 	"reflect"
 	"testing"
 
-	"github.com/vmha/vmha/placement"
 	"pgregory.net/rapid"
+
+	"github.com/vmha/vmha/placement"
 )
 
 // genInput draws a small cluster with everything Plan must respect:

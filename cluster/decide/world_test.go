@@ -442,45 +442,52 @@ func (w *world) agents() {
 			continue // nothing changed since: the same input, the same (empty) plan
 		}
 		busy := w.moves(h)
-		in := reconcile.Input{Host: n, Synced: true, Desired: map[string]reconcile.Desired{}, Domains: map[string]bool{}, Managed: h.managed}
-		for vm, p := range w.st.Status.Placements {
-			if p.Host == n || p.MigrateFrom == n || h.domains[vm] {
-				in.Desired[vm] = reconcile.Desired{Host: p.Host, MigrateFrom: p.MigrateFrom}
-			}
-		}
-		for vm, active := range h.domains {
-			in.Domains[vm] = active
-		}
-		plan := reconcile.Decide(in)
-		for _, vm := range plan.Adopt {
-			h.managed[vm] = true
-		}
-		for _, s := range plan.Stops {
-			if h.domains[s.VM] {
-				w.logf("%s stops %s (%s)", n, s.VM, s.Reason)
-			}
-			delete(h.domains, s.VM)
-			if s.Undefine {
-				delete(h.managed, s.VM)
-			}
-		}
-		for _, vm := range plan.Starts {
-			p, ours := w.st.Status.Placements[vm]
-			d := reconcile.Desired{}
-			if ours {
-				d = reconcile.Desired{Host: p.Host, MigrateFrom: p.MigrateFrom}
-			}
-			if reconcile.Confirm(n, vm, d, ours && w.st.Config.VMs[vm] != nil) != nil {
-				continue
-			}
-			h.domains[vm], h.managed[vm] = true, true
-			w.logf("%s starts %s", n, vm)
-		}
+		w.reconcile(h)
 		w.observe(h)
 		h.reconciled = w.version
 		if busy {
 			h.reconciled = 0 // a move runs: reconcile again next tick
 		}
+	}
+}
+
+// reconcile is one pass of h's agent: reconcile.Decide on the committed
+// state, each start confirmed against it.
+func (w *world) reconcile(h *simHost) {
+	n := h.name
+	in := reconcile.Input{Host: n, Synced: true, Desired: map[string]reconcile.Desired{}, Domains: map[string]bool{}, Managed: h.managed}
+	for vm, p := range w.st.Status.Placements {
+		if p.Host == n || p.MigrateFrom == n || h.domains[vm] {
+			in.Desired[vm] = reconcile.Desired{Host: p.Host, MigrateFrom: p.MigrateFrom}
+		}
+	}
+	for vm, active := range h.domains {
+		in.Domains[vm] = active
+	}
+	plan := reconcile.Decide(in)
+	for _, vm := range plan.Adopt {
+		h.managed[vm] = true
+	}
+	for _, s := range plan.Stops {
+		if h.domains[s.VM] {
+			w.logf("%s stops %s (%s)", n, s.VM, s.Reason)
+		}
+		delete(h.domains, s.VM)
+		if s.Undefine {
+			delete(h.managed, s.VM)
+		}
+	}
+	for _, vm := range plan.Starts {
+		p, ours := w.st.Status.Placements[vm]
+		d := reconcile.Desired{}
+		if ours {
+			d = reconcile.Desired{Host: p.Host, MigrateFrom: p.MigrateFrom}
+		}
+		if reconcile.Confirm(n, vm, d, ours && w.st.Config.VMs[vm] != nil) != nil {
+			continue
+		}
+		h.domains[vm], h.managed[vm] = true, true
+		w.logf("%s starts %s", n, vm)
 	}
 }
 

@@ -9,8 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vmha/vmha/internal/testlab/testenv"
 	"libvirt.org/go/libvirt"
+
+	"github.com/vmha/vmha/internal/testlab/testenv"
 )
 
 // Need skips the test (or fails it under CI=true) when a part the lab needs
