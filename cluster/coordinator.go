@@ -157,7 +157,7 @@ func (c *Coordinator) step(ctx context.Context) {
 	}
 	t0 := time.Now()
 	plan := decide.Pass(v, &mem)
-	c.n.metrics.placeSeconds.Observe(time.Since(t0).Seconds())
+	c.n.metrics.passSeconds.Observe(time.Since(t0).Seconds())
 	if plan.WaitOver {
 		c.n.wfaDone.Store(true)
 	}

@@ -28,6 +28,7 @@ type Metrics struct {
 	recoveries    prometheus.Counter
 	recoverySecs  prometheus.Histogram
 	placeSeconds  prometheus.Histogram
+	passSeconds   prometheus.Histogram
 	deviceChecks  *prometheus.CounterVec
 	agentStarts   *prometheus.CounterVec
 	agentStops    *prometheus.CounterVec
@@ -55,6 +56,10 @@ func newMetrics(n *Node) *Metrics {
 			Name: "vmha_placement_duration_seconds", Help: "Time one placement plan took on the leader.",
 			Buckets: prometheus.ExponentialBuckets(1e-5, 4, 10),
 		}),
+		passSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "vmha_leader_pass_seconds", Help: "Time one pass of the leader's decisions (decide.Pass, placement included) took.",
+			Buckets: prometheus.ExponentialBuckets(1e-5, 4, 10),
+		}),
 		deviceChecks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "vmha_fence_device_checks_total", Help: "Periodic fence device status checks, by host and result.",
 		}, []string{"host", "result"}),
@@ -68,7 +73,7 @@ func newMetrics(n *Node) *Metrics {
 			Name: "vmha_leadership_acquired_total", Help: "Times this host became the raft leader.",
 		}),
 	}
-	m.reg.MustRegister(m.fences, m.fenceSeconds, m.recoveries, m.recoverySecs, m.placeSeconds,
+	m.reg.MustRegister(m.fences, m.fenceSeconds, m.recoveries, m.recoverySecs, m.placeSeconds, m.passSeconds,
 		m.deviceChecks, m.agentStarts, m.agentStops, m.leaderChanges,
 		&stateCollector{n: n}, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
