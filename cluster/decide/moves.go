@@ -151,6 +151,12 @@ func PickTarget(v *View, vm *model.VM, src string) (string, string, error) {
 	if err != nil {
 		return "", "", err
 	}
+	for i := range in.VMs {
+		if in.VMs[i].Name == vm.Name {
+			// It is asked to leave: not pinned where it runs.
+			in.VMs[i].Pinned = false
+		}
+	}
 	var why []string
 	for _, h := range in.Hosts {
 		if h.Name == src {
@@ -383,7 +389,7 @@ func RebalanceInput(v *View, in placement.Input) placement.Input {
 		vi := &in.VMs[i]
 		mv := st.Config.VMs[vi.Name]
 		if !described[vi.Name] {
-			vi.AllowMigrate, vi.Stickiness = true, nil
+			vi.AllowMigrate, vi.Stickiness, vi.Pinned = true, nil, false
 			if mv != nil {
 				vi.Utilization = map[string]int64{"memory": clampInt(mv.MemoryMiB), "cpu": int64(mv.VCPUs)}
 			}
