@@ -150,10 +150,11 @@ func vmInput(v *View, rules *Rules, cond map[string]placement.HostCondition, nam
 	if vi.Current != "" && cond[vi.Current] == placement.Usable && !vi.AllowMigrate {
 		inf := placement.Infinity
 		vi.Stickiness = &inf
-		// Without rules nothing stops or moves a running VM, not even a
-		// host found fuller than its registered memory (VMs adopted
-		// where they ran): it keeps what it runs, counted.
-		vi.Pinned = rules.Spec == nil
+		// Without rules (cluster.yaml or storage readiness) nothing stops
+		// or moves a running VM, not even a host found fuller than its
+		// registered memory (VMs adopted where they ran): it keeps what it
+		// runs, counted.
+		vi.Pinned = rules.Spec == nil && v.Settings.Disks == nil
 	}
 	var locs []placement.Location
 	if pin := st.Status.Pins[name]; pin != nil && pin.Active(v.Now) {
@@ -311,7 +312,7 @@ func ObservedRunning(st *model.State, host, vm string) bool {
 // the rules want of the others (placeByRules).
 func (b *builder) place() {
 	st := b.v.State
-	if st.Config.Rules == "" && !b.v.Settings.Storage && len(st.Status.Pins) == 0 && !b.needsHost() {
+	if st.Config.Rules == "" && !b.v.Settings.Storage && b.v.Settings.Disks == nil && len(st.Status.Pins) == 0 && !b.needsHost() {
 		// Without rules, pins or storage, a VM on a host that is
 		// usable, offline or lost stays where it is (stickiness
 		// INFINITY, kept, or blocked): only VMs without a host, or on a
