@@ -367,7 +367,7 @@ func (w *world) startFence(host, rid, action string) {
 // finishFences ends the fences whose time has come, as the runner's fence
 // does: power off (on again for a reboot), then fenced or fence-failed.
 func (w *world) finishFences() {
-	for _, host := range sortedKeys(w.jobs) {
+	for _, host := range model.SortedKeys(w.jobs) {
 		j := w.jobs[host]
 		if w.now.Before(j.done) {
 			continue
@@ -494,7 +494,7 @@ func (w *world) reconcile(h *simHost) {
 // moves runs the live (or cold) moves h is the source of, as its agent
 // does, and reports their end to the leader.
 func (w *world) moves(h *simHost) (busy bool) {
-	for _, vm := range sortedKeys(w.st.Status.Placements) {
+	for _, vm := range model.SortedKeys(w.st.Status.Placements) {
 		p := w.st.Status.Placements[vm]
 		if p.MigrateFrom != h.name {
 			continue
@@ -593,7 +593,7 @@ func (w *world) checkTwice() {
 			}
 		}
 	}
-	for _, vm := range sortedKeys(where) {
+	for _, vm := range model.SortedKeys(where) {
 		if len(where[vm]) > 1 && w.st.Config.FencingOff == nil {
 			w.violate("never twice: %s runs on %s", vm, strings.Join(where[vm], " and "))
 		}
@@ -657,7 +657,7 @@ func (w *world) running(vm string) []string {
 // settled checks no VM is lost: once every host is back and every BMC
 // works, every VM that should run runs exactly where it is placed.
 func (w *world) checkSettled() {
-	for _, vm := range sortedKeys(w.st.Config.VMs) {
+	for _, vm := range model.SortedKeys(w.st.Config.VMs) {
 		p := w.st.Status.Placements[vm]
 		on := w.running(vm)
 		switch {
@@ -667,13 +667,4 @@ func (w *world) checkSettled() {
 			w.violate("lost: %s is placed on %s but runs on %v after the cluster settled", vm, p.Host, on)
 		}
 	}
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
