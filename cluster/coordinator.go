@@ -50,6 +50,8 @@ type Coordinator struct {
 	// recovered remembers which recovered placements (vm/generation) were
 	// already counted in the recovery metric.
 	recovered map[string]bool
+	// logged is when each standing note was last logged (repeated).
+	logged map[string]time.Time
 	// checks holds the last status check of each host's fence device.
 	// It is the leader's own knowledge, not replicated: a new leader
 	// checks every device again at once.
@@ -199,9 +201,33 @@ func (c *Coordinator) execute(ctx context.Context, plan decide.Plan, addrs map[s
 		case decide.Nudge:
 			c.nudgeAddr(s.Host, addrs[s.Host])
 		case decide.Log:
+			if s.Note.Standing && c.repeated(s.Note, time.Now()) {
+				continue
+			}
 			c.note(s.Note)
 		}
 	}
+}
+
+// noteQuiet is how long the same standing condition (a veto, rules that do
+// not apply) is not logged again: a pass runs four times a second.
+const noteQuiet = 30 * time.Second
+
+// repeated reports whether the same note was logged less than noteQuiet
+// ago, and remembers it otherwise. Only the runner's own lines repeat so;
+// commits are logged once each.
+func (c *Coordinator) repeated(n *decide.Note, now time.Time) bool {
+	key := n.Msg + fmt.Sprint(n.Fields)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.logged == nil || len(c.logged) > 1000 {
+		c.logged = map[string]time.Time{}
+	}
+	if at, ok := c.logged[key]; ok && now.Sub(at) < noteQuiet {
+		return true
+	}
+	c.logged[key] = now
+	return false
 }
 
 // note writes a decision's log line.

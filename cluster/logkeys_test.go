@@ -10,6 +10,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/vmha/vmha/cluster/decide"
 	"github.com/vmha/vmha/config"
 	"github.com/vmha/vmha/internal/testlab/logkeys"
 	"github.com/vmha/vmha/model"
@@ -141,4 +142,25 @@ func TestMigrationLogsRepeatNoKey(t *testing.T) {
 		t.Fatal("the migration's lines are missing")
 	}
 	checkLogKeys(t, rec)
+}
+
+// A standing condition the pass reports on every pass (four a second) is
+// logged once per noteQuiet, not on every pass.
+func TestStandingNotesAreNotRepeated(t *testing.T) {
+	c := &Coordinator{}
+	n := &decide.Note{Level: decide.Error, Standing: true, Msg: "watchdog bound passed but the host still writes its storage heartbeat", Fields: []decide.Field{{Key: "host", Value: "h2"}}}
+	t0 := time.Now()
+	if c.repeated(n, t0) {
+		t.Fatal("the first note was suppressed")
+	}
+	if !c.repeated(n, t0.Add(250*time.Millisecond)) {
+		t.Fatal("the same note a pass later was logged again")
+	}
+	other := &decide.Note{Level: decide.Error, Standing: true, Msg: n.Msg, Fields: []decide.Field{{Key: "host", Value: "h3"}}}
+	if c.repeated(other, t0.Add(time.Second)) {
+		t.Fatal("the note about another host was suppressed")
+	}
+	if c.repeated(n, t0.Add(noteQuiet+time.Second)) {
+		t.Fatal("the note was never logged again")
+	}
 }

@@ -169,7 +169,7 @@ func (b *builder) selfFenced(name string) bool {
 		return false
 	}
 	if bt := b.v.Beats[name]; bt.Writing {
-		b.log(note(Error, "watchdog bound passed but the host still writes its storage heartbeat; not counting it as reset", "host", name, "fs", bt.FS))
+		b.log(standing(Error, "watchdog bound passed but the host still writes its storage heartbeat; not counting it as reset", "host", name, "fs", bt.FS))
 		return false
 	}
 	now := b.now().UTC()

@@ -571,7 +571,7 @@ func (b *builder) scheduledRebalance() {
 	}
 	r, err := PlanRebalance(b.v, RebalanceRequest{MaxMoves: w.MaxMoves, MinGain: w.MinGain, Parallel: max(w.Parallel, 1)}, ScheduleBy)
 	if err != nil {
-		b.log(note(Warn, "scheduled rebalance", "error", err.Error()))
+		b.log(standing(Warn, "scheduled rebalance", "error", err.Error()))
 		return
 	}
 	EndIfBalanced(r)

@@ -386,7 +386,7 @@ func (b *builder) commitPlacements(ps []model.Placement, msg string) {
 func (b *builder) placeByRules() {
 	in, err := EngineInput(b.v)
 	if err != nil {
-		b.log(note(Error, "placement rules do not apply to the cluster; nothing placed", "error", err.Error()))
+		b.log(standing(Error, "placement rules do not apply to the cluster; nothing placed", "error", err.Error()))
 		return
 	}
 	// The engine explains only the VMs whose placement changes: an idle
@@ -394,7 +394,7 @@ func (b *builder) placeByRules() {
 	// explanations.
 	r, err := placement.Solve(in, placement.Options{})
 	if err != nil {
-		b.log(note(Error, "placement refused the cluster's state", "error", err.Error()))
+		b.log(standing(Error, "placement refused the cluster's state", "error", err.Error()))
 		return
 	}
 	todo := append(b.doable(in, r), b.homeless(in, r)...)

@@ -61,6 +61,10 @@ type Note struct {
 	Level  Level
 	Msg    string
 	Fields []Field
+	// Standing: it reports a condition that holds pass after pass (a
+	// veto, rules that do not apply); the runner need not repeat it on
+	// every pass.
+	Standing bool
 }
 
 // Plan is what one pass decided.
@@ -78,6 +82,13 @@ func note(l Level, msg string, kv ...any) *Note {
 	for i := 0; i+1 < len(kv); i += 2 {
 		n.Fields = append(n.Fields, Field{Key: kv[i].(string), Value: kv[i+1]})
 	}
+	return n
+}
+
+// standing is a note about a condition that holds pass after pass.
+func standing(l Level, msg string, kv ...any) *Note {
+	n := note(l, msg, kv...)
+	n.Standing = true
 	return n
 }
 
@@ -178,7 +189,7 @@ func (b *builder) commit(c *command.Command, n *Note) bool {
 	c.At, c.Term = b.v.Now.UTC(), b.v.Term
 	if err := b.v.Apply(b.v.State, c); err != nil {
 		b.failed = fmt.Errorf("%s: %w", c.Op, err)
-		b.plan.Steps = append(b.plan.Steps, Step{Kind: Log, Note: note(Error, "the pass's own command was refused; nothing more this pass", "op", string(c.Op), "error", err.Error())})
+		b.plan.Steps = append(b.plan.Steps, Step{Kind: Log, Note: standing(Error, "the pass's own command was refused; nothing more this pass", "op", string(c.Op), "error", err.Error())})
 		return false
 	}
 	b.plan.Steps = append(b.plan.Steps, Step{Kind: Commit, Command: c, Note: n})
