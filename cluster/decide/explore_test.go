@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vmha/vmha/cluster/command"
 	"github.com/vmha/vmha/cluster/decide"
 	"github.com/vmha/vmha/model"
 )
@@ -52,6 +53,9 @@ func explore(seed int64, pass func(*decide.View, *decide.Memory) decide.Plan, ve
 		w.addVM(fmt.Sprintf("vm%d", i), uint64(512*(1+rng.Intn(3))), prefer)
 	}
 	w.run(2 * time.Second)
+	if rng.Intn(3) == 0 {
+		w.randomRules(nh, nv)
+	}
 	events := 2 + rng.Intn(6)
 	for e := 0; e < events; e++ {
 		w.randomEvent()
@@ -61,6 +65,31 @@ func explore(seed int64, pass func(*decide.View, *decide.Memory) decide.Plan, ve
 	w.run(45 * time.Second)
 	w.checkSettled()
 	return w
+}
+
+// randomRules installs a cluster.yaml: the balanced strategy, some VMs
+// that may move live, and two VMs that must not share a host, so that the
+// schedules also run the rules' live migrations and cold moves.
+func (w *world) randomRules(nh, nv int) {
+	var b strings.Builder
+	b.WriteString("policy:\n  placement-strategy: balanced\nhosts:\n")
+	for i := 1; i <= nh; i++ {
+		fmt.Fprintf(&b, "  - name: h%d\n", i)
+	}
+	b.WriteString("vms:\n")
+	for i := 1; i <= nv; i++ {
+		fmt.Fprintf(&b, "  - name: vm%d\n", i)
+		if w.rng.Intn(2) == 0 {
+			b.WriteString("    allow-migrate: true\n")
+		}
+	}
+	b.WriteString("constraints:\n  colocations:\n    - {vm: vm2, with: vm1, score: -INFINITY}\n")
+	text := b.String()
+	w.logf("> rules (random)")
+	if err := w.operator(&command.Command{Op: command.OpSetRules, Rules: &text}); err != nil || (w.leader != "" && w.st.Config.Rules != text) {
+		w.violate("the random rules were refused: %v", err)
+	}
+	w.run(3 * time.Second)
 }
 
 func (w *world) randomEvent() {
