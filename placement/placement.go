@@ -9,7 +9,7 @@ import (
 	"fmt"
 )
 
-// HostCondition is what the coordinator knows about a host.
+// HostCondition is what the leader knows about a host.
 type HostCondition int
 
 // Host conditions.

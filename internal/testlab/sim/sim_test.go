@@ -124,7 +124,7 @@ func TestSimulatedClusterSmall(t *testing.T) {
 // recovery (fenced → every VM of the host running elsewhere), the total,
 // and the live heap one more real host daemon costs with the full state.
 //
-//	go test -run '^$' -bench HostFailure -benchtime 1x -timeout 60m ./internal/sim/
+//	go test -run '^$' -bench HostFailure -benchtime 1x -timeout 60m ./internal/testlab/sim/
 //
 // SIM_GOSSIP=PROBE,TIMEOUT,GOSSIP,MULT overrides the gossip timers,
 // SIM_VERBOSE=1 prints progress, SIM_PPROF=ADDR serves pprof.
@@ -227,7 +227,7 @@ func benchFailure(b *testing.B, hosts, vms int) {
 // once or twice per reconcile, and POST /v1/vms once per added VM, on the
 // seed state of each size (every host registered, every VM placed).
 //
-//	go test -run '^$' -bench StateCopy -benchtime 5x ./internal/sim/
+//	go test -run '^$' -bench StateCopy -benchtime 5x ./internal/testlab/sim/
 func BenchmarkStateCopy(b *testing.B) {
 	for _, size := range []struct{ hosts, vms int }{{100, 5000}, {1000, 50000}} {
 		b.Run(fmt.Sprintf("%dx%d", size.hosts, size.vms), func(b *testing.B) {
