@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -114,8 +115,43 @@ Exit codes: 0 success, 1 the operation failed or was refused, 2 bad usage,
 	root.PersistentFlags().StringVar(&g.tls.Cert, "tls-cert", os.Getenv("VMHA_TLS_CERT"), "client certificate for --addr, from vmha tls issue (env VMHA_TLS_CERT)")
 	root.PersistentFlags().StringVar(&g.tls.Key, "tls-key", os.Getenv("VMHA_TLS_KEY"), "client key for --addr (env VMHA_TLS_KEY)")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newStatusCmd(g), newHostCmd(g), newVMCmd(g), newFenceCmd(g), newKeygenCmd(g), newGossipCmd(g), newTLSCmd(g), newClusterCmd(g), newPlanCmd(g), newMigrateCmd(g), newImportCmd(g), newRulesCmd(g), newExplainCmd(g), newEvacuateCmd(g), newStorageCmd(g), newPinsCmd(g), newRebalanceCmd(g))
+	root.AddCommand(newStatusCmd(g), newHostCmd(g), newVMCmd(g), newFenceCmd(g), newKeygenCmd(g), newGossipCmd(g), newTLSCmd(g), newClusterCmd(g), newPlanCmd(g), newMigrateCmd(g), newImportCmd(g), newRulesCmd(g), newExplainCmd(g), newEvacuateCmd(g), newStorageCmd(g), newPinsCmd(g), newRebalanceCmd(g), newVersionCmd(g))
+	strictGroups(root)
 	return root
+}
+
+// strictGroups makes every command that only groups others (vmha, vmha vm,
+// vmha fence devices, ...) refuse a word that is none of its subcommands
+// as a usage error (exit 2), naming the ones it has; cobra would print the
+// help and exit 0, and a script's typo (vmha vm stop web1) would pass for
+// success. Without arguments a group prints its help.
+func strictGroups(c *cobra.Command) {
+	for _, sub := range c.Commands() {
+		strictGroups(sub)
+	}
+	if !c.HasSubCommands() || c.Runnable() {
+		return
+	}
+	if c.SuggestionsMinimumDistance <= 0 {
+		c.SuggestionsMinimumDistance = 2
+	}
+	c.Args = func(cmd *cobra.Command, args []string) error {
+		if len(args) == 0 {
+			return nil
+		}
+		var names []string
+		for _, sub := range cmd.Commands() {
+			if sub.IsAvailableCommand() {
+				names = append(names, sub.Name())
+			}
+		}
+		msg := fmt.Sprintf("unknown command %q for %q (its commands: %s)", args[0], cmd.CommandPath(), strings.Join(names, ", "))
+		if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+			msg += "; did you mean " + strings.Join(s, " or ") + "?"
+		}
+		return usageError{errors.New(msg)}
+	}
+	c.RunE = func(cmd *cobra.Command, _ []string) error { return cmd.Help() }
 }
 
 func (g *globals) client() *api.Client {
