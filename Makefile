@@ -18,8 +18,10 @@ build: deps
 demo: build
 	$(GO) run ./cmd/vmha-demo -bin $(BIN)
 
+# go.mod must be tidy: go mod tidy -diff prints what tidy would change.
 vet:
 	$(GO) vet ./...
+	$(GO) mod tidy -diff
 
 # Every test, including the ones against real libvirt, ipmi_sim and real
 # vmhad processes. With CI=true a test whose part is missing fails instead of
