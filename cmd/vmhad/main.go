@@ -19,6 +19,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+	"golang.org/x/term"
 
 	"github.com/vmha/vmha/cluster"
 	"github.com/vmha/vmha/config"
@@ -365,13 +366,21 @@ func (c *checked) checkValidity(label string, cert *x509.Certificate, now time.T
 	return true
 }
 
+// isTerminal reports whether w is a terminal.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(interface{ Fd() uintptr })
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
 func newLogger(cfg *config.Daemon, w io.Writer) zerolog.Logger {
 	lvl, err := zerolog.ParseLevel(cfg.Log.Level)
 	if err != nil {
 		lvl = zerolog.InfoLevel
 	}
 	if cfg.Log.Format == "console" {
-		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly}
+		// Colour only on a terminal: journald and log files get the
+		// escape codes as text otherwise.
+		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly, NoColor: !isTerminal(w)}
 	}
 	zerolog.TimeFieldFormat = time.RFC3339Nano
 	return zerolog.New(w).Level(lvl).With().Timestamp().Str("node", cfg.NodeName).Logger()

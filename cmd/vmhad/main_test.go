@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vmha/vmha/config"
 	"github.com/vmha/vmha/internal/gossipkey"
 	"github.com/vmha/vmha/pki"
 )
@@ -380,5 +381,21 @@ func checkConfigFails(t *testing.T, p string, want ...string) {
 		if !strings.Contains(out, w) {
 			t.Errorf("stderr:\n%s\ndoes not contain %q", out, w)
 		}
+	}
+}
+
+// log.format console writes no colour codes where the log is not a
+// terminal (journald, a file): they would land there as text.
+func TestConsoleLogHasNoColourOffTerminal(t *testing.T) {
+	var b bytes.Buffer
+	cfg := &config.Daemon{NodeName: "h1"}
+	cfg.Log.Level, cfg.Log.Format = "info", "console"
+	log := newLogger(cfg, &b)
+	log.Warn().Str("host", "h2").Msg("host lost")
+	if strings.Contains(b.String(), "\x1b[") {
+		t.Fatalf("colour codes in a non-terminal log: %q", b.String())
+	}
+	if !strings.Contains(b.String(), "host lost") || !strings.Contains(b.String(), "host=h2") {
+		t.Fatalf("console log: %q", b.String())
 	}
 }
