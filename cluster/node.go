@@ -16,12 +16,10 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/memberlist"
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
@@ -209,7 +207,7 @@ func (n *Node) startRaft() error {
 	rc.LeaderLeaseTimeout = cfg.Raft.LeaderLease
 	rc.CommitTimeout = 50 * time.Millisecond
 	rc.SnapshotThreshold = 2048
-	hl := hclog.New(&hclog.LoggerOptions{Name: "raft", Output: zerologWriter{n.log.With().Str("component", "raft").Logger()}, Level: hclog.Warn, JSONFormat: false})
+	hl := raftLogger(n.log.With().Str("component", "raft").Logger())
 	rc.Logger = hl
 
 	bind := net.JoinHostPort(cfg.BindAddr, strconv.Itoa(cfg.Ports.Raft))
@@ -269,8 +267,7 @@ func (n *Node) startSerf() error {
 	sc.EventCh = n.serfEvents
 	sc.SnapshotPath = filepath.Join(cfg.DataDir, "serf.snapshot")
 	sc.RejoinAfterLeave = true
-	w := zerologWriter{n.log.With().Str("component", "serf").Logger()}
-	sc.LogOutput = w
+	sc.Logger = stdLogger(n.log.With().Str("component", "serf").Logger())
 	mc := memberlist.DefaultLANConfig()
 	mc.Name = cfg.NodeName
 	mc.BindAddr = cfg.BindAddr
@@ -288,7 +285,7 @@ func (n *Node) startSerf() error {
 	// stretches the push/pull interval with the cluster's size.
 	mc.PushPullInterval = 5 * time.Second
 	sc.ReconnectInterval = 3 * time.Second
-	mc.LogOutput = w
+	mc.Logger = stdLogger(n.log.With().Str("component", "memberlist").Logger())
 	keyringFile := filepath.Join(cfg.DataDir, "serf.keyring")
 	kr, err := loadKeyring(keyringFile, cfg.Gossip.EncryptKeyFile)
 	if err != nil {
@@ -686,26 +683,6 @@ func memberOf(m serf.Member) decide.Member {
 		st = decide.MemberFailed
 	}
 	return decide.Member{Name: m.Name, Status: st, Tags: m.Tags}
-}
-
-// zerologWriter adapts libraries that log through io.Writer (raft's hclog,
-// serf's log.Logger) to zerolog, at debug level unless they say otherwise.
-type zerologWriter struct{ l zerolog.Logger }
-
-func (w zerologWriter) Write(p []byte) (int, error) {
-	msg := string(p)
-	for len(msg) > 0 && (msg[len(msg)-1] == '\n' || msg[len(msg)-1] == '\r') {
-		msg = msg[:len(msg)-1]
-	}
-	lvl := zerolog.DebugLevel
-	switch {
-	case strings.Contains(msg, "[ERR]"), strings.Contains(msg, "[ERROR]"):
-		lvl = zerolog.ErrorLevel
-	case strings.Contains(msg, "[WARN]"):
-		lvl = zerolog.WarnLevel
-	}
-	w.l.WithLevel(lvl).Msg(msg)
-	return len(p), nil
 }
 
 // waitingForAll is what quorum.wait_for_all still waits for, for status, read
