@@ -49,6 +49,15 @@ func CompileRules(text string) (*Rules, error) {
 		// the scores decide as under the default one.
 		base.Policy.Strategy = placement.StrategyUtilization
 	}
+	if spec.Policy.DefaultStickiness == nil {
+		// A VM that may move live stays where it runs unless moving
+		// gains something: without any stickiness, two placements of
+		// equal score can each make the engine prefer the other, and the
+		// VMs move back and forth for ever (the exploration found a pair
+		// of anti-affine VMs doing so). Pacemaker's pcs gives new
+		// clusters the same default (resource-stickiness=1).
+		base.Policy.DefaultStickiness = 1
+	}
 	r.Spec, r.Base = spec, base
 	for _, h := range spec.Hosts {
 		r.hosts[h.Name] = h
@@ -476,9 +485,25 @@ func (b *builder) doable(in placement.Input, r *placement.Result) []placement.Ac
 	}
 	fl := b.flights(in.Policy.MigrationLimit)
 	room := newRoom(st, in)
+	// The rules move VMs only from a settled cluster: a plan made while
+	// moves are under way counts them where they go, not where they are,
+	// and two such plans can send VMs back and forth for ever (the
+	// exploration found a pair of anti-affine VMs doing so). Starts,
+	// recoveries and stops do not wait.
+	settled := true
+	for _, p := range st.Status.Placements {
+		if p.MigrateFrom != "" {
+			settled = false
+			break
+		}
+	}
 	var todo []placement.Action
 	planned := map[string]bool{}
 	for _, a := range r.Actions {
+		moves := a.Action == placement.ActMigrate || (a.Action == placement.ActMove && conds[a.From] == placement.Usable)
+		if moves && !settled {
+			continue
+		}
 		if planned[a.VM] || !b.mayAct(a, r, conds) {
 			// (A VM planned already: the engine broke a cycle into a
 			// stop now and a start later; the start waits for a pass
@@ -488,7 +513,7 @@ func (b *builder) doable(in placement.Input, r *placement.Result) []placement.Ac
 		if a.To != "" && !room.fits(a.To, a.VM) {
 			continue // waits until what leaves the host has left
 		}
-		if a.Action == placement.ActMigrate || (a.Action == placement.ActMove && conds[a.From] == placement.Usable) {
+		if moves {
 			if fl.Full(a.From, a.To) != "" {
 				continue // the next pass, when a slot is free
 			}
