@@ -406,7 +406,11 @@ func (b *builder) placeByRules() {
 		b.log(standing(Error, "placement refused the cluster's state", "error", err.Error()))
 		return
 	}
-	todo := append(b.doable(in, r), b.homeless(in, r)...)
+	conds := map[string]placement.HostCondition{}
+	for _, h := range in.Hosts {
+		conds[h.Name] = h.Condition
+	}
+	todo := append(b.doable(in, r, conds), b.homeless(in, r, conds)...)
 	if len(todo) == 0 {
 		return
 	}
@@ -429,14 +433,14 @@ func (b *builder) placeByRules() {
 			commits = append(commits, model.Placement{VM: a.VM, Host: a.To, MigrateFrom: a.From, MigrationID: b.v.NewID("mig-"),
 				Reason: "moved live by the placement rules: " + why[a.VM]})
 		case placement.ActStop:
-			if a.From != "" && cond(in, a.From) == placement.Released {
+			if c, known := conds[a.From]; a.From != "" && (!known || c == placement.Released) {
 				// Its host was fenced and no host can take it now.
 				commits = append(commits, model.Placement{VM: a.VM, Host: "", Reason: why[a.VM], RecoveryID: b.recoveryOf(a.From)})
 				continue
 			}
 			commits = append(commits, model.Placement{VM: a.VM, Host: "", Reason: "stopped: " + why[a.VM]})
 		case placement.ActMove:
-			if a.From != "" && cond(in, a.From) == placement.Usable {
+			if c, known := conds[a.From]; a.From != "" && known && c == placement.Usable {
 				commits = append(commits, model.Placement{VM: a.VM, Host: a.To, MigrateFrom: a.From, MigrationID: b.v.NewID("mv-"), Cold: true,
 					Reason: "moved by the placement rules (it cannot move live: shut down there, started here): " + why[a.VM]})
 				continue
@@ -449,19 +453,10 @@ func (b *builder) placeByRules() {
 	b.commitPlacements(commits, "placement committed (rules)")
 }
 
-func cond(in placement.Input, host string) placement.HostCondition {
-	for _, h := range in.Hosts {
-		if h.Name == host {
-			return h.Condition
-		}
-	}
-	return placement.Released
-}
-
 // homeless are the VMs of fenced (or removed) hosts the engine finds no
 // host for: their placement says so (no host, and why), instead of naming
 // a host that is off. They are written as stops from their old host.
-func (b *builder) homeless(in placement.Input, r *placement.Result) []placement.Action {
+func (b *builder) homeless(in placement.Input, r *placement.Result, conds map[string]placement.HostCondition) []placement.Action {
 	st := b.v.State
 	var out []placement.Action
 	for _, v := range in.VMs {
@@ -469,7 +464,7 @@ func (b *builder) homeless(in placement.Input, r *placement.Result) []placement.
 		if p == nil || p.Host == "" || p.MigrateFrom != "" || r.Placement[v.Name] != "" || r.Blocked[v.Name] != "" {
 			continue
 		}
-		if c := cond(in, p.Host); c == placement.Released {
+		if c, known := conds[p.Host]; !known || c == placement.Released {
 			out = append(out, placement.Action{VM: v.Name, Action: placement.ActStop, From: p.Host})
 		}
 	}
@@ -477,12 +472,8 @@ func (b *builder) homeless(in placement.Input, r *placement.Result) []placement.
 }
 
 // doable are the engine's actions the cluster carries out this pass.
-func (b *builder) doable(in placement.Input, r *placement.Result) []placement.Action {
+func (b *builder) doable(in placement.Input, r *placement.Result, conds map[string]placement.HostCondition) []placement.Action {
 	st := b.v.State
-	conds := map[string]placement.HostCondition{}
-	for _, h := range in.Hosts {
-		conds[h.Name] = h.Condition
-	}
 	fl := b.flights(in.Policy.MigrationLimit)
 	room := newRoom(st, in)
 	// The rules move VMs only from a settled cluster: a plan made while
