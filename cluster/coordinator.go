@@ -153,17 +153,15 @@ func (c *Coordinator) step(ctx context.Context) {
 		}
 	}
 	mem := c.memory()
-	addrs := map[string]string{}
-	for name, h := range v.State.Config.Hosts {
-		addrs[name] = h.APIAddr
-	}
 	t0 := time.Now()
 	plan := decide.Pass(v, &mem)
 	c.n.metrics.passSeconds.Observe(time.Since(t0).Seconds())
 	if plan.WaitOver {
 		c.n.wfaDone.Store(true)
 	}
-	c.execute(ctx, plan, addrs)
+	// The pass's own commands change placements and host states, never
+	// the hosts' addresses: its copy still has them.
+	c.execute(ctx, plan, v.State.Config.Hosts)
 }
 
 // memory is a copy of the leader's memory for one pass.
@@ -181,7 +179,13 @@ func (c *Coordinator) memory() decide.Memory {
 // execute carries out a plan in order. A commit that fails ends it: the
 // later steps were decided as if it had committed, and the next pass
 // decides again from the state as it is.
-func (c *Coordinator) execute(ctx context.Context, plan decide.Plan, addrs map[string]string) {
+func (c *Coordinator) execute(ctx context.Context, plan decide.Plan, hosts map[string]*model.Host) {
+	addr := func(h string) string {
+		if hh := hosts[h]; hh != nil {
+			return hh.APIAddr
+		}
+		return ""
+	}
 	for _, s := range plan.Steps {
 		switch s.Kind {
 		case decide.Commit:
@@ -197,9 +201,9 @@ func (c *Coordinator) execute(ctx context.Context, plan decide.Plan, addrs map[s
 		case decide.Fence:
 			c.startFence(ctx, s.Host, s.RecoveryID, s.Action)
 		case decide.Probe:
-			c.startProbe(s.Host, addrs[s.Host])
+			c.startProbe(s.Host, addr(s.Host))
 		case decide.Nudge:
-			c.nudgeAddr(s.Host, addrs[s.Host])
+			c.nudgeAddr(s.Host, addr(s.Host))
 		case decide.Log:
 			if s.Note.Standing && c.repeated(s.Note, time.Now()) {
 				continue
