@@ -34,6 +34,11 @@ type Config struct {
 	// registered yet: they count for wait_for_all, and with closed
 	// admission only known or expected hosts may register.
 	Expected map[string]*Expected `json:"expected,omitempty"`
+	// VMStates are the operators' targets by VM (vmha vm set); a VM
+	// without one follows the rules (started by default).
+	VMStates map[string]*VMState `json:"vm_states,omitempty"`
+	// Maintenance, when set, puts the whole cluster in maintenance.
+	Maintenance *ClusterMaintenance `json:"maintenance,omitempty"`
 }
 
 // Expected is a host announced by vmha host add.
@@ -244,6 +249,12 @@ type Status struct {
 	// Rebalances are the last rebalancing runs, oldest first; at most one
 	// (the last) is under way.
 	Rebalances []*Rebalance `json:"rebalances,omitempty"`
+	// Failures are the fail counts by VM, then host.
+	Failures map[string]map[string]*Failure `json:"failures,omitempty"`
+	// Events is the cluster's memory, oldest first, at most MaxEvents;
+	// EventSeq numbers the last one.
+	Events   []Event `json:"events,omitempty"`
+	EventSeq uint64  `json:"event_seq,omitempty"`
 }
 
 // Rebalance is one run of vmha rebalance (or of the nightly schedule): the

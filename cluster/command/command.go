@@ -59,6 +59,16 @@ const (
 	// OpHostSeen records that gossip reported the hosts Names alive (the
 	// first time after they registered).
 	OpHostSeen Op = "host_seen"
+	// OpVMState sets VM Name's target (VMState), or with VMState nil
+	// clears it (the rules decide again). With IfTarget set it is a
+	// compare-and-set: refused unless the VM's target is still that.
+	OpVMState Op = "vm_state"
+	// OpFailures counts a VM's failures on hosts (Failures) or clears
+	// them (Names: VMs, Name: only that host; vmha vm cleanup).
+	OpFailures Op = "failures"
+	// OpClusterMaintenance puts the whole cluster in maintenance
+	// (ClusterMaintenance set) or ends it.
+	OpClusterMaintenance Op = "cluster_maintenance"
 )
 
 // Command is one entry of the replicated log. Exactly one payload is set,
@@ -87,6 +97,28 @@ type Command struct {
 	Maintenance *model.Maintenance   `json:"maintenance,omitempty"`
 	Expected    *model.Expected      `json:"expected,omitempty"`
 	Formed      map[string]string    `json:"formed,omitempty"`
+	VMState     *model.VMState       `json:"vm_state,omitempty"`
+	// IfTarget makes OpVMState a compare-and-set ("" none; "-" for "no
+	// target set").
+	IfTarget model.Target    `json:"if_target,omitempty"`
+	Failures []FailureCount `json:"failures,omitempty"`
+
+	ClusterMaintenance *model.ClusterMaintenance `json:"cluster_maintenance,omitempty"`
+	// By is the authenticated principal an operator's command is recorded
+	// with in the event log; empty for the leader's own decisions.
+	By string `json:"by,omitempty"`
+	// Why is the reason the event log records ("" to use the command's
+	// own).
+	Why string `json:"why,omitempty"`
+}
+
+// FailureCount is one failure of VM on Host the leader saw reported, at
+// At (the agent's time of it, so that one report is counted once).
+type FailureCount struct {
+	VM    string    `json:"vm"`
+	Host  string    `json:"host"`
+	At    time.Time `json:"at"`
+	Error string    `json:"error,omitempty"`
 }
 
 // HostStateChange moves a host through its failure lifecycle.

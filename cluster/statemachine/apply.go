@@ -28,7 +28,14 @@ func Apply(s *model.State, c *command.Command) error {
 	if !ok {
 		return fmt.Errorf("unknown command %q", c.Op)
 	}
-	return apply(s, c)
+	// The events are read from the state before the command (a move's
+	// source, an observation's previous state) and kept only if it applies.
+	evs := eventsOf(s, c)
+	if err := apply(s, c); err != nil {
+		return err
+	}
+	recordEvents(s, evs)
+	return nil
 }
 
 // appliers dispatch each op to its own function (as Nomad's FSM does), so
@@ -55,6 +62,10 @@ var appliers = map[command.Op]func(*model.State, *command.Command) error{
 	command.OpSetFenceDevices: onSetFenceDevices,
 	command.OpHostSeen:        onHostSeen,
 	command.OpObserve:         onObserve,
+
+	command.OpVMState:            onVMState,
+	command.OpFailures:           onFailures,
+	command.OpClusterMaintenance: onClusterMaintenance,
 }
 
 func onRegisterHost(s *model.State, c *command.Command) error {
@@ -83,6 +94,8 @@ func onRemoveVM(s *model.State, c *command.Command) error {
 	delete(s.Config.VMs, c.Name)
 	delete(s.Status.Placements, c.Name)
 	delete(s.Status.Pins, c.Name)
+	delete(s.Config.VMStates, c.Name)
+	delete(s.Status.Failures, c.Name)
 	return nil
 }
 
@@ -710,6 +723,12 @@ func applyRemoveHost(s *model.State, host string) error {
 	delete(s.Status.Evacuations, host)
 	delete(s.Status.Maintenance, host)
 	delete(s.Status.Formed, host)
+	for vm := range s.Status.Failures {
+		delete(s.Status.Failures[vm], host)
+		if len(s.Status.Failures[vm]) == 0 {
+			delete(s.Status.Failures, vm)
+		}
+	}
 	return nil
 }
 
