@@ -14,6 +14,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/vmha/vmha/api"
+	"github.com/vmha/vmha/cluster/decide"
 	"github.com/vmha/vmha/cluster/reconcile"
 	"github.com/vmha/vmha/config"
 	"github.com/vmha/vmha/hypervisor"
@@ -65,6 +66,11 @@ type Agent struct {
 	synced bool
 	// gens is this host's floor of placement generations (see generations).
 	gens *generations
+	// fails are the VMs whose define or start failed here, for the
+	// backoff and the report (see startFailure).
+	fails map[string]*startFailure
+	// wakeAt is when the next deferred start's backoff ends (zero: none).
+	wakeAt time.Time
 }
 
 func newAgent(n *Node) *Agent {
@@ -73,7 +79,7 @@ func newAgent(n *Node) *Agent {
 		nudge: make(chan struct{}, 1), managed: map[string]bool{},
 		since: map[string]model.VMObserve{}, errs: map[string]string{},
 		quorateAt: time.Now(), startedGen: map[string]uint64{}, migrating: map[string]bool{},
-		jobs: map[string]*api.MigrationJob{},
+		jobs: map[string]*api.MigrationJob{}, fails: map[string]*startFailure{},
 	}
 	a.loadManaged()
 	a.gens = loadGenerations(filepath.Join(n.cfg.DataDir, "agent-generations.json"), a.log)
@@ -134,6 +140,8 @@ func (a *Agent) run(ctx context.Context) {
 		a.n.agentBeat.Store(time.Now().UnixNano())
 		if again := a.reconcile(ctx); again {
 			retry.Reset(200 * time.Millisecond)
+		} else if w := a.wake(); !w.IsZero() {
+			retry.Reset(max(time.Until(w), 10*time.Millisecond))
 		}
 	}
 }
@@ -172,7 +180,12 @@ func (a *Agent) reconcile(ctx context.Context) (again bool) {
 		st = cur
 		a.gens.note(st, me, true)
 	}
-	plan := reconcile.Decide(a.input(st, doms, a.isSynced()))
+	in := a.input(st, doms, a.isSynced())
+	plan := reconcile.Decide(in)
+	a.deferred(plan.Deferred)
+	if in.Synced {
+		a.forgetFailures(func(vm string) bool { d, ok := in.Desired[vm]; return ok && d.Host == me })
+	}
 	for _, name := range plan.Adopt {
 		a.setManaged(name, true) // also when it arrived by a live migration
 	}
@@ -210,7 +223,7 @@ func (a *Agent) reconcile(ctx context.Context) (again bool) {
 	// the placement must still be this host's in a state at least as new
 	// as the leader's, and no older than a generation this host has seen.
 	for i, name := range plan.Starts {
-		p, vm, err := a.currentPlacement(ctx, name)
+		p, vm, hold, err := a.currentPlacement(ctx, name)
 		if err != nil {
 			a.log.Info().Err(err).Strs("vms", plan.Starts[i:]).Msg("not starting yet")
 			again = true
@@ -220,7 +233,7 @@ func (a *Agent) reconcile(ctx context.Context) (again bool) {
 			break
 		}
 		a.setQuorate()
-		if err := reconcile.Confirm(me, name, desiredOf(p), vm != nil); err != nil {
+		if err := reconcile.Confirm(me, name, desiredOf(p, hold), vm != nil); err != nil {
 			a.log.Info().Err(err).Msg("not starting: moved on since the pass began")
 			continue
 		}
@@ -231,9 +244,7 @@ func (a *Agent) reconcile(ctx context.Context) (again bool) {
 		}
 		err = a.start(ctx, vm, p)
 		a.n.metrics.agentStarts.WithLabelValues(result(err)).Inc()
-		if err != nil {
-			again = true
-		}
+		a.startResult(name, p.Generation, err)
 	}
 	if a.startMigrations(ctx, st) {
 		again = true
@@ -249,32 +260,48 @@ func (a *Agent) reconcile(ctx context.Context) (again bool) {
 // cluster's VMs placed on it, moving from it or found on its hypervisor.
 func (a *Agent) input(st *model.State, doms map[string]hypervisor.Domain, synced bool) reconcile.Input {
 	me := a.n.cfg.NodeName
-	in := reconcile.Input{Host: me, Synced: synced, Desired: map[string]reconcile.Desired{}, Domains: map[string]bool{}, Managed: map[string]bool{}}
+	in := reconcile.Input{Host: me, Synced: synced, Desired: map[string]reconcile.Desired{}, Domains: map[string]bool{}, Managed: map[string]bool{},
+		NotBefore: map[string]time.Time{}, Now: time.Now()}
+	held := heldVMs(st, a.n.compiledRules(st.Config.Rules))
 	for name, p := range st.Status.Placements {
 		if st.Config.VMs[name] != nil && (p.Host == me || p.MigrateFrom == me) {
-			in.Desired[name] = desiredOf(p)
+			in.Desired[name] = desiredOf(p, held(name))
 		}
 	}
 	for name, d := range doms {
 		in.Domains[name] = d.State.Active()
 		if st.Config.VMs[name] != nil {
-			in.Desired[name] = desiredOf(st.Status.Placements[name])
+			in.Desired[name] = desiredOf(st.Status.Placements[name], held(name))
 		}
 	}
 	a.mu.Lock()
 	for name := range a.managed {
 		in.Managed[name] = true
 	}
+	for name, f := range a.fails {
+		in.NotBefore[name] = f.notBefore()
+	}
 	a.mu.Unlock()
 	return in
 }
 
-// desiredOf is a placement as the pure pass reads it (nil: placed nowhere).
-func desiredOf(p *model.Placement) reconcile.Desired {
-	if p == nil {
-		return reconcile.Desired{}
+// heldVMs says which VMs the agent leaves as they are: all of them while
+// the cluster is in maintenance, else the ignored (unmanaged) ones.
+func heldVMs(st *model.State, rules *decide.Rules) func(string) bool {
+	if st.Config.Maintenance != nil {
+		return func(string) bool { return true }
 	}
-	return reconcile.Desired{Host: p.Host, MigrateFrom: p.MigrateFrom}
+	return func(vm string) bool {
+		return decide.TargetOf(st, rules, vm).Target == model.TargetIgnored
+	}
+}
+
+// desiredOf is a placement as the pure pass reads it (nil: placed nowhere).
+func desiredOf(p *model.Placement, hold bool) reconcile.Desired {
+	if p == nil {
+		return reconcile.Desired{Hold: hold}
+	}
+	return reconcile.Desired{Host: p.Host, MigrateFrom: p.MigrateFrom, Hold: hold}
 }
 
 func (a *Agent) start(ctx context.Context, vm *model.VM, p *model.Placement) error {
@@ -464,18 +491,20 @@ func wentBack(at, index uint64) error {
 // currentPlacement is vm's placement and definition in a state at least as
 // new as the leader's (a read index), copied out without copying the whole
 // state: the check made just before each start.
-func (a *Agent) currentPlacement(ctx context.Context, vm string) (*model.Placement, *model.VM, error) {
+func (a *Agent) currentPlacement(ctx context.Context, vm string) (*model.Placement, *model.VM, bool, error) {
 	index, err := a.waitCurrent(ctx)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, false, err
 	}
 	var p *model.Placement
 	var v *model.VM
+	var hold bool
 	a.n.fsm.ReadAt(func(s *model.State, at uint64) {
 		if at < index {
 			err = wentBack(at, index)
 			return
 		}
+		hold = heldVMs(s, a.n.compiledRules(s.Config.Rules))(vm)
 		if cur := s.Status.Placements[vm]; cur != nil {
 			cp := *cur
 			p = &cp
@@ -485,7 +514,7 @@ func (a *Agent) currentPlacement(ctx context.Context, vm string) (*model.Placeme
 			v = &cp
 		}
 	})
-	return p, v, err
+	return p, v, hold, err
 }
 
 // readIndex asks the leader for its read index: an answer proves that a
@@ -538,6 +567,20 @@ func (a *Agent) report(ctx context.Context, st *model.State) error {
 		if _, ok := obs.VMs[name]; !ok && st.Config.VMs[name] != nil {
 			obs.VMs[name] = model.VMObserve{State: "failed", Since: now, Error: e}
 		}
+	}
+	// A failed start is reported with its time, once per failure: the
+	// leader counts each new one (the fail count), and a VM that keeps
+	// failing is not reported anew on every pass.
+	for name, f := range a.fails {
+		o, ok := obs.VMs[name]
+		if !ok || model.DomainState(o.State).Active() {
+			continue
+		}
+		if o.State == "failed" {
+			o.Since = f.first
+		}
+		o.FailedAt = f.last
+		obs.VMs[name] = o
 	}
 	key, _ := json.Marshal(obs.VMs)
 	fresh := string(key) == a.sent && time.Since(a.sentAt) < reportEvery

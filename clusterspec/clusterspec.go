@@ -35,6 +35,10 @@ type Policy struct {
 	// SymmetricCluster false makes the cluster opt-in. Default true.
 	SymmetricCluster *bool `yaml:"symmetric-cluster,omitempty"`
 	MigrationLimit   int   `yaml:"migration-limit,omitempty"`
+	// OnForbidden is what a running VM does when its host becomes
+	// -INFINITY for it and it cannot move live: restart (the default,
+	// as Pacemaker: stopped there, started elsewhere) or stay.
+	OnForbidden string `yaml:"on-forbidden,omitempty"`
 }
 
 // Host is one hypervisor host.
@@ -64,6 +68,8 @@ type VM struct {
 	FailureTimeout     Duration         `yaml:"failure-timeout,omitempty"`
 	// Managed false leaves the VM alone. Default true.
 	Managed *bool `yaml:"managed,omitempty"`
+	// OnForbidden overrides the policy's on-forbidden for this VM.
+	OnForbidden string `yaml:"on-forbidden,omitempty"`
 }
 
 // Constraints are the placement constraints.
@@ -267,6 +273,9 @@ func (s *Spec) Input(st *Status) (placement.Input, error) {
 	in.Policy.Strategy = placement.Strategy(p.PlacementStrategy)
 	in.Policy.OptIn = p.SymmetricCluster != nil && !*p.SymmetricCluster
 	in.Policy.MigrationLimit = p.MigrationLimit
+	if !validOnForbidden(p.OnForbidden) {
+		bad("policy: on-forbidden %q: want restart or stay", p.OnForbidden)
+	}
 
 	for _, h := range s.Hosts {
 		hi := placement.HostInfo{Name: h.Name, Capacity: h.Capacity, Standby: h.Standby, Maintenance: h.Maintenance,
@@ -294,6 +303,9 @@ func (s *Spec) Input(st *Status) (placement.Input, error) {
 			default:
 				vi.MigrationThreshold = int(mt)
 			}
+		}
+		if !validOnForbidden(v.OnForbidden) {
+			bad("vm %q: on-forbidden %q: want restart or stay", v.Name, v.OnForbidden)
 		}
 		switch v.Hypervisor {
 		case "", "kvm", "xen":
@@ -414,4 +426,20 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(ks)
 	return ks
+}
+
+func validOnForbidden(s string) bool { return s == "" || s == "restart" || s == "stay" }
+
+// OnForbiddenOf is VM vm's on-forbidden: its own, the policy's, or
+// restart.
+func (s *Spec) OnForbiddenOf(vm string) string {
+	for _, v := range s.VMs {
+		if v.Name == vm && v.OnForbidden != "" {
+			return v.OnForbidden
+		}
+	}
+	if s.Policy.OnForbidden != "" {
+		return s.Policy.OnForbidden
+	}
+	return "restart"
 }

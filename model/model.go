@@ -443,6 +443,10 @@ type VMObserve struct {
 	// Since is when the agent first saw the VM in this state.
 	Since time.Time `json:"since"`
 	Error string    `json:"error,omitempty"`
+	// FailedAt is the time of the VM's last failed define or start on
+	// this host (zero: none since it last started): the leader counts
+	// each new one once, as a fail count.
+	FailedAt time.Time `json:"failed_at,omitzero"`
 }
 
 // FenceOffer is a topology a registered host offered in place of the one

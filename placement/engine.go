@@ -953,7 +953,7 @@ func (e *engine) shortfall(v, h int) string {
 
 func (e *engine) reason(v, best int, evals []hostEval) string {
 	if best < 0 {
-		return "no host can run it"
+		return "no host can run it: " + e.noHostWhy(evals)
 	}
 	second := -1
 	for h := range e.hosts {
@@ -973,4 +973,38 @@ func (e *engine) reason(v, best int, evals []hostEval) string {
 		why = "current host (equal positive score)"
 	}
 	return fmt.Sprintf("%s wins over %s on %s (score %s vs %s)", name, e.hosts[second].Name, why, evals[best].score, evals[second].score)
+}
+
+// noHostWhy says per host why none can run the VM: its filter, or the
+// -INFINITY terms of its score (a fail count, a rule, a colocation), so
+// that a stopped VM's reason tells the operator what to fix.
+func (e *engine) noHostWhy(evals []hostEval) string {
+	const most = 6
+	var parts []string
+	for h := range e.hosts {
+		if len(parts) == most {
+			parts = append(parts, fmt.Sprintf("and %d more", len(e.hosts)-most))
+			break
+		}
+		var why []string
+		switch {
+		case !e.avail[h]:
+			why = append(why, e.why[h])
+		case e.useCap && !e.fitsNeed(h):
+			why = append(why, "insufficient capacity")
+		default:
+			if e.acc.terms != nil {
+				for _, t := range e.acc.terms[h] {
+					if t.Score <= -Infinity {
+						why = append(why, t.Source)
+					}
+				}
+			}
+			if len(why) == 0 {
+				why = append(why, "score "+evals[h].score.String())
+			}
+		}
+		parts = append(parts, e.hosts[h].Name+": "+strings.Join(why, ", "))
+	}
+	return strings.Join(parts, "; ")
 }

@@ -19,6 +19,9 @@ func Pass(v *View, mem *Memory) Plan {
 		return b.plan
 	}
 	b.markSeen()
+	if b.clusterMaintenance() {
+		return b.plan
+	}
 	for _, name := range sortedHosts(v) {
 		b.host(mem, name)
 	}
@@ -26,6 +29,8 @@ func Pass(v *View, mem *Memory) Plan {
 	b.endMovesOfFenced()
 	b.evacuations()
 	b.rebalance()
+	b.countFailures()
+	b.followUnmanaged()
 	b.place()
 	return b.plan
 }

@@ -149,6 +149,7 @@ func vmInput(v *View, rules *Rules, cond map[string]placement.HostCondition, nam
 	if !ok {
 		vi = placement.VMInfo{Name: name}
 	}
+	applyLifecycle(v, rules, &vi)
 	if len(vi.Utilization) == 0 {
 		vi.Utilization = map[string]int64{"memory": clampInt(vm.MemoryMiB)}
 	}
@@ -163,7 +164,9 @@ func vmInput(v *View, rules *Rules, cond map[string]placement.HostCondition, nam
 		// or moves a running VM, not even a host found fuller than its
 		// registered memory (VMs adopted where they ran): it keeps what it
 		// runs, counted.
-		vi.Pinned = rules.Spec == nil && v.Settings.Disks == nil
+		// A VM kept off its host by its fail count is not held there.
+		// Nor is one an operator wants stopped.
+		vi.Pinned = rules.Spec == nil && v.Settings.Disks == nil && !bannedOn(vi, vi.Current, v.Now) && vi.Target != placement.Stopped
 	}
 	var locs []placement.Location
 	if pin := st.Status.Pins[name]; pin != nil && pin.Active(v.Now) {
@@ -321,7 +324,8 @@ func ObservedRunning(st *model.State, host, vm string) bool {
 // the rules want of the others (placeByRules).
 func (b *builder) place() {
 	st := b.v.State
-	if st.Config.Rules == "" && !b.v.Settings.Storage && b.v.Settings.Disks == nil && len(st.Status.Pins) == 0 && !b.needsHost() {
+	if st.Config.Rules == "" && !b.v.Settings.Storage && b.v.Settings.Disks == nil && len(st.Status.Pins) == 0 &&
+		len(st.Config.VMStates) == 0 && len(st.Status.Failures) == 0 && !b.needsHost() {
 		// Without rules, pins or storage, a VM on a host that is
 		// usable, offline or lost stays where it is (stickiness
 		// INFINITY, kept, or blocked): only VMs without a host, or on a
@@ -410,6 +414,7 @@ func (b *builder) placeByRules() {
 	for _, h := range in.Hosts {
 		conds[h.Name] = h.Condition
 	}
+	b.leaveForbidden(in, r)
 	todo := append(b.doable(in, r, conds), b.homeless(in, r, conds)...)
 	if len(todo) == 0 {
 		return
@@ -491,6 +496,7 @@ func (b *builder) doable(in placement.Input, r *placement.Result, conds map[stri
 	var todo []placement.Action
 	planned := map[string]bool{}
 	for _, a := range r.Actions {
+		a = restartIfFailed(st, a, conds)
 		moves := a.Action == placement.ActMigrate || (a.Action == placement.ActMove && conds[a.From] == placement.Usable)
 		if moves && !settled {
 			continue
@@ -544,6 +550,9 @@ func (b *builder) mayAct(a placement.Action, r *placement.Result, conds map[stri
 		return h != nil && h.LibvirtURI != "" && ObservedRunning(st, a.From, a.VM)
 	case placement.ActMove:
 		c, known := conds[a.From]
+		if c == placement.Usable && activeOn(st, a.VM) == "" && failedOn(st, a.VM, a.From) {
+			return true // failed there, runs nowhere: restarted elsewhere
+		}
 		return !known || c == placement.Released || (c == placement.Usable && ObservedRunning(st, a.From, a.VM))
 	}
 	return false

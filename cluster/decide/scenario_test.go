@@ -156,6 +156,20 @@ func (w *world) do(words []string) error {
 		w.run(d)
 	case "kill", "crash", "stop", "start", "poweron", "isolate", "bmc", "beat", "reboot":
 		return w.fault(words[0], args)
+	case "break", "fix": // break VM HOST: its start fails there (fix: works again)
+		h, err := w.host(args[1])
+		if err != nil {
+			return err
+		}
+		h.broken[args[0]] = words[0] == "break"
+	case "virsh": // virsh HOST start|shutdown VM: someone acts on libvirt by hand
+		h, err := w.host(args[0])
+		if err != nil {
+			return err
+		}
+		h.domains[args[2]] = args[1] == "start"
+		w.logf("%s: virsh %s %s by hand", h.name, args[1], args[2])
+		h.reconciled = 0
 	case "split":
 		for side, group := range args {
 			for _, n := range strings.Split(group, ",") {
@@ -308,6 +322,24 @@ func (w *world) doOperator(words, args []string, kv map[string]string) (handled 
 		c := &command.Command{Op: command.OpExpectHost, Name: args[0]}
 		if !contains(args[1:], "off") {
 			c.Expected = &model.Expected{By: "operator", At: w.now}
+		}
+		return true, w.operator(c)
+	case "vm-state": // vm-state VM TARGET|clear [if=TARGET|-]: vmha vm set --state
+		c := &command.Command{Op: command.OpVMState, Name: args[0], By: "operator", IfTarget: model.Target(kv["if"])}
+		if args[1] != "clear" {
+			c.VMState = &model.VMState{Target: model.Target(args[1]), By: "operator", At: w.now}
+		}
+		return true, w.operator(c)
+	case "cleanup": // cleanup VM [HOST]: vmha vm cleanup
+		c := &command.Command{Op: command.OpFailures, Names: args[:1], By: "operator"}
+		if len(args) > 1 {
+			c.Name = args[1]
+		}
+		return true, w.operator(c)
+	case "cluster-maintenance": // cluster-maintenance on|off
+		c := &command.Command{Op: command.OpClusterMaintenance, By: "operator"}
+		if args[0] == "on" {
+			c.ClusterMaintenance = &model.ClusterMaintenance{By: "operator", At: w.now}
 		}
 		return true, w.operator(c)
 	case "confirm":
@@ -466,6 +498,22 @@ func (w *world) assertWorld(args, words []string) error {
 		if got != n {
 			return fmt.Errorf("%s runs %d VMs, want %d", args[1], got, n)
 		}
+	case "failcount": // assert failcount VM HOST N
+		n, _ := strconv.Atoi(args[3])
+		got := 0
+		if f := w.st.Status.Failures[args[1]][args[2]]; f != nil {
+			got = f.Count
+		}
+		if got != n {
+			return fmt.Errorf("%s failed %d times on %s, want %d", args[1], got, args[2], n)
+		}
+	case "event": // assert event OBJECT ACTION [principal]: in the event log
+		for _, e := range w.st.Status.Events {
+			if e.Object == args[1] && e.Action == args[2] && (len(args) < 4 || e.Principal == args[3]) {
+				return nil
+			}
+		}
+		return fmt.Errorf("no event %v in the log", args[1:])
 	case "log", "no-log": // assert log "text", in the lines after the last mark
 		text := strings.Trim(strings.Join(words[1:], " "), `"`)
 		found := false

@@ -58,6 +58,15 @@ type simHost struct {
 	// waitOver: this daemon's wait_for_all ended (vmhad keeps it per
 	// process: a new life waits again).
 	waitOver bool
+	// broken are the VMs whose start fails on this host; fails the
+	// agent's run of failures per VM (its backoff and its report).
+	broken map[string]bool
+	fails  map[string]*simFail
+}
+
+type simFail struct {
+	count       int
+	first, last time.Time
 }
 
 func (h *simHost) up() bool { return h.power && h.vmhad }
@@ -94,6 +103,10 @@ type world struct {
 	// (the harness's shortcut: vmhad passes every 250 ms regardless).
 	version, passed uint64
 	idle            bool
+	// standing are the standing notes the last pass logged: a note that
+	// holds pass after pass is logged once, as vmhad's runner does.
+	standing map[string]bool
+	rules    *decide.Rules
 }
 
 func newWorld(pass func(*decide.View, *decide.Memory) decide.Plan) *world {
@@ -143,7 +156,8 @@ func (w *world) mustApply(c *command.Command) {
 
 // addHost registers a host (powered, its daemon up).
 func (w *world) addHost(name string, mem uint64, witness bool, wd time.Duration) {
-	h := &simHost{name: name, power: true, vmhad: true, boot: 1, bmc: "ok", domains: map[string]bool{}, managed: map[string]bool{}, witness: witness, wd: wd}
+	h := &simHost{name: name, power: true, vmhad: true, boot: 1, bmc: "ok", domains: map[string]bool{}, managed: map[string]bool{}, witness: witness, wd: wd,
+		broken: map[string]bool{}, fails: map[string]*simFail{}}
 	w.hosts[name] = h
 	w.names = append(w.names, name)
 	sort.Strings(w.names)
@@ -285,7 +299,8 @@ func (w *world) quiet() bool {
 		return false
 	}
 	st := w.st.Status
-	if len(st.Evacuations) > 0 || len(st.Pins) > 0 || len(st.Maintenance) > 0 || st.ActiveRebalance() != nil {
+	if len(st.Evacuations) > 0 || len(st.Pins) > 0 || len(st.Maintenance) > 0 || st.ActiveRebalance() != nil ||
+		len(st.Failures) > 0 || w.st.Config.Maintenance != nil {
 		return false
 	}
 	for _, n := range w.names {
@@ -322,6 +337,8 @@ func (w *world) leaderPass() {
 	mem := w.mem
 	w.passed = w.version
 	plan := w.pass(v, &mem)
+	standing := map[string]bool{}
+	defer func() { w.standing = standing }()
 	w.idle = len(plan.Steps) == 0
 	if plan.WaitOver {
 		w.mem.WaitOver = true
@@ -341,9 +358,16 @@ func (w *world) leaderPass() {
 		case decide.Probe:
 			w.mem.Probes[s.Host] = decide.ProbeAnswer{At: w.now, OK: w.reach(w.leader, s.Host)}
 		case decide.Log:
-			if s.Note.Level == decide.Error || s.Note.Level == decide.Warn {
-				w.logf("%s", s)
+			if s.Note.Level != decide.Error && s.Note.Level != decide.Warn {
+				continue
 			}
+			if s.Note.Standing {
+				standing[s.String()] = true
+				if w.standing[s.String()] {
+					continue // logged on an earlier pass, and still so
+				}
+			}
+			w.logf("%s", s)
 		}
 	}
 }
@@ -442,7 +466,7 @@ func (w *world) agents() {
 			continue // nothing changed since: the same input, the same (empty) plan
 		}
 		busy := w.moves(h)
-		w.reconcile(h)
+		busy = w.reconcile(h) || busy
 		w.observe(h)
 		h.reconciled = w.version
 		if busy {
@@ -453,18 +477,27 @@ func (w *world) agents() {
 
 // reconcile is one pass of h's agent: reconcile.Decide on the committed
 // state, each start confirmed against it.
-func (w *world) reconcile(h *simHost) {
+func (w *world) reconcile(h *simHost) (again bool) {
 	n := h.name
-	in := reconcile.Input{Host: n, Synced: true, Desired: map[string]reconcile.Desired{}, Domains: map[string]bool{}, Managed: h.managed}
+	in := reconcile.Input{Host: n, Synced: true, Desired: map[string]reconcile.Desired{}, Domains: map[string]bool{}, Managed: h.managed,
+		NotBefore: map[string]time.Time{}, Now: w.now}
 	for vm, p := range w.st.Status.Placements {
 		if p.Host == n || p.MigrateFrom == n || h.domains[vm] {
-			in.Desired[vm] = reconcile.Desired{Host: p.Host, MigrateFrom: p.MigrateFrom}
+			in.Desired[vm] = w.desired(p, vm)
 		}
 	}
 	for vm, active := range h.domains {
 		in.Domains[vm] = active
 	}
+	for vm, f := range h.fails {
+		if d, ok := in.Desired[vm]; !ok || d.Host != n {
+			delete(h.fails, vm) // placed elsewhere: a new run when it comes back
+			continue
+		}
+		in.NotBefore[vm] = f.last.Add(reconcile.Backoff(f.count))
+	}
 	plan := reconcile.Decide(in)
+	again = len(plan.Deferred) > 0 // a backoff runs: look again next tick
 	for _, vm := range plan.Adopt {
 		h.managed[vm] = true
 	}
@@ -481,14 +514,39 @@ func (w *world) reconcile(h *simHost) {
 		p, ours := w.st.Status.Placements[vm]
 		d := reconcile.Desired{}
 		if ours {
-			d = reconcile.Desired{Host: p.Host, MigrateFrom: p.MigrateFrom}
+			d = w.desired(p, vm)
 		}
 		if reconcile.Confirm(n, vm, d, ours && w.st.Config.VMs[vm] != nil) != nil {
 			continue
 		}
+		if h.broken[vm] {
+			f := h.fails[vm]
+			if f == nil {
+				f = &simFail{first: w.now}
+				h.fails[vm] = f
+			}
+			f.count++
+			f.last = w.now
+			h.managed[vm] = true
+			w.logf("%s fails to start %s (%d in a row)", n, vm, f.count)
+			again = true
+			continue
+		}
+		delete(h.fails, vm)
 		h.domains[vm], h.managed[vm] = true, true
 		w.logf("%s starts %s", n, vm)
 	}
+	return again
+}
+
+// desired is p as vm's agent reads it, held when the VM is unmanaged or the
+// cluster in maintenance (as the agent's heldVMs).
+func (w *world) desired(p *model.Placement, vm string) reconcile.Desired {
+	if w.rules == nil || w.rules.Text != w.st.Config.Rules {
+		w.rules, _ = decide.CompileRules(w.st.Config.Rules)
+	}
+	hold := w.st.Config.Maintenance != nil || decide.TargetOf(w.st, w.rules, vm).Target == model.TargetIgnored
+	return reconcile.Desired{Host: p.Host, MigrateFrom: p.MigrateFrom, Hold: hold}
 }
 
 // moves runs the live (or cold) moves h is the source of, as its agent
@@ -541,12 +599,17 @@ func (w *world) moves(h *simHost) (busy bool) {
 // observe reports h's domains when they changed (OpObserve).
 func (w *world) observe(h *simHost) {
 	boot := fmt.Sprintf("%s-b%d", h.name, h.boot)
-	if old := w.st.Status.Observed[h.name]; old != nil && old.Boot == boot && len(old.VMs) == len(h.domains) {
+	if old := w.st.Status.Observed[h.name]; old != nil && old.Boot == boot && len(old.VMs) == len(h.domains)+len(h.failing()) {
 		same := true
 		for vm, active := range h.domains {
-			if o, ok := old.VMs[vm]; !ok || (o.State == string(model.DomainRunning)) != active {
+			if o, ok := old.VMs[vm]; !ok || (o.State == string(model.DomainRunning)) != active || !o.FailedAt.Equal(h.failedAt(vm)) {
 				same = false
 				break
+			}
+		}
+		for _, vm := range h.failing() {
+			if o, ok := old.VMs[vm]; !ok || !o.FailedAt.Equal(h.failedAt(vm)) {
+				same = false
 			}
 		}
 		if same {
@@ -559,9 +622,31 @@ func (w *world) observe(h *simHost) {
 		if active {
 			s = model.DomainRunning
 		}
-		o.VMs[vm] = model.VMObserve{State: string(s)}
+		o.VMs[vm] = model.VMObserve{State: string(s), FailedAt: h.failedAt(vm)}
+	}
+	for _, vm := range h.failing() {
+		f := h.fails[vm]
+		o.VMs[vm] = model.VMObserve{State: "failed", Since: f.first, Error: "start failed", FailedAt: f.last}
 	}
 	_ = w.apply(&command.Command{Op: command.OpObserve, Observation: o})
+}
+
+// failing are the VMs that failed to start on h and have no domain there.
+func (h *simHost) failing() []string {
+	var out []string
+	for _, vm := range model.SortedKeys(h.fails) {
+		if _, ok := h.domains[vm]; !ok {
+			out = append(out, vm)
+		}
+	}
+	return out
+}
+
+func (h *simHost) failedAt(vm string) time.Time {
+	if f := h.fails[vm]; f != nil && !h.domains[vm] {
+		return f.last
+	}
+	return time.Time{}
 }
 
 // watchdogs reset hosts with a watchdog that reached no leader for longer
@@ -657,9 +742,19 @@ func (w *world) running(vm string) []string {
 // settled checks no VM is lost: once every host is back and every BMC
 // works, every VM that should run runs exactly where it is placed.
 func (w *world) checkSettled() {
+	rules, _ := decide.CompileRules(w.st.Config.Rules)
 	for _, vm := range model.SortedKeys(w.st.Config.VMs) {
 		p := w.st.Status.Placements[vm]
 		on := w.running(vm)
+		switch t := decide.TargetOf(w.st, rules, vm).Target; {
+		case t == model.TargetIgnored:
+			continue // vmha leaves it as it is
+		case !t.Runs():
+			if len(on) > 0 {
+				w.violate("%s is to be %s but runs on %v after the cluster settled", vm, t, on)
+			}
+			continue
+		}
 		switch {
 		case p == nil || p.Host == "":
 			w.violate("lost: %s has no host after the cluster settled", vm)

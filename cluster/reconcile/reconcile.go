@@ -18,6 +18,7 @@ package reconcile
 import (
 	"fmt"
 	"sort"
+	"time"
 )
 
 // Desired is where the committed state wants a VM.
@@ -26,6 +27,10 @@ type Desired struct {
 	Host string
 	// MigrateFrom is the source of a live move under way ("" none).
 	MigrateFrom string
+	// Hold: the cluster does not touch this VM (unmanaged, or the whole
+	// cluster in maintenance): it is neither started, stopped nor
+	// undefined here, whatever its placement says.
+	Hold bool
 }
 
 // Input is one host's view for one pass.
@@ -43,6 +48,10 @@ type Input struct {
 	// Managed are the domains this agent defined (it may undefine them,
 	// also after the cluster forgot the VM).
 	Managed map[string]bool
+	// NotBefore holds back the start of a VM that failed to start here
+	// until then (the agent's backoff); Now is the pass's time.
+	NotBefore map[string]time.Time
+	Now       time.Time
 }
 
 // Stop is a domain that must not stay on this host.
@@ -68,6 +77,8 @@ type Plan struct {
 	// active: each to be confirmed (Confirm) on a current state just
 	// before it starts.
 	Starts []string
+	// Deferred are starts held back by a failure's backoff (NotBefore).
+	Deferred []string
 	// Waiting says why the pass decided nothing ("" when it did).
 	Waiting string
 }
@@ -85,6 +96,8 @@ func Decide(in Input) Plan {
 		switch {
 		case !ours && !managed:
 			continue // not the cluster's: an operator's own domain
+		case ours && d.Hold:
+			continue // unmanaged or in maintenance: left as it is
 		case ours && d.Host == in.Host:
 			p.Adopt = append(p.Adopt, name)
 			continue
@@ -107,9 +120,14 @@ func Decide(in Input) Plan {
 		d := in.Desired[name]
 		// A VM moving here live arrives through the migration; starting
 		// it too would run it twice.
-		if d.Host == in.Host && d.MigrateFrom == "" && !in.Domains[name] {
-			p.Starts = append(p.Starts, name)
+		if d.Host != in.Host || d.MigrateFrom != "" || d.Hold || in.Domains[name] {
+			continue
 		}
+		if nb, ok := in.NotBefore[name]; ok && in.Now.Before(nb) {
+			p.Deferred = append(p.Deferred, name)
+			continue
+		}
+		p.Starts = append(p.Starts, name)
 	}
 	return p
 }
@@ -121,6 +139,8 @@ func Confirm(host, vm string, d Desired, ours bool) error {
 	switch {
 	case !ours:
 		return fmt.Errorf("vm %s is not the cluster's any more", vm)
+	case d.Hold:
+		return fmt.Errorf("vm %s is unmanaged or the cluster is in maintenance now: left as it is", vm)
 	case d.Host != host:
 		return fmt.Errorf("vm %s is placed on %q now, not on %s", vm, d.Host, host)
 	case d.MigrateFrom != "":
@@ -136,4 +156,21 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// Backoff is how long a VM that failed to define or start n times in a row
+// on a host waits before the next try there: 1 s, doubling, at most 5
+// minutes. The leader moves it elsewhere once its fail count reaches the
+// migration threshold; until then the host keeps trying, but not in a hot
+// loop (issue 14: a broken domain was retried every 100–200 ms).
+func Backoff(n int) time.Duration {
+	const first, most = time.Second, 5 * time.Minute
+	if n <= 0 {
+		return 0
+	}
+	d := first
+	for i := 1; i < n && d < most; i++ {
+		d *= 2
+	}
+	return min(d, most)
 }

@@ -4,6 +4,7 @@ import (
 	"reflect"
 	"slices"
 	"testing"
+	"time"
 
 	"pgregory.net/rapid"
 )
@@ -68,7 +69,27 @@ var scenarios = []struct {
 			Input{Host: "kvm1", Synced: true, Desired: map[string]Desired{"db": {}}, Domains: map[string]bool{"db": true}},
 			Plan{Stops: []Stop{{VM: "db", Active: true, Reason: "placed nowhere"}}}},
 	}},
+	{"issue 14: an unmanaged VM stopped by hand is not started again", []step{
+		{"placed here, held (ignored), stopped by an operator: nothing",
+			Input{Host: "kvm1", Synced: true, Desired: map[string]Desired{"db": {Host: "kvm1", Hold: true}}, Domains: map[string]bool{"db": false}, Managed: map[string]bool{"db": true}},
+			Plan{}},
+		{"held, placed elsewhere but running here (moved by hand): not stopped, not undefined",
+			Input{Host: "kvm1", Synced: true, Desired: map[string]Desired{"db": {Host: "kvm2", Hold: true}}, Domains: map[string]bool{"db": true}, Managed: map[string]bool{"db": true}},
+			Plan{}},
+	}},
+	{"issue 14: a failed start waits for its backoff", []step{
+		{"failed a second ago, retry not before 2 s: deferred",
+			Input{Host: "kvm1", Synced: true, Desired: map[string]Desired{"db": {Host: "kvm1"}}, Domains: map[string]bool{},
+				NotBefore: map[string]time.Time{"db": t0.Add(2 * time.Second)}, Now: t0.Add(time.Second)},
+			Plan{Deferred: []string{"db"}}},
+		{"the backoff is over: a start candidate again",
+			Input{Host: "kvm1", Synced: true, Desired: map[string]Desired{"db": {Host: "kvm1"}}, Domains: map[string]bool{},
+				NotBefore: map[string]time.Time{"db": t0.Add(2 * time.Second)}, Now: t0.Add(2 * time.Second)},
+			Plan{Starts: []string{"db"}}},
+	}},
 }
+
+var t0 = time.Date(2026, 12, 5, 3, 12, 0, 0, time.UTC)
 
 func TestScenarios(t *testing.T) {
 	for _, sc := range scenarios {
@@ -93,6 +114,7 @@ func TestConfirm(t *testing.T) {
 		{Desired{Host: "kvm2", MigrateFrom: "kvm1"}, true, false}, // moving in live
 		{Desired{Host: "kvm2"}, false, false},                     // removed
 		{Desired{}, true, false},                                  // placed nowhere
+		{Desired{Host: "kvm2", Hold: true}, true, false},          // unmanaged meanwhile
 	} {
 		if err := Confirm("kvm2", "db", tc.d, tc.ours); (err == nil) != tc.ok {
 			t.Errorf("%+v ours=%v: %v, want ok=%v", tc.d, tc.ours, err, tc.ok)
@@ -111,7 +133,8 @@ func TestNeverTwiceProperties(t *testing.T) {
 		in := Input{Host: "h1", Synced: rapid.Bool().Draw(t, "synced"), Desired: map[string]Desired{}, Domains: map[string]bool{}, Managed: map[string]bool{}}
 		for _, n := range names {
 			if rapid.Bool().Draw(t, "ours "+n) {
-				in.Desired[n] = Desired{Host: rapid.SampledFrom(hosts).Draw(t, "host "+n), MigrateFrom: rapid.SampledFrom(hosts).Draw(t, "from "+n)}
+				in.Desired[n] = Desired{Host: rapid.SampledFrom(hosts).Draw(t, "host "+n), MigrateFrom: rapid.SampledFrom(hosts).Draw(t, "from "+n),
+					Hold: rapid.Bool().Draw(t, "hold "+n)}
 			}
 			if rapid.Bool().Draw(t, "defined "+n) {
 				in.Domains[n] = rapid.Bool().Draw(t, "active "+n)
@@ -124,7 +147,7 @@ func TestNeverTwiceProperties(t *testing.T) {
 		}
 		for _, vm := range p.Starts {
 			d := in.Desired[vm]
-			if d.Host != "h1" || d.MigrateFrom != "" || in.Domains[vm] {
+			if d.Host != "h1" || d.MigrateFrom != "" || in.Domains[vm] || d.Hold {
 				t.Fatalf("start of %s with %+v, active %v", vm, d, in.Domains[vm])
 			}
 			if Confirm("h1", vm, d, true) != nil {
@@ -135,6 +158,9 @@ func TestNeverTwiceProperties(t *testing.T) {
 			d, ours := in.Desired[s.VM]
 			if ours && (d.Host == "h1" || d.MigrateFrom == "h1") {
 				t.Fatalf("stop of %s placed %+v", s.VM, d)
+			}
+			if ours && d.Hold {
+				t.Fatalf("stop of %s, which is held (unmanaged or in maintenance)", s.VM)
 			}
 			if !ours && !in.Managed[s.VM] {
 				t.Fatalf("stop of %s, neither the cluster's nor the agent's", s.VM)
