@@ -27,26 +27,29 @@ type (
 
 // The log's ops (command.Op*).
 const (
-	OpRegisterHost    = command.OpRegisterHost
-	OpAddVM           = command.OpAddVM
-	OpRemoveVM        = command.OpRemoveVM
-	OpPlace           = command.OpPlace
-	OpHostState       = command.OpHostState
-	OpFenceRecord     = command.OpFenceRecord
-	OpObserve         = command.OpObserve
-	OpFenceConfirm    = command.OpFenceConfirm
-	OpSetFencing      = command.OpSetFencing
-	OpSetRules        = command.OpSetRules
-	OpHostAttr        = command.OpHostAttr
-	OpEvacuation      = command.OpEvacuation
-	OpPin             = command.OpPin
-	OpRebalance       = command.OpRebalance
-	OpMaintenance     = command.OpMaintenance
-	OpRemoveHost      = command.OpRemoveHost
-	OpExpectHost      = command.OpExpectHost
-	OpFormed          = command.OpFormed
-	OpSetFenceDevices = command.OpSetFenceDevices
-	OpHostSeen        = command.OpHostSeen
+	OpRegisterHost       = command.OpRegisterHost
+	OpAddVM              = command.OpAddVM
+	OpRemoveVM           = command.OpRemoveVM
+	OpPlace              = command.OpPlace
+	OpHostState          = command.OpHostState
+	OpFenceRecord        = command.OpFenceRecord
+	OpObserve            = command.OpObserve
+	OpFenceConfirm       = command.OpFenceConfirm
+	OpSetFencing         = command.OpSetFencing
+	OpSetRules           = command.OpSetRules
+	OpHostAttr           = command.OpHostAttr
+	OpEvacuation         = command.OpEvacuation
+	OpPin                = command.OpPin
+	OpRebalance          = command.OpRebalance
+	OpMaintenance        = command.OpMaintenance
+	OpRemoveHost         = command.OpRemoveHost
+	OpExpectHost         = command.OpExpectHost
+	OpFormed             = command.OpFormed
+	OpSetFenceDevices    = command.OpSetFenceDevices
+	OpHostSeen           = command.OpHostSeen
+	OpVMState            = command.OpVMState
+	OpFailures           = command.OpFailures
+	OpClusterMaintenance = command.OpClusterMaintenance
 )
 
 var (

@@ -50,6 +50,12 @@ var fuzzRoutes = []struct{ method, path string }{
 	{"GET", api.PathStatus},
 	{"POST", api.PathFence + "/{x}/devices"},
 	{"POST", api.PathFence + "/{x}/devices/accept"},
+	{"POST", api.PathVMs + "/{x}/state"},
+	{"POST", api.PathVMs + "/{x}/cleanup"},
+	{"POST", api.PathVMs + "/{x}/relocate"},
+	{"POST", api.PathClusterMaintenance},
+	{"GET", api.PathEvents + "?since={x}"},
+	{"GET", api.PathFailures + "?vm={x}"},
 }
 
 var (
@@ -153,6 +159,12 @@ func FuzzHandlers(f *testing.F) {
 		{4, "h%00", []byte(`{`), "", "", ""},
 		{25, "h2", []byte(`{"fencing":{"devices":[{"name":"d@h2","type":"libvirt","params":{"uri":"qemu+ext:///system?command=/bin/sh"}}],"levels":[["d@h2"]]},"requested_by":"x"}`), "", "", ""},
 		{26, "h2", []byte(`{"requested_by":"x"}`), "", "", ""},
+		{27, "vm1", []byte(`{"state":"ignored","if":"-"}`), "", "", ""},
+		{28, "vm1", []byte(`{"host":"h9"}`), "", "", ""},
+		{29, "vm1", []byte(`{"to":"h2"}`), "", "", ""},
+		{30, "", []byte(`{"on":true}`), "", "", ""},
+		{31, "90m", nil, "", "", ""},
+		{32, "vm1", nil, "", "", ""},
 	}
 	for _, s := range seeds {
 		f.Add(s.route, s.value, s.body, s.forwarded, s.principal, s.principalR)

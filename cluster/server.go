@@ -91,6 +91,7 @@ func (n *Node) Handler(local bool) http.Handler {
 	add("POST "+api.PathMigrationResult, n.leaderWrite(n.handleMigrationResult), peer)
 	add("POST "+api.PathRegister, n.leaderWrite(n.handleRegister), peer)
 	add("POST "+api.PathObserve, n.leaderWrite(n.handleObserve), peer)
+	n.lifecycleRoutes(add, read, op)
 	add("GET "+api.PathLocalDomains, n.handleLocalDomains, read)
 	add("GET "+api.PathLocalStorage, n.handleLocalStorage, read)
 	add("GET "+api.PathLocalMigrations, n.handleLocalMigrations, read)
@@ -734,7 +735,7 @@ func (n *Node) handleHostAttr(w http.ResponseWriter, r *http.Request, body []byt
 		}
 		a.Boot = m.Tags[tagBoot]
 	}
-	if err := n.propose(&Command{Op: OpHostAttr, Attr: a}); err != nil {
+	if err := n.propose(&Command{Op: OpHostAttr, Attr: a, By: actor(r, "")}); err != nil {
 		writeApplyErr(w, err)
 		return
 	}
@@ -800,7 +801,7 @@ func (n *Node) handleClearPins(w http.ResponseWriter, r *http.Request, body []by
 			return
 		}
 	}
-	if err := n.propose(&Command{Op: OpPin, Names: names}); err != nil {
+	if err := n.propose(&Command{Op: OpPin, Names: names, By: actor(r, req.RequestedBy)}); err != nil {
 		writeApplyErr(w, err)
 		return
 	}
@@ -855,7 +856,7 @@ func (n *Node) handleFencePolicy(w http.ResponseWriter, r *http.Request, body []
 		writeErr(w, http.StatusBadRequest, "", err)
 		return
 	}
-	c := &Command{Op: OpSetFencing}
+	c := &Command{Op: OpSetFencing, By: actor(r, req.RequestedBy)}
 	if !req.Enabled {
 		if !req.AcknowledgeDoubleRunRisk {
 			writeErr(w, http.StatusBadRequest, "acknowledge_double_run_risk", errors.New("turning fencing off needs the explicit acknowledgement that VMs may then run twice"))

@@ -114,27 +114,35 @@ func applyLifecycle(v *View, rules *Rules, vi *placement.VMInfo) {
 	if len(fs) == 0 {
 		return
 	}
-	threshold, explicit := DefaultMigrationThreshold, false
-	if rules != nil && rules.Spec != nil {
-		for _, sv := range rules.Spec.VMs {
-			if sv.Name == vi.Name && sv.MigrationThreshold != nil {
-				explicit = true
-			}
-		}
-	}
-	if explicit {
-		threshold = vi.MigrationThreshold // 0: INFINITY, never ban
-	}
-	vi.MigrationThreshold = threshold
-	if vi.FailureTimeout == 0 {
-		vi.FailureTimeout = DefaultFailureTimeout
-	}
+	vi.MigrationThreshold, vi.FailureTimeout = FailurePolicyOf(rules, vi.Name)
 	// A fresh slice: vi may share its backing arrays with the compiled
 	// rules, which later passes reuse.
 	vi.Failures = make([]placement.Failure, 0, len(fs))
 	for _, h := range model.SortedKeys(fs) {
 		vi.Failures = append(vi.Failures, placement.Failure{Host: h, Count: fs[h].Count, Last: fs[h].Last})
 	}
+}
+
+// FailurePolicyOf is a VM's migration threshold (0: never ban) and
+// failure timeout (0: never expire): cluster.yaml's for the VM, else the
+// running cluster's defaults. rules may be nil.
+func FailurePolicyOf(rules *Rules, vm string) (int, time.Duration) {
+	threshold, timeout := DefaultMigrationThreshold, DefaultFailureTimeout
+	if rules == nil || rules.Spec == nil {
+		return threshold, timeout
+	}
+	for _, sv := range rules.Spec.VMs {
+		if sv.Name != vm {
+			continue
+		}
+		if sv.MigrationThreshold != nil {
+			threshold = rules.vms[vm].MigrationThreshold // 0: INFINITY, never ban
+		}
+		if sv.FailureTimeout > 0 {
+			timeout = time.Duration(sv.FailureTimeout)
+		}
+	}
+	return threshold, timeout
 }
 
 // bannedOn reports whether vm's failures on host reached its threshold

@@ -118,6 +118,16 @@ func usesFS(s Settings, vm *model.VM, fs string) bool {
 
 // CheckTarget says why to cannot take vm live from src, or nil.
 func CheckTarget(v *View, vm *model.VM, src, to string) error {
+	return checkTarget(v, vm, src, to, true)
+}
+
+// CheckColdTarget says why to cannot take vm shut down on src and started
+// there (vmha relocate), or nil.
+func CheckColdTarget(v *View, vm *model.VM, src, to string) error {
+	return checkTarget(v, vm, src, to, false)
+}
+
+func checkTarget(v *View, vm *model.VM, src, to string, live bool) error {
 	st := v.State
 	h := st.Config.Hosts[to]
 	switch {
@@ -129,7 +139,7 @@ func CheckTarget(v *View, vm *model.VM, src, to string) error {
 		return &command.ValidationError{Field: "to", Err: fmt.Errorf("%s is a witness: it runs no VM", to)}
 	case !Usable(st, v.Members, to):
 		return &command.ConflictError{What: fmt.Sprintf("host %s is not alive: it cannot take vm %s", to, vm.Name)}
-	case h.LibvirtURI == "":
+	case live && h.LibvirtURI == "":
 		return &command.ConflictError{What: fmt.Sprintf("host %s takes no live migration (its migration.libvirt_uri is not set)", to)}
 	case st.Status.Evacuations[to] != nil && st.Status.Evacuations[to].Storage == "":
 		return &command.ConflictError{What: fmt.Sprintf("host %s is being evacuated: vmha host online %s first", to, to)}

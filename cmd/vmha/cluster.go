@@ -49,7 +49,7 @@ func parseClusterHosts(specs []string) ([]clusterHost, error) {
 }
 
 func newClusterCmd(g *globals) *cobra.Command {
-	cmd := &cobra.Command{Use: "cluster", Short: "Set up a new cluster's security: CA, certificates, gossip key"}
+	cmd := &cobra.Command{Use: "cluster", Short: "The cluster as a whole: set up its security (CA, certificates, gossip key), maintenance mode"}
 	var dir, name, operator string
 	var hostSpecs []string
 	initCmd := &cobra.Command{
@@ -89,7 +89,7 @@ Later hosts get a certificate from the same CA: vmha tls issue NAME --role host
 	initCmd.Flags().StringVar(&operator, "operator", "admin", "name of the first operator certificate")
 	initCmd.Flags().StringArrayVar(&hostSpecs, "host", nil, "a host of the cluster as NAME=IP (repeatable, required)")
 	_ = initCmd.MarkFlagRequired("dir")
-	cmd.AddCommand(initCmd)
+	cmd.AddCommand(initCmd, newClusterMaintenanceCmd(g))
 	return cmd
 }
 

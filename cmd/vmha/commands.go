@@ -190,6 +190,7 @@ stays there.`,
 		},
 	}
 	vm.AddCommand(add, remove, list)
+	addVMLifecycle(g, vm)
 	return vm
 }
 

@@ -115,7 +115,8 @@ Exit codes: 0 success, 1 the operation failed or was refused, 2 bad usage,
 	root.PersistentFlags().StringVar(&g.tls.Cert, "tls-cert", os.Getenv("VMHA_TLS_CERT"), "client certificate for --addr, from vmha tls issue (env VMHA_TLS_CERT)")
 	root.PersistentFlags().StringVar(&g.tls.Key, "tls-key", os.Getenv("VMHA_TLS_KEY"), "client key for --addr (env VMHA_TLS_KEY)")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newStatusCmd(g), newHostCmd(g), newVMCmd(g), newFenceCmd(g), newKeygenCmd(g), newGossipCmd(g), newTLSCmd(g), newClusterCmd(g), newPlanCmd(g), newMigrateCmd(g), newImportCmd(g), newRulesCmd(g), newExplainCmd(g), newEvacuateCmd(g), newStorageCmd(g), newPinsCmd(g), newRebalanceCmd(g), newVersionCmd(g))
+	root.AddCommand(newStatusCmd(g), newHostCmd(g), newVMCmd(g), newFenceCmd(g), newKeygenCmd(g), newGossipCmd(g), newTLSCmd(g), newClusterCmd(g), newPlanCmd(g), newMigrateCmd(g), newImportCmd(g), newRulesCmd(g), newExplainCmd(g), newEvacuateCmd(g), newStorageCmd(g), newPinsCmd(g), newRebalanceCmd(g), newVersionCmd(g),
+		newEventsCmd(g), newRelocateCmd(g))
 	strictGroups(root)
 	return root
 }
