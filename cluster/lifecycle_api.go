@@ -206,7 +206,7 @@ func (q EventQuery) Match(e *model.Event) bool {
 	switch {
 	case e.Seq <= q.After, !q.Since.IsZero() && e.At.Before(q.Since):
 		return false
-	case q.VM != "" && !(e.Kind == model.EventVM && e.Object == q.VM):
+	case q.VM != "" && (e.Kind != model.EventVM || e.Object != q.VM):
 		return false
 	case q.Host != "" && e.Object != q.Host && e.Host != q.Host:
 		return false
@@ -266,4 +266,3 @@ func (n *Node) lifecycleRoutes(add func(string, http.HandlerFunc, []Role), read,
 		return nil, n.coord.SetClusterMaintenance(req.On, req.Reason, actor(r, req.RequestedBy))
 	})), op)
 }
-

@@ -95,5 +95,6 @@ type Event struct {
 	MigrationID string `json:"migration_id,omitempty"`
 }
 
-// Principal of the leader's own decisions in the event log.
+// PrincipalCluster is who the event log records for the leader's own
+// decisions.
 const PrincipalCluster = "cluster"

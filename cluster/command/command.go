@@ -100,7 +100,7 @@ type Command struct {
 	VMState     *model.VMState       `json:"vm_state,omitempty"`
 	// IfTarget makes OpVMState a compare-and-set ("" none; "-" for "no
 	// target set").
-	IfTarget model.Target    `json:"if_target,omitempty"`
+	IfTarget model.Target   `json:"if_target,omitempty"`
 	Failures []FailureCount `json:"failures,omitempty"`
 
 	ClusterMaintenance *model.ClusterMaintenance `json:"cluster_maintenance,omitempty"`

@@ -39,11 +39,11 @@ leader changes, and wins over cluster.yaml's target-state and managed:
 another operator changed the VM's target since ("-" for "none set").`,
 		Args: exactArgs(1, "VM"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			clear, _ := cmd.Flags().GetBool("clear")
-			if clear == cmd.Flags().Changed("state") {
+			clearIt, _ := cmd.Flags().GetBool("clear")
+			if clearIt == cmd.Flags().Changed("state") {
 				return usageError{fmt.Errorf("give --state STATE or --clear")}
 			}
-			if !clear {
+			if !clearIt {
 				if _, err := model.ParseTarget(state); err != nil {
 					return usageError{fmt.Errorf("--state: %w", err)}
 				}
