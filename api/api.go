@@ -23,6 +23,9 @@ const (
 	PathHostAction = "/v1/hosts"
 	// PathRules gets (GET) or replaces (POST) the placement rules.
 	PathRules = "/v1/rules"
+	// PathRulesHistory lists the versions of the placement rules (GET);
+	// PathRulesHistory/{version} is one of them with its text.
+	PathRulesHistory = "/v1/rules/history"
 	// PathPins lists the pins (GET); PathPins+"/clear" clears some (POST).
 	PathPins = "/v1/pins"
 	// PathRebalance plans or starts a rebalance (POST RebalanceRequest),
@@ -306,8 +309,79 @@ type Evacuation struct {
 }
 
 // Rules carries the placement rules: a cluster.yaml ("" clears them).
+// GET /v1/rules answers with the version in force; POST /v1/rules takes
+// the change and its options.
 type Rules struct {
 	YAML string `json:"yaml"`
+	// Version is the version in force (0: none recorded yet), By who
+	// applied it and At when. Answers only.
+	Version int       `json:"version,omitempty"`
+	By      string    `json:"by,omitempty"`
+	At      time.Time `json:"at,omitzero"`
+	// IfVersion makes a change a compare-and-set: refused (409) unless
+	// the version in force is still this one (0: none recorded yet).
+	IfVersion *int `json:"if_version,omitempty"`
+	// DryRun asks for the plan of the change (RulesPlan) and changes
+	// nothing.
+	DryRun bool `json:"dry_run,omitempty"`
+	// Note is kept with the new version (vmha rules history).
+	Note string `json:"note,omitempty"`
+}
+
+// RulesVersion is one version of the placement rules (vmha rules history):
+// who applied it and when, its size in bytes, and a one-line summary of
+// what changed from the version before. YAML is set only for one version
+// asked by number.
+type RulesVersion struct {
+	Version int       `json:"version"`
+	By      string    `json:"by"`
+	At      time.Time `json:"at"`
+	Size    int       `json:"size"`
+	Summary string    `json:"summary"`
+	Note    string    `json:"note,omitempty"`
+	// Current marks the version in force.
+	Current bool   `json:"current,omitempty"`
+	YAML    string `json:"yaml,omitempty"`
+}
+
+// RulesPlan is the answer to a rules change: with dry_run what the change
+// would do to the running cluster, computed by the leader with the
+// placement engine the cluster uses; without, what it does (Applied).
+type RulesPlan struct {
+	// Version is the version in force the plan was computed against: a
+	// change sent with it as if_version applies to what was previewed.
+	Version int `json:"version"`
+	// Applied is the version the change created (not in a dry run).
+	Applied int `json:"applied,omitempty"`
+	// Changed is false when the text is the one in force.
+	Changed bool `json:"changed"`
+	// Summary says in one line what the text changes.
+	Summary string `json:"summary"`
+	// Actions are what the placement engine does to VMs under the new
+	// rules, in its order.
+	Actions []RulesAction `json:"actions"`
+	// Disruptive is set when an action the change causes (not Pending)
+	// stops or moves a running VM: vmha rules apply asks to confirm.
+	Disruptive bool `json:"disruptive"`
+	// Notes are what the engine could not plan (rules it refuses, VMs
+	// that must wait).
+	Notes []string `json:"notes,omitempty"`
+}
+
+// RulesAction is one VM's action under new rules: start, stop, migrate (a
+// live move), move (shut down, then started on To) or recover.
+type RulesAction struct {
+	VM     string `json:"vm"`
+	Action string `json:"action"`
+	From   string `json:"from,omitempty"`
+	To     string `json:"to,omitempty"`
+	Live   bool   `json:"live,omitempty"`
+	// Reason is the engine's: why the VM goes to To, or why no host can
+	// take it (a stop the rules cannot satisfy names it here).
+	Reason string `json:"reason,omitempty"`
+	// Pending: the rules in force want this too; the change does not
+	// cause it.
+	Pending bool `json:"pending,omitempty"`
 }
 
 // FencePolicy is the body of POST /v1/fence-policy.

@@ -282,7 +282,7 @@ func TestRulesAreCheckedAgainstTheCluster(t *testing.T) {
 		{"hosts: [{name: h9}]\nvms: []\n", `host "h9" is not a host of this cluster`},
 		{"hosts: [{name: h1}]\nvms: [{name: vm7}]\n", `vm "vm7" is not managed by this cluster`},
 		{"hosts: [{name: h1}]\nvms: [{name: vm1}]\nbogus: 1\n", "bogus"},
-		{"hosts: [{name: h1}]\nvms: [{name: vm1}]\nconstraints: {locations: [{vm: vm1, host: h2, score: 10}]}\n", "h2"},
+		{"hosts: [{name: h1}]\nvms: [{name: vm1}]\nconstraints: {locations: [{vm: vm1, host: h9, score: 10}]}\n", `host "h9" is not a host of this cluster`},
 	} {
 		err, _ := set(tt.yaml).(error)
 		var ve *ValidationError

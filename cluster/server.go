@@ -68,6 +68,8 @@ func (n *Node) Handler(local bool) http.Handler {
 	})), op)
 	add("GET "+api.PathRules, n.leaderRead(n.handleGetRules), read)
 	add("POST "+api.PathRules, n.leaderWrite(n.handleSetRules), op)
+	add("GET "+api.PathRulesHistory, n.leaderRead(n.handleRulesHistory), read)
+	add("GET "+api.PathRulesHistory+"/{version}", n.leaderRead(n.handleRulesVersion), read)
 	add("GET "+api.PathExplain+"/{vm}", n.leaderRead(n.handleExplain), read)
 	add("GET "+api.PathPins, n.leaderRead(n.handlePins), read)
 	add("GET "+api.PathRebalance, n.leaderRead(n.handleRebalances), read)
@@ -808,37 +810,6 @@ func (n *Node) handleClearPins(w http.ResponseWriter, r *http.Request, body []by
 	n.log.Info().Strs("vms", names).Str("by", actor(r, req.RequestedBy)).Msg("pins cleared")
 	n.coord.poke()
 	writeJSON(w, http.StatusOK, names)
-}
-
-func (n *Node) handleGetRules(w http.ResponseWriter, _ *http.Request, _ []byte) {
-	var r api.Rules
-	n.fsm.Read(func(s *model.State) { r.YAML = s.Config.Rules })
-	writeJSON(w, http.StatusOK, r)
-}
-
-func (n *Node) handleSetRules(w http.ResponseWriter, r *http.Request, body []byte) {
-	var req api.Rules
-	if err := decode(body, &req); err != nil {
-		writeErr(w, http.StatusBadRequest, "", err)
-		return
-	}
-	// Check first so that bad rules never reach the log; apply checks
-	// again, deterministically.
-	if req.YAML != "" {
-		var err error
-		n.fsm.Read(func(s *model.State) { _, err = checkRules(s, req.YAML) })
-		if err != nil {
-			writeApplyErr(w, err)
-			return
-		}
-	}
-	if err := n.propose(&Command{Op: OpSetRules, Rules: &req.YAML}); err != nil {
-		writeApplyErr(w, err)
-		return
-	}
-	n.log.Info().Str("by", actor(r, "")).Int("bytes", len(req.YAML)).Msg("placement rules replaced")
-	n.coord.poke()
-	w.WriteHeader(http.StatusNoContent)
 }
 
 func (n *Node) handleExplain(w http.ResponseWriter, r *http.Request, _ []byte) {

@@ -261,6 +261,15 @@ var hostStates = map[string]placement.HostCondition{
 
 // Input builds and validates the engine's input from the spec and an
 // optional status.
+//
+// With a status the file is the whole world (vmha plan): its constraints
+// may name only the hosts and VMs it describes. Without one it is the
+// placement rules of a running cluster, whose hosts and VMs come from the
+// cluster itself (registration, vmha vm add): the file describes only what
+// placement needs to know about some of them, so its constraints may name
+// hosts and VMs it does not describe, and the cluster checks those names
+// against its members when the rules are applied. Everything else is
+// checked alike.
 func (s *Spec) Input(st *Status) (placement.Input, error) {
 	var in placement.Input
 	var errs []error
@@ -334,13 +343,56 @@ func (s *Spec) Input(st *Status) (placement.Input, error) {
 	for _, c := range s.Constraints.Colocations {
 		in.Colocations = append(in.Colocations, placement.Colocation{VM: c.VM, With: c.With, Score: placement.Score(c.Score)})
 	}
+	check := placement.Validate
 	if st != nil {
 		applyStatus(&in, st, bad)
+	} else {
+		check = validateRules
 	}
-	if err := placement.Validate(&in); err != nil {
+	if err := check(&in); err != nil {
 		errs = append(errs, err)
 	}
 	return in, errors.Join(errs...)
+}
+
+// validateRules validates in as a running cluster's rules (see Input):
+// the hosts and VMs its constraints name but it does not describe count
+// as described, with nothing known about them.
+func validateRules(in *placement.Input) error {
+	chk := *in
+	chk.Hosts = append([]placement.HostInfo(nil), in.Hosts...)
+	chk.VMs = append([]placement.VMInfo(nil), in.VMs...)
+	hosts, vms := map[string]bool{}, map[string]bool{}
+	for _, h := range in.Hosts {
+		hosts[h.Name] = true
+	}
+	for _, v := range in.VMs {
+		vms[v.Name] = true
+	}
+	host := func(name string) {
+		if name != "" && !hosts[name] {
+			hosts[name] = true
+			chk.Hosts = append(chk.Hosts, placement.HostInfo{Name: name})
+		}
+	}
+	vm := func(name string) {
+		if name != "" && !vms[name] {
+			vms[name] = true
+			chk.VMs = append(chk.VMs, placement.VMInfo{Name: name})
+		}
+	}
+	for _, l := range in.Locations {
+		vm(l.VM)
+		host(l.Host)
+	}
+	for _, r := range in.LocationRules {
+		vm(r.VM)
+	}
+	for _, c := range in.Colocations {
+		vm(c.VM)
+		vm(c.With)
+	}
+	return placement.Validate(&chk)
 }
 
 func convertRule(r Rule, where string) (placement.Rule, error) {

@@ -255,6 +255,9 @@ type Status struct {
 	// EventSeq numbers the last one.
 	Events   []Event `json:"events,omitempty"`
 	EventSeq uint64  `json:"event_seq,omitempty"`
+	// RulesHistory are the last placement rules applied, oldest first;
+	// the last is the one in force (Config.Rules).
+	RulesHistory []RulesVersion `json:"rules_history,omitempty"`
 }
 
 // Rebalance is one run of vmha rebalance (or of the nightly schedule): the

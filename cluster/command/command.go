@@ -108,9 +108,18 @@ type Command struct {
 	// with in the event log; empty for the leader's own decisions.
 	By string `json:"by,omitempty"`
 	// Why is the reason the event log records ("" to use the command's
-	// own).
+	// own); for OpSetRules also the note of the rules version.
 	Why string `json:"why,omitempty"`
+	// RulesVersion makes OpSetRules a compare-and-set: the version of the
+	// rules the change was based on (0: no check; RulesUnversioned: the
+	// rules had no version yet).
+	RulesVersion int `json:"rules_version,omitempty"`
 }
+
+// RulesUnversioned is Command.RulesVersion for a change based on rules
+// that had no version yet (none applied, or applied before the cluster
+// kept a history).
+const RulesUnversioned = -1
 
 // FailureCount is one failure of VM on Host the leader saw reported, at
 // At (the agent's time of it, so that one report is counted once).

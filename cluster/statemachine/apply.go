@@ -282,9 +282,15 @@ func onExpectHost(s *model.State, c *command.Command) error {
 	return nil
 }
 
+// onSetRules replaces the placement rules and records the text as a new
+// version of the rules history. With RulesVersion set it is a
+// compare-and-set on the version in force.
 func onSetRules(s *model.State, c *command.Command) error {
 	if c.Rules == nil {
 		return errors.New("set_rules: no rules")
+	}
+	if err := CheckRulesVersion(s, c.RulesVersion); err != nil {
+		return err
 	}
 	if *c.Rules != "" {
 		if _, err := CheckRules(s, *c.Rules); err != nil {
@@ -292,7 +298,55 @@ func onSetRules(s *model.State, c *command.Command) error {
 		}
 	}
 	s.Config.Rules = *c.Rules
+	cur, _ := s.Status.RulesVersionNow()
+	by := c.By
+	if by == "" {
+		by = model.PrincipalCluster
+	}
+	s.Status.RulesHistory = append(s.Status.RulesHistory, model.RulesVersion{
+		Version: cur.Version + 1, By: by, At: c.At, Rules: *c.Rules, Note: c.Why})
+	trimRulesHistory(s)
 	return nil
+}
+
+// CheckRulesVersion refuses a rules change based on another version than
+// the one in force (see command.Command.RulesVersion); 0 checks nothing.
+func CheckRulesVersion(s *model.State, based int) error {
+	if based == 0 {
+		return nil
+	}
+	cur, ok := s.Status.RulesVersionNow()
+	if based == command.RulesUnversioned {
+		based = 0
+	}
+	if based == cur.Version {
+		return nil
+	}
+	if !ok {
+		return &command.ConflictError{What: fmt.Sprintf("rules changed since you read them (they have no version %d): read them again", based)}
+	}
+	return &command.ConflictError{What: fmt.Sprintf("rules changed since you read them (now version %d by %s): read them again", cur.Version, cur.By)}
+}
+
+// trimRulesHistory keeps the last MaxRulesHistory versions, and fewer when
+// their texts together pass MaxRulesHistoryBytes (always the last one).
+func trimRulesHistory(s *model.State) {
+	h := s.Status.RulesHistory
+	start, size := 0, 0
+	if len(h) > model.MaxRulesHistory {
+		start = len(h) - model.MaxRulesHistory
+	}
+	for i := len(h) - 1; i >= start; i-- {
+		size += len(h[i].Rules)
+		if size > model.MaxRulesHistoryBytes && i < len(h)-1 {
+			start = i + 1
+			break
+		}
+	}
+	if start > 0 {
+		// Copy rather than reslice, so the dropped texts are freed.
+		s.Status.RulesHistory = append([]model.RulesVersion(nil), h[start:]...)
+	}
 }
 
 func onSetFencing(s *model.State, c *command.Command) error {
@@ -734,7 +788,9 @@ func applyRemoveHost(s *model.State, host string) error {
 
 // CheckRules validates a cluster.yaml against the cluster it would govern:
 // the file must be valid on its own, and name only hosts and VMs the
-// cluster has. The error names the item.
+// cluster has. Its constraints may name the cluster's hosts and VMs the
+// file does not describe (it describes only what placement needs to know
+// about them). The error names the item.
 func CheckRules(s *model.State, yamlText string) (*clusterspec.Spec, error) {
 	spec, err := clusterspec.Parse([]byte(yamlText))
 	if err != nil {
@@ -743,7 +799,7 @@ func CheckRules(s *model.State, yamlText string) (*clusterspec.Spec, error) {
 	if _, err := spec.Input(nil); err != nil {
 		return nil, &command.ValidationError{Field: "rules", Err: err}
 	}
-	var errs []error
+	errs := checkRuleNames(s, spec)
 	for _, h := range spec.Hosts {
 		if hh, ok := s.Config.Hosts[h.Name]; !ok {
 			errs = append(errs, fmt.Errorf("host %q is not a host of this cluster (known: %v)", h.Name, model.SortedKeys(s.Config.Hosts)))
@@ -760,6 +816,39 @@ func CheckRules(s *model.State, yamlText string) (*clusterspec.Spec, error) {
 		return nil, &command.ValidationError{Field: "rules", Err: err}
 	}
 	return spec, nil
+}
+
+// checkRuleNames checks that the constraints of spec name hosts that run
+// VMs and VMs of the cluster s, each error naming its item.
+func checkRuleNames(s *model.State, spec *clusterspec.Spec) []error {
+	var errs []error
+	vm := func(item, name string) {
+		if _, ok := s.Config.VMs[name]; !ok {
+			errs = append(errs, fmt.Errorf("%s: vm %q is not managed by this cluster (vmha status lists them)", item, name))
+		}
+	}
+	for i, l := range spec.Constraints.Locations {
+		item := fmt.Sprintf("location %d (vm %s", i+1, l.VM)
+		if l.Host != "" {
+			item += " on " + l.Host
+		}
+		item += ")"
+		vm(item, l.VM)
+		if l.Host == "" {
+			continue
+		}
+		if h, ok := s.Config.Hosts[l.Host]; !ok {
+			errs = append(errs, fmt.Errorf("%s: host %q is not a host of this cluster (known: %v)", item, l.Host, model.SortedKeys(s.Config.Hosts)))
+		} else if h.Witness {
+			errs = append(errs, fmt.Errorf("%s: host %q is a witness: it runs no VM", item, l.Host))
+		}
+	}
+	for i, c := range spec.Constraints.Colocations {
+		item := fmt.Sprintf("colocation %d (vm %s with %s)", i+1, c.VM, c.With)
+		vm(item, c.VM)
+		vm(item, c.With)
+	}
+	return errs
 }
 
 // SpecOf turns a replicated topology back into a fencing spec for one host,

@@ -121,6 +121,12 @@ func loadInput(o *planOpts, errw io.Writer) (placement.Input, error) {
 			return placement.Input{}, fmt.Errorf("%s: %w", o.status, err)
 		}
 	}
+	if st == nil {
+		// The file is the whole world: its constraints name only what
+		// it describes (Input without a status reads a running
+		// cluster's rules).
+		st = &clusterspec.Status{}
+	}
 	in, err := spec.Input(st)
 	if err != nil {
 		return in, fmt.Errorf("%s: %w", o.config, err)
