@@ -44,6 +44,12 @@ func TestHostOperations(t *testing.T) {
 	if !hasNotice(s, "host "+target+" is in maintenance") || hasProblem(s, "host "+target+" is in maintenance") {
 		t.Fatalf("status does not say %s is in maintenance as a notice (a deliberate state, not a problem): problems %v, notices %v", target, s.Problems, s.Notices)
 	}
+	// The CLI shows it in the host's row, and a monitoring check sees no
+	// critical problem in it.
+	c.expect(t, via, 0, "maintenance since", "status")
+	if out, err := c.vmha(via, "status", "--check"); strings.HasPrefix(string(out), "VMHA CRITICAL") || !strings.HasPrefix(string(out), "VMHA ") || strings.Count(string(out), "\n") != 1 {
+		t.Fatalf("vmha status --check with a host in maintenance: %v: %q", err, out)
+	}
 	c.expect(t, via, 1, "not back in gossip yet", "host", "maintenance", target, "--off")
 	if err := c.Host(target).Start(); err != nil {
 		t.Fatal(err)
