@@ -85,14 +85,87 @@ type Status struct {
 	Quorum Quorum `json:"quorum"`
 	Hosts  []Host `json:"hosts"`
 	VMs    []VM   `json:"vms"`
-	// Problems lists what needs an operator, in plain words.
+	// Problems lists what needs an operator, in plain words: the
+	// messages of ProblemDetails, most severe first.
 	Problems []string `json:"problems"`
+	// ProblemDetails are the problems with their severity (critical or
+	// warning) and code; Notices are deliberate states an operator set
+	// (maintenance, a drained host, a VM stopped on purpose), severity
+	// info. docs/status.md lists the codes.
+	ProblemDetails []Issue `json:"problem_details"`
+	Notices        []Issue `json:"notices"`
+	// At is the answering host's clock when it built the status; the
+	// ages below are counted from it.
+	At time.Time `json:"at,omitzero"`
+	// ClusterMaintenance is set while the whole cluster is in maintenance:
+	// nothing is started, stopped, moved or fenced.
+	ClusterMaintenance *model.ClusterMaintenance `json:"cluster_maintenance,omitempty"`
+	// ReportStaleAfterSeconds is how old a host agent's last report may
+	// be before what it said counts as stale (report_stale).
+	ReportStaleAfterSeconds int64 `json:"report_stale_after_seconds,omitempty"`
 	// Evacuations lists hosts being drained (until vmha host online).
 	Evacuations []Evacuation `json:"evacuations"`
 	// FencingOff is set while an operator has turned fencing off.
 	FencingOff *model.FencingOff `json:"fencing_off,omitempty"`
 	// Security says how the answering host authenticates its peers.
 	Security Security `json:"security"`
+}
+
+// Severities of an Issue: a critical problem means VMs are down or the
+// cluster cannot protect them now (vmha status --check exits 2); a warning
+// means the cluster runs but something will bite at the next failure
+// (exit 1); info is a notice, a deliberate state (exit 0).
+const (
+	SeverityCritical = "critical"
+	SeverityWarning  = "warning"
+	SeverityInfo     = "info"
+)
+
+// Issue is one problem or notice of the status.
+type Issue struct {
+	// Code names the kind of issue for scripts (no_quorum, fence_failed,
+	// host_maintenance, ...: docs/status.md); Message says it for people.
+	Code     string `json:"code"`
+	Severity string `json:"severity"`
+	Message  string `json:"message"`
+	// Host and VM name what the issue is about, when it is about one.
+	Host string `json:"host,omitempty"`
+	VM   string `json:"vm,omitempty"`
+}
+
+// Admin states of a host or VM, next to its lifecycle state.
+const (
+	AdminDraining           = "draining"
+	AdminDrained            = "drained"
+	AdminMaintenance        = "maintenance"
+	AdminRulesMaintenance   = "rules-maintenance"
+	AdminStandby            = "standby"
+	AdminStorageMaintenance = "storage-maintenance"
+	AdminClusterMaintenance = "cluster-maintenance"
+)
+
+// AdminState is one state an operator put a host (or the cluster) in.
+type AdminState struct {
+	// State is draining, drained, maintenance, rules-maintenance
+	// (cluster.yaml), standby (cluster.yaml), storage-maintenance or
+	// cluster-maintenance.
+	State  string    `json:"state"`
+	Since  time.Time `json:"since,omitzero"`
+	By     string    `json:"by,omitempty"`
+	Reason string    `json:"reason,omitempty"`
+	// Storage is the file system of a storage-maintenance; Done is set
+	// once it (or a drain) has moved every VM it moves.
+	Storage string `json:"storage,omitempty"`
+	Done    bool   `json:"done,omitempty"`
+}
+
+// VMFailure is a VM's fail count on one host.
+type VMFailure struct {
+	Host           string    `json:"host"`
+	Count          int       `json:"count"`
+	Last           time.Time `json:"last,omitzero"`
+	LastAgeSeconds int64     `json:"last_age_seconds"`
+	Error          string    `json:"error,omitempty"`
 }
 
 // Security is how a host authenticates: mutual TLS for raft and the peer
@@ -155,6 +228,16 @@ type Host struct {
 	// registered: until then it is neither device-checked nor fenced on the
 	// cluster's own decision.
 	SeenAlive bool `json:"seen_alive"`
+	// Admin lists the states operators put the host in (drained,
+	// maintenance, standby, ...), [] when none.
+	Admin []AdminState `json:"admin,omitzero"`
+	// ReportAt is when the host's agent last reported what it runs;
+	// ReportAgeSeconds counts from the status's At (absent without a
+	// report); ReportStale is set once it is older than
+	// report_stale_after_seconds.
+	ReportAt         time.Time `json:"report_at,omitzero"`
+	ReportAgeSeconds *int64    `json:"report_age_seconds,omitempty"`
+	ReportStale      bool      `json:"report_stale,omitempty"`
 }
 
 // VM is one VM in `vmha status`.
@@ -178,6 +261,33 @@ type VM struct {
 	MigrationID   string `json:"migration_id,omitempty"`
 	// PinnedTo is set while a pin (vmha pins) keeps the VM on that host.
 	PinnedTo string `json:"pinned_to,omitempty"`
+	// Target is what the cluster keeps the VM at: started, stopped,
+	// disabled or ignored (unmanaged); TargetSource says who decided it
+	// (operator, rules or default), TargetBy and TargetReason the
+	// operator's vmha vm set.
+	Target       model.Target `json:"target,omitempty"`
+	TargetSource string       `json:"target_source,omitempty"`
+	TargetBy     string       `json:"target_by,omitempty"`
+	TargetReason string       `json:"target_reason,omitempty"`
+	// Actual is the VM's state as ActualHost's agent last reported it
+	// (running, shutoff, ...; absent when no host reports it), since
+	// ActualSince; ActualAgeSeconds counts from the status's At.
+	Actual           string    `json:"actual,omitempty"`
+	ActualHost       string    `json:"actual_host,omitempty"`
+	ActualSince      time.Time `json:"actual_since,omitzero"`
+	ActualAgeSeconds *int64    `json:"actual_age_seconds,omitempty"`
+	// ReportAt is the time of that report; ReportStale is set when it is
+	// too old (or from an earlier life of the host, or the host is
+	// unreachable) to tell what runs now.
+	ReportAt         time.Time `json:"report_at,omitzero"`
+	ReportAgeSeconds *int64    `json:"report_age_seconds,omitempty"`
+	ReportStale      bool      `json:"report_stale,omitempty"`
+	// Failures are the VM's fail counts by host ([] when none; absent
+	// only from a vmhad that predates them, as are Target and Admin).
+	Failures []VMFailure `json:"failures,omitzero"`
+	// Admin holds cluster-maintenance while the cluster is in maintenance
+	// ([] otherwise).
+	Admin []AdminState `json:"admin,omitzero"`
 }
 
 // FenceCheck is one periodic status check of a host's fence device.

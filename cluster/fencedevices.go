@@ -135,19 +135,19 @@ func offerRows(s *model.State, host string) []api.FenceDevice {
 // fenceProblems are the status lines about where a host's fencing stands
 // with respect to trust: a host that offers other devices than the cluster
 // uses, and a host never seen alive since it registered.
-func fenceProblems(st *model.State, name string) []string {
-	var out []string
+func fenceProblems(st *model.State, name string) []api.Issue {
+	var out []api.Issue
 	if o := st.Status.FenceOffers[name]; o != nil {
 		what := o.Topology.Describe()
 		if pw := st.Config.Fencing[name].PasswordChanges(&o.Topology); len(pw) > 0 {
 			what += "; new password for " + strings.Join(pw, ", ")
 		}
-		out = append(out, fmt.Sprintf("host %s offers other fence devices than the cluster uses; vmha fence devices accept %s uses them (offered at %s: %s; in use: %s)",
-			name, name, o.At.Format(time.DateTime), what, st.Config.Fencing[name].Describe()))
+		out = append(out, hostIssue(api.SeverityWarning, "fence_offer", name, fmt.Sprintf("host %s offers other fence devices than the cluster uses; vmha fence devices accept %s uses them (offered at %s: %s; in use: %s)",
+			name, name, o.At.Format(time.DateTime), what, st.Config.Fencing[name].Describe())))
 	}
 	if h := st.Config.Hosts[name]; h != nil && !h.Witness && !seenAlive(st.Status.Hosts[name]) {
-		out = append(out, fmt.Sprintf("host %s has not been seen alive in gossip since it registered: its fence devices are not checked and the cluster does not fence it on its own; vmha fence %s --yes still does (if it is no real host: vmha host remove %s --yes)",
-			name, name, name))
+		out = append(out, hostIssue(api.SeverityWarning, "host_not_seen", name, fmt.Sprintf("host %s has not been seen alive in gossip since it registered: its fence devices are not checked and the cluster does not fence it on its own; vmha fence %s --yes still does (if it is no real host: vmha host remove %s --yes)",
+			name, name, name)))
 	}
 	return out
 }

@@ -23,6 +23,28 @@ func (n *Node) fenceOptions() fencing.Options {
 	return o
 }
 
+// staleAfter is how old a host agent's last report may be before status
+// stops taking it for what runs now: an agent reports on every pass (each
+// agent.interval) when something changed, and re-sends an unchanged report
+// every reportEvery, so three missed ones mean the agent is stuck or cut
+// off from the leader.
+func staleAfter(agentInterval time.Duration) time.Duration {
+	return 3 * max(reportEvery, agentInterval)
+}
+
+// statusClock is what a status counts ages and staleness with.
+type statusClock struct {
+	now time.Time
+	// stale is staleAfter of the agents' interval.
+	stale time.Duration
+}
+
+// vmRunGrace is how long a VM placed on a host may be missing from that
+// host's reports, or be reported stopped there, before status calls it a
+// problem: the agent starts a VM within a pass, and reports within
+// reportEvery.
+const vmRunGrace = reportEvery
+
 // Status is this node's view of the cluster, as `vmha status` shows it.
 func (n *Node) Status() *api.Status {
 	st := n.fsm.Copy()
@@ -43,17 +65,57 @@ func (n *Node) Status() *api.Status {
 		checks = n.coord.Checks()
 		beats = n.coord.Liveness()
 	}
-	s := buildStatus(st, members, n.cfg.NodeName, leader, n.raft.CurrentTerm(), voters, checks, n.compiledRules(st.Config.Rules))
+	s := buildStatusAt(statusClock{now: time.Now(), stale: staleAfter(n.cfg.Agent.Interval)}, st, members, n.cfg.NodeName, leader, n.raft.CurrentTerm(), voters, checks, n.compiledRules(st.Config.Rules))
 	s.Security = n.security()
 	addStorageLiveness(s, beats)
-	s.Problems = append(s.Problems, n.diskProblems(members)...)
+	for _, p := range n.diskProblems(members) {
+		addIssue(s, api.Issue{Code: "data_dir_low", Severity: api.SeverityWarning, Message: p})
+	}
 	if missing := n.waitingForAll(members); len(missing) > 0 {
 		s.Quorum.WaitingForAll = missing
 		msg := fmt.Sprintf("waiting for all hosts (quorum.wait_for_all) after a cold start: %s not seen yet; until every host is seen at once, nothing is fenced or placed. If a host is gone for good: vmha host remove HOST", strings.Join(missing, ", "))
 		s.Quorum.Explanation = msg + "; " + s.Quorum.Explanation
-		s.Problems = append([]string{msg}, s.Problems...)
+		addIssue(s, api.Issue{Code: "waiting_for_all", Severity: api.SeverityCritical, Message: msg})
 	}
+	sortIssues(s)
 	return s
+}
+
+// addIssue files i under the status's problems, or its notices (severity
+// info).
+func addIssue(s *api.Status, i api.Issue) {
+	if i.Severity == api.SeverityInfo {
+		s.Notices = append(s.Notices, i)
+		return
+	}
+	s.ProblemDetails = append(s.ProblemDetails, i)
+	s.Problems = append(s.Problems, i.Message)
+}
+
+// sortIssues puts the critical problems first (keeping the order they were
+// found in otherwise) and makes Problems their messages again.
+func sortIssues(s *api.Status) {
+	rank := func(sev string) int {
+		if sev == api.SeverityCritical {
+			return 0
+		}
+		return 1
+	}
+	sort.SliceStable(s.ProblemDetails, func(i, j int) bool {
+		return rank(s.ProblemDetails[i].Severity) < rank(s.ProblemDetails[j].Severity)
+	})
+	s.Problems = make([]string, 0, len(s.ProblemDetails))
+	for _, p := range s.ProblemDetails {
+		s.Problems = append(s.Problems, p.Message)
+	}
+}
+
+func hostIssue(severity, code, host, msg string) api.Issue {
+	return api.Issue{Code: code, Severity: severity, Host: host, Message: msg}
+}
+
+func vmIssue(severity, code, vm, msg string) api.Issue {
+	return api.Issue{Code: code, Severity: severity, VM: vm, Message: msg}
 }
 
 // security is how this host authenticates, in plain words.
@@ -87,29 +149,49 @@ func addStorageLiveness(s *api.Status, beats map[string]string) {
 		}
 		switch beats[h.Name] {
 		case "writing":
-			s.Problems = append(s.Problems, fmt.Sprintf("host %s is isolated, not dead: it still writes its storage heartbeat; its VMs may still be running and writing, so they are recovered only after it is fenced (vmha fence confirm is refused)", h.Name))
+			addIssue(s, hostIssue(api.SeverityCritical, "host_isolated", h.Name, fmt.Sprintf("host %s is isolated, not dead: it still writes its storage heartbeat; its VMs may still be running and writing, so they are recovered only after it is fenced (vmha fence confirm is refused)", h.Name)))
 		case "silent":
-			s.Problems = append(s.Problems, fmt.Sprintf("host %s looks dead: its storage heartbeat stopped too", h.Name))
+			addIssue(s, hostIssue(api.SeverityWarning, "host_dead", h.Name, fmt.Sprintf("host %s looks dead: its storage heartbeat stopped too", h.Name)))
 		}
 	}
 }
 
 // buildStatus is the pure part of Status, tested without a cluster.
 func buildStatus(st *model.State, members decide.Members, self, leader string, term uint64, voters []string, checks map[string][]fencing.DeviceCheck, rules *decide.Rules) *api.Status {
-	out := &api.Status{Node: self, Leader: leader, Term: term, Hosts: []api.Host{}, VMs: []api.VM{}, Problems: []string{}}
+	return buildStatusAt(statusClock{now: time.Now(), stale: staleAfter(0)}, st, members, self, leader, term, voters, checks, rules)
+}
+
+// buildStatusAt is buildStatus on clock c: ages and staleness count from
+// c.now.
+func buildStatusAt(c statusClock, st *model.State, members decide.Members, self, leader string, term uint64, voters []string, checks map[string][]fencing.DeviceCheck, rules *decide.Rules) *api.Status {
+	out := &api.Status{Node: self, Leader: leader, Term: term, Hosts: []api.Host{}, VMs: []api.VM{}, Problems: []string{},
+		ProblemDetails: []api.Issue{}, Notices: []api.Issue{}, At: c.now.UTC(), ReportStaleAfterSeconds: int64(c.stale / time.Second)}
 	out.Quorum = quorum(voters, members, leader)
 	if !out.Quorum.Quorate {
-		out.Problems = append(out.Problems, out.Quorum.Explanation)
+		addIssue(out, api.Issue{Code: "no_quorum", Severity: api.SeverityCritical, Message: out.Quorum.Explanation})
+	}
+	cm := st.Config.Maintenance
+	if cm != nil {
+		out.ClusterMaintenance = cm
+		addIssue(out, api.Issue{Code: "cluster_maintenance", Severity: api.SeverityInfo, Message: fmt.Sprintf(
+			"the cluster is in maintenance (by %s since %s%s): nothing is started, stopped, moved or fenced, and monitoring goes on",
+			cm.By, cm.At.Format(time.DateTime), because(cm.Reason))})
+	}
+	if i := quorumRisk(st); i != nil {
+		addIssue(out, *i)
 	}
 	out.Evacuations = evacuationViews(st)
+	if out.Evacuations == nil {
+		out.Evacuations = []api.Evacuation{}
+	}
 	for _, e := range out.Evacuations {
 		for _, s := range e.Stuck {
-			out.Problems = append(out.Problems, fmt.Sprintf("evacuation of %s: %s (it stays; --on-stuck stop-restart or a deadline moves it by stopping it)", e.Host, s))
+			addIssue(out, hostIssue(api.SeverityWarning, "evacuation_stuck", e.Host, fmt.Sprintf("evacuation of %s: %s (it stays; --on-stuck stop-restart or a deadline moves it by stopping it)", e.Host, s)))
 		}
 	}
 	if off := st.Config.FencingOff; off != nil {
 		out.FencingOff = off
-		out.Problems = append(out.Problems, fmt.Sprintf("%s (turned off by %s at %s; vmha fence enable turns it on)", DoubleRunRisk, off.By, off.At.Format(time.DateTime)))
+		addIssue(out, api.Issue{Code: "fencing_off", Severity: api.SeverityWarning, Message: fmt.Sprintf("%s (turned off by %s at %s; vmha fence enable turns it on)", DoubleRunRisk, off.By, off.At.Format(time.DateTime))})
 	}
 	isVoter := map[string]bool{}
 	for _, v := range voters {
@@ -141,50 +223,348 @@ func buildStatus(st *model.State, members decide.Members, self, leader string, t
 			hv.State, hv.Reason, hv.Since = hs.State, hs.Reason, hs.Since
 			hv.RecoveryID, hv.LostAt, hv.FencedAt = hs.RecoveryID, hs.LostAt, hs.FencedAt
 		}
-		hv.SeenAlive = seenAlive(st.Status.Hosts[name])
-		out.Problems = append(out.Problems, fenceProblems(st, name)...)
-		if mt := st.Status.Maintenance[name]; mt != nil {
-			hv.Maintenance = mt
-			out.Problems = append(out.Problems, fmt.Sprintf("host %s is in maintenance (by %s since %s%s): it is not fenced if it fails, its VMs are neither moved nor recovered, and nothing new starts there; vmha host maintenance %s --off ends it",
-				name, mt.By, mt.At.Format(time.DateTime), map[bool]string{true: ": " + mt.Reason, false: ""}[mt.Reason != ""], name))
-		}
-		switch hv.State {
-		case model.HostLost:
-			out.Problems = append(out.Problems, fmt.Sprintf("host %s is lost (%s); fencing it before its VMs (%s) restart elsewhere", name, hv.Reason, listOrNone(hv.VMs)))
-		case model.HostFenceFailed:
-			msg := fmt.Sprintf("host %s is lost and fencing failed: %s; its VMs (%s) will not be restarted until fencing succeeds (retrying)", name, trimErr(hv.Reason), listOrNone(hv.VMs))
-			if h.Watchdog > 0 && st.Status.Hosts[name] != nil && !st.Status.Hosts[name].LostAt.IsZero() {
-				msg += fmt.Sprintf(", or until its own watchdog (%s) has reset it: the host stops petting it once cut off from the quorum, so it counts as reset %s after it was lost", h.Watchdog, model.WatchdogWait(h.Watchdog, 0).Round(time.Second))
-			}
-			out.Problems = append(out.Problems, msg)
-		}
-		if h.Witness {
-			hv.Witness = true
-			if hv.State != model.HostAlive {
-				out.Problems = append(out.Problems, fmt.Sprintf("witness %s is unreachable: the cluster has one vote fewer", name))
-			}
-		} else if hv.FenceDev == "" {
-			out.Problems = append(out.Problems, fmt.Sprintf("host %s has no fence device: if it fails, its VMs cannot be recovered", name))
-		} else if hv.FenceCheck != nil && !hv.FenceCheck.OK && hv.State == model.HostAlive {
-			out.Problems = append(out.Problems, fmt.Sprintf("fence device check of host %s failed at %s (%s): no level can fence it now; if %s fails, its VMs (%s) cannot be recovered until a device answers",
-				name, hv.FenceCheck.At.Format(time.TimeOnly), trimErr(hv.FenceCheck.Error), name, listOrNone(hv.VMs)))
-		}
+		hostDetails(out, c, st, rules, name, h, &hv)
 		out.Hosts = append(out.Hosts, hv)
 	}
 	for _, name := range model.SortedKeys(st.Config.Expected) {
 		e := st.Config.Expected[name]
-		out.Problems = append(out.Problems, fmt.Sprintf("host %s was announced by %s at %s and has not joined yet (start its vmhad with join: set)", name, e.By, e.At.Format(time.DateTime)))
+		addIssue(out, hostIssue(api.SeverityWarning, "host_expected", name, fmt.Sprintf("host %s was announced by %s at %s and has not joined yet (start its vmhad with join: set)", name, e.By, e.At.Format(time.DateTime))))
 	}
 	for _, name := range model.SortedKeys(st.Config.VMs) {
 		v := vmView(st, name, members)
-		if v.Host == "" {
-			out.Problems = append(out.Problems, fmt.Sprintf("vm %s is not placed: %s", name, v.Reason))
-		} else if v.Error != "" {
-			out.Problems = append(out.Problems, fmt.Sprintf("vm %s on %s: %s", name, v.Host, v.Error))
+		t := decide.TargetOf(st, rules, name)
+		observeVM(&v, st, members, c)
+		v.Failures = vmFailures(st, name, c.now)
+		v.Admin = []api.AdminState{}
+		if cm != nil {
+			v.Admin = append(v.Admin, clusterAdmin(cm))
+		}
+		v.Target, v.TargetSource, v.TargetBy, v.TargetReason = t.Target, t.Source, t.By, t.Reason
+		for _, i := range vmIssues(st, v, t, c.now) {
+			addIssue(out, i)
 		}
 		out.VMs = append(out.VMs, v)
 	}
+	sortIssues(out)
 	return out
+}
+
+// hostDetails adds to hv what is not its plain state: admin states, its
+// agent's last report, and the problems and notices about it.
+func hostDetails(out *api.Status, c statusClock, st *model.State, rules *decide.Rules, name string, h *model.Host, hv *api.Host) {
+	hv.SeenAlive = seenAlive(st.Status.Hosts[name])
+	for _, i := range fenceProblems(st, name) {
+		addIssue(out, i)
+	}
+	if mt := st.Status.Maintenance[name]; mt != nil {
+		hv.Maintenance = mt
+	}
+	var admin []api.Issue
+	hv.Admin, admin = hostAdmin(st, name, rules, evacuationOf(out.Evacuations, name))
+	for _, i := range admin {
+		addIssue(out, i)
+	}
+	if o := st.Status.Observed[name]; o != nil && !o.At.IsZero() && !h.Witness {
+		hv.ReportAt, hv.ReportAgeSeconds = o.At, ageSeconds(c.now, o.At)
+		hv.ReportStale = c.now.Sub(o.At) > c.stale
+		if hv.ReportStale && hv.State == model.HostAlive && hv.Member == "alive" && hv.Maintenance == nil {
+			addIssue(out, hostIssue(api.SeverityWarning, "report_stale", name, fmt.Sprintf(
+				"host %s's agent last reported at %s, more than %s ago: what status shows of its VMs may be out of date (its agent may be stuck, or the host cut off from the leader)",
+				name, o.At.Format(time.DateTime), c.stale)))
+		}
+	}
+	switch hv.State {
+	case model.HostLost:
+		addIssue(out, hostIssue(api.SeverityCritical, "host_lost", name, fmt.Sprintf("host %s is lost (%s); fencing it before its VMs (%s) restart elsewhere", name, hv.Reason, listOrNone(hv.VMs))))
+	case model.HostFenceFailed:
+		msg := fmt.Sprintf("host %s is lost and fencing failed: %s; its VMs (%s) will not be restarted until fencing succeeds (retrying)", name, trimErr(hv.Reason), listOrNone(hv.VMs))
+		if h.Watchdog > 0 && st.Status.Hosts[name] != nil && !st.Status.Hosts[name].LostAt.IsZero() {
+			msg += fmt.Sprintf(", or until its own watchdog (%s) has reset it: the host stops petting it once cut off from the quorum, so it counts as reset %s after it was lost", h.Watchdog, model.WatchdogWait(h.Watchdog, 0).Round(time.Second))
+		}
+		addIssue(out, hostIssue(api.SeverityCritical, "fence_failed", name, msg))
+	}
+	if h.Witness {
+		hv.Witness = true
+		if hv.State != model.HostAlive {
+			addIssue(out, hostIssue(api.SeverityWarning, "witness_unreachable", name, fmt.Sprintf("witness %s is unreachable: the cluster has one vote fewer", name)))
+		}
+	} else if hv.FenceDev == "" {
+		addIssue(out, hostIssue(api.SeverityWarning, "no_fence_device", name, fmt.Sprintf("host %s has no fence device: if it fails, its VMs cannot be recovered", name)))
+	} else if hv.FenceCheck != nil && !hv.FenceCheck.OK && hv.State == model.HostAlive {
+		addIssue(out, hostIssue(api.SeverityWarning, "fence_check_failed", name, fmt.Sprintf("fence device check of host %s failed at %s (%s): no level can fence it now; if %s fails, its VMs (%s) cannot be recovered until a device answers",
+			name, hv.FenceCheck.At.Format(time.TimeOnly), trimErr(hv.FenceCheck.Error), name, listOrNone(hv.VMs))))
+	}
+}
+
+// quorumRisk is the warning for a cluster in which the loss of one host
+// leaves the survivors without quorum, and so without anyone to fence or
+// recover: today, two hosts without a witness. (A two-host mode that keeps
+// quorum with one vote would be the other way out, checked here.)
+func quorumRisk(st *model.State) *api.Issue {
+	var hosts []string
+	for _, name := range model.SortedKeys(st.Config.Hosts) {
+		if st.Config.Hosts[name].Witness {
+			return nil
+		}
+		hosts = append(hosts, name)
+	}
+	if len(hosts) != 2 {
+		return nil
+	}
+	return &api.Issue{Code: "two_hosts_no_witness", Severity: api.SeverityWarning, Message: fmt.Sprintf(
+		"two hosts and no witness: losing either %s or %s leaves the other without quorum (1 of 2 votes, 2 needed), so nothing will be fenced or recovered; add a third vote: run vmhad --witness on any small machine",
+		hosts[0], hosts[1])}
+}
+
+// evacuationOf is host's evacuation, or nil.
+func evacuationOf(evs []api.Evacuation, host string) *api.Evacuation {
+	for i := range evs {
+		if evs[i].Host == host {
+			return &evs[i]
+		}
+	}
+	return nil
+}
+
+func clusterAdmin(cm *model.ClusterMaintenance) api.AdminState {
+	return api.AdminState{State: api.AdminClusterMaintenance, Since: cm.At, By: cm.By, Reason: cm.Reason}
+}
+
+// hostAdmin are the states operators put host in, and the notices that
+// say so: drained or draining (vmha evacuate), storage maintenance (vmha
+// evacuate --storage), maintenance (vmha host maintenance), standby and
+// maintenance in cluster.yaml, and the cluster's maintenance.
+func hostAdmin(st *model.State, host string, rules *decide.Rules, ev *api.Evacuation) ([]api.AdminState, []api.Issue) {
+	admin := []api.AdminState{}
+	var notes []api.Issue
+	if ev != nil {
+		a := api.AdminState{Since: ev.At, By: ev.By, Done: ev.Done, Storage: ev.Storage}
+		var msg string
+		switch {
+		case ev.Storage != "":
+			a.State = api.AdminStorageMaintenance
+			msg = fmt.Sprintf("host %s is in storage maintenance of %s (by %s since %s): its VMs on %s %s; vmha host online %s ends it",
+				host, ev.Storage, ev.By, ev.At.Format(time.DateTime), ev.Storage, map[bool]string{true: "have moved away", false: fmt.Sprintf("are moving away (%d left, %d moving)", ev.Left, ev.Moving)}[ev.Done], host)
+		case ev.Done:
+			a.State = api.AdminDrained
+			msg = fmt.Sprintf("host %s is drained (by %s since %s): nothing is placed on it; vmha host online %s ends it", host, ev.By, ev.At.Format(time.DateTime), host)
+		default:
+			a.State = api.AdminDraining
+			msg = fmt.Sprintf("host %s is being drained (by %s since %s): %d VMs left, %d moving; nothing new is placed on it", host, ev.By, ev.At.Format(time.DateTime), ev.Left, ev.Moving)
+		}
+		admin = append(admin, a)
+		notes = append(notes, hostIssue(api.SeverityInfo, "host_"+strings.ReplaceAll(a.State, "-", "_"), host, msg))
+	}
+	if mt := st.Status.Maintenance[host]; mt != nil {
+		admin = append(admin, api.AdminState{State: api.AdminMaintenance, Since: mt.At, By: mt.By, Reason: mt.Reason})
+		notes = append(notes, hostIssue(api.SeverityInfo, "host_maintenance", host, fmt.Sprintf(
+			"host %s is in maintenance (by %s since %s%s): it is not fenced if it fails, its VMs are neither moved nor recovered, and nothing new starts there; vmha host maintenance %s --off ends it",
+			host, mt.By, mt.At.Format(time.DateTime), map[bool]string{true: ": " + mt.Reason, false: ""}[mt.Reason != ""], host)))
+	}
+	if rules != nil && rules.Spec != nil {
+		for _, h := range rules.Spec.Hosts {
+			if h.Name != host {
+				continue
+			}
+			if h.Standby {
+				admin = append(admin, api.AdminState{State: api.AdminStandby, Reason: "cluster.yaml"})
+				notes = append(notes, hostIssue(api.SeverityInfo, "host_standby", host, fmt.Sprintf("host %s is in standby (cluster.yaml): no VM is placed on it", host)))
+			}
+			if h.Maintenance {
+				admin = append(admin, api.AdminState{State: api.AdminRulesMaintenance, Reason: "cluster.yaml"})
+				notes = append(notes, hostIssue(api.SeverityInfo, "host_rules_maintenance", host, fmt.Sprintf("host %s is in maintenance in cluster.yaml: the placement engine leaves its VMs where they are and places nothing new there", host)))
+			}
+		}
+	}
+	if cm := st.Config.Maintenance; cm != nil {
+		admin = append(admin, clusterAdmin(cm))
+	}
+	return admin, notes
+}
+
+func because(reason string) string {
+	if reason == "" {
+		return ""
+	}
+	return ": " + reason
+}
+
+// ageSeconds is how long before now t was, in whole seconds (never
+// negative: a host's clock may run ahead of this one's).
+func ageSeconds(now, t time.Time) *int64 {
+	return new(max(int64(now.Sub(t)/time.Second), 0))
+}
+
+// observeVM fills in what the VM's host agent last reported of it: the
+// source of a live migration, else its placed host, else any host that
+// reports it (an unplaced or unmanaged VM, one found running elsewhere),
+// one where it is active first.
+func observeVM(v *api.VM, st *model.State, members decide.Members, c statusClock) {
+	var cands []string
+	if v.MigratingFrom != "" {
+		cands = append(cands, v.MigratingFrom)
+	}
+	if v.Host != "" {
+		cands = append(cands, v.Host)
+	}
+	host := ""
+	var ob model.VMObserve
+	for _, h := range cands {
+		if o := st.Status.Observed[h]; o != nil {
+			if x, ok := o.VMs[v.Name]; ok {
+				host, ob = h, x
+				break
+			}
+		}
+	}
+	if host == "" {
+		for _, h := range model.SortedKeys(st.Status.Observed) {
+			x, ok := st.Status.Observed[h].VMs[v.Name]
+			if !ok {
+				continue
+			}
+			if host == "" || (model.DomainState(x.State).Active() && !model.DomainState(ob.State).Active()) {
+				host, ob = h, x
+			}
+		}
+	}
+	if host == "" {
+		// Nobody reports it: the placed host's report still dates what
+		// status knows.
+		host = v.Host
+	} else {
+		v.Actual, v.ActualHost, v.ActualSince = ob.State, host, ob.Since
+		if !ob.Since.IsZero() {
+			v.ActualAgeSeconds = ageSeconds(c.now, ob.Since)
+		}
+	}
+	if o := st.Status.Observed[host]; o != nil && !o.At.IsZero() {
+		v.ReportAt, v.ReportAgeSeconds = o.At, ageSeconds(c.now, o.At)
+		v.ReportStale = reportStale(st, members, host, o, c)
+	}
+}
+
+// reportStale reports whether host's report o no longer tells what runs
+// there now: it is old, or from an earlier life of the host's vmhad, or the
+// host is unreachable or lost.
+func reportStale(st *model.State, members decide.Members, host string, o *model.Observation, c statusClock) bool {
+	if c.now.Sub(o.At) > c.stale {
+		return true
+	}
+	if hs := st.Status.Hosts[host]; hs != nil && hs.State != model.HostAlive {
+		return true
+	}
+	m, known := members[host]
+	return known && (m.Status == decide.MemberFailed || (o.Boot != "" && m.Tags[tagBoot] != "" && m.Tags[tagBoot] != o.Boot))
+}
+
+// vmFailures are vm's fail counts, by host.
+func vmFailures(st *model.State, vm string, now time.Time) []api.VMFailure {
+	out := []api.VMFailure{}
+	byHost := st.Status.Failures[vm]
+	for _, h := range model.SortedKeys(byHost) {
+		f := byHost[h]
+		if f == nil || f.Count == 0 {
+			continue
+		}
+		vf := api.VMFailure{Host: h, Count: f.Count, Last: f.Last, Error: f.Error}
+		if !f.Last.IsZero() {
+			vf.LastAgeSeconds = *ageSeconds(now, f.Last)
+		}
+		out = append(out, vf)
+	}
+	return out
+}
+
+// vmIssues are the problems and notices of one VM: what its target asks
+// against what its host reports.
+func vmIssues(st *model.State, v api.VM, t decide.Target, now time.Time) []api.Issue {
+	var out []api.Issue
+	active := model.DomainState(v.Actual).Active()
+	seen := "not reported by any host"
+	if v.Actual != "" {
+		seen = fmt.Sprintf("%s on %s", v.Actual, v.ActualHost)
+	}
+	by := ""
+	switch t.Source {
+	case "operator":
+		by = fmt.Sprintf(", set by %s%s", t.By, because(t.Reason))
+	case "rules":
+		by = ", set in cluster.yaml"
+	}
+	switch {
+	case t.Target == model.TargetIgnored:
+		out = append(out, vmIssue(api.SeverityInfo, "vm_unmanaged", v.Name, fmt.Sprintf(
+			"vm %s is unmanaged (target ignored%s): vmha neither starts, stops, moves nor recovers it; last seen %s", v.Name, by, seen)))
+		return out
+	case !t.Target.Runs():
+		msg := fmt.Sprintf("vm %s is kept %s (target %s%s)", v.Name, t.Target, t.Target, by)
+		if active {
+			msg += fmt.Sprintf("; still %s on %s", v.Actual, v.ActualHost)
+		}
+		out = append(out, vmIssue(api.SeverityInfo, "vm_stopped", v.Name, msg))
+		if active && !v.ReportStale && st.Config.Maintenance == nil && v.ActualAgeSeconds != nil && time.Duration(*v.ActualAgeSeconds)*time.Second > vmRunGrace {
+			out = append(out, vmIssue(api.SeverityWarning, "vm_not_stopped", v.Name, fmt.Sprintf(
+				"vm %s should be %s but has been %s on %s since %s", v.Name, t.Target, v.Actual, v.ActualHost, v.ActualSince.Format(time.DateTime))))
+		}
+	default:
+		out = append(out, vmRunIssues(st, v, now)...)
+	}
+	if n := len(v.Failures); n > 0 && t.Target != model.TargetIgnored {
+		var parts []string
+		for _, f := range v.Failures {
+			p := fmt.Sprintf("%d× on %s", f.Count, f.Host)
+			if !f.Last.IsZero() {
+				p += " (last at " + f.Last.Format(time.DateTime)
+				if f.Error != "" {
+					p += ": " + trimErr(f.Error)
+				}
+				p += ")"
+			}
+			parts = append(parts, p)
+		}
+		out = append(out, vmIssue(api.SeverityWarning, "vm_failures", v.Name, fmt.Sprintf(
+			"vm %s failed %s; vmha vm cleanup %s clears the count once the cause is fixed", v.Name, strings.Join(parts, ", "), v.Name)))
+	}
+	return out
+}
+
+// vmRunIssues are the problems of a VM the cluster keeps running.
+func vmRunIssues(st *model.State, v api.VM, now time.Time) []api.Issue {
+	frozen := ""
+	if st.Config.Maintenance != nil {
+		frozen = " (the cluster is in maintenance: nothing is started)"
+	}
+	switch {
+	case v.Host == "":
+		return []api.Issue{vmIssue(api.SeverityCritical, "vm_not_placed", v.Name, fmt.Sprintf("vm %s is not placed: %s%s", v.Name, v.Reason, frozen))}
+	case v.Error != "":
+		return []api.Issue{vmIssue(api.SeverityCritical, "vm_error", v.Name, fmt.Sprintf("vm %s on %s: %s", v.Name, v.Host, v.Error))}
+	case v.MigratingFrom != "" || v.ReportStale || v.ReportAt.IsZero():
+		// Moving, or nothing current to compare with: the host's
+		// problems (lost, stale reports) say why.
+		return nil
+	}
+	if hs := st.Status.Hosts[v.Host]; hs != nil && hs.State != model.HostAlive {
+		return nil
+	}
+	if model.DomainState(v.Actual).Active() && v.ActualHost == v.Host {
+		return nil
+	}
+	p := st.Status.Placements[v.Name]
+	if p == nil || now.Sub(p.Since) < vmRunGrace || !v.ReportAt.After(p.Since) {
+		return nil
+	}
+	var msg string
+	switch {
+	case v.Actual == "" || v.ActualHost != v.Host:
+		msg = fmt.Sprintf("vm %s should run on %s, but %s does not report it%s", v.Name, v.Host, v.Host, frozen)
+	case now.Sub(v.ActualSince) < vmRunGrace:
+		return nil
+	default:
+		msg = fmt.Sprintf("vm %s should run on %s, but %s reports it %s since %s%s", v.Name, v.Host, v.Host, v.Actual, v.ActualSince.Format(time.DateTime), frozen)
+	}
+	return []api.Issue{vmIssue(api.SeverityCritical, "vm_not_running", v.Name, msg)}
 }
 
 func (n *Node) vmView(st *model.State, name string) api.VM { return vmView(st, name, n.members()) }
@@ -195,7 +575,7 @@ func (n *Node) vmView(st *model.State, name string) api.VM { return vmView(st, n
 // a host gossip cannot reach says nothing about now.
 func vmView(st *model.State, name string, members decide.Members) api.VM {
 	vm := st.Config.VMs[name]
-	v := api.VM{Name: name, Prefer: vm.Prefer, MemoryMiB: vm.MemoryMiB, VCPUs: vm.VCPUs, State: "pending", Reason: "waiting for placement"}
+	v := api.VM{Name: name, Prefer: vm.Prefer, MemoryMiB: vm.MemoryMiB, VCPUs: vm.VCPUs, State: "pending", Reason: "waiting for placement", Failures: []api.VMFailure{}, Admin: []api.AdminState{}}
 	if pin := st.Status.Pins[name]; pin != nil && pin.Active(time.Now()) {
 		v.PinnedTo = pin.Host
 	}

@@ -54,6 +54,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err == nil {
 		return exitOK
 	}
+	var es exitStatus
+	if errors.As(err, &es) {
+		// A verdict (vmha status --check, no quorum), not a failure.
+		if es.msg != "" {
+			fmt.Fprintln(stderr, "vmha: "+es.msg)
+		}
+		return es.code
+	}
 	fmt.Fprintln(stderr, "vmha: "+err.Error())
 	return exitCode(err)
 }
@@ -83,7 +91,9 @@ on the survivors. vmha talks to the local vmhad over its unix socket; writes
 are forwarded to the cluster's leader.
 
 Exit codes: 0 success, 1 the operation failed or was refused, 2 bad usage,
-3 vmhad unreachable or no leader (quorum lost).`,
+3 vmhad unreachable or no leader (quorum lost). vmha status exits 2 when the
+cluster has no quorum; vmha status --check exits as a monitoring plugin does
+(0 ok, 1 warning, 2 critical, 3 unknown).`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {

@@ -41,8 +41,14 @@ func TestHostOperations(t *testing.T) {
 	if h := hostOf(s, target); h.State != model.HostAlive || h.Maintenance == nil || !slices.Equal(h.VMs, before) {
 		t.Fatalf("a host in maintenance that died: %+v (its VMs before: %v)", h, before)
 	}
-	if !hasProblem(s, "host "+target+" is in maintenance") {
-		t.Fatalf("status does not say %s is in maintenance: %v", target, s.Problems)
+	if !hasNotice(s, "host "+target+" is in maintenance") || hasProblem(s, "host "+target+" is in maintenance") {
+		t.Fatalf("status does not say %s is in maintenance as a notice (a deliberate state, not a problem): problems %v, notices %v", target, s.Problems, s.Notices)
+	}
+	// The CLI shows it in the host's row, and a monitoring check sees no
+	// critical problem in it.
+	c.expect(t, via, 0, "maintenance since", "status")
+	if out, err := c.vmha(via, "status", "--check"); strings.HasPrefix(string(out), "VMHA CRITICAL") || !strings.HasPrefix(string(out), "VMHA ") || strings.Count(string(out), "\n") != 1 {
+		t.Fatalf("vmha status --check with a host in maintenance: %v: %q", err, out)
 	}
 	c.expect(t, via, 1, "not back in gossip yet", "host", "maintenance", target, "--off")
 	if err := c.Host(target).Start(); err != nil {
@@ -135,6 +141,15 @@ func TestHostOperations(t *testing.T) {
 	}
 	c.expect(t, via, 0, "withdrawn", "host", "add", "host9", "--undo")
 	waitAllRunning(t, c, 6)
+}
+
+func hasNotice(s *api.Status, part string) bool {
+	for _, n := range s.Notices {
+		if strings.Contains(n.Message, part) {
+			return true
+		}
+	}
+	return false
 }
 
 func hasProblem(s *api.Status, part string) bool {
