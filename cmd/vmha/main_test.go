@@ -75,7 +75,7 @@ func TestExitCodes(t *testing.T) {
 		{"unknown flag", []string{"status", "--bogus"}, 2, "bogus"},
 		{"extra argument", []string{"status", "now"}, 2, "got 1 argument"},
 		{"unknown command", []string{"nosuch"}, 2, `unknown command "nosuch" for "vmha"`},
-		{"unknown subcommand", []string{"vm", "stop", "web1"}, 2, `unknown command "stop" for "vmha vm" (its commands: `},
+		{"unknown subcommand", []string{"vm", "halt", "web1"}, 2, `unknown command "halt" for "vmha vm" (its commands: `},
 		{"unknown nested subcommand", []string{"host", "attr", "frob"}, 2, `unknown command "frob" for "vmha host attr"`},
 		{"misspelt command", []string{"statsu"}, 2, "did you mean status?"},
 		{"group without arguments", []string{"vm"}, 0, "Available Commands"},
