@@ -234,45 +234,11 @@ func actionKey(a placement.Action) string {
 	return string(a.Action) + "\x00" + a.VM + "\x00" + a.From + "\x00" + a.To
 }
 
-// maxReasonHosts bounds the hosts a reason names.
-const maxReasonHosts = 8
 
-// explainReason is the engine's reason for ex's VM; for a VM no host can
-// run, with what rules each host out (the -INFINITY terms, the filters).
+// explainReason is the engine's reason for ex's VM (for a VM no host can
+// run, the engine names what rules each host out), with its notes.
 func explainReason(ex *placement.Explanation) string {
-	if ex.Host != "" {
-		return ex.Reason
-	}
-	var parts []string
-	more := 0
-	for _, h := range ex.Hosts {
-		if h.Eligible {
-			continue
-		}
-		if len(parts) == maxReasonHosts {
-			more++
-			continue
-		}
-		var why []string
-		for _, tm := range h.Terms {
-			if tm.Score <= -placement.Infinity {
-				why = append(why, tm.Source)
-			}
-		}
-		for _, f := range h.Filters {
-			if len(why) == 0 || !strings.HasPrefix(f, "score ") {
-				why = append(why, f)
-			}
-		}
-		parts = append(parts, h.Host+": "+strings.Join(why, ", "))
-	}
-	if more > 0 {
-		parts = append(parts, fmt.Sprintf("and %d more hosts", more))
-	}
 	s := ex.Reason
-	if len(parts) > 0 {
-		s += " (" + strings.Join(parts, "; ") + ")"
-	}
 	if len(ex.Notes) > 0 {
 		s += "; " + strings.Join(ex.Notes, "; ")
 	}

@@ -167,7 +167,7 @@ func TestRulesPlan(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(plan.Actions) != 1 || plan.Actions[0].Action != "stop" || plan.Actions[0].From != "h1" || !plan.Disruptive || plan.Actions[0].Reason != "no host can run it (h1: location -INFINITY; h2: location -INFINITY)" {
+	if len(plan.Actions) != 1 || plan.Actions[0].Action != "stop" || plan.Actions[0].From != "h1" || !plan.Disruptive || plan.Actions[0].Reason != "no host can run it: h1: location -INFINITY; h2: location -INFINITY" {
 		t.Fatalf("banned everywhere: %+v", plan)
 	}
 	// A colocation loop that cannot fit anywhere stops both VMs at once:

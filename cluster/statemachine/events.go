@@ -57,6 +57,9 @@ func ev(c *command.Command, kind, object, action, by, reason string) model.Event
 
 var describers = map[command.Op]func(*model.State, *command.Command) []model.Event{
 	command.OpRegisterHost: func(s *model.State, c *command.Command) []model.Event {
+		if c.Host == nil {
+			return nil
+		}
 		action := "register"
 		if _, ok := s.Config.Hosts[c.Host.Name]; ok {
 			action = "re-register"
@@ -64,6 +67,9 @@ var describers = map[command.Op]func(*model.State, *command.Command) []model.Eve
 		return []model.Event{ev(c, model.EventHost, c.Host.Name, action, "host "+c.Host.Name, "")}
 	},
 	command.OpAddVM: func(s *model.State, c *command.Command) []model.Event {
+		if c.VM == nil {
+			return nil
+		}
 		action := "add"
 		if _, ok := s.Config.VMs[c.VM.Name]; ok {
 			action = "update"

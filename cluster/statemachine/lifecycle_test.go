@@ -143,3 +143,19 @@ func TestEventLog(t *testing.T) {
 		t.Fatalf("last seq %d, EventSeq %d", last, s.Status.EventSeq)
 	}
 }
+
+// A command without its payload is refused or harmless, never a panic:
+// the event log reads each command before it applies.
+func TestEmptyCommandsDoNotPanic(t *testing.T) {
+	for op := range appliers {
+		s := lifecycleState(t)
+		func() {
+			defer func() {
+				if r := recover(); r != nil {
+					t.Errorf("op %s without a payload panicked: %v", op, r)
+				}
+			}()
+			_ = Apply(s, &command.Command{Op: op})
+		}()
+	}
+}
