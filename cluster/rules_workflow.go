@@ -234,7 +234,6 @@ func actionKey(a placement.Action) string {
 	return string(a.Action) + "\x00" + a.VM + "\x00" + a.From + "\x00" + a.To
 }
 
-
 // explainReason is the engine's reason for ex's VM (for a VM no host can
 // run, the engine names what rules each host out), with its notes.
 func explainReason(ex *placement.Explanation) string {
