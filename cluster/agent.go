@@ -173,6 +173,7 @@ func (a *Agent) reconcile(ctx context.Context) (again bool) {
 		a.gens.note(st, me, true)
 	}
 	plan := reconcile.Decide(a.input(st, doms, a.isSynced()))
+	plan = a.definitions(ctx, st, doms, plan) // VM definitions (issue 14, agent_define.go): released domains, restarts after vm update --restart
 	for _, name := range plan.Adopt {
 		a.setManaged(name, true) // also when it arrived by a live migration
 	}
