@@ -227,9 +227,10 @@ func (n *Node) handleShowVM(w http.ResponseWriter, r *http.Request, _ []byte) {
 	writeJSON(w, http.StatusOK, v)
 }
 
-// vmDefinition is vmha vm show's view of a VM. PendingRestart is the
-// replicated flag, cleared here once the VM's host reports it inactive, or
-// active since after the update (it started again, with the new XML).
+// vmDefinition is vmha vm show's view of a VM. PendingRestart is
+// model.State.RunsPreviousDefinition: the replicated flag, read as cleared
+// once the VM's host reports it inactive, or active since after the update
+// (it started again, with the new XML).
 func vmDefinition(s *model.State, name string, members decide.Members) (api.VMDefinition, bool) {
 	vm := s.Config.VMs[name]
 	if vm == nil {
@@ -255,12 +256,7 @@ func vmDefinition(s *model.State, name string, members decide.Members) (api.VMDe
 	}
 	at := vm.UpdatedAt
 	v.UpdatedAt = &at
-	pending := vm.PendingRestart && v.PlacedOn != ""
-	if o := s.Status.Observed[v.PlacedOn]; pending && o != nil {
-		if ob, ok := o.VMs[name]; ok && (!model.DomainState(ob.State).Active() || ob.Since.After(vm.UpdatedAt)) {
-			pending = false
-		}
-	}
+	pending := s.RunsPreviousDefinition(name)
 	v.PendingRestart, v.RestartRequested = pending, pending && vm.RestartRequested
 	v.Notice = fmt.Sprintf("definition changed at %s by %s", at.Format(time.RFC3339), dashIfEmpty(vm.UpdatedBy))
 	if pending {

@@ -180,6 +180,14 @@ func TestUpdateVMRunning(t *testing.T) {
 	if show.PendingRestart || strings.Contains(show.Notice, "previous definition") || !strings.Contains(show.Notice, "definition changed at") {
 		t.Errorf("vm show after the restart: %+v", show)
 	}
+	// The next update replaces the definition it runs with now.
+	if rec := vmCall(t, n.handleUpdateVM, "POST", "", map[string]string{"name": "vm1"}, api.UpdateVM{XML: vm1Bigger}); rec.Code != 200 {
+		t.Fatalf("third update: %d %s", rec.Code, rec.Body)
+	}
+	n.fsm.Read(func(s *model.State) { vm = *s.Config.VMs["vm1"] })
+	if vm.PreviousXML != third || !vm.PendingRestart || vm.RestartRequested {
+		t.Errorf("after an update of a restarted VM: previous %q, pending %v, restart %v", vm.PreviousXML, vm.PendingRestart, vm.RestartRequested)
+	}
 }
 
 // TestAddRemoveRecordPrincipal: add and remove are recorded with the

@@ -29,7 +29,7 @@ func init() {
 // onUpdateVM replaces a VM's definition; see command.OpUpdateVM. A VM
 // placed on a host runs with the definition it started with until it
 // starts again: PendingRestart, with PreviousXML the definition it still
-// runs with (an update on top of a pending one keeps the older).
+// runs with (an update on top of one still pending keeps the older).
 func onUpdateVM(s *model.State, c *command.Command) error {
 	nv := c.VM
 	if nv == nil {
@@ -49,7 +49,7 @@ func onUpdateVM(s *model.State, c *command.Command) error {
 		vm.XMLPath = nv.XMLPath
 	}
 	vm.UpdatedAt, vm.UpdatedBy = c.At, principal(c, "")
-	if !old.PendingRestart {
+	if !s.RunsPreviousDefinition(vm.Name) {
 		vm.PreviousXML = old.XML
 	}
 	if p := s.Status.Placements[vm.Name]; p != nil && p.Host != "" {

@@ -78,8 +78,16 @@ definition is read from HOST (libvirt's persistent definition of it), checked
 as an added VM's is, and the VM is placed on HOST in the same step, so HOST's
 agent adopts the running domain instead of restarting it (a domain that is not
 running is started there). NAME, if given, must be DOMAIN.`,
-		Args: cobra.RangeArgs(0, 1),
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) > 1 {
+				return usageError{fmt.Errorf("want NAME, got %d arguments", len(args))}
+			}
+			return nil
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if from != "" && xmlPath != "" {
+				return usageError{errors.New("--xml and --from-libvirt exclude each other")}
+			}
 			if from != "" {
 				return adoptVM(g, from, args, prefer)
 			}
@@ -99,7 +107,6 @@ running is started there). NAME, if given, must be DOMAIN.`,
 	add.Flags().StringVar(&xmlPath, "xml", "", "libvirt domain XML file")
 	add.Flags().StringVar(&prefer, "prefer", "", "host the VM should run on when it is up")
 	add.Flags().StringVar(&from, "from-libvirt", "", "adopt the domain DOMAIN that HOST's libvirt has, where it runs (HOST:DOMAIN)")
-	add.MarkFlagsMutuallyExclusive("xml", "from-libvirt")
 	return add
 }
 
@@ -245,7 +252,7 @@ what each host last reported. After vmha vm update it says when and by whom
 the definition changed, and whether the VM still runs with the previous one.
 
 --xml prints the domain XML exactly as replicated; -o json the whole record
-(docs/json.md).`,
+(docs/vms.md).`,
 		Args: exactArgs(1, "NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			v, err := getVM(g, args[0])

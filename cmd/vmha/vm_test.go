@@ -197,7 +197,7 @@ func TestVMShowDiffAdopt(t *testing.T) {
 	if len(d.adds) != 1 || d.adds[0].AdoptFrom != "host2" || d.adds[0].XML != web1XML || d.adds[0].Name != "web1" {
 		t.Errorf("posted %+v", d.adds)
 	}
-	for _, bad := range [][]string{{"vm", "add", "--from-libvirt", "host2"}, {"vm", "add", "other", "--from-libvirt", "host2:web1"}, {"vm", "add", "web1"}} {
+	for _, bad := range [][]string{{"vm", "add", "--from-libvirt", "host2"}, {"vm", "add", "other", "--from-libvirt", "host2:web1"}, {"vm", "add", "web1"}, {"vm", "add", "a", "b"}, {"vm", "add", "--from-libvirt", "host2:web1", "--xml", "x.xml"}} {
 		if code, _, _ := runCLI(append(bad, "--socket", sock)...); code != 2 {
 			t.Errorf("%v: exit %d, want 2", bad, code)
 		}
