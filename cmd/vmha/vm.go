@@ -344,7 +344,11 @@ The change is recorded in vmha's event log with your name.`,
 			}
 			diff := xmldiff.Unified(name+" (replicated)", xmlPath, cur.XML, string(data))
 			if diff == "" {
-				fmt.Fprintf(g.out, "%s is the replicated definition of %s: nothing to change\n", xmlPath, name)
+				msg := fmt.Sprintf("%s is the replicated definition of %s: nothing to change", xmlPath, name)
+				if g.output == "json" {
+					return g.printJSON(api.VMUpdateResult{VM: name, Host: cur.PlacedOn, PendingRestart: cur.PendingRestart, Message: msg})
+				}
+				fmt.Fprintln(g.out, msg)
 				return nil
 			}
 			if g.output != "json" {

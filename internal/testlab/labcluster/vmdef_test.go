@@ -3,6 +3,7 @@ package labcluster
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -26,7 +27,7 @@ func liveID(t *testing.T, h *Host, dom string) string {
 	var d api.DomainXML
 	if err := h.Client().Do(ctx, http.MethodGet, api.PathLocalDomains+"/"+dom+api.PathDomainXMLSuffix, nil, &d, nil); err != nil {
 		var se *api.StatusError
-		if ok := asStatus(err, &se); ok && se.Code == http.StatusNotFound {
+		if errors.As(err, &se) && se.Code == http.StatusNotFound {
 			return ""
 		}
 		t.Fatalf("domain %s on %s: %v", dom, h.Name, err)
@@ -39,12 +40,6 @@ func liveID(t *testing.T, h *Host, dom string) string {
 		t.Fatalf("no domain id in the running XML of %s:\n%s", dom, d.XML)
 	}
 	return m[1]
-}
-
-func asStatus(err error, se **api.StatusError) bool {
-	e, ok := err.(*api.StatusError)
-	*se = e
-	return ok
 }
 
 // TestVMDefinitionsLab: a domain host2's libvirt runs before vmha knows it
