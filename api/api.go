@@ -579,6 +579,10 @@ type AddVM struct {
 	XML     string `json:"xml"`
 	XMLPath string `json:"xml_path,omitempty"`
 	Prefer  string `json:"prefer,omitempty"`
+	// AdoptFrom is the host whose libvirt runs the domain already (vmha
+	// vm add --from-libvirt): the VM is placed there as it is added, and
+	// its agent adopts the running domain instead of restarting it.
+	AdoptFrom string `json:"adopt_from,omitempty"`
 }
 
 // Register is a host announcing itself to the leader at start.

@@ -186,6 +186,7 @@ func (a *Agent) reconcile(ctx context.Context) (again bool) {
 	if in.Synced {
 		a.forgetFailures(func(vm string) bool { d, ok := in.Desired[vm]; return ok && d.Host == me })
 	}
+	plan = a.definitions(ctx, st, doms, plan) // VM definitions (agent_define.go): released domains, restarts after vm update --restart
 	for _, name := range plan.Adopt {
 		a.setManaged(name, true) // also when it arrived by a live migration
 	}

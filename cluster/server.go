@@ -35,6 +35,8 @@ func (n *Node) Handler(local bool) http.Handler {
 	read := []Role{RoleReadOnly, RoleHost, RoleOperator}
 	op := []Role{RoleOperator}
 	peer := []Role{RoleHost}
+	// Domain XML may say more than the state does: hosts and operators.
+	hostOrOp := []Role{RoleHost, RoleOperator}
 	// Every route gets its roles (allow), its budget (routeBudget) and, on
 	// the peer port, the peer writes a rate limit per peer.
 	add := func(pattern string, h http.HandlerFunc, roles []Role) {
@@ -89,6 +91,13 @@ func (n *Node) Handler(local bool) http.Handler {
 	add("POST "+api.PathFence+"/{host}/devices/accept", n.leaderWrite(n.handleFenceDevicesAccept), op)
 	add("POST "+api.PathVMs, n.leaderWrite(n.handleAddVM), op)
 	add("DELETE "+api.PathVMs+"/{name}", n.leaderWrite(n.handleRemoveVM), op)
+	// VM definitions (vms.go).
+	add("GET "+api.PathVMs+"/{name}", n.leaderRead(n.handleShowVM), read)
+	add("POST "+api.PathVMs+"/{name}"+api.PathVMUpdateSuffix, n.leaderWrite(n.handleUpdateVM), op)
+	add("GET "+api.PathVMs+"/{name}"+api.PathVMDomainSuffix, n.leaderRead(n.handleVMDomainDiff), hostOrOp)
+	add("GET "+api.PathHostAction+"/{host}/domains/{domain}"+api.PathDomainXMLSuffix, n.handleHostDomainXML, hostOrOp)
+	add("GET "+api.PathLocalDomains+"/{domain}"+api.PathDomainXMLSuffix, n.handleLocalDomainXML, hostOrOp)
+	add("POST "+api.PathLocalDomains+"/{domain}"+api.PathDomainReleaseSuffix, n.handleReleaseDomain, op)
 	add("POST "+api.PathVMs+"/{name}/migrate", n.leaderWrite(n.handleMigrate), op)
 	add("POST "+api.PathMigrationResult, n.leaderWrite(n.handleMigrationResult), peer)
 	add("POST "+api.PathRegister, n.leaderWrite(n.handleRegister), peer)
@@ -359,39 +368,6 @@ func decode(body []byte, v any) error {
 	return nil
 }
 
-func (n *Node) handleAddVM(w http.ResponseWriter, _ *http.Request, body []byte) {
-	var req api.AddVM
-	if err := decode(body, &req); err != nil {
-		writeErr(w, http.StatusBadRequest, "", err)
-		return
-	}
-	vm := &model.VM{Name: req.Name, XML: req.XML, XMLPath: req.XMLPath, Prefer: req.Prefer}
-	// Validate against the current state first so bad input never
-	// reaches the log; apply validates again, deterministically.
-	var err error
-	n.fsm.Read(func(s *model.State) { err = ValidateVM(s, vm) })
-	if err != nil {
-		writeApplyErr(w, err)
-		return
-	}
-	info, _ := model.ParseDomainXML([]byte(vm.XML))
-	vm.MemoryMiB, vm.VCPUs, vm.Disks = info.MemoryMiB, info.VCPUs, info.Disks
-	if err := n.checkDisks(vm); err != nil {
-		writeApplyErr(w, err)
-		return
-	}
-	if err := n.coord.canProtect(vm); err != nil {
-		writeApplyErr(w, err)
-		return
-	}
-	if err := n.propose(&Command{Op: OpAddVM, VM: vm}); err != nil {
-		writeApplyErr(w, err)
-		return
-	}
-	n.coord.poke()
-	writeJSON(w, http.StatusCreated, n.vmView(n.fsm.Copy(), vm.Name))
-}
-
 func (n *Node) handleMigrate(w http.ResponseWriter, r *http.Request, body []byte) {
 	var req api.MigrateRequest
 	if err := decode(body, &req); err != nil {
@@ -426,15 +402,6 @@ func (n *Node) handleMigrationResult(w http.ResponseWriter, r *http.Request, bod
 		}
 	}
 	if err := n.coord.MigrationResult(req); err != nil {
-		writeApplyErr(w, err)
-		return
-	}
-	w.WriteHeader(http.StatusNoContent)
-}
-
-func (n *Node) handleRemoveVM(w http.ResponseWriter, r *http.Request, _ []byte) {
-	name := r.PathValue("name")
-	if err := n.propose(&Command{Op: OpRemoveVM, Name: name}); err != nil {
 		writeApplyErr(w, err)
 		return
 	}

@@ -99,6 +99,23 @@ type VM struct {
 	Prefer string `json:"prefer,omitempty"`
 	// Disks are the sources of its disks (from the XML): shared storage.
 	Disks []string `json:"disks,omitempty"`
+
+	// UpdatedAt and UpdatedBy say when and by whom (the authenticated
+	// principal) the definition was last replaced (vmha vm update); zero
+	// for a VM never updated.
+	UpdatedAt time.Time `json:"updated_at,omitzero"`
+	UpdatedBy string    `json:"updated_by,omitempty"`
+	// PreviousXML is the definition the update replaced, kept while the VM
+	// may still run with it (PendingRestart).
+	PreviousXML string `json:"previous_xml,omitempty"`
+	// PendingRestart is set when the definition was replaced while the VM
+	// was placed on a host: its running domain keeps the previous
+	// definition until it next starts (the agent defines the replicated
+	// XML before every start).
+	PendingRestart bool `json:"pending_restart,omitempty"`
+	// RestartRequested (vmha vm update --restart) asks the agent of the
+	// host it runs on to restart it cold, once, with the new definition.
+	RestartRequested bool `json:"restart_requested,omitempty"`
 }
 
 // FenceDevice is one device of a host's fence topology, as replicated.

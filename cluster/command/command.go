@@ -69,6 +69,15 @@ const (
 	// OpClusterMaintenance puts the whole cluster in maintenance
 	// (ClusterMaintenance set) or ends it.
 	OpClusterMaintenance Op = "cluster_maintenance"
+	// OpUpdateVM replaces VM's definition (vmha vm update): VM carries the
+	// new XML and what was read from it, and RestartRequested for
+	// --restart. The VM keeps its placement, pins, target and fail counts.
+	OpUpdateVM Op = "update_vm"
+	// OpAdoptVM adds VM and places it, in one entry, on the host where
+	// its domain already runs (Placements, one): vmha vm add
+	// --from-libvirt. No agent ever sees the VM unplaced, which it would
+	// stop.
+	OpAdoptVM Op = "adopt_vm"
 )
 
 // Command is one entry of the replicated log. Exactly one payload is set,

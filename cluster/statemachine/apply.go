@@ -66,6 +66,8 @@ var appliers = map[command.Op]func(*model.State, *command.Command) error{
 	command.OpVMState:            onVMState,
 	command.OpFailures:           onFailures,
 	command.OpClusterMaintenance: onClusterMaintenance,
+	command.OpUpdateVM:           onUpdateVM,
+	command.OpAdoptVM:            onAdoptVM,
 }
 
 func onRegisterHost(s *model.State, c *command.Command) error {

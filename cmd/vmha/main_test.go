@@ -48,6 +48,10 @@ func TestExitCodes(t *testing.T) {
 		w.WriteHeader(http.StatusBadRequest)
 		_ = json.NewEncoder(w).Encode(api.Error{Error: `prefer: unknown host "host9"`, Field: "prefer"})
 	})
+	// vm remove reads the VM first (does it run?), then deletes it.
+	mux.HandleFunc("GET "+api.PathVMs+"/{name}", func(w http.ResponseWriter, r *http.Request) {
+		_ = json.NewEncoder(w).Encode(api.VMDefinition{Name: r.PathValue("name"), State: "stopped"})
+	})
 	mux.HandleFunc("DELETE "+api.PathVMs+"/{name}", func(w http.ResponseWriter, _ *http.Request) {
 		w.WriteHeader(http.StatusServiceUnavailable)
 		_ = json.NewEncoder(w).Encode(api.Error{Error: "this host is not the leader and no leader is known"})

@@ -64,6 +64,10 @@ type Options struct {
 	// ipmi_sim (a stand-in for a switched PDU outlet, it also kills the
 	// host's vmhad) driven through the real fence_ipmilan agent.
 	PDU bool
+	// NodeDomains are domains the named host's test-driver libvirt runs
+	// from the start, before vmha knows them (<domain> elements of its
+	// node file): for adopting them (vmha vm add --from-libvirt).
+	NodeDomains map[string]string
 	// Users runs each host's vmhad as a user of its own (uid 41001, 41002,
 	// ...), so that Partition can cut hosts apart with iptables' owner
 	// match on loopback.
@@ -174,8 +178,8 @@ func (c *Cluster) writeHostFiles(h *Host, ports []int, joins []string) error {
 	node := fmt.Sprintf(`<node>
   <cpu><nodes>1</nodes><sockets>1</sockets><cores>8</cores><threads>1</threads><active>8</active><mhz>2000</mhz><model>x86_64</model></cpu>
   <memory>%d</memory>
-</node>
-`, c.opts.HostMemoryMiB*1024)
+%s</node>
+`, c.opts.HostMemoryMiB*1024, c.opts.NodeDomains[h.Name])
 	nodeXML := filepath.Join(h.Dir, "node.xml")
 	if err := os.WriteFile(nodeXML, []byte(node), 0o600); err != nil {
 		return err
