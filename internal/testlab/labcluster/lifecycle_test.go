@@ -50,6 +50,12 @@ func TestVMLifecycle(t *testing.T) {
 	c.expect(t, via, 2, "unknown state", "vm", "set", "life1", "--state", "paused")
 	c.expect(t, via, 0, "target started", "vm", "start", "life1")
 	waitAllRunning(t, c, 2)
+	bigger := filepath.Join(t.TempDir(), "life1.xml")
+	if err := os.WriteFile(bigger, []byte("<domain type='test'><name>life1</name><memory unit='MiB'>384</memory><vcpu>1</vcpu><os><type>hvm</type></os></domain>"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c.expect(t, via, 2, "--yes", "vm", "update", "life1", "--xml", bigger)
+	c.expect(t, via, 0, "384", "vm", "update", "life1", "--xml", bigger, "--yes")
 
 	c.expect(t, via, 0, "target ignored", "vm", "unmanage", "life2")
 	s = mustStatus(t, c)
@@ -105,7 +111,7 @@ func TestVMLifecycle(t *testing.T) {
 	if err := json.Unmarshal([]byte(raw), &evs); err != nil {
 		t.Fatalf("vmha events -o json: %v\n%s", err, raw)
 	}
-	want := map[string]bool{"life1 set-stopped": false, "life1 stop": false, "life1 set-started": false, "life2 set-ignored": false,
+	want := map[string]bool{"life1 update": false, "life1 set-stopped": false, "life1 stop": false, "life1 set-started": false, "life2 set-ignored": false,
 		"life2 set-started": false, "life2 relocate": false, "broken cleanup": false, "cluster maintenance-on": false, "cluster maintenance-off": false}
 	for _, e := range evs {
 		k := e.Object + " " + e.Action
