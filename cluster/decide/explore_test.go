@@ -96,7 +96,8 @@ func (w *world) randomEvent() {
 	rng := w.rng
 	h := w.names[rng.Intn(len(w.names))]
 	var words []string
-	switch rng.Intn(14) {
+	vm := fmt.Sprintf("vm%d", 1+rng.Intn(len(w.st.Config.VMs)))
+	switch rng.Intn(18) {
 	case 0, 1:
 		words = []string{"kill", h}
 	case 2:
@@ -141,6 +142,15 @@ func (w *world) randomEvent() {
 		} else {
 			words = []string{"reboot", h}
 		}
+	case 14:
+		words = []string{"vm-state", vm, []string{"started", "stopped", "disabled", "ignored", "clear"}[rng.Intn(5)]}
+	case 15:
+		words = []string{"break", vm, h}
+	case 16:
+		words = []string{"cluster-maintenance", []string{"on", "off"}[rng.Intn(2)]}
+	case 17:
+		// Someone shuts a VM down by hand (an unmanaged one stays so).
+		words = []string{"virsh", h, "shutdown", vm}
 	}
 	w.logf("> %s", strings.Join(words, " "))
 	if err := w.do(words); err != nil {
@@ -155,6 +165,7 @@ func (w *world) repair() {
 	for _, n := range w.names {
 		h := w.hosts[n]
 		h.side, h.bmc = 0, "ok"
+		clear(h.broken)
 		if !h.power {
 			w.powerOn(h)
 		} else if !h.vmhad {
@@ -171,6 +182,15 @@ func (w *world) repair() {
 		if w.st.Status.Evacuations[n] != nil {
 			_ = w.do([]string{"online", n})
 		}
+	}
+	if w.st.Config.Maintenance != nil {
+		_ = w.do([]string{"cluster-maintenance", "off"})
+	}
+	for _, vm := range model.SortedKeys(w.st.Config.VMStates) {
+		_ = w.do([]string{"vm-state", vm, "clear"})
+	}
+	for _, vm := range model.SortedKeys(w.st.Status.Failures) {
+		_ = w.do([]string{"cleanup", vm})
 	}
 }
 
