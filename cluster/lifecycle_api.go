@@ -74,40 +74,18 @@ func (c *Coordinator) SetClusterMaintenance(on bool, reason, by string) error {
 
 // Relocate moves vm cold to host to: shut down where it runs, then started
 // there (vmha relocate; Proxmox's relocate, Pacemaker's move of a VM that
-// cannot migrate live).
+// cannot migrate live). The decision is decide.PlanRelocate's.
 func (c *Coordinator) Relocate(vm, to, by string) (*model.Placement, error) {
 	st := c.n.fsm.Copy()
-	v := c.n.view(st, c.n.members())
-	mv := st.Config.VMs[vm]
-	p := st.Status.Placements[vm]
-	switch {
-	case mv == nil:
-		return nil, &NotFoundError{Kind: "vm", Name: vm}
-	case st.Config.Maintenance != nil:
-		return nil, &ConflictError{What: "the cluster is in maintenance: nothing moves (vmha cluster maintenance --off ends it)"}
-	case decide.TargetOf(st, v.Rules, vm).Target != model.TargetStarted:
-		return nil, &ConflictError{What: fmt.Sprintf("vm %s is %s: only a started VM is relocated (vmha vm start %s first)", vm, decide.TargetOf(st, v.Rules, vm).Target, vm)}
-	case p == nil || p.Host == "":
-		return nil, &ConflictError{What: fmt.Sprintf("vm %s is placed nowhere: vmha vm start %s places it", vm, vm)}
-	case p.MigrateFrom != "":
-		return nil, &ConflictError{What: fmt.Sprintf("vm %s is moving from %s to %s (%s): wait for that move to end", vm, p.MigrateFrom, p.Host, p.MigrationID)}
-	}
-	if err := decide.CheckColdTarget(v, mv, p.Host, to); err != nil {
+	move, err := decide.PlanRelocate(c.n.view(st, c.n.members()), vm, to, by, newID("mv-"))
+	if err != nil {
 		return nil, err
-	}
-	move := model.Placement{VM: vm, Host: to, MigrateFrom: p.Host, Cold: true, MigrationID: newID("mv-"),
-		Reason: fmt.Sprintf("relocated by %s: shut down on %s, started on %s", by, p.Host, to)}
-	if !decide.ObservedRunning(st, p.Host, vm) {
-		// Not running there: nothing to shut down, but the cold move
-		// still has its host confirm it inactive before the target
-		// starts it.
-		move.Reason = fmt.Sprintf("relocated by %s from %s (not running there) to %s", by, p.Host, to)
 	}
 	if err := c.n.propose(&Command{Op: OpPlace, By: by, Placements: []model.Placement{move}}); err != nil {
 		return nil, err
 	}
-	c.nudge(st, p.Host)
-	c.log.Info().Str("vm", vm).Str("from", p.Host).Str("to", to).Str("migration_id", move.MigrationID).Str("by", by).Msg("relocation committed")
+	c.nudge(st, move.MigrateFrom)
+	c.log.Info().Str("vm", vm).Str("from", move.MigrateFrom).Str("to", to).Str("migration_id", move.MigrationID).Str("by", by).Msg("relocation committed")
 	return &move, nil
 }
 

@@ -1,6 +1,7 @@
 package decide
 
 import (
+	"fmt"
 	"strings"
 	"time"
 
@@ -243,4 +244,38 @@ func restartIfFailed(st *model.State, a placement.Action, conds map[string]place
 	}
 	a.Action = placement.ActMove
 	return a
+}
+
+// PlanRelocate is the cold move of vmha relocate: vm shut down where it
+// runs (its host confirms it inactive), then started on to. id names the
+// move.
+func PlanRelocate(v *View, vm, to, by, id string) (model.Placement, error) {
+	st := v.State
+	mv := st.Config.VMs[vm]
+	p := st.Status.Placements[vm]
+	if mv == nil {
+		return model.Placement{}, &command.NotFoundError{Kind: "vm", Name: vm}
+	}
+	t := TargetOf(st, v.rulesOrNil(), vm).Target
+	switch {
+	case st.Config.Maintenance != nil:
+		return model.Placement{}, &command.ConflictError{What: "the cluster is in maintenance: nothing moves (vmha cluster maintenance --off ends it)"}
+	case t != model.TargetStarted:
+		return model.Placement{}, &command.ConflictError{What: fmt.Sprintf("vm %s is %s: only a started VM is relocated (vmha vm start %s first)", vm, t, vm)}
+	case p == nil || p.Host == "":
+		return model.Placement{}, &command.ConflictError{What: fmt.Sprintf("vm %s is placed nowhere: vmha vm start %s places it", vm, vm)}
+	case p.MigrateFrom != "":
+		return model.Placement{}, &command.ConflictError{What: fmt.Sprintf("vm %s is moving from %s to %s (%s): wait for that move to end", vm, p.MigrateFrom, p.Host, p.MigrationID)}
+	}
+	if err := CheckColdTarget(v, mv, p.Host, to); err != nil {
+		return model.Placement{}, err
+	}
+	move := model.Placement{VM: vm, Host: to, MigrateFrom: p.Host, Cold: true, MigrationID: id,
+		Reason: fmt.Sprintf("relocated by %s: shut down on %s, started on %s", by, p.Host, to)}
+	if !ObservedRunning(st, p.Host, vm) {
+		// Nothing to shut down, but the cold move still has its host
+		// confirm it inactive before the target starts it.
+		move.Reason = fmt.Sprintf("relocated by %s from %s (not running there) to %s", by, p.Host, to)
+	}
+	return move, nil
 }

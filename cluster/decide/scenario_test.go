@@ -336,6 +336,17 @@ func (w *world) doOperator(words, args []string, kv map[string]string) (handled 
 			c.Name = args[1]
 		}
 		return true, w.operator(c)
+	case "relocate": // relocate VM HOST: vmha relocate (a cold move)
+		if w.leader == "" {
+			w.logf("refused: no leader")
+			return true, nil
+		}
+		move, err := decide.PlanRelocate(w.view(), args[0], args[1], "operator", w.newID("mv-"))
+		if err != nil {
+			w.logf("refused: %v", err)
+			return true, nil
+		}
+		return true, w.operator(&command.Command{Op: command.OpPlace, By: "operator", Placements: []model.Placement{move}})
 	case "cluster-maintenance": // cluster-maintenance on|off
 		c := &command.Command{Op: command.OpClusterMaintenance, By: "operator"}
 		if args[0] == "on" {

@@ -234,9 +234,13 @@ func newVMListCmd(g *globals) *cobra.Command {
 				return g.printJSON(s.VMs)
 			}
 			tw := tabwriter.NewWriter(g.out, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "VM\tHOST\tSTATE\tPREFER\tPINNED\tMEMORY\tVCPUS")
+			fmt.Fprintln(tw, "VM\tHOST\tTARGET\tSTATE\tPREFER\tPINNED\tMEMORY\tVCPUS")
 			for _, v := range s.VMs {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d MiB\t%d\n", v.Name, dash(v.Host), v.State, dash(v.Prefer), dash(v.PinnedTo), v.MemoryMiB, v.VCPUs)
+				target := string(v.Target)
+				if v.Target == model.TargetIgnored {
+					target = "unmanaged"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d MiB\t%d\n", v.Name, dash(v.Host), dash(target), v.State, dash(v.Prefer), dash(v.PinnedTo), v.MemoryMiB, v.VCPUs)
 			}
 			return tw.Flush()
 		},
