@@ -77,7 +77,7 @@ func TestVMLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.expect(t, via, 0, "added", "vm", "add", "broken", "--xml", bad)
-	s, err = c.WaitFor(context.Background(), 60*time.Second, "broken given up on every host", func(s *api.Status) bool {
+	_, err = c.WaitFor(context.Background(), 60*time.Second, "broken given up on every host", func(s *api.Status) bool {
 		v := vmOf(s, "broken")
 		return v.Host == "" && len(v.Failures) == len(c.Hosts) && strings.Contains(v.Reason, "failed 3 times")
 	})
