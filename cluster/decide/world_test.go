@@ -541,6 +541,9 @@ func (w *world) moves(h *simHost) (busy bool) {
 		}
 		if err := w.apply(&command.Command{Op: command.OpPlace, Placements: []model.Placement{end}}); err == nil {
 			w.logf("%s moved %s: %s", h.name, vm, end.Reason)
+			if end.MigrateFrom == h.name {
+				busy = true // a cold fallback: this agent runs it next
+			}
 		}
 	}
 	return busy
