@@ -96,6 +96,9 @@ func (b *builder) endMovesOfFenced() {
 			rec := &model.MoveRecord{ID: p.MigrationID, From: p.MigrateFrom, To: p.Host, Outcome: model.MoveLive}
 			if p.Cold || !ObservedRunning(st, p.Host, vm) {
 				rec.Outcome, rec.Why = model.MoveRestart, fmt.Sprintf("source %s was fenced during the move", p.MigrateFrom)
+				if p.Fallback != "" {
+					rec.Why = p.Fallback + "; " + rec.Why
+				}
 			}
 			ends = append(ends, model.Placement{VM: vm, Host: p.Host, RecoveryID: hs.RecoveryID, Moved: rec,
 				Reason: fmt.Sprintf("source %s of live migration %s was fenced; the VM is %s's", p.MigrateFrom, p.MigrationID, p.Host)})
