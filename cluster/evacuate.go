@@ -5,6 +5,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/vmha/vmha/api"
@@ -28,6 +29,12 @@ func planEvacuation(v *decide.View, host string, e *model.Evacuation) []api.Evac
 	return out
 }
 
+// evacuationStarts serializes the starts' capacity check and commit on the
+// leader: two evacuations asked at once are each checked against the other
+// (the state machine's compare-and-set covers only one host). One lock per
+// process is enough: only the leader's coordinator starts evacuations.
+var evacuationStarts sync.Mutex
+
 // StartEvacuation is `vmha evacuate HOST`. With dryRun it only plans.
 func (c *Coordinator) StartEvacuation(req api.EvacuateRequest, host, requester string) (api.EvacuationPlan, error) {
 	plan := api.EvacuationPlan{Host: host, Moves: []api.EvacuationMove{}}
@@ -40,6 +47,8 @@ func (c *Coordinator) StartEvacuation(req api.EvacuateRequest, host, requester s
 	if req.OnStuck != OnStuckFail && req.OnStuck != OnStuckStopRestart {
 		return plan, &ValidationError{Field: "on_stuck", Err: fmt.Errorf("%q: want fail or stop-restart", req.OnStuck)}
 	}
+	evacuationStarts.Lock()
+	defer evacuationStarts.Unlock()
 	st := c.n.fsm.Copy()
 	dv := c.n.view(st, c.n.members())
 	h := st.Config.Hosts[host]
