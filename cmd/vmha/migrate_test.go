@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"strings"
 	"testing"
 	"time"
 
@@ -56,5 +58,34 @@ func TestWaitMigrationRestart(t *testing.T) {
 				t.Errorf("exit %d, want %d", code, tc.code)
 			}
 		})
+	}
+}
+
+// vmha rebalance history and the follower count restarts apart from live
+// moves.
+func TestRebalanceCountsRestarts(t *testing.T) {
+	at := time.Date(2026, 12, 5, 3, 0, 0, 0, time.UTC)
+	r := model.Rebalance{ID: "rb-1", By: "alice", At: at, Done: true, Before: 0.5, After: 0.1, Note: "1 moved live, 1 restarted", Moves: []model.RebalanceMove{
+		{VM: "a", From: "h1", To: "h2", State: model.MoveDone, Outcome: model.MoveLive},
+		{VM: "b", From: "h1", To: "h3", State: model.MoveDone, Outcome: model.MoveRestart, Reason: "shut down on h1 and started on h3"},
+		{VM: "c", From: "h1", To: "h3", State: model.MoveFailed},
+		{VM: "d", From: "h1", To: "h2", State: model.MoveDone}, // before outcomes were recorded
+	}}
+	if live, restarted := moveCounts(r.Moves); live != 2 || restarted != 1 {
+		t.Fatalf("counts %d live, %d restarted; want 2 and 1", live, restarted)
+	}
+	var b bytes.Buffer
+	printRebalanceRun(&b, r)
+	if got, want := b.String(), "rb-1\t"+at.Local().Format(time.DateTime)+"\talice\t4\t2\t1\t1\t0.5000\t0.1000\tended (1 moved live, 1 restarted)\n"; got != want {
+		t.Fatalf("history line:\n%q\nwant:\n%q", got, want)
+	}
+	g, out := followGlobals(t, "text", map[string][]any{api.PathRebalance: {[]model.Rebalance{r}}})
+	err := followRebalance(g, "rb-1", 4)
+	if got := normalize(out.String()); !strings.Contains(got, "b h1 → h3: done, restarted (not live) (shut down on h1 and started on h3)\n") ||
+		!strings.Contains(got, "3/4 moves done (2 moved live, 1 restarted)") {
+		t.Fatalf("follower output:\n%s", got)
+	}
+	if err == nil {
+		t.Fatal("a run with a failed move ended without an error")
 	}
 }
