@@ -288,6 +288,10 @@ type VM struct {
 	// Admin holds cluster-maintenance while the cluster is in maintenance
 	// ([] otherwise).
 	Admin []AdminState `json:"admin,omitzero"`
+	// LastMove is how the move that placed the VM where it is ended
+	// (outcome live or restart on the target; aborted, refused or failed
+	// when it stayed), until the VM is placed anew.
+	LastMove *model.MoveRecord `json:"last_move,omitempty"`
 }
 
 // FenceCheck is one periodic status check of a host's fence device.
@@ -384,12 +388,28 @@ type EvacuateRequest struct {
 	// Storage limits the evacuation to the VMs on that cluster file
 	// system (storage maintenance on the host).
 	Storage string `json:"storage,omitempty"`
+	// Force evacuates even when the other usable hosts cannot take the
+	// host's VMs (the last usable host, not enough free memory, a VM that
+	// fits nowhere): the VMs that do not fit stay, listed as stuck.
+	Force bool `json:"force,omitempty"`
+}
+
+// HostOnline is the optional body of POST /v1/hosts/{host}/online.
+type HostOnline struct {
+	// EvacuationID, when set, ends only that evacuation (409 when another
+	// one, or none, is under way).
+	EvacuationID string `json:"evacuation_id,omitempty"`
 }
 
 // EvacuationPlan answers an evacuation: each VM's target and how it moves.
 type EvacuationPlan struct {
 	Host  string           `json:"host"`
 	Moves []EvacuationMove `json:"moves"`
+	// ID names the evacuation started (empty for a dry run).
+	ID string `json:"id,omitempty"`
+	// Shortfall says why the other usable hosts cannot take the VMs (a
+	// dry run, or a forced evacuation, shows it; otherwise it is refused).
+	Shortfall string `json:"shortfall,omitempty"`
 }
 
 // EvacuationMove is one VM of an evacuation plan.
@@ -416,6 +436,12 @@ type Evacuation struct {
 	Stuck  []string `json:"stuck,omitempty"`
 	// Storage is set for a storage-maintenance evacuation.
 	Storage string `json:"storage,omitempty"`
+	// ID names the evacuation (vmha host online ends it by ID).
+	ID string `json:"id,omitempty"`
+	// MovedLive and Restarted count the VMs that left the host so far
+	// by outcome (a restart: stopped here, started on the target).
+	MovedLive int `json:"moved_live"`
+	Restarted int `json:"restarted"`
 }
 
 // Rules carries the placement rules: a cluster.yaml ("" clears them).

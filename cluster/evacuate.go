@@ -5,6 +5,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/vmha/vmha/api"
@@ -28,6 +29,12 @@ func planEvacuation(v *decide.View, host string, e *model.Evacuation) []api.Evac
 	return out
 }
 
+// evacuationStarts serializes the starts' capacity check and commit on the
+// leader: two evacuations asked at once are each checked against the other
+// (the state machine's compare-and-set covers only one host). One lock per
+// process is enough: only the leader's coordinator starts evacuations.
+var evacuationStarts sync.Mutex
+
 // StartEvacuation is `vmha evacuate HOST`. With dryRun it only plans.
 func (c *Coordinator) StartEvacuation(req api.EvacuateRequest, host, requester string) (api.EvacuationPlan, error) {
 	plan := api.EvacuationPlan{Host: host, Moves: []api.EvacuationMove{}}
@@ -40,6 +47,8 @@ func (c *Coordinator) StartEvacuation(req api.EvacuateRequest, host, requester s
 	if req.OnStuck != OnStuckFail && req.OnStuck != OnStuckStopRestart {
 		return plan, &ValidationError{Field: "on_stuck", Err: fmt.Errorf("%q: want fail or stop-restart", req.OnStuck)}
 	}
+	evacuationStarts.Lock()
+	defer evacuationStarts.Unlock()
 	st := c.n.fsm.Copy()
 	dv := c.n.view(st, c.n.members())
 	h := st.Config.Hosts[host]
@@ -49,11 +58,12 @@ func (c *Coordinator) StartEvacuation(req api.EvacuateRequest, host, requester s
 	case h.Witness:
 		return plan, &ValidationError{Field: "host", Err: fmt.Errorf("%s is a witness: it runs no VM", host)}
 	case st.Status.Evacuations[host] != nil:
-		return plan, &ConflictError{What: fmt.Sprintf("host %s is already being evacuated (by %s); vmha host online %s ends it", host, st.Status.Evacuations[host].By, host)}
+		cur := st.Status.Evacuations[host]
+		return plan, &ConflictError{What: fmt.Sprintf("host %s is already being evacuated (%s, by %s); vmha host online %s ends it", host, cur.ID, cur.By, host)}
 	case !decide.Usable(st, dv.Members, host):
 		return plan, &ConflictError{What: fmt.Sprintf("host %s is not alive: its VMs are recovered by fencing, not moved", host)}
 	}
-	e := &model.Evacuation{Host: host, Parallel: req.Parallel, OnStuck: req.OnStuck, By: requester, At: time.Now().UTC()}
+	e := &model.Evacuation{ID: newID("ev-"), Host: host, Parallel: req.Parallel, OnStuck: req.OnStuck, By: requester, At: time.Now().UTC()}
 	if req.Storage != "" {
 		vms, err := c.storageVMs(st, host, req.Storage)
 		if err != nil {
@@ -69,36 +79,71 @@ func (c *Coordinator) StartEvacuation(req api.EvacuateRequest, host, requester s
 		st.Status.Evacuations[host] = &tmp
 	}
 	plan.Moves = append(plan.Moves, planEvacuation(dv, host, e)...)
-	var stuck []string
+	var stuck, nowhere []string
 	for _, m := range plan.Moves {
 		if m.Stuck != "" {
 			stuck = append(stuck, m.VM+": "+m.Stuck)
 		}
+		if m.To == "" {
+			nowhere = append(nowhere, m.VM)
+		}
+	}
+	plan.Shortfall = decide.EvacuationShortfall(dv, host, e)
+	if plan.Shortfall == "" && len(nowhere) > 0 {
+		plan.Shortfall = fmt.Sprintf("no other usable host can take %s", strings.Join(nowhere, ", "))
 	}
 	if req.DryRun {
 		return plan, nil
 	}
-	if len(stuck) > 0 && req.OnStuck == OnStuckFail {
+	if plan.Shortfall != "" && !req.Force {
+		return plan, &ConflictError{What: fmt.Sprintf("evacuating %s would leave VMs with nowhere to go: %s. Refused, nothing was changed; --force evacuates anyway (the VMs that do not fit stay on %s, listed as stuck)", host, plan.Shortfall, host)}
+	}
+	// Forced, the VMs that fit nowhere stay stuck; those that could go,
+	// but not live, still need stop-restart.
+	forcedNowhere := req.Force && len(stuck) == len(nowhere)
+	if len(stuck) > 0 && req.OnStuck == OnStuckFail && !forcedNowhere {
 		return plan, &ConflictError{What: fmt.Sprintf("cannot evacuate %s live: %s. Nothing was moved; --on-stuck stop-restart shuts such VMs down and starts them elsewhere", host, strings.Join(stuck, "; "))}
 	}
 	if req.Deadline > 0 {
 		e.Deadline = e.At.Add(req.Deadline)
 	}
-	if err := c.n.propose(&Command{Op: OpEvacuation, Evacuation: e}); err != nil {
+	// A start: refused by the state machine if another one got in first.
+	if err := c.n.propose(&Command{Op: OpEvacuation, Evacuation: e, By: requester}); err != nil {
 		return plan, err
 	}
-	c.log.Warn().Str("host", host).Int("vms", len(plan.Moves)).Int("parallel", req.Parallel).Str("on_stuck", req.OnStuck).Str("by", requester).Msg("evacuation started")
+	plan.ID = e.ID
+	ev := c.log.Warn().Str("evacuation_id", e.ID).Str("host", host).Int("vms", len(plan.Moves)).Int("parallel", req.Parallel).Str("on_stuck", req.OnStuck).Str("by", requester)
+	if plan.Shortfall != "" {
+		ev = ev.Bool("force", true).Str("shortfall", plan.Shortfall)
+	}
+	ev.Msg("evacuation started")
 	c.poke()
 	return plan, nil
 }
 
 // HostOnline is `vmha host online HOST`: the host may take VMs again. No
-// VM moves back by itself (only what the rules and stickiness allow).
-func (c *Coordinator) HostOnline(host, requester string) error {
-	if err := c.n.propose(&Command{Op: OpEvacuation, Name: host}); err != nil {
+// VM moves back by itself (only what the rules and stickiness allow). It
+// ends the evacuation named id, or ("") the one under way now; either
+// way the end names the evacuation it ends, so that it cannot end one
+// started after the operator looked.
+func (c *Coordinator) HostOnline(host, id, requester string) error {
+	st := c.n.fsm.Copy()
+	if st.Config.Hosts[host] == nil {
+		return &NotFoundError{Kind: "host", Name: host}
+	}
+	cur := st.Status.Evacuations[host]
+	switch {
+	case cur == nil && id != "":
+		return &ConflictError{What: fmt.Sprintf("host %s's evacuation %s has ended: no evacuation of %s is under way", host, id, host)}
+	case cur == nil:
+		return &ConflictError{What: fmt.Sprintf("host %s is not being evacuated", host)}
+	case id == "":
+		id = cur.ID
+	}
+	if err := c.n.propose(&Command{Op: OpEvacuation, Name: host, IfEvacuation: id, By: requester}); err != nil {
 		return err
 	}
-	c.log.Info().Str("host", host).Str("by", requester).Msg("host back online")
+	c.log.Info().Str("host", host).Str("evacuation_id", id).Str("by", requester).Msg("host back online")
 	return nil
 }
 
@@ -107,7 +152,11 @@ func evacuationViews(st *model.State) []api.Evacuation {
 	out := []api.Evacuation{}
 	for _, h := range model.SortedKeys(st.Status.Evacuations) {
 		e := st.Status.Evacuations[h]
-		v := api.Evacuation{Host: h, Parallel: e.Parallel, OnStuck: e.OnStuck, By: e.By, At: e.At, Deadline: e.Deadline, Done: e.Done, Storage: e.Storage}
+		v := api.Evacuation{Host: h, Parallel: e.Parallel, OnStuck: e.OnStuck, By: e.By, At: e.At, Deadline: e.Deadline, Done: e.Done, Storage: e.Storage, ID: e.ID}
+		v.MovedLive, v.Restarted = e.MovedLive, e.Restarted
+		if !e.Done {
+			v.MovedLive, v.Restarted = decide.EvacuationCounts(st, e)
+		}
 		for vm, why := range e.Stuck {
 			v.Stuck = append(v.Stuck, vm+": "+why)
 		}

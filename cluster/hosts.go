@@ -28,7 +28,12 @@ func (c *Coordinator) SetMaintenance(host string, on bool, reason, by string) er
 			return &ConflictError{What: fmt.Sprintf("host %s is not back in gossip yet: start its vmhad and end the maintenance once vmha status shows it alive", host)}
 		}
 	}
-	cmd := &Command{Op: OpMaintenance, Name: host}
+	if cur := c.n.fsm.Copy().Status.Maintenance[host]; on && cur != nil {
+		// Checked here, not in the log: two operators' maintenance of one
+		// host must not silently become the second one's.
+		return &ConflictError{What: fmt.Sprintf("host %s is already in maintenance (by %s since %s: %s); vmha host maintenance %s off ends it", host, cur.By, cur.At.Format(time.RFC3339), cur.Reason, host)}
+	}
+	cmd := &Command{Op: OpMaintenance, Name: host, By: by}
 	if on {
 		cmd.Maintenance = &model.Maintenance{By: by, At: time.Now().UTC(), Reason: reason}
 	}

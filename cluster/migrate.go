@@ -21,11 +21,19 @@ import (
 //     the VM; the planner does not move it.
 //  2. The source's agent sees it and runs the libvirt migration, then
 //     reports the outcome and where the VM really runs (MigrationResult).
-//  3. The leader commits the end: on the target when it runs there (or runs
-//     nowhere: then it is the target's to start), back on the source when it
-//     still runs there. If the source is lost mid-move, the end waits for its
-//     fence; a lost target makes the source's migration fail, and the VM,
-//     still on the source, goes back to it.
+//  3. The leader commits the end (decide.MoveEnd): on the target when it
+//     runs there (outcome live), back on the source when it still runs
+//     there (aborted, refused or failed). A report that cannot say where
+//     the VM runs (running_on "") never hands it to the target at once: the
+//     move goes on as a cold one (ID + "/restart"), the source stops the VM
+//     and confirms it inactive, and only that report places it on the
+//     target, which starts it (outcome restart). If the source is lost
+//     mid-move, the end waits for its fence; a lost target makes the
+//     source's migration fail, and the VM, still on the source, goes back
+//     to it.
+//
+// The placement that ends a move records how (model.Placement.Moved);
+// vmha migrate --wait reads it from the status (api.VM.LastMove).
 
 // StartMigration is `vmha migrate VM [--to HOST]`.
 func (c *Coordinator) StartMigration(vm string, req api.MigrateRequest, requester string) (model.Placement, error) {
@@ -74,7 +82,7 @@ func (c *Coordinator) StartMigration(vm string, req api.MigrateRequest, requeste
 		reason += "; target chosen by placement: " + picked
 	}
 	np := model.Placement{VM: vm, Host: to, MigrateFrom: src, MigrationID: newID("mig-"), Reason: reason}
-	if err := c.n.propose(&Command{Op: OpPlace, Placements: []model.Placement{np}}); err != nil {
+	if err := c.n.propose(&Command{Op: OpPlace, Placements: []model.Placement{np}, By: requester}); err != nil {
 		return model.Placement{}, err
 	}
 	c.log.Info().Str("migration_id", np.MigrationID).Str("vm", vm).Str("from", src).Str("to", to).Str("requested_by", requester).Msg("live migration committed")
@@ -133,12 +141,37 @@ func (c *Coordinator) MigrationResult(r api.MigrationResult) error {
 	if err := c.n.propose(&Command{Op: OpPlace, Placements: []model.Placement{end}}); err != nil {
 		return err
 	}
+	if end.MigrateFrom != "" {
+		// A cold fallback: the source stops the VM before the target
+		// may start it.
+		c.log.Warn().Str("migration_id", p.MigrationID).Str("vm", r.VM).Str("outcome", r.Outcome).Str("reason", r.Reason).
+			Str("fallback_id", end.MigrationID).Str("from", end.MigrateFrom).Str("to", end.Host).
+			Msg("live migration ended without saying where the VM runs: the source stops it, then the target starts it")
+		c.nudge(st, end.MigrateFrom)
+		return nil
+	}
 	ev := c.log.Info()
-	if end.Host != p.Host {
+	if end.Moved == nil || end.Moved.Outcome != model.MoveLive {
 		ev = c.log.Warn()
 	}
-	ev.Str("migration_id", p.MigrationID).Str("vm", r.VM).Str("outcome", r.Outcome).Str("running_on", r.RunningOn).Str("reason", r.Reason).Msg("live migration ended")
+	outcome := r.Outcome
+	if end.Moved != nil {
+		outcome = end.Moved.Outcome
+	}
+	ev.Str("migration_id", p.MigrationID).Str("vm", r.VM).Str("outcome", outcome).Str("reported", r.Outcome).Str("running_on", r.RunningOn).Str("host", end.Host).Str("reason", r.Reason).Msg("move ended")
+	if end.Host != "" {
+		c.nudge(st, end.Host)
+	}
 	return nil
+}
+
+// moveView is how the move that placed p ended, for the status.
+func moveView(p *model.Placement) *model.MoveRecord {
+	if p == nil || p.Moved == nil {
+		return nil
+	}
+	cp := *p.Moved
+	return &cp
 }
 
 // migrate runs, on the source's agent, the live migration the committed

@@ -713,8 +713,15 @@ func (n *Node) handleHostAttr(w http.ResponseWriter, r *http.Request, body []byt
 	w.WriteHeader(http.StatusNoContent)
 }
 
-func (n *Node) handleHostOnline(w http.ResponseWriter, r *http.Request, _ []byte) {
-	if err := n.coord.HostOnline(r.PathValue("host"), actor(r, "")); err != nil {
+func (n *Node) handleHostOnline(w http.ResponseWriter, r *http.Request, body []byte) {
+	var req api.HostOnline
+	if len(bytes.TrimSpace(body)) > 0 && string(bytes.TrimSpace(body)) != "null" {
+		if err := decode(body, &req); err != nil {
+			writeErr(w, http.StatusBadRequest, "", err)
+			return
+		}
+	}
+	if err := n.coord.HostOnline(r.PathValue("host"), req.EvacuationID, actor(r, "")); err != nil {
 		writeApplyErr(w, err)
 		return
 	}

@@ -584,6 +584,7 @@ func vmView(st *model.State, name string, members decide.Members) api.VM {
 		return v
 	}
 	v.Host, v.Reason, v.Generation, v.Since = p.Host, p.Reason, p.Generation, p.Since
+	v.LastMove = moveView(p)
 	if p.MigrateFrom != "" {
 		v.MigratingFrom, v.MigrationID, v.State = p.MigrateFrom, p.MigrationID, "migrating"
 		return v

@@ -298,6 +298,10 @@ type Rebalance struct {
 	Done    bool              `json:"done,omitempty"`
 	EndedAt time.Time         `json:"ended_at,omitzero"`
 	Note    string            `json:"note,omitempty"`
+	// MovedLive and Restarted count the done moves by outcome, once the
+	// run ended.
+	MovedLive int `json:"moved_live,omitempty"`
+	Restarted int `json:"restarted,omitempty"`
 }
 
 // RebalanceMove is one planned live migration of a rebalance.
@@ -312,6 +316,10 @@ type RebalanceMove struct {
 	// State is planned, moving, done, failed or skipped.
 	State  string `json:"state"`
 	Reason string `json:"reason,omitempty"`
+	// Outcome is how a done move got the VM there: live, or restart (its
+	// live migration failed and it was stopped on From, then started on
+	// To).
+	Outcome string `json:"outcome,omitempty"`
 }
 
 // Move states of a rebalance.
@@ -372,8 +380,41 @@ type Placement struct {
 	// MigrationID names the move in logs and status.
 	MigrationID string `json:"migration_id,omitempty"`
 	// Cold makes the move a stop on MigrateFrom, then a start on Host (a
-	// VM that cannot move live, evacuated with --on-stuck stop-restart).
+	// VM that cannot move live, evacuated with --on-stuck stop-restart, or
+	// a live move that failed without saying where the VM runs): Host
+	// starts it only once MigrateFrom reported it inactive (or was fenced).
 	Cold bool `json:"cold,omitempty"`
+	// Fallback, on a cold move, is why it replaced a live one ("live
+	// migration refused: ...").
+	Fallback string `json:"fallback,omitempty"`
+	// Moved records how the move that made this placement ended (set only
+	// on the placement that ends a move, until the VM is placed anew).
+	Moved *MoveRecord `json:"moved,omitempty"`
+}
+
+// MoveRecord is how one move ended.
+type MoveRecord struct {
+	// ID is the move's migration ID (a cold fallback's ID starts with
+	// the live move's).
+	ID   string `json:"migration_id"`
+	From string `json:"from"`
+	To   string `json:"to"`
+	// Outcome is live or restart (the VM is on To), or aborted, refused
+	// or failed (it stayed on From).
+	Outcome string `json:"outcome"`
+	// Why says why it was not live ("" for live).
+	Why string `json:"why,omitempty"`
+}
+
+// Move outcomes that put the VM on the target.
+const (
+	MoveLive    = "live"
+	MoveRestart = "restart"
+)
+
+// Arrived reports whether the move put the VM on its target.
+func (m *MoveRecord) Arrived() bool {
+	return m != nil && (m.Outcome == MoveLive || m.Outcome == MoveRestart)
 }
 
 // TransientAttrs hold for one boot of a host's vmhad.
@@ -385,6 +426,9 @@ type TransientAttrs struct {
 // Evacuation drains a host: its VMs move away, at most Parallel at once,
 // and nothing new is placed on it until vmha host online.
 type Evacuation struct {
+	// ID names this evacuation: the leader's updates carry it, so that
+	// one the operator ended (vmha host online) is never re-created.
+	ID       string    `json:"id,omitempty"`
 	Host     string    `json:"host"`
 	Parallel int       `json:"parallel"`
 	OnStuck  string    `json:"on_stuck"` // fail or stop-restart
@@ -401,6 +445,10 @@ type Evacuation struct {
 	// VMs and takes new ones that do not use it.
 	Storage string   `json:"storage,omitempty"`
 	VMs     []string `json:"vms,omitempty"`
+	// MovedLive and Restarted count the VMs that left the host by each
+	// outcome, set when it is done.
+	MovedLive int `json:"moved_live,omitempty"`
+	Restarted int `json:"restarted,omitempty"`
 }
 
 // Covers reports whether the evacuation moves vm off its host.

@@ -111,6 +111,11 @@ type Command struct {
 	// target set").
 	IfTarget model.Target   `json:"if_target,omitempty"`
 	Failures []FailureCount `json:"failures,omitempty"`
+	// IfEvacuation makes OpEvacuation a compare-and-set: an update (and
+	// an end, when set) applies only to the evacuation of that ID under
+	// way; a start (an Evacuation with an ID and no IfEvacuation) only
+	// when none is under way for its host.
+	IfEvacuation string `json:"if_evacuation,omitempty"`
 
 	ClusterMaintenance *model.ClusterMaintenance `json:"cluster_maintenance,omitempty"`
 	// By is the authenticated principal an operator's command is recorded

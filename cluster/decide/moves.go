@@ -91,7 +91,16 @@ func (b *builder) endMovesOfFenced() {
 			continue
 		}
 		if hs := st.Status.Hosts[p.MigrateFrom]; hs != nil && hs.State == model.HostFenced {
-			ends = append(ends, model.Placement{VM: vm, Host: p.Host, RecoveryID: hs.RecoveryID,
+			// Running on the target: the handover was done; else the
+			// target starts it, which is a restart.
+			rec := &model.MoveRecord{ID: p.MigrationID, From: p.MigrateFrom, To: p.Host, Outcome: model.MoveLive}
+			if p.Cold || !ObservedRunning(st, p.Host, vm) {
+				rec.Outcome, rec.Why = model.MoveRestart, fmt.Sprintf("source %s was fenced during the move", p.MigrateFrom)
+				if p.Fallback != "" {
+					rec.Why = p.Fallback + "; " + rec.Why
+				}
+			}
+			ends = append(ends, model.Placement{VM: vm, Host: p.Host, RecoveryID: hs.RecoveryID, Moved: rec,
 				Reason: fmt.Sprintf("source %s of live migration %s was fenced; the VM is %s's", p.MigrateFrom, p.MigrationID, p.Host)})
 		}
 	}
@@ -306,8 +315,10 @@ func (b *builder) evacuations() {
 		if left == 0 && inFlight == 0 {
 			done := *e
 			done.Done, done.Stuck = true, nil
-			b.commit(&command.Command{Op: command.OpEvacuation, Evacuation: &done},
-				note(Info, "evacuation done: no VM left on the host", "host", host, "storage", e.Storage))
+			done.MovedLive, done.Restarted = EvacuationCounts(st, e)
+			counts := MoveCounts(done.MovedLive, done.Restarted)
+			b.commit(&command.Command{Op: command.OpEvacuation, Evacuation: &done, IfEvacuation: e.ID, Why: "no VM is placed on it any more: " + counts},
+				note(Info, "evacuation done: no VM left on the host", "host", host, "storage", e.Storage, "moved_live", done.MovedLive, "restarted", done.Restarted))
 			continue
 		}
 		b.evacuationMoves(fl, host, e, inFlight)
@@ -347,8 +358,23 @@ func (b *builder) evacuationMoves(fl *Flights, host string, e *model.Evacuation,
 	if !sameStuck(stuck, e.Stuck) {
 		upd := *e
 		upd.Stuck = stuck
-		b.commit(&command.Command{Op: command.OpEvacuation, Evacuation: &upd}, nil)
+		b.commit(&command.Command{Op: command.OpEvacuation, Evacuation: &upd, IfEvacuation: e.ID}, nil)
 	}
+}
+
+// EvacuationCounts counts the VMs whose last move took them off e's host
+// since e began, by outcome.
+func EvacuationCounts(st *model.State, e *model.Evacuation) (live, restarted int) {
+	for vm, p := range st.Status.Placements {
+		if m := p.Moved; m != nil && m.From == e.Host && e.Covers(vm) && m.Arrived() && !p.Since.Before(e.At) {
+			if m.Outcome == model.MoveRestart {
+				restarted++
+			} else {
+				live++
+			}
+		}
+	}
+	return live, restarted
 }
 
 func sameStuck(a, b map[string]string) bool {
@@ -502,6 +528,22 @@ func (b *builder) rebalance() {
 	}
 	if ended {
 		cur.Done, cur.EndedAt, changed = true, b.now().UTC(), true
+		cur.MovedLive, cur.Restarted = 0, 0
+		for _, m := range cur.Moves {
+			switch {
+			case m.State != model.MoveDone:
+			case m.Outcome == model.MoveRestart:
+				cur.Restarted++
+			default:
+				cur.MovedLive++
+			}
+		}
+		counts := MoveCounts(cur.MovedLive, cur.Restarted)
+		if cur.Note == "" {
+			cur.Note = counts
+		} else if !strings.Contains(cur.Note, counts) {
+			cur.Note += "; " + counts
+		}
 		if in, err := EngineInput(b.v); err == nil {
 			in = RebalanceInput(b.v, in)
 			where := map[string]string{}
@@ -516,7 +558,7 @@ func (b *builder) rebalance() {
 	}
 	var n *Note
 	if cur.Done {
-		n = note(Info, "rebalance ended", "rebalance_id", cur.ID, "score_before", cur.Before, "score_after", cur.After)
+		n = note(Info, "rebalance ended", "rebalance_id", cur.ID, "score_before", cur.Before, "score_after", cur.After, "moved_live", cur.MovedLive, "restarted", cur.Restarted)
 	}
 	b.commit(&command.Command{Op: command.OpRebalance, Rebalance: cur}, n)
 }
@@ -532,11 +574,14 @@ func settleMoves(st *model.State, cur *model.Rebalance) (changed bool, moving, l
 			switch {
 			case p == nil:
 				m.State, m.Reason = model.MoveSkipped, "the VM was removed"
-			case p.MigrationID == m.MigrationID && p.MigrateFrom != "":
-				moving++
+			case SameMove(p.MigrationID, m.MigrationID) && p.MigrateFrom != "":
+				moving++ // live, or its cold fallback
 				continue
 			case p.Host == m.To:
-				m.State, m.Reason = model.MoveDone, p.Reason
+				m.State, m.Reason, m.Outcome = model.MoveDone, p.Reason, model.MoveLive
+				if p.Moved != nil && SameMove(p.Moved.ID, m.MigrationID) && p.Moved.Arrived() {
+					m.Outcome = p.Moved.Outcome
+				}
 			default:
 				m.State, m.Reason = model.MoveFailed, p.Reason
 			}
@@ -618,31 +663,81 @@ type MoveReport struct {
 	Downtime  time.Duration
 }
 
+// RestartSuffix ends the migration ID of a cold fallback: the live move
+// mig-x that failed without a known end goes on as mig-x/restart.
+const RestartSuffix = "/restart"
+
+// SameMove reports whether the move named id is the move orig, or the cold
+// fallback that took it over.
+func SameMove(id, orig string) bool {
+	return orig != "" && (id == orig || id == orig+RestartSuffix)
+}
+
 // MoveEnd is the placement that ends the move p (placed on its target,
-// MigrateFrom its source) as the source reports it: on the source when the
-// VM still runs there, else on the target (running there, or the target's
-// to start, like any VM placed there).
+// MigrateFrom its source) as the source reports it, with how it ended
+// (Moved):
+//   - the VM still runs on the source: it stays there (aborted, refused
+//     or failed);
+//   - it runs on the target: moved live;
+//   - a cold move's source stopped it and reported it inactive: the
+//     target's to start (restart);
+//   - a live move that left it running nowhere, or that cannot say where
+//     (a refusal before the job, a result that could not be verified):
+//     never the target's to start yet, since the source may still run it.
+//     The move goes on as a cold one (p.MigrationID + RestartSuffix): the
+//     source's agent stops the VM, confirms it inactive and reports it, and
+//     only that report (or the source's fence) places it on the target.
 func MoveEnd(p *model.Placement, r MoveReport) (model.Placement, error) {
 	end := model.Placement{VM: p.VM}
+	rec := &model.MoveRecord{ID: p.MigrationID, From: p.MigrateFrom, To: p.Host, Outcome: r.Outcome, Why: r.Reason}
 	switch r.RunningOn {
 	case p.MigrateFrom:
 		end.Host = p.MigrateFrom
-		end.Reason = fmt.Sprintf("live migration to %s %s: %s; the VM stays on %s", p.Host, r.Outcome, r.Reason, p.MigrateFrom)
+		what := "live migration"
+		if p.Cold {
+			what = "stop for a move"
+		}
+		end.Reason = fmt.Sprintf("%s to %s %s: %s; the VM stays on %s", what, p.Host, r.Outcome, r.Reason, p.MigrateFrom)
 	case p.Host:
 		end.Host = p.Host
+		rec.Outcome, rec.Why = model.MoveLive, ""
 		end.Reason = fmt.Sprintf("moved live from %s (%s, downtime %s)", p.MigrateFrom, p.MigrationID, r.Downtime)
-	case "":
-		end.Host = p.Host
 		if p.Cold {
+			// Running on the target after a stop on the source: whatever
+			// started it there, the guest was restarted.
+			rec.Outcome, rec.Why = model.MoveRestart, restartWhy(p)
+			end.Reason = fmt.Sprintf("restarted on %s after it was shut down on %s (%s)", p.Host, p.MigrateFrom, p.MigrationID)
+		}
+	case "":
+		if p.Cold {
+			end.Host = p.Host
+			rec.Outcome, rec.Why = model.MoveRestart, restartWhy(p)
 			end.Reason = fmt.Sprintf("shut down on %s and started on %s (%s)", p.MigrateFrom, p.Host, p.MigrationID)
+			if p.Fallback != "" {
+				end.Reason += ": " + p.Fallback
+			}
 			break
 		}
-		// The VM runs nowhere (the job failed after the source let go):
-		// it is the target's to start, like any VM placed there; if the
-		// target is lost, the usual fence-then-recover applies.
-		end.Reason = fmt.Sprintf("live migration from %s %s and left the VM stopped: %s; starting it on %s", p.MigrateFrom, r.Outcome, r.Reason, p.Host)
+		why := fmt.Sprintf("live migration %s: %s", r.Outcome, r.Reason)
+		return model.Placement{VM: p.VM, Host: p.Host, MigrateFrom: p.MigrateFrom, MigrationID: p.MigrationID + RestartSuffix, Cold: true,
+			RecoveryID: p.RecoveryID, Fallback: why,
+			Reason: fmt.Sprintf("%s, and %s cannot say the VM is stopped: %s stops it (confirmed inactive) before %s starts it", why, p.MigrateFrom, p.MigrateFrom, p.Host)}, nil
 	default:
 		return end, &command.ValidationError{Field: "running_on", Err: fmt.Errorf("%q is neither the source %s nor the target %s", r.RunningOn, p.MigrateFrom, p.Host)}
 	}
+	end.Moved = rec
 	return end, nil
+}
+
+// restartWhy says why the cold move p was not live.
+func restartWhy(p *model.Placement) string {
+	if p.Fallback != "" {
+		return p.Fallback
+	}
+	return "planned as a stop and start (it cannot move live)"
+}
+
+// MoveCounts counts moves by outcome: "3 moved live, 1 restarted".
+func MoveCounts(live, restarted int) string {
+	return fmt.Sprintf("%d moved live, %d restarted", live, restarted)
 }

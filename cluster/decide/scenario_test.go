@@ -154,7 +154,7 @@ func (w *world) do(words []string) error {
 			return err
 		}
 		w.run(d)
-	case "kill", "crash", "stop", "start", "poweron", "isolate", "bmc", "beat", "reboot":
+	case "kill", "crash", "stop", "start", "poweron", "isolate", "bmc", "beat", "reboot", "refuse":
 		return w.fault(words[0], args)
 	case "break", "fix": // break VM HOST: its start fails there (fix: works again)
 		h, err := w.host(args[1])
@@ -184,6 +184,8 @@ func (w *world) do(words []string) error {
 		for _, h := range w.hosts {
 			h.side = 0
 		}
+	case "pass": // pass hold: the leader plans now; pass commit: its commits land later
+		return w.heldPass(args[0])
 	case "mark": // log and no-log assertions look only after the last mark
 	case "assert":
 		return w.assert(args, words[1:])
@@ -280,9 +282,24 @@ func (w *world) doOperator(words, args []string, kv map[string]string) (handled 
 		if v := kv["on-stuck"]; v != "" {
 			onStuck = v
 		}
-		return true, w.operator(&command.Command{Op: command.OpEvacuation, Evacuation: &model.Evacuation{Host: args[0], Parallel: par, OnStuck: onStuck, By: "operator", At: w.now}})
-	case "online":
-		return true, w.operator(&command.Command{Op: command.OpEvacuation, Name: args[0]})
+		e := &model.Evacuation{ID: kv["id"], Host: args[0], Parallel: par, OnStuck: onStuck, By: "operator", At: w.now}
+		if why := decide.EvacuationShortfall(w.view(), args[0], e); why != "" && w.leader != "" {
+			if kv["force"] == "" { // as the API refuses it without --force
+				w.logf("refused: %s", why)
+				return true, nil
+			}
+			w.logf("forced: %s", why)
+		}
+		return true, w.operator(&command.Command{Op: command.OpEvacuation, Evacuation: e})
+	case "migrate": // migrate VM HOST: vmha migrate VM --to HOST, as the API commits it
+		p := w.st.Status.Placements[args[0]]
+		if p == nil {
+			return true, fmt.Errorf("vm %s is not placed", args[0])
+		}
+		return true, w.operator(&command.Command{Op: command.OpPlace, Placements: []model.Placement{{VM: args[0], Host: args[1], MigrateFrom: p.Host,
+			MigrationID: w.newID("mig-"), Reason: "live migration requested by operator"}}})
+	case "online": // online HOST [if=ID]
+		return true, w.operator(&command.Command{Op: command.OpEvacuation, Name: args[0], IfEvacuation: kv["if"]})
 	case "rebalance":
 		if w.leader == "" {
 			w.logf("refused: no leader")
@@ -428,6 +445,8 @@ func (w *world) fault(kind string, args []string) error {
 		h.bmc = args[1]
 	case "beat":
 		h.beat = args[1] == "on"
+	case "refuse": // refuse HOST on|off: its live moves are refused before the job, the VM's place unknown
+		h.refuse = args[1] == "on"
 	}
 	return nil
 }
@@ -470,6 +489,23 @@ func (w *world) assert(args, words []string) error {
 	case "unplaced": // assert unplaced VM: no host for it (stopped, with a reason)
 		if p := w.st.Status.Placements[args[1]]; p != nil && p.Host != "" {
 			return fmt.Errorf("%s placed on %s, want no host", args[1], p.Host)
+		}
+	case "moved": // assert moved VM OUTCOME: how the move that placed it ended
+		p := w.st.Status.Placements[args[1]]
+		if p == nil || p.Moved == nil || p.Moved.Outcome != args[2] {
+			return fmt.Errorf("%s placed %+v, want a move that ended %s", args[1], p, args[2])
+		}
+	case "evacuated": // assert evacuated HOST "N moved live, M restarted": done, with those counts
+		e := w.st.Status.Evacuations[args[1]]
+		text := strings.Trim(strings.Join(words[2:], " "), `"`)
+		if e == nil || !e.Done || decide.MoveCounts(e.MovedLive, e.Restarted) != text {
+			return fmt.Errorf("evacuation of %s: %+v, want done with %s", args[1], e, text)
+		}
+	case "rebalanced": // assert rebalanced "text": the last rebalance ended, its note contains text
+		text := strings.Trim(strings.Join(words[1:], " "), `"`)
+		rs := w.st.Status.Rebalances
+		if len(rs) == 0 || !rs[len(rs)-1].Done || !strings.Contains(rs[len(rs)-1].Note, text) {
+			return fmt.Errorf("rebalances %+v, want the last one ended with a note containing %q", rs, text)
 		}
 	case "reason": // assert reason VM "text": its placement's reason contains text
 		text := strings.Trim(strings.Join(words[2:], " "), `"`)

@@ -53,6 +53,10 @@ type simHost struct {
 	managed  map[string]bool
 	witness  bool
 	wd       time.Duration
+	// refuse: its live moves are refused before the job and report the
+	// VM's place unknown (as a failed connection to the target does),
+	// while the VM keeps running here.
+	refuse bool
 	// reconciled is the world version this agent last reconciled at.
 	reconciled uint64
 	// waitOver: this daemon's wait_for_all ended (vmhad keeps it per
@@ -107,6 +111,8 @@ type world struct {
 	// holds pass after pass is logged once, as vmhad's runner does.
 	standing map[string]bool
 	rules    *decide.Rules
+	// held is a pass planned by "pass hold", committed by "pass commit".
+	held *decide.Plan
 }
 
 func newWorld(pass func(*decide.View, *decide.Memory) decide.Plan) *world {
@@ -575,6 +581,8 @@ func (w *world) moves(h *simHost) (busy bool) {
 			rep.RunningOn = ""
 		case !h.domains[vm]:
 			rep.Outcome, rep.Reason = "failed", "not running on the source"
+		case h.refuse:
+			rep.Outcome, rep.Reason = "refused", "connect to target "+p.Host+": connection refused"
 		case w.reach(h.name, p.Host):
 			delete(h.domains, vm)
 			delete(h.managed, vm)
@@ -591,6 +599,9 @@ func (w *world) moves(h *simHost) (busy bool) {
 		}
 		if err := w.apply(&command.Command{Op: command.OpPlace, Placements: []model.Placement{end}}); err == nil {
 			w.logf("%s moved %s: %s", h.name, vm, end.Reason)
+			if end.MigrateFrom == h.name {
+				busy = true // a cold fallback: this agent runs it next
+			}
 		}
 	}
 	return busy
@@ -726,6 +737,54 @@ func (w *world) checkPlacements(before map[string]prior, ps []model.Placement) {
 			w.violate("%s placed on %s while it still runs on %s", p.VM, p.Host, pr.p.Host)
 		}
 	}
+	for _, p := range ps {
+		// A move that ends on its target: its source must not run the VM
+		// any more (moved live, or stopped and confirmed), or the target
+		// would start a second copy.
+		pr, ok := before[p.VM]
+		if !ok || pr.p.MigrateFrom == "" || p.MigrateFrom != "" || p.Host != pr.p.Host {
+			continue
+		}
+		if hs := w.st.Status.Hosts[pr.p.MigrateFrom]; hs != nil && hs.State == model.HostFenced {
+			continue
+		}
+		if h := w.hosts[pr.p.MigrateFrom]; h != nil && h.power && h.domains[p.VM] && w.st.Config.FencingOff == nil {
+			w.violate("%s's move ended on %s while its source %s still runs it", p.VM, p.Host, pr.p.MigrateFrom)
+		}
+	}
+}
+
+// heldPass plans a leader's pass now and holds its commits (hold), or
+// commits what was held (commit), as a pass in flight does when an
+// operator's command lands between its plan and its commits.
+func (w *world) heldPass(what string) error {
+	switch what {
+	case "hold":
+		v := &decide.View{Now: w.now, Self: w.leader, Term: 1, State: w.st.Clone(), Apply: statemachine.Apply,
+			Members: w.members(), Beats: map[string]decide.Beat{}, Settings: w.settings, NewID: w.newID}
+		mem := w.mem
+		plan := w.pass(v, &mem)
+		w.held = &plan
+		w.logf("pass held: %d steps", len(plan.Steps))
+	case "commit":
+		if w.held == nil {
+			return fmt.Errorf("no pass held")
+		}
+		for _, s := range w.held.Steps {
+			if s.Kind != decide.Commit {
+				continue
+			}
+			if err := w.apply(s.Command); err != nil {
+				w.logf("commit refused: %v", err)
+				break
+			}
+			w.logf("%s", s)
+		}
+		w.held = nil
+	default:
+		return fmt.Errorf("pass hold or pass commit, not %q", what)
+	}
+	return nil
 }
 
 // running says where each VM runs (truth), for assertions.

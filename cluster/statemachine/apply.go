@@ -205,22 +205,66 @@ func onHostAttr(s *model.State, c *command.Command) error {
 }
 
 func onEvacuation(s *model.State, c *command.Command) error {
+	if err := checkEvacuation(s, c); err != nil {
+		return err
+	}
 	if e := c.Evacuation; e != nil {
-		if _, ok := s.Config.Hosts[e.Host]; !ok {
-			return &command.NotFoundError{Kind: "host", Name: e.Host}
-		}
 		if s.Status.Evacuations == nil {
 			s.Status.Evacuations = map[string]*model.Evacuation{}
 		}
 		cp := *e
 		s.Status.Evacuations[e.Host] = &cp
 	} else {
-		if _, ok := s.Status.Evacuations[c.Name]; !ok {
-			return &command.ConflictError{What: fmt.Sprintf("host %s is not being evacuated", c.Name)}
-		}
 		delete(s.Status.Evacuations, c.Name)
 	}
 	return nil
+}
+
+// checkEvacuation is OpEvacuation's compare-and-set. A start (an
+// evacuation with an ID, no IfEvacuation) needs none under way on its
+// host; an update (IfEvacuation, the evacuation's own ID) needs that very
+// evacuation under way, so that a leader's pass planned before vmha host
+// online cannot bring an ended evacuation back; an end needs one under way,
+// and the one of IfEvacuation when set. Commands without IDs (logs written
+// before evacuations had them) apply as they did: they start or replace.
+func checkEvacuation(s *model.State, c *command.Command) error {
+	e := c.Evacuation
+	if e == nil {
+		cur := s.Status.Evacuations[c.Name]
+		switch {
+		case cur == nil:
+			return &command.ConflictError{What: fmt.Sprintf("host %s is not being evacuated", c.Name)}
+		case c.IfEvacuation != "" && cur.ID != c.IfEvacuation:
+			return &command.ConflictError{What: fmt.Sprintf("host %s's evacuation %s has ended; %s (by %s) is under way now", c.Name, c.IfEvacuation, orNone(cur.ID), cur.By)}
+		}
+		return nil
+	}
+	if _, ok := s.Config.Hosts[e.Host]; !ok {
+		return &command.NotFoundError{Kind: "host", Name: e.Host}
+	}
+	cur := s.Status.Evacuations[e.Host]
+	switch {
+	case e.ID == "" && c.IfEvacuation == "":
+		return nil
+	case c.IfEvacuation == "":
+		if cur != nil {
+			return &command.ConflictError{What: fmt.Sprintf("host %s is already being evacuated (%s, by %s); vmha host online %s ends it", e.Host, orNone(cur.ID), cur.By, e.Host)}
+		}
+	case e.ID != c.IfEvacuation:
+		return &command.ValidationError{Field: "evacuation.id", Err: fmt.Errorf("%q: an update must keep the evacuation's ID %q", e.ID, c.IfEvacuation)}
+	case cur == nil:
+		return &command.ConflictError{What: fmt.Sprintf("host %s's evacuation %s has ended (vmha host online): the update is refused", e.Host, c.IfEvacuation)}
+	case cur.ID != c.IfEvacuation:
+		return &command.ConflictError{What: fmt.Sprintf("host %s's evacuation %s has ended; %s (by %s) is under way now: the update is refused", e.Host, c.IfEvacuation, orNone(cur.ID), cur.By)}
+	}
+	return nil
+}
+
+func orNone(id string) string {
+	if id == "" {
+		return "one without an ID"
+	}
+	return id
 }
 
 func onPin(s *model.State, c *command.Command) error {

@@ -230,6 +230,9 @@ func placeAction(old, p *model.Placement) (action, result string) {
 	case p.MigrateFrom != "":
 		return "migrate", ""
 	case old != nil && old.MigrateFrom != "" && p.Host == old.Host:
+		if p.Moved != nil && p.Moved.Outcome == model.MoveRestart {
+			return "restarted", "ok" // its live migration failed: shut down, started there
+		}
 		return "moved", "ok"
 	case old != nil && old.MigrateFrom != "" && p.Host == old.MigrateFrom:
 		return "move-back", "failed"

@@ -19,7 +19,7 @@ func newEvacuateCmd(g *globals) *cobra.Command {
 	var req api.EvacuateRequest
 	var noWait bool
 	cmd := &cobra.Command{
-		Use:   "evacuate HOST [--parallel N] [--dry-run] [--deadline D] [--on-stuck fail|stop-restart] [--storage FS]",
+		Use:   "evacuate HOST [--parallel N] [--dry-run] [--deadline D] [--on-stuck fail|stop-restart] [--storage FS] [--force]",
 		Short: "Drain a host: move its VMs away (live where possible), N at a time",
 		Long: `vmha evacuate marks HOST ineligible (nothing new is placed on it) and moves its
 VMs to the other hosts, at most --parallel at once, each to the alive host with
@@ -33,6 +33,20 @@ stop-restart once it has passed. --dry-run prints the plan and changes
 nothing. While it waits, vmha shows each VM's move (JSON lines with -o json);
 Ctrl-C ends the evacuation (moves under way finish; the host is online again).
 vmha host online HOST brings the host back; nothing moves back by itself.
+
+Before it starts, vmha checks that the VMs have somewhere to go: an evacuation
+of the last usable host (alive, out of maintenance, not evacuated), or one whose
+VMs need more memory than the other usable hosts have free, or with a VM no
+other host can take, is refused with the numbers ("host3's 12 VM(s) need
+48 GiB; the other usable hosts (h1, h2) have 20 GiB free"). The VMs still on
+hosts whose evacuation is under way count too: evacuating a second host is
+checked against what is left after both. --force evacuates anyway: the VMs
+that do not fit stay on the host, listed as stuck. --dry-run shows the
+shortfall without refusing.
+
+A move whose live migration fails without its source being able to say where
+the VM runs ends as a restart (stopped on HOST, confirmed, then started on the
+target); the end counts them apart ("3 moved live, 1 restarted").
 
 --storage FS is storage maintenance: only the VMs whose disks are on the
 cluster file system FS leave the host, no VM that uses FS is placed there, and
@@ -59,25 +73,7 @@ the maintenance once it is mounted again.`,
 				return g.printJSON(plan)
 			}
 			if g.output != "json" {
-				verb := "evacuating"
-				if req.DryRun {
-					verb = "plan (dry run, nothing moves)"
-				}
-				what := ""
-				if req.Storage != "" {
-					what = " using " + req.Storage
-				}
-				fmt.Fprintf(g.out, "%s %s: %d VM(s)%s, %d at a time\n", verb, host, len(plan.Moves), what, req.Parallel)
-				for _, m := range plan.Moves {
-					how := "live"
-					if !m.Live {
-						how = "stuck: " + m.Stuck
-						if m.To != "" && req.OnStuck == "stop-restart" {
-							how = "stop and start (" + m.Stuck + ")"
-						}
-					}
-					fmt.Fprintf(g.out, "  %s → %s  %s\n", m.VM, dash(m.To), how)
-				}
+				printEvacuationPlan(g, host, req, plan)
 			}
 			if req.DryRun || noWait {
 				return nil
@@ -91,7 +87,40 @@ the maintenance once it is mounted again.`,
 	cmd.Flags().StringVar(&req.OnStuck, "on-stuck", "fail", "VMs that cannot move live: fail or stop-restart")
 	cmd.Flags().BoolVar(&noWait, "no-wait", false, "start the evacuation and return")
 	cmd.Flags().StringVar(&req.Storage, "storage", "", "storage maintenance: move only the VMs on this cluster file system")
+	cmd.Flags().BoolVar(&req.Force, "force", false, "evacuate even when the other hosts cannot take every VM (those stay, listed as stuck)")
 	return cmd
+}
+
+// printEvacuationPlan shows the plan vmha evacuate got: each VM's target
+// and how it moves, and the shortfall when the other hosts cannot take
+// every VM.
+func printEvacuationPlan(g *globals, host string, req api.EvacuateRequest, plan api.EvacuationPlan) {
+	verb := "evacuating"
+	if req.DryRun {
+		verb = "plan (dry run, nothing moves)"
+	}
+	what := ""
+	if req.Storage != "" {
+		what = " using " + req.Storage
+	}
+	id := ""
+	if plan.ID != "" {
+		id = " (" + plan.ID + ")"
+	}
+	fmt.Fprintf(g.out, "%s %s%s: %d VM(s)%s, %d at a time\n", verb, host, id, len(plan.Moves), what, req.Parallel)
+	if plan.Shortfall != "" {
+		fmt.Fprintf(g.out, "warning: %s\n", plan.Shortfall)
+	}
+	for _, m := range plan.Moves {
+		how := "live"
+		if !m.Live {
+			how = "stuck: " + m.Stuck
+			if m.To != "" && req.OnStuck == "stop-restart" {
+				how = "stop and start (" + m.Stuck + ")"
+			}
+		}
+		fmt.Fprintf(g.out, "  %s → %s  %s\n", m.VM, dash(m.To), how)
+	}
 }
 
 // followEvacuation shows the moves until the host is empty (exit 0), or
@@ -113,7 +142,8 @@ func followEvacuation(g *globals, host string, plan api.EvacuationPlan) error {
 		case <-sig.Done():
 			ctx, cancel := g.ctx()
 			defer cancel()
-			_ = g.client().Do(ctx, http.MethodPost, api.PathHostAction+"/"+url.PathEscape(host)+"/online", nil, nil, nil)
+			// Ends this evacuation only, not one started since.
+			_ = g.client().Do(ctx, http.MethodPost, api.PathHostAction+"/"+url.PathEscape(host)+"/online", api.HostOnline{EvacuationID: plan.ID}, nil, nil)
 			return fmt.Errorf("cancelled: the evacuation of %s is ended; moves under way finish, the rest stay", host)
 		case <-time.After(500 * time.Millisecond):
 		}
@@ -141,11 +171,18 @@ func (f *evacuationFollower) show(s *api.Status) (done bool, err error) {
 		}
 	}
 	f.showMoves(s)
+	if ev != nil && f.plan.ID != "" && ev.ID != "" && ev.ID != f.plan.ID {
+		return false, fmt.Errorf("the evacuation of %s (%s) was ended before it finished; %s (by %s) is under way now", host, f.plan.ID, ev.ID, ev.By)
+	}
 	if ev != nil && ev.Done {
+		counts := fmt.Sprintf("%d moved", total)
+		if ev.MovedLive+ev.Restarted > 0 {
+			counts = fmt.Sprintf("%d moved live, %d restarted", ev.MovedLive, ev.Restarted)
+		}
 		if g.output != "json" && ev.Storage != "" {
-			fmt.Fprintf(g.out, "%s: no VM uses %s any more (%d moved in %.1f s): it may be taken down there now; vmha host online %s ends the maintenance\n", host, ev.Storage, total, time.Since(f.start).Seconds(), host)
+			fmt.Fprintf(g.out, "%s: no VM uses %s any more (%s in %.1f s): it may be taken down there now; vmha host online %s ends the maintenance\n", host, ev.Storage, counts, time.Since(f.start).Seconds(), host)
 		} else if g.output != "json" {
-			fmt.Fprintf(g.out, "%s evacuated: %d VM(s) moved in %.1f s; vmha host online %s brings it back\n", host, total, time.Since(f.start).Seconds(), host)
+			fmt.Fprintf(g.out, "%s evacuated: %d VM(s), %s in %.1f s; vmha host online %s brings it back\n", host, total, counts, time.Since(f.start).Seconds(), host)
 		}
 		return true, nil
 	}
@@ -190,20 +227,30 @@ func (f *evacuationFollower) showMoves(s *api.Status) {
 }
 
 func newHostOnlineCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use:   "online HOST",
+	var req api.HostOnline
+	cmd := &cobra.Command{
+		Use:   "online HOST [--evacuation ID]",
 		Short: "End a host's evacuation: it may take VMs again (none moves back by itself)",
-		Args:  exactArgs(1, "HOST"),
+		Long: `vmha host online ends the evacuation of HOST: nothing new is kept off it any
+more; no VM moves back by itself (only what the rules and stickiness allow).
+Moves under way finish. The end names the evacuation it ends (the one under
+way when the leader takes the request, or --evacuation ID, as vmha status -o
+json shows it), so that the leader's evacuation work already in flight cannot
+bring it back, and a script cannot end an evacuation started after it looked
+(409).`,
+		Args: exactArgs(1, "HOST"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx, cancel := g.ctx()
 			defer cancel()
-			if err := g.client().Do(ctx, http.MethodPost, api.PathHostAction+"/"+url.PathEscape(args[0])+"/online", nil, nil, nil); err != nil {
+			if err := g.client().Do(ctx, http.MethodPost, api.PathHostAction+"/"+url.PathEscape(args[0])+"/online", req, nil, nil); err != nil {
 				return err
 			}
 			fmt.Fprintf(g.out, "%s is online: it may take VMs again\n", args[0])
 			return nil
 		},
 	}
+	cmd.Flags().StringVar(&req.EvacuationID, "evacuation", "", "end only this evacuation (its ID); refused if another one is under way")
+	return cmd
 }
 
 func newHostAttrCmd(g *globals) *cobra.Command {

@@ -73,7 +73,7 @@ func TestFollowEvacuation(t *testing.T) {
 	}
 	second := api.Status{
 		VMs:         []api.VM{{Name: "vm1", Host: "h2", State: "running"}, {Name: "vm2", Host: "h3", State: "running"}},
-		Evacuations: []api.Evacuation{{Host: "h1", Done: true}},
+		Evacuations: []api.Evacuation{{Host: "h1", Done: true, MovedLive: 1, Restarted: 1}},
 	}
 	gone := api.Status{VMs: second.VMs}
 	for _, tc := range []struct {
@@ -82,7 +82,7 @@ func TestFollowEvacuation(t *testing.T) {
 		want     string
 		err      string
 	}{
-		{"text", []any{first, second}, "[0/2] vm1: running on h1\n[0/2] vm2: moving to h3\nstuck: vm3: no room\n[1/2] vm1: running on h2\n[2/2] vm2: running on h3\nh1 evacuated: 2 VM(s) moved in T; vmha host online h1 brings it back\n", "<nil>"},
+		{"text", []any{first, second}, "[0/2] vm1: running on h1\n[0/2] vm2: moving to h3\nstuck: vm3: no room\n[1/2] vm1: running on h2\n[2/2] vm2: running on h3\nh1 evacuated: 2 VM(s), 1 moved live, 1 restarted in T; vmha host online h1 brings it back\n", "<nil>"},
 		{"json", []any{first, second}, "{\n  T,\n  \"host\": \"h1\",\n  \"migrating_from\": \"\",\n  \"state\": \"running\",\n  \"vm\": \"vm1\"\n}\n{\n  T,\n  \"host\": \"h3\",\n  \"migrating_from\": \"h1\",\n  \"state\": \"running\",\n  \"vm\": \"vm2\"\n}\n{\n  T,\n  \"host\": \"h2\",\n  \"migrating_from\": \"\",\n  \"state\": \"running\",\n  \"vm\": \"vm1\"\n}\n{\n  T,\n  \"host\": \"h3\",\n  \"migrating_from\": \"\",\n  \"state\": \"running\",\n  \"vm\": \"vm2\"\n}\n", "<nil>"},
 		{"text", []any{first, gone}, "[0/2] vm1: running on h1\n[0/2] vm2: moving to h3\nstuck: vm3: no room\n[1/2] vm1: running on h2\n[2/2] vm2: running on h3\n", "the evacuation of h1 was ended (vmha host online) before it finished"},
 	} {
@@ -113,9 +113,9 @@ func TestFollowRebalance(t *testing.T) {
 		want   string
 		err    string
 	}{
-		{"text", []any{[]model.Rebalance{running}, []model.Rebalance{{ID: "r0"}, ended}}, 2, "a h1 → h2: moving\nb h1 → h3: planned\nrebalance r1 [........................]   0% 0/2 moves ended, T\na h1 → h2: done\nb h1 → h3: failed (no room)\nrebalance r1 ended in T: 1/2 moves done, cluster score 0.5000 → 0.2500\n", "rebalance r1: 1 of 2 moves did not happen (see vmha rebalance history -o json)"},
+		{"text", []any{[]model.Rebalance{running}, []model.Rebalance{{ID: "r0"}, ended}}, 2, "a h1 → h2: moving\nb h1 → h3: planned\nrebalance r1 [........................]   0% 0/2 moves ended, T\na h1 → h2: done\nb h1 → h3: failed (no room)\nrebalance r1 ended in T: 1/2 moves done (1 moved live, 0 restarted), cluster score 0.5000 → 0.2500\n", "rebalance r1: 1 of 2 moves did not happen (see vmha rebalance history -o json)"},
 		{"json", []any{[]model.Rebalance{running}, []model.Rebalance{ended}}, 2, "{T,\"event\":\"move\",\"move\":{\"vm\":\"a\",\"from\":\"h1\",\"to\":\"h2\",\"gain\":0,\"step\":0,\"state\":\"moving\",\"reason\":\"under way\"},\"rebalance\":\"r1\"}\n{T,\"event\":\"move\",\"move\":{\"vm\":\"b\",\"from\":\"h1\",\"to\":\"h3\",\"gain\":0,\"step\":0,\"state\":\"planned\"},\"rebalance\":\"r1\"}\n{T,\"event\":\"move\",\"move\":{\"vm\":\"a\",\"from\":\"h1\",\"to\":\"h2\",\"gain\":0,\"step\":0,\"state\":\"done\"},\"rebalance\":\"r1\"}\n{T,\"event\":\"move\",\"move\":{\"vm\":\"b\",\"from\":\"h1\",\"to\":\"h3\",\"gain\":0,\"step\":0,\"state\":\"failed\",\"reason\":\"no room\"},\"rebalance\":\"r1\"}\n{\"event\":\"end\",\"rebalance\":{\"id\":\"r1\",\"by\":\"\",\"at\":\"0001-01-01T00:00:00Z\",\"before\":0.5,\"planned\":0,\"after\":0.25,\"max_moves\":0,\"min_gain\":0,\"parallel\":0,\"moves\":[{\"vm\":\"a\",\"from\":\"h1\",\"to\":\"h2\",\"gain\":0,\"step\":0,\"state\":\"done\"},{\"vm\":\"b\",\"from\":\"h1\",\"to\":\"h3\",\"gain\":0,\"step\":0,\"state\":\"failed\",\"reason\":\"no room\"}],\"done\":true}}\n", "rebalance r1: 1 of 2 moves did not happen (see vmha rebalance history -o json)"},
-		{"text", []any{[]model.Rebalance{good}}, 1, "a h1 → h2: done\nrebalance r1 [########################] 100% 1/1 moves ended, T\nrebalance r1 ended in T: 1/1 moves done, cluster score 0.5000 → 0.2500\n", "<nil>"},
+		{"text", []any{[]model.Rebalance{good}}, 1, "a h1 → h2: done\nrebalance r1 [########################] 100% 1/1 moves ended, T\nrebalance r1 ended in T: 1/1 moves done (1 moved live, 0 restarted), cluster score 0.5000 → 0.2500\n", "<nil>"},
 		{"text", []any{[]model.Rebalance{running}, []model.Rebalance{}}, 2, "a h1 → h2: moving\nb h1 → h3: planned\nrebalance r1 [........................]   0% 0/2 moves ended, T\n", "rebalance r1 is no longer in the history"},
 	} {
 		g, out := followGlobals(t, tc.output, map[string][]any{api.PathRebalance: tc.runs})
@@ -151,7 +151,7 @@ func TestWaitMigration(t *testing.T) {
 		{"text", []any{moving, back}, "vm1 → h2: waiting for h1 to start the job… T\n\n", "vm1 did not move to h2: aborted"},
 	} {
 		g, out := followGlobals(t, tc.output, map[string][]any{api.PathStatus: tc.statuses, api.PathHostAction + "/h1/migrations": jobs})
-		err := waitMigration(g, "vm1", v, time.Minute)
+		err := waitMigration(g, "vm1", v, time.Minute, false)
 		if got := normalize(out.String()); got != tc.want {
 			t.Errorf("%s output:\n%q\nwant:\n%q", tc.output, got, tc.want)
 		}

@@ -10,11 +10,12 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/vmha/vmha/api"
+	"github.com/vmha/vmha/model"
 )
 
 func newMigrateCmd(g *globals) *cobra.Command {
 	var req api.MigrateRequest
-	var wait bool
+	var wait, allowRestart bool
 	var waitFor time.Duration
 	cmd := &cobra.Command{
 		Use:   "migrate VM [--to HOST] [--pin [--ttl D]] [--wait]",
@@ -32,8 +33,13 @@ expire (default: until vmha pins clear).
 
 With --wait, vmha shows the job's progress (data sent, rate, dirty rate,
 expected downtime; JSON lines with -o json) until the move ended, and exits 0
-only if the VM runs on the target; a move that failed leaves the VM running on
-its source, and vmha says why and exits 1.`,
+only if the VM moved live to the target. A move that failed leaves the VM
+running on its source: vmha says why and exits 1. A live migration that failed
+without its source being able to say where the VM runs ends as a restart: the
+source shuts the VM down and confirms it stopped, then the target starts it;
+vmha says "restarted on HOST (live migration refused: why)" and exits 1 too,
+unless --allow-restart accepts a restart as a move (exit 0). The outcome
+(live or restart) is the VM's last_move in vmha status -o json.`,
 		Args: exactArgs(1, "VM"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			vm := args[0]
@@ -60,13 +66,14 @@ its source, and vmha says why and exits 1.`,
 				}
 				return nil
 			}
-			return waitMigration(g, vm, v, waitFor)
+			return waitMigration(g, vm, v, waitFor, allowRestart)
 		},
 	}
 	cmd.Flags().StringVar(&req.To, "to", "", "target host (default: the placement engine's choice)")
 	cmd.Flags().BoolVar(&req.Pin, "pin", false, "keep the VM on the target (an explicit pin that vmha pins lists)")
 	cmd.Flags().DurationVar(&req.PinTTL, "ttl", 0, "with --pin: the pin expires after this long (default: never)")
-	cmd.Flags().BoolVar(&wait, "wait", false, "show progress until the move ended; exit 1 if the VM did not arrive")
+	cmd.Flags().BoolVar(&wait, "wait", false, "show progress until the move ended; exit 1 unless the VM moved live")
+	cmd.Flags().BoolVar(&allowRestart, "allow-restart", false, "with --wait: a VM restarted on the target (its live migration failed) counts as moved (exit 0)")
 	cmd.Flags().DurationVar(&waitFor, "wait-timeout", 15*time.Minute, "give up waiting after this long (the move goes on)")
 	return cmd
 }
@@ -80,8 +87,8 @@ func ttlText(d time.Duration) string {
 
 // waitMigration follows the move started as v: the job statistics from
 // its source host, and the status for its end.
-func waitMigration(g *globals, vm string, v api.VM, waitFor time.Duration) error {
-	w := &migrationWaiter{g: g, vm: vm, v: v, line: newLiveLine(g.out), start: time.Now()}
+func waitMigration(g *globals, vm string, v api.VM, waitFor time.Duration, allowRestart bool) error {
+	w := &migrationWaiter{g: g, vm: vm, v: v, line: newLiveLine(g.out), start: time.Now(), allowRestart: allowRestart}
 	deadline := w.start.Add(waitFor)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), g.timeout)
@@ -114,6 +121,11 @@ type migrationWaiter struct {
 	line    *liveLine
 	start   time.Time
 	lastJob api.MigrationJob
+	// allowRestart: a restart on the target counts as arrived.
+	allowRestart bool
+	// fallback is set once the live move failed and the VM is being
+	// stopped on its source to be started on the target.
+	fallback bool
 }
 
 // showJobs shows the move's job among jobs when it has news.
@@ -132,29 +144,68 @@ func (w *migrationWaiter) showJobs(jobs []api.MigrationJob) {
 }
 
 // ended reports whether status s shows the move ended, and then err says
-// whether the VM did not arrive.
+// whether the VM did not arrive live (or, with allowRestart, at all).
 func (w *migrationWaiter) ended(s *api.Status) (bool, error) {
 	g, vm, v := w.g, w.vm, w.v
 	for _, cur := range s.VMs {
-		if cur.Name != vm || cur.MigrationID == v.MigrationID {
+		if cur.Name != vm {
 			continue
 		}
-		// The move ended: where does the VM run?
+		if cur.MigratingFrom != "" && sameMove(cur.MigrationID, v.MigrationID) {
+			if cur.MigrationID != v.MigrationID && !w.fallback {
+				// The live move failed without a known end: the source
+				// stops the VM, then the target starts it.
+				w.fallback = true
+				if g.output == "json" {
+					_ = g.printJSONLine(map[string]any{"event": "restarting", "vm": cur})
+				} else {
+					w.line.done(fmt.Sprintf("%s: %s", vm, cur.Reason))
+				}
+			}
+			return false, nil
+		}
+		// The move ended: where does the VM run, and how did it get there?
 		if g.output == "json" {
 			if err := g.printJSONLine(map[string]any{"event": "end", "vm": cur}); err != nil {
 				return true, err
 			}
 		}
-		if cur.Host == v.Host {
-			if g.output != "json" {
-				w.line.done(fmt.Sprintf("%s: moved live from %s to %s in %.1f s (%s)", vm, v.MigratingFrom, v.Host, time.Since(w.start).Seconds(), cur.Reason))
-			}
-			return true, nil
-		}
+		text, err := moveOutcome(vm, v, cur, w.allowRestart, time.Since(w.start))
 		if g.output != "json" {
-			w.line.done("")
+			w.line.done(text)
 		}
-		return true, fmt.Errorf("%s did not move to %s: %s", vm, v.Host, cur.Reason)
+		return true, err
 	}
 	return false, nil
+}
+
+// sameMove reports whether the move id is orig or the cold fallback that
+// took it over (orig + "/restart").
+func sameMove(id, orig string) bool {
+	return id == orig || id == orig+"/restart"
+}
+
+// moveOutcome says how the move started as v ended, now that the VM is
+// cur: the line to show, and an error (exit 1) unless it moved live (or
+// was restarted on the target and allowRestart accepts that).
+func moveOutcome(vm string, v, cur api.VM, allowRestart bool, took time.Duration) (string, error) {
+	m := cur.LastMove
+	if m != nil && !sameMove(m.ID, v.MigrationID) {
+		m = nil // the VM was placed anew since: its end is not on record
+	}
+	switch {
+	case cur.Host == v.Host && (m == nil || m.Outcome == model.MoveLive):
+		return fmt.Sprintf("%s: moved live from %s to %s in %.1f s (%s)", vm, v.MigratingFrom, v.Host, took.Seconds(), cur.Reason), nil
+	case cur.Host == v.Host && m.Outcome == model.MoveRestart:
+		text := fmt.Sprintf("%s: restarted on %s (%s), not moved live", vm, v.Host, m.Why)
+		if allowRestart {
+			return text, nil
+		}
+		return "", fmt.Errorf("%s restarted on %s (%s): it was shut down on %s and started again, not moved live (--allow-restart accepts that)", vm, v.Host, m.Why, v.MigratingFrom)
+	}
+	why := cur.Reason
+	if m != nil && m.Why != "" {
+		why = m.Outcome + ": " + m.Why
+	}
+	return "", fmt.Errorf("%s did not move to %s: %s", vm, v.Host, why)
 }

@@ -34,8 +34,11 @@ migration. docs/rebalance.md has the metric and the planner.
 
 --dry-run prints the plan and changes nothing. While it runs, vmha shows each
 move (JSON lines with -o json); Ctrl-C cancels (moves under way finish, the
-rest are skipped). vmha rebalance history lists the runs, also the nightly
-ones of rebalance.window.`,
+rest are skipped). A move whose live migration failed without its source
+being able to say where the VM runs ends as a restart (the VM stopped on its
+host, then started on the target); vmha counts those apart from the moves
+that went live ("3 moved live, 1 restarted"). vmha rebalance history lists the
+runs, also the nightly ones of rebalance.window.`,
 		Args: exactArgs(0, "no argument"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			switch {
@@ -86,7 +89,7 @@ func newRebalanceHistoryCmd(g *globals) *cobra.Command {
 					return nil
 				}
 				tw := tabwriter.NewWriter(g.out, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "ID\tSTARTED\tBY\tMOVES\tDONE\tFAILED\tSCORE BEFORE\tAFTER\tSTATE")
+				fmt.Fprintln(tw, "ID\tSTARTED\tBY\tMOVES\tLIVE\tRESTARTED\tFAILED\tSCORE BEFORE\tAFTER\tSTATE")
 				for _, r := range rs {
 					printRebalanceRun(tw, r)
 				}
@@ -98,12 +101,10 @@ func newRebalanceHistoryCmd(g *globals) *cobra.Command {
 
 // printRebalanceRun is one line of vmha rebalance history.
 func printRebalanceRun(w io.Writer, r model.Rebalance) {
-	done, failed := 0, 0
+	live, restarted := moveCounts(r.Moves)
+	failed := 0
 	for _, m := range r.Moves {
-		switch m.State {
-		case model.MoveDone:
-			done++
-		case model.MoveFailed:
+		if m.State == model.MoveFailed {
 			failed++
 		}
 	}
@@ -118,7 +119,22 @@ func printRebalanceRun(w io.Writer, r model.Rebalance) {
 	if r.Done {
 		after = fmt.Sprintf("%.4f", r.After)
 	}
-	fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%d\t%d\t%.4f\t%s\t%s\n", r.ID, r.At.Local().Format(time.DateTime), r.By, len(r.Moves), done, failed, r.Before, after, state)
+	fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%.4f\t%s\t%s\n", r.ID, r.At.Local().Format(time.DateTime), r.By, len(r.Moves), live, restarted, failed, r.Before, after, state)
+}
+
+// moveCounts counts the done moves by outcome: live, and restarted (a move
+// done before outcomes were recorded counts as live, as it was reported).
+func moveCounts(ms []model.RebalanceMove) (live, restarted int) {
+	for _, m := range ms {
+		switch {
+		case m.State != model.MoveDone:
+		case m.Outcome == model.MoveRestart:
+			restarted++
+		default:
+			live++
+		}
+	}
+	return live, restarted
 }
 
 func newRebalanceCancelCmd(g *globals) *cobra.Command {
@@ -216,7 +232,8 @@ func (f *rebalanceFollower) show(rs []model.Rebalance) (done bool, err error) {
 	if g.output == "json" {
 		_ = g.printJSONLine(map[string]any{"event": "end", "rebalance": rb})
 	} else {
-		f.line.done(fmt.Sprintf("rebalance %s ended in %.1f s: %d/%d moves done, cluster score %.4f → %.4f", id, time.Since(f.start).Seconds(), total-bad, total, rb.Before, rb.After))
+		live, restarted := moveCounts(rb.Moves)
+		f.line.done(fmt.Sprintf("rebalance %s ended in %.1f s: %d/%d moves done (%d moved live, %d restarted), cluster score %.4f → %.4f", id, time.Since(f.start).Seconds(), total-bad, total, live, restarted, rb.Before, rb.After))
 	}
 	if bad > 0 {
 		return true, fmt.Errorf("rebalance %s: %d of %d moves did not happen (see vmha rebalance history -o json)", id, bad, total)
@@ -235,15 +252,19 @@ func (f *rebalanceFollower) showMoves(rb *model.Rebalance) (ended, bad int) {
 		if m.State == model.MoveFailed || m.State == model.MoveSkipped {
 			bad++
 		}
-		if f.last[m.VM] == m.State {
+		state := m.State
+		if m.State == model.MoveDone && m.Outcome == model.MoveRestart {
+			state = "done, restarted (not live)"
+		}
+		if f.last[m.VM] == state {
 			continue
 		}
-		f.last[m.VM] = m.State
+		f.last[m.VM] = state
 		if g.output == "json" {
 			_ = g.printJSONLine(map[string]any{"event": "move", "rebalance": f.id, "move": m, "elapsed_s": time.Since(f.start).Seconds()})
 			continue
 		}
-		text := fmt.Sprintf("%s %s → %s: %s", m.VM, m.From, m.To, m.State)
+		text := fmt.Sprintf("%s %s → %s: %s", m.VM, m.From, m.To, state)
 		if m.Reason != "" && m.State != model.MoveMoving {
 			text += " (" + m.Reason + ")"
 		}
