@@ -72,3 +72,21 @@ type Events struct {
 	// Oldest is the oldest sequence number the log still holds.
 	Oldest uint64 `json:"oldest"`
 }
+
+// PathAlertTest sends a test event to the alert targets (POST AlertTest).
+const PathAlertTest = "/v1/alerts/test"
+
+// AlertTest is the body of POST /v1/alerts/test.
+type AlertTest struct {
+	// Name limits the test to one target ("" all).
+	Name        string `json:"name,omitempty"`
+	RequestedBy string `json:"requested_by"`
+}
+
+// AlertResult is one target's answer to a test.
+type AlertResult struct {
+	Name    string  `json:"name"`
+	OK      bool    `json:"ok"`
+	Error   string  `json:"error,omitempty"`
+	Seconds float64 `json:"seconds"`
+}

@@ -47,6 +47,7 @@ const (
 	OpFormed             = command.OpFormed
 	OpSetFenceDevices    = command.OpSetFenceDevices
 	OpHostSeen           = command.OpHostSeen
+	OpAlerted            = command.OpAlerted
 	OpVMState            = command.OpVMState
 	OpFailures           = command.OpFailures
 	OpClusterMaintenance = command.OpClusterMaintenance

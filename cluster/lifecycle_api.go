@@ -240,6 +240,7 @@ func (n *Node) lifecycleRoutes(add func(string, http.HandlerFunc, []Role), read,
 		}
 		return n.coord.Relocate(r.PathValue("name"), req.To, actor(r, req.RequestedBy))
 	})), op)
+	add("POST "+api.PathAlertTest, n.leaderWrite(jsonCall(n.handleAlertTest)), op)
 	add("POST "+api.PathClusterMaintenance, n.leaderWrite(jsonCall(func(r *http.Request, req api.HostOp) (any, error) {
 		return nil, n.coord.SetClusterMaintenance(req.On, req.Reason, actor(r, req.RequestedBy))
 	})), op)

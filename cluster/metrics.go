@@ -33,6 +33,7 @@ type Metrics struct {
 	agentStarts   *prometheus.CounterVec
 	agentStops    *prometheus.CounterVec
 	leaderChanges prometheus.Counter
+	alerts        *prometheus.CounterVec
 }
 
 func newMetrics(n *Node) *Metrics {
@@ -72,9 +73,12 @@ func newMetrics(n *Node) *Metrics {
 		leaderChanges: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "vmha_leadership_acquired_total", Help: "Times this host became the raft leader.",
 		}),
+		alerts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vmha_alerts_total", Help: "Alerts this host handed to an alert target as leader, by target and result.",
+		}, []string{"alert", "result"}),
 	}
 	m.reg.MustRegister(m.fences, m.fenceSeconds, m.recoveries, m.recoverySecs, m.placeSeconds, m.passSeconds,
-		m.deviceChecks, m.agentStarts, m.agentStops, m.leaderChanges,
+		m.deviceChecks, m.agentStarts, m.agentStops, m.leaderChanges, m.alerts,
 		&stateCollector{n: n}, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

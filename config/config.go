@@ -94,6 +94,36 @@ type Daemon struct {
 	// Witness runs vmhad as a tie-breaking vote only (two-host clusters):
 	// no hypervisor, no VMs, nothing to fence.
 	Witness bool `mapstructure:"witness"`
+	// Alerts are where the leader sends every event of the cluster's
+	// event log (docs/alerts.md). The leader applies its own list: keep
+	// it the same on every host.
+	Alerts []Alert `mapstructure:"alerts"`
+}
+
+// Alert is one alert target: an executable called as a Pacemaker alert
+// agent (Path), or a webhook (Webhook) that receives the event as JSON.
+type Alert struct {
+	Name    string `mapstructure:"name"`
+	Path    string `mapstructure:"path"`
+	Webhook string `mapstructure:"webhook"`
+	// Recipient is the agent's CRM_alert_recipient (an address, a file).
+	Recipient string `mapstructure:"recipient"`
+	// Kinds limits the alerts (node, fencing, resource, attribute,
+	// cluster, rules, rebalance); empty: all.
+	Kinds []string `mapstructure:"kinds"`
+	// Env are extra variables for the agent (Pacemaker's instance
+	// attributes: cluster_name, email_sender, trap_node_states, ...).
+	Env     map[string]string `mapstructure:"env"`
+	Timeout time.Duration     `mapstructure:"timeout"`
+	// Retries are a webhook's extra tries, with a doubling backoff.
+	Retries int `mapstructure:"retries"`
+	// CAFile is the PEM CA a webhook's certificate must chain to (empty:
+	// the system's); TokenFile holds a bearer token for it (mode 0600).
+	CAFile    string `mapstructure:"ca_file"`
+	TokenFile string `mapstructure:"token_file"`
+	// TimestampFormat is CRM_alert_timestamp's strftime format (default
+	// Pacemaker's %H:%M:%S.%06N).
+	TimestampFormat string `mapstructure:"timestamp_format"`
 }
 
 // StorageConfig is the storage section: the cluster's storage, plus where
@@ -996,7 +1026,7 @@ func knownKeys() map[string]bool {
 		m[k] = true
 	}
 	for _, k := range []string{"storage.filesystems", "storage.volume_groups", "storage.mounts_file", "ping.targets", "bmc.address", "bmc.user", "bmc.password_file", "tls.ca_file", "tls.cert_file", "tls.key_file",
-		"fence.action", "fence.delay", "fence.random_delay", "fence.devices", "fence.levels"} {
+		"fence.action", "fence.delay", "fence.random_delay", "fence.devices", "fence.levels", "alerts"} {
 		m[k] = true
 	}
 	return m
@@ -1180,6 +1210,7 @@ func validateServices(d *Daemon) []error {
 		errs = append(errs, fmt.Errorf("admission: %q, want auto, open or closed", d.Admission))
 	}
 	errs = append(errs, secureByDefault(d)...)
+	errs = append(errs, validateAlerts(d.Alerts)...)
 	return errs
 }
 

@@ -272,6 +272,9 @@ type Status struct {
 	// EventSeq numbers the last one.
 	Events   []Event `json:"events,omitempty"`
 	EventSeq uint64  `json:"event_seq,omitempty"`
+	// AlertedSeq is the last event the leader handed to every alert
+	// target: a new leader goes on from there.
+	AlertedSeq uint64 `json:"alerted_seq,omitempty"`
 	// RulesHistory are the last placement rules applied, oldest first;
 	// the last is the one in force (Config.Rules).
 	RulesHistory []RulesVersion `json:"rules_history,omitempty"`

@@ -66,6 +66,9 @@ const (
 	// OpFailures counts a VM's failures on hosts (Failures) or clears
 	// them (Names: VMs, Name: only that host; vmha vm cleanup).
 	OpFailures Op = "failures"
+	// OpAlerted records that the alerts of every event up to AlertedSeq
+	// were delivered (never goes back).
+	OpAlerted Op = "alerted"
 	// OpClusterMaintenance puts the whole cluster in maintenance
 	// (ClusterMaintenance set) or ends it.
 	OpClusterMaintenance Op = "cluster_maintenance"
@@ -118,6 +121,7 @@ type Command struct {
 	IfEvacuation string `json:"if_evacuation,omitempty"`
 
 	ClusterMaintenance *model.ClusterMaintenance `json:"cluster_maintenance,omitempty"`
+	AlertedSeq         uint64                    `json:"alerted_seq,omitempty"`
 	// By is the authenticated principal an operator's command is recorded
 	// with in the event log; empty for the leader's own decisions.
 	By string `json:"by,omitempty"`

@@ -68,6 +68,7 @@ var appliers = map[command.Op]func(*model.State, *command.Command) error{
 	command.OpClusterMaintenance: onClusterMaintenance,
 	command.OpUpdateVM:           onUpdateVM,
 	command.OpAdoptVM:            onAdoptVM,
+	command.OpAlerted:            onAlerted,
 }
 
 func onRegisterHost(s *model.State, c *command.Command) error {

@@ -127,3 +127,12 @@ func FailuresNow(s *model.State, vm string, timeout time.Duration, now time.Time
 	}
 	return out
 }
+
+// onAlerted moves the alerts' mark forward (a late, lower one is ignored).
+func onAlerted(s *model.State, c *command.Command) error {
+	if c.AlertedSeq > s.Status.EventSeq {
+		return &command.ValidationError{Field: "alerted_seq", Err: fmt.Errorf("%d is past the last event %d", c.AlertedSeq, s.Status.EventSeq)}
+	}
+	s.Status.AlertedSeq = max(s.Status.AlertedSeq, c.AlertedSeq)
+	return nil
+}
