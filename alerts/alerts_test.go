@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vmha/vmha/internal/testlab/testenv"
 	"github.com/vmha/vmha/model"
 )
 
@@ -174,5 +175,39 @@ func TestKindsAndWants(t *testing.T) {
 		if tg.Wants(kind) != (kind == KindFencing || kind == KindNode) {
 			t.Errorf("wants %s: %v", kind, tg.Wants(kind))
 		}
+	}
+}
+
+// Pacemaker's own sample agent, as Debian installs it, run unchanged.
+func TestPacemakersSampleAgent(t *testing.T) {
+	const sample = "/usr/share/pacemaker/alerts/alert_file.sh.sample"
+	src, err := os.ReadFile(sample)
+	if err != nil {
+		testenv.Missing(t, "Pacemaker's sample alert agents (Debian package pacemaker-common): "+err.Error())
+	}
+	dir := t.TempDir()
+	agent := filepath.Join(dir, "alert_file.sh")
+	if err := os.WriteFile(agent, src, 0o755); err != nil { // a copy only to make it executable
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "alerts.log")
+	tg := &Target{Name: "file", Path: agent, Recipient: out, Timeout: 5 * time.Second}
+	for _, e := range []model.Event{
+		{Seq: 1, At: at, Kind: model.EventHost, Object: "h2", Action: "lost"},
+		{Seq: 2, At: at, Kind: model.EventFence, Object: "h2", Action: "off", Result: "ok", Principal: "cluster"},
+		{Seq: 3, At: at, Kind: model.EventVM, Object: "web1", Action: "recover", Host: "h1", Principal: "cluster"},
+		{Seq: 4, At: at, Kind: model.EventHost, Object: "h1", Action: "attr-set", Reason: "zone=a"},
+	} {
+		if err := Deliver(context.Background(), tg, &e, "prod", false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, _ := os.ReadFile(out)
+	want := "03:12:07.123456: Node 'h2' is now 'lost'\n" +
+		"03:12:07.123456: Fencing Operation off of h2 by cluster: OK\n" +
+		"03:12:07.123456: Resource operation 'recover' for 'web1' on 'h1': recover\n" +
+		"03:12:07.123456: Attribute 'zone' on node 'h1' was updated to 'a'\n"
+	if string(got) != want {
+		t.Fatalf("Pacemaker's alert_file.sh wrote:\n%s\nwant:\n%s", got, want)
 	}
 }

@@ -9,7 +9,6 @@ import (
 	"sync"
 	"time"
 
-
 	"github.com/vmha/vmha/alerts"
 	"github.com/vmha/vmha/api"
 	"github.com/vmha/vmha/config"
@@ -113,7 +112,7 @@ func (n *Node) alertRound(ctx context.Context, targets []*alerts.Target) error {
 		go func() {
 			defer wg.Done()
 			for i := range evs {
-				n.alertOne(ctx, t, &evs[i], false)
+				_ = n.alertOne(ctx, t, &evs[i], false) // logged and counted there
 			}
 		}()
 	}
@@ -169,4 +168,3 @@ func (n *Node) handleAlertTest(r *http.Request, req api.AlertTest) (any, error) 
 	}
 	return out, nil
 }
-

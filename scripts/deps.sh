@@ -9,6 +9,8 @@ packages=(
   libvirt-dev pkg-config
   openipmi ipmitool fence-agents
   pacemaker-cli-utils
+  # Pacemaker's sample alert agents (alert_file.sh): vmha's alerts must drive them unchanged
+  pacemaker-common
   # cluster tests cut hosts apart with iptables owner matches on loopback
   iptables
   # the live-migration lab (internal/testlab/virtlab): two libvirtd, QEMU TCG guests

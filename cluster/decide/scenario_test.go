@@ -142,7 +142,7 @@ func (w *world) host(name string) (*simHost, error) {
 func (w *world) do(words []string) error {
 	w.version++
 	kv, args := opts(words[1:])
-	for _, run := range []func([]string, []string, map[string]string) (bool, error){w.doSetup, w.doOperator} {
+	for _, run := range []func([]string, []string, map[string]string) (bool, error){w.doSetup, w.doOperator, w.doLifecycle} {
 		if handled, err := run(words, args, kv); handled || err != nil {
 			return err
 		}
@@ -341,6 +341,22 @@ func (w *world) doOperator(words, args []string, kv map[string]string) (handled 
 			c.Expected = &model.Expected{By: "operator", At: w.now}
 		}
 		return true, w.operator(c)
+	case "confirm":
+		hs := w.st.Status.Hosts[args[0]]
+		rid := ""
+		if hs != nil {
+			rid = hs.RecoveryID
+		}
+		return true, w.operator(&command.Command{Op: command.OpFenceConfirm, Fence: &model.FenceRecord{Host: args[0], Device: "operator", Action: "confirm", Requester: "operator", Started: w.now, OK: true, RecoveryID: rid},
+			HostState: &command.HostStateChange{Host: args[0], Reason: "confirmed down by operator", RecoveryID: rid}})
+	}
+	return false, nil
+}
+
+// doLifecycle runs an operator's command on a VM's lifecycle or on the
+// whole cluster; handled is false for any other.
+func (w *world) doLifecycle(words, args []string, kv map[string]string) (handled bool, err error) {
+	switch words[0] {
 	case "vm-state": // vm-state VM TARGET|clear [if=TARGET|-]: vmha vm set --state
 		c := &command.Command{Op: command.OpVMState, Name: args[0], By: "operator", IfTarget: model.Target(kv["if"])}
 		if args[1] != "clear" {
@@ -370,14 +386,6 @@ func (w *world) doOperator(words, args []string, kv map[string]string) (handled 
 			c.ClusterMaintenance = &model.ClusterMaintenance{By: "operator", At: w.now}
 		}
 		return true, w.operator(c)
-	case "confirm":
-		hs := w.st.Status.Hosts[args[0]]
-		rid := ""
-		if hs != nil {
-			rid = hs.RecoveryID
-		}
-		return true, w.operator(&command.Command{Op: command.OpFenceConfirm, Fence: &model.FenceRecord{Host: args[0], Device: "operator", Action: "confirm", Requester: "operator", Started: w.now, OK: true, RecoveryID: rid},
-			HostState: &command.HostStateChange{Host: args[0], Reason: "confirmed down by operator", RecoveryID: rid}})
 	}
 	return false, nil
 }
