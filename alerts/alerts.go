@@ -24,6 +24,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
+
 	"github.com/vmha/vmha/model"
 )
 
@@ -222,23 +224,28 @@ func Deliver(ctx context.Context, t *Target, e *model.Event, cluster string, tes
 	if err != nil {
 		return err
 	}
-	wait := t.Backoff
-	if wait <= 0 {
-		wait = time.Second
+	first := t.Backoff
+	if first <= 0 {
+		first = time.Second
 	}
-	for try := 0; ; try++ {
-		err = post(ctx, t, body)
-		if err == nil || try >= t.Retries || ctx.Err() != nil {
-			return err
+	// Exponential with jitter (several hosts' webhooks must not retry in
+	// step), at most 1+Retries tries, ended early by ctx.
+	b := backoff.NewExponentialBackOff()
+	b.InitialInterval, b.MaxInterval = first, time.Minute
+	_, err = backoff.Retry(ctx, func() (struct{}, error) {
+		err := post(ctx, t, body)
+		var perm *permanentError
+		if errors.As(err, &perm) {
+			return struct{}{}, backoff.Permanent(err)
 		}
-		select {
-		case <-ctx.Done():
-			return err
-		case <-time.After(wait):
-		}
-		wait *= 2
-	}
+		return struct{}{}, err
+	}, backoff.WithBackOff(b), backoff.WithMaxTries(uint(t.Retries)+1), backoff.WithMaxElapsedTime(0))
+	return err
 }
+
+// permanentError is an answer that a retry will not change (a 4xx but
+// 408 and 429).
+type permanentError struct{ error }
 
 // maxOutput bounds what an agent's output is kept of (for the log).
 const maxOutput = 4 << 10
@@ -294,7 +301,11 @@ func post(ctx context.Context, t *Target, body []byte) error {
 	}
 	defer resp.Body.Close()
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-	if resp.StatusCode/100 != 2 {
+	switch {
+	case resp.StatusCode/100 == 2:
+	case resp.StatusCode/100 == 4 && resp.StatusCode != http.StatusRequestTimeout && resp.StatusCode != http.StatusTooManyRequests:
+		return &permanentError{fmt.Errorf("webhook %s: answered %s", t.Name, resp.Status)}
+	default:
 		return fmt.Errorf("webhook %s: answered %s", t.Name, resp.Status)
 	}
 	return nil

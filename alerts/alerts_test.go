@@ -131,12 +131,20 @@ func TestWebhook(t *testing.T) {
 	if err := Deliver(context.Background(), tg, &e, "prod", false); err == nil || !strings.Contains(err.Error(), "certificate") {
 		t.Fatalf("untrusted certificate: %v", err)
 	}
-	// Retries end: the last error comes back, and no secret is in it.
+	// A refusal a retry will not change (401) is not retried; the error
+	// carries no secret.
 	tg.Client, tg.Retries, tg.Token = client, 2, "wrong"
 	calls.Store(0)
 	err = Deliver(context.Background(), tg, &e, "prod", false)
-	if err == nil || calls.Load() != 3 || strings.Contains(err.Error(), "wrong") {
+	if err == nil || calls.Load() != 1 || strings.Contains(err.Error(), "wrong") || !strings.Contains(err.Error(), "401") {
 		t.Fatalf("%d calls, error %v", calls.Load(), err)
+	}
+	// Retries end: the last error comes back.
+	tg.Token = "s3cret"
+	calls.Store(-10) // every answer a 503
+	err = Deliver(context.Background(), tg, &e, "prod", false)
+	if err == nil || calls.Load() != -7 || !strings.Contains(err.Error(), "503") {
+		t.Fatalf("%d calls, error %v", calls.Load()+10, err)
 	}
 	redirect := httptest.NewTLSServer(http.RedirectHandler(srv.URL, http.StatusFound))
 	defer redirect.Close()

@@ -169,7 +169,7 @@ func (f *fencer) run(parent context.Context) error {
 
 // status reads the power state with retries and records it.
 func (f *fencer) status(ctx context.Context) (PowerState, error) {
-	st, err := retry(ctx, f, &f.res.Polls, f.d.Status)
+	st, err := retry(ctx, f.opt, &f.res.Polls, f.d.Status)
 	if err != nil {
 		return PowerUnknown, err
 	}
@@ -182,7 +182,7 @@ func (f *fencer) status(ctx context.Context) (PowerState, error) {
 
 // powerOff sends the off command with retries.
 func (f *fencer) powerOff(ctx context.Context) error {
-	_, err := retry(ctx, f, &f.res.Attempts, func(ctx context.Context) (struct{}, error) {
+	_, err := retry(ctx, f.opt, &f.res.Attempts, func(ctx context.Context) (struct{}, error) {
 		return struct{}{}, f.d.PowerOff(ctx)
 	})
 	return err
@@ -202,16 +202,21 @@ func (e *callError) Unwrap() error { return e.err }
 // retry runs call up to 1+Retries times, each bounded by CallTimeout, with
 // backoff between failures, counting calls in *calls. It stops early when
 // ctx ends, returning a *deadlineError that remembers the last call error.
-func retry[T any](ctx context.Context, f *fencer, calls *int, call func(context.Context) (T, error)) (T, error) {
+//
+// It is our own loop rather than a backoff library's: a fence's error must
+// tell a device that failed (the last call's error, kept) from a fence
+// deadline that cut the calls short, and a call that ignores its context
+// must be abandoned at its own timeout (callOnce).
+func retry[T any](ctx context.Context, opt Options, calls *int, call func(context.Context) (T, error)) (T, error) {
 	var zero T
-	backoff := f.opt.Backoff
+	backoff := opt.Backoff
 	var last error
 	for attempt := 1; ; attempt++ {
 		if err := ctx.Err(); err != nil {
 			return zero, &deadlineError{ctxErr: err, last: last}
 		}
 		*calls++
-		v, err := callOnce(ctx, f.opt.CallTimeout, call)
+		v, err := callOnce(ctx, opt.CallTimeout, call)
 		if err == nil {
 			return v, nil
 		}
@@ -224,13 +229,13 @@ func retry[T any](ctx context.Context, f *fencer, calls *int, call func(context.
 			return zero, &deadlineError{ctxErr: ctx.Err(), last: last}
 		}
 		last = err
-		if attempt > f.opt.Retries {
+		if attempt > opt.Retries {
 			return zero, &callError{attempts: attempt, err: last}
 		}
 		if err := sleep(ctx, backoff); err != nil {
 			return zero, &deadlineError{ctxErr: err, last: last}
 		}
-		backoff = min(2*backoff, f.opt.MaxBackoff)
+		backoff = min(2*backoff, opt.MaxBackoff)
 	}
 }
 

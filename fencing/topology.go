@@ -359,30 +359,20 @@ func runLevel(ctx context.Context, clock Clock, n int, lvl Level, a Action, fopt
 // and a host may take minutes to come back.
 func powerOn(ctx context.Context, d Device, opt Options) error {
 	opt = opt.withDefaults()
-	backoff := opt.Backoff
-	var last error
-	for attempt := 1; ; attempt++ {
-		if err := ctx.Err(); err != nil {
-			if last != nil {
-				return fmt.Errorf("power on via %s: %w (last error: %v)", d.Name(), err, last)
-			}
-			return fmt.Errorf("power on via %s: %w", d.Name(), err)
-		}
-		_, err := callOnce(ctx, opt.CallTimeout, func(ctx context.Context) (struct{}, error) {
-			return struct{}{}, d.PowerOn(ctx)
-		})
-		if err == nil {
-			return nil
-		}
-		last = err
-		if attempt > opt.Retries {
-			return fmt.Errorf("power on via %s: failed after %d attempt(s): %w", d.Name(), attempt, err)
-		}
-		if err := sleep(ctx, backoff); err != nil {
-			return fmt.Errorf("power on via %s: %w (last error: %v)", d.Name(), err, last)
-		}
-		backoff = min(2*backoff, opt.MaxBackoff)
+	var calls int
+	_, err := retry(ctx, opt, &calls, func(ctx context.Context) (struct{}, error) {
+		return struct{}{}, d.PowerOn(ctx)
+	})
+	var de *deadlineError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &de) && de.last != nil:
+		return fmt.Errorf("power on via %s: %w (last error: %v)", d.Name(), de.ctxErr, de.last)
+	case errors.As(err, &de):
+		return fmt.Errorf("power on via %s: %w", d.Name(), de.ctxErr)
 	}
+	return fmt.Errorf("power on via %s: %w", d.Name(), err)
 }
 
 func uniform(limit time.Duration) time.Duration {
