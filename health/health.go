@@ -9,14 +9,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
-	"os"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/net/icmp"
-	"golang.org/x/net/ipv4"
+	probing "github.com/prometheus-community/pro-bing"
 )
 
 // Pinger checks that one target answers.
@@ -24,66 +21,30 @@ type Pinger interface {
 	Ping(ctx context.Context, target string) error
 }
 
-// ICMP pings with ICMP echo over a raw socket (vmhad runs as root).
+// ICMP pings with ICMP echo through prometheus-community/pro-bing: over a
+// raw socket (vmhad runs as root), IPv4 or IPv6; replies to other pings
+// are told apart by the library (id, sequence, a tracker in the payload).
 type ICMP struct{}
 
-var seq atomic.Uint32
-
 // Ping sends one echo request to target and waits for its reply until ctx
-// ends. Replies to other pings (other targets, other goroutines) are
-// skipped by matching id, sequence and source.
+// ends (at most 5 s without a deadline).
 func (ICMP) Ping(ctx context.Context, target string) error {
-	ip, err := resolve(target)
-	if err != nil {
-		return err
-	}
-	c, err := icmp.ListenPacket("ip4:icmp", "0.0.0.0")
+	p, err := probing.NewPinger(target)
 	if err != nil {
 		return fmt.Errorf("ping %s: %w", target, err)
 	}
-	defer func() { _ = c.Close() }()
-	id, sq := os.Getpid()&0xffff, int(seq.Add(1)&0xffff)
-	msg := icmp.Message{Type: ipv4.ICMPTypeEcho, Body: &icmp.Echo{ID: id, Seq: sq, Data: []byte("vmha-pingd")}}
-	b, err := msg.Marshal(nil)
-	if err != nil {
-		return err
-	}
+	p.SetPrivileged(true)
+	p.Count, p.Timeout = 1, 5*time.Second
 	if dl, ok := ctx.Deadline(); ok {
-		_ = c.SetDeadline(dl)
+		p.Timeout = time.Until(dl)
 	}
-	if _, err := c.WriteTo(b, &net.IPAddr{IP: ip}); err != nil {
+	if err := p.RunWithContext(ctx); err != nil {
 		return fmt.Errorf("ping %s: %w", target, err)
 	}
-	buf := make([]byte, 1500)
-	for {
-		n, peer, err := c.ReadFrom(buf)
-		if err != nil {
-			return fmt.Errorf("ping %s: no answer: %w", target, err)
-		}
-		rm, err := icmp.ParseMessage(1, buf[:n])
-		if err != nil || rm.Type != ipv4.ICMPTypeEchoReply {
-			continue
-		}
-		if e, ok := rm.Body.(*icmp.Echo); ok && e.ID == id && e.Seq == sq && peer.String() == ip.String() {
-			return nil
-		}
+	if st := p.Statistics(); st.PacketsRecv == 0 {
+		return fmt.Errorf("ping %s: no answer within %s", target, p.Timeout.Round(time.Millisecond))
 	}
-}
-
-func resolve(target string) (net.IP, error) {
-	if ip := net.ParseIP(target); ip != nil && ip.To4() != nil {
-		return ip.To4(), nil
-	}
-	ips, err := net.LookupIP(target)
-	if err != nil {
-		return nil, fmt.Errorf("ping %s: %w", target, err)
-	}
-	for _, ip := range ips {
-		if ip.To4() != nil {
-			return ip.To4(), nil
-		}
-	}
-	return nil, fmt.Errorf("ping %s: no IPv4 address", target)
+	return nil
 }
 
 // Damper publishes a value only once it has held for the dampen interval,

@@ -65,4 +65,20 @@ func TestICMPLoopback(t *testing.T) {
 	if err := (ICMP{}).Ping(ctx2, "no-such-host.invalid"); err == nil {
 		t.Fatal("an unresolvable target answered")
 	}
+	// IPv6 too (pro-bing), and a target that never answers is an error
+	// once the deadline passes, not a hang.
+	ctx3, cancel3 := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel3()
+	if err := (ICMP{}).Ping(ctx3, "::1"); err != nil {
+		t.Logf("ping ::1: %v (IPv6 loopback may be off here)", err)
+	}
+	ctx4, cancel4 := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel4()
+	start := time.Now()
+	if err := (ICMP{}).Ping(ctx4, "192.0.2.1"); err == nil {
+		t.Fatal("TEST-NET-1 answered")
+	}
+	if time.Since(start) > 3*time.Second {
+		t.Fatal("a silent target was waited for past the deadline")
+	}
 }
