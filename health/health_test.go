@@ -75,8 +75,8 @@ func TestICMPLoopback(t *testing.T) {
 	ctx4, cancel4 := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel4()
 	start := time.Now()
-	if err := (ICMP{}).Ping(ctx4, "192.0.2.1"); err == nil {
-		t.Fatal("TEST-NET-1 answered")
+	if err := (ICMP{}).Ping(ctx4, "198.51.100.1"); err == nil {
+		t.Fatal("TEST-NET-2 answered")
 	}
 	if time.Since(start) > 3*time.Second {
 		t.Fatal("a silent target was waited for past the deadline")
