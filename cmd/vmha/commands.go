@@ -49,7 +49,11 @@ func newFenceCmd(g *globals) *cobra.Command {
 at once; its VMs stay assigned to it until the device confirms the power is off,
 then they are recovered on the other hosts. The leader never fences itself.
 
-Without a terminal to confirm on, --yes is required.`,
+Without a terminal to confirm on, --yes is required.
+
+A host whose name is also a word of vmha fence (history, test, confirm,
+devices, disable, enable, host) is fenced with vmha fence host HOST, the form
+scripts should use.`,
 		Args: exactArgs(1, "HOST"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			host := args[0]
@@ -75,6 +79,17 @@ Without a terminal to confirm on, --yes is required.`,
 	}
 	fence.Flags().StringVar(&action, "action", "off", "off or reboot")
 	fence.Flags().BoolVar(&yes, "yes", false, "do not ask for confirmation")
+	// vmha fence host HOST: the same, for any host name (vmha fence test
+	// is the device test, whatever hosts are called).
+	hostCmd := &cobra.Command{
+		Use:   "host HOST [--action off|reboot] [--yes]",
+		Short: "Fence HOST now (as vmha fence HOST, for any host name, also one called test or history)",
+		Args:  exactArgs(1, "HOST"),
+		RunE:  fence.RunE,
+	}
+	hostCmd.Flags().StringVar(&action, "action", "off", "off or reboot")
+	hostCmd.Flags().BoolVar(&yes, "yes", false, "do not ask for confirmation")
+	fence.AddCommand(hostCmd)
 
 	var powerCycle, testYes bool
 	test := &cobra.Command{
