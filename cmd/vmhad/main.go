@@ -383,6 +383,9 @@ func newLogger(cfg *config.Daemon, w io.Writer) zerolog.Logger {
 		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly, NoColor: !isTerminal(w)}
 	}
 	zerolog.TimeFieldFormat = time.RFC3339Nano
+	// Durations carry their unit ("1.5s", "142ms"): a bare number in a
+	// log line is a guess for whoever reads it.
+	zerolog.DurationFieldFormat = zerolog.DurationFormatString
 	return zerolog.New(w).Level(lvl).With().Timestamp().Str("node", cfg.NodeName).Logger()
 }
 
