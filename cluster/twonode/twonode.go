@@ -148,6 +148,14 @@ func Decide(in Input) Verdict {
 		v.Action, v.Reason = Idle, fmt.Sprintf("raft voters are %s, not this host and %s", listOrNone(in.Voters), peer)
 		return v
 	}
+	if cm := in.State.Config.Maintenance; cm != nil {
+		v.Action, v.Reason = Idle, "the cluster is in maintenance (by "+cm.By+"): nothing is fenced"
+		return v
+	}
+	if hm := in.State.Status.Maintenance[peer]; hm != nil {
+		v.Action, v.Reason = Idle, peer+" is in maintenance (vmha host maintenance): its vmhad may be down on purpose; not fenced"
+		return v
+	}
 	m, seen := in.Members[peer]
 	switch {
 	case !seen:

@@ -68,6 +68,8 @@ func TestDecide(t *testing.T) {
 		{"fencing off", func(in *Input) { in.State.Config.FencingOff = &model.FencingOff{By: "alice"} }, Idle, "fencing is turned off"},
 		{"peer without fence topology", func(in *Input) { delete(in.State.Config.Fencing, "host2") }, Idle, "no fence topology registered for host2"},
 		{"a witness", func(in *Input) { in.State.Config.Hosts["w"] = &model.Host{Name: "w", Witness: true} }, Idle, "witness"},
+		{"cluster maintenance", func(in *Input) { in.State.Config.Maintenance = &model.ClusterMaintenance{By: "alice"} }, Idle, "cluster is in maintenance"},
+		{"peer in maintenance", func(in *Input) { in.State.Status.Maintenance = map[string]*model.Maintenance{"host2": {}} }, Idle, "host2 is in maintenance"},
 		{"three hosts", func(in *Input) { in.State.Config.Hosts["host3"] = &model.Host{Name: "host3"} }, Idle, "needs exactly two"},
 
 		// After a confirmed fence: take over, wait to lead, record, done.
