@@ -69,7 +69,8 @@ type Input struct {
 	Self string
 	// State is this host's copy of the replicated state (not current
 	// while it has no leader, but the hosts, their fence topologies and
-	// fencing off/on only change through a leader).
+	// fencing off/on only change through a leader). Decide only reads
+	// it and keeps nothing of it.
 	State   *model.State
 	Members decide.Members
 	// Voters are the raft configuration's voters as this host sees them.

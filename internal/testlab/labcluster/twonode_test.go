@@ -66,6 +66,18 @@ func waitTwoVoters(t *testing.T, c *Cluster, host string, names []string) *api.S
 	if err != nil {
 		t.Fatalf("%v (last status: voters %v, %s %+v)", err, s.Quorum.Voters, host, hostOf(s, host))
 	}
+	// The rejoined host follows the log again: it knows the leader.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		own, err := c.Host(host).Status(context.Background())
+		if err == nil && own.Leader != "" && own.Leader != host && len(own.Quorum.Voters) == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s does not follow the leader: %+v %v", host, own, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	return s
 }
 
