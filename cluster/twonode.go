@@ -2,8 +2,11 @@ package cluster
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -96,7 +99,92 @@ type twoNode struct {
 const twoNodeInterval = 250 * time.Millisecond
 
 func newTwoNode(n *Node) *twoNode {
-	return &twoNode{n: n, log: n.log.With().Str("component", "two_node").Logger(), leaderlessSince: time.Now()}
+	t := &twoNode{n: n, log: n.log.With().Str("component", "two_node").Logger(), leaderlessSince: time.Now()}
+	t.load()
+	return t
+}
+
+// takeoverName is the file in the data directory that holds a confirmed
+// fence until its takeover is recorded (or called off), so that a vmhad
+// restart in between goes on with it instead of waiting, without quorum,
+// for a host it powered off.
+const takeoverName = "two_node-takeover.json"
+
+// savedTakeover is the takeover file's content.
+type savedTakeover struct {
+	Confirmed  twonode.Confirmed `json:"confirmed"`
+	Report     fencing.Report    `json:"report"`
+	RecoveryID string            `json:"recovery_id"`
+	// RaftIndex is this host's last raft index when the fence was
+	// confirmed. Any leader elected with this host since appended to its
+	// log (a leader's first entry, every barrier of a read index), so a
+	// file whose index is not the log's own is stale.
+	RaftIndex uint64 `json:"raft_index"`
+}
+
+func (t *twoNode) takeoverPath() string { return filepath.Join(t.n.cfg.DataDir, takeoverName) }
+
+// save writes the confirmed fence to disk (synced) before the takeover.
+// Going on after a restart is safe while this host's raft log is where it
+// was at the confirmation: since the power off, the other host could only
+// have had a leader together with this host, and that leader would have
+// appended to this host's log; so it started nothing. A leader elected
+// with it after the restart calls the takeover off (twonode.Forget).
+func (t *twoNode) save(c twonode.Confirmed, rep fencing.Report, rid string, index uint64) error {
+	b, err := json.Marshal(savedTakeover{Confirmed: c, Report: rep, RecoveryID: rid, RaftIndex: index})
+	if err != nil {
+		return err
+	}
+	tmp := t.takeoverPath() + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		_ = f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		_ = f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp, t.takeoverPath())
+}
+
+// load takes up a confirmed fence saved before a restart.
+func (t *twoNode) load() {
+	b, err := os.ReadFile(t.takeoverPath())
+	if err != nil {
+		if !errors.Is(err, os.ErrNotExist) {
+			t.log.Error().Err(err).Str("file", t.takeoverPath()).Msg("two_node: cannot read a saved takeover; not taking over on its word")
+		}
+		return
+	}
+	var s savedTakeover
+	if err := json.Unmarshal(b, &s); err != nil || s.Confirmed.Peer == "" || s.Confirmed.Peer == t.n.cfg.NodeName {
+		t.log.Error().Err(err).Str("file", t.takeoverPath()).Msg("two_node: the saved takeover is corrupt; ignoring it (nothing is taken over on its word)")
+		return
+	}
+	if last := t.n.raft.LastIndex(); last != s.RaftIndex {
+		t.log.Warn().Str("host", s.Confirmed.Peer).Uint64("saved_index", s.RaftIndex).Uint64("raft_index", last).
+			Msg("two_node: a saved takeover is older than this host's raft log (a leader was elected since): dropping it")
+		t.forgetSaved()
+		return
+	}
+	s.Confirmed.Recorded = false
+	t.confirmed, t.report, t.rid = &s.Confirmed, s.Report, s.RecoveryID
+	t.log.Warn().Str("host", s.Confirmed.Peer).Time("fenced_at", s.Confirmed.At).Str("recovery_id", s.RecoveryID).
+		Msg("two_node: this host confirmed the fence of the other host before it restarted; going on with the takeover unless a leader is elected with it")
+}
+
+// forgetSaved drops the saved takeover, if any.
+func (t *twoNode) forgetSaved() {
+	if err := os.Remove(t.takeoverPath()); err != nil && !errors.Is(err, os.ErrNotExist) {
+		t.log.Error().Err(err).Str("file", t.takeoverPath()).Msg("two_node: remove the saved takeover")
+	}
 }
 
 func (t *twoNode) run(ctx context.Context) {
@@ -184,6 +272,19 @@ func (t *twoNode) pass(ctx context.Context) {
 	})
 	in.State = nil
 	t.setVerdict(v)
+	if v.Action == twonode.TakeOver || v.Action == twonode.Record {
+		// A takeover taken up after a restart: keep the coordinator off
+		// the peer's fence until it is recorded.
+		t.mu.Lock()
+		claim := t.claimed == ""
+		if claim {
+			t.claimed = v.Peer
+		}
+		t.mu.Unlock()
+		if claim {
+			t.n.coord.claim(v.Peer)
+		}
+	}
 	switch v.Action {
 	case twonode.Probe:
 		t.probePeer(ctx, peerAPI, v.Peer)
@@ -195,8 +296,8 @@ func (t *twoNode) pass(ctx context.Context) {
 		}
 	case twonode.Record:
 		t.record(v.Peer)
-	case twonode.Done:
-		t.done(v.Peer)
+	case twonode.Done, twonode.Forget:
+		t.done()
 	}
 }
 
@@ -251,16 +352,24 @@ func (t *twoNode) startFence(ctx context.Context, peer, boot string) {
 	go func() {
 		defer cancel()
 		rep, err := t.fence(fctx, peer)
-		t.mu.Lock()
-		t.fencing, t.fenceCancel = false, nil
 		if err != nil {
+			t.mu.Lock()
+			t.fencing, t.fenceCancel = false, nil
 			t.failedAt, t.claimed = time.Now(), ""
 			t.mu.Unlock()
 			c.release(peer)
 			log.Error().Err(err).Msg("two_node: fencing the other host failed; this host does not take over and stays without quorum (running VMs are kept, nothing starts); retrying")
 			return
 		}
-		t.confirmed = &twonode.Confirmed{Peer: peer, Boot: boot, At: time.Now()}
+		conf := twonode.Confirmed{Peer: peer, Boot: boot, At: time.Now()}
+		if err := t.save(conf, rep, rid, t.n.raft.LastIndex()); err != nil {
+			// The takeover goes on in memory; only a restart before it
+			// is recorded would then wait for the peer.
+			log.Error().Err(err).Msg("two_node: cannot save the confirmed fence in the data directory")
+		}
+		t.mu.Lock()
+		t.fencing, t.fenceCancel = false, nil
+		t.confirmed = &conf
 		t.report, t.rid, t.lostDone, t.stepsDone = rep, rid, false, false
 		t.mu.Unlock()
 		log.Warn().Dur("duration", rep.Duration).Dur("delay", rep.Delay).Int("fence_level", rep.Level).
@@ -346,12 +455,14 @@ func (t *twoNode) record(peer string) {
 	t.log.Warn().Str("recovery_id", rid).Str("host", peer).Msg("two_node takeover recorded: this host leads alone, the other host is fenced and its VMs are recovered; it is added back as a voter when it rejoins")
 }
 
-// done forgets a recorded takeover and hands the peer back to the
-// coordinator.
-func (t *twoNode) done(peer string) {
+// done forgets a takeover, recorded or called off, and hands the peer
+// back to the coordinator.
+func (t *twoNode) done() {
+	t.forgetSaved()
 	t.mu.Lock()
 	claimed := t.claimed
 	t.confirmed, t.claimed, t.probe, t.failedAt = nil, "", nil, time.Time{}
+	t.lostDone, t.stepsDone = false, false
 	t.mu.Unlock()
 	if claimed != "" {
 		t.n.coord.release(claimed)

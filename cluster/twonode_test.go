@@ -1,12 +1,20 @@
 package cluster
 
 import (
+	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/hashicorp/raft"
+	"github.com/rs/zerolog"
+
 	"github.com/vmha/vmha/api"
 	"github.com/vmha/vmha/cluster/twonode"
+	"github.com/vmha/vmha/config"
+	"github.com/vmha/vmha/fencing"
 	"github.com/vmha/vmha/model"
 )
 
@@ -74,4 +82,98 @@ func issueOf(is []api.Issue, code string) *api.Issue {
 		}
 	}
 	return nil
+}
+
+// TestTwoNodeSavedTakeover: a confirmed fence saved before a restart is
+// taken up only while this host's raft log is where it was at the
+// confirmation (no leader was elected with this host since); otherwise,
+// or when the file is corrupt, it is dropped and nothing is taken over.
+func TestTwoNodeSavedTakeover(t *testing.T) {
+	dir := t.TempDir()
+	rc := raft.DefaultConfig()
+	rc.LocalID = "h1"
+	rc.LogOutput, rc.LogLevel = io.Discard, "ERROR"
+	store := raft.NewInmemStore()
+	_, trans := raft.NewInmemTransport("h1")
+	r, err := raft.NewRaft(rc, NewFSM(), store, store, raft.NewInmemSnapshotStore(), trans)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = r.Shutdown().Error() }()
+	n := &Node{cfg: &config.Daemon{NodeName: "h1", DataDir: dir}, log: zerolog.Nop(), raft: newRaftRef(r)}
+	conf := twonode.Confirmed{Peer: "h2", Boot: "b2", At: statusNow}
+	rep := fencing.Report{Host: "h2", Action: fencing.ActionOff, Fenced: true, Level: 1}
+
+	tn := newTwoNode(n)
+	if tn.confirmed != nil {
+		t.Fatal("a confirmed fence without a file")
+	}
+	if err := tn.save(conf, rep, "rcv-1", r.LastIndex()); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(filepath.Join(dir, takeoverName)); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("saved file: %v %v", fi, err)
+	}
+	tn = newTwoNode(n)
+	if tn.confirmed == nil || *tn.confirmed != conf || tn.rid != "rcv-1" || !tn.report.Fenced || tn.report.Host != "h2" {
+		t.Fatalf("taken up: %+v %q %+v", tn.confirmed, tn.rid, tn.report)
+	}
+	tn.done()
+	if _, err := os.Stat(filepath.Join(dir, takeoverName)); !os.IsNotExist(err) {
+		t.Fatalf("done leaves the file: %v", err)
+	}
+
+	// A log that moved on since: a leader was elected with this host.
+	if err := tn.save(conf, rep, "rcv-1", r.LastIndex()+3); err != nil {
+		t.Fatal(err)
+	}
+	if tn = newTwoNode(n); tn.confirmed != nil {
+		t.Fatal("a stale saved takeover was taken up")
+	}
+	if _, err := os.Stat(filepath.Join(dir, takeoverName)); !os.IsNotExist(err) {
+		t.Fatalf("a stale file is kept: %v", err)
+	}
+
+	if err := os.WriteFile(filepath.Join(dir, takeoverName), []byte("{not json"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if tn = newTwoNode(n); tn.confirmed != nil {
+		t.Fatal("a corrupt saved takeover was taken up")
+	}
+}
+
+// TestTwoNodeRecord: once the survivor leads alone, the takeover is
+// written to the log: the peer lost with the boot id it had when it was
+// fenced, every fence step in the history, the peer fenced; the decision
+// is then done, and the peer counts as back only with another boot id.
+func TestTwoNodeRecord(t *testing.T) {
+	n := newMemNode(t, &config.Daemon{NodeName: "h1", Admission: "open"})
+	tn := newTwoNode(n)
+	at := time.Now()
+	rep := fencing.Report{Host: "h2", Action: fencing.ActionOff, Fenced: true, Level: 1, Started: at, Duration: time.Second,
+		Levels: []fencing.LevelResult{{Level: 1, OK: true, Steps: []fencing.StepResult{{Level: 1, Device: "bmc@h2", Action: fencing.StepOff, OK: true, Started: at}}}}}
+	tn.confirmed = &twonode.Confirmed{Peer: "h2", Boot: "boot-7", At: at}
+	tn.report, tn.rid, tn.claimed = rep, "rcv-7", "h2"
+	n.coord.claim("h2")
+
+	tn.pass(t.Context())
+	st := n.fsm.Copy()
+	hs := st.Status.Hosts["h2"]
+	if hs == nil || hs.State != model.HostFenced || hs.LostBoot != "boot-7" || hs.RecoveryID != "rcv-7" || !strings.Contains(hs.Reason, "two_node survivor h1") {
+		t.Fatalf("h2 after the record: %+v", hs)
+	}
+	hist := st.Status.FenceHistory
+	if len(hist) != 1 || hist[0].Device != "bmc@h2" || !hist[0].OK || hist[0].Requester != "two_node: h1" || hist[0].RecoveryID != "rcv-7" {
+		t.Fatalf("fence history %+v", hist)
+	}
+	if !tn.confirmed.Recorded {
+		t.Fatal("not marked recorded")
+	}
+	tn.pass(t.Context())
+	if tn.confirmed != nil || tn.claimed != "" || tn.verdict.Action != twonode.Done {
+		t.Fatalf("after done: %+v %q %s", tn.confirmed, tn.claimed, tn.verdict.Action)
+	}
+	if !n.coord.claim("h2") {
+		t.Fatal("the coordinator's claim on h2 was not released")
+	}
 }

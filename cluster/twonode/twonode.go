@@ -49,6 +49,9 @@ const (
 	Record Action = "record"
 	// Done: the takeover is recorded; forget it.
 	Done Action = "done"
+	// Forget: a leader was elected with the other host since its fence
+	// was confirmed (it is back): the takeover is called off.
+	Forget Action = "forget"
 )
 
 // Confirmed is a fence of the peer this host ran and saw confirmed: the
@@ -119,17 +122,19 @@ func Decide(in Input) Verdict {
 		// is to lead and to record it.
 		v := Verdict{Peer: c.Peer}
 		switch {
-		case !in.SelfLeader && in.Leader != "":
-			// The peer was seen powered off, yet a leader is known: a
-			// stale name (it clears within a heartbeat timeout) or a
-			// fence device that lied. Never take over beside a leader.
-			v.Action, v.Reason = Idle, "fence of "+c.Peer+" confirmed, but raft still names leader "+in.Leader+": not taking over while a leader is known"
+		case c.Recorded:
+			v.Action, v.Reason = Done, c.Peer+" is recorded fenced: the coordinator recovers its VMs"
+		case !in.SelfLeader && in.Leader != "", in.SelfLeader && contains(in.Voters, c.Peer):
+			// A leader of the two voters was elected since the fence
+			// was confirmed (the fence ran without a leader, and this
+			// host alone cannot be elected by both): the other host is
+			// back and may run VMs again. Never take over, nor record
+			// it fenced, beside it.
+			v.Action, v.Reason = Forget, "a raft leader ("+in.Leader+") was elected with "+c.Peer+" since its fence: it is back; the takeover is called off"
 		case !in.SelfLeader && contains(in.Voters, c.Peer):
 			v.Action, v.Reason = TakeOver, "fence of "+c.Peer+" confirmed: becoming the only raft voter"
 		case !in.SelfLeader:
 			v.Action, v.Reason = Idle, "only raft voter now: waiting to be elected"
-		case c.Recorded:
-			v.Action, v.Reason = Done, c.Peer+" is recorded fenced: the coordinator recovers its VMs"
 		default:
 			v.Action, v.Reason = Record, "leading alone: recording the fence of "+c.Peer
 		}

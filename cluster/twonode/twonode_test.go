@@ -74,7 +74,10 @@ func TestDecide(t *testing.T) {
 
 		// After a confirmed fence: take over, wait to lead, record, done.
 		{"confirmed: take over", func(in *Input) { in.Confirmed = confirmed }, TakeOver, "only raft voter"},
-		{"confirmed, stale leader name", func(in *Input) { in.Confirmed, in.Leader = confirmed, "host2" }, Idle, "not taking over"},
+		{"confirmed, then a leader elected", func(in *Input) { in.Confirmed, in.Leader = confirmed, "host2" }, Forget, "called off"},
+		{"confirmed, then elected with the peer's vote", func(in *Input) {
+			in.Confirmed, in.SelfLeader, in.Leader = confirmed, true, "host1"
+		}, Forget, "called off"},
 		{"confirmed, alone, not elected yet", func(in *Input) { in.Confirmed, in.Voters = confirmed, []string{"host1"} }, Idle, "waiting to be elected"},
 		{"confirmed, leading alone", func(in *Input) {
 			in.Confirmed, in.Voters, in.SelfLeader, in.Leader = confirmed, []string{"host1"}, true, "host1"
@@ -121,6 +124,36 @@ func TestNeverTakeOverWithoutConfirmedFence(t *testing.T) {
 							t.Fatalf("fence decided with leader %q, peer %s, fencing %v, probe %+v, voters %v", leader, ms, fencing, probe, voters)
 						}
 					}
+				}
+			}
+		}
+	}
+}
+
+// TestConfirmedFenceNeverBesideALeader: with a confirmed fence, Decide
+// takes over only while no leader is known, and records the peer fenced
+// only as the leader of a configuration without the peer; a leader elected
+// with the peer calls the takeover off.
+func TestConfirmedFenceNeverBesideALeader(t *testing.T) {
+	voterSets := [][]string{nil, {"host1"}, {"host2"}, {"host1", "host2"}}
+	for _, voters := range voterSets {
+		for _, leader := range []string{"", "host1", "host2"} {
+			in := split()
+			in.Confirmed = &Confirmed{Peer: "host2", Boot: "b2", At: t0}
+			in.Voters, in.Leader, in.SelfLeader = voters, leader, leader == "host1"
+			v := Decide(in)
+			switch v.Action {
+			case TakeOver:
+				if leader != "" {
+					t.Fatalf("take-over beside leader %s (voters %v)", leader, voters)
+				}
+			case Record:
+				if leader != "host1" || contains(voters, "host2") {
+					t.Fatalf("record with leader %q voters %v", leader, voters)
+				}
+			case Forget:
+				if leader == "" {
+					t.Fatalf("forget without a leader (voters %v)", voters)
 				}
 			}
 		}

@@ -3,6 +3,7 @@ package labcluster
 import (
 	"context"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -113,6 +114,17 @@ func TestTwoNodeSurvivorFencesAndTakesOver(t *testing.T) {
 	for _, v := range s.VMs {
 		if slices.Contains(lost, v.Name) && v.Since.Before(h.FencedAt) {
 			t.Errorf("%s started at %v, before the fence at %v", v.Name, v.Since, h.FencedAt)
+		}
+	}
+	// The confirmed fence was kept in the data directory until the
+	// takeover was recorded, then dropped.
+	saved := filepath.Join(c.Host("host1").Dir, "data", "two_node-takeover.json")
+	for deadline := time.Now().Add(3 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if _, err := os.Stat(saved); os.IsNotExist(err) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s is still there after the takeover was recorded", saved)
 		}
 	}
 	var hist []model.FenceRecord
