@@ -276,14 +276,10 @@ func (t *twoNode) pass(ctx context.Context) {
 		// A takeover taken up after a restart: keep the coordinator off
 		// the peer's fence until it is recorded.
 		t.mu.Lock()
-		claim := t.claimed == ""
-		if claim {
+		if t.claimed == "" && t.n.coord.claim(v.Peer) {
 			t.claimed = v.Peer
 		}
 		t.mu.Unlock()
-		if claim {
-			t.n.coord.claim(v.Peer)
-		}
 	}
 	switch v.Action {
 	case twonode.Probe:
