@@ -129,16 +129,7 @@ func (c *Coordinator) fence(ctx context.Context, host, rid, action, requester st
 		return rec, fmt.Errorf("fence of %s interrupted: %w", host, ctx.Err())
 	}
 	rec.Action = string(rep.Action)
-	for _, st := range rep.Steps() {
-		r := model.FenceRecord{RecoveryID: rid, Host: host, Level: st.Level, Device: st.Device, Action: st.Action,
-			Requester: requester, Started: st.Started.UTC(), Duration: st.Duration, OK: st.OK, Error: st.Error}
-		if err := c.n.propose(&Command{Op: OpFenceRecord, Fence: &r}); err != nil {
-			log.Error().Err(err).Msg("record fence history")
-		}
-		if st.Level == rep.Level && st.OK {
-			rec.Level, rec.Device = st.Level, st.Device
-		}
-	}
+	rec.Level, rec.Device, _ = c.recordFenceSteps(rep, rid, requester)
 	rec.Started, rec.Duration, rec.OK = rep.Started.UTC(), rep.Duration, ferr == nil
 	c.n.metrics.fences.WithLabelValues(rec.Action, result(ferr)).Inc()
 	c.n.metrics.fenceSeconds.WithLabelValues(result(ferr)).Observe(rep.Duration.Seconds())
@@ -155,6 +146,27 @@ func (c *Coordinator) fence(ctx context.Context, host, rid, action, requester st
 		log.Error().Err(err).Msg("record host fenced")
 	}
 	return rec, nil
+}
+
+// recordFenceSteps commits every device step of a fence run to the fence
+// history and returns the level and device that fenced the host (0 and ""
+// if none did). A step that cannot be committed is logged, and err is the
+// first such failure.
+func (c *Coordinator) recordFenceSteps(rep fencing.Report, rid, requester string) (level int, device string, err error) {
+	for _, st := range rep.Steps() {
+		r := model.FenceRecord{RecoveryID: rid, Host: rep.Host, Level: st.Level, Device: st.Device, Action: st.Action,
+			Requester: requester, Started: st.Started.UTC(), Duration: st.Duration, OK: st.OK, Error: st.Error}
+		if perr := c.n.propose(&Command{Op: OpFenceRecord, Fence: &r}); perr != nil {
+			c.log.Error().Err(perr).Str("recovery_id", rid).Str("host", rep.Host).Msg("record fence history")
+			if err == nil {
+				err = perr
+			}
+		}
+		if st.Level == rep.Level && st.OK {
+			level, device = st.Level, st.Device
+		}
+	}
+	return level, device, err
 }
 
 // ManualFence is `vmha fence HOST`: the host is marked lost at once (so

@@ -112,7 +112,7 @@ func newMemNode(t testing.TB, cfg *config.Daemon) *Node {
 	if err := r.BootstrapCluster(raft.Configuration{Servers: []raft.Server{{ID: rc.LocalID, Address: trans.LocalAddr()}}}).Error(); err != nil {
 		t.Fatal(err)
 	}
-	n.raft = r
+	n.raft = newRaftRef(r)
 	n.coord = newCoordinator(n)
 	n.agent = newAgent(n)
 	for deadline := time.Now().Add(5 * time.Second); !n.IsLeader(); time.Sleep(10 * time.Millisecond) {

@@ -52,10 +52,13 @@ const applyTimeout = 5 * time.Second
 
 // Node is one vmhad: membership, replicated state, coordinator and agent.
 type Node struct {
-	cfg  *config.Daemon
-	log  zerolog.Logger
-	fsm  *FSM
-	raft *raft.Raft
+	cfg *config.Daemon
+	log zerolog.Logger
+	fsm *FSM
+	// raft is the replicated log. It is replaced once in a two_node
+	// takeover (raft.RecoverCluster needs raft shut down), hence the
+	// reference that every caller reads it through.
+	raft *raftRef
 	serf *serf.Serf
 	hv   hypervisor.Hypervisor
 	// fencing is how this host is fenced, registered with the cluster.
@@ -97,6 +100,8 @@ type Node struct {
 	rulesCache rulesCache
 	// lvmExec runs this host's LVM commands (nil: the real tools).
 	lvmExec sharedfs.Runner
+	// twoNode runs quorum.two_node (nil: off).
+	twoNode *twoNode
 
 	// lock is data_dir/vmhad.lock, held (flock) for the daemon's life.
 	lock     *os.File
@@ -180,6 +185,9 @@ func NewNode(o Options) (_ *Node, err error) {
 		n.closeStores()
 		return nil, err
 	}
+	if cfg.Quorum.TwoNode && !cfg.Witness {
+		n.twoNode = newTwoNode(n)
+	}
 	return n, nil
 }
 
@@ -199,40 +207,12 @@ func (n *Node) APIAddr() string {
 }
 
 func (n *Node) startRaft() error {
-	cfg := n.cfg
-	rc := raft.DefaultConfig()
-	rc.LocalID = raft.ServerID(cfg.NodeName)
-	rc.HeartbeatTimeout = cfg.Raft.HeartbeatTimeout
-	rc.ElectionTimeout = cfg.Raft.ElectionTimeout
-	rc.LeaderLeaseTimeout = cfg.Raft.LeaderLease
-	rc.CommitTimeout = 50 * time.Millisecond
-	rc.SnapshotThreshold = 2048
-	hl := raftLogger(n.log.With().Str("component", "raft").Logger())
-	rc.Logger = hl
-
-	bind := net.JoinHostPort(cfg.BindAddr, strconv.Itoa(cfg.Ports.Raft))
-	adv, err := net.ResolveTCPAddr("tcp", n.raftAddr())
+	rc := n.raftConfig()
+	trans, err := n.newTransport()
 	if err != nil {
-		return fmt.Errorf("raft advertise address %s: %w", n.raftAddr(), err)
+		return err
 	}
-	var trans interface {
-		raft.Transport
-		Close() error
-	}
-	if n.tls != nil {
-		l, err := net.Listen("tcp", bind)
-		if err != nil {
-			return fmt.Errorf("raft listen on %s: %w", bind, err)
-		}
-		trans = raft.NewNetworkTransportWithLogger(&tlsStream{Listener: tls.NewListener(l, n.tls), n: n, adv: adv, conf: n.tls}, 3, 5*time.Second, hl)
-	} else {
-		t, err := raft.NewTCPTransportWithLogger(bind, adv, 3, 5*time.Second, hl)
-		if err != nil {
-			return fmt.Errorf("raft listen on %s: %w", bind, err)
-		}
-		trans = t
-	}
-	store, warnings, err := openRaftStore(cfg.DataDir, cfg.NodeName, boltOpenTimeout)
+	store, warnings, err := openRaftStore(n.cfg.DataDir, n.cfg.NodeName, boltOpenTimeout)
 	for _, w := range warnings {
 		n.log.Warn().Msg(w)
 	}
@@ -242,17 +222,61 @@ func (n *Node) startRaft() error {
 	}
 	n.logStore = store
 	n.stores = append(n.stores, store, trans)
-	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.DataDir, 2, hl)
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(n.cfg.DataDir, 2, rc.Logger)
 	if err != nil {
-		return fmt.Errorf("raft snapshots in %s: %w", cfg.DataDir, err)
+		return fmt.Errorf("raft snapshots in %s: %w", n.cfg.DataDir, err)
 	}
 	n.snaps = snaps
 	r, err := raft.NewRaft(rc, n.fsm, store, store, snaps, trans)
 	if err != nil {
 		return fmt.Errorf("start raft: %w", err)
 	}
-	n.raft = r
+	n.raft = newRaftRef(r)
 	return nil
+}
+
+// raftConfig is this host's raft configuration.
+func (n *Node) raftConfig() *raft.Config {
+	cfg := n.cfg
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(cfg.NodeName)
+	rc.HeartbeatTimeout = cfg.Raft.HeartbeatTimeout
+	rc.ElectionTimeout = cfg.Raft.ElectionTimeout
+	rc.LeaderLeaseTimeout = cfg.Raft.LeaderLease
+	rc.CommitTimeout = 50 * time.Millisecond
+	rc.SnapshotThreshold = 2048
+	rc.Logger = raftLogger(n.log.With().Str("component", "raft").Logger())
+	return rc
+}
+
+// raftTransport is raft's network transport, which the node closes.
+type raftTransport interface {
+	raft.Transport
+	Close() error
+}
+
+// newTransport listens on the raft port: mutual TLS under the cluster CA,
+// or plain TCP.
+func (n *Node) newTransport() (raftTransport, error) {
+	cfg := n.cfg
+	hl := raftLogger(n.log.With().Str("component", "raft").Logger())
+	bind := net.JoinHostPort(cfg.BindAddr, strconv.Itoa(cfg.Ports.Raft))
+	adv, err := net.ResolveTCPAddr("tcp", n.raftAddr())
+	if err != nil {
+		return nil, fmt.Errorf("raft advertise address %s: %w", n.raftAddr(), err)
+	}
+	if n.tls != nil {
+		l, err := net.Listen("tcp", bind)
+		if err != nil {
+			return nil, fmt.Errorf("raft listen on %s: %w", bind, err)
+		}
+		return raft.NewNetworkTransportWithLogger(&tlsStream{Listener: tls.NewListener(l, n.tls), n: n, adv: adv, conf: n.tls}, 3, 5*time.Second, hl), nil
+	}
+	t, err := raft.NewTCPTransportWithLogger(bind, adv, 3, 5*time.Second, hl)
+	if err != nil {
+		return nil, fmt.Errorf("raft listen on %s: %w", bind, err)
+	}
+	return t, nil
 }
 
 func (n *Node) startSerf() error {
@@ -330,6 +354,9 @@ func (n *Node) Run(ctx context.Context) {
 		m := &health.Monitor{Targets: p.Targets, Multiplier: p.Multiplier, Interval: p.Interval, Timeout: p.Timeout,
 			Dampen: p.Dampen, Pinger: health.ICMP{}, Publish: func(v int) { n.setAttrTag("pingd", strconv.Itoa(v)) }}
 		loops = append(loops, func(ctx context.Context) { _ = m.Run(ctx) })
+	}
+	if n.twoNode != nil {
+		loops = append(loops, n.twoNode.run)
 	}
 	if !n.cfg.Witness {
 		// A witness has no hypervisor: it votes and may lead, but it

@@ -10,6 +10,7 @@ import (
 
 	"github.com/vmha/vmha/api"
 	"github.com/vmha/vmha/cluster/decide"
+	"github.com/vmha/vmha/cluster/twonode"
 	"github.com/vmha/vmha/fencing"
 	"github.com/vmha/vmha/model"
 )
@@ -37,6 +38,9 @@ type statusClock struct {
 	now time.Time
 	// stale is staleAfter of the agents' interval.
 	stale time.Duration
+	// twoNode is the answering host's quorum.two_node (nil: off), which
+	// quorumRisk reports with the clock's other per-host facts.
+	twoNode *twoNodeState
 }
 
 // vmRunGrace is how long a VM placed on a host may be missing from that
@@ -65,7 +69,7 @@ func (n *Node) Status() *api.Status {
 		checks = n.coord.Checks()
 		beats = n.coord.Liveness()
 	}
-	s := buildStatusAt(statusClock{now: time.Now(), stale: staleAfter(n.cfg.Agent.Interval)}, st, members, n.cfg.NodeName, leader, n.raft.CurrentTerm(), voters, checks, n.compiledRules(st.Config.Rules))
+	s := buildStatusAt(statusClock{now: time.Now(), stale: staleAfter(n.cfg.Agent.Interval), twoNode: n.twoNode.state()}, st, members, n.cfg.NodeName, leader, n.raft.CurrentTerm(), voters, checks, n.compiledRules(st.Config.Rules))
 	s.Security = n.security()
 	addStorageLiveness(s, beats)
 	for _, p := range n.diskProblems(members) {
@@ -177,7 +181,7 @@ func buildStatusAt(c statusClock, st *model.State, members decide.Members, self,
 			"the cluster is in maintenance (by %s since %s%s): nothing is started, stopped, moved or fenced, and monitoring goes on",
 			cm.By, cm.At.Format(time.DateTime), because(cm.Reason))})
 	}
-	if i := quorumRisk(st); i != nil {
+	if i := quorumRisk(st, c.twoNode); i != nil {
 		addIssue(out, *i)
 	}
 	out.Evacuations = evacuationViews(st)
@@ -298,22 +302,51 @@ func hostDetails(out *api.Status, c statusClock, st *model.State, rules *decide.
 
 // quorumRisk is the warning for a cluster in which the loss of one host
 // leaves the survivors without quorum, and so without anyone to fence or
-// recover: today, two hosts without a witness. (A two-host mode that keeps
-// quorum with one vote would be the other way out, checked here.)
-func quorumRisk(st *model.State) *api.Issue {
+// recover: two hosts without a witness. quorum.two_node on the answering
+// host (tn, nil when off) covers it: then it says whether the mode is armed
+// (and who wins a split) or why it is inactive.
+func quorumRisk(st *model.State, tn *twoNodeState) *api.Issue {
 	var hosts []string
 	for _, name := range model.SortedKeys(st.Config.Hosts) {
 		if st.Config.Hosts[name].Witness {
+			if tn != nil {
+				break // two_node with a witness: twonode.Check says so
+			}
 			return nil
 		}
 		hosts = append(hosts, name)
+	}
+	if tn != nil {
+		return twoNodeIssue(st, tn)
 	}
 	if len(hosts) != 2 {
 		return nil
 	}
 	return &api.Issue{Code: "two_hosts_no_witness", Severity: api.SeverityWarning, Message: fmt.Sprintf(
-		"two hosts and no witness: losing either %s or %s leaves the other without quorum (1 of 2 votes, 2 needed), so nothing will be fenced or recovered; add a third vote: run vmhad --witness on any small machine",
+		"two hosts and no witness: losing either %s or %s leaves the other without quorum (1 of 2 votes, 2 needed), so nothing will be fenced or recovered; add a third vote: run vmhad --witness on any small machine, or set quorum.two_node: true on both hosts (fencing then decides a split)",
 		hosts[0], hosts[1])}
+}
+
+// twoNodeIssue is quorum.two_node's line in status: armed (a notice, with
+// the split's winner), armed with a race that may power off both (a
+// warning), or inactive (critical: the cluster is then a two-host cluster
+// without a witness).
+func twoNodeIssue(st *model.State, tn *twoNodeState) *api.Issue {
+	peer, problems := twonode.Check(st, tn.self)
+	if len(problems) > 0 {
+		return &api.Issue{Code: "two_node_inactive", Severity: api.SeverityCritical, Message: fmt.Sprintf(
+			"quorum.two_node is set on %s but inactive: %s; until this is fixed, losing a host may leave the other without quorum, and nothing is fenced or recovered",
+			tn.self, strings.Join(problems, "; "))}
+	}
+	winner, race := twonode.Race(st, tn.self, peer)
+	msg := fmt.Sprintf("two_node: the survivor of a split keeps the quorum by fencing the other first (%s and %s; %s)", tn.self, peer, race)
+	if tn.action != "" && tn.action != twonode.Idle {
+		msg += "; now: " + tn.reason
+	}
+	if winner == "" {
+		return &api.Issue{Code: "two_node_race", Severity: api.SeverityWarning, Message: msg}
+	}
+	return &api.Issue{Code: "two_node", Severity: api.SeverityInfo, Message: msg}
 }
 
 // evacuationOf is host's evacuation, or nil.

@@ -233,6 +233,15 @@ type Quorum struct {
 	// cluster has been seen alive at once, or this host joins a cluster
 	// that already got there.
 	WaitForAll bool `mapstructure:"wait_for_all"`
+	// TwoNode (corosync's two_node: 1) lets the survivor of a two-host
+	// cluster without a witness keep going: when gossip declares the other
+	// host failed and there is no raft leader (1 of 2 votes), it fences
+	// the other host itself and, only once the power off is confirmed,
+	// becomes the only raft voter and recovers the other's VMs. Fencing is
+	// the tie-breaker: a split's winner is the host whose own fence.delay is
+	// larger. Needs exactly two hosts, no witness, and fencing on both
+	// (docs/fencing.md, "Two hosts without a witness"). Set it on both.
+	TwoNode bool `mapstructure:"two_node"`
 }
 
 // Ports are this host's listeners.
@@ -451,6 +460,7 @@ var Defaults = map[string]any{
 	"migration.max_cluster":     0,
 	"quorum.stop_after":         "30s",
 	"quorum.wait_for_all":       false,
+	"quorum.two_node":           false,
 	"witness":                   false,
 	"socket_group":              "",
 	"insecure":                  false,
@@ -1089,6 +1099,7 @@ func validate(d *Daemon) []error {
 	var errs []error
 	errs = append(errs, validateAddresses(d)...)
 	errs = append(errs, validateSafety(d)...)
+	errs = append(errs, validateTwoNode(d)...)
 	errs = append(errs, validateServices(d)...)
 	errs = append(errs, validateLimits(d)...)
 	errs = append(errs, validateTimers(d)...)
@@ -1150,6 +1161,31 @@ func validateAddresses(d *Daemon) []error {
 	}
 	if d.HypervisorURI == "" || !strings.Contains(d.HypervisorURI, ":") {
 		errs = append(errs, fmt.Errorf("hypervisor_uri: %q is not a libvirt URI (e.g. qemu:///system)", d.HypervisorURI))
+	}
+	return errs
+}
+
+// validateTwoNode checks what quorum.two_node needs on this host: a
+// hypervisor host (not a witness) of a two-host cluster that the other
+// host can fence. What needs the cluster (two registered hosts, both
+// fence topologies, fencing on) is checked at run time and reported by
+// vmha status.
+func validateTwoNode(d *Daemon) []error {
+	if !d.Quorum.TwoNode {
+		return nil
+	}
+	var errs []error
+	if d.Witness {
+		errs = append(errs, errors.New("quorum.two_node: true on a witness: two_node is the way to run two hosts without a witness; turn one of them off"))
+	}
+	if len(d.FenceSpec().Hosts) == 0 {
+		errs = append(errs, errors.New("quorum.two_node: needs this host's fence devices (bmc, or fence.devices and fence.levels): in a split the other host must be able to power this one off before it takes over, and two_node without fencing is refused"))
+	}
+	if d.BootstrapExpect != 2 {
+		errs = append(errs, fmt.Errorf("quorum.two_node: bootstrap_expect is %d; two_node is for exactly two hosts (bootstrap_expect: 2)", d.BootstrapExpect))
+	}
+	if d.Raft.MaxVoters < 2 {
+		errs = append(errs, fmt.Errorf("quorum.two_node: raft.max_voters is %d; both hosts must vote (at least 2)", d.Raft.MaxVoters))
 	}
 	return errs
 }

@@ -471,3 +471,49 @@ levels: [[pdu], [mgmt]]
 		}
 	}
 }
+
+// TestTwoNodeValidation: quorum.two_node is refused where it cannot be
+// safe (no fence device for this host, a witness, another cluster size),
+// with an error naming the field and what is missing, and accepted on a
+// fenceable host of a two-host cluster.
+func TestTwoNodeValidation(t *testing.T) {
+	const bmc = "bmc: {address: 10.0.0.1, user: u, password_file: /x}\n"
+	tests := []struct {
+		name, body string
+		want       []string // parts of the error; none: valid
+	}{
+		{"two hosts with a BMC", "node_name: a\nbootstrap_expect: 2\nquorum: {two_node: true}\n" + bmc, nil},
+		{"fence devices instead of a bmc", "node_name: a\nbootstrap_expect: 2\nquorum: {two_node: true}\nfence: {devices: [{name: p, type: agent, params: {agent: fence_apc_snmp, ip: 10.0.0.9, plug: '3'}}], levels: [[p]]}\n", nil},
+		{"off by default", "node_name: a\nbootstrap_expect: 2\n", nil},
+		{"no fencing", "node_name: a\nbootstrap_expect: 2\nquorum: {two_node: true}\n",
+			[]string{"quorum.two_node: needs this host's fence devices (bmc, or fence.devices and fence.levels)", "two_node without fencing is refused"}},
+		{"three hosts", "node_name: a\nquorum: {two_node: true}\n" + bmc, []string{"quorum.two_node: bootstrap_expect is 3", "exactly two hosts"}},
+		{"on a witness", "node_name: w\nbootstrap_expect: 2\nwitness: true\nquorum: {two_node: true}\n",
+			[]string{"quorum.two_node: true on a witness", "quorum.two_node: needs this host's fence devices"}},
+		{"one voter", "node_name: a\nbootstrap_expect: 2\nraft: {max_voters: 1}\nquorum: {two_node: true}\n" + bmc, []string{"quorum.two_node: raft.max_voters is 1"}},
+		{"not a bool", "node_name: a\nbootstrap_expect: 2\nquorum: {two_node: 1}\n" + bmc, []string{"quorum.two_node"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := write(t, tt.body)
+			d, err := Load(p, nil)
+			if len(tt.want) == 0 {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if strings.Contains(tt.body, "two_node: true") != d.Quorum.TwoNode {
+					t.Fatalf("two_node = %v", d.Quorum.TwoNode)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatal("no error")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) || !strings.Contains(err.Error(), p) {
+					t.Fatalf("error %q should name %q and the file", err, w)
+				}
+			}
+		})
+	}
+}

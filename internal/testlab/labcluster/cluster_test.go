@@ -121,7 +121,7 @@ func addVMs(t *testing.T, c *Cluster, names ...string) *api.Status {
 	dir := t.TempDir()
 	for i, name := range names {
 		p := testVMXML(t, dir, name)
-		if out, err := c.vmhaRetry(c.Hosts[i%3], "vm", "add", name, "--xml", p, "--prefer", c.Hosts[i%3].Name); err != nil {
+		if out, err := c.vmhaRetry(c.Hosts[i%len(c.Hosts)], "vm", "add", name, "--xml", p, "--prefer", c.Hosts[i%len(c.Hosts)].Name); err != nil {
 			t.Fatalf("vm add %s: %v: %s", name, err, out)
 		}
 	}
