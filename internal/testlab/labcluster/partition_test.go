@@ -369,7 +369,10 @@ constraints:
     - vm: p1
       rule: {score: -INFINITY, boolean-op: or, expressions: [{attribute: pingd, operation: lte, value: "0"}, {attribute: pingd, operation: not_defined}]}
 `), 0o600)
-	c.expect(t, via, 0, "placement rules from", "rules", "apply", rules)
+	// The preview names the stop the rule causes; without a terminal the
+	// apply needs --yes.
+	c.expect(t, via, 2, "stop p1 on ", "rules", "apply", rules)
+	c.expect(t, via, 0, "placement rules from", "rules", "apply", rules, "--yes")
 	if _, err := c.WaitFor(context.Background(), 20*time.Second, "p1 stopped by the ping rule", func(s *api.Status) bool {
 		for _, v := range s.VMs {
 			if v.Name == "p1" {

@@ -173,7 +173,7 @@ func TestSoakResourcesStayFlat(t *testing.T) {
 			}
 			do(d, "vm", "add", name, "--xml", p, "--prefer", a.Name)
 			if i > 0 {
-				do(a, "vm", "remove", fmt.Sprintf("soak%d", i-1))
+				do(a, "vm", "remove", fmt.Sprintf("soak%d", i-1), "--yes")
 			}
 		}
 	})
