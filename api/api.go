@@ -4,6 +4,8 @@
 package api
 
 import (
+	"net/url"
+	"strconv"
 	"time"
 
 	"github.com/vmha/vmha/model"
@@ -199,7 +201,7 @@ type Host struct {
 	// State is the coordinator's: alive, lost, fenced, fence-failed.
 	State  model.HostState `json:"state"`
 	Reason string          `json:"reason,omitempty"`
-	Since  time.Time       `json:"since"`
+	Since  time.Time       `json:"since,omitzero"`
 	Leader bool            `json:"leader"`
 	Voter  bool            `json:"voter"`
 	// Witness hosts only vote (vmhad --witness).
@@ -212,13 +214,17 @@ type Host struct {
 	CPUs       uint              `json:"cpus"`
 	UsedMiB    uint64            `json:"used_mib"`
 	VMs        []string          `json:"vms"`
-	FenceDev   string            `json:"fence_device"`
+	// FenceDev is the fence topology as one display string ("L1: bmc@h1
+	// (ipmi 10.0.0.1:623)"); FenceDevices is the same, structured ([]
+	// when none).
+	FenceDev     string            `json:"fence_device"`
+	FenceDevices []FenceDeviceInfo `json:"fence_devices"`
 	// FenceCheck is the leader's last status check of the fence device
 	// (nil until the first check, or when no device is configured).
 	FenceCheck *FenceCheck `json:"fence_check,omitempty"`
 	RecoveryID string      `json:"recovery_id,omitempty"`
-	LostAt     time.Time   `json:"lost_at,omitempty"`
-	FencedAt   time.Time   `json:"fenced_at,omitempty"`
+	LostAt     time.Time   `json:"lost_at,omitzero"`
+	FencedAt   time.Time   `json:"fenced_at,omitzero"`
 	// StorageHeartbeat is the leader's reading of the host's storage
 	// heartbeat: writing, silent or never ("" without cluster file systems).
 	StorageHeartbeat string `json:"storage_heartbeat,omitempty"`
@@ -248,7 +254,7 @@ type VM struct {
 	// State is what that host's agent last reported for it: running,
 	// shutoff, starting, ... or "unknown" when no report has arrived.
 	State     string    `json:"state"`
-	Since     time.Time `json:"since"`
+	Since     time.Time `json:"since,omitzero"`
 	Prefer    string    `json:"prefer,omitempty"`
 	MemoryMiB uint64    `json:"memory_mib"`
 	VCPUs     uint      `json:"vcpus"`
@@ -296,13 +302,77 @@ type VM struct {
 
 // FenceCheck is one periodic status check of a host's fence device.
 type FenceCheck struct {
-	At time.Time `json:"at"`
+	At time.Time `json:"at,omitzero"`
 	OK bool      `json:"ok"`
 	// Power is what the device reported: on, off or unknown.
 	Power string `json:"power"`
 	Error string `json:"error,omitempty"`
 	// Duration is how long the device took to answer, in nanoseconds.
 	Duration time.Duration `json:"duration_ns"`
+}
+
+// FenceDeviceInfo is one device of a host's fence topology as vmha status
+// shows it: what it is and where it answers, never its password, user or
+// other options. A device used on two levels is listed once per level.
+type FenceDeviceInfo struct {
+	Name string `json:"name"`
+	// Type is ipmi, libvirt or agent.
+	Type string `json:"type"`
+	// Level is the topology level (1 is tried first).
+	Level int `json:"level"`
+	// Address is the BMC's address (ipmi) or the device's (agent: its ip
+	// parameter); Port the BMC's UDP port (ipmi, 623 unless set).
+	Address string `json:"address,omitempty"`
+	Port    int    `json:"port,omitempty"`
+	// URI is the libvirt connection of a libvirt device.
+	URI string `json:"uri,omitempty"`
+	// Agent is the fence agent of an agent device (fence_ipmilan, ...).
+	Agent string `json:"agent,omitempty"`
+	// AllowUnsafe: the device is outside the fencing allow-lists (an
+	// operator's vmha fence devices set --allow-unsafe).
+	AllowUnsafe bool `json:"allow_unsafe,omitempty"`
+}
+
+// FenceDevicesOf lists t's devices level by level ([] for none).
+func FenceDevicesOf(t *model.FenceTopology) []FenceDeviceInfo {
+	out := []FenceDeviceInfo{}
+	if t == nil {
+		return out
+	}
+	for i, l := range t.Levels {
+		for _, n := range l {
+			info := FenceDeviceInfo{Name: n, Level: i + 1}
+			if d := t.Device(n); d != nil {
+				info.Type, info.AllowUnsafe = d.Type, d.AllowUnsafe
+				switch d.Type {
+				case "ipmi":
+					info.Address, info.Port = d.Params["address"], 623
+					if p, err := strconv.Atoi(d.Params["port"]); err == nil {
+						info.Port = p
+					}
+				case "libvirt":
+					info.URI = withoutPassword(d.Params["uri"])
+				case "agent":
+					info.Agent, info.Address = d.Params["agent"], d.Params["ip"]
+				}
+			}
+			out = append(out, info)
+		}
+	}
+	return out
+}
+
+// withoutPassword drops a password from a URI's user information.
+func withoutPassword(uri string) string {
+	u, err := url.Parse(uri)
+	if err != nil || u.User == nil {
+		return uri
+	}
+	if _, ok := u.User.Password(); ok {
+		u.User = url.User(u.User.Username())
+		return u.String()
+	}
+	return uri
 }
 
 // FenceDevice is one row of `vmha fence devices`.
@@ -427,8 +497,8 @@ type Evacuation struct {
 	Parallel int       `json:"parallel"`
 	OnStuck  string    `json:"on_stuck"`
 	By       string    `json:"by"`
-	At       time.Time `json:"at"`
-	Deadline time.Time `json:"deadline,omitempty"`
+	At       time.Time `json:"at,omitzero"`
+	Deadline time.Time `json:"deadline,omitzero"`
 	Done     bool      `json:"done"`
 	// Left counts VMs still placed on the host; Moving those on their way.
 	Left   int      `json:"left"`
@@ -471,7 +541,7 @@ type Rules struct {
 type RulesVersion struct {
 	Version int       `json:"version"`
 	By      string    `json:"by"`
-	At      time.Time `json:"at"`
+	At      time.Time `json:"at,omitzero"`
 	Size    int       `json:"size"`
 	Summary string    `json:"summary"`
 	Note    string    `json:"note,omitempty"`
@@ -671,7 +741,7 @@ type MigrationJob struct {
 	Elapsed          time.Duration `json:"elapsed"`
 	// Text is the sample in one line, for people.
 	Text    string    `json:"text"`
-	Updated time.Time `json:"updated"`
+	Updated time.Time `json:"updated,omitzero"`
 	// Outcome is set once the job ended (migrated, aborted, failed, ...).
 	Outcome string `json:"outcome,omitempty"`
 }

@@ -54,7 +54,7 @@ type Failure struct {
 	VM    string    `json:"vm"`
 	Host  string    `json:"host"`
 	Count int       `json:"count"`
-	Last  time.Time `json:"last"`
+	Last  time.Time `json:"last,omitzero"`
 	Error string    `json:"error,omitempty"`
 	// Threshold is the VM's migration threshold (0: never banned);
 	// Banned says the count keeps the VM off the host until Expires.

@@ -69,7 +69,7 @@ type VMDefinition struct {
 type VMObserved struct {
 	Host  string    `json:"host"`
 	State string    `json:"state"`
-	Since time.Time `json:"since"`
+	Since time.Time `json:"since,omitzero"`
 	Error string    `json:"error,omitempty"`
 }
 

@@ -189,6 +189,7 @@ func (c *Coordinator) execute(ctx context.Context, plan decide.Plan, hosts map[s
 	for _, s := range plan.Steps {
 		switch s.Kind {
 		case decide.Commit:
+			starts := c.n.moveStarts(s.Command)
 			if err := c.n.propose(s.Command); err != nil {
 				ev := c.log.Error().Err(err).Str("op", string(s.Command.Op))
 				if s.Note != nil {
@@ -197,6 +198,7 @@ func (c *Coordinator) execute(ctx context.Context, plan decide.Plan, hosts map[s
 				ev.Msg("commit failed; the rest of this pass's plan is dropped")
 				return
 			}
+			c.n.metrics.countMoveEnds(s.Command, starts, time.Now())
 			c.note(s.Note)
 		case decide.Fence:
 			c.startFence(ctx, s.Host, s.RecoveryID, s.Action)

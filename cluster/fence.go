@@ -131,8 +131,7 @@ func (c *Coordinator) fence(ctx context.Context, host, rid, action, requester st
 	rec.Action = string(rep.Action)
 	rec.Level, rec.Device, _ = c.recordFenceSteps(rep, rid, requester)
 	rec.Started, rec.Duration, rec.OK = rep.Started.UTC(), rep.Duration, ferr == nil
-	c.n.metrics.fences.WithLabelValues(rec.Action, result(ferr)).Inc()
-	c.n.metrics.fenceSeconds.WithLabelValues(result(ferr)).Observe(rep.Duration.Seconds())
+	c.n.metrics.countFence(ctx, rec.Action, ferr, rep.Duration)
 	if ferr != nil {
 		rec.Error = ferr.Error()
 		fail(ferr.Error())
@@ -440,7 +439,7 @@ func (c *Coordinator) TestDevice(ctx context.Context, host string, powerCycle bo
 	// A power cycle is a reboot fence: the host is marked lost first so
 	// that the coordinator does not take the gap in its gossip for a
 	// failure and power it off again, and it rejoins when it is back.
-	rec, err := c.ManualFence(ctx, host, ActionReboot, requester)
+	rec, err := c.ManualFence(withFenceTest(ctx), host, ActionReboot, requester)
 	res.Cycled = err == nil && rec.OK
 	return res, err
 }

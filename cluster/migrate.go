@@ -138,9 +138,11 @@ func (c *Coordinator) MigrationResult(r api.MigrationResult) error {
 	if err != nil {
 		return err
 	}
-	if err := c.n.propose(&Command{Op: OpPlace, Placements: []model.Placement{end}}); err != nil {
+	cmd := &Command{Op: OpPlace, Placements: []model.Placement{end}}
+	if err := c.n.propose(cmd); err != nil {
 		return err
 	}
+	c.n.metrics.countMoveEnds(cmd, map[string]time.Time{r.VM: p.Since}, time.Now())
 	if end.MigrateFrom != "" {
 		// A cold fallback: the source stops the VM before the target
 		// may start it.

@@ -219,6 +219,7 @@ func buildStatusAt(c statusClock, st *model.State, members decide.Members, self,
 		if hv.VMs == nil {
 			hv.VMs = []string{}
 		}
+		hv.FenceDevices = api.FenceDevicesOf(st.Config.Fencing[name])
 		if t := st.Config.Fencing[name]; t != nil && len(t.Levels) > 0 {
 			hv.FenceDev = t.Describe()
 			hv.FenceCheck = hostCheck(checks[name])

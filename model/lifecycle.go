@@ -42,7 +42,7 @@ func (t Target) Runs() bool { return t == TargetStarted || t == "" }
 type VMState struct {
 	Target Target    `json:"target"`
 	By     string    `json:"by"`
-	At     time.Time `json:"at"`
+	At     time.Time `json:"at,omitzero"`
 	Reason string    `json:"reason,omitempty"`
 }
 
@@ -50,7 +50,7 @@ type VMState struct {
 // stopped, moved or fenced; monitoring goes on.
 type ClusterMaintenance struct {
 	By     string    `json:"by"`
-	At     time.Time `json:"at"`
+	At     time.Time `json:"at,omitzero"`
 	Reason string    `json:"reason,omitempty"`
 }
 
@@ -58,7 +58,7 @@ type ClusterMaintenance struct {
 // be defined or started there (or stopped there unasked), and the last.
 type Failure struct {
 	Count int       `json:"count"`
-	Last  time.Time `json:"last"`
+	Last  time.Time `json:"last,omitzero"`
 	Error string    `json:"error,omitempty"`
 }
 
@@ -80,7 +80,7 @@ const (
 // leader's own decisions), with what result and why.
 type Event struct {
 	Seq    uint64    `json:"seq"`
-	At     time.Time `json:"at"`
+	At     time.Time `json:"at,omitzero"`
 	Kind   string    `json:"kind"`
 	Object string    `json:"object"`
 	Action string    `json:"action"`

@@ -44,7 +44,7 @@ type Config struct {
 // Expected is a host announced by vmha host add.
 type Expected struct {
 	By string    `json:"by"`
-	At time.Time `json:"at"`
+	At time.Time `json:"at,omitzero"`
 }
 
 // Maintenance marks a host whose vmhad is being worked on (vmha host
@@ -52,14 +52,14 @@ type Expected struct {
 // its VMs are neither moved nor recovered meanwhile.
 type Maintenance struct {
 	By     string    `json:"by"`
-	At     time.Time `json:"at"`
+	At     time.Time `json:"at,omitzero"`
 	Reason string    `json:"reason,omitempty"`
 }
 
 // FencingOff records who turned fencing off, and when.
 type FencingOff struct {
 	By string    `json:"by"`
-	At time.Time `json:"at"`
+	At time.Time `json:"at,omitzero"`
 }
 
 // Host is a hypervisor host that runs vmhad.
@@ -285,7 +285,7 @@ type Status struct {
 type Rebalance struct {
 	ID string    `json:"id"`
 	By string    `json:"by"`
-	At time.Time `json:"at"`
+	At time.Time `json:"at,omitzero"`
 	// Before and Planned are the cluster scores now and after the planned
 	// moves (lower is better balanced); After is measured at the end.
 	Before   float64         `json:"before"`
@@ -355,7 +355,7 @@ type Pin struct {
 	VM   string    `json:"vm"`
 	Host string    `json:"host"`
 	By   string    `json:"by"`
-	At   time.Time `json:"at"`
+	At   time.Time `json:"at,omitzero"`
 	// Expires is when the pin stops counting; zero means never.
 	Expires time.Time `json:"expires,omitzero"`
 }
@@ -372,7 +372,7 @@ type Placement struct {
 	Generation uint64    `json:"generation"`
 	Term       uint64    `json:"term"`
 	Reason     string    `json:"reason"`
-	Since      time.Time `json:"since"`
+	Since      time.Time `json:"since,omitzero"`
 	// RecoveryID ties a placement made during a host recovery to its log
 	// events and fence record.
 	RecoveryID string `json:"recovery_id,omitempty"`
@@ -436,8 +436,8 @@ type Evacuation struct {
 	Parallel int       `json:"parallel"`
 	OnStuck  string    `json:"on_stuck"` // fail or stop-restart
 	By       string    `json:"by"`
-	At       time.Time `json:"at"`
-	Deadline time.Time `json:"deadline,omitempty"`
+	At       time.Time `json:"at,omitzero"`
+	Deadline time.Time `json:"deadline,omitzero"`
 	// Stuck lists VMs that cannot move live, with why (OnStuck fail).
 	Stuck map[string]string `json:"stuck,omitempty"`
 	// Done is set once no VM is placed on the host any more.
@@ -475,7 +475,7 @@ const (
 type HostStatus struct {
 	State      HostState `json:"state"`
 	Reason     string    `json:"reason,omitempty"`
-	Since      time.Time `json:"since"`
+	Since      time.Time `json:"since,omitzero"`
 	RecoveryID string    `json:"recovery_id,omitempty"`
 	// FenceRequestedBy names the operator request (vmha fence HOST) that
 	// made this host lost; such a host is fenced even if it still gossips.
@@ -487,8 +487,8 @@ type HostStatus struct {
 	// fence, only a host with another boot id (it restarted) is back.
 	LostBoot string `json:"lost_boot,omitempty"`
 	// LostAt and FencedAt time the last recovery (for the demo timeline).
-	LostAt   time.Time `json:"lost_at,omitempty"`
-	FencedAt time.Time `json:"fenced_at,omitempty"`
+	LostAt   time.Time `json:"lost_at,omitzero"`
+	FencedAt time.Time `json:"fenced_at,omitzero"`
 	// SeenAlive is set when gossip first reports the host alive after it
 	// registered (SeenAliveAt). A host never seen alive is only a
 	// registration, a peer's word: its fence devices are not checked and
@@ -501,7 +501,7 @@ type HostStatus struct {
 // Observation is one agent's report.
 type Observation struct {
 	Host string    `json:"host"`
-	At   time.Time `json:"at"`
+	At   time.Time `json:"at,omitzero"`
 	// Boot is the reporting vmhad's boot id (as in gossip): a report from
 	// an earlier life of the host is told apart from a current one.
 	Boot string               `json:"boot,omitempty"`
@@ -512,7 +512,7 @@ type Observation struct {
 type VMObserve struct {
 	State string `json:"state"`
 	// Since is when the agent first saw the VM in this state.
-	Since time.Time `json:"since"`
+	Since time.Time `json:"since,omitzero"`
 	Error string    `json:"error,omitempty"`
 	// FailedAt is the time of the VM's last failed define or start on
 	// this host (zero: none since it last started): the leader counts
@@ -526,7 +526,7 @@ type VMObserve struct {
 type FenceOffer struct {
 	Topology FenceTopology `json:"topology"`
 	// At is when the host first made this offer.
-	At time.Time `json:"at"`
+	At time.Time `json:"at,omitzero"`
 }
 
 // Actions of the fence history's configuration records.
@@ -551,7 +551,7 @@ type FenceRecord struct {
 	Device    string        `json:"device"`
 	Action    string        `json:"action"`
 	Requester string        `json:"requester"`
-	Started   time.Time     `json:"started"`
+	Started   time.Time     `json:"started,omitzero"`
 	Duration  time.Duration `json:"duration_ns"`
 	OK        bool          `json:"ok"`
 	Error     string        `json:"error,omitempty"`

@@ -18,7 +18,7 @@ const (
 type RulesVersion struct {
 	Version int       `json:"version"`
 	By      string    `json:"by"`
-	At      time.Time `json:"at"`
+	At      time.Time `json:"at,omitzero"`
 	// Rules is the cluster.yaml as applied ("" when the rules were
 	// cleared).
 	Rules string `json:"rules"`

@@ -47,16 +47,17 @@ func (s Score) String() string {
 	return strconv.FormatInt(int64(s), 10)
 }
 
-// MarshalJSON writes finite scores as integers and the infinities as the
-// strings "INFINITY" and "-INFINITY".
+// MarshalJSON writes a score as a JSON number, always: the infinities are
+// 1000000 and -1000000 (Infinity, Pacemaker's own value of INFINITY), so
+// that a script compares scores as numbers and reads s >= 1000000 as
+// +INFINITY, s <= -1000000 as -INFINITY. (Before, the infinities were the
+// strings "INFINITY" and "-INFINITY"; UnmarshalJSON still takes those.)
 func (s Score) MarshalJSON() ([]byte, error) {
-	if s >= Infinity || s <= -Infinity {
-		return json.Marshal(s.String())
-	}
-	return []byte(strconv.FormatInt(int64(s), 10)), nil
+	return []byte(strconv.FormatInt(int64(clamp(s)), 10)), nil
 }
 
-// UnmarshalJSON accepts what MarshalJSON writes.
+// UnmarshalJSON accepts a number (clamped to the infinities) or the
+// strings INFINITY, -INFINITY.
 func (s *Score) UnmarshalJSON(b []byte) error {
 	var str string
 	if err := json.Unmarshal(b, &str); err == nil {

@@ -30,7 +30,9 @@ not running) is handled by --on-stuck: fail (the default) refuses the whole
 evacuation up front and moves nothing; stop-restart shuts such VMs down and
 starts them on their new host. --deadline switches the remaining moves to
 stop-restart once it has passed. --dry-run prints the plan and changes
-nothing. While it waits, vmha shows each VM's move (JSON lines with -o json);
+nothing. While it waits, vmha shows each VM's move (with -o json: JSON lines,
+one object per line: "plan", then "move" and "stuck" events, and last an
+"end" with the counts and "exit", the exit status);
 Ctrl-C ends the evacuation (moves under way finish; the host is online again).
 vmha host online HOST brings the host back; nothing moves back by itself.
 
@@ -77,6 +79,11 @@ the maintenance once it is mounted again.`,
 			}
 			if req.DryRun || noWait {
 				return nil
+			}
+			if g.output == "json" {
+				if err := g.printJSONLine(map[string]any{"event": "plan", "host": host, "plan": plan}); err != nil {
+					return err
+				}
 			}
 			return followEvacuation(g, host, plan)
 		},
@@ -135,7 +142,7 @@ func followEvacuation(g *globals, host string, plan api.EvacuationPlan) error {
 		cancel()
 		if err == nil {
 			if done, err := f.show(s); done || err != nil {
-				return err
+				return f.end(err)
 			}
 		}
 		select {
@@ -144,10 +151,33 @@ func followEvacuation(g *globals, host string, plan api.EvacuationPlan) error {
 			defer cancel()
 			// Ends this evacuation only, not one started since.
 			_ = g.client().Do(ctx, http.MethodPost, api.PathHostAction+"/"+url.PathEscape(host)+"/online", api.HostOnline{EvacuationID: plan.ID}, nil, nil)
-			return fmt.Errorf("cancelled: the evacuation of %s is ended; moves under way finish, the rest stay", host)
+			return f.end(fmt.Errorf("cancelled: the evacuation of %s is ended; moves under way finish, the rest stay", host))
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
+}
+
+// end prints, with -o json, the last line of the stream: the counts and
+// the exit status (err set: 1) and returns err.
+func (f *evacuationFollower) end(err error) error {
+	if f.g.output != "json" {
+		return err
+	}
+	e := map[string]any{"event": "end", "host": f.host, "evacuation_id": f.plan.ID, "vms": len(f.plan.Moves),
+		"moved": f.moved, "moved_live": 0, "restarted": 0, "stuck": []string{}, "exit": 0, "elapsed_s": time.Since(f.start).Seconds()}
+	if ev := f.done; ev != nil {
+		e["moved_live"], e["restarted"], e["stuck"] = ev.MovedLive, ev.Restarted, ev.Stuck
+		if ev.Storage != "" {
+			e["storage"] = ev.Storage
+		}
+	}
+	if err != nil {
+		e["exit"], e["error"] = 1, err.Error()
+	}
+	if perr := f.g.printJSONLine(e); perr != nil && err == nil {
+		return perr
+	}
+	return err
 }
 
 // evacuationFollower prints what changed in an evacuation from one status
@@ -158,6 +188,10 @@ type evacuationFollower struct {
 	plan  api.EvacuationPlan
 	last  map[string]string // VM → its state as last printed; "_stuck" → the stuck VMs
 	start time.Time
+	// moved counts the planned VMs off the host at the last status; done
+	// is the evacuation once it finished.
+	moved int
+	done  *api.Evacuation
 }
 
 // show prints the changes that status s holds, and says whether the
@@ -175,6 +209,7 @@ func (f *evacuationFollower) show(s *api.Status) (done bool, err error) {
 		return false, fmt.Errorf("the evacuation of %s (%s) was ended before it finished; %s (by %s) is under way now", host, f.plan.ID, ev.ID, ev.By)
 	}
 	if ev != nil && ev.Done {
+		f.done = ev
 		counts := fmt.Sprintf("%d moved", total)
 		if ev.MovedLive+ev.Restarted > 0 {
 			counts = fmt.Sprintf("%d moved live, %d restarted", ev.MovedLive, ev.Restarted)
@@ -189,9 +224,13 @@ func (f *evacuationFollower) show(s *api.Status) (done bool, err error) {
 	if ev == nil {
 		return false, fmt.Errorf("the evacuation of %s was ended (vmha host online) before it finished", host)
 	}
-	if len(ev.Stuck) > 0 && g.output != "json" && f.last["_stuck"] != strings.Join(ev.Stuck, ";") {
+	if len(ev.Stuck) > 0 && f.last["_stuck"] != strings.Join(ev.Stuck, ";") {
 		f.last["_stuck"] = strings.Join(ev.Stuck, ";")
-		fmt.Fprintf(g.out, "stuck: %s\n", strings.Join(ev.Stuck, "; "))
+		if g.output == "json" {
+			_ = g.printJSONLine(map[string]any{"event": "stuck", "host": f.host, "stuck": ev.Stuck})
+		} else {
+			fmt.Fprintf(g.out, "stuck: %s\n", strings.Join(ev.Stuck, "; "))
+		}
 	}
 	return false, nil
 }
@@ -218,12 +257,13 @@ func (f *evacuationFollower) showMoves(s *api.Status) {
 			}
 			f.last[v.Name] = state
 			if g.output == "json" {
-				_ = g.printJSON(map[string]any{"vm": v.Name, "state": v.State, "host": v.Host, "migrating_from": v.MigratingFrom, "elapsed_s": time.Since(f.start).Seconds()})
+				_ = g.printJSONLine(map[string]any{"event": "move", "vm": v.Name, "state": v.State, "host": v.Host, "migrating_from": v.MigratingFrom, "moved": moved, "vms": total, "elapsed_s": time.Since(f.start).Seconds()})
 			} else {
 				fmt.Fprintf(g.out, "[%d/%d] %s: %s\n", moved, total, v.Name, state)
 			}
 		}
 	}
+	f.moved = moved
 }
 
 func newHostOnlineCmd(g *globals) *cobra.Command {

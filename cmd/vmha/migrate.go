@@ -165,18 +165,35 @@ func (w *migrationWaiter) ended(s *api.Status) (bool, error) {
 			return false, nil
 		}
 		// The move ended: where does the VM run, and how did it get there?
-		if g.output == "json" {
-			if err := g.printJSONLine(map[string]any{"event": "end", "vm": cur}); err != nil {
-				return true, err
-			}
-		}
 		text, err := moveOutcome(vm, v, cur, w.allowRestart, time.Since(w.start))
-		if g.output != "json" {
-			w.line.done(text)
+		if g.output == "json" {
+			e := map[string]any{"event": "end", "vm": cur, "migration_id": v.MigrationID, "outcome": endOutcome(v, cur), "exit": 0, "elapsed_s": time.Since(w.start).Seconds()}
+			if err != nil {
+				e["exit"], e["error"] = 1, err.Error()
+			}
+			if perr := g.printJSONLine(e); perr != nil && err == nil {
+				return true, perr
+			}
+			return true, err
 		}
+		w.line.done(text)
 		return true, err
 	}
 	return false, nil
+}
+
+// endOutcome is how the move started as v ended, now that the VM is cur:
+// the recorded outcome (live, restart, aborted, refused, failed), else live
+// when the VM is on the target, "unknown" when it is not and no record
+// says why.
+func endOutcome(v, cur api.VM) string {
+	if m := cur.LastMove; m != nil && sameMove(m.ID, v.MigrationID) {
+		return m.Outcome
+	}
+	if cur.Host == v.Host {
+		return model.MoveLive
+	}
+	return "unknown"
 }
 
 // sameMove reports whether the move id is orig or the cold fallback that

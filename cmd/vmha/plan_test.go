@@ -93,8 +93,8 @@ func TestPlanJSON(t *testing.T) {
 	if len(want) != 0 {
 		t.Errorf("missing actions for %v", want)
 	}
-	if s := string(got.Scores["b"]["h3"]); s != `"-INFINITY"` {
-		t.Errorf("score of b on h3 %s, want \"-INFINITY\"", s)
+	if s := string(got.Scores["b"]["h3"]); s != "-1000000" {
+		t.Errorf("score of b on h3 %s, want -1000000 (-INFINITY, a number)", s)
 	}
 	if s := string(got.Scores["a"]["h2"]); s != "0" {
 		t.Errorf("score of a on h2 %s, want 0", s)

@@ -57,7 +57,7 @@ func bar(pct float64, width int) string {
 }
 
 // printJSONLine writes v as one line of JSON (the -o json form of a
-// stream of progress events).
+// stream of progress events), its empty lists as [] (jsonLists).
 func (g *globals) printJSONLine(v any) error {
-	return json.NewEncoder(g.out).Encode(v)
+	return json.NewEncoder(g.out).Encode(jsonLists(v))
 }

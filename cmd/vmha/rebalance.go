@@ -65,6 +65,11 @@ runs, also the nightly ones of rebalance.window.`,
 			if req.DryRun || noWait || rb.Done {
 				return nil
 			}
+			if g.output == "json" {
+				if err := g.printJSONLine(map[string]any{"event": "plan", "rebalance_id": rb.ID, "rebalance": rb}); err != nil {
+					return err
+				}
+			}
 			return followRebalance(g, rb.ID, len(rb.Moves))
 		},
 	}
@@ -183,7 +188,7 @@ func followRebalance(g *globals, id string, total int) error {
 		cancel()
 		if err == nil {
 			if done, err := f.show(rs); done || err != nil {
-				return err
+				return f.end(nil, err)
 			}
 		}
 		select {
@@ -191,7 +196,7 @@ func followRebalance(g *globals, id string, total int) error {
 			ctx, cancel := g.ctx()
 			defer cancel()
 			_ = g.client().Do(ctx, http.MethodPost, api.PathRebalance+"/cancel", map[string]string{"requested_by": whoAmI()}, nil, nil)
-			return fmt.Errorf("cancelled: rebalance %s ends; moves under way finish, the rest are skipped", id)
+			return f.end(nil, fmt.Errorf("cancelled: rebalance %s ends; moves under way finish, the rest are skipped", id))
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
@@ -206,6 +211,36 @@ type rebalanceFollower struct {
 	last  map[string]string // VM → the state of its move as last printed
 	line  *liveLine
 	start time.Time
+	// ended is set once the end line is out (-o json).
+	ended bool
+}
+
+// end prints, with -o json, the stream's last line once: the run as it
+// ended (rb, nil when unknown), the counts and the exit status (err set:
+// 1); it returns err.
+func (f *rebalanceFollower) end(rb *model.Rebalance, err error) error {
+	if f.g.output != "json" || f.ended {
+		return err
+	}
+	f.ended = true
+	e := map[string]any{"event": "end", "rebalance_id": f.id, "moves": f.total, "exit": 0, "elapsed_s": time.Since(f.start).Seconds()}
+	if rb != nil {
+		live, restarted := moveCounts(rb.Moves)
+		bad := 0
+		for _, m := range rb.Moves {
+			if m.State == model.MoveFailed || m.State == model.MoveSkipped {
+				bad++
+			}
+		}
+		e["rebalance"], e["moved"], e["moved_live"], e["restarted"], e["not_done"] = rb, len(rb.Moves)-bad, live, restarted, bad
+	}
+	if err != nil {
+		e["exit"], e["error"] = 1, err.Error()
+	}
+	if perr := f.g.printJSONLine(e); perr != nil && err == nil {
+		return perr
+	}
+	return err
 }
 
 // show prints the changes of the run in history rs and says whether the
@@ -229,16 +264,14 @@ func (f *rebalanceFollower) show(rs []model.Rebalance) (done bool, err error) {
 	if !rb.Done {
 		return false, nil
 	}
-	if g.output == "json" {
-		_ = g.printJSONLine(map[string]any{"event": "end", "rebalance": rb})
-	} else {
+	if g.output != "json" {
 		live, restarted := moveCounts(rb.Moves)
 		f.line.done(fmt.Sprintf("rebalance %s ended in %.1f s: %d/%d moves done (%d moved live, %d restarted), cluster score %.4f → %.4f", id, time.Since(f.start).Seconds(), total-bad, total, live, restarted, rb.Before, rb.After))
 	}
 	if bad > 0 {
-		return true, fmt.Errorf("rebalance %s: %d of %d moves did not happen (see vmha rebalance history -o json)", id, bad, total)
+		err = fmt.Errorf("rebalance %s: %d of %d moves did not happen (see vmha rebalance history -o json)", id, bad, total)
 	}
-	return true, nil
+	return true, f.end(rb, err)
 }
 
 // showMoves prints each move whose state changed; it counts the moves that
@@ -261,7 +294,7 @@ func (f *rebalanceFollower) showMoves(rb *model.Rebalance) (ended, bad int) {
 		}
 		f.last[m.VM] = state
 		if g.output == "json" {
-			_ = g.printJSONLine(map[string]any{"event": "move", "rebalance": f.id, "move": m, "elapsed_s": time.Since(f.start).Seconds()})
+			_ = g.printJSONLine(map[string]any{"event": "move", "rebalance": f.id, "rebalance_id": f.id, "move": m, "elapsed_s": time.Since(f.start).Seconds()})
 			continue
 		}
 		text := fmt.Sprintf("%s %s → %s: %s", m.VM, m.From, m.To, state)

@@ -176,11 +176,11 @@ func (g *globals) ctx() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), g.timeout)
 }
 
-// printJSON writes v as indented JSON.
+// printJSON writes v as indented JSON, its empty lists as [] (jsonLists).
 func (g *globals) printJSON(v any) error {
 	enc := json.NewEncoder(g.out)
 	enc.SetIndent("", "  ")
-	return enc.Encode(v)
+	return enc.Encode(jsonLists(v))
 }
 
 // read GETs path and prints the answer: as JSON with -o json, else through

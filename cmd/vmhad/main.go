@@ -10,9 +10,11 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -51,7 +53,11 @@ variables, then flags.
 --check-config runs every check vmhad runs before it starts (the config, the
 password and key files it names and their modes, the TLS certificates, the
 fence devices, the hypervisor connection; --offline skips the hypervisor),
-lists every problem and exits 1 if there is one, 0 otherwise.`,
+then checks, without doing it, what the start does: the socket can be
+claimed, data_dir opened (and its raft store is one the start accepts), the
+ports and metrics_addr bound, the watchdog device opened. It lists every
+problem and exits 1 if there is one, 0 otherwise: 0 means vmhad starts with
+this config. Beside a running vmhad of the same config, that is a warning.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		Args:          cobra.NoArgs,
@@ -80,7 +86,7 @@ lists every problem and exits 1 if there is one, 0 otherwise.`,
 		},
 	}
 	config.Flags(cmd.Flags())
-	cmd.Flags().BoolVar(&checkOnly, "check-config", false, "run every check of a start (config, secret files, TLS, fence devices, hypervisor), list every problem and exit")
+	cmd.Flags().BoolVar(&checkOnly, "check-config", false, "run every check of a start (config, secret files, TLS, fence devices, hypervisor, socket, data_dir, ports, watchdog), list every problem and exit")
 	cmd.Flags().BoolVar(&offline, "offline", false, "with --check-config: skip the checks that need the hypervisor")
 	cmd.SetArgs(args)
 	cmd.SetErr(stderr)
@@ -104,7 +110,8 @@ func report(w io.Writer, err error) {
 }
 
 // checkConfig is vmhad --check-config: config.Load's checks, then the same
-// preflight as a start (closing the hypervisor connection it opened). When
+// preflight as a start (closing the hypervisor connection it opened), then
+// startChecks (what the start does after preflight). When
 // the config decoded but did not validate, the files it names are checked
 // too, so that one run lists every problem it can find.
 func checkConfig(path string, flags *pflag.FlagSet, offline bool, stderr io.Writer) error {
@@ -121,6 +128,10 @@ func checkConfig(path string, flags *pflag.FlagSet, offline bool, stderr io.Writ
 	pre := preflight(cfg, zerolog.Nop(), preflightOptions{Hypervisor: !offline, FilesOnly: err != nil, Now: time.Now()})
 	pre.close()
 	problems = append(problems, pre.problems...)
+	if err == nil {
+		pre.startChecks(cfg)
+		problems = append(problems, pre.startProblems...)
+	}
 	for _, w := range pre.warnings {
 		fmt.Fprintln(stderr, "vmhad: warning: "+w)
 	}
@@ -154,7 +165,9 @@ type preflightOptions struct {
 // checked is what preflight found and opened.
 type checked struct {
 	problems config.Problems
-	warnings []string
+	// startProblems are startChecks' (--check-config only).
+	startProblems config.Problems
+	warnings      []string
 	// fence is this host's fence topology with its passwords read.
 	fence *model.FenceTopology
 	// hv is the open hypervisor connection (nil for a witness or when not
@@ -214,6 +227,86 @@ func preflight(cfg *config.Daemon, log zerolog.Logger, o preflightOptions) *chec
 		}
 	}
 	return c
+}
+
+// startChecks is what the start does after preflight, checked without
+// doing it (--check-config only; the start does it for real, in serve and
+// cluster.NewNode): the socket can be claimed (cluster.CheckSocket), the
+// data_dir opened (cluster.CheckDataDir: writable, and a raft store the
+// start accepts), the ports bound (raft, API and gossip on bind_addr, TCP
+// and gossip's UDP, and metrics_addr), the watchdog device opened. A
+// data_dir or socket held by a running vmhad is a warning, not a problem
+// (the config may be the one it runs with), and the ports are then not
+// tried: they are its own.
+func (c *checked) startChecks(cfg *config.Daemon) {
+	running := false
+	inUse := func(err error) bool {
+		if errors.Is(err, cluster.ErrInUse) {
+			running = true
+			c.warnings = append(c.warnings, err.Error()+": stop it before starting another vmhad with this config")
+			return true
+		}
+		return false
+	}
+	if err := cluster.CheckSocket(cfg.Socket, cfg.SocketGroup); err != nil && !inUse(err) {
+		c.startProblems = append(c.startProblems, err)
+	}
+	warnings, err := cluster.CheckDataDir(cfg.DataDir, cfg.NodeName)
+	c.warnings = append(c.warnings, warnings...)
+	if err != nil && !inUse(err) {
+		c.startProblems = append(c.startProblems, err)
+	}
+	if w := cfg.Watchdog; w.Device != "" && !cfg.Witness {
+		if err := checkWatchdog(w.Device); err != nil {
+			c.startProblems = append(c.startProblems, err)
+		}
+	}
+	if running {
+		c.warnings = append(c.warnings, "the ports are not checked: the running vmhad holds them")
+		return
+	}
+	bind := func(field, network, addr string) {
+		var err error
+		if network == "udp" {
+			var pc net.PacketConn
+			if pc, err = net.ListenPacket("udp", addr); err == nil {
+				_ = pc.Close()
+			}
+		} else {
+			var l net.Listener
+			if l, err = net.Listen("tcp", addr); err == nil {
+				_ = l.Close()
+			}
+		}
+		if err != nil {
+			c.startProblems = append(c.startProblems, fmt.Errorf("%s %s/%s: %w", field, addr, network, errors.Unwrap(err)))
+		}
+	}
+	host := func(port int) string { return net.JoinHostPort(cfg.BindAddr, strconv.Itoa(port)) }
+	bind("ports.raft", "tcp", host(cfg.Ports.Raft))
+	bind("ports.api", "tcp", host(cfg.Ports.API))
+	bind("ports.serf", "tcp", host(cfg.Ports.Serf))
+	bind("ports.serf", "udp", host(cfg.Ports.Serf))
+	if cfg.MetricsAddr != "" {
+		bind("metrics_addr", "tcp", cluster.MetricsListenAddr(cfg.MetricsAddr))
+	}
+}
+
+// checkWatchdog checks, without opening it (that arms it), that the
+// watchdog device is what watchdog.Open takes: a character device or a
+// FIFO this process may write.
+func checkWatchdog(path string) error {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return fmt.Errorf("watchdog.device: %w", err)
+	}
+	if fi.Mode()&(os.ModeCharDevice|os.ModeNamedPipe) == 0 {
+		return fmt.Errorf("watchdog.device %s: not a character device (nor a FIFO)", path)
+	}
+	if err := syscall.Access(path, 0o2); err != nil { // W_OK
+		return fmt.Errorf("watchdog.device %s: %w", path, err)
+	}
+	return nil
 }
 
 // checkSecretFile checks that path, named by label in errors, is a regular

@@ -16,6 +16,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+
 	"github.com/vmha/vmha/config"
 	"github.com/vmha/vmha/internal/gossipkey"
 	"github.com/vmha/vmha/pki"
@@ -367,6 +370,22 @@ func writeKeyring(t *testing.T, l *checkLab, mode os.FileMode) {
 		t.Fatal(err)
 	}
 	chmod(t, p, mode)
+	writeRaftStore(t, data)
+}
+
+// writeRaftStore makes data hold a raft store with one log entry: the
+// data_dir of a member, which a start accepts (a keyring without one is
+// refused: a member that lost its raft state).
+func writeRaftStore(t *testing.T, data string) {
+	t.Helper()
+	s, err := raftboltdb.NewBoltStore(filepath.Join(data, "raft.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = s.Close() }()
+	if err := s.StoreLog(&raft.Log{Index: 1, Term: 1, Type: raft.LogNoop}); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // checkConfigFails runs vmhad --check-config on p and wants exit 1 with every
