@@ -1,17 +1,35 @@
-# vmha: `make demo` runs the local demo cluster, `make test` runs every test.
+# vmha: `make demo` runs the local demo cluster, `make test` runs every test,
+# `make install` / `make deb` install it or package it for Debian.
 GO      ?= go
 BIN     := bin
 export PATH := $(PATH):/usr/local/go/bin
 
-.PHONY: all deps build demo test vet lint fuzz bench clean
+# make install: PREFIX=/usr/local by default, DESTDIR for a staged tree.
+# The config goes to /etc/vmha whatever the prefix (where vmhad looks);
+# single directories can be set too (BINDIR, SBINDIR, MANDIR, UNITDIR,
+# BASHCOMPDIR, ZSHCOMPDIR, FISHCOMPDIR: scripts/install.sh).
+PREFIX  ?= /usr/local
+DESTDIR ?=
+# The version of the package and the man pages, from git (scripts/version.sh).
+VERSION ?= $(shell scripts/version.sh)
+
+.PHONY: all deps build binaries demo test vet lint fuzz bench clean install uninstall deb
 
 all: build
 
 deps:
 	@scripts/deps.sh
 
+GOBUILD = $(GO) build -o $(BIN)/ ./cmd/vmhad ./cmd/vmha
+
 build: deps
-	$(GO) build -o $(BIN)/ ./cmd/vmhad ./cmd/vmha
+	$(GOBUILD)
+
+# install and deb build without scripts/deps.sh, which would put the test
+# labs' packages (QEMU, Ganeti, ...) on the machine: building needs only Go
+# and libvirt-dev (deb: dpkg-dev too).
+binaries:
+	$(GOBUILD)
 
 # A 3-host cluster on loopback; one host is killed, fenced over IPMI and its
 # VMs restarted on the others. The last line gives the measured timeline.
@@ -49,6 +67,22 @@ GOLANGCI := $(shell go env GOPATH)/bin/golangci-lint
 lint:
 	@test -x $(GOLANGCI) || $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.15.0
 	$(GOLANGCI) run ./...
+
+# Installs the binaries, the systemd units (never enabled or started), the
+# sample config to /etc/vmha/vmhad.yaml only if there is none, the man pages
+# and the bash, zsh and fish completions. uninstall keeps the config and
+# /var/lib/vmha.
+install: binaries
+	DESTDIR="$(DESTDIR)" PREFIX="$(PREFIX)" BIN="$(BIN)" VERSION="$(VERSION)" scripts/install.sh install
+
+uninstall:
+	DESTDIR="$(DESTDIR)" PREFIX="$(PREFIX)" scripts/install.sh uninstall
+
+# bin/vmha_<version>_<arch>.deb, staged by the install script and built with
+# dpkg-deb (scripts/deb.sh); dpkg -i it. The package test
+# (internal/testlab/pkgtest) installs it into a private root with dpkg.
+deb: binaries
+	BIN="$(BIN)" VERSION="$(VERSION)" scripts/deb.sh
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...

@@ -23,6 +23,10 @@ packages=(
   gfs2-utils ocfs2-tools lvm2 kmod
   # rebalance/ compares its plans with Ganeti's hbal on the same clusters
   ganeti-htools
+  # make deb (dpkg-shlibdeps works out the package's Depends) and its test
+  # (internal/testlab/pkgtest: man -l renders the installed pages; the
+  # maintainer scripts run chrooted with busybox-static, listed above)
+  dpkg-dev man-db
 )
 
 missing=()
