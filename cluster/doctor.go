@@ -202,6 +202,20 @@ func (n *Node) RunDoctor(ctx context.Context, nightly bool) (*api.DoctorReport, 
 	})
 	var mu sync.Mutex
 	var wg sync.WaitGroup
+	if n.gossipEncrypted && n.serf != nil {
+		// The keys in every member's memory, as vmha gossip keys lists
+		// them (bounded by serf's query timeout; it ends early once all
+		// answered).
+		wg.Go(func() {
+			gk, err := n.GossipKeys()
+			mu.Lock()
+			defer mu.Unlock()
+			in.LiveKeys = gk
+			if err != nil && gk == nil {
+				in.LiveKeysErr = err.Error()
+			}
+		})
+	}
 	for _, h := range in.Hosts {
 		wg.Go(func() {
 			a := n.askDoctor(ctx, h.Name, addrs[h.Name])

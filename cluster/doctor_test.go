@@ -1,20 +1,29 @@
 package cluster
 
 import (
+	"context"
 	"crypto/tls"
 	"encoding/json"
+	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/hashicorp/memberlist"
+	"github.com/hashicorp/serf/serf"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vmha/vmha/api"
 	"github.com/vmha/vmha/config"
+	"github.com/vmha/vmha/doctor"
+	"github.com/vmha/vmha/internal/gossipkey"
 	"github.com/vmha/vmha/model"
 )
 
@@ -153,4 +162,92 @@ func doctorMetric(t *testing.T, n *Node, check, status string) float64 {
 	}
 	t.Fatalf("no vmha_doctor_checks{check=%q,status=%q}", check, status)
 	return 0
+}
+
+// The doctor's keyring checks against real serf agents in this process
+// (encrypted gossip on loopback): the leader's keyring file and serf's
+// keyring query of every member agree, and a member that gossips under
+// another primary key is caught.
+func TestDoctorKeyring(t *testing.T) {
+	k1, _ := gossipkey.New()
+	raw, _ := gossipkey.Decode(k1)
+	keyrings := map[string]*memberlist.Keyring{}
+	start := func(name string, join string) *serf.Serf {
+		t.Helper()
+		kr, err := memberlist.NewKeyring([][]byte{raw}, raw)
+		keyrings[name] = kr
+		if err != nil {
+			t.Fatal(err)
+		}
+		sc := serf.DefaultConfig()
+		sc.NodeName = name
+		sc.LogOutput = io.Discard
+		mc := memberlist.DefaultLANConfig()
+		mc.Name, mc.BindAddr, mc.BindPort, mc.AdvertisePort = name, "127.0.0.1", 0, 0
+		mc.Keyring, mc.LogOutput = kr, io.Discard
+		mc.ProbeInterval, mc.ProbeTimeout, mc.GossipInterval = 200*time.Millisecond, 100*time.Millisecond, 50*time.Millisecond
+		sc.MemberlistConfig = mc
+		s, err := serf.Create(sc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = s.Shutdown() })
+		if join != "" {
+			if _, err := s.Join([]string{join}, true); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return s
+	}
+	s1 := start("h1", "")
+	addr := fmt.Sprintf("127.0.0.1:%d", s1.LocalMember().Port)
+	start("h2", addr)
+	start("h3", addr)
+	for deadline := time.Now().Add(10 * time.Second); s1.NumNodes() < 3; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the agents did not join")
+		}
+	}
+
+	cfg := &config.Daemon{NodeName: "h1", Admission: "open", DataDir: t.TempDir()}
+	n := newMemNode(t, cfg)
+	defer func() { _ = n.raft.Shutdown().Error() }()
+	n.serf, n.gossipEncrypted = s1, true
+	b, _ := json.Marshal([]string{k1})
+	if err := os.WriteFile(filepath.Join(cfg.DataDir, "serf.keyring"), b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := n.RunDoctor(context.Background(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	for _, c := range rep.Checks {
+		if c.Check == "keyring" && c.Host == "h1" {
+			lines = append(lines, c.Status+" "+c.Message)
+		}
+	}
+	fp := gossipkey.Fingerprint(raw)
+	want := []string{"ok 1 key(s), primary " + fp, "ok serf keyring query: 3 of 3 members answered, 1 key(s) on all, primary " + fp + " on all"}
+	if strings.Join(lines, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("keyring lines:\n%s\nwant:\n%s", strings.Join(lines, "\n"), strings.Join(want, "\n"))
+	}
+
+	// h1 installs and uses a second key alone (its own keyring only):
+	// the others cannot read its query, so they do not answer it.
+	k2, _ := gossipkey.New()
+	raw2, _ := gossipkey.Decode(k2)
+	if err := keyrings["h1"].AddKey(raw2); err != nil {
+		t.Fatal(err)
+	}
+	if err := keyrings["h1"].UseKey(raw2); err != nil {
+		t.Fatal(err)
+	}
+	gk, err := n.GossipKeys()
+	if err != nil && gk == nil {
+		t.Fatal(err)
+	}
+	if c := doctor.LiveKeyring("h1", gk, ""); c.Status != api.DoctorFail || !strings.Contains(c.Message, "1 of 3 alive members answered") {
+		t.Fatalf("a primary key only h1 has: %+v (%+v)", c, gk)
+	}
 }

@@ -8,8 +8,8 @@ import (
 // Doctor schedules the leader's own run of vmha doctor (docs/doctor.md)
 // and sets the clock-skew thresholds it reports.
 type Doctor struct {
-	// Interval runs the doctor on the leader this often (0: never; the
-	// first run one interval after a host becomes the leader).
+	// Interval runs the doctor this often on the host that leads at the
+	// time (0: never; the first tick one interval after vmhad started).
 	Interval time.Duration `mapstructure:"interval"`
 	// ClockWarn and ClockFail are the clock differences from the asking
 	// host above which a host's clock is a warn and a fail.

@@ -72,6 +72,10 @@ type Input struct {
 	// run.
 	Fence        map[string][]fencing.DeviceCheck
 	FenceSkipped map[string]string
+	// LiveKeys is the asker's serf keyring query of every member (what
+	// vmha gossip keys shows; nil: not made), LiveKeysErr why it failed.
+	LiveKeys    *api.GossipKeys
+	LiveKeysErr string
 	// FencingOff is who turned fencing off (empty: on).
 	FencingOff           string
 	ClockWarn, ClockFail time.Duration
@@ -109,6 +113,9 @@ func Evaluate(in Input) []api.DoctorCheck {
 		}
 	}
 	out = append(out, ReachMissing(in.Hosts, in.Answers)...)
+	if in.LiveKeys != nil || in.LiveKeysErr != "" {
+		out = append(out, LiveKeyring(in.Asker, in.LiveKeys, in.LiveKeysErr))
+	}
 	Sort(out)
 	return out
 }
@@ -315,6 +322,67 @@ func Keyring(from string, ref, f *api.DoctorFacts) api.DoctorCheck {
 			strings.Join(f.GossipKeys, ","), first(f.GossipKeys), ref.Host, strings.Join(ref.GossipKeys, ","), first(ref.GossipKeys)), fixRotate)
 	}
 	return line(CheckKeyring, f.Host, from, api.DoctorOK, fmt.Sprintf("%d key(s), primary %s, as on %s", len(f.GossipKeys), first(f.GossipKeys), ref.Host), "")
+}
+
+// LiveKeyring judges serf's keyring query of every member, made by the
+// asker (the keys in memory, where Keyring reads each host's keyring
+// file): every key installed on every member and one primary key
+// everywhere is ok; a member's error, or keys or primaries that differ
+// while every primary is on every member are a warn (a rotation half
+// done); a primary key some member lacks, or an alive member that does
+// not answer, is a fail: gossip does not get through between them.
+func LiveKeyring(from string, gk *api.GossipKeys, queryErr string) api.DoctorCheck {
+	fix := "see vmha gossip keys and finish the rotation (install, use, remove) so that every host has the same keys and primary key"
+	if gk == nil {
+		return line(CheckKeyring, from, from, api.DoctorWarn, "gossip keyring query: "+queryErr, "see vmha gossip keys and the log of the hosts that did not answer")
+	}
+	// Counts are of the members that answered: one that did not is a
+	// warn of its own, not a key it lacks.
+	var primaries, partial, missingPrimary []string
+	for _, k := range gk.Keys {
+		if k.Primary > 0 {
+			primaries = append(primaries, k.Fingerprint)
+			if k.Members < gk.Responses {
+				missingPrimary = append(missingPrimary, fmt.Sprintf("%s (primary on %d, installed on %d of %d)", k.Fingerprint, k.Primary, k.Members, gk.Responses))
+			}
+		}
+		if k.Members < gk.Responses {
+			partial = append(partial, fmt.Sprintf("%s on %d of %d", k.Fingerprint, k.Members, gk.Responses))
+		}
+	}
+	var errs []string
+	for _, h := range sortedKeys(gk.Errors) {
+		errs = append(errs, h+": "+gk.Errors[h])
+	}
+	switch {
+	case len(missingPrimary) > 0:
+		return line(CheckKeyring, from, from, api.DoctorFail, "serf keyring query: a primary key some members lack: "+strings.Join(missingPrimary, ", "), fix)
+	case gk.Responses < gk.Members:
+		// memberlist counts the members it sees alive: one of those that
+		// does not answer within serf's query timeout does not read the
+		// asker's gossip (another key) or does not reach it.
+		msg := fmt.Sprintf("serf keyring query: %d of %d alive members answered: the others cannot read this host's gossip (another primary key?) or do not reach it", gk.Responses, gk.Members)
+		if len(errs) > 0 {
+			msg += "; " + strings.Join(errs, "; ")
+		}
+		return line(CheckKeyring, from, from, api.DoctorFail, msg, "see vmha gossip keys on each host and their logs; "+fix)
+	case len(errs) > 0:
+		return line(CheckKeyring, from, from, api.DoctorWarn, "serf keyring query: "+strings.Join(errs, "; "), "see vmha gossip keys and the log of those hosts")
+	case len(primaries) != 1 || len(partial) > 0:
+		return line(CheckKeyring, from, from, api.DoctorWarn, fmt.Sprintf("serf keyring query: primary keys %s; keys not on every member: %s",
+			strings.Join(primaries, ", "), quote(strings.Join(partial, ", "))), fix)
+	}
+	return line(CheckKeyring, from, from, api.DoctorOK, fmt.Sprintf("serf keyring query: %d of %d members answered, %d key(s) on all, primary %s on all",
+		gk.Responses, gk.Members, len(gk.Keys), primaries[0]), "")
+}
+
+func sortedKeys(m map[string]string) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
 }
 
 func first(s []string) string {

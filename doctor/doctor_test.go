@@ -168,6 +168,33 @@ func TestKeyring(t *testing.T) {
 	}
 }
 
+func TestLiveKeyring(t *testing.T) {
+	key := func(fp string, members, primary int) api.GossipKey {
+		return api.GossipKey{Fingerprint: fp, Members: members, Primary: primary}
+	}
+	for _, tc := range []struct {
+		name string
+		gk   *api.GossipKeys
+		err  string
+		want string
+	}{
+		{"agreed", &api.GossipKeys{Members: 3, Responses: 3, Keys: []api.GossipKey{key("aa", 3, 3), key("bb", 3, 0)}}, "", api.DoctorOK},
+		{"a key on two of three", &api.GossipKeys{Members: 3, Responses: 3, Keys: []api.GossipKey{key("aa", 3, 3), key("bb", 2, 0)}}, "", api.DoctorWarn},
+		{"two primaries, both everywhere", &api.GossipKeys{Members: 3, Responses: 3, Keys: []api.GossipKey{key("aa", 3, 2), key("bb", 3, 1)}}, "", api.DoctorWarn},
+		{"a primary some lack", &api.GossipKeys{Members: 3, Responses: 3, Keys: []api.GossipKey{key("aa", 3, 2), key("bb", 1, 1)}}, "", api.DoctorFail},
+		{"an alive member did not answer", &api.GossipKeys{Members: 3, Responses: 2, Keys: []api.GossipKey{key("aa", 2, 2)}}, "", api.DoctorFail},
+		{"a member that answered lacks the primary", &api.GossipKeys{Members: 3, Responses: 2, Keys: []api.GossipKey{key("aa", 1, 1), key("bb", 2, 1)}}, "", api.DoctorFail},
+		{"a member's error", &api.GossipKeys{Members: 3, Responses: 3, Keys: []api.GossipKey{key("aa", 3, 3)}, Errors: map[string]string{"h2": "boom"}}, "", api.DoctorWarn},
+		{"query failed", nil, "timeout", api.DoctorWarn},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if c := LiveKeyring("h1", tc.gk, tc.err); c.Status != tc.want || c.Host != "h1" {
+				t.Fatalf("%+v, want %s", c, tc.want)
+			}
+		})
+	}
+}
+
 func TestCerts(t *testing.T) {
 	now := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
 	cert := func(kind string, left time.Duration) api.DoctorCert {
