@@ -62,6 +62,8 @@ var fuzzRoutes = []struct{ method, path string }{
 	{"POST", api.PathClusterMaintenance},
 	{"GET", api.PathEvents + "?since={x}"},
 	{"GET", api.PathFailures + "?vm={x}"},
+	{"GET", api.PathDoctor + "?local={x}"},
+	{"GET", api.PathLocalDoctor + "?{x}"},
 }
 
 var (
@@ -171,6 +173,8 @@ func FuzzHandlers(f *testing.F) {
 		{30, "", []byte(`{"on":true}`), "", "", ""},
 		{31, "90m", nil, "", "", ""},
 		{32, "vm1", nil, "", "", ""},
+		{39, "1", nil, "", "alice", "operator"},
+		{40, "x", nil, "h2", "", ""},
 	}
 	for _, s := range seeds {
 		f.Add(s.route, s.value, s.body, s.forwarded, s.principal, s.principalR)

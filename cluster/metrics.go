@@ -105,6 +105,7 @@ func newMetrics(n *Node) *Metrics {
 	m.reg.MustRegister(m.fences, m.fenceSeconds, m.recoveries, m.recoverySecs, m.placeSeconds, m.passSeconds,
 		m.deviceChecks, m.agentStarts, m.agentStops, m.leaderChanges, m.alerts,
 		&stateCollector{n: n}, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.reg.MustRegister(&doctorCollector{n: n}) // vmha doctor's last run (doctor.go)
 	return m
 }
 

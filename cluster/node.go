@@ -346,7 +346,7 @@ func (n *Node) Run(ctx context.Context) {
 	n.coordBeat.Store(now)
 	n.agentBeat.Store(now)
 	n.coord = newCoordinator(n)
-	loops := []func(context.Context){n.membershipLoop, n.bootstrapLoop, n.joinLoop, n.registerLoop, n.coord.run, n.dataDirLoop, n.alertLoop}
+	loops := []func(context.Context){n.membershipLoop, n.bootstrapLoop, n.joinLoop, n.registerLoop, n.coord.run, n.dataDirLoop, n.alertLoop, n.doctorLoop}
 	if n.storageOn() && !n.cfg.Witness {
 		loops = append(loops, n.storageLoop)
 	}

@@ -75,6 +75,7 @@ func (n *Node) Status() *api.Status {
 	for _, p := range n.diskProblems(members) {
 		addIssue(s, api.Issue{Code: "data_dir_low", Severity: api.SeverityWarning, Message: p})
 	}
+	n.addDoctorIssue(s) // the last vmha doctor run's failures (doctor.go)
 	if missing := n.waitingForAll(members); len(missing) > 0 {
 		s.Quorum.WaitingForAll = missing
 		msg := fmt.Sprintf("waiting for all hosts (quorum.wait_for_all) after a cold start: %s not seen yet; until every host is seen at once, nothing is fenced or placed. If a host is gone for good: vmha host remove HOST", strings.Join(missing, ", "))

@@ -98,6 +98,8 @@ type Daemon struct {
 	// event log (docs/alerts.md). The leader applies its own list: keep
 	// it the same on every host.
 	Alerts []Alert `mapstructure:"alerts"`
+	// Doctor schedules the leader's vmha doctor run (config/doctor.go).
+	Doctor Doctor `mapstructure:"doctor"`
 }
 
 // Alert is one alert target: an executable called as a Pacemaker alert
@@ -1247,6 +1249,7 @@ func validateServices(d *Daemon) []error {
 	}
 	errs = append(errs, secureByDefault(d)...)
 	errs = append(errs, validateAlerts(d.Alerts)...)
+	errs = append(errs, validateDoctor(d.Doctor)...)
 	return errs
 }
 

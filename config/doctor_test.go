@@ -1,0 +1,36 @@
+package config
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestDoctorSection(t *testing.T) {
+	d, err := Load(write(t, "node_name: a\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Doctor.Interval != 0 || d.Doctor.Warn() != 500*time.Millisecond || d.Doctor.Fail() != 5*time.Second {
+		t.Fatalf("defaults: %+v", d.Doctor)
+	}
+	d, err = Load(write(t, "node_name: a\ndoctor:\n  interval: 24h\n  clock_warn: 200ms\n  clock_fail: 2s\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Doctor.Interval != 24*time.Hour || d.Doctor.Warn() != 200*time.Millisecond || d.Doctor.Fail() != 2*time.Second {
+		t.Fatalf("%+v", d.Doctor)
+	}
+	for _, tt := range []struct{ body, want string }{
+		{"doctor:\n  interval: 10s\n", "doctor.interval"},
+		{"doctor:\n  interval: 24\n", "doctor.interval"},
+		{"doctor:\n  clock_warn: 6s\n", "doctor.clock_fail"},
+		{"doctor:\n  clock_warn: -1s\n", "doctor.clock_warn"},
+		{"doctor:\n  every: 1h\n", "doctor.every"},
+	} {
+		_, err := Load(write(t, "node_name: a\n"+tt.body), nil)
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%q: %v, want an error naming %s", tt.body, err, tt.want)
+		}
+	}
+}
