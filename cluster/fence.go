@@ -200,6 +200,16 @@ func (c *Coordinator) ManualFence(ctx context.Context, host, action, requester s
 	if !known {
 		return model.FenceRecord{}, &NotFoundError{Kind: "host", Name: host}
 	}
+	// Refused before the host is marked lost: a host nothing can fence
+	// would stay lost, its VMs blocked, for a request that could not work.
+	if _, set, err := c.topology(host); err != nil {
+		if errors.Is(err, errNoFenceDevice) {
+			return model.FenceRecord{}, &ConflictError{What: fmt.Sprintf("host %s has no fence device: give it one (vmha fence devices set %s) or, if it is down, say so (vmha fence confirm %s)", host, host, host)}
+		}
+		return model.FenceRecord{}, &ConflictError{What: err.Error()}
+	} else if set != nil {
+		set.Close()
+	}
 	if state == model.HostAlive || state == model.HostFenced {
 		rid = newRecoveryID()
 		c.log.Warn().Str("recovery_id", rid).Str("host", host).Str("requested_by", requester).Str("action", action).Msg("operator fence: host marked lost")

@@ -167,6 +167,7 @@ func FuzzHandlers(f *testing.F) {
 		{4, "h%00", []byte(`{`), "", "", ""},
 		{25, "h2", []byte(`{"fencing":{"devices":[{"name":"d@h2","type":"libvirt","params":{"uri":"qemu+ext:///system?command=/bin/sh"}}],"levels":[["d@h2"]]},"requested_by":"x"}`), "", "", ""},
 		{26, "h2", []byte(`{"requested_by":"x"}`), "", "", ""},
+		{12, "h2", []byte(`{}`), "", "", ""},
 		{27, "vm1", []byte(`{"state":"ignored","if":"-"}`), "", "", ""},
 		{28, "vm1", []byte(`{"host":"h9"}`), "", "", ""},
 		{29, "vm1", []byte(`{"to":"h2"}`), "", "", ""},

@@ -145,3 +145,18 @@ func parseQuery(q string) (map[string][]string, error) {
 	r := httptest.NewRequest("GET", "/?"+q, nil)
 	return r.URL.Query(), nil
 }
+
+// vmha fence HOST on a host without a fence device is refused before the
+// host is marked lost (it used to be marked lost, then answer 500).
+func TestFenceWithoutDeviceChangesNothing(t *testing.T) {
+	n := newMemNode(t, &config.Daemon{NodeName: "h1", Admission: "open"})
+	defer func() { _ = n.raft.Shutdown().Error() }()
+	srv := n.authenticate(false, n.Handler(false))
+	w := call(t, srv, "POST", api.PathFence+"/h2", api.FenceRequest{})
+	if w.Code != http.StatusConflict || !strings.Contains(w.Body.String(), "has no fence device") {
+		t.Fatalf("%d %s", w.Code, w.Body)
+	}
+	if hs := n.fsm.Copy().Status.Hosts["h2"]; hs != nil && hs.State != model.HostAlive {
+		t.Fatalf("h2 is %s after a refused fence", hs.State)
+	}
+}
