@@ -208,7 +208,7 @@ func (c *Coordinator) ManualFence(ctx context.Context, host, action, requester s
 		}
 		return model.FenceRecord{}, &ConflictError{What: err.Error()}
 	} else if set != nil {
-		set.Close()
+		_ = set.Close()
 	}
 	if state == model.HostAlive || state == model.HostFenced {
 		rid = newRecoveryID()
