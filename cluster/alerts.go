@@ -67,21 +67,11 @@ func (n *Node) alertLoop(ctx context.Context) {
 	if len(targets) == 0 {
 		return
 	}
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		if !n.IsLeader() {
-			continue
-		}
+	n.whileLeading(ctx, time.Second, func(ctx context.Context) {
 		if err := n.alertRound(ctx, targets); err != nil {
 			n.log.Debug().Err(err).Msg("alerts: recording how far they got")
 		}
-	}
+	})
 }
 
 // alertRound delivers the events after the mark and moves the mark.

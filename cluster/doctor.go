@@ -281,21 +281,11 @@ func (n *Node) doctorLoop(ctx context.Context) {
 	if iv <= 0 {
 		return
 	}
-	t := time.NewTicker(iv)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		if !n.IsLeader() {
-			continue
-		}
+	n.whileLeading(ctx, iv, func(ctx context.Context) {
 		rctx, cancel := context.WithTimeout(ctx, doctorBudget)
+		defer cancel()
 		_, _ = n.RunDoctor(rctx, true)
-		cancel()
-	}
+	})
 }
 
 // addDoctorIssue is vmha status's line about the last doctor run on this

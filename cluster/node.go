@@ -784,3 +784,20 @@ func (n *Node) watchdogTimeout() time.Duration {
 	}
 	return n.watchdog.Timeout()
 }
+
+// whileLeading runs fn every interval while this host leads, until ctx
+// ends: the shape of the leader's side jobs (alerts, the scheduled doctor).
+func (n *Node) whileLeading(ctx context.Context, interval time.Duration, fn func(context.Context)) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if n.IsLeader() {
+			fn(ctx)
+		}
+	}
+}

@@ -61,13 +61,7 @@ func (n *Node) handleAddVM(w http.ResponseWriter, r *http.Request, body []byte) 
 		writeApplyErr(w, err)
 		return
 	}
-	info, _ := model.ParseDomainXML([]byte(vm.XML))
-	vm.MemoryMiB, vm.VCPUs, vm.Disks = info.MemoryMiB, info.VCPUs, info.Disks
-	if err := n.checkDisks(vm); err != nil {
-		writeApplyErr(w, err)
-		return
-	}
-	if err := n.canProtect(vm); err != nil {
+	if err := n.fillAndCheck(vm); err != nil {
 		writeApplyErr(w, err)
 		return
 	}
@@ -315,14 +309,8 @@ func (n *Node) handleUpdateVM(w http.ResponseWriter, r *http.Request, body []byt
 		writeApplyErr(w, err)
 		return
 	}
-	info, _ := model.ParseDomainXML([]byte(vm.XML))
-	vm.MemoryMiB, vm.VCPUs, vm.Disks = info.MemoryMiB, info.VCPUs, info.Disks
 	vm.RestartRequested = req.Restart
-	if err := n.checkDisks(vm); err != nil {
-		writeApplyErr(w, err)
-		return
-	}
-	if err := n.canProtect(vm); err != nil {
+	if err := n.fillAndCheck(vm); err != nil {
 		writeApplyErr(w, err)
 		return
 	}
@@ -473,4 +461,16 @@ func (n *Node) localDomainXML(ctx context.Context, domain string, inactive bool)
 		}
 	}
 	return d, nil
+}
+
+// fillAndCheck takes vm's memory, vCPUs and disks from its (validated)
+// XML, and checks that its disks are on shared storage the cluster can
+// protect: the same for vm add and vm update.
+func (n *Node) fillAndCheck(vm *model.VM) error {
+	info, _ := model.ParseDomainXML([]byte(vm.XML))
+	vm.MemoryMiB, vm.VCPUs, vm.Disks = info.MemoryMiB, info.VCPUs, info.Disks
+	if err := n.checkDisks(vm); err != nil {
+		return err
+	}
+	return n.canProtect(vm)
 }

@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -401,20 +400,11 @@ func (c *checked) checkTLS(f pki.Files, now time.Time) {
 		return
 	}
 	pool := x509.NewCertPool()
-	for rest := caPEM; ; {
-		var b *pem.Block
-		b, rest = pem.Decode(rest)
-		if b == nil {
-			break
-		}
-		if b.Type != "CERTIFICATE" {
-			continue
-		}
-		ca, err := x509.ParseCertificate(b.Bytes)
-		if err != nil {
-			c.problems = append(c.problems, fmt.Errorf("tls.ca_file %s: %w", f.CA, err))
-			continue
-		}
+	cas, errs := pki.ParseCertificates(caPEM)
+	for _, err := range errs {
+		c.problems = append(c.problems, fmt.Errorf("tls.ca_file %s: %w", f.CA, err))
+	}
+	for _, ca := range cas {
 		pool.AddCert(ca)
 		c.checkValidity("tls.ca_file "+f.CA, ca, now, "a new CA means new certificates for every host")
 	}
