@@ -12,6 +12,13 @@ PREFIX  ?= /usr/local
 DESTDIR ?=
 # The version of the package and the man pages, from git (scripts/version.sh).
 VERSION ?= $(shell scripts/version.sh)
+# The binaries carry it too (vmha version, vmhad --version, vmha_build_info):
+# the linker sets internal/buildinfo's version and revision. Go's own VCS
+# stamp does not do (GOFLAGS=-buildvcs=false on build machines, no module
+# version for a main module).
+REVISION ?= $(shell git rev-parse HEAD 2>/dev/null)
+BUILDINFO := github.com/vmha/vmha/internal/buildinfo
+LDFLAGS := -X '$(BUILDINFO).version=$(VERSION)' -X '$(BUILDINFO).revision=$(REVISION)'
 
 .PHONY: all deps build binaries demo test vet lint fuzz bench clean install uninstall deb
 
@@ -20,7 +27,7 @@ all: build
 deps:
 	@scripts/deps.sh
 
-GOBUILD = $(GO) build -o $(BIN)/ ./cmd/vmhad ./cmd/vmha
+GOBUILD = $(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/ ./cmd/vmhad ./cmd/vmha
 
 build: deps
 	$(GOBUILD)

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"runtime"
-	"runtime/debug"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -17,6 +15,7 @@ import (
 
 	"github.com/vmha/vmha/api"
 	"github.com/vmha/vmha/cluster/decide"
+	"github.com/vmha/vmha/internal/buildinfo"
 	"github.com/vmha/vmha/model"
 	"github.com/vmha/vmha/pki"
 )
@@ -214,24 +213,19 @@ func (m *Metrics) countMoveEnds(cmd *Command, starts map[string]time.Time, now t
 	}
 }
 
-// buildInfo is vmha_build_info: always 1, with the version (the module
-// version, or "(devel)"), the VCS revision and the Go version.
+// buildInfo is vmha_build_info: always 1, with the version (make build's
+// stamp, the module version, or "(devel)"), the VCS revision and the Go
+// version, as vmha version and vmhad --version print them.
 func buildInfo() prometheus.Collector {
-	version, revision := "(devel)", "unknown"
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		if bi.Main.Version != "" {
-			version = bi.Main.Version
-		}
-		for _, s := range bi.Settings {
-			if s.Key == "vcs.revision" {
-				revision = s.Value
-			}
-		}
+	bi := buildinfo.Get()
+	version, revision := bi.Version, bi.Revision
+	if revision == "" {
+		revision = "unknown"
 	}
 	g := prometheus.NewGauge(prometheus.GaugeOpts{
 		Name:        "vmha_build_info",
 		Help:        "Always 1; the labels say which vmhad this is: version, VCS revision, Go version.",
-		ConstLabels: prometheus.Labels{"version": version, "revision": revision, "goversion": runtime.Version()},
+		ConstLabels: prometheus.Labels{"version": version, "revision": revision, "goversion": bi.Go},
 	})
 	g.Set(1)
 	return g

@@ -101,3 +101,10 @@ func fillLists(v reflect.Value, empty bool) reflect.Value {
 	}
 	return v
 }
+
+// jsonVersion is the version of the contract of -o json (README, "JSON
+// output"): every document that is an object carries it as "json_version";
+// an array's is the one vmha version -o json prints. Adding a field does
+// not change it; renaming or removing one, changing a field's type or
+// meaning, or turning an object into an array (or back) does.
+const jsonVersion = 1

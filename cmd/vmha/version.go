@@ -2,40 +2,23 @@ package main
 
 import (
 	"fmt"
-	"runtime"
-	"runtime/debug"
 
 	"github.com/spf13/cobra"
+
+	"github.com/vmha/vmha/internal/buildinfo"
 )
 
-// versionInfo is what vmha version reports: the module version and the
-// VCS revision the binary was built from (Go's build info), and the Go
-// version.
+// versionInfo is what vmha version reports: the version and VCS revision
+// the binary was built from (internal/buildinfo: make build's linker stamp,
+// else Go's build info), the Go version, and the version of the CLI's JSON
+// contract (jsonVersion).
 type versionInfo struct {
-	Version  string `json:"version"`
-	Revision string `json:"revision,omitempty"`
-	Modified bool   `json:"modified,omitempty"`
-	Go       string `json:"go"`
+	buildinfo.Info
+	JSONVersion int `json:"json_version"`
 }
 
 func buildVersion() versionInfo {
-	v := versionInfo{Version: "(devel)", Go: runtime.Version()}
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return v
-	}
-	if bi.Main.Version != "" {
-		v.Version = bi.Main.Version
-	}
-	for _, s := range bi.Settings {
-		switch s.Key {
-		case "vcs.revision":
-			v.Revision = s.Value
-		case "vcs.modified":
-			v.Modified = s.Value == "true"
-		}
-	}
-	return v
+	return versionInfo{Info: buildinfo.Get(), JSONVersion: jsonVersion}
 }
 
 func newVersionCmd(g *globals) *cobra.Command {
@@ -48,14 +31,7 @@ func newVersionCmd(g *globals) *cobra.Command {
 			if g.output == "json" {
 				return g.printJSON(v)
 			}
-			rev := v.Revision
-			if rev == "" {
-				rev = "unknown revision"
-			}
-			if v.Modified {
-				rev += " (modified)"
-			}
-			fmt.Fprintf(g.out, "vmha %s, %s, %s\n", v.Version, rev, v.Go)
+			fmt.Fprintf(g.out, "vmha %s\n", v.Info)
 			return nil
 		},
 	}

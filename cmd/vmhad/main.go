@@ -26,6 +26,7 @@ import (
 	"github.com/vmha/vmha/config"
 	"github.com/vmha/vmha/fencing/spec"
 	"github.com/vmha/vmha/hypervisor"
+	"github.com/vmha/vmha/internal/buildinfo"
 	"github.com/vmha/vmha/internal/gossipkey"
 	"github.com/vmha/vmha/internal/sdnotify"
 	"github.com/vmha/vmha/model"
@@ -33,11 +34,11 @@ import (
 )
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stderr))
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-func run(args []string, stderr io.Writer) int {
-	var checkOnly, offline bool
+func run(args []string, stdout, stderr io.Writer) int {
+	var checkOnly, offline, showVersion bool
 	cmd := &cobra.Command{
 		Use:   "vmhad",
 		Short: "vmha host daemon: membership, replicated state, fencing and VM recovery",
@@ -61,6 +62,10 @@ this config. Beside a running vmhad of the same config, that is a warning.`,
 		SilenceErrors: true,
 		Args:          cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if showVersion {
+				fmt.Fprintf(stdout, "vmhad %s\n", buildinfo.Get())
+				return nil
+			}
 			path, _ := cmd.Flags().GetString("config")
 			if offline && !checkOnly {
 				return errors.New("--offline goes with --check-config only: the daemon needs its hypervisor")
@@ -86,6 +91,7 @@ this config. Beside a running vmhad of the same config, that is a warning.`,
 	}
 	config.Flags(cmd.Flags())
 	cmd.Flags().BoolVar(&checkOnly, "check-config", false, "run every check of a start (config, secret files, TLS, fence devices, hypervisor, socket, data_dir, ports, watchdog), list every problem and exit")
+	cmd.Flags().BoolVar(&showVersion, "version", false, "print the version, the revision it was built from and the Go version (as vmha version), and exit")
 	cmd.Flags().BoolVar(&offline, "offline", false, "with --check-config: skip the checks that need the hypervisor")
 	cmd.SetArgs(args)
 	cmd.SetErr(stderr)

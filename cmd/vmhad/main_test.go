@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"io"
 	"math/big"
 	"os"
 	"path/filepath"
@@ -20,6 +21,7 @@ import (
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 
 	"github.com/vmha/vmha/config"
+	"github.com/vmha/vmha/internal/buildinfo"
 	"github.com/vmha/vmha/internal/gossipkey"
 	"github.com/vmha/vmha/pki"
 )
@@ -61,7 +63,7 @@ func TestCheckConfig(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var stderr bytes.Buffer
-			code := run(tt.args(writeConfig(t, tt.body)), &stderr)
+			code := run(tt.args(writeConfig(t, tt.body)), io.Discard, &stderr)
 			if code != tt.code {
 				t.Fatalf("exit %d, want %d; stderr: %s", code, tt.code, stderr.String())
 			}
@@ -85,7 +87,7 @@ func TestBMCPasswordNeverPrinted(t *testing.T) {
 	body := "node_name: host1\nbind_addr: 127.0.0.1\nhypervisor_uri: test:///default\ndata_dir: " + dir +
 		"\nbmc: {address: 127.0.0.1, user: u, password_file: " + pw + ", cipher_suite: 99}\n"
 	var stderr bytes.Buffer
-	if code := run([]string{"--config", writeConfig(t, body)}, &stderr); code == 0 {
+	if code := run([]string{"--config", writeConfig(t, body)}, io.Discard, &stderr); code == 0 {
 		t.Fatalf("a bad cipher suite was accepted: %s", stderr.String())
 	}
 	if strings.Contains(stderr.String(), "s3cret-pw") {
@@ -190,7 +192,7 @@ func (l *checkLab) issue(t *testing.T, name string, notBefore, notAfter time.Tim
 func runVmhad(t *testing.T, args ...string) (int, string) {
 	t.Helper()
 	var stderr bytes.Buffer
-	code := run(args, &stderr)
+	code := run(args, io.Discard, &stderr)
 	return code, stderr.String()
 }
 
@@ -416,5 +418,17 @@ func TestConsoleLogHasNoColourOffTerminal(t *testing.T) {
 	}
 	if !strings.Contains(b.String(), "host lost") || !strings.Contains(b.String(), "host=h2") {
 		t.Fatalf("console log: %q", b.String())
+	}
+}
+
+// TestVersion: vmhad --version prints the build info vmha version prints,
+// without reading a config.
+func TestVersion(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"--version", "--config", "/nonexistent/vmhad.yaml"}, &stdout, &stderr); code != 0 {
+		t.Fatalf("vmhad --version: exit %d\n%s", code, stderr.String())
+	}
+	if want := "vmhad " + buildinfo.Get().String() + "\n"; stdout.String() != want {
+		t.Errorf("vmhad --version printed %q, want %q", stdout.String(), want)
 	}
 }

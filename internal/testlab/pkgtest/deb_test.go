@@ -76,6 +76,7 @@ func TestDebianPackage(t *testing.T) {
 	checkInstalled(t, repo, root)
 	checkStatus(t, root, "install ok installed")
 	t.Run("programs run", func(t *testing.T) { checkPrograms(t, root) })
+	t.Run("programs carry the package's version", func(t *testing.T) { checkVersion(t, repo, root) })
 	t.Run("man pages render", func(t *testing.T) { checkManPages(t, root) })
 
 	// The operator edits the config; installing the package again keeps it.
@@ -180,17 +181,22 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// buildBinaries builds vmha and vmhad (make build's go build) once.
+// buildBinaries builds vmha and vmhad once, with make binaries (make
+// build's go build, with its version stamp).
 func buildBinaries(t *testing.T, repo string) string {
 	t.Helper()
 	binDir.once.Do(func() {
 		if binDir.dir, binDir.err = os.MkdirTemp("", "vmha-pkgtest-bin"); binDir.err != nil {
 			return
 		}
-		cmd := exec.Command("go", "build", "-o", binDir.dir+"/", "./cmd/vmha", "./cmd/vmhad")
+		if _, err := exec.LookPath("make"); err != nil {
+			binDir.err = err
+			return
+		}
+		cmd := exec.Command("make", "--no-print-directory", "binaries", "BIN="+binDir.dir)
 		cmd.Dir = repo
 		if out, err := cmd.CombinedOutput(); err != nil {
-			binDir.err = fmt.Errorf("go build: %w\n%s", err, out)
+			binDir.err = fmt.Errorf("make binaries: %w\n%s", err, out)
 		}
 	})
 	if binDir.err != nil {
@@ -381,6 +387,20 @@ func checkPrograms(t *testing.T, root string) {
 		out := run(t, "", nil, filepath.Join(root, c.args[0]), c.args[1:]...)
 		if !strings.Contains(out, c.want) {
 			t.Errorf("/%s: no %q in\n%s", strings.Join(c.args, " "), c.want, out)
+		}
+	}
+}
+
+// checkVersion checks that vmha version and vmhad --version print the
+// package's version (make binaries' linker stamp) and the commit.
+func checkVersion(t *testing.T, repo, root string) {
+	version := strings.TrimSpace(run(t, repo, nil, "scripts/version.sh"))
+	commit := strings.TrimSpace(run(t, repo, nil, "git", "rev-parse", "HEAD"))
+	for _, c := range [][]string{{"usr/bin/vmha", "version"}, {"usr/sbin/vmhad", "--version"}} {
+		out := run(t, "", nil, filepath.Join(root, c[0]), c[1:]...)
+		want := filepath.Base(c[0]) + " " + version + ", " + commit + ", go"
+		if !strings.HasPrefix(out, want) {
+			t.Errorf("/%s: %q, want it to start with %q", strings.Join(c, " "), out, want)
 		}
 	}
 }
