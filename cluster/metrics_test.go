@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
+	"os/exec"
 	"regexp"
 	"sort"
 	"strings"
@@ -16,6 +17,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/vmha/vmha/api"
+	"github.com/vmha/vmha/internal/testlab/testenv"
 	"github.com/vmha/vmha/model"
 )
 
@@ -47,7 +49,7 @@ var metricName = regexp.MustCompile(`\bvmha_[a-z0-9_]+`)
 func TestMonitoringUsesServedMetrics(t *testing.T) {
 	have := registered(t)
 	var exprs []string
-	raw, err := os.ReadFile("../monitoring/vmha-dashboard.json")
+	raw, err := os.ReadFile("../configs/monitoring/vmha-dashboard.json")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +72,7 @@ func TestMonitoringUsesServedMetrics(t *testing.T) {
 			exprs = append(exprs, q.Expr)
 		}
 	}
-	raw, err = os.ReadFile("../monitoring/vmha-alerts.yml")
+	raw, err = os.ReadFile("../configs/monitoring/vmha-alerts.yml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,7 +112,22 @@ func TestMonitoringUsesServedMetrics(t *testing.T) {
 	}
 	sort.Strings(missing)
 	if len(missing) > 0 {
-		t.Fatalf("monitoring/ queries metrics vmhad does not serve: %s", strings.Join(missing, ", "))
+		t.Fatalf("configs/monitoring/ queries metrics vmhad does not serve: %s", strings.Join(missing, ", "))
+	}
+}
+
+// TestAlertRulesPromtool: Prometheus's own checker accepts the shipped
+// alert rules (the PromQL parses, the durations and labels are valid),
+// which the YAML decoding above does not check. promtool is Debian's
+// prometheus package (scripts/deps.sh).
+func TestAlertRulesPromtool(t *testing.T) {
+	promtool := testenv.NeedCommand(t, "promtool")
+	out, err := exec.Command(promtool, "check", "rules", "../configs/monitoring/vmha-alerts.yml").CombinedOutput()
+	if err != nil {
+		t.Fatalf("promtool check rules configs/monitoring/vmha-alerts.yml: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "SUCCESS") {
+		t.Errorf("promtool check rules printed no SUCCESS:\n%s", out)
 	}
 }
 

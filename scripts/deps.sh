@@ -27,6 +27,11 @@ packages=(
   # (internal/testlab/pkgtest: man -l renders the installed pages; the
   # maintainer scripts run chrooted with busybox-static, listed above)
   dpkg-dev man-db
+  # promtool (cluster/metrics_test.go: promtool check rules on
+  # configs/monitoring/vmha-alerts.yml) comes only with the server package;
+  # its postinst enables prometheus.service but does not start it where
+  # systemd does not run
+  prometheus
 )
 
 missing=()
