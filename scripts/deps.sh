@@ -28,9 +28,9 @@ packages=(
   # maintainer scripts run chrooted with busybox-static, listed above)
   dpkg-dev man-db
   # promtool (cluster/metrics_test.go: promtool check rules on
-  # configs/monitoring/vmha-alerts.yml) comes only with the server package;
-  # its postinst enables prometheus.service but does not start it where
-  # systemd does not run
+  # configs/monitoring/vmha-alerts.yml) comes only with the server package
+  # in Debian 12; on a machine that runs systemd its postinst also enables
+  # and starts prometheus.service (:9090): systemctl disable --now prometheus
   prometheus
 )
 
