@@ -1,5 +1,6 @@
 # vmha: `make demo` runs the local demo cluster, `make test` runs every test,
-# `make install` / `make deb` install it or package it for Debian.
+# `make install` / `make deb` install it or package it for Debian (`make
+# package`: the .deb and a tarball of the same files).
 GO      ?= go
 BIN     := bin
 export PATH := $(PATH):/usr/local/go/bin
@@ -20,7 +21,7 @@ REVISION ?= $(shell git rev-parse HEAD 2>/dev/null)
 BUILDINFO := github.com/vmha/vmha/internal/buildinfo
 LDFLAGS := -X '$(BUILDINFO).version=$(VERSION)' -X '$(BUILDINFO).revision=$(REVISION)'
 
-.PHONY: all deps build binaries demo test vet lint fuzz bench clean install uninstall deb
+.PHONY: all deps build binaries demo test vet lint fuzz bench clean install uninstall deb package
 
 all: build
 
@@ -90,6 +91,12 @@ uninstall:
 # (internal/testlab/pkgtest) installs it into a private root with dpkg.
 deb: binaries
 	BIN="$(BIN)" VERSION="$(VERSION)" scripts/deb.sh
+
+# make deb, plus bin/vmha-<version>-linux-<arch>.tar.gz: the same files as
+# the package (for hosts without dpkg; tar -xzf it in /, then create the
+# vmha group and /var/lib/vmha as the package's postinst does).
+package: binaries
+	BIN="$(BIN)" VERSION="$(VERSION)" TARBALL=yes scripts/deb.sh
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...

@@ -6,8 +6,11 @@
 #
 # Environment: BIN (bin: vmha and vmhad), OUT (default BIN), VERSION
 # (default scripts/version.sh), DEB_COMPRESS (dpkg-deb -Z: xz by default;
-# the package test uses none, much faster to write).
-# Prints the path of the package.
+# the package test uses none, much faster to write), TARBALL (yes: also
+# $OUT/vmha-<version>-linux-<arch>.tar.gz, the package's files without its
+# control files, for hosts without dpkg: tar -xzf it in /, then make what
+# the postinst makes, the vmha group and a 0700 /var/lib/vmha).
+# Prints the path of the package, then the tarball's.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -74,3 +77,14 @@ mkdir -p "$OUT"
 deb=$OUT/vmha_${VERSION}_${ARCH}.deb
 dpkg-deb --root-owner-group -Z"$DEB_COMPRESS" --build "$pkg" "$deb" >/dev/null
 echo "$deb"
+
+if [ "${TARBALL:-}" = yes ]; then
+  # The tree dpkg-deb packed, as dpkg-deb packs it: ./-relative names,
+  # root's, sorted, dated from the commit.
+  tarball=$OUT/vmha-${VERSION}-linux-${ARCH}.tar.gz
+  mtime=()
+  if [ -n "${SOURCE_DATE_EPOCH:-}" ]; then mtime=(--mtime="@$SOURCE_DATE_EPOCH" --clamp-mtime); fi
+  tar -C "$pkg" --exclude=./DEBIAN --sort=name --owner=0 --group=0 --numeric-owner "${mtime[@]}" \
+    -cf - . | gzip -9n >"$tarball"
+  echo "$tarball"
+fi

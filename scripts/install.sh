@@ -149,6 +149,9 @@ do_install() {
     # started by hand.
     install -d -m 0700 /var/lib/vmha
     chmod 0700 /var/lib/vmha
+    # The sample config's socket_group (the package's postinst makes it
+    # with addgroup); groupadd is in every distribution's passwd/shadow.
+    if ! getent group vmha >/dev/null; then groupadd --system vmha; fi
     if systemd_running; then systemctl daemon-reload || true; fi
     cat <<EOT
 vmha installed. vmhad is neither enabled nor started: write $CONFDIR/vmhad.yaml

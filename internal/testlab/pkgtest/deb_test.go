@@ -1,9 +1,13 @@
 package pkgtest
 
 import (
+	"archive/tar"
 	"bytes"
+	"compress/gzip"
+	"crypto/sha256"
 	"debug/elf"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -39,8 +43,11 @@ const unitsArgs = "vmhad.service vmhad-witness.service"
 // systemctl that records what it is asked):
 //
 //   - install while "systemd runs": files and modes, /var/lib/vmha 0700,
-//     only systemctl daemon-reload (vmhad never enabled or started), the
-//     installed vmha and vmhad run, the man pages render;
+//     the vmha group (a fake addgroup), only systemctl daemon-reload
+//     (vmhad never enabled or started), the installed vmha and vmhad run
+//     and print the package's version, the man pages render, the units
+//     pass systemd-analyze verify, and the installed vmhad starts (not
+//     chrooted) and answers the installed vmha status;
 //   - the operator edits the config, the package is installed again: the
 //     edit stays;
 //   - dpkg -r: the programs go, the config (a conffile) stays, a running
@@ -77,6 +84,9 @@ func TestDebianPackage(t *testing.T) {
 	checkStatus(t, root, "install ok installed")
 	t.Run("programs run", func(t *testing.T) { checkPrograms(t, root) })
 	t.Run("programs carry the package's version", func(t *testing.T) { checkVersion(t, repo, root) })
+	checkGroup(t, root, "install", 1)
+	t.Run("units verify", func(t *testing.T) { checkUnits(t, root) })
+	t.Run("vmhad starts", func(t *testing.T) { checkStarts(t, root) })
 	t.Run("man pages render", func(t *testing.T) { checkManPages(t, root) })
 
 	// The operator edits the config; installing the package again keeps it.
@@ -90,6 +100,7 @@ func TestDebianPackage(t *testing.T) {
 	if got := readFile(t, conf); !bytes.Equal(got, edited) {
 		t.Errorf("reinstalling replaced the operator's %s", conf)
 	}
+	checkGroup(t, root, "reinstall", 0)
 
 	// Remove: the programs go, the conffile stays.
 	dpkg(t, root, "-r", "vmha")
@@ -127,6 +138,7 @@ func TestDebianPackage(t *testing.T) {
 	}
 	dpkg(t, root, "-i", deb)
 	checkSystemctl(t, root, "install without systemd", nil)
+	checkGroup(t, root, "install after purge", 0)
 	checkMode(t, root, "var/lib/vmha", fs.ModeDir|0o700)
 }
 
@@ -205,18 +217,72 @@ func buildBinaries(t *testing.T, repo string) string {
 	return binDir.dir
 }
 
-// buildDeb packs the binaries with scripts/deb.sh, checking the name the
-// package gets.
+// buildDeb packs the binaries with scripts/deb.sh as make package runs
+// it (the package and the tarball), checking the names they get and that
+// the tarball holds the package's files; it returns the package.
 func buildDeb(t *testing.T, repo, work string) string {
 	t.Helper()
 	bin := buildBinaries(t, repo)
-	deb := strings.TrimSpace(run(t, repo, []string{"BIN=" + bin, "OUT=" + work, "DEB_COMPRESS=none"}, "scripts/deb.sh"))
+	out := strings.Fields(run(t, repo, []string{"BIN=" + bin, "OUT=" + work, "DEB_COMPRESS=none", "TARBALL=yes"}, "scripts/deb.sh"))
 	version := strings.TrimSpace(run(t, repo, nil, "scripts/version.sh"))
 	arch := strings.TrimSpace(run(t, repo, nil, "dpkg", "--print-architecture"))
-	if want := filepath.Join(work, "vmha_"+version+"_"+arch+".deb"); deb != want {
-		t.Fatalf("scripts/deb.sh made %q, want %q", deb, want)
+	want := []string{filepath.Join(work, "vmha_"+version+"_"+arch+".deb"), filepath.Join(work, "vmha-"+version+"-linux-"+arch+".tar.gz")}
+	if !slices.Equal(out, want) {
+		t.Fatalf("scripts/deb.sh made %q, want %q", out, want)
 	}
-	return deb
+	checkTarball(t, want[0], want[1])
+	return want[0]
+}
+
+// checkTarball checks that the tarball holds the package's files: the
+// same names, types, modes, owners and contents as the package's data.
+func checkTarball(t *testing.T, deb, tarball string) {
+	t.Helper()
+	data, err := exec.Command("dpkg-deb", "--fsys-tarfile", deb).Output()
+	if err != nil {
+		t.Fatalf("dpkg-deb --fsys-tarfile %s: %v", deb, err)
+	}
+	f, err := os.Open(tarball)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = f.Close() }()
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		t.Fatalf("%s: %v", tarball, err)
+	}
+	fromDeb, fromTar := tarEntries(t, bytes.NewReader(data)), tarEntries(t, zr)
+	if len(fromDeb) < 20 {
+		t.Fatalf("the package holds only %d entries", len(fromDeb))
+	}
+	if !slices.Equal(fromDeb, fromTar) {
+		t.Errorf("the tarball's entries differ from the package's:\npackage:\n%s\ntarball:\n%s", strings.Join(fromDeb, "\n"), strings.Join(fromTar, "\n"))
+	}
+}
+
+// tarEntries lists a tar stream's entries: name, type, mode, owner and a
+// hash of the contents, one string each, sorted.
+func tarEntries(t *testing.T, r io.Reader) []string {
+	t.Helper()
+	tr := tar.NewReader(r)
+	var list []string
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum := sha256.New()
+		if _, err := io.Copy(sum, tr); err != nil {
+			t.Fatal(err)
+		}
+		name := "./" + strings.TrimPrefix(h.Name, "./")
+		list = append(list, fmt.Sprintf("%s %c %o %d:%d %s %x", name, h.Typeflag, h.Mode, h.Uid, h.Gid, h.Linkname, sum.Sum(nil)[:8]))
+	}
+	slices.Sort(list)
+	return list
 }
 
 // checkControl checks the package's control fields and conffiles, and
@@ -224,8 +290,8 @@ func buildDeb(t *testing.T, repo, work string) string {
 func checkControl(t *testing.T, deb string) []string {
 	t.Helper()
 	fields := run(t, "", nil, "dpkg-deb", "-f", deb, "Depends", "Recommends")
-	if !strings.Contains(fields, "libvirt0") || !strings.Contains(fields, "Recommends: libvirt-daemon-system, ipmitool") {
-		t.Errorf("control fields:\n%s\nwant Depends on libvirt0 (the cgo binding) and Recommends ipmitool", fields)
+	if !strings.Contains(fields, "adduser") || !strings.Contains(fields, "libvirt0") || !strings.Contains(fields, "Recommends: libvirt-daemon-system, ipmitool") {
+		t.Errorf("control fields:\n%s\nwant Depends on adduser (the postinst's addgroup) and libvirt0 (the cgo binding) and Recommends ipmitool", fields)
 	}
 	if got := run(t, "", nil, "dpkg-deb", "-I", deb, "conffiles"); got != "/etc/vmha/vmhad.yaml\n" {
 		t.Errorf("conffiles %q, want /etc/vmha/vmhad.yaml", got)
@@ -266,12 +332,13 @@ func privateRoot(t *testing.T, work, busybox string, depends []string) string {
 		t.Fatal(err)
 	}
 	writeFile(t, filepath.Join(root, "bin/busybox"), string(b), 0o755)
-	for _, applet := range []string{"sh", "mkdir", "chmod", "rm", "rmdir", "cat", "ls"} {
+	for _, applet := range []string{"sh", "mkdir", "chmod", "rm", "rmdir", "cat", "ls", "grep"} {
 		if err := os.Symlink("busybox", filepath.Join(root, "bin", applet)); err != nil {
 			t.Fatal(err)
 		}
 	}
 	writeFile(t, filepath.Join(root, "bin/systemctl"), fakeSystemctl, 0o755)
+	writeFile(t, filepath.Join(root, "bin/addgroup"), fakeAddgroup, 0o755)
 	return root
 }
 
