@@ -105,7 +105,7 @@ ports: {serf: %d, raft: %d, api: %d}
 	defer func() {
 		if !stopped {
 			_ = d.Process.Kill()
-			_ = <-exited
+			t.Logf("vmhad killed: %v", <-exited)
 		}
 	}()
 
