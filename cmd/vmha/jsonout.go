@@ -1,6 +1,8 @@
 package main
 
 import (
+	"encoding/json"
+	"fmt"
 	"reflect"
 	"strings"
 )
@@ -108,3 +110,21 @@ func fillLists(v reflect.Value, empty bool) reflect.Value {
 // not change it; renaming or removing one, changing a field's type or
 // meaning, or turning an object into an array (or back) does.
 const jsonVersion = 1
+
+// versionedJSON is v as compact JSON, its empty lists as [] (jsonLists),
+// with "json_version" as the first field when it is an object. Arrays (and
+// the rare scalar) stay as they are.
+func versionedJSON(v any) ([]byte, error) {
+	b, err := json.Marshal(jsonLists(v))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) == 0 || b[0] != '{' {
+		return b, nil
+	}
+	head := fmt.Sprintf(`{"json_version":%d`, jsonVersion)
+	if string(b) == "{}" {
+		return []byte(head + "}"), nil
+	}
+	return append([]byte(head+","), b[1:]...), nil
+}

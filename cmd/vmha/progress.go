@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -59,5 +58,10 @@ func bar(pct float64, width int) string {
 // printJSONLine writes v as one line of JSON (the -o json form of a
 // stream of progress events), its empty lists as [] (jsonLists).
 func (g *globals) printJSONLine(v any) error {
-	return json.NewEncoder(g.out).Encode(jsonLists(v))
+	b, err := versionedJSON(v)
+	if err != nil {
+		return err
+	}
+	_, err = g.out.Write(append(b, '\n'))
+	return err
 }

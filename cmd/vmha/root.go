@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -177,11 +178,20 @@ func (g *globals) ctx() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), g.timeout)
 }
 
-// printJSON writes v as indented JSON, its empty lists as [] (jsonLists).
+// printJSON writes v as indented JSON, its empty lists as [] (jsonLists),
+// an object with its "json_version" (versionedJSON).
 func (g *globals) printJSON(v any) error {
-	enc := json.NewEncoder(g.out)
-	enc.SetIndent("", "  ")
-	return enc.Encode(jsonLists(v))
+	b, err := versionedJSON(v)
+	if err != nil {
+		return err
+	}
+	var out bytes.Buffer
+	if err := json.Indent(&out, b, "", "  "); err != nil {
+		return err
+	}
+	out.WriteByte('\n')
+	_, err = g.out.Write(out.Bytes())
+	return err
 }
 
 // read GETs path and prints the answer: as JSON with -o json, else through

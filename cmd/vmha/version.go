@@ -10,15 +10,15 @@ import (
 
 // versionInfo is what vmha version reports: the version and VCS revision
 // the binary was built from (internal/buildinfo: make build's linker stamp,
-// else Go's build info), the Go version, and the version of the CLI's JSON
-// contract (jsonVersion).
+// else Go's build info) and the Go version. Its -o json carries the
+// version of the CLI's JSON contract too, as every object does: the one
+// the array outputs follow.
 type versionInfo struct {
 	buildinfo.Info
-	JSONVersion int `json:"json_version"`
 }
 
 func buildVersion() versionInfo {
-	return versionInfo{Info: buildinfo.Get(), JSONVersion: jsonVersion}
+	return versionInfo{Info: buildinfo.Get()}
 }
 
 func newVersionCmd(g *globals) *cobra.Command {
