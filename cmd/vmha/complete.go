@@ -13,7 +13,8 @@ import (
 )
 
 // Dynamic shell completion: the names of the cluster's VMs and hosts, read
-// from the local vmhad's status when the shell asks (vmha __complete ...,
+// from the local vmhad's status, and of its cluster file systems, read from
+// its storage check (vmha storage check), when the shell asks (vmha __complete ...,
 // the hidden command cobra's completion scripts call). The commands are
 // found by their path in the finished command tree, so the command files
 // stay as they are.
@@ -30,6 +31,7 @@ const (
 	vmName   nameKind = iota
 	hostName          // any host of the cluster, witnesses included
 	vmTarget          // a host VMs can run on: not a witness
+	fsName            // a cluster file system configured on the answering host (storage: in vmhad.yaml)
 )
 
 // argCompletion says what each positional argument of a command names;
@@ -72,12 +74,14 @@ var argCompletions = map[string]argCompletion{
 	"fence confirm":           {args: []nameKind{hostName}},
 	"fence devices accept":    {args: []nameKind{hostName}},
 	"fence devices set":       {args: []nameKind{hostName}},
+	"storage init":            {args: []nameKind{fsName}},
 }
 
 // flagCompletions maps command paths to the flags whose value names a VM
 // or a host.
 var flagCompletions = map[string]map[string]nameKind{
 	"events":     {"vm": vmName, "host": hostName},
+	"evacuate":   {"storage": fsName},
 	"migrate":    {"to": vmTarget},
 	"relocate":   {"to": vmTarget},
 	"vm add":     {"prefer": vmTarget},
@@ -135,15 +139,25 @@ func walkCommands(c *cobra.Command, f func(*cobra.Command)) {
 // a short description (shown by zsh and fish), leaving out the ones already
 // given in args. Nothing when vmhad cannot be reached.
 func completeNames(g *globals, kind nameKind, prefix string, args []string) []cobra.Completion {
-	st, err := completionStatus(g)
-	if err != nil {
-		return nil
-	}
 	var out []cobra.Completion
 	add := func(name, desc string) {
 		if strings.HasPrefix(name, prefix) && !slices.Contains(args, name) {
 			out = append(out, cobra.CompletionWithDesc(name, desc))
 		}
+	}
+	if kind == fsName {
+		var c api.StorageCheck
+		if err := completionGet(g, api.PathLocalStorage, &c); err != nil {
+			return nil
+		}
+		for _, f := range c.FileSystems {
+			add(f.Name, fsDescription(f))
+		}
+		return out
+	}
+	var st api.Status
+	if err := completionGet(g, api.PathStatus, &st); err != nil {
+		return nil
 	}
 	switch kind {
 	case vmName:
@@ -171,6 +185,16 @@ func vmDescription(vm api.VM) string {
 	return vm.State + " on " + vm.Host
 }
 
+func fsDescription(f api.StorageFS) string {
+	switch {
+	case !f.Ready:
+		return "not ready"
+	case !f.FormatOK:
+		return "ready, wrongly formatted"
+	}
+	return "ready"
+}
+
 func hostDescription(h api.Host) string {
 	d := string(h.State)
 	if h.Witness {
@@ -182,11 +206,11 @@ func hostDescription(h api.Host) string {
 	return d
 }
 
-// completionStatus reads the cluster status the way every command does
-// (the --socket, or --addr with the --tls-* files), within completeTimeout.
-// PersistentPreRunE does not run for completions, so the remote TLS
-// config is built here.
-func completionStatus(g *globals) (*api.Status, error) {
+// completionGet reads path from vmhad into v the way every command does
+// (the --socket, or --addr with the --tls-* files), within
+// completeTimeout. PersistentPreRunE does not run for completions, so the
+// remote TLS config is built here.
+func completionGet(g *globals, path string, v any) error {
 	timeout := min(completeTimeout, g.timeout)
 	if timeout <= 0 {
 		timeout = completeTimeout
@@ -195,7 +219,7 @@ func completionStatus(g *globals) (*api.Status, error) {
 	if g.addr != "" {
 		tc, err := g.tls.Config()
 		if err != nil {
-			return nil, err
+			return err
 		}
 		c = api.NewTCPClient(g.addr, timeout, tc)
 	} else {
@@ -203,9 +227,5 @@ func completionStatus(g *globals) (*api.Status, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	var st api.Status
-	if err := c.Do(ctx, http.MethodGet, api.PathStatus, nil, &st, nil); err != nil {
-		return nil, err
-	}
-	return &st, nil
+	return c.Do(ctx, http.MethodGet, path, nil, v, nil)
 }

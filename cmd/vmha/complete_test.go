@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -167,5 +168,57 @@ func TestGenMan(t *testing.T) {
 	// The command is hidden from help and completion.
 	if _, out, _ := runCLI("--help"); strings.Contains(out, "gen-man") {
 		t.Error("vmha --help lists gen-man")
+	}
+}
+
+// TestCompletionFileSystems: vmha storage init and evacuate --storage
+// complete the file systems configured on the local vmhad (its storage
+// check), and offer nothing where it has none (409).
+func TestCompletionFileSystems(t *testing.T) {
+	var noStorage atomic.Bool
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET "+api.PathLocalStorage, func(w http.ResponseWriter, _ *http.Request) {
+		if noStorage.Load() {
+			w.WriteHeader(http.StatusConflict)
+			_ = json.NewEncoder(w).Encode(api.Error{Error: "no shared storage is configured on this host (storage: in vmhad.yaml)"})
+			return
+		}
+		_ = json.NewEncoder(w).Encode(api.StorageCheck{Host: "host1", Hosts: 3, FileSystems: []api.StorageFS{
+			{Name: "vmstore", Ready: true, FormatOK: true},
+			{Name: "isos", Ready: false, Reasons: []string{"not mounted"}, FormatOK: true},
+			{Name: "vmstore2", Ready: true, FormatOK: false, FormatError: "2 journals for 3 hosts"},
+		}})
+	})
+	sock := fakeDaemon(t, mux)
+	for _, tt := range []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"storage init", []string{"storage", "init", ""}, []string{"vmstore", "isos", "vmstore2"}},
+		{"storage init with a prefix", []string{"storage", "init", "vm"}, []string{"vmstore", "vmstore2"}},
+		{"storage init takes one", []string{"storage", "init", "vmstore", ""}, nil},
+		{"evacuate --storage", []string{"evacuate", "host1", "--storage", "i"}, []string{"isos"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			got, directive := completions(t, append([]string{"--socket", sock}, tt.args...)...)
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("names %q, want %q", got, tt.want)
+			}
+			if directive != ":4" {
+				t.Errorf("directive %q, want :4 (no file names)", directive)
+			}
+		})
+	}
+	// The descriptions say whether each is ready.
+	_, out, _ := runCLI("--socket", sock, "__complete", "storage", "init", "")
+	for _, w := range []string{"vmstore\tready\n", "isos\tnot ready\n", "vmstore2\tready, wrongly formatted\n"} {
+		if !strings.Contains(out, w) {
+			t.Errorf("no %q in\n%s", w, out)
+		}
+	}
+	noStorage.Store(true)
+	if got, _ := completions(t, "--socket", sock, "storage", "init", ""); len(got) != 0 {
+		t.Errorf("without storage: %q, want nothing", got)
 	}
 }
