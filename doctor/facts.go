@@ -12,12 +12,13 @@ import (
 	"net"
 	"net/url"
 	"os"
-	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/vmha/vmha/internal/buildinfo"
 
 	"github.com/vmha/vmha/api"
 	"github.com/vmha/vmha/config"
@@ -32,33 +33,19 @@ import (
 // DialTimeout bounds one reachability dial.
 const DialTimeout = 2 * time.Second
 
-// BuildVersion is this binary's version: the module version and the VCS
+// BuildVersion is this binary's version: the stamped version and the VCS
 // revision it was built from (as vmha version prints them).
 func BuildVersion() string {
-	v := "(devel)"
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return v
-	}
-	if bi.Main.Version != "" {
-		v = bi.Main.Version
-	}
-	rev, modified := "", false
-	for _, s := range bi.Settings {
-		switch s.Key {
-		case "vcs.revision":
-			rev = s.Value
-		case "vcs.modified":
-			modified = s.Value == "true"
-		}
-	}
+	bi := buildinfo.Get()
+	v := bi.Version
+	rev := bi.Revision
 	if len(rev) > 12 {
 		rev = rev[:12]
 	}
 	if rev != "" {
 		v += " " + rev
 	}
-	if modified {
+	if bi.Modified {
 		v += " (modified)"
 	}
 	return v
