@@ -21,11 +21,13 @@ import (
 var errSlowXML = errors.New("not for the fast CIB reader")
 
 // xattr is an attribute as it stands in the file (entities not replaced
-// yet): most attributes of a CIB are never read.
-type xattr struct{ name, raw []byte }
+// yet), as offsets into it: most attributes of a CIB are never read, and
+// offsets hold no pointers for the collector to scan.
+type xattr struct{ name, nameLen, raw, rawLen uint32 }
 
 type xelem struct {
 	name  string
+	src   []byte // the file the attributes point into
 	attrs []xattr
 	kids  []*xelem
 }
@@ -33,8 +35,8 @@ type xelem struct {
 func (e *xelem) attr(name string) string {
 	var raw []byte
 	for _, a := range e.attrs {
-		if string(a.name) == name {
-			raw = a.raw // the last one wins, as in encoding/xml
+		if string(e.src[a.name:a.name+a.nameLen]) == name {
+			raw = e.src[a.raw : a.raw+a.rawLen] // the last one wins, as in encoding/xml
 		}
 	}
 	v, _ := unescape(raw) // checked when scanned
@@ -53,7 +55,7 @@ type xmlScanner struct {
 
 // fastCIB decodes data into c, or returns errSlowXML.
 func fastCIB(data []byte, c *xCIB) error {
-	if !utf8.Valid(data) || bytes.IndexByte(data, '\r') >= 0 {
+	if len(data) > MaxCIB || !utf8.Valid(data) || bytes.IndexByte(data, '\r') >= 0 {
 		return errSlowXML
 	}
 	for _, b := range data {
@@ -153,7 +155,7 @@ func (s *xmlScanner) element() (*xelem, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &xelem{name: n}
+	e := &xelem{name: n, src: s.d}
 	s.scratch = s.scratch[:0]
 	for {
 		s.skipSpace()
@@ -224,7 +226,7 @@ func (s *xmlScanner) attribute() (xattr, error) {
 	if bytes.IndexByte(raw, '<') >= 0 || !plainEntities(raw) {
 		return xattr{}, errSlowXML
 	}
-	return xattr{n, raw}, nil
+	return xattr{uint32(start), uint32(len(n)), uint32(s.i - j - 1), uint32(j)}, nil
 }
 
 var entities = []struct {
