@@ -136,9 +136,10 @@ func stripComment(t string) (string, error) {
 				quote = 0
 			}
 		case c == '"' || c == '\'':
-			// A quote starts a quoted scalar only at a token's start;
-			// elsewhere (it's) it is part of a plain scalar.
-			if i == 0 || strings.IndexByte(" {[,:-", t[i-1]) >= 0 {
+			// A quote starts a quoted scalar only where a value or key
+			// starts; elsewhere (it's, x 'y) it is part of a plain
+			// scalar.
+			if quoteStarts(t, i) {
 				quote = c
 			}
 		case c == '#' && (i == 0 || t[i-1] == ' '):
@@ -149,6 +150,24 @@ func stripComment(t string) (string, error) {
 		return "", errSlow // a quoted scalar over several lines
 	}
 	return strings.TrimRight(t, " "), nil
+}
+
+// quoteStarts reports whether the quote at t[i] opens a quoted scalar:
+// at the start, right after a flow indicator, or after ": " or "- ".
+func quoteStarts(t string, i int) bool {
+	k := i - 1
+	for k >= 0 && t[k] == ' ' {
+		k--
+	}
+	switch {
+	case k < 0:
+		return true
+	case t[k] == '{' || t[k] == '[' || t[k] == ',':
+		return true
+	case t[k] == ':' || t[k] == '-':
+		return k < i-1 // a space between
+	}
+	return false
 }
 
 func isSeqItem(t string) bool { return t == "-" || strings.HasPrefix(t, "- ") }

@@ -121,6 +121,10 @@ vms:
 		"hosts:\n  - name: {a: b}\n",
 		"hosts: {name: h1}\n",
 		"hosts:\n  - - name: h1\n",
+		"hosts:\n- name: x 'y # z'\n",
+		"hosts:\n- name: x \"y # z\"\n",
+		"hosts:\n- {name: 'a # b', attributes: {k: \"c # d\", l: e 'f}}\n",
+		"hosts:\n- name: 'a' # c\n  attributes: {'k': 'it''s'}\n",
 	}
 	for _, y := range odd {
 		got, ferr := fastSpec([]byte(y))
