@@ -348,10 +348,22 @@ func inline(t string) (*ynode, error) {
 		}
 		return &ynode{kind: 's', val: s}, nil
 	}
-	if strings.IndexByte("&*!|>%@`?#", t[0]) >= 0 || strings.Contains(t, ": ") || strings.HasSuffix(t, ":") {
+	if !plainStart(t) || strings.Contains(t, ": ") || strings.HasSuffix(t, ":") {
 		return nil, errSlow
 	}
 	return &ynode{kind: 's', plain: true, val: t}, nil
+}
+
+// plainStart reports whether a plain scalar may start as v does: not with
+// an indicator, nor with -, ? or : followed by a space.
+func plainStart(v string) bool {
+	if v == "" || strings.IndexByte(",[]{}#&*!|>'\"%@`", v[0]) >= 0 {
+		return false
+	}
+	if strings.IndexByte("-?:", v[0]) >= 0 && (len(v) == 1 || v[1] == ' ') {
+		return false
+	}
+	return true
 }
 
 // quoted reads the quoted scalar that t starts with and returns its value
@@ -457,8 +469,7 @@ func flowValue(t string, i int) (*ynode, int, error) {
 		return nil, 0, errSlow
 	}
 	v := strings.TrimRight(t[i:i+j], " ")
-	if v == "" || strings.IndexByte("&*!|>%@`?#:", v[0]) >= 0 || v == "-" || strings.HasPrefix(v, "- ") ||
-		strings.HasSuffix(v, ":") || strings.Contains(v, ": ") {
+	if !plainStart(v) || strings.IndexByte("?:", v[0]) >= 0 || strings.HasSuffix(v, ":") || strings.Contains(v, ": ") {
 		return nil, 0, errSlow
 	}
 	return &ynode{kind: 's', plain: true, val: v}, i + j, nil

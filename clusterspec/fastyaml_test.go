@@ -165,3 +165,30 @@ vms:
 		}
 	}
 }
+
+// FuzzFastYAML: whatever the fast reader accepts, yaml.v3 decodes alike.
+func FuzzFastYAML(f *testing.F) {
+	f.Add(base)
+	f.Add("now: 2026-01-01T00:00:00Z\nvms:\n  a: {host: h1, failures: [{host: h1, count: 1}]}\n")
+	f.Add("hosts:\n- name: x 'y # z'\n  attributes: {'k': 'it''s', v: \"a\\\"b\"}\n")
+	f.Fuzz(func(t *testing.T, y string) {
+		if got, err := fastSpec([]byte(y)); err == nil {
+			var want Spec
+			if werr := decodeStrict([]byte(y), &want); werr != nil {
+				t.Fatalf("%q: the fast reader accepted what yaml.v3 refuses (%v)", y, werr)
+			}
+			if !reflect.DeepEqual(*got, want) {
+				t.Fatalf("%q: fast %+v, yaml.v3 %+v", y, *got, want)
+			}
+		}
+		if got, err := fastStatus([]byte(y)); err == nil {
+			var want Status
+			if werr := decodeStrict([]byte(y), &want); werr != nil {
+				t.Fatalf("%q: the fast reader accepted what yaml.v3 refuses (%v)", y, werr)
+			}
+			if !reflect.DeepEqual(*got, want) {
+				t.Fatalf("%q: fast %+v, yaml.v3 %+v", y, *got, want)
+			}
+		}
+	})
+}
