@@ -235,11 +235,27 @@ func friendly(err error) error {
 
 // Parse reads and validates cluster.yaml.
 func Parse(data []byte) (*Spec, error) {
-	var s Spec
-	if err := decodeStrict(data, &s); err != nil {
+	s, err := Decode(data)
+	if err != nil {
 		return nil, err
 	}
 	if _, err := s.Input(nil); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Decode reads cluster.yaml without validating it: the caller validates
+// with Input, as vmha plan does (Input with a status checks all that
+// Parse does, and more).
+func Decode(data []byte) (*Spec, error) {
+	if len(data) <= maxInput {
+		if s, err := fastSpec(data); err == nil {
+			return s, nil
+		}
+	}
+	var s Spec
+	if err := decodeStrict(data, &s); err != nil {
 		return nil, err
 	}
 	return &s, nil
@@ -247,6 +263,11 @@ func Parse(data []byte) (*Spec, error) {
 
 // ParseStatus reads status.yaml.
 func ParseStatus(data []byte) (*Status, error) {
+	if len(data) <= maxInput {
+		if st, err := fastStatus(data); err == nil {
+			return st, nil
+		}
+	}
 	var st Status
 	if err := decodeStrict(data, &st); err != nil {
 		return nil, err

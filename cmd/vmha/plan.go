@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"fmt"
 	"io"
 	"os"
@@ -65,7 +66,12 @@ func runPlan(g *globals, o *planOpts, errw io.Writer) error {
 	if err := applyWhatIf(&in, o); err != nil {
 		return err
 	}
-	r, err := placement.Solve(in, placement.Options{Scores: true, Explain: o.explain, NoSearch: o.noRescue})
+	// Only the JSON output shows the scores: a table of every VM on every
+	// host (50 million entries at 1,000 hosts and 50,000 VMs), so the
+	// engine fills it only then. Explanations are made only for the VMs
+	// --explain names.
+	wantJSON := g.output == "json"
+	r, err := placement.Solve(in, placement.Options{Scores: wantJSON, Explain: o.explain, NoSearch: o.noRescue})
 	if err != nil {
 		return err
 	}
@@ -74,11 +80,20 @@ func runPlan(g *globals, o *planOpts, errw io.Writer) error {
 			return usageError{fmt.Errorf("--explain %s: no such VM", v)}
 		}
 	}
-	if g.output == "json" {
-		return g.printJSON(planJSON(&in, r, o.explain))
+	// One buffered writer for the whole output: 50,000 VMs are 50,000
+	// lines, and g.out is unbuffered (os.Stdout).
+	bw := bufio.NewWriterSize(g.out, 64<<10)
+	bg := *g
+	bg.out = bw
+	if wantJSON {
+		err = bg.printJSON(planJSON(&in, r, o.explain))
+	} else {
+		printPlan(&bg, &in, r, o.explain)
 	}
-	printPlan(g, &in, r, o.explain)
-	return nil
+	if ferr := bw.Flush(); err == nil {
+		err = ferr
+	}
+	return err
 }
 
 // loadInput reads the model from cluster.yaml (and status.yaml) or from a
@@ -107,7 +122,7 @@ func loadInput(o *planOpts, errw io.Writer) (placement.Input, error) {
 	if err != nil {
 		return placement.Input{}, err
 	}
-	spec, err := clusterspec.Parse(data)
+	spec, err := clusterspec.Decode(data)
 	if err != nil {
 		return placement.Input{}, fmt.Errorf("%s: %w", o.config, err)
 	}

@@ -150,9 +150,12 @@ func ReadCIB(data []byte, now time.Time) (placement.Input, []string, error) {
 		return in, nil, fmt.Errorf("CIB is %d bytes, more than the %d allowed", len(data), MaxCIB)
 	}
 	var c xCIB
-	dec := xml.NewDecoder(bytes.NewReader(data))
-	if err := dec.Decode(&c); err != nil {
-		return in, nil, fmt.Errorf("CIB does not parse: %w", err)
+	if fastCIB(data, &c) != nil {
+		c = xCIB{}
+		dec := xml.NewDecoder(bytes.NewReader(data))
+		if err := dec.Decode(&c); err != nil {
+			return in, nil, fmt.Errorf("CIB does not parse: %w", err)
+		}
 	}
 	in.Now = now
 	r := &cibReader{in: &in}
