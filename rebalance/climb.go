@@ -15,6 +15,7 @@ type class struct {
 	a    int // the host the VMs run on
 	vms  []int
 	next int
+	f    int // the VMs' needs of the balanced keys, as an index in bounds.fl
 }
 
 // classes groups the movable VMs; of gives each VM's class.
@@ -67,6 +68,7 @@ func (p *planner) climb(st *stats, opt Options) []planned {
 	threshold := max(opt.MinGain, gainFloor)
 	cs, of := p.classes()
 	bd := newBounds(p, st)
+	bd.needs(cs)
 	ub := make([]float64, len(cs))
 	firstBuf := make([]int, 0, 16)
 	var seq []planned
@@ -82,7 +84,7 @@ func (p *planner) climb(st *stats, opt Options) []planned {
 			if c.next == len(c.vms) {
 				continue
 			}
-			ub[i] = bd.upper(c.vms[c.next], c.a)
+			ub[i] = bd.upper(c.vms[c.next], c.a, c.f)
 			if ub[i] < threshold || (len(first) == cap(first) && ub[i] <= ub[first[0]]) {
 				continue
 			}
@@ -105,7 +107,7 @@ func (p *planner) climb(st *stats, opt Options) []planned {
 			if c.ok {
 				cut = max(cut, c.gain)
 			}
-			if !bd.reaches(v, cs[i].a, cut) {
+			if !bd.reaches(v, cs[i].a, cs[i].f, cut) {
 				return
 			}
 			p.scan(st, v, cs[i].a, threshold, &c)
@@ -149,11 +151,17 @@ type bounds struct {
 	// Per host × balanced key: α and β of the host (see upper); β is
 	// updated at each step.
 	ha, hb []float64
+	// fl holds, per distinct needs of the balanced keys (ids gives their
+	// index), what the bounds of VMs with those needs share in a step.
+	ids  map[[maxKeys]int64]int
+	fl   []needs
+	step int
 	// fronts holds, for the step, the targets that may be best for VMs of
 	// given needs (see front), by the VMs' usage of the balanced keys.
-	fronts map[[maxKeys]int64]*front
-	open   []int
-	pts    []float64 // scratch for front
+	open  []int
+	pts   []float64 // scratch for front
+	sky   []float64
+	order []int
 }
 
 // maxGroups caps the capacity groups per key, so that a bound costs
@@ -175,7 +183,7 @@ func newBounds(p *planner, st *stats) *bounds {
 		groups: make([][][]int, nm), alpha: make([][]float64, nm), beta: make([][]float64, nm),
 		v: make([]float64, nm), xmax: make([]float64, nm), maxInv: make([]float64, nm),
 		ha: make([]float64, len(m.hosts)*nm), hb: make([]float64, len(m.hosts)*nm),
-		fronts: map[[maxKeys]int64]*front{}, open: p.open,
+		ids: map[[maxKeys]int64]int{}, open: p.open,
 	}
 	for k := 0; k < nm; k++ {
 		var hs []int
@@ -242,7 +250,34 @@ func (bd *bounds) update() {
 		}
 		bd.xmax[k] = xm
 	}
-	clear(bd.fronts)
+	bd.step++
+}
+
+// needs is what the bounds of VMs with the same needs of the balanced
+// keys share in a step: the least B per key (upper) and the front
+// (reaches), each valid in the step it was computed.
+type needs struct {
+	minB      [maxKeys]float64
+	minStep   int
+	front     front
+	frontStep int
+}
+
+// needs sets each class's index in bd.fl.
+func (bd *bounds) needs(cs []class) {
+	m := bd.m
+	for i := range cs {
+		v := cs[i].vms[0]
+		var key [maxKeys]int64
+		copy(key[:], m.util[v*m.nk:v*m.nk+bd.st.nm])
+		f, ok := bd.ids[key]
+		if !ok {
+			f = len(bd.fl)
+			bd.ids[key] = f
+			bd.fl = append(bd.fl, needs{minStep: -1, frontStep: -1})
+		}
+		cs[i].f = f
+	}
 }
 
 // upper is at least the gain (as stats.gain computes it, rounding
@@ -263,9 +298,20 @@ func (bd *bounds) update() {
 // u·(α·u + β) over the groups' lines, so the key's part of the gain,
 // σ - sqrt(V + Δ), is at most σ - sqrt(V + A(a) + min B), which upper
 // sums over the keys.
-func (bd *bounds) upper(v, a int) float64 {
+func (bd *bounds) upper(v, a, f int) float64 {
 	st, m := bd.st, bd.m
 	u := m.util[v*m.nk : v*m.nk+st.nm]
+	fl := &bd.fl[f]
+	if fl.minStep != bd.step {
+		fl.minStep = bd.step
+		for k, uk := range u {
+			uf := float64(uk)
+			fl.minB[k] = math.Inf(1)
+			for g, al := range bd.alpha[k] {
+				fl.minB[k] = min(fl.minB[k], uf*(al*uf+bd.beta[k][g]))
+			}
+		}
+	}
 	var t float64
 	for k, uk := range u {
 		if uk == 0 {
@@ -281,10 +327,7 @@ func (bd *bounds) upper(v, a int) float64 {
 			da, xa = uf*st.inv[i], st.x[i]
 		}
 		w := bd.v[k] + (da*da-2*xa*da)/n + (2*s*da-da*da)/(n*n)
-		minB := math.Inf(1)
-		for g, al := range bd.alpha[k] {
-			minB = min(minB, uf*(al*uf+bd.beta[k][g]))
-		}
+		minB := fl.minB[k]
 		e := bd.xmax[k] + uf*bd.maxInv[k]
 		t += st.sd[k] - math.Sqrt(max(0, w+minB-boundSlack*e*e)) + 1e-14*(st.sd[k]+e)
 	}
@@ -296,7 +339,7 @@ func (bd *bounds) upper(v, a int) float64 {
 // different hosts, it takes the B vectors of the hosts on the front (see
 // front), first the least of each run of frontChunk of them, then, where
 // that reaches cut, the run's own. O(keys × front) at most.
-func (bd *bounds) reaches(v, a int, cut float64) bool {
+func (bd *bounds) reaches(v, a, fi int, cut float64) bool {
 	st, m := bd.st, bd.m
 	u := m.util[v*m.nk : v*m.nk+st.nm]
 	var w, sd [maxKeys]float64
@@ -321,7 +364,7 @@ func (bd *bounds) reaches(v, a int, cut float64) bool {
 		}
 		return t
 	}
-	f := bd.front(u)
+	f := bd.front(u, fi)
 	nm := st.nm
 	for c := 0; c < len(f.mins); c += nm {
 		if g(f.mins[c:c+nm]) < cut {
@@ -353,12 +396,12 @@ type front struct {
 // vector is at most on every key: the score's change decreases with
 // each B, so the best move to any of these hosts goes to one of those.
 // Flat, keys per vector; computed once per step and needs.
-func (bd *bounds) front(u []int64) *front {
-	var key [maxKeys]int64
-	copy(key[:], u)
-	if f, ok := bd.fronts[key]; ok {
-		return f
+func (bd *bounds) front(u []int64, f int) *front {
+	fr := &bd.fl[f].front
+	if bd.fl[f].frontStep == bd.step {
+		return fr
 	}
+	bd.fl[f].frontStep = bd.step
 	st := bd.st
 	nm := st.nm
 	pts := bd.pts[:0]
@@ -388,15 +431,15 @@ func (bd *bounds) front(u []int64) *front {
 		}
 	}
 	bd.pts = pts
-	fr := newFront(skyline(pts, nm, best), nm)
-	bd.fronts[key] = fr
+	bd.sky = skyline(bd.sky[:0], pts, nm, best)
+	bd.order = fr.fill(bd.order[:0], bd.sky, nm)
 	return fr
 }
 
-// skyline returns the vectors of pts (flat, nm keys each) that no other
+// skyline appends to f (empty) the vectors of pts (flat, nm keys each) that no other
 // is at most on every key. The one at first (the least by sum, so on the
 // front) goes first and leaves out most others at once.
-func skyline(pts []float64, nm, first int) []float64 {
+func skyline(f, pts []float64, nm, first int) []float64 {
 	atMost := func(f []float64, j []float64) bool {
 		for k := 0; k < nm; k++ {
 			if f[k] > j[k] {
@@ -405,7 +448,6 @@ func skyline(pts []float64, nm, first int) []float64 {
 		}
 		return true
 	}
-	var f []float64
 	if first >= 0 {
 		f = append(f, pts[first:first+nm]...)
 	}
@@ -430,15 +472,14 @@ func skyline(pts []float64, nm, first int) []float64 {
 	return f
 }
 
-// newFront orders the vectors of f by their first key and takes the
-// least of each run of frontChunk.
-func newFront(f []float64, nm int) *front {
-	order := make([]int, len(f)/nm)
-	for i := range order {
-		order[i] = i * nm
+// fill sets fr to the vectors of f ordered by their first key, and the
+// least of each run of frontChunk; order is scratch, returned for reuse.
+func (fr *front) fill(order []int, f []float64, nm int) []int {
+	for i := 0; i < len(f); i += nm {
+		order = append(order, i)
 	}
 	sort.Slice(order, func(x, y int) bool { return f[order[x]] < f[order[y]] })
-	fr := &front{pts: make([]float64, 0, len(f))}
+	fr.pts, fr.mins = fr.pts[:0], fr.mins[:0]
 	for _, i := range order {
 		fr.pts = append(fr.pts, f[i:i+nm]...)
 	}
@@ -451,5 +492,5 @@ func newFront(f []float64, nm int) *front {
 			}
 		}
 	}
-	return fr
+	return order
 }

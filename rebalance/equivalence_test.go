@@ -127,6 +127,7 @@ func TestUpperBound(t *testing.T) {
 		st := newStats(m)
 		cs, _ := p.classes()
 		bd := newBounds(p, st)
+		bd.needs(cs)
 		for step := 0; step < 300; step++ {
 			bd.update()
 			var all best
@@ -137,11 +138,11 @@ func TestUpperBound(t *testing.T) {
 					}
 					var b best
 					p.scan(st, v, c.a, math.Inf(-1), &b)
-					if ub := bd.upper(v, c.a); b.ok && b.gain > ub {
+					if ub := bd.upper(v, c.a, c.f); b.ok && b.gain > ub {
 						t.Fatalf("step %d: %s from %s gains %v to %s, above its bound %v",
 							step, in.VMs[v].Name, m.hosts[c.a].Name, b.gain, m.hosts[b.to].Name, ub)
 					}
-					if b.ok && !bd.reaches(v, c.a, b.gain) {
+					if b.ok && !bd.reaches(v, c.a, c.f, b.gain) {
 						t.Fatalf("step %d: %s from %s gains %v to %s, but the front's bound does not reach it",
 							step, in.VMs[v].Name, m.hosts[c.a].Name, b.gain, m.hosts[b.to].Name)
 					}
