@@ -83,3 +83,27 @@ func BenchmarkPlan(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkConverge plans without a move cap, to convergence (MinGain
+// 1e-6), on the clusters of benchInput without pins: the cost of a whole
+// nightly run on a large cluster.
+func BenchmarkConverge(b *testing.B) {
+	for _, c := range []struct{ hosts, vms int }{{100, 5000}, {1000, 50000}} {
+		in := benchInput(c.hosts, c.vms, false)
+		b.Run(fmt.Sprintf("hosts=%d/vms=%d", c.hosts, len(in.VMs)), func(b *testing.B) {
+			b.ReportAllocs()
+			var res *Result
+			for b.Loop() {
+				var err error
+				res, err = Plan(in, Options{MinGain: 1e-6})
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(len(res.Moves)), "moves")
+			b.ReportMetric(res.Before, "before")
+			b.ReportMetric(res.After, "after")
+			b.ReportMetric(float64(res.Moves[len(res.Moves)-1].Step), "steps")
+		})
+	}
+}

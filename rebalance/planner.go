@@ -263,49 +263,6 @@ func (p *planner) better(g float64, v, b int, c *best) bool {
 	return b < c.to
 }
 
-// climb is hbal's greedy hill climbing: at each step it evaluates every
-// allowed (VM, target) pair against the current state and applies the
-// one that lowers the score most, until no pair gains enough or the
-// move budget is spent. Targets must have room at that point of the
-// sequence, so the sequence itself never overfills a host.
-func (p *planner) climb(st *stats, opt Options) []planned {
-	m := p.m
-	threshold := max(opt.MinGain, gainFloor)
-	var seq []planned
-	for opt.MaxMoves == 0 || len(seq) < opt.MaxMoves {
-		var c best
-		for _, a := range p.open {
-			var prev []int64
-			for _, v := range p.byHost[a] {
-				if p.moved[v] {
-					continue
-				}
-				u := m.util[v*m.nk : (v+1)*m.nk]
-				if prev != nil && slices.Equal(prev, u) {
-					// Same host, same needs: the same gains as the VM
-					// before it, which wins the ties.
-					continue
-				}
-				prev = u
-				p.scan(st, v, a, threshold, &c)
-			}
-		}
-		for _, v := range p.special {
-			if !p.moved[v] {
-				p.scan(st, v, m.cur[v], threshold, &c)
-			}
-		}
-		if !c.ok {
-			break
-		}
-		m.place(c.v, c.to)
-		st.moved(c.from, c.to)
-		p.moved[c.v] = true
-		seq = append(seq, c.planned)
-	}
-	return seq
-}
-
 // scan evaluates every target for VM v on host a.
 func (p *planner) scan(st *stats, v, a int, threshold float64, c *best) {
 	m := p.m

@@ -98,6 +98,12 @@ func Score(in placement.Input, where map[string]string, keys ...string) float64 
 // every host within capacity at every point of the plan. It returns an
 // error when the options or the input are invalid.
 func Plan(in placement.Input, opt Options) (*Result, error) {
+	return plan(in, opt, (*planner).climb)
+}
+
+// plan is Plan with the climb given, so that tests can run the reference
+// climb (a scan of every candidate at every step) on the same input.
+func plan(in placement.Input, opt Options, climb func(*planner, *stats, Options) []planned) (*Result, error) {
 	if err := checkOptions(opt); err != nil {
 		return nil, err
 	}
@@ -125,7 +131,7 @@ func Plan(in placement.Input, opt Options) (*Result, error) {
 	res := &Result{Skipped: p.skipped}
 	st := newStats(m)
 	res.Before = st.score()
-	seq := p.climb(st, opt)
+	seq := climb(p, st, opt)
 	res.Moves = p.steps(seq)
 	res.After = newStats(m).score()
 	return res, nil
