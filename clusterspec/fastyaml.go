@@ -650,29 +650,11 @@ func fastSpec(data []byte) (*Spec, error) {
 				return err
 			})
 		case "hosts":
-			items, err := v.items()
-			if err != nil {
-				return err
-			}
-			s.Hosts = make([]Host, len(items))
-			for i, it := range items {
-				if err := fastHost(&s.Hosts[i], it); err != nil {
-					return err
-				}
-			}
-			return nil
+			s.Hosts, err = fastList(v, fastHost)
+			return err
 		case "vms":
-			items, err := v.items()
-			if err != nil {
-				return err
-			}
-			s.VMs = make([]VM, len(items))
-			for i, it := range items {
-				if err := fastVM(&s.VMs[i], it); err != nil {
-					return err
-				}
-			}
-			return nil
+			s.VMs, err = fastList(v, fastVM)
+			return err
 		case "constraints":
 			return fastConstraints(&s.Constraints, v)
 		}
@@ -955,4 +937,19 @@ func fastFailure(f *Failure, n *ynode) error {
 		}
 		return err
 	})
+}
+
+// fastList reads a YAML list whose items each fill one T.
+func fastList[T any](v *ynode, item func(*T, *ynode) error) ([]T, error) {
+	items, err := v.items()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]T, len(items))
+	for i, it := range items {
+		if err := item(&out[i], it); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
