@@ -723,64 +723,54 @@ func fastVM(m *VM, n *ynode) error {
 }
 
 func fastConstraints(c *Constraints, n *ynode) error {
-	return n.each(func(k string, v *ynode) error {
-		items, err := v.items()
-		if err != nil {
-			return err
-		}
+	return n.each(func(k string, v *ynode) (err error) {
 		switch k {
 		case "locations":
-			c.Locations = make([]Location, len(items))
-			for i, it := range items {
-				l := &c.Locations[i]
-				err := it.each(func(k string, v *ynode) (err error) {
-					switch k {
-					case "vm":
-						l.VM, err = v.str()
-					case "host":
-						l.Host, err = v.str()
-					case "score":
-						l.Score, err = v.score()
-					case "rule":
-						l.Rule = &Rule{}
-						err = fastRule(l.Rule, v)
-					default:
-						err = errSlow
-					}
-					return err
-				})
-				if err != nil {
-					return err
-				}
-			}
+			c.Locations, err = fastList(v, fastLocation)
 		case "colocations":
-			c.Colocations = make([]Colocation, len(items))
-			for i, it := range items {
-				co := &c.Colocations[i]
-				err := it.each(func(k string, v *ynode) (err error) {
-					switch k {
-					case "vm":
-						co.VM, err = v.str()
-					case "with":
-						co.With, err = v.str()
-					case "score":
-						var s *Score
-						if s, err = v.score(); err == nil {
-							co.Score = *s
-						}
-					default:
-						err = errSlow
-					}
-					return err
-				})
-				if err != nil {
-					return err
-				}
+			c.Colocations, err = fastList(v, fastColocation)
+		default:
+			err = errSlow
+		}
+		return err
+	})
+}
+
+func fastLocation(l *Location, n *ynode) error {
+	return n.each(func(k string, v *ynode) (err error) {
+		switch k {
+		case "vm":
+			l.VM, err = v.str()
+		case "host":
+			l.Host, err = v.str()
+		case "score":
+			l.Score, err = v.score()
+		case "rule":
+			l.Rule = &Rule{}
+			err = fastRule(l.Rule, v)
+		default:
+			err = errSlow
+		}
+		return err
+	})
+}
+
+func fastColocation(co *Colocation, n *ynode) error {
+	return n.each(func(k string, v *ynode) (err error) {
+		switch k {
+		case "vm":
+			co.VM, err = v.str()
+		case "with":
+			co.With, err = v.str()
+		case "score":
+			var s *Score
+			if s, err = v.score(); err == nil {
+				co.Score = *s
 			}
 		default:
-			return errSlow
+			err = errSlow
 		}
-		return nil
+		return err
 	})
 }
 
@@ -794,43 +784,27 @@ func fastRule(r *Rule, n *ynode) error {
 		case "boolean-op":
 			r.BooleanOp, err = v.str()
 		case "expressions":
-			var items []*ynode
-			if items, err = v.items(); err != nil {
-				return err
-			}
-			r.Expressions = make([]Expression, len(items))
-			for i, it := range items {
-				e := &r.Expressions[i]
-				err = it.each(func(k string, v *ynode) (err error) {
-					switch k {
-					case "attribute":
-						e.Attribute, err = v.str()
-					case "operation":
-						e.Operation, err = v.str()
-					case "value":
-						e.Value, err = v.str()
-					case "type":
-						e.Type, err = v.str()
-					default:
-						err = errSlow
-					}
-					return err
-				})
-				if err != nil {
-					return err
-				}
-			}
+			r.Expressions, err = fastList(v, fastExpression)
 		case "rules":
-			var items []*ynode
-			if items, err = v.items(); err != nil {
-				return err
-			}
-			r.Rules = make([]Rule, len(items))
-			for i, it := range items {
-				if err = fastRule(&r.Rules[i], it); err != nil {
-					return err
-				}
-			}
+			r.Rules, err = fastList(v, fastRule)
+		default:
+			err = errSlow
+		}
+		return err
+	})
+}
+
+func fastExpression(e *Expression, n *ynode) error {
+	return n.each(func(k string, v *ynode) (err error) {
+		switch k {
+		case "attribute":
+			e.Attribute, err = v.str()
+		case "operation":
+			e.Operation, err = v.str()
+		case "value":
+			e.Value, err = v.str()
+		case "type":
+			e.Type, err = v.str()
 		default:
 			err = errSlow
 		}
@@ -905,16 +879,7 @@ func fastVMStatus(n *ynode) (VMStatus, error) {
 		case "host":
 			vs.Host, err = v.str()
 		case "failures":
-			var items []*ynode
-			if items, err = v.items(); err != nil {
-				return err
-			}
-			vs.Failures = make([]Failure, len(items))
-			for i, it := range items {
-				if err = fastFailure(&vs.Failures[i], it); err != nil {
-					return err
-				}
-			}
+			vs.Failures, err = fastList(v, fastFailure)
 		default:
 			err = errSlow
 		}
