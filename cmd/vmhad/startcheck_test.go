@@ -9,26 +9,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
-)
 
-// freePort is a loopback TCP and UDP port nobody listens on now.
-func freePort(t *testing.T) int {
-	t.Helper()
-	for range 20 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		_ = l.Close()
-		if pc, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
-			_ = pc.Close()
-			return port
-		}
-	}
-	t.Fatal("no free port")
-	return 0
-}
+	"github.com/vmha/vmha/internal/testlab/testenv"
+)
 
 // TestCheckConfigRefusesWhatStartRefuses: each config here passes
 // config.Load and preflight, and the daemon refuses to start with it (or
@@ -126,7 +109,7 @@ func TestCheckConfigRefusesWhatStartRefuses(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := setup{l: newCheckLab(t), raft: freePort(t), api: freePort(t), serf: freePort(t), met: freePort(t)}
+			s := setup{l: newCheckLab(t), raft: testenv.FreePort(t), api: testenv.FreePort(t), serf: testenv.FreePort(t), met: testenv.FreePort(t)}
 			extra := fmt.Sprintf("ports: {raft: %d, api: %d, serf: %d}\nsocket: %s\n", s.raft, s.api, s.serf, filepath.Join(s.l.dir, "run", "vmhad.sock"))
 			extra += tt.prepare(t, s)
 			p := s.l.config(t, extra)
@@ -164,7 +147,7 @@ func TestCheckConfigRefusesWhatStartRefuses(t *testing.T) {
 func TestCheckConfigStartsClean(t *testing.T) {
 	l := newCheckLab(t)
 	extra := fmt.Sprintf("ports: {raft: %d, api: %d, serf: %d}\nsocket: %s\nmetrics_addr: 127.0.0.1:%d\n",
-		freePort(t), freePort(t), freePort(t), filepath.Join(l.dir, "run", "vmhad.sock"), freePort(t))
+		testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t), filepath.Join(l.dir, "run", "vmhad.sock"), testenv.FreePort(t))
 	code, out := runVmhad(t, "--config", l.config(t, extra), "--check-config")
 	if code != 0 || !strings.Contains(out, "config ok") {
 		t.Fatalf("exit %d; stderr:\n%s", code, out)
@@ -182,7 +165,7 @@ func TestCheckConfigStartsClean(t *testing.T) {
 // ok, since the config may be the one it runs with.
 func TestCheckConfigBesideARunningDaemon(t *testing.T) {
 	l := newCheckLab(t)
-	raftPort := freePort(t)
+	raftPort := testenv.FreePort(t)
 	sock := filepath.Join(l.dir, "run", "vmhad.sock")
 	data := filepath.Join(l.dir, "data")
 	for _, d := range []string{data, filepath.Dir(sock)} {
@@ -217,7 +200,7 @@ func TestCheckConfigBesideARunningDaemon(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer rl.Close()
-	extra := fmt.Sprintf("ports: {raft: %d, api: %d, serf: %d}\nsocket: %s\n", raftPort, freePort(t), freePort(t), sock)
+	extra := fmt.Sprintf("ports: {raft: %d, api: %d, serf: %d}\nsocket: %s\n", raftPort, testenv.FreePort(t), testenv.FreePort(t), sock)
 	code, out := runVmhad(t, "--config", l.config(t, extra), "--check-config")
 	for _, w := range []string{"data_dir " + data + " is in use by a running vmhad", "socket " + sock + " is in use by a running vmhad", "the ports are not checked", "config ok"} {
 		if !strings.Contains(out, w) {

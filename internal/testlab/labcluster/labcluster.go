@@ -23,6 +23,7 @@ import (
 
 	"github.com/vmha/vmha/api"
 	"github.com/vmha/vmha/internal/testlab/ipmisim"
+	"github.com/vmha/vmha/internal/testlab/testenv"
 	"github.com/vmha/vmha/pki"
 )
 
@@ -131,7 +132,7 @@ func Start(o Options) (*Cluster, error) {
 			return nil, err
 		}
 	}
-	ports, err := freePorts(o.Hosts * 4)
+	ports, err := testenv.FreePorts(o.Hosts * 4)
 	if err != nil {
 		return nil, err
 	}
@@ -524,33 +525,6 @@ func (c *Cluster) WaitFor(ctx context.Context, timeout time.Duration, what strin
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-}
-
-// freePorts finds n ports free for both TCP and UDP on loopback (serf
-// uses both on its port).
-func freePorts(n int) ([]int, error) {
-	var out []int
-	var hold []interface{ Close() error }
-	defer func() {
-		for _, l := range hold {
-			_ = l.Close()
-		}
-	}()
-	for len(out) < n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		p := l.Addr().(*net.TCPAddr).Port
-		u, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", p))
-		if err != nil {
-			_ = l.Close()
-			continue
-		}
-		hold = append(hold, l, u)
-		out = append(out, p)
-	}
-	return out, nil
 }
 
 // chownTree gives a host's directory to its user, except the BMC's files,

@@ -17,6 +17,7 @@ import (
 
 	"github.com/vmha/vmha/api"
 	"github.com/vmha/vmha/internal/gossipkey"
+	"github.com/vmha/vmha/internal/testlab/testenv"
 	"github.com/vmha/vmha/model"
 	"github.com/vmha/vmha/pki"
 )
@@ -299,7 +300,7 @@ func startStranger(t *testing.T, c *Cluster, gossipKey string) *exec.Cmd {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ports, err := freePorts(3)
+	ports, err := testenv.FreePorts(3)
 	if err != nil {
 		t.Fatal(err)
 	}

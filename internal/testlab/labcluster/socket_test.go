@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/vmha/vmha/api"
+	"github.com/vmha/vmha/internal/testlab/testenv"
 )
 
 // TestSecondVmhadKeepsOffTheSocket: a second vmhad given a live daemon's
@@ -22,7 +23,7 @@ import (
 func TestSecondVmhadKeepsOffTheSocket(t *testing.T) {
 	dir := t.TempDir()
 	sock := filepath.Join(dir, "vmhad.sock")
-	ports, err := freePorts(6)
+	ports, err := testenv.FreePorts(6)
 	if err != nil {
 		t.Fatal(err)
 	}

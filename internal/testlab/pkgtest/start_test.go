@@ -3,7 +3,6 @@ package pkgtest
 import (
 	"bytes"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -89,7 +88,7 @@ hypervisor_uri: test:///default
 data_dir: %s
 socket: %s
 ports: {serf: %d, raft: %d, api: %d}
-`, filepath.Join(dir, "data"), sock, freePort(t), freePort(t), freePort(t))
+`, filepath.Join(dir, "data"), sock, testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t))
 	conf := filepath.Join(dir, "vmhad.yaml")
 	writeFile(t, conf, cfg, 0o600)
 
@@ -146,23 +145,4 @@ ports: {serf: %d, raft: %d, api: %d}
 	if _, err := os.Lstat(sock); err == nil {
 		t.Errorf("vmhad left its socket %s after a clean stop", sock)
 	}
-}
-
-// freePort is a TCP and UDP port on 127.0.0.1 free now (serf uses both).
-func freePort(t *testing.T) int {
-	t.Helper()
-	for range 20 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		_ = l.Close()
-		if pc, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
-			_ = pc.Close()
-			return port
-		}
-	}
-	t.Fatal("no free port")
-	return 0
 }

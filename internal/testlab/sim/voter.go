@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,6 +13,7 @@ import (
 	"github.com/vmha/vmha/api"
 	"github.com/vmha/vmha/cluster"
 	"github.com/vmha/vmha/config"
+	"github.com/vmha/vmha/internal/testlab/testenv"
 )
 
 // voter is one real cluster.Node (a witness: it votes, may lead and runs
@@ -33,7 +33,7 @@ type voter struct {
 }
 
 func (c *Cluster) newVoter(name string) (*voter, error) {
-	ports, err := freePorts(3)
+	ports, err := testenv.FreePorts(3)
 	if err != nil {
 		return nil, err
 	}
@@ -123,33 +123,6 @@ func (v *voter) stop() {
 	<-done
 	n.Shutdown(false)
 	_ = closer.Close()
-}
-
-// freePorts finds n TCP ports that are free on loopback right now (and,
-// for gossip, the same UDP port).
-func freePorts(n int) ([]int, error) {
-	var ports []int
-	var ls []net.Listener
-	defer func() {
-		for _, l := range ls {
-			_ = l.Close()
-		}
-	}()
-	for len(ports) < n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		ls = append(ls, l)
-		p := l.Addr().(*net.TCPAddr).Port
-		u, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", p))
-		if err != nil {
-			continue
-		}
-		_ = u.Close()
-		ports = append(ports, p)
-	}
-	return ports, nil
 }
 
 // MemoryReport is what one more real host daemon costs.

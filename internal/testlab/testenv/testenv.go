@@ -4,6 +4,8 @@
 package testenv
 
 import (
+	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -42,4 +44,44 @@ func Testdata(t testing.TB, name string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// FreePorts are n loopback ports free for both TCP and UDP now (serf uses
+// both), distinct from one another: each is held until all are found.
+func FreePorts(n int) ([]int, error) {
+	var out []int
+	var hold []interface{ Close() error }
+	defer func() {
+		for _, l := range hold {
+			_ = l.Close()
+		}
+	}()
+	for tries := 0; len(out) < n; tries++ {
+		if tries > 20*n {
+			return nil, fmt.Errorf("no %d free loopback ports for TCP and UDP", n)
+		}
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		p := l.Addr().(*net.TCPAddr).Port
+		u, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", p))
+		if err != nil {
+			_ = l.Close()
+			continue
+		}
+		hold = append(hold, l, u)
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// FreePort is one such port, or fails the test.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	ps, err := FreePorts(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ps[0]
 }
