@@ -64,6 +64,7 @@ var fuzzRoutes = []struct{ method, path string }{
 	{"GET", api.PathFailures + "?vm={x}"},
 	{"GET", api.PathDoctor + "?local={x}"},
 	{"GET", api.PathLocalDoctor + "?{x}"},
+	{"POST", api.PathAlertTest},
 }
 
 var (
@@ -176,6 +177,7 @@ func FuzzHandlers(f *testing.F) {
 		{32, "vm1", nil, "", "", ""},
 		{39, "1", nil, "", "alice", "operator"},
 		{40, "x", nil, "h2", "", ""},
+		{41, "", []byte(`{"name":"nope","requested_by":"x"}`), "", "", ""},
 	}
 	for _, s := range seeds {
 		f.Add(s.route, s.value, s.body, s.forwarded, s.principal, s.principalR)
