@@ -23,7 +23,7 @@ type fakeCluster struct {
 	st     *api.Status
 	events []model.Event
 	tokens map[string]Identity // token → identity
-	calls  []string           // "METHOD path by NAME"
+	calls  []string            // "METHOD path by NAME"
 }
 
 const (
