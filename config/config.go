@@ -100,6 +100,9 @@ type Daemon struct {
 	Alerts []Alert `mapstructure:"alerts"`
 	// Doctor schedules the leader's vmha doctor run (config/doctor.go).
 	Doctor Doctor `mapstructure:"doctor"`
+	// Web serves the web console (config/web.go); off unless web.addr
+	// is set.
+	Web Web `mapstructure:"web"`
 }
 
 // Alert is one alert target: an executable called as a Pacemaker alert
@@ -1250,6 +1253,7 @@ func validateServices(d *Daemon) []error {
 	errs = append(errs, secureByDefault(d)...)
 	errs = append(errs, validateAlerts(d.Alerts)...)
 	errs = append(errs, validateDoctor(d.Doctor)...)
+	errs = append(errs, validateWeb(d.Web)...)
 	return errs
 }
 

@@ -34,3 +34,24 @@ func TestDoctorSection(t *testing.T) {
 		}
 	}
 }
+
+func TestWebConfig(t *testing.T) {
+	for _, tc := range []struct{ yaml, want string }{
+		{"web:\n  addr: nonsense\n", "web.addr"},
+		{"web:\n  addr: 127.0.0.1:99999\n", "web.addr"},
+		{"web:\n  addr: 127.0.0.1:8443\n  cert_file: /x.crt\n", "web.cert_file and web.key_file"},
+		{"web:\n  session_idle: 10s\n", "web.session_idle"},
+		{"web:\n  session_idle: 2h\n  session_max: 1h\n", "web.session_max"},
+	} {
+		if _, err := Load(write(t, "node_name: a\n"+tc.yaml), nil); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: error %v, want one naming %s", tc.yaml, err, tc.want)
+		}
+	}
+	d, err := Load(write(t, "node_name: a\nweb:\n  addr: 127.0.0.1:8443\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Web.Addr != "127.0.0.1:8443" || d.Web.SessionIdle != 30*time.Minute || d.Web.SessionMax != 12*time.Hour {
+		t.Fatalf("web: %+v", d.Web)
+	}
+}

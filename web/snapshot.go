@@ -39,16 +39,44 @@ func newSnapshots(refresh time.Duration, now func() time.Time, fetch func(contex
 	return &snapshots{fetch: fetch, refresh: refresh, now: now}
 }
 
-// get is a snapshot no older than the refresh interval.
+// staleFor is how many refresh intervals old a snapshot may be and still
+// be shown while a new one is read in the background: a page then never
+// waits for a status read at 50,000 VMs, and the live stream swaps in the
+// new one a moment later. An older one (nobody looked for a while) is
+// read again first.
+const staleFor = 5
+
+// get is the snapshot to show: fresh, or recent enough while a fresh one
+// is read in the background.
 func (s *snapshots) get(ctx context.Context) *snapshot {
-	if c := s.fresh(); c != nil {
-		return c
+	s.mu.Lock()
+	c := s.cur
+	s.mu.Unlock()
+	if c != nil {
+		age := s.now().Sub(c.at)
+		if age < s.refresh {
+			return c
+		}
+		if age < staleFor*s.refresh {
+			if s.fetching.TryLock() {
+				go func() {
+					defer s.fetching.Unlock()
+					s.load(context.WithoutCancel(ctx))
+				}()
+			}
+			return c
+		}
 	}
 	s.fetching.Lock()
 	defer s.fetching.Unlock()
 	if c := s.fresh(); c != nil {
 		return c
 	}
+	return s.load(ctx)
+}
+
+// load reads a new snapshot (fetching held).
+func (s *snapshots) load(ctx context.Context) *snapshot {
 	fctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	st, err := s.fetch(fctx)
