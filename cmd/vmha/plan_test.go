@@ -210,3 +210,30 @@ func TestImportPacemaker(t *testing.T) {
 		t.Errorf("missing file: exit %d, want 1", code)
 	}
 }
+
+// TestImportPacemakerUnsafe: the seeds' KVM example (fencing off, two
+// nodes with expected_votes 2 and no two_node) is imported with a warning
+// for each unsafe setting, saying what vmha does instead.
+func TestImportPacemakerUnsafe(t *testing.T) {
+	cib := writeFile(t, "cib.xml", `<cib><configuration><crm_config><cluster_property_set id="o">
+<nvpair id="o-st" name="stonith-enabled" value="false"/><nvpair id="o-q" name="no-quorum-policy" value="ignore"/>
+</cluster_property_set></crm_config><nodes><node id="1" uname="kvm1"/><node id="2" uname="kvm2"/></nodes>
+<resources><primitive id="vm1" class="ocf" provider="heartbeat" type="VirtualDomain"/></resources><constraints/></configuration></cib>`)
+	coro := writeFile(t, "corosync.conf", "nodelist {\n node {\n  ring0_addr: kvm1\n }\n node {\n  ring0_addr: kvm2\n }\n}\nquorum {\n provider: corosync_votequorum\n expected_votes: 2\n}\n")
+	code, _, errs := runPlanCLI(t, "import", "pacemaker", cib, "--corosync", coro)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	for _, want := range []string{
+		"unsafe: crm_config stonith-enabled (nvpair o-st)=false", "vmha always fences a lost host",
+		"unsafe: crm_config no-quorum-policy (nvpair o-q)=ignore", "vmha never acts without quorum",
+		"unsafe: corosync quorum expected_votes 2 without two_node: 1", "quorum.two_node: true",
+	} {
+		if !strings.Contains(errs, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, errs)
+		}
+	}
+	if code, _, errs := runPlanCLI(t, "import", "pacemaker", cib, "--corosync", writeFile(t, "bad.conf", "quorum {\n")); code != 1 || !strings.Contains(errs, "not closed") {
+		t.Errorf("bad corosync.conf: exit %d %q", code, errs)
+	}
+}

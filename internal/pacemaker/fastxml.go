@@ -90,6 +90,7 @@ func fastCIB(data []byte, c *xCIB) error {
 				return errSlowXML
 			}
 			c.XMLName = xml.Name{Local: "cib"}
+			c.HaveQuorum = root.attr("have-quorum")
 			fillCIB(root, c)
 			return nil // encoding/xml reads the first element only
 		default:
@@ -345,8 +346,13 @@ func fillCIB(root *xelem, c *xCIB) {
 		rs := &c.Config.Resources
 		cf.each("resources", func(r *xelem) {
 			r.each("primitive", func(e *xelem) {
-				rs.Primitives = append(rs.Primitives, xPrimitive{ID: e.attr("id"), Class: e.attr("class"), Type: e.attr("type"),
-					Meta: xSetsOf(e, "meta_attributes"), Util: xSetsOf(e, "utilization")})
+				p := xPrimitive{ID: e.attr("id"), Class: e.attr("class"), Provider: e.attr("provider"), Type: e.attr("type"),
+					Template: e.attr("template"), Meta: xSetsOf(e, "meta_attributes"), Util: xSetsOf(e, "utilization")}
+				e.path(func(o *xelem) {
+					p.Ops = append(p.Ops, xOpSpec{ID: o.attr("id"), Name: o.attr("name"), Interval: o.attr("interval"),
+						Role: o.attr("role"), OnFail: o.attr("on-fail")})
+				}, "operations", "op")
+				rs.Primitives = append(rs.Primitives, p)
 			})
 			rs.Groups = appendIDs(rs.Groups, r, "group")
 			rs.Clones = appendIDs(rs.Clones, r, "clone")
@@ -369,13 +375,19 @@ func fillCIB(root *xelem, c *xCIB) {
 			cs.Tickets = appendIDs(cs.Tickets, r, "rsc_ticket")
 		})
 		cf.path(func(e *xelem) { c.Config.RscDefaults.Meta = append(c.Config.RscDefaults.Meta, xSetOf(e)) }, "rsc_defaults", "meta_attributes")
+		cf.path(func(e *xelem) { c.Config.OpDefaults.Meta = append(c.Config.OpDefaults.Meta, xSetOf(e)) }, "op_defaults", "meta_attributes")
+		cf.path(func(e *xelem) {
+			c.Config.Tags = append(c.Config.Tags, xTag{ID: e.attr("id"), Refs: appendIDs(nil, e, "obj_ref")})
+		}, "tags", "tag")
 	})
 	root.path(func(e *xelem) { c.Status.Nodes = append(c.Status.Nodes, xNodeStateOf(e)) }, "status", "node_state")
 }
 
 func xSetOf(e *xelem) xSet {
-	var s xSet
-	e.each("nvpair", func(k *xelem) { s.NV = append(s.NV, xNV{Name: k.attr("name"), Value: k.attr("value")}) })
+	s := xSet{ID: e.attr("id"), IDRef: e.attr("id-ref"), Rules: appendIDs(nil, e, "rule")}
+	e.each("nvpair", func(k *xelem) {
+		s.NV = append(s.NV, xNV{ID: k.attr("id"), IDRef: k.attr("id-ref"), Name: k.attr("name"), Value: k.attr("value")})
+	})
 	return s
 }
 
@@ -395,8 +407,8 @@ func xRuleOf(e *xelem) xRule {
 	for _, k := range e.kids {
 		switch k.name {
 		case "expression":
-			r.Exprs = append(r.Exprs, xExpr{Attribute: k.attr("attribute"), Operation: k.attr("operation"),
-				Value: k.attr("value"), Type: k.attr("type")})
+			r.Exprs = append(r.Exprs, xExpr{ID: k.attr("id"), Attribute: k.attr("attribute"), Operation: k.attr("operation"),
+				Value: k.attr("value"), Type: k.attr("type"), ValueSource: k.attr("value-source")})
 		case "rule":
 			r.Rules = append(r.Rules, xRuleOf(k))
 		case "date_expression":
@@ -416,7 +428,8 @@ func xNodeStateOf(e *xelem) xNodeState {
 		}
 		lr.ID = k.attr("id")
 		k.each("lrm_rsc_op", func(o *xelem) {
-			lr.Ops = append(lr.Ops, xOp{Operation: o.attr("operation"), CallID: o.attr("call-id"), RC: o.attr("rc-code"), OpStatus: o.attr("op-status")})
+			lr.Ops = append(lr.Ops, xOp{ID: o.attr("id"), Operation: o.attr("operation"), Interval: o.attr("interval"),
+				TransKey: o.attr("transition-key"), CallID: o.attr("call-id"), RC: o.attr("rc-code"), OpStatus: o.attr("op-status")})
 		})
 		ns.LRM = append(ns.LRM, lr)
 	}, "lrm", "lrm_resources", "lrm_resource")

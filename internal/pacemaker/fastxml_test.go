@@ -3,6 +3,8 @@ package pacemaker
 import (
 	"bytes"
 	"encoding/xml"
+	"os"
+	"path/filepath"
 	"reflect"
 	"testing"
 	"time"
@@ -93,6 +95,16 @@ trailing text encoding/xml never reads`
 
 func TestFastCIBAgreesWithXML(t *testing.T) {
 	agree(t, []byte(oddCIB), true)
+	agree(t, []byte(checksCIB), true)
+	// Pacemaker's own scheduler suite (testdata/cts-scheduler).
+	files, _ := filepath.Glob(filepath.Join(ctsDir, "xml", "*.xml"))
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		agree(t, data, false)
+	}
 	rapid.Check(t, func(t *rapid.T) {
 		in := genInput(t)
 		in.Now = time.Unix(1_700_000_000, 0)

@@ -13,19 +13,26 @@ import (
 )
 
 type xNV struct {
+	ID    string `xml:"id,attr"`
+	IDRef string `xml:"id-ref,attr"`
 	Name  string `xml:"name,attr"`
 	Value string `xml:"value,attr"`
 }
 
 type xSet struct {
-	NV []xNV `xml:"nvpair"`
+	ID    string `xml:"id,attr"`
+	IDRef string `xml:"id-ref,attr"`
+	NV    []xNV  `xml:"nvpair"`
+	Rules []xID  `xml:"rule"`
 }
 
 type xExpr struct {
-	Attribute string `xml:"attribute,attr"`
-	Operation string `xml:"operation,attr"`
-	Value     string `xml:"value,attr"`
-	Type      string `xml:"type,attr"`
+	ID          string `xml:"id,attr"`
+	Attribute   string `xml:"attribute,attr"`
+	Operation   string `xml:"operation,attr"`
+	Value       string `xml:"value,attr"`
+	Type        string `xml:"type,attr"`
+	ValueSource string `xml:"value-source,attr"`
 }
 
 type xRule struct {
@@ -39,8 +46,9 @@ type xRule struct {
 }
 
 type xCIB struct {
-	XMLName xml.Name `xml:"cib"`
-	Config  struct {
+	XMLName    xml.Name `xml:"cib"`
+	HaveQuorum string   `xml:"have-quorum,attr"`
+	Config     struct {
 		CRM struct {
 			Sets []xSet `xml:"cluster_property_set"`
 		} `xml:"crm_config"`
@@ -61,6 +69,10 @@ type xCIB struct {
 		RscDefaults struct {
 			Meta []xSet `xml:"meta_attributes"`
 		} `xml:"rsc_defaults"`
+		OpDefaults struct {
+			Meta []xSet `xml:"meta_attributes"`
+		} `xml:"op_defaults"`
+		Tags []xTag `xml:"tags>tag"`
 	} `xml:"configuration"`
 	Status struct {
 		Nodes []xNodeState `xml:"node_state"`
@@ -94,6 +106,11 @@ type xColocation struct {
 	Sets  []xID  `xml:"resource_set"`
 }
 
+type xTag struct {
+	ID   string `xml:"id,attr"`
+	Refs []xID  `xml:"obj_ref"`
+}
+
 type xNodeState struct {
 	ID        string `xml:"id,attr"`
 	Uname     string `xml:"uname,attr"`
@@ -108,7 +125,10 @@ type xNodeState struct {
 }
 
 type xOp struct {
+	ID        string `xml:"id,attr"`
 	Operation string `xml:"operation,attr"`
+	Interval  string `xml:"interval,attr"`
+	TransKey  string `xml:"transition-key,attr"`
 	CallID    string `xml:"call-id,attr"`
 	RC        string `xml:"rc-code,attr"`
 	OpStatus  string `xml:"op-status,attr"`
@@ -119,11 +139,23 @@ type xID struct {
 }
 
 type xPrimitive struct {
-	ID    string `xml:"id,attr"`
-	Class string `xml:"class,attr"`
-	Type  string `xml:"type,attr"`
-	Meta  []xSet `xml:"meta_attributes"`
-	Util  []xSet `xml:"utilization"`
+	ID       string    `xml:"id,attr"`
+	Class    string    `xml:"class,attr"`
+	Provider string    `xml:"provider,attr"`
+	Type     string    `xml:"type,attr"`
+	Template string    `xml:"template,attr"`
+	Meta     []xSet    `xml:"meta_attributes"`
+	Util     []xSet    `xml:"utilization"`
+	Ops      []xOpSpec `xml:"operations>op"`
+}
+
+// xOpSpec is a configured operation of a primitive.
+type xOpSpec struct {
+	ID       string `xml:"id,attr"`
+	Name     string `xml:"name,attr"`
+	Interval string `xml:"interval,attr"`
+	Role     string `xml:"role,attr"`
+	OnFail   string `xml:"on-fail,attr"`
 }
 
 func setsMap(sets []xSet) map[string]string {
@@ -176,6 +208,11 @@ type cibReader struct {
 	warn []string
 	// hostIx and vmIx index in.Hosts and in.VMs by name.
 	hostIx, vmIx map[string]int
+	// nodeByID maps node ids to names; tags holds the tags' ids.
+	nodeByID map[string]string
+	tags     map[string]bool
+	// runsOn lists the nodes each VM runs on, in the status order.
+	runsOn map[string][]string
 }
 
 func (r *cibReader) skip(what string) { r.warn = append(r.warn, what) }
@@ -189,6 +226,10 @@ func (r *cibReader) translate(c *xCIB) error {
 	}
 	if err := r.readResources(c); err != nil {
 		return err
+	}
+	r.tags = map[string]bool{}
+	for _, tg := range c.Config.Tags {
+		r.tags[tg.ID] = true
 	}
 	cs := c.Config.Constraints
 	for _, l := range cs.Locations {
@@ -207,9 +248,15 @@ func (r *cibReader) translate(c *xCIB) error {
 	for _, o := range cs.Tickets {
 		r.skip("rsc_ticket " + o.ID + " not translated")
 	}
+	r.runsOn = map[string][]string{}
 	for _, ns := range c.Status.Nodes {
 		if err := r.readNodeState(ns); err != nil {
 			return err
+		}
+	}
+	for _, v := range r.in.VMs {
+		if on := r.runsOn[v.Name]; len(on) > 1 {
+			r.skip(fmt.Sprintf("resource %s is active on %d nodes (%s): Pacemaker stops it everywhere and recovers it (multiple-active); vmha takes it as running on %s", v.Name, len(on), strings.Join(on, ", "), v.Current))
 		}
 	}
 	return nil
@@ -219,6 +266,7 @@ func (r *cibReader) translate(c *xCIB) error {
 func (r *cibReader) readPolicy(c *xCIB) error {
 	in := r.in
 	crm := setsMap(c.Config.CRM.Sets)
+	r.checkOptions(c, crm)
 	in.Policy.Strategy = placement.Strategy(strings.ToLower(crm["placement-strategy"]))
 	if v, ok := crm["symmetric-cluster"]; ok && isFalse(v) {
 		in.Policy.OptIn = true
@@ -231,6 +279,11 @@ func (r *cibReader) readPolicy(c *xCIB) error {
 		if n > 0 {
 			in.Policy.MigrationLimit = n
 		}
+	}
+	r.checkSets("rsc_defaults meta_attributes", c.Config.RscDefaults.Meta)
+	r.checkSets("op_defaults meta_attributes", c.Config.OpDefaults.Meta)
+	if v := setsMap(c.Config.OpDefaults.Meta)["on-fail"]; v != "" && !strings.EqualFold(v, "restart") {
+		r.skip(fmt.Sprintf("op_defaults %s=%s: vmha treats every failure as on-fail=restart", nvID(c.Config.OpDefaults.Meta, "on-fail"), v))
 	}
 	defaults := setsMap(c.Config.RscDefaults.Meta)
 	for _, k := range []string{"default-resource-stickiness", "resource-stickiness"} {
@@ -249,7 +302,11 @@ func (r *cibReader) readPolicy(c *xCIB) error {
 // section says otherwise).
 func (r *cibReader) readNodes(nodes []xNode) error {
 	in := r.in
+	r.nodeByID = map[string]string{}
 	for _, n := range nodes {
+		r.nodeByID[n.ID] = n.Uname
+		r.checkSets("node "+n.Uname+" instance_attributes", n.Attrs)
+		r.checkSets("node "+n.Uname+" utilization", n.Util)
 		if n.Type == "remote" || n.Type == "ping" {
 			r.skip(fmt.Sprintf("node %s of type %s not translated", n.Uname, n.Type))
 			continue
@@ -297,13 +354,28 @@ func (r *cibReader) readResources(c *xCIB) error {
 		r.skip("bundle " + g.ID + " not translated")
 	}
 	r.vmIx = map[string]int{}
+	// rsc_defaults apply to every primitive that does not set its own;
+	// their stickiness is the policy's default stickiness.
+	defaults := setsMap(c.Config.RscDefaults.Meta)
+	delete(defaults, "resource-stickiness")
+	delete(defaults, "default-resource-stickiness")
 	for _, p := range rs.Primitives {
 		if p.Class == "stonith" {
+			if r.in.Policy.Strategy == "" || r.in.Policy.Strategy == placement.StrategyDefault {
+				r.skip("primitive " + p.ID + " is a fence device (class stonith), not a VM: under the default placement-strategy Pacemaker counts it among its node's resources when it spreads resources by count, vmha does not, so ties may fall on another host")
+			}
 			continue
 		}
 		v := placement.VMInfo{Name: p.ID, Utilization: map[string]int64{}}
-		for k, val := range setsMap(p.Meta) {
-			if err := applyPrimitiveMeta(&v, p.ID, k, val); err != nil {
+		meta := setsMap(p.Meta)
+		r.checkPrimitive(p, meta)
+		for k, val := range defaults {
+			if _, own := meta[k]; !own {
+				meta[k] = val
+			}
+		}
+		for k, val := range meta {
+			if err := r.applyPrimitiveMeta(&v, p.ID, k, val); err != nil {
 				return err
 			}
 		}
@@ -322,12 +394,12 @@ func (r *cibReader) readResources(c *xCIB) error {
 
 // applyPrimitiveMeta reads one meta attribute of primitive id into v;
 // attributes the model has no use for are ignored.
-func applyPrimitiveMeta(v *placement.VMInfo, id, k, val string) error {
+func (r *cibReader) applyPrimitiveMeta(v *placement.VMInfo, id, k, val string) error {
 	switch k {
 	case "priority":
-		n, err := strconv.Atoi(val)
-		if err != nil {
-			return fmt.Errorf("primitive %s priority %q is not a number", id, val)
+		n, exact := parsePriority(val)
+		if !exact {
+			r.skip(fmt.Sprintf("primitive %s priority %q is not an integer: read as %d, as Pacemaker does", id, val, n))
 		}
 		v.Priority = n
 	case "target-role":
@@ -370,10 +442,18 @@ func (r *cibReader) readLocation(l xLocation) error {
 		return nil
 	}
 	if _, ok := r.vmIx[l.Rsc]; !ok {
+		if r.tags[l.Rsc] {
+			r.skip("rsc_location " + l.ID + " names tag " + l.Rsc + ": tags in constraints are not translated")
+			return nil
+		}
 		r.skip("rsc_location " + l.ID + " names " + l.Rsc + ", which is not a translated primitive")
 		return nil
 	}
 	if l.Node != "" {
+		if _, ok := r.hostIx[l.Node]; !ok {
+			r.skip("rsc_location " + l.ID + " names node " + l.Node + ", which is not a translated cluster node (a remote or guest node, or none): dropped")
+			return nil
+		}
 		s, err := placement.ParseScore(l.Score)
 		if err != nil {
 			return fmt.Errorf("rsc_location %s: %w", l.ID, err)
@@ -382,6 +462,7 @@ func (r *cibReader) readLocation(l xLocation) error {
 		return nil
 	}
 	for _, rule := range l.Rules {
+		r.readHashRule("rsc_location "+l.ID+" rule "+rule.ID, &rule)
 		pr, ok, err := convertXRule(rule, true)
 		if err != nil {
 			return fmt.Errorf("rsc_location %s rule %s: %w", l.ID, rule.ID, err)
@@ -408,6 +489,10 @@ func (r *cibReader) readColocation(co xColocation) error {
 	_, ok1 := r.vmIx[co.Rsc]
 	_, ok2 := r.vmIx[co.With]
 	if !ok1 || !ok2 {
+		if r.tags[co.Rsc] || r.tags[co.With] {
+			r.skip("rsc_colocation " + co.ID + " names a tag: tags in constraints are not translated")
+			return nil
+		}
 		r.skip("rsc_colocation " + co.ID + " names a resource that is not a translated primitive")
 		return nil
 	}
@@ -425,6 +510,11 @@ func (r *cibReader) readNodeState(ns xNodeState) error {
 	in := r.in
 	hi, ok := r.hostIx[ns.Uname]
 	if !ok {
+		for _, lr := range ns.LRM {
+			if _, vm := r.vmIx[lr.ID]; vm && running(lr.Ops) {
+				r.skip(fmt.Sprintf("node_state %s is not a translated cluster node (a remote or guest node): resource %s runs there, vmha takes it as stopped", ns.Uname, lr.ID))
+			}
+		}
 		return nil
 	}
 	h := &in.Hosts[hi]
@@ -434,12 +524,21 @@ func (r *cibReader) readNodeState(ns xNodeState) error {
 		// A node that is down holds no running VMs for Pacemaker: as
 		// after a fence, its VMs are recovered elsewhere.
 		h.Condition = placement.Released
+		if h.Maintenance {
+			r.skip("node " + h.Name + " is in maintenance and offline: Pacemaker leaves the resources recorded there as they are; vmha takes the node as down and recovers them elsewhere")
+		}
 	}
 	fails := map[string]*placement.Failure{}
 	for k, v := range setsMap(ns.Transient) {
 		if err := readTransient(h, fails, k, v); err != nil {
 			return err
 		}
+	}
+	if v, ok := h.Attributes["shutdown"]; ok && v != "0" && v != "" {
+		// Pacemaker moves everything off a node that is shutting down.
+		delete(h.Attributes, "shutdown")
+		h.Standby = true
+		r.skip("node " + h.Name + " is shutting down (transient attribute shutdown=" + v + "): vmha puts it in standby")
 	}
 	for rsc, f := range fails {
 		if i, ok := r.vmIx[rsc]; ok && f.Count > 0 {
@@ -451,11 +550,13 @@ func (r *cibReader) readNodeState(ns xNodeState) error {
 		if !ok {
 			continue
 		}
+		r.checkHistory(ns.Uname, lr.ID, lr.Ops)
 		if running(lr.Ops) && h.Condition != placement.Usable {
 			continue
 		}
 		if running(lr.Ops) {
 			in.VMs[i].Current = ns.Uname
+			r.runsOn[lr.ID] = append(r.runsOn[lr.ID], ns.Uname)
 		}
 	}
 	return nil
