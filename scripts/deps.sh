@@ -32,6 +32,9 @@ packages=(
   # in Debian 12; on a machine that runs systemd its postinst also enables
   # and starts prometheus.service (:9090): systemctl disable --now prometheus
   prometheus
+  # the web console's browser tests (web/, internal/testlab/labcluster
+  # TestWebConsole): a real headless Chromium driven over CDP by chromedp
+  chromium
 )
 
 missing=()

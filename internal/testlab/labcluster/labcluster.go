@@ -73,6 +73,9 @@ type Options struct {
 	// ...), so that Partition can cut hosts apart with iptables' owner
 	// match on loopback.
 	Users bool
+	// Web serves the web console on every host (Host.WebAddr, HTTPS with
+	// a self-signed certificate unless TLS is set).
+	Web bool
 }
 
 // Cluster is a running lab cluster.
@@ -95,6 +98,8 @@ type Host struct {
 	SerfAddr string
 	// MetricsAddr serves the host's Prometheus metrics.
 	MetricsAddr string
+	// WebAddr serves the host's web console (Options.Web).
+	WebAddr string
 	BMC         *ipmisim.Sim
 	// Witness is set on the witness host (Options.Witness).
 	Witness bool
@@ -132,13 +137,15 @@ func Start(o Options) (*Cluster, error) {
 			return nil, err
 		}
 	}
-	ports, err := testenv.FreePorts(o.Hosts * 4)
+	// Per host: serf, raft, API, metrics and the web console.
+	const perHost = 5
+	ports, err := testenv.FreePorts(o.Hosts * perHost)
 	if err != nil {
 		return nil, err
 	}
 	var joins []string
 	for i := 0; i < o.Hosts; i++ {
-		joins = append(joins, fmt.Sprintf("127.0.0.1:%d", ports[i*4]))
+		joins = append(joins, fmt.Sprintf("127.0.0.1:%d", ports[i*perHost]))
 	}
 	for i := 0; i < o.Hosts; i++ {
 		h := &Host{Name: fmt.Sprintf("host%d", i+1), bin: o.VMHAD}
@@ -151,9 +158,12 @@ func Start(o Options) (*Cluster, error) {
 		h.Log = filepath.Join(h.Dir, "vmhad.log")
 		h.PIDFile = filepath.Join(h.Dir, "vmhad.pid")
 		h.SerfAddr = joins[i]
-		h.APIAddr = fmt.Sprintf("127.0.0.1:%d", ports[i*4+2])
-		h.MetricsAddr = fmt.Sprintf("127.0.0.1:%d", ports[i*4+3])
-		h.ports = ports[i*4 : i*4+3]
+		h.APIAddr = fmt.Sprintf("127.0.0.1:%d", ports[i*perHost+2])
+		h.MetricsAddr = fmt.Sprintf("127.0.0.1:%d", ports[i*perHost+3])
+		if o.Web {
+			h.WebAddr = fmt.Sprintf("127.0.0.1:%d", ports[i*perHost+4])
+		}
+		h.ports = ports[i*perHost : i*perHost+3]
 		if o.Users {
 			h.UID = 41001 + i
 		}
@@ -161,7 +171,7 @@ func Start(o Options) (*Cluster, error) {
 			return nil, err
 		}
 		c.Hosts = append(c.Hosts, h)
-		if err := c.writeHostFiles(h, ports[i*4:i*4+4], joins); err != nil {
+		if err := c.writeHostFiles(h, ports[i*perHost:i*perHost+4], joins); err != nil {
 			c.Close()
 			return nil, err
 		}
@@ -260,6 +270,9 @@ func (c *Cluster) writeHostFiles(h *Host, ports []int, joins []string) error {
 			return err
 		}
 		bmc += "gossip:\n  encrypt_key_file: " + kf + "\n"
+	}
+	if h.WebAddr != "" {
+		bmc += "web: {addr: " + h.WebAddr + "}\n"
 	}
 	cfg := fmt.Sprintf(`node_name: %s
 bind_addr: 127.0.0.1
