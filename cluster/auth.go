@@ -38,9 +38,12 @@ const (
 type Principal struct {
 	Name string
 	Role Role
-	// How the principal was authenticated: "certificate", "socket", or
-	// "none" (a plain TCP client on a cluster that runs insecure).
+	// How the principal was authenticated: "certificate", "socket",
+	// "token" (an API token, tokens.go), or "none" (a plain TCP client
+	// on a cluster that runs insecure).
 	How string
+	// TokenID is the API token's ID (How "token").
+	TokenID string
 	// Via is the host that forwarded the request (the follower the client
 	// spoke to), "" when the client spoke to this host.
 	Via string
@@ -57,6 +60,8 @@ func (p Principal) String() string {
 		s = p.Name + " on " + p.On
 	case "certificate":
 		s = p.Name + " (" + string(p.Role) + " certificate)"
+	case "token":
+		s = p.Name + " (" + string(p.Role) + " token " + p.TokenID + ")"
 	default:
 		s = "unauthenticated " + p.Name
 	}
@@ -97,6 +102,7 @@ const (
 	headerPrincipalRole = "X-Vmha-Principal-Role"
 	headerPrincipalHow  = "X-Vmha-Principal-How"
 	headerPrincipalOn   = "X-Vmha-Principal-On"
+	headerPrincipalTok  = "X-Vmha-Principal-Token"
 )
 
 // setForwardedPrincipal marks a request this host forwards with the
@@ -106,6 +112,7 @@ func setForwardedPrincipal(h http.Header, p Principal) {
 	h.Set(headerPrincipalRole, string(p.Role))
 	h.Set(headerPrincipalHow, p.How)
 	h.Set(headerPrincipalOn, p.On)
+	h.Set(headerPrincipalTok, p.TokenID)
 }
 
 // peerCredContext stores the unix-socket peer's credentials in the
@@ -226,6 +233,11 @@ func (n *Node) authenticate(local bool, h http.Handler) http.Handler {
 			if name := r.Header.Get(headerPrincipal); name != "" {
 				// A client's request, forwarded by host via.
 				fp := Principal{Name: name, Role: Role(r.Header.Get(headerPrincipalRole)), How: r.Header.Get(headerPrincipalHow), On: r.Header.Get(headerPrincipalOn), Via: via}
+				fp.TokenID = r.Header.Get(headerPrincipalTok)
+				if err := n.recheckToken(fp); err != nil { // tokens.go
+					writeErr(w, http.StatusForbidden, "", err)
+					return
+				}
 				if fp.Role != RoleOperator && fp.Role != RoleReadOnly {
 					writeErr(w, http.StatusForbidden, "", fmt.Errorf("forwarded principal %q has role %q: only operators' and read-only requests are forwarded", name, fp.Role))
 					return

@@ -65,6 +65,8 @@ var fuzzRoutes = []struct{ method, path string }{
 	{"GET", api.PathDoctor + "?local={x}"},
 	{"GET", api.PathLocalDoctor + "?{x}"},
 	{"POST", api.PathAlertTest},
+	{"POST", api.PathTokens},
+	{"DELETE", api.PathTokens + "/{x}"},
 }
 
 var (
@@ -178,6 +180,10 @@ func FuzzHandlers(f *testing.F) {
 		{39, "1", nil, "", "alice", "operator"},
 		{40, "x", nil, "h2", "", ""},
 		{41, "", []byte(`{"name":"nope","requested_by":"x"}`), "", "", ""},
+		{42, "", []byte(`{"owner":"alice","role":"operator","ttl_ns":3600000000000,"comment":"c"}`), "", "", ""},
+		{42, "", []byte(`{"owner":"alice\u0000","role":"readonly","ttl_ns":-1}`), "h2", "bob", "readonly"},
+		{43, "000000000000", nil, "", "", ""},
+		{43, "../x", []byte(`{"requested_by":"x"}`), "", "", ""},
 	}
 	for _, s := range seeds {
 		f.Add(s.route, s.value, s.body, s.forwarded, s.principal, s.principalR)

@@ -103,6 +103,7 @@ func (n *Node) Handler(local bool) http.Handler {
 	add("POST "+api.PathRegister, n.leaderWrite(n.handleRegister), peer)
 	add("POST "+api.PathObserve, n.leaderWrite(n.handleObserve), peer)
 	n.lifecycleRoutes(add, read, op)
+	n.tokenRoutes(add, op)
 	n.doctorRoutes(add) // vmha doctor (doctor.go)
 	add("GET "+api.PathLocalDomains, n.handleLocalDomains, read)
 	add("GET "+api.PathLocalStorage, n.handleLocalStorage, read)

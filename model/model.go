@@ -39,6 +39,9 @@ type Config struct {
 	VMStates map[string]*VMState `json:"vm_states,omitempty"`
 	// Maintenance, when set, puts the whole cluster in maintenance.
 	Maintenance *ClusterMaintenance `json:"maintenance,omitempty"`
+	// Tokens are the web console's API tokens by ID (vmha token create),
+	// each with the hash of its secret only (token.go).
+	Tokens map[string]*Token `json:"tokens,omitempty"`
 }
 
 // Expected is a host announced by vmha host add.

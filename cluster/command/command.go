@@ -81,6 +81,10 @@ const (
 	// --from-libvirt. No agent ever sees the VM unplaced, which it would
 	// stop.
 	OpAdoptVM Op = "adopt_vm"
+	// OpTokenCreate adds an API token (Token: its hash, never its
+	// secret); OpTokenRevoke removes token Name (token.go).
+	OpTokenCreate Op = "token_create"
+	OpTokenRevoke Op = "token_revoke"
 )
 
 // Command is one entry of the replicated log. Exactly one payload is set,
@@ -122,6 +126,7 @@ type Command struct {
 
 	ClusterMaintenance *model.ClusterMaintenance `json:"cluster_maintenance,omitempty"`
 	AlertedSeq         uint64                    `json:"alerted_seq,omitempty"`
+	Token              *model.Token              `json:"token,omitempty"`
 	// By is the authenticated principal an operator's command is recorded
 	// with in the event log; empty for the leader's own decisions.
 	By string `json:"by,omitempty"`

@@ -69,6 +69,8 @@ var appliers = map[command.Op]func(*model.State, *command.Command) error{
 	command.OpUpdateVM:           onUpdateVM,
 	command.OpAdoptVM:            onAdoptVM,
 	command.OpAlerted:            onAlerted,
+	command.OpTokenCreate:        onTokenCreate,
+	command.OpTokenRevoke:        onTokenRevoke,
 }
 
 func onRegisterHost(s *model.State, c *command.Command) error {

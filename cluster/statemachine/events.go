@@ -56,8 +56,10 @@ func ev(c *command.Command, kind, object, action, by, reason string) model.Event
 }
 
 var describers = map[command.Op]func(*model.State, *command.Command) []model.Event{
-	command.OpUpdateVM: describeUpdateVM,
-	command.OpAdoptVM:  describeAdoptVM,
+	command.OpUpdateVM:    describeUpdateVM,
+	command.OpAdoptVM:     describeAdoptVM,
+	command.OpTokenCreate: describeTokenCreate,
+	command.OpTokenRevoke: describeTokenRevoke,
 	command.OpRegisterHost: func(s *model.State, c *command.Command) []model.Event {
 		if c.Host == nil {
 			return nil

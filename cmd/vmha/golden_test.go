@@ -57,10 +57,14 @@ func goldenDaemon(t *testing.T) string {
 	fences := []model.FenceRecord{
 		{RecoveryID: "r1", Host: "host3", Level: 1, Device: "ipmi", Action: "off", Requester: "host1", Started: at(-5), Duration: 2500 * time.Millisecond, OK: true, Before: "on", After: "off"},
 	}
+	tokens := []api.Token{
+		{ID: "3f2a9c01b7de", Owner: "alice", Role: "operator", Created: at(-600), Expires: at(-120), CreatedBy: "root (uid 0) on host1", Comment: "web console", Expired: true},
+		{ID: "9b01c4d2e3f4", Owner: "auditor", Role: "readonly", Created: at(-60), Expires: at(43140), CreatedBy: "admin (operator certificate)"},
+	}
 	mux := http.NewServeMux()
 	for path, v := range map[string]any{
 		api.PathStatus: status, api.PathEvents: events, api.PathFailures: failures,
-		api.PathRulesHistory: rules, api.PathFenceHistory: fences,
+		api.PathRulesHistory: rules, api.PathFenceHistory: fences, api.PathTokens: tokens,
 	} {
 		mux.HandleFunc("GET "+path, func(w http.ResponseWriter, _ *http.Request) { _ = json.NewEncoder(w).Encode(v) })
 	}
@@ -84,6 +88,7 @@ func TestGoldenJSON(t *testing.T) {
 		{"vm-failcount", []string{"vm", "failcount"}},
 		{"rules-history", []string{"rules", "history"}},
 		{"fence-history", []string{"fence", "history"}},
+		{"token-list", []string{"token", "list"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			code, out, errOut := runCLI(append([]string{"--socket", sock, "-o", "json"}, c.args...)...)

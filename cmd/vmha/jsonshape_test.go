@@ -23,7 +23,7 @@ var outputTypes = []any{
 	api.EvacuationPlan{}, model.Placement{}, []api.Pin{}, []string{},
 	model.Rebalance{}, []model.Rebalance{}, api.MigrationJob{}, []api.MigrationJob{},
 	api.Rules{}, api.RulesPlan{}, []api.RulesVersion{}, api.StorageCheck{}, api.StorageInitResult{},
-	api.GossipKeys{}, []api.AlertResult{}, placement.Explanation{},
+	api.GossipKeys{}, []api.AlertResult{}, placement.Explanation{}, []api.Token{}, api.TokenCreated{},
 	planOutput{}, versionInfo{},
 }
 
