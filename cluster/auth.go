@@ -62,6 +62,9 @@ func (p Principal) String() string {
 		s = p.Name + " (" + string(p.Role) + " certificate)"
 	case "token":
 		s = p.Name + " (" + string(p.Role) + " token " + p.TokenID + ")"
+	case "console":
+		// The web console's own status reads (cluster/web.go).
+		s = p.Name
 	default:
 		s = "unauthenticated " + p.Name
 	}

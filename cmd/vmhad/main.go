@@ -292,6 +292,9 @@ func (c *checked) startChecks(cfg *config.Daemon) {
 	bind("ports.api", "tcp", host(cfg.Ports.API))
 	bind("ports.serf", "tcp", host(cfg.Ports.Serf))
 	bind("ports.serf", "udp", host(cfg.Ports.Serf))
+	if cfg.Web.Addr != "" {
+		bind("web.addr", "tcp", cluster.MetricsListenAddr(cfg.Web.Addr))
+	}
 	if cfg.MetricsAddr != "" {
 		bind("metrics_addr", "tcp", cluster.MetricsListenAddr(cfg.MetricsAddr))
 	}
@@ -503,7 +506,7 @@ func serve(cfg *config.Daemon, log zerolog.Logger, pre *checked) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
 	go func() { errc <- node.Serve(ctx) }()
 	log.Info().Bool("witness", cfg.Witness).Str("hypervisor", cfg.HypervisorURI).Str("api", node.APIAddr()).Str("socket", cfg.Socket).Msg("vmhad started")
 	if sec := node.Status().Security; sec.Insecure {
@@ -513,6 +516,13 @@ func serve(cfg *config.Daemon, log zerolog.Logger, pre *checked) error {
 	if cfg.MetricsAddr != "" {
 		go func() {
 			if err := node.ServeMetrics(ctx, cfg.MetricsAddr); err != nil {
+				errc <- err
+			}
+		}()
+	}
+	if cfg.Web.Addr != "" {
+		go func() {
+			if err := node.ServeWeb(ctx); err != nil {
 				errc <- err
 			}
 		}()
