@@ -65,6 +65,10 @@ var fuzzRoutes = []struct{ method, path string }{
 	{"GET", api.PathDoctor + "?local={x}"},
 	{"GET", api.PathLocalDoctor + "?{x}"},
 	{"POST", api.PathAlertTest},
+	{"GET", api.PathWhatIf + "?fail={x}"},
+	{"GET", api.PathWhatIf + "?standby={x}&fail=h2"},
+	{"GET", api.PathRecoveries + "?limit={x}"},
+	{"GET", api.PathMigrations + "?{x}"},
 }
 
 var (
@@ -178,6 +182,12 @@ func FuzzHandlers(f *testing.F) {
 		{39, "1", nil, "", "alice", "operator"},
 		{40, "x", nil, "h2", "", ""},
 		{41, "", []byte(`{"name":"nope","requested_by":"x"}`), "", "", ""},
+		{42, "h1,h9", nil, "", "", ""},
+		{43, "h1", nil, "", "", ""},
+		{44, "7", nil, "", "", ""},
+		{45, "local=1", nil, "", "", ""},
+		{17, "vm1", []byte(`{"to":"h2","dry_run":true}`), "", "", ""},
+		{35, "vm1", []byte(`{"to":"h2","dry_run":true}`), "", "", ""},
 	}
 	for _, s := range seeds {
 		f.Add(s.route, s.value, s.body, s.forwarded, s.principal, s.principalR)

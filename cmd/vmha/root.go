@@ -128,6 +128,7 @@ cluster has no quorum; vmha status --check exits as a monitoring plugin does
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(newStatusCmd(g), newHostCmd(g), newVMCmd(g), newFenceCmd(g), newKeygenCmd(g), newGossipCmd(g), newTLSCmd(g), newClusterCmd(g), newPlanCmd(g), newMigrateCmd(g), newImportCmd(g), newRulesCmd(g), newExplainCmd(g), newEvacuateCmd(g), newStorageCmd(g), newPinsCmd(g), newRebalanceCmd(g), newVersionCmd(g),
 		newEventsCmd(g), newRelocateCmd(g), newAlertCmd(g), newDoctorCmd(g))
+	root.AddCommand(newWhatIfCmd(g), newRecoveriesCmd(g))
 	extendRoot(root, g) // gen-man, completion and its names: gen.go, complete.go
 	strictGroups(root)
 	return root
