@@ -654,6 +654,9 @@ type MigrateRequest struct {
 	// vmha pins clear).
 	Pin    bool          `json:"pin,omitempty"`
 	PinTTL time.Duration `json:"pin_ttl,omitempty"`
+	// DryRun checks everything the call would and answers what it would
+	// do (MoveDryRun), committing nothing.
+	DryRun bool `json:"dry_run,omitempty"`
 }
 
 // MigrationResult is a source agent's report of how a move ended.

@@ -67,6 +67,10 @@ var fuzzRoutes = []struct{ method, path string }{
 	{"POST", api.PathAlertTest},
 	{"POST", api.PathTokens},
 	{"DELETE", api.PathTokens + "/{x}"},
+	{"GET", api.PathWhatIf + "?fail={x}"},
+	{"GET", api.PathWhatIf + "?standby={x}&fail=h2"},
+	{"GET", api.PathRecoveries + "?limit={x}"},
+	{"GET", api.PathMigrations + "?{x}"},
 }
 
 var (
@@ -184,6 +188,12 @@ func FuzzHandlers(f *testing.F) {
 		{42, "", []byte(`{"owner":"alice\u0000","role":"readonly","ttl_ns":-1}`), "h2", "bob", "readonly"},
 		{43, "000000000000", nil, "", "", ""},
 		{43, "../x", []byte(`{"requested_by":"x"}`), "", "", ""},
+		{44, "h1,h9", nil, "", "", ""},
+		{45, "h1", nil, "", "", ""},
+		{46, "7", nil, "", "", ""},
+		{47, "local=1", nil, "", "", ""},
+		{17, "vm1", []byte(`{"to":"h2","dry_run":true}`), "", "", ""},
+		{35, "vm1", []byte(`{"to":"h2","dry_run":true}`), "", "", ""},
 	}
 	for _, s := range seeds {
 		f.Add(s.route, s.value, s.body, s.forwarded, s.principal, s.principalR)

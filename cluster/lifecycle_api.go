@@ -75,11 +75,15 @@ func (c *Coordinator) SetClusterMaintenance(on bool, reason, by string) error {
 // Relocate moves vm cold to host to: shut down where it runs, then started
 // there (vmha relocate; Proxmox's relocate, Pacemaker's move of a VM that
 // cannot migrate live). The decision is decide.PlanRelocate's.
-func (c *Coordinator) Relocate(vm, to, by string) (*model.Placement, error) {
+// With dryRun it answers the planned move and commits nothing.
+func (c *Coordinator) Relocate(vm, to, by string, dryRun bool) (*model.Placement, error) {
 	st := c.n.fsm.Copy()
 	move, err := decide.PlanRelocate(c.n.view(st, c.n.members()), vm, to, by, newID("mv-"))
 	if err != nil {
 		return nil, err
+	}
+	if dryRun {
+		return &move, nil
 	}
 	if err := c.n.propose(&Command{Op: OpPlace, By: by, Placements: []model.Placement{move}}); err != nil {
 		return nil, err
@@ -238,7 +242,11 @@ func (n *Node) lifecycleRoutes(add func(string, http.HandlerFunc, []Role), read,
 		if req.To == "" {
 			return nil, &ValidationError{Field: "to", Err: errors.New("relocate needs a target host")}
 		}
-		return n.coord.Relocate(r.PathValue("name"), req.To, actor(r, req.RequestedBy))
+		p, err := n.coord.Relocate(r.PathValue("name"), req.To, actor(r, req.RequestedBy), req.DryRun)
+		if err != nil || !req.DryRun {
+			return nilIfErr(p, err)
+		}
+		return dryRunOf(*p), nil
 	})), op)
 	add("POST "+api.PathAlertTest, n.leaderWrite(jsonCall(n.handleAlertTest)), op)
 	add("POST "+api.PathClusterMaintenance, n.leaderWrite(jsonCall(func(r *http.Request, req api.HostOp) (any, error) {

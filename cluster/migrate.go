@@ -9,7 +9,6 @@ import (
 
 	"github.com/vmha/vmha/api"
 	"github.com/vmha/vmha/cluster/decide"
-	"github.com/vmha/vmha/hypervisor"
 	"github.com/vmha/vmha/migration"
 	"github.com/vmha/vmha/model"
 )
@@ -45,43 +44,14 @@ func (c *Coordinator) StartMigration(vm string, req api.MigrateRequest, requeste
 		return model.Placement{}, &ValidationError{Field: "pin_ttl", Err: errors.New("a pin lifetime without a pin: add pin (vmha migrate --pin --ttl D)")}
 	}
 	st := c.n.fsm.Copy()
-	dv := c.n.view(st, c.n.members())
-	v := st.Config.VMs[vm]
-	if v == nil {
-		return model.Placement{}, &NotFoundError{Kind: "vm", Name: vm}
+	plan, err := decide.PlanMigration(c.n.view(st, c.n.members()), vm, to, requester, newID("mig-"))
+	if err != nil || req.DryRun {
+		// A dry run answers what the same checks decided, and commits
+		// nothing.
+		return plan.Placement, err
 	}
-	p := st.Status.Placements[vm]
-	if p == nil || p.Host == "" {
-		return model.Placement{}, &ConflictError{What: fmt.Sprintf("vm %s is not placed on any host", vm)}
-	}
-	if p.MigrateFrom != "" {
-		return model.Placement{}, &ConflictError{What: fmt.Sprintf("vm %s is already moving from %s to %s (%s)", vm, p.MigrateFrom, p.Host, p.MigrationID)}
-	}
-	src := p.Host
-	if !decide.Usable(st, dv.Members, src) {
-		return model.Placement{}, &ConflictError{What: fmt.Sprintf("vm %s is on %s, which is not an alive host: it cannot be moved live", vm, src)}
-	}
-	if o := st.Status.Observed[src]; o == nil || o.VMs[vm].State != string(hypervisor.StateRunning) {
-		return model.Placement{}, &ConflictError{What: fmt.Sprintf("vm %s is not reported running on %s: only a running VM moves live", vm, src)}
-	}
-	picked := ""
-	if to == "" {
-		var err error
-		if to, picked, err = decide.PickTarget(dv, v, src); err != nil {
-			return model.Placement{}, err
-		}
-	}
-	if err := decide.CheckTarget(dv, v, src, to); err != nil {
-		return model.Placement{}, err
-	}
-	if why := decide.CountFlights(st, dv.Settings, dv.MigrationLimit()).Full(src, to); why != "" {
-		return model.Placement{}, &ConflictError{What: fmt.Sprintf("vm %s cannot move to %s now: %s; try again when one ended", vm, to, why)}
-	}
-	reason := fmt.Sprintf("live migration from %s requested by %s", src, requester)
-	if picked != "" {
-		reason += "; target chosen by placement: " + picked
-	}
-	np := model.Placement{VM: vm, Host: to, MigrateFrom: src, MigrationID: newID("mig-"), Reason: reason}
+	np := plan.Placement
+	to, src := np.Host, np.MigrateFrom
 	if err := c.n.propose(&Command{Op: OpPlace, Placements: []model.Placement{np}, By: requester}); err != nil {
 		return model.Placement{}, err
 	}

@@ -104,6 +104,7 @@ func (n *Node) Handler(local bool) http.Handler {
 	add("POST "+api.PathObserve, n.leaderWrite(n.handleObserve), peer)
 	n.lifecycleRoutes(add, read, op)
 	n.tokenRoutes(add, op)
+	n.whatIfRoutes(add, read)
 	n.doctorRoutes(add) // vmha doctor (doctor.go)
 	add("GET "+api.PathLocalDomains, n.handleLocalDomains, read)
 	add("GET "+api.PathLocalStorage, n.handleLocalStorage, read)
@@ -379,6 +380,10 @@ func (n *Node) handleMigrate(w http.ResponseWriter, r *http.Request, body []byte
 	p, err := n.coord.StartMigration(r.PathValue("name"), req, actor(r, req.RequestedBy))
 	if err != nil {
 		writeApplyErr(w, err)
+		return
+	}
+	if req.DryRun {
+		writeJSON(w, http.StatusOK, dryRunOf(p))
 		return
 	}
 	writeJSON(w, http.StatusAccepted, n.vmView(n.fsm.Copy(), p.VM))

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/vmha/vmha/api"
+	"github.com/vmha/vmha/cluster/decide"
 	"github.com/vmha/vmha/internal/testlab/labcluster"
 	"github.com/vmha/vmha/model"
 )
@@ -134,12 +135,10 @@ func scenario(c *labcluster.Cluster, vmha string) (string, error) {
 	sock = c.Host(s.Leader).Socket
 	show(vmha, sock, "status")
 	show(vmha, sock, "fence", "history")
-	detect := vh.LostAt.Sub(killedAt).Seconds()
-	fence := vh.FencedAt.Sub(vh.LostAt).Seconds()
-	restart := lastStart.Sub(vh.FencedAt).Seconds()
-	total := lastStart.Sub(killedAt).Seconds()
-	return fmt.Sprintf("demo: recovered %d/%d VMs from %s in %.1f s (detect %.1f s, fence %.1f s, restart %.1f s)",
-		len(w.running), len(lost), victim.Name, total, detect, fence, restart), nil
+	// The same phases as GET /v1/recoveries (decide.Phases), with the
+	// detection measured from the kill, which only the demo knows.
+	ph := decide.Phases(decide.RecoveryTimes{Failed: killedAt, Lost: vh.LostAt, Fenced: vh.FencedAt, Restarted: lastStart})
+	return "demo: " + decide.RecoverySummary(len(w.running), len(lost), victim.Name, ph), nil
 }
 
 // formed: a leader, and 3 registered hosts alive with fence devices.

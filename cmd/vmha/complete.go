@@ -86,6 +86,7 @@ var flagCompletions = map[string]map[string]nameKind{
 	"relocate":   {"to": vmTarget},
 	"vm add":     {"prefer": vmTarget},
 	"vm cleanup": {"host": hostName},
+	"whatif":     {"fail": vmTarget, "standby": vmTarget},
 }
 
 // registerCompletions hooks the name completions into root's finished

@@ -61,10 +61,23 @@ func goldenDaemon(t *testing.T) string {
 		{ID: "3f2a9c01b7de", Owner: "alice", Role: "operator", Created: at(-600), Expires: at(-120), CreatedBy: "root (uid 0) on host1", Comment: "web console", Expired: true},
 		{ID: "9b01c4d2e3f4", Owner: "auditor", Role: "readonly", Created: at(-60), Expires: at(43140), CreatedBy: "admin (operator certificate)"},
 	}
+	whatIf := api.WhatIf{Fail: []string{"host2"}, Standby: []string{},
+		Actions:  []api.WhatIfAction{{VM: "web2", Action: "restart", From: "host2", To: "host1", How: "restart", Why: "restarted on host1 once host2 is fenced: the best score"}},
+		Stranded: []api.WhatIfStranded{{VM: "db2", From: "host2", Why: "no host has 8192 MiB free"}},
+		Hosts: []api.WhatIfHost{
+			{Host: "host1", Condition: "usable", MemoryMiB: 65536, BeforeMiB: 6144, AfterMiB: 8192, VMsBefore: 2, VMsAfter: 3},
+			{Host: "host2", Condition: "failed", MemoryMiB: 65536, BeforeMiB: 2048, VMsBefore: 1},
+		}}
+	fenceS, restartS, totalS := 2.5, 1.0, 3.5
+	recoveries := []api.Recovery{{ID: "r1", Host: "host3", Reason: "no gossip for 15s", LostAt: at(-6), FencedAt: at(-6).Add(2500 * time.Millisecond), FencedBy: "device ipmi",
+		VMs:     []api.RecoveredVM{{VM: "db1", Host: "host1", PlacedAt: at(-6).Add(2600 * time.Millisecond), RunningAt: at(-6).Add(3500 * time.Millisecond)}},
+		Running: 1, FenceSeconds: &fenceS, RestartSeconds: &restartS, TotalSeconds: &totalS,
+		Summary: "recovered 1/1 VMs from host3 in 3.5 s (fence 2.5 s, restart 1.0 s)"}}
 	mux := http.NewServeMux()
 	for path, v := range map[string]any{
 		api.PathStatus: status, api.PathEvents: events, api.PathFailures: failures,
-		api.PathRulesHistory: rules, api.PathFenceHistory: fences, api.PathTokens: tokens,
+		api.PathRulesHistory: rules, api.PathFenceHistory: fences,
+		api.PathWhatIf: whatIf, api.PathRecoveries: recoveries, api.PathTokens: tokens,
 	} {
 		mux.HandleFunc("GET "+path, func(w http.ResponseWriter, _ *http.Request) { _ = json.NewEncoder(w).Encode(v) })
 	}
@@ -89,6 +102,8 @@ func TestGoldenJSON(t *testing.T) {
 		{"rules-history", []string{"rules", "history"}},
 		{"fence-history", []string{"fence", "history"}},
 		{"token-list", []string{"token", "list"}},
+		{"whatif", []string{"whatif", "--fail", "host2"}},
+		{"recoveries", []string{"recoveries"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			code, out, errOut := runCLI(append([]string{"--socket", sock, "-o", "json"}, c.args...)...)

@@ -24,7 +24,7 @@ var outputTypes = []any{
 	model.Rebalance{}, []model.Rebalance{}, api.MigrationJob{}, []api.MigrationJob{},
 	api.Rules{}, api.RulesPlan{}, []api.RulesVersion{}, api.StorageCheck{}, api.StorageInitResult{},
 	api.GossipKeys{}, []api.AlertResult{}, placement.Explanation{}, []api.Token{}, api.TokenCreated{},
-	planOutput{}, versionInfo{},
+	planOutput{}, versionInfo{}, api.WhatIf{}, []api.Recovery{}, api.MoveDryRun{}, []api.Migration{},
 }
 
 // sample builds a value of t: every pointer points to a sample (but a

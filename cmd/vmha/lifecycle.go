@@ -163,10 +163,10 @@ func newCleanupCmd(g *globals) *cobra.Command {
 
 func newRelocateCmd(g *globals) *cobra.Command {
 	var to string
-	var wait bool
+	var wait, dryRun bool
 	var timeout time.Duration
 	c := &cobra.Command{
-		Use:   "relocate VM --to HOST [--wait [--timeout D]]",
+		Use:   "relocate VM --to HOST [--wait [--timeout D]] [--dry-run]",
 		Short: "Move a VM cold: shut it down where it runs, then start it on HOST",
 		Long: `Move a VM cold (Proxmox's relocate): it is shut down on its host, which
 confirms it inactive, and only then started on HOST. Use it for a VM that
@@ -180,7 +180,14 @@ may move it again (vmha migrate --pin keeps a VM on a host).`,
 			ctx, cancel := g.ctx()
 			defer cancel()
 			var p model.Placement
-			req := api.MigrateRequest{To: to, RequestedBy: whoAmI()}
+			req := api.MigrateRequest{To: to, RequestedBy: whoAmI(), DryRun: dryRun}
+			if dryRun {
+				var d api.MoveDryRun
+				if err := g.client().Do(ctx, http.MethodPost, api.PathVMs+"/"+url.PathEscape(args[0])+"/relocate", req, &d, nil); err != nil {
+					return err
+				}
+				return printDryRun(g, d)
+			}
 			if err := g.client().Do(ctx, http.MethodPost, api.PathVMs+"/"+url.PathEscape(args[0])+"/relocate", req, &p, nil); err != nil {
 				return err
 			}
@@ -209,6 +216,7 @@ may move it again (vmha migrate --pin keeps a VM on a host).`,
 	c.Flags().StringVar(&to, "to", "", "the host to start it on")
 	c.Flags().BoolVar(&wait, "wait", false, "wait until it runs on HOST")
 	c.Flags().DurationVar(&timeout, "timeout", 5*time.Minute, "how long --wait waits")
+	c.Flags().BoolVar(&dryRun, "dry-run", false, "check everything and say what would happen, move nothing")
 	return c
 }
 

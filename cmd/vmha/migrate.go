@@ -51,8 +51,18 @@ unless --allow-restart accepts a restart as a move (exit 0). The outcome
 			}
 			ctx, cancel := g.ctx()
 			defer cancel()
-			var v api.VM
 			req.RequestedBy = whoAmI()
+			if req.DryRun {
+				if wait {
+					return usageError{fmt.Errorf("--dry-run moves nothing: --wait has nothing to wait for")}
+				}
+				var d api.MoveDryRun
+				if err := g.client().Do(ctx, http.MethodPost, api.PathVMs+"/"+url.PathEscape(vm)+"/migrate", req, &d, nil); err != nil {
+					return err
+				}
+				return printDryRun(g, d)
+			}
+			var v api.VM
 			if err := g.client().Do(ctx, http.MethodPost, api.PathVMs+"/"+url.PathEscape(vm)+"/migrate", req, &v, nil); err != nil {
 				return err
 			}
@@ -72,6 +82,7 @@ unless --allow-restart accepts a restart as a move (exit 0). The outcome
 	cmd.Flags().StringVar(&req.To, "to", "", "target host (default: the placement engine's choice)")
 	cmd.Flags().BoolVar(&req.Pin, "pin", false, "keep the VM on the target (an explicit pin that vmha pins lists)")
 	cmd.Flags().DurationVar(&req.PinTTL, "ttl", 0, "with --pin: the pin expires after this long (default: never)")
+	cmd.Flags().BoolVar(&req.DryRun, "dry-run", false, "check everything and say where it would go, move nothing")
 	cmd.Flags().BoolVar(&wait, "wait", false, "show progress until the move ended; exit 1 unless the VM moved live")
 	cmd.Flags().BoolVar(&allowRestart, "allow-restart", false, "with --wait: a VM restarted on the target (its live migration failed) counts as moved (exit 0)")
 	cmd.Flags().DurationVar(&waitFor, "wait-timeout", 15*time.Minute, "give up waiting after this long (the move goes on)")

@@ -129,6 +129,7 @@ cluster has no quorum; vmha status --check exits as a monitoring plugin does
 	root.AddCommand(newStatusCmd(g), newHostCmd(g), newVMCmd(g), newFenceCmd(g), newKeygenCmd(g), newGossipCmd(g), newTLSCmd(g), newClusterCmd(g), newPlanCmd(g), newMigrateCmd(g), newImportCmd(g), newRulesCmd(g), newExplainCmd(g), newEvacuateCmd(g), newStorageCmd(g), newPinsCmd(g), newRebalanceCmd(g), newVersionCmd(g),
 		newEventsCmd(g), newRelocateCmd(g), newAlertCmd(g), newDoctorCmd(g))
 	root.AddCommand(newTokenCmd(g))
+	root.AddCommand(newWhatIfCmd(g), newRecoveriesCmd(g))
 	extendRoot(root, g) // gen-man, completion and its names: gen.go, complete.go
 	strictGroups(root)
 	return root
