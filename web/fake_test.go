@@ -139,6 +139,25 @@ func (c *fakeCluster) serve(w http.ResponseWriter, r *http.Request, id Identity)
 			return
 		}
 		writeJSONTest(w, http.StatusAccepted, map[string]string{"vm": vm, "to": to})
+	case p == api.PathRecoveries:
+		f := 0.4
+		writeJSONTest(w, http.StatusOK, []api.Recovery{{ID: "r1", Host: "host2", LostAt: time.Now().Add(-time.Minute), FencedAt: time.Now().Add(-59 * time.Second), FenceSeconds: &f,
+			VMs: []api.RecoveredVM{{VM: "vm00002", Host: "host1", RunningAt: time.Now().Add(-58 * time.Second)}}, Running: 1, Summary: "recovered 1/1 VMs from host2 in 2.0 s (fence 0.4 s, restart 1.6 s)"}})
+	case p == api.PathMigrations:
+		writeJSONTest(w, http.StatusOK, []api.Migration{{VM: "vm00003", From: "host3", To: "host1", How: "live",
+			Progress: &api.MigrationJob{Phase: "pre-copy", Percent: 42, DataTotal: 2 << 30, DataRemaining: 1 << 30, Throughput: 100 << 20, ExpectedDowntime: 30 * time.Millisecond}}})
+	case p == api.PathRebalance && r.Method == http.MethodGet:
+		writeJSONTest(w, http.StatusOK, []model.Rebalance{})
+	case p == api.PathRebalance:
+		writeJSONTest(w, http.StatusOK, model.Rebalance{Before: 10, Planned: 8, Moves: []model.RebalanceMove{{VM: "vm00004", From: "host1", To: "host3", Gain: 2, Step: 1}}})
+	case p == api.PathWhatIf:
+		fail := r.URL.Query().Get("fail")
+		if fail == "nohost" {
+			writeJSONTest(w, http.StatusBadRequest, api.Error{Error: `fail: unknown host "nohost"`, Field: "fail"})
+			return
+		}
+		writeJSONTest(w, http.StatusOK, api.WhatIf{Fail: []string{fail}, Actions: []api.WhatIfAction{{VM: "vm00001", Action: "restart", From: fail, To: "host2", How: "restart", Why: "best score", Step: 1}},
+			Hosts: []api.WhatIfHost{{Host: "host2", Condition: "usable", MemoryMiB: 8192, BeforeMiB: 2048, AfterMiB: 4096, VMsBefore: 1, VMsAfter: 2}}})
 	case strings.HasSuffix(p, "/state") && r.Method == http.MethodPost:
 		var req api.VMStateRequest
 		_ = json.Unmarshal(body, &req)

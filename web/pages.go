@@ -338,4 +338,5 @@ func (s *Server) pageRoutes(m *http.ServeMux) {
 	m.HandleFunc("GET /hosts/{host}", s.withSession(s.hostPage))
 	m.HandleFunc("GET /vms/{vm}", s.withSession(s.vmPage))
 	m.HandleFunc("GET /events", s.withSession(s.eventsPage))
+	s.planRoutes(m)
 }

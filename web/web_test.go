@@ -273,3 +273,34 @@ func TestSafeNext(t *testing.T) {
 		}
 	}
 }
+
+func TestEveryPageRenders(t *testing.T) {
+	s := newServer(t, newFakeCluster(3, 6))
+	b := newBrowser(t, s)
+	b.login(opToken)
+	for path, want := range map[string]string{
+		"/":                          "The cluster has quorum",
+		"/?show=problems":            "No VMs.",
+		"/hosts/host2":               "Fencing",
+		"/vms/vm00002":               "Why here",
+		"/events":                    "joined",
+		"/recoveries":                "recovered 1/1 VMs from host2",
+		"/migrations":                "42%",
+		"/whatif?fail=host1":         "vm00001",
+		"/whatif?fail=nohost":        `unknown host &#34;nohost&#34;`,
+		"/whatif?rebalance=1":        "score 10.0 → 8.0",
+		"/act/rebalance":             "Rebalance: 1 live migrations",
+		"/act/evacuate?host=zz":      "This cannot be done now",
+		"/act/fence-test?host=host1": "nothing is powered off",
+	} {
+		w := b.do("GET", path, nil, nil)
+		if w.Code != http.StatusOK || !strings.Contains(w.Body.String(), want) {
+			t.Errorf("%s: %d, want %q in\n%s", path, w.Code, want, w.Body)
+		}
+	}
+	for _, path := range []string{"/hosts/nohost", "/vms/novm", "/nopage", "/act/noaction"} {
+		if w := b.do("GET", path, nil, nil); w.Code != http.StatusNotFound {
+			t.Errorf("%s: %d, want 404", path, w.Code)
+		}
+	}
+}
