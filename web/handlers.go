@@ -23,6 +23,9 @@ func (s *Server) routes() {
 		w.Header().Set("Cache-Control", "max-age=300")
 		files.ServeHTTP(w, r)
 	}))
+	m.HandleFunc("GET /favicon.ico", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "/static/favicon.svg", http.StatusMovedPermanently)
+	})
 	m.HandleFunc("GET /login", s.loginPage)
 	m.HandleFunc("POST /login", s.login)
 	m.HandleFunc("POST /logout", s.withSession(s.logout))
@@ -82,7 +85,13 @@ func (s *Server) loginPage(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) showLogin(w http.ResponseWriter, r *http.Request, code int, msg string) {
+	// One value per browser while it has one: a second login page (another
+	// tab, or a request the browser makes on its own) must not invalidate
+	// the form already shown.
 	v := randomString(24)
+	if c, err := r.Cookie(cookieLogin); err == nil && len(c.Value) == len(v) {
+		v = c.Value
+	}
 	http.SetCookie(w, &http.Cookie{Name: cookieLogin, Value: v, Path: "/login", Secure: true, HttpOnly: true, SameSite: http.SameSiteStrictMode, MaxAge: 900})
 	s.render(w, r, code, "login", &page{Title: "Log in", Self: s.be.Self(), CSRF: v, Data: loginData{Next: safeNext(r.FormValue("next")), Error: msg}})
 }

@@ -51,6 +51,13 @@ var funcs = template.FuncMap{
 	"add":   func(a, b int) int { return a + b },
 	"sub":   func(a, b uint64) uint64 { return a - min(a, b) },
 	"bytes": humanBytes,
+	// secs is an optional number of seconds ("" when unknown).
+	"secs": func(p *float64) string {
+		if p == nil {
+			return ""
+		}
+		return strconv.FormatFloat(*p, 'f', 1, 64) + " s"
+	},
 }
 
 // humanBytes is n bytes for people: 512 B, 3.4 MiB, 2.0 GiB.

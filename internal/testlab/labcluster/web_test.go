@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
 
 	"github.com/vmha/vmha/api"
@@ -274,9 +276,14 @@ func TestWebConsole(t *testing.T) {
 		t.Fatal("a refused plan offers a confirmation")
 	}
 
-	// The phone's width.
+	// The phone's width, and a dark room.
 	b.do("phone", chromedp.EmulateViewport(390, 844), chromedp.Navigate(base+"/"), chromedp.WaitVisible("#quorum"))
 	b.shot("overview-phone")
+	b.do("dark", chromedp.EmulateViewport(1280, 900), chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		_, err := cdp.Call(ctx, tg, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "dark"}}})
+		return err
+	}), chromedp.Navigate(base+"/"), chromedp.WaitVisible("#quorum"))
+	b.shot("overview-dark")
 
 	// bob's token is read-only: he sees the plan, no button, and a
 	// forged POST from his own page is refused.
