@@ -46,8 +46,19 @@
       .then(function () {
         busy = false;
         if (again) { again = false; refresh(); }
+        poll();
       });
   }
+
+  // A page whose content changes without the cluster's state changing
+  // (a migration's progress) asks to be fetched again every so often.
+  var timer = null;
+  function poll() {
+    var el = document.querySelector("#main [data-refresh]");
+    if (timer || !el) return;
+    timer = setTimeout(function () { timer = null; refresh(); }, Number(el.dataset.refresh) || 1000);
+  }
+  poll();
 
   var es = new EventSource("/live");
   es.addEventListener("version", function (e) {

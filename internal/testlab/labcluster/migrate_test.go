@@ -72,6 +72,7 @@ func TestLiveMigrationThroughTheCluster(t *testing.T) {
 	m.checkOneBoot(boot, before)
 	m.evacuate()
 	m.rebalance()
+	m.migrateFromConsole() // web_test.go
 	if tw := stop(); len(tw) > 0 {
 		t.Fatalf("a VM ran on two hosts: %v", tw[:min(5, len(tw))])
 	}
@@ -92,7 +93,7 @@ type migrationLab struct {
 func startMigrationLab(t *testing.T) *migrationLab {
 	lab := virtlab.NewHosts(t, 2)
 	img := virtlab.TestImage(t)
-	c := startClusterWith(t, Options{Witness: true, Hypervisors: []string{lab[0].URI, lab[1].URI}})
+	c := startClusterWith(t, Options{Witness: true, Hypervisors: []string{lab[0].URI, lab[1].URI}, Web: true})
 	xml := filepath.Join(t.TempDir(), "g1.xml")
 	if err := os.WriteFile(xml, []byte(virtlab.GuestXML("g1", img, 128)), 0o600); err != nil {
 		t.Fatal(err)

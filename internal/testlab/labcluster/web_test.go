@@ -356,3 +356,74 @@ func noSessionAndCSRF(t *testing.T, base, token, vm string) {
 		t.Fatalf("POST /act/stop with a forged CSRF token: %d, want 403", code)
 	}
 }
+
+// migrateFromConsole moves g1 live from the console's VM page (the real
+// QEMU lab of TestLiveMigrationThroughTheCluster): the plan says live, the
+// migrations page shows its progress while it runs, and it ends live.
+func (m *migrationLab) migrateFromConsole() {
+	t, c := m.t, m.c
+	s := mustStatus(t, c)
+	from, to := "", ""
+	for _, v := range s.VMs {
+		if v.Name == "g1" {
+			from = v.Host
+		}
+	}
+	to = "host1"
+	if from == "host1" {
+		to = "host2"
+	}
+	token := createToken(t, c, "carol", "operator")
+	base := "https://" + c.Host(from).WebAddr
+	b := newChrome(t, "live-")
+	b.login(base, token)
+	b.do("migrate plan", chromedp.Navigate(base+"/vms/g1"), chromedp.WaitVisible("#why-h"),
+		chromedp.SetValue("#to", to), chromedp.Click("#migrate"), chromedp.WaitVisible("#plan-summary"))
+	if txt := eval[string](b, `document.querySelector('main').innerText`); !strings.Contains(txt, "Migrate g1 from "+from+" to "+to) || !strings.Contains(txt, "keeps running") {
+		t.Fatalf("the migrate plan says:\n%s", txt)
+	}
+	b.shot("migrate-confirm")
+	b.do("migrate", chromedp.Click("#confirm"), chromedp.WaitVisible("#flash"))
+	// The migrations page, live: the move with its progress, until it ends.
+	b.do("migrations page", chromedp.Navigate(base+"/migrations"), chromedp.WaitVisible("table.moves"))
+	// The page refreshes itself while a move runs: the bar advances
+	// without a reload.
+	_ = eval[bool](b, `window.__vmhaMarker = true`)
+	seen := map[int]bool{}
+	shot := false
+	deadline := time.Now().Add(90 * time.Second)
+	for time.Now().Before(deadline) {
+		pct := eval[int](b, `(() => { const p = document.querySelector('tr[data-vm="g1"] progress'); return p ? Number(p.value) : -1; })()`)
+		if pct >= 0 {
+			seen[pct] = true
+			if pct > 0 && !shot {
+				b.shot("migrations")
+				shot = true
+			}
+		}
+		if eval[bool](b, `document.querySelector('tr[data-vm="g1"]') === null`) && len(seen) > 0 {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if len(seen) < 2 || !eval[bool](b, `window.__vmhaMarker === true`) {
+		t.Fatalf("the migrations page showed g1's progress at %v %% (want it advancing, without a reload)", seen)
+	}
+	t.Logf("the migrations page showed g1 at %d distinct percentages", len(seen))
+	st, err := c.WaitFor(context.Background(), 60*time.Second, "g1 on "+to, func(s *api.Status) bool {
+		for _, v := range s.VMs {
+			if v.Name == "g1" {
+				return v.Host == to && v.MigratingFrom == "" && v.State == "running"
+			}
+		}
+		return false
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range st.VMs {
+		if v.Name == "g1" && (v.LastMove == nil || v.LastMove.Outcome != model.MoveLive) {
+			t.Fatalf("g1's move from the console ended %+v, want live", v.LastMove)
+		}
+	}
+}
