@@ -355,6 +355,9 @@ func (n *Node) Run(ctx context.Context) {
 			Dampen: p.Dampen, Pinger: health.ICMP{}, Publish: func(v int) { n.setAttrTag("pingd", strconv.Itoa(v)) }}
 		loops = append(loops, func(ctx context.Context) { _ = m.Run(ctx) })
 	}
+	if hl := n.healthLoop(); hl != nil {
+		loops = append(loops, hl)
+	}
 	if n.twoNode != nil {
 		loops = append(loops, n.twoNode.run)
 	}

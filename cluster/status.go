@@ -270,6 +270,9 @@ func hostDetails(out *api.Status, c statusClock, st *model.State, rules *decide.
 	for _, i := range admin {
 		addIssue(out, i)
 	}
+	for _, i := range healthIssues(name, hv.Attributes) {
+		addIssue(out, i)
+	}
 	if o := st.Status.Observed[name]; o != nil && !o.At.IsZero() && !h.Witness {
 		hv.ReportAt, hv.ReportAgeSeconds = o.At, ageSeconds(c.now, o.At)
 		hv.ReportStale = c.now.Sub(o.At) > c.stale

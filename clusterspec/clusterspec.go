@@ -39,6 +39,16 @@ type Policy struct {
 	// -INFINITY for it and it cannot move live: restart (the default,
 	// as Pacemaker: stopped there, started elsewhere) or stay.
 	OnForbidden string `yaml:"on-forbidden,omitempty"`
+	// Node health, as Pacemaker's cluster options of the same names
+	// (clusterspec/health.go, docs/health.md).
+	NodeHealthStrategy string `yaml:"node-health-strategy,omitempty"`
+	NodeHealthBase     *Score `yaml:"node-health-base,omitempty"`
+	NodeHealthGreen    *Score `yaml:"node-health-green,omitempty"`
+	NodeHealthYellow   *Score `yaml:"node-health-yellow,omitempty"`
+	NodeHealthRed      *Score `yaml:"node-health-red,omitempty"`
+	// NodeHealthRecovery is manual (the default: a host whose health
+	// sent VMs away is held until an operator clears it) or auto.
+	NodeHealthRecovery string `yaml:"node-health-recovery,omitempty"`
 }
 
 // Host is one hypervisor host.
@@ -305,6 +315,9 @@ func (s *Spec) Input(st *Status) (placement.Input, error) {
 	in.Policy.MigrationLimit = p.MigrationLimit
 	if !validOnForbidden(p.OnForbidden) {
 		bad("policy: on-forbidden %q: want restart or stay", p.OnForbidden)
+	}
+	if err := p.validateHealth(); err != nil {
+		errs = append(errs, err)
 	}
 
 	for _, h := range s.Hosts {

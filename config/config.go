@@ -103,6 +103,9 @@ type Daemon struct {
 	// Web serves the web console (config/web.go); off unless web.addr
 	// is set.
 	Web Web `mapstructure:"web"`
+	// Health reads this host's BMC sensors into #health-ipmi
+	// (config/health.go, docs/health.md).
+	Health Health `mapstructure:"health"`
 }
 
 // Alert is one alert target: an executable called as a Pacemaker alert
@@ -1254,6 +1257,7 @@ func validateServices(d *Daemon) []error {
 	errs = append(errs, validateAlerts(d.Alerts)...)
 	errs = append(errs, validateDoctor(d.Doctor)...)
 	errs = append(errs, validateWeb(d.Web)...)
+	errs = append(errs, validateHealth(d.Health, d.BMC)...)
 	return errs
 }
 

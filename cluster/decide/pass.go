@@ -31,6 +31,7 @@ func Pass(v *View, mem *Memory) Plan {
 	b.rebalance()
 	b.countFailures()
 	b.followUnmanaged()
+	b.holdHealth()
 	b.place()
 	return b.plan
 }

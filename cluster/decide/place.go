@@ -137,6 +137,11 @@ func EngineInput(v *View) (placement.Input, error) {
 		in.VMs = append(in.VMs, vi)
 		in.Locations = append(in.Locations, locs...)
 	}
+	if rules.Spec != nil {
+		// node-health-strategy: the hosts' #health-* attributes as
+		// location scores (docs/health.md).
+		rules.Spec.Policy.Health().Apply(&in)
+	}
 	return in, nil
 }
 

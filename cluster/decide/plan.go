@@ -124,6 +124,8 @@ func DescribeCommand(c *command.Command) string {
 	var b strings.Builder
 	b.WriteString(string(c.Op))
 	switch c.Op {
+	case command.OpHostAttr:
+		fmt.Fprintf(&b, " %s %s=%s", c.Attr.Host, c.Attr.Key, c.Attr.Value)
 	case command.OpHostState:
 		hc := c.HostState
 		fmt.Fprintf(&b, " %s %s (%s)", hc.Host, hc.State, hc.Reason)

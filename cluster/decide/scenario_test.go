@@ -250,6 +250,18 @@ func (w *world) doSetup(words, args []string, kv map[string]string) (handled boo
 		if v := kv["max-cluster"]; v != "" {
 			w.settings.MaxCluster, _ = strconv.Atoi(v)
 		}
+	case "health": // health HOST LEVEL|-: the host gossips #health-ipmi=LEVEL (- deletes it)
+		h := w.hosts[args[0]]
+		if h.attrs == nil {
+			h.attrs = map[string]string{}
+		}
+		if args[1] == "-" {
+			delete(h.attrs, decide.HealthIPMIAttr)
+		} else {
+			h.attrs[decide.HealthIPMIAttr] = args[1]
+		}
+	case "health-clear": // health-clear HOST: vmha host health clear
+		return true, w.operator(&command.Command{Op: command.OpHostAttr, Attr: &command.HostAttr{Host: args[0], Key: decide.HealthHoldAttr}})
 	case "rules":
 		text, err := os.ReadFile(filepath.Join("testdata/scenarios", args[0]))
 		if err != nil {

@@ -53,6 +53,7 @@ type simHost struct {
 	managed  map[string]bool
 	witness  bool
 	wd       time.Duration
+	attrs    map[string]string // live attributes it gossips (#health-ipmi)
 	// refuse: its live moves are refused before the job and report the
 	// VM's place unknown (as a failed connection to the target does),
 	// while the VM keeps running here.
@@ -239,6 +240,9 @@ func (w *world) members() decide.Members {
 	for _, n := range w.names {
 		h := w.hosts[n]
 		m := decide.Member{Name: n, Tags: map[string]string{decide.TagBoot: fmt.Sprintf("%s-b%d", n, h.boot)}}
+		for k, v := range h.attrs {
+			m.Tags[decide.TagAttr+k] = v
+		}
 		switch {
 		case w.reach(w.leader, n) && h.declared:
 			m.Status = decide.MemberFailed // gossip has not merged it back yet

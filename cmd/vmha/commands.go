@@ -21,7 +21,7 @@ import (
 
 func newHostCmd(g *globals) *cobra.Command {
 	host := &cobra.Command{Use: "host", Short: "Hosts of the cluster"}
-	host.AddCommand(newHostOnlineCmd(g), newHostAttrCmd(g), newHostAddCmd(g), newHostRemoveCmd(g), newHostMaintenanceCmd(g))
+	host.AddCommand(newHostOnlineCmd(g), newHostAttrCmd(g), newHostAddCmd(g), newHostRemoveCmd(g), newHostMaintenanceCmd(g), newHostHealthCmd(g))
 	host.AddCommand(&cobra.Command{
 		Use:   "list",
 		Short: "List hosts with gossip state, lifecycle state and load",

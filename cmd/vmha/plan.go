@@ -27,6 +27,9 @@ type planOpts struct {
 	explain        []string
 	now            string
 	noRescue       bool
+	// health is cluster.yaml's node-health policy, applied to the
+	// attributes once the what-if flags changed them.
+	health clusterspec.HealthPolicy
 }
 
 func newPlanCmd(g *globals) *cobra.Command {
@@ -66,6 +69,7 @@ func runPlan(g *globals, o *planOpts, errw io.Writer) error {
 	if err := applyWhatIf(&in, o); err != nil {
 		return err
 	}
+	o.health.Apply(&in)
 	// Only the JSON output shows the scores: a table of every VM on every
 	// host (50 million entries at 1,000 hosts and 50,000 VMs), so the
 	// engine fills it only then. Explanations are made only for the VMs
@@ -146,6 +150,7 @@ func loadInput(o *planOpts, errw io.Writer) (placement.Input, error) {
 	if err != nil {
 		return in, fmt.Errorf("%s: %w", o.config, err)
 	}
+	o.health = spec.Policy.Health()
 	return in, nil
 }
 

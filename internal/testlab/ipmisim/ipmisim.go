@@ -63,6 +63,11 @@ type Options struct {
 	// StartTimeout bounds Start's wait for the BMC to answer
 	// (default DefaultStartTimeout).
 	StartTimeout time.Duration
+	// Sensors gives the BMC sensors (CPU temperature, a fan, PSU
+	// redundancy: sensors.go), an event log, and an emulator console on
+	// loopback through which SetSensor, SetRedundancyLost and AddSEL
+	// change them at run time.
+	Sensors bool
 }
 
 // Sim is a running ipmi_sim. Always call Stop.
@@ -78,6 +83,9 @@ type Sim struct {
 
 	stopOnce sync.Once
 	stopErr  error
+
+	consolePort int
+	consoleMu   sync.Mutex
 }
 
 // File names inside Dir.
@@ -206,6 +214,13 @@ var errPortShared = errors.New("UDP port shared with another process")
 // startOn writes lan.conf for port, starts the process and waits for it.
 func (s *Sim) startOn(port int) error {
 	s.port = port
+	if s.opts.Sensors {
+		cp, err := freeTCPPort()
+		if err != nil {
+			return err
+		}
+		s.consolePort = cp
+	}
 	if err := os.WriteFile(filepath.Join(s.dir, lanConfFile), []byte(s.lanConf()), 0o600); err != nil {
 		return fmt.Errorf("ipmisim: %w", err)
 	}
@@ -449,10 +464,10 @@ set_working_mc 0x20
   chassis_control "'%s' 0x20"
 
   user 2 true "%s" "%s" admin 10 md2 md5
-`, Host, s.port, filepath.Join(s.dir, scriptFile), s.opts.User, s.opts.Password)
+%s`, Host, s.port, filepath.Join(s.dir, scriptFile), s.opts.User, s.opts.Password, s.consoleConf())
 }
 
-const simEmu = `# written by vmha internal/ipmisim
+const baseEmu = `# written by vmha internal/ipmisim
 mc_setbmc 0x20
 mc_add 0x20 0 no-device-sdrs 0x23 9 8 0x9f 0x1291 0xf02 persist_sdr
 mc_enable 0x20
@@ -540,7 +555,7 @@ func (s *Sim) writeFiles(pidFile string) error {
 		data string
 		mode os.FileMode
 	}{
-		{simEmuFile, simEmu, 0o644},
+		{simEmuFile, s.simEmu(), 0o644},
 		{scriptFile, script, 0o755},
 		{powerFile, "on\n", 0o644},
 	}

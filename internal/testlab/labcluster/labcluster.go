@@ -39,6 +39,9 @@ type Options struct {
 	HostMemoryMiB int
 	// NoBMC starts hosts without BMCs (nothing can fence them).
 	NoBMC bool
+	// BMCSensors gives every host's BMC sensors, an event log and an
+	// emulator console (ipmisim.Options.Sensors), for health.ipmi.
+	BMCSensors bool
 	// Extra is appended to every host's vmhad.yaml.
 	Extra string
 	// HostExtra is appended to the named host's vmhad.yaml only.
@@ -201,7 +204,7 @@ func (c *Cluster) writeHostFiles(h *Host, ports []int, joins []string) error {
 	} else if !c.opts.NoBMC {
 		sim, err := ipmisim.Start(ipmisim.Options{
 			Dir: filepath.Join(h.Dir, "bmc"), User: "admin", Password: BMCPassword, PIDFile: h.PIDFile,
-			PowerOffCommand: c.opts.PowerOff[h.Name],
+			PowerOffCommand: c.opts.PowerOff[h.Name], Sensors: c.opts.BMCSensors,
 		})
 		if err != nil {
 			return fmt.Errorf("start BMC of %s: %w", h.Name, err)
