@@ -57,8 +57,9 @@ vet:
 # 10,000 random fault schedules) runs on its own without the race detector:
 # it is single-threaded pure code, and the detector would make its
 # exploration ten times slower for nothing.
+# The browser tests leave their screenshots in artifacts/web/.
 test: deps vet lint
-	$(GO) test -race -count=1 -timeout 25m $$($(GO) list ./... | grep -v '/cluster/decide$$')
+	VMHA_ARTIFACTS=$(CURDIR)/artifacts $(GO) test -race -count=1 -timeout 25m $$($(GO) list ./... | grep -v '/cluster/decide$$')
 	scripts/test-decide.sh
 
 # Short fuzzing of every parser (the seed corpora also run in `make test`).
@@ -69,6 +70,8 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzHandlers -fuzztime 60s ./cluster
 	$(GO) test -run '^$$' -fuzz FuzzDomainXMLMatchesLibvirtxml -fuzztime 30s ./model
 	$(GO) test -run '^$$' -fuzz FuzzDeviceValidate -fuzztime 30s ./fencing/spec
+	$(GO) test -run '^$$' -fuzz FuzzConsole -fuzztime 30s ./web
+	$(GO) test -run '^$$' -fuzz FuzzTokenParse -fuzztime 30s ./cluster
 
 # golangci-lint (installed into $(GOBIN) from the module proxy on first use).
 GOLANGCI := $(shell go env GOPATH)/bin/golangci-lint
