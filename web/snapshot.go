@@ -14,7 +14,10 @@ import (
 // the host until it is older than the refresh interval: a hundred open
 // browsers cost the cluster one status read a second, not a hundred.
 type snapshot struct {
-	st  *api.Status
+	st *api.Status
+	// events is the event log's last sequence number: a new event (a
+	// refused command changes no state) is a change for the events page.
+	events uint64
 	err error
 	at  time.Time
 	// version changes when something a page shows changes (not when only
@@ -24,7 +27,7 @@ type snapshot struct {
 }
 
 type snapshots struct {
-	fetch   func(context.Context) (*api.Status, error)
+	fetch   func(context.Context) (*api.Status, uint64, error)
 	refresh time.Duration
 	now     func() time.Time
 
@@ -35,7 +38,7 @@ type snapshots struct {
 	cur      *snapshot
 }
 
-func newSnapshots(refresh time.Duration, now func() time.Time, fetch func(context.Context) (*api.Status, error)) *snapshots {
+func newSnapshots(refresh time.Duration, now func() time.Time, fetch func(context.Context) (*api.Status, uint64, error)) *snapshots {
 	return &snapshots{fetch: fetch, refresh: refresh, now: now}
 }
 
@@ -79,8 +82,8 @@ func (s *snapshots) get(ctx context.Context) *snapshot {
 func (s *snapshots) load(ctx context.Context) *snapshot {
 	fctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	st, err := s.fetch(fctx)
-	c := &snapshot{st: st, err: err, at: s.now()}
+	st, events, err := s.fetch(fctx)
+	c := &snapshot{st: st, events: events, err: err, at: s.now()}
 	s.mu.Lock()
 	prev := s.cur
 	s.mu.Unlock()
@@ -92,7 +95,7 @@ func (s *snapshots) load(ctx context.Context) *snapshot {
 	case err != nil:
 		c.version = 1
 	default:
-		c.version = fingerprint(st)
+		c.version = fingerprint(st) ^ events*0x9e3779b97f4a7c15 | 1
 	}
 	s.mu.Lock()
 	s.cur = c

@@ -125,8 +125,15 @@ func New(o Options) (*Server, error) {
 		streams:  make(streamLimit, maxStreams),
 		reader:   Identity{Name: "web console on " + o.Backend.Self(), Role: RoleReadOnly},
 	}
-	s.snap = newSnapshots(o.Refresh, o.Now, func(ctx context.Context) (*api.Status, error) {
-		return s.be.API(s.reader).Status(ctx)
+	s.snap = newSnapshots(o.Refresh, o.Now, func(ctx context.Context) (*api.Status, uint64, error) {
+		c := s.be.API(s.reader)
+		st, err := c.Status(ctx)
+		if err != nil {
+			return nil, 0, err
+		}
+		var ev api.Events
+		_ = c.Do(ctx, http.MethodGet, api.PathEvents+"?limit=1", nil, &ev, nil)
+		return st, ev.Last, nil
 	})
 	s.routes()
 	return s, nil

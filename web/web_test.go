@@ -304,3 +304,20 @@ func TestEveryPageRenders(t *testing.T) {
 		}
 	}
 }
+
+func TestCutOffHostSaysSo(t *testing.T) {
+	c := newFakeCluster(3, 6)
+	c.st.Leader, c.st.Quorum.Quorate, c.st.Quorum.Explanation = "", false, "1 of 3 voters alive, 2 needed."
+	s := newServer(t, c)
+	b := newBrowser(t, s)
+	b.login(opToken)
+	for _, path := range []string{"/", "/vms/vm00001", "/events"} {
+		w := b.do("GET", path, nil, nil)
+		if !strings.Contains(w.Body.String(), "has no quorate leader to ask") || !strings.Contains(w.Body.String(), "last-known view") {
+			t.Fatalf("%s on a cut-off host does not say so:\n%s", path, w.Body)
+		}
+	}
+	if w := b.do("GET", "/", nil, nil); !strings.Contains(w.Body.String(), "NO QUORUM") {
+		t.Fatal("the overview of a cut-off host does not say NO QUORUM")
+	}
+}
