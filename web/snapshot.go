@@ -36,6 +36,19 @@ type snapshots struct {
 	fetching sync.Mutex
 	mu       sync.Mutex
 	cur      *snapshot
+	// cost is how long the last read took: the snapshot is read again no
+	// sooner than costFactor times that, so that at 50,000 VMs (a status
+	// read of a second or two) the console takes a fifth of a core at
+	// most, and at a few thousand it refreshes every refresh interval.
+	cost time.Duration
+}
+
+// costFactor bounds the console's share of a core for its status reads.
+const costFactor = 5
+
+// interval is how old a snapshot may get before it is read again (mu held).
+func (s *snapshots) interval() time.Duration {
+	return max(s.refresh, costFactor*s.cost)
 }
 
 func newSnapshots(refresh time.Duration, now func() time.Time, fetch func(context.Context) (*api.Status, uint64, error)) *snapshots {
@@ -53,14 +66,14 @@ const staleFor = 5
 // is read in the background.
 func (s *snapshots) get(ctx context.Context) *snapshot {
 	s.mu.Lock()
-	c := s.cur
+	c, every := s.cur, s.interval()
 	s.mu.Unlock()
 	if c != nil {
 		age := s.now().Sub(c.at)
-		if age < s.refresh {
+		if age < every {
 			return c
 		}
-		if age < staleFor*s.refresh {
+		if age < staleFor*every {
 			if s.fetching.TryLock() {
 				go func() {
 					defer s.fetching.Unlock()
@@ -82,7 +95,9 @@ func (s *snapshots) get(ctx context.Context) *snapshot {
 func (s *snapshots) load(ctx context.Context) *snapshot {
 	fctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
+	start := time.Now()
 	st, events, err := s.fetch(fctx)
+	took := time.Since(start)
 	c := &snapshot{st: st, events: events, err: err, at: s.now()}
 	s.mu.Lock()
 	prev := s.cur
@@ -98,7 +113,7 @@ func (s *snapshots) load(ctx context.Context) *snapshot {
 		c.version = fingerprint(st) ^ events*0x9e3779b97f4a7c15 | 1
 	}
 	s.mu.Lock()
-	s.cur = c
+	s.cur, s.cost = c, took
 	s.mu.Unlock()
 	return c
 }
@@ -106,7 +121,7 @@ func (s *snapshots) load(ctx context.Context) *snapshot {
 func (s *snapshots) fresh() *snapshot {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.cur != nil && s.now().Sub(s.cur.at) < s.refresh {
+	if s.cur != nil && s.now().Sub(s.cur.at) < s.interval() {
 		return s.cur
 	}
 	return nil

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/vmha/vmha/api"
 )
 
 // browser is a minimal client of the handler: it keeps cookies (Secure
@@ -319,5 +321,27 @@ func TestCutOffHostSaysSo(t *testing.T) {
 	}
 	if w := b.do("GET", "/", nil, nil); !strings.Contains(w.Body.String(), "NO QUORUM") {
 		t.Fatal("the overview of a cut-off host does not say NO QUORUM")
+	}
+}
+
+// TestSnapshotReadsScaleWithTheirCost: a status read that takes long is
+// not repeated sooner than five times its duration, however often pages
+// ask; pages meanwhile get the snapshot they have.
+func TestSnapshotReadsScaleWithTheirCost(t *testing.T) {
+	var reads int
+	s := newSnapshots(time.Millisecond, time.Now, func(context.Context) (*api.Status, uint64, error) {
+		reads++
+		time.Sleep(20 * time.Millisecond)
+		return &api.Status{Node: "h1"}, 0, nil
+	})
+	first := s.get(context.Background())
+	for end := time.Now().Add(60 * time.Millisecond); time.Now().Before(end); {
+		if sn := s.get(context.Background()); sn != first {
+			t.Fatalf("a new snapshot %v after the first, within 5 × its 20 ms read", time.Since(first.at))
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if reads != 1 {
+		t.Fatalf("%d reads", reads)
 	}
 }
