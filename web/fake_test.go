@@ -134,7 +134,7 @@ func (c *fakeCluster) serve(w http.ResponseWriter, r *http.Request, id Identity)
 		if to == "" {
 			to = "host2"
 		}
-		if req["dry_run"] == true {
+		if dry, _ := req["dry_run"].(bool); dry {
 			writeJSONTest(w, http.StatusOK, movePlan{VM: vm, From: "host1", To: to, How: "live"})
 			return
 		}

@@ -63,8 +63,8 @@ type sessions struct {
 	now  func() time.Time
 }
 
-func newSessions(idle, max time.Duration, now func() time.Time) *sessions {
-	return &sessions{m: map[[32]byte]*session{}, idle: idle, max: max, now: now}
+func newSessions(idle, maxAge time.Duration, now func() time.Time) *sessions {
+	return &sessions{m: map[[32]byte]*session{}, idle: idle, max: maxAge, now: now}
 }
 
 // randomString is n random bytes, base64url.

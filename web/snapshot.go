@@ -18,8 +18,8 @@ type snapshot struct {
 	// events is the event log's last sequence number: a new event (a
 	// refused command changes no state) is a change for the events page.
 	events uint64
-	err error
-	at  time.Time
+	err    error
+	at     time.Time
 	// version changes when something a page shows changes (not when only
 	// the clock moved): the live stream sends it, and pages swap only on
 	// a new one.

@@ -103,7 +103,7 @@ type Host struct {
 	MetricsAddr string
 	// WebAddr serves the host's web console (Options.Web).
 	WebAddr string
-	BMC         *ipmisim.Sim
+	BMC     *ipmisim.Sim
 	// Witness is set on the witness host (Options.Witness).
 	Witness bool
 	// PDU is the level-2 device (Options.PDU), or nil.
