@@ -106,7 +106,8 @@ func (ss *sessions) expire(now time.Time) {
 }
 
 func (ss *sessions) live(s *session, now time.Time) bool {
-	return now.Sub(s.used) < ss.idle && now.Sub(s.created) < ss.max && (s.id.Expires.IsZero() || now.Before(s.id.Expires))
+	// The token's own end is checked on every request (Backend.Check).
+	return now.Sub(s.used) < ss.idle && now.Sub(s.created) < ss.max
 }
 
 // get is the live session of cookie, its use noted; nil when there is none.

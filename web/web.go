@@ -36,8 +36,6 @@ type Identity struct {
 	Name    string
 	Role    string
 	TokenID string
-	// Expires is the token's end (the session ends with it).
-	Expires time.Time
 }
 
 // Operator reports whether the identity may act (not only read).
