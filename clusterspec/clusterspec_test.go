@@ -127,6 +127,9 @@ func TestErrors(t *testing.T) {
 		{"bad duration", "hosts: []\nvms: [{name: a, failure-timeout: soon}]", `duration "soon"`},
 		{"location without score", "hosts: [{name: h1}]\nvms: [{name: a}]\nconstraints: {locations: [{vm: a, host: h1}]}", "needs host and score"},
 		{"rule and host", "hosts: [{name: h1}]\nvms: [{name: a}]\nconstraints: {locations: [{vm: a, host: h1, score: 1, rule: {score: 1, expressions: [{attribute: x, operation: defined}]}}]}", "either host and score, or rule"},
+		{"nested rule wording", "hosts: [{name: h1}]\nvms: [{name: a}]\nconstraints: {locations: [{vm: a, host: h1, score: 1}, {vm: a, rule: {score: 1, rules: [{expressions: [{attribute: x, operation: defined}]}, {expressions: [{attribute: x, operation: like, value: y}]}]}}]}", `location 2 (vm "a") rule, rule 2, expression 1: unknown operation "like"`},
+		{"nested rule with both scores", "hosts: [{name: h1}]\nvms: [{name: a}]\nconstraints: {locations: [{vm: a, rule: {score: 1, rules: [{score: 2, score-attribute: x, expressions: [{attribute: x, operation: defined}]}]}}]}", `location 1 (vm "a") rule, rule 1: give score or score-attribute, not both`},
+		{"rule without score", "hosts: [{name: h1}]\nvms: [{name: a}]\nconstraints: {locations: [{vm: a, rule: {expressions: [{attribute: x, operation: defined}]}}]}", `location 1 (vm "a") rule: needs score or score-attribute`},
 		{"empty", "", "empty document"},
 		{"two documents", "hosts: []\nvms: []\n---\nhosts: []\n", "more than one"},
 	}

@@ -1,8 +1,10 @@
 package placement
 
 import (
+	"cmp"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -17,6 +19,9 @@ type Options struct {
 	// NoSearch turns off the bounded search that rescues VMs Pacemaker's
 	// greedy allocation would leave stopped (for comparisons with Pacemaker).
 	NoSearch bool
+	// reference turns the shortcuts off (the memo of location rules, the
+	// scan of the touched hosts only): tests compare the two.
+	reference bool
 }
 
 type kv struct {
@@ -25,9 +30,8 @@ type kv struct {
 }
 
 type hostScore struct {
-	h   int
-	s   Score
-	src string
+	h int
+	s Score
 }
 
 // scratch accumulates sparse per-host scores for one VM; only the hosts
@@ -87,7 +91,8 @@ type engine struct {
 	count  []int    // VMs assigned per host so far
 
 	locs     [][]hostScore
-	ruleHits [][]hostScore // per location rule: the hosts it matches
+	ruleHits [][]hostScore // per location rule: the hosts it matches (shared by equal rules)
+	ruleSrc  []string      // per location rule: its explanation term, made when first needed
 	vmRules  [][]int
 	asDep    [][]int // colocations where the VM is the dependent
 	asPrim   [][]int // colocations where the VM is the primary
@@ -121,6 +126,8 @@ type engine struct {
 	// capacity, as Pacemaker does, so the group has the best chance.
 	groupShort bool
 	hashOrder  []int // hosts in Pacemaker's node-table order (glibOrder)
+	reference  bool  // see Options
+	topBuf     []int // topTouched's result
 }
 
 // Solve computes a plan for in. It is pure: the same input always gives
@@ -139,22 +146,25 @@ func Solve(in Input, opt Options) (*Result, error) {
 }
 
 func newEngine(in *Input, opt Options) *engine {
-	e := &engine{in: in, hostIx: map[string]int{}, vmIx: map[string]int{}, blocked: map[string]string{}}
+	e := &engine{in: in, hostIx: make(map[string]int, len(in.Hosts)), vmIx: make(map[string]int, len(in.VMs)),
+		blocked: map[string]string{}, reference: opt.reference}
 	e.strat = in.Policy.Strategy
 	if e.strat == "" {
 		e.strat = StrategyDefault
 	}
 	e.useCap = e.strat != StrategyDefault
+	e.hosts = make([]*HostInfo, len(in.Hosts))
 	for i := range in.Hosts {
-		e.hosts = append(e.hosts, &in.Hosts[i])
+		e.hosts[i] = &in.Hosts[i]
 	}
 	sort.SliceStable(e.hosts, func(i, j int) bool { return e.hosts[i].Name < e.hosts[j].Name })
 	e.nh = len(e.hosts)
 	for i, h := range e.hosts {
 		e.hostIx[h.Name] = i
 	}
+	e.vms = make([]*VMInfo, len(in.VMs))
 	for i := range in.VMs {
-		e.vms = append(e.vms, &in.VMs[i])
+		e.vms[i] = &in.VMs[i]
 		e.vmIx[in.VMs[i].Name] = i
 	}
 	e.indexUtilization()
@@ -240,18 +250,33 @@ func (e *engine) indexConstraints() {
 	e.locs = make([][]hostScore, nv)
 	for _, l := range in.Locations {
 		v := e.vmIx[l.VM]
-		e.locs[v] = append(e.locs[v], hostScore{e.hostIx[l.Host], l.Score, "location " + l.Score.String()})
+		e.locs[v] = append(e.locs[v], hostScore{e.hostIx[l.Host], l.Score})
 	}
 	e.vmRules = make([][]int, nv)
-	for i, r := range in.LocationRules {
-		var hits []hostScore
-		src := fmt.Sprintf("location rule %d (%s)", i+1, r.Rule.Describe())
-		for hi, h := range e.hosts {
-			if r.Rule.Matches(h) {
-				hits = append(hits, hostScore{hi, r.Rule.value(h), src})
+	e.ruleHits = make([][]hostScore, len(in.LocationRules))
+	e.ruleSrc = make([]string, len(in.LocationRules))
+	// A rule depends only on the hosts (their names and attributes), which
+	// are fixed for the whole solve, so equal rules match the same hosts
+	// with the same values: each distinct rule is evaluated once, and its
+	// hits are shared (read-only) by every VM that carries it.
+	var memo map[string][]hostScore
+	if !e.reference {
+		memo = map[string][]hostScore{}
+	}
+	var key []byte
+	for i := range in.LocationRules {
+		r := &in.LocationRules[i]
+		if memo == nil {
+			e.ruleHits[i] = e.matchRule(&r.Rule)
+		} else {
+			key = appendRuleKey(key[:0], &r.Rule)
+			hits, ok := memo[string(key)]
+			if !ok {
+				hits = e.matchRule(&r.Rule)
+				memo[string(key)] = hits
 			}
+			e.ruleHits[i] = hits
 		}
-		e.ruleHits = append(e.ruleHits, hits)
 		v := e.vmIx[r.VM]
 		e.vmRules[v] = append(e.vmRules[v], i)
 	}
@@ -271,6 +296,25 @@ func (e *engine) indexConstraints() {
 	for _, cs := range e.asPrim {
 		e.colocOrder(cs, func(c Colocation) string { return c.VM })
 	}
+}
+
+// matchRule lists the hosts rule r matches, with what it gives each.
+func (e *engine) matchRule(r *Rule) []hostScore {
+	var hits []hostScore
+	for hi, h := range e.hosts {
+		if r.Matches(h) {
+			hits = append(hits, hostScore{hi, r.value(h)})
+		}
+	}
+	return hits
+}
+
+// ruleSource is the explanation term's source of location rule i.
+func (e *engine) ruleSource(i int) string {
+	if e.ruleSrc[i] == "" {
+		e.ruleSrc[i] = fmt.Sprintf("location rule %d (%s)", i+1, e.in.LocationRules[i].Rule.Describe())
+	}
+	return e.ruleSrc[i]
 }
 
 // indexCurrent reads where each VM runs now, and which VMs stay where they
@@ -357,12 +401,22 @@ func (e *engine) stickiness(v int) Score {
 // own adds v's own score terms (locations, rules, stickiness, fail-count
 // bans) to s. They do not depend on other VMs' placement.
 func (e *engine) own(v int, s *scratch) {
+	// The terms' sources are text for explanations: made only for them.
+	explaining := s.terms != nil
 	for _, l := range e.locs[v] {
-		s.add(l.h, l.s, true, l.src)
+		src := ""
+		if explaining {
+			src = "location " + l.s.String()
+		}
+		s.add(l.h, l.s, true, src)
 	}
 	for _, r := range e.vmRules[v] {
+		src := ""
+		if explaining {
+			src = e.ruleSource(r)
+		}
 		for _, hit := range e.ruleHits[r] {
-			s.add(hit.h, hit.s, true, hit.src)
+			s.add(hit.h, hit.s, true, src)
 		}
 	}
 	vm := e.vms[v]
@@ -491,19 +545,22 @@ func (e *engine) allocationOrder(cands []int) {
 				}
 			}
 		}
-		sort.Slice(k.vec, func(i, j int) bool { return k.vec[i].h < k.vec[j].h })
+		// Positions are distinct: any sort gives the same order.
+		slices.SortFunc(k.vec, func(a, b hostScore) int { return cmp.Compare(a.h, b.h) })
 		keys[v] = k
 	}
 	e.acc.reset()
-	sort.SliceStable(cands, func(i, j int) bool {
-		a, b := &keys[cands[i]], &keys[cands[j]]
-		if a.prio != b.prio {
-			return a.prio > b.prio
+	// A stable sort's result depends only on the order it sorts by, not on
+	// the algorithm.
+	slices.SortStableFunc(cands, func(x, y int) int {
+		a, b := &keys[x], &keys[y]
+		if c := cmp.Compare(b.prio, a.prio); c != 0 {
+			return c
 		}
-		if a.cur != b.cur {
-			return a.cur > b.cur
+		if c := cmp.Compare(b.cur, a.cur); c != 0 {
+			return c
 		}
-		return compareVec(a.vec, b.vec, base) < 0
+		return compareVec(a.vec, b.vec, base)
 	})
 }
 
@@ -805,20 +862,18 @@ func (e *engine) score(h int) Score {
 // scan finds the best eligible host. Host order is name order, so the
 // first of equals is the one with the smallest name.
 func (e *engine) scan(v, exclude int, evals []hostEval) int {
-	best := -1
+	var hs []int
+	if len(evals) == 0 && !e.reference {
+		hs = e.topTouched(exclude)
+	}
+	var best int
 	var bestScore Score
-	for h := 0; h < e.nh; h++ {
-		s := e.score(h)
-		ok := s >= 0 && e.avail[h] && h != exclude && (!e.useCap || e.fitsNeed(h))
-		if len(evals) > 0 {
-			evals[h] = hostEval{s, ok}
-		}
-		if !ok {
-			continue
-		}
-		if best < 0 || e.better(v, h, s, best, bestScore) {
-			best, bestScore = h, s
-		}
+	if hs != nil {
+		// Only the touched hosts can win (see topTouched): walk them in
+		// host order, as scanAll would.
+		best, bestScore = e.walk(v, hs)
+	} else {
+		best, bestScore = e.scanAll(v, exclude, evals)
 	}
 	if e.groupShort && best >= 0 {
 		// The most capable host wins if it scores as well as the best.
@@ -854,6 +909,78 @@ func (e *engine) scan(v, exclude int, evals []hostEval) int {
 		}
 	}
 	return best
+}
+
+// scanAll walks every host in order, keeping the first eligible one and
+// replacing it by each later one that is better; it fills evals if given.
+func (e *engine) scanAll(v, exclude int, evals []hostEval) (int, Score) {
+	best := -1
+	var bestScore Score
+	for h := 0; h < e.nh; h++ {
+		s := e.score(h)
+		ok := s >= 0 && e.avail[h] && h != exclude && (!e.useCap || e.fitsNeed(h))
+		if len(evals) > 0 {
+			evals[h] = hostEval{s, ok}
+		}
+		if !ok {
+			continue
+		}
+		if best < 0 || e.better(v, h, s, best, bestScore) {
+			best, bestScore = h, s
+		}
+	}
+	return best, bestScore
+}
+
+// walk is scanAll over the eligible hosts hs (in host order) alone.
+func (e *engine) walk(v int, hs []int) (int, Score) {
+	best := -1
+	var bestScore Score
+	for _, h := range hs {
+		if s := e.score(h); best < 0 || e.better(v, h, s, best, bestScore) {
+			best, bestScore = h, s
+		}
+	}
+	return best, bestScore
+}
+
+// topTouched returns, in host order, the eligible hosts with the highest
+// score among those the VM's terms touched (e.acc.touched), when that score
+// is above the score every untouched host has (0, or -INFINITY in an
+// opt-in cluster); otherwise nil.
+//
+// The scan keeps the first eligible host and replaces it by each later one
+// that is better, and a higher score is always better. Once it reaches the
+// first host with the highest score M, only hosts scoring M can replace it,
+// so the result is that of the same walk over the hosts scoring M alone.
+// When M is above the untouched hosts' score, those are all touched ones.
+func (e *engine) topTouched(exclude int) []int {
+	base := Score(0)
+	if e.in.Policy.OptIn {
+		base = -Infinity
+	}
+	top := e.topBuf[:0]
+	m := base
+	for _, h := range e.acc.touched {
+		s := e.score(h)
+		if s < 0 || s < m || !e.avail[h] || h == exclude || (e.useCap && !e.fitsNeed(h)) {
+			continue
+		}
+		if s > m {
+			m, top = s, top[:0]
+		}
+		if s == m && m > base {
+			top = append(top, h)
+		}
+	}
+	e.topBuf = top
+	if len(top) == 0 {
+		return nil
+	}
+	if len(top) > 1 {
+		sort.Ints(top)
+	}
+	return top
 }
 
 // better reports whether host a (score sa) beats host b (score sb) for v.

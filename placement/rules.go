@@ -15,36 +15,42 @@ var validOps = map[string]bool{
 // ValidateRule reports the first problem in r; where names the rule in
 // the error (for example `location rule 2 of vm "web"`).
 func ValidateRule(r Rule, where string) error {
+	return validateRule(&r, func() string { return where })
+}
+
+// validateRule is ValidateRule with the rule's name made only for an
+// error: Validate checks tens of thousands of rules that are fine.
+func validateRule(r *Rule, where func() string) error {
 	if r.ScoreAttribute != "" && r.Score != 0 {
-		return fmt.Errorf("%s: has both score and score-attribute", where)
+		return fmt.Errorf("%s: has both score and score-attribute", where())
 	}
 	switch strings.ToLower(r.BoolOp) {
 	case "", "and", "or":
 	default:
-		return fmt.Errorf("%s: boolean-op %q: want and or or", where, r.BoolOp)
+		return fmt.Errorf("%s: boolean-op %q: want and or or", where(), r.BoolOp)
 	}
 	if len(r.Expressions) == 0 && len(r.Rules) == 0 {
-		return fmt.Errorf("%s: has no expressions", where)
+		return fmt.Errorf("%s: has no expressions", where())
 	}
 	for i, e := range r.Expressions {
-		w := fmt.Sprintf("%s, expression %d", where, i+1)
+		w := func() string { return fmt.Sprintf("%s, expression %d", where(), i+1) }
 		if e.Attribute == "" {
-			return fmt.Errorf("%s: no attribute", w)
+			return fmt.Errorf("%s: no attribute", w())
 		}
 		if !validOps[e.Operation] {
-			return fmt.Errorf("%s: unknown operation %q (want lt, lte, gt, gte, eq, ne, defined or not_defined)", w, e.Operation)
+			return fmt.Errorf("%s: unknown operation %q (want lt, lte, gt, gte, eq, ne, defined or not_defined)", w(), e.Operation)
 		}
 		switch e.Type {
 		case "", "number", "integer", "string", "version":
 		default:
-			return fmt.Errorf("%s: unknown type %q (want number, string or version)", w, e.Type)
+			return fmt.Errorf("%s: unknown type %q (want number, string or version)", w(), e.Type)
 		}
 		if e.Operation != "defined" && e.Operation != "not_defined" && e.Value == "" {
-			return fmt.Errorf("%s: operation %s needs a value", w, e.Operation)
+			return fmt.Errorf("%s: operation %s needs a value", w(), e.Operation)
 		}
 	}
-	for i, sub := range r.Rules {
-		if err := ValidateRule(sub, fmt.Sprintf("%s, rule %d", where, i+1)); err != nil {
+	for i := range r.Rules {
+		if err := validateRule(&r.Rules[i], func() string { return fmt.Sprintf("%s, rule %d", where(), i+1) }); err != nil {
 			return err
 		}
 	}
@@ -213,4 +219,36 @@ func (r Rule) Describe() string {
 		op = "and"
 	}
 	return strings.Join(parts, " "+op+" ")
+}
+
+// appendRuleKey appends to b an encoding of everything r's outcome on a
+// host depends on: its score, score attribute, boolean operation,
+// expressions and nested rules, each string prefixed by its length and
+// each list by its count, so two rules have the same key only when they
+// are equal field for field.
+func appendRuleKey(b []byte, r *Rule) []byte {
+	b = strconv.AppendInt(b, int64(r.Score), 10)
+	b = append(b, ',')
+	b = appendKeyString(b, r.ScoreAttribute)
+	b = appendKeyString(b, r.BoolOp)
+	b = strconv.AppendInt(b, int64(len(r.Expressions)), 10)
+	b = append(b, 'e')
+	for _, x := range r.Expressions {
+		b = appendKeyString(b, x.Attribute)
+		b = appendKeyString(b, x.Operation)
+		b = appendKeyString(b, x.Value)
+		b = appendKeyString(b, x.Type)
+	}
+	b = strconv.AppendInt(b, int64(len(r.Rules)), 10)
+	b = append(b, 'r')
+	for i := range r.Rules {
+		b = appendRuleKey(b, &r.Rules[i])
+	}
+	return b
+}
+
+func appendKeyString(b []byte, s string) []byte {
+	b = strconv.AppendInt(b, int64(len(s)), 10)
+	b = append(b, ':')
+	return append(b, s...)
 }

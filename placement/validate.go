@@ -37,7 +37,7 @@ func (p *problems) add(err error) {
 
 // checkHosts checks names and capacities and returns the set of names.
 func (p *problems) checkHosts(hs []HostInfo) map[string]bool {
-	hosts := map[string]bool{}
+	hosts := make(map[string]bool, len(hs))
 	for i, h := range hs {
 		switch {
 		case h.Name == "":
@@ -58,7 +58,7 @@ func (p *problems) checkHosts(hs []HostInfo) map[string]bool {
 // checkVMs checks each VM against the known hosts and returns the set of
 // names.
 func (p *problems) checkVMs(vs []VMInfo, hosts map[string]bool) map[string]bool {
-	vms := map[string]bool{}
+	vms := make(map[string]bool, len(vs))
 	for i, v := range vs {
 		switch {
 		case v.Name == "":
@@ -112,11 +112,12 @@ func (p *problems) checkConstraints(in *Input, hosts, vms map[string]bool) {
 			p.bad("location %d (vm %q): unknown host %q", i+1, l.VM, l.Host)
 		}
 	}
-	for i, r := range in.LocationRules {
+	for i := range in.LocationRules {
+		r := &in.LocationRules[i]
 		if !vms[r.VM] {
 			p.bad("location rule %d: unknown vm %q", i+1, r.VM)
 		}
-		p.add(ValidateRule(r.Rule, fmt.Sprintf("location rule %d (vm %q)", i+1, r.VM)))
+		p.add(validateRule(&r.Rule, func() string { return fmt.Sprintf("location rule %d (vm %q)", i+1, r.VM) }))
 	}
 	for i, c := range in.Colocations {
 		if !vms[c.VM] {

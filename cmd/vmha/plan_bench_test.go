@@ -15,7 +15,11 @@ import (
 // does, writing to io.Discard. The files are written once, outside the
 // timing.
 func benchPlan(b *testing.B, nh, nv int, extra ...string) {
-	cfg, st, err := plangen.Write(b.TempDir(), nh, nv)
+	benchPlanWith(b, nh, nv, plangen.Options{}, extra...)
+}
+
+func benchPlanWith(b *testing.B, nh, nv int, o plangen.Options, extra ...string) {
+	cfg, st, err := plangen.WriteWith(b.TempDir(), nh, nv, o)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -31,6 +35,14 @@ func benchPlan(b *testing.B, nh, nv int, extra ...string) {
 func BenchmarkPlan(b *testing.B) {
 	for _, sz := range []struct{ nh, nv int }{{32, 2000}, {100, 5000}, {1000, 50000}} {
 		b.Run(fmt.Sprintf("%dx%d", sz.nh, sz.nv), func(b *testing.B) { benchPlan(b, sz.nh, sz.nv) })
+	}
+}
+
+// BenchmarkPlanShort is BenchmarkPlan with capacity short (plangen's
+// Options.Short): issue 17 wants it no slower than 10× the ample case.
+func BenchmarkPlanShort(b *testing.B) {
+	for _, sz := range []struct{ nh, nv int }{{32, 2000}, {100, 5000}, {1000, 50000}} {
+		b.Run(fmt.Sprintf("%dx%d", sz.nh, sz.nv), func(b *testing.B) { benchPlanWith(b, sz.nh, sz.nv, plangen.Options{Short: true}) })
 	}
 }
 

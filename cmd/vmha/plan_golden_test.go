@@ -14,18 +14,24 @@ import (
 // output of the implementation before issue 17's speed-ups (commit
 // 96822a6: yaml.v3 decoding, the scores of every VM computed for the text
 // output too, unbuffered output), kept in testdata/plan-golden: the same
-// plan, the same text, the same JSON.
+// plan, the same text, the same JSON. The capacity-short files (-short)
+// come from commit 4cdf8e4, before the engine evaluated each distinct
+// location rule once and scanned only the hosts a VM's terms touch.
 func TestPlanGolden(t *testing.T) {
 	cases := []struct {
 		golden string
 		nh, nv int
 		args   []string
+		short  bool
 	}{
-		{"8x200.txt", 8, 200, nil},
-		{"8x200.json", 8, 200, []string{"-o", "json"}},
-		{"8x200-explain.txt", 8, 200, []string{"--explain", "vm00000", "--explain", "vm00007"}},
-		{"8x200-explain.json", 8, 200, []string{"-o", "json", "--explain", "vm00000"}},
-		{"32x2000.txt", 32, 2000, nil},
+		{"8x200.txt", 8, 200, nil, false},
+		{"8x200.json", 8, 200, []string{"-o", "json"}, false},
+		{"8x200-explain.txt", 8, 200, []string{"--explain", "vm00000", "--explain", "vm00007"}, false},
+		{"8x200-explain.json", 8, 200, []string{"-o", "json", "--explain", "vm00000"}, false},
+		{"32x2000.txt", 32, 2000, nil, false},
+		{"8x200-short.json", 8, 200, []string{"-o", "json"}, true},
+		{"8x200-short-explain.txt", 8, 200, []string{"--explain", "vm00006", "--explain", "vm00000"}, true},
+		{"32x2000-short.txt", 32, 2000, nil, true},
 	}
 	for _, c := range cases {
 		t.Run(c.golden, func(t *testing.T) {
@@ -33,7 +39,7 @@ func TestPlanGolden(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			cfg, st, err := plangen.Write(t.TempDir(), c.nh, c.nv)
+			cfg, st, err := plangen.WriteWith(t.TempDir(), c.nh, c.nv, plangen.Options{Short: c.short})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -3,6 +3,7 @@
 //
 //	go run ./internal/testlab/plangen/cmd/plangen -hosts 1000 -vms 50000 -dir /tmp/p1000
 //	vmha plan --config /tmp/p1000/cluster.yaml --status /tmp/p1000/status.yaml
+//	go run ./internal/testlab/plangen/cmd/plangen -hosts 1000 -vms 50000 -short -dir /tmp/p1000s   # capacity short
 //	go run ./internal/testlab/plangen/cmd/plangen -hosts 32 -vms 500 -cib -dir /tmp/c32
 //	vmha plan --pacemaker-cib /tmp/c32/cib.xml
 package main
@@ -21,14 +22,19 @@ func main() {
 	nv := flag.Int("vms", 2000, "VMs")
 	dir := flag.String("dir", ".", "directory to write the files into")
 	cib := flag.Bool("cib", false, "write cib.xml (with every node's probe history) instead of the YAML files")
+	short := flag.Bool("short", false, "make capacity short (hosts offer 70% of the memory the VMs need on average; about a tenth stay stopped); YAML files only")
 	flag.Parse()
-	if err := write(*dir, *nh, *nv, *cib); err != nil {
+	if *short && *cib {
+		fmt.Fprintln(os.Stderr, "plangen: -short applies to the YAML files, not -cib")
+		os.Exit(2)
+	}
+	if err := write(*dir, *nh, *nv, *cib, plangen.Options{Short: *short}); err != nil {
 		fmt.Fprintln(os.Stderr, "plangen:", err)
 		os.Exit(1)
 	}
 }
 
-func write(dir string, nh, nv int, cib bool) error {
+func write(dir string, nh, nv int, cib bool, o plangen.Options) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
@@ -37,7 +43,7 @@ func write(dir string, nh, nv int, cib bool) error {
 		fmt.Println(p)
 		return os.WriteFile(p, plangen.CIB(nh, nv), 0o644)
 	}
-	c, s, err := plangen.Write(dir, nh, nv)
+	c, s, err := plangen.WriteWith(dir, nh, nv, o)
 	fmt.Println(c, s)
 	return err
 }
