@@ -103,32 +103,8 @@ func (a *Agent) guestInput(ctx context.Context, st *model.State, doms map[string
 		case defined && dom.Crashed:
 			a.guestFault(name, "guest crashed", now.UTC(), true)
 		case defined && dom.State.Active():
-			if g != nil && g.open && !g.failed {
-				g.open = false // a watchdog reset: running again
-			}
-			if g != nil && g.open && g.failed && dom.State == hypervisor.StateRunning && !g.runningSince.IsZero() {
-				g.open, g.failed = false, false // restarted
-			}
-			if g == nil {
-				g = &guestHealth{}
-				if a.guests == nil {
-					a.guests = map[string]*guestHealth{}
-				}
-				a.guests[name] = g
-			}
-			if g.runningSince.IsZero() {
-				g.runningSince = now
-			}
-			if pol.Monitor == clusterspec.GuestMonitorHeartbeat && pinger != nil && !g.open {
-				grace := g.runningSince
-				if g.lastOK.After(grace) {
-					grace = g.lastOK
-				}
-				if now.Sub(grace) > pol.HeartbeatTimeout {
-					a.guestFault(name, "no heartbeat for "+pol.HeartbeatTimeout.String(), now.UTC(), true)
-				} else if now.Sub(g.lastPing) >= min(pol.HeartbeatTimeout/4, 10*time.Second) {
-					pings = append(pings, ping{name, pol.HeartbeatTimeout})
-				}
+			if a.guestRunning(name, pol, now, pinger != nil) {
+				pings = append(pings, ping{name, pol.HeartbeatTimeout})
 			}
 		default:
 			if g != nil {
@@ -161,6 +137,41 @@ func (a *Agent) guestInput(ctx context.Context, st *model.State, doms map[string
 			a.log.Debug().Err(err).Str("vm", p.vm).Msg("guest heartbeat missed")
 		}
 	}
+}
+
+// guestRunning notes that vm's domain runs (a.mu held): a failure it
+// was in is over, and in heartbeat mode a guest that stayed silent too long
+// is hung. It returns true when the guest is due a ping.
+func (a *Agent) guestRunning(name string, pol clusterspec.GuestPolicy, now time.Time, canPing bool) bool {
+	g := a.guests[name]
+	if g != nil && g.open && !g.failed {
+		g.open = false // a watchdog reset: running again
+	}
+	if g != nil && g.open && g.failed && !g.runningSince.IsZero() {
+		g.open, g.failed = false, false // restarted
+	}
+	if g == nil {
+		g = &guestHealth{}
+		if a.guests == nil {
+			a.guests = map[string]*guestHealth{}
+		}
+		a.guests[name] = g
+	}
+	if g.runningSince.IsZero() {
+		g.runningSince = now
+	}
+	if pol.Monitor != clusterspec.GuestMonitorHeartbeat || !canPing || g.open {
+		return false
+	}
+	grace := g.runningSince
+	if g.lastOK.After(grace) {
+		grace = g.lastOK
+	}
+	if now.Sub(grace) > pol.HeartbeatTimeout {
+		a.guestFault(name, "no heartbeat for "+pol.HeartbeatTimeout.String(), now.UTC(), true)
+		return false
+	}
+	return now.Sub(g.lastPing) >= min(pol.HeartbeatTimeout/4, 10*time.Second)
 }
 
 // guestActions carries out the pass's guest-health decisions: a failed

@@ -33,7 +33,7 @@ func TestGuestHealthRealQEMU(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer hv.Close()
+	defer func() { _ = hv.Close() }()
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	for _, g := range []struct {
@@ -76,11 +76,22 @@ func TestGuestHealthRealQEMU(t *testing.T) {
 		t.Errorf("busy rewrites 8 MiB in a loop, yet its dirty rate is %d MiB/s", dr.MiBPerSec)
 	}
 
+	faults, restarts, gaveUp, panickedSeen := crashLoop(ctx, t, hv)
+	t.Logf("loop: %d crashes, %d restarts, gave up: %q (%s)", len(faults), restarts, gaveUp, time.Since(t0).Round(time.Millisecond))
+	if !panickedSeen {
+		t.Error("QMP query-status never said guest-panicked for the crashed guest")
+	}
+	if restarts != 2 || len(faults) != 3 || gaveUp == "" {
+		t.Fatalf("want 3 crashes, 2 restarts, then given up; got %d crashes, %d restarts, %q", len(faults), restarts, gaveUp)
+	}
+}
+
+// crashLoop plays the host's agent for guest "loop": it watches the domain,
+// asks the pure pass, and carries out its restarts, until the pass gives up.
+func crashLoop(ctx context.Context, t *testing.T, hv *hypervisor.Libvirt) (faults []time.Time, restarts int, gaveUp string, panickedSeen bool) {
 	// The crash loop, run by the host's pure pass.
 	policy := clusterspec.GuestPolicy{Monitor: clusterspec.GuestMonitorCrash, MaxRestarts: 2, Window: time.Hour}
-	var faults []time.Time
-	open, restarts, panickedSeen := false, 0, false
-	var gaveUp string
+	open := false
 	deadline := time.Now().Add(60 * time.Second)
 	for gaveUp == "" && time.Now().Before(deadline) {
 		doms, err := hv.List(ctx)
@@ -131,11 +142,5 @@ func TestGuestHealthRealQEMU(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	t.Logf("loop: %d crashes, %d restarts, gave up: %q (%s)", len(faults), restarts, gaveUp, time.Since(t0).Round(time.Millisecond))
-	if !panickedSeen {
-		t.Error("QMP query-status never said guest-panicked for the crashed guest")
-	}
-	if restarts != 2 || len(faults) != 3 || gaveUp == "" {
-		t.Fatalf("want 3 crashes, 2 restarts, then given up; got %d crashes, %d restarts, %q", len(faults), restarts, gaveUp)
-	}
+	return faults, restarts, gaveUp, panickedSeen
 }

@@ -80,7 +80,7 @@ type Status struct {
 	State string
 }
 
-// Panicked: the guest kernel panicked (pvpanic) and QEMU holds it.
+// Panicked reports whether the guest kernel panicked (pvpanic) and QEMU holds it.
 func (s Status) Panicked() bool { return s.State == raw.RunStateGuestPanicked.String() }
 
 // QueryStatus asks QEMU for the guest's run state through go-qemu's typed
