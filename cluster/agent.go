@@ -71,6 +71,8 @@ type Agent struct {
 	fails map[string]*startFailure
 	// wakeAt is when the next deferred start's backoff ends (zero: none).
 	wakeAt time.Time
+	// guests are the monitored guests' failures here (agent_guest.go).
+	guests map[string]*guestHealth
 }
 
 func newAgent(n *Node) *Agent {
@@ -136,6 +138,7 @@ func (a *Agent) run(ctx context.Context) {
 				continue
 			}
 			a.log.Debug().Str("vm", ev.Domain).Str("state", string(ev.State)).Str("detail", ev.Detail).Msg("hypervisor event")
+			a.guestEvent(ev)
 		}
 		a.n.agentBeat.Store(time.Now().UnixNano())
 		if again := a.reconcile(ctx); again {
@@ -181,6 +184,7 @@ func (a *Agent) reconcile(ctx context.Context) (again bool) {
 		a.gens.note(st, me, true)
 	}
 	in := a.input(st, doms, a.isSynced())
+	a.guestInput(ctx, st, doms, &in)
 	plan := reconcile.Decide(in)
 	a.deferred(plan.Deferred)
 	if in.Synced {
@@ -220,6 +224,7 @@ func (a *Agent) reconcile(ctx context.Context) (again bool) {
 		_ = a.report(ctx, st)
 		return true
 	}
+	a.guestActions(ctx, plan)
 	// Each start is confirmed against a fresh read index just before it:
 	// the placement must still be this host's in a state at least as new
 	// as the leader's, and no older than a generation this host has seen.
@@ -583,6 +588,7 @@ func (a *Agent) report(ctx context.Context, st *model.State) error {
 		o.FailedAt = f.last
 		obs.VMs[name] = o
 	}
+	a.guestReport(obs.VMs)
 	key, _ := json.Marshal(obs.VMs)
 	fresh := string(key) == a.sent && time.Since(a.sentAt) < reportEvery
 	a.mu.Unlock()

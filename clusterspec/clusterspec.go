@@ -80,6 +80,11 @@ type VM struct {
 	Managed *bool `yaml:"managed,omitempty"`
 	// OnForbidden overrides the policy's on-forbidden for this VM.
 	OnForbidden string `yaml:"on-forbidden,omitempty"`
+	// Guest health (clusterspec/guest.go, docs/guest-health.md).
+	GuestMonitor          string   `yaml:"guest-monitor,omitempty"`
+	GuestHeartbeatTimeout Duration `yaml:"guest-heartbeat-timeout,omitempty"`
+	GuestMaxRestarts      *int     `yaml:"guest-max-restarts,omitempty"`
+	GuestRestartWindow    Duration `yaml:"guest-restart-window,omitempty"`
 }
 
 // Constraints are the placement constraints.
@@ -361,6 +366,9 @@ func (s *Spec) Input(st *Status) (placement.Input, error) {
 		}
 		if !validOnForbidden(v.OnForbidden) {
 			bad("vm %q: on-forbidden %q: want restart or stay", v.Name, v.OnForbidden)
+		}
+		for _, msg := range v.guestProblems() {
+			bad("vm %q: %s", v.Name, msg)
 		}
 		switch v.Hypervisor {
 		case "", "kvm", "xen":

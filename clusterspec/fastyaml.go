@@ -715,6 +715,16 @@ func fastVM(m *VM, n *ynode) error {
 			m.Managed = boolPtr(b)
 		case "on-forbidden":
 			m.OnForbidden, err = v.str()
+		case "guest-monitor":
+			m.GuestMonitor, err = v.str()
+		case "guest-heartbeat-timeout":
+			m.GuestHeartbeatTimeout, err = v.duration()
+		case "guest-max-restarts":
+			var n int
+			n, err = v.int()
+			m.GuestMaxRestarts = &n
+		case "guest-restart-window":
+			m.GuestRestartWindow, err = v.duration()
 		default:
 			err = errSlow
 		}

@@ -33,13 +33,19 @@ type Domain struct {
 	State     State  `json:"state"`
 	MemoryMiB uint64 `json:"memory_mib"`
 	VCPUs     uint   `json:"vcpus"`
+	// Crashed: the guest crashed (libvirt's crashed state, kept with
+	// <on_crash>preserve</on_crash>; or shut off with reason crashed, after
+	// <on_crash>destroy</on_crash>). See docs/guest-health.md.
+	Crashed bool `json:"crashed,omitempty"`
 }
 
 // Event is a lifecycle change of one domain.
 type Event struct {
 	Domain string
 	State  State
-	// Detail is libvirt's event kind, e.g. "started", "stopped", "crashed".
+	// Detail is libvirt's event kind, e.g. "started", "stopped", "crashed"
+	// (also a stop because the guest crashed), "watchdog" (the emulated
+	// watchdog fired; State is then unknown).
 	Detail string
 	Time   time.Time
 }

@@ -85,6 +85,7 @@ type Libvirt struct {
 	closeErr  error
 
 	callbackID int
+	watchdogID int // -1: no watchdog events
 
 	// evMu orders the callback's send against Close's close(events): a send
 	// on a closed channel panics, and the event loop goroutine can be inside
@@ -124,6 +125,12 @@ func OpenLibvirt(uri string, log zerolog.Logger) (*Libvirt, error) {
 		return nil, fmt.Errorf("subscribe to domain events on %s: %w", uri, wrapLibvirtErr(err))
 	}
 	l.callbackID = id
+	l.watchdogID = -1
+	if id, err := conn.DomainEventWatchdogRegister(nil, l.onWatchdog); err == nil {
+		l.watchdogID = id
+	} else {
+		log.Warn().Err(wrapLibvirtErr(err)).Msg("no watchdog events from this hypervisor")
+	}
 	log.Debug().Msg("connected to libvirt")
 	return l, nil
 }
@@ -507,7 +514,14 @@ func describe(dom *libvirt.Domain) (Domain, error) {
 	if err != nil {
 		return Domain{}, fmt.Errorf("domain %q: %w", name, wrapLibvirtErr(err))
 	}
+	crashed := info.State == libvirt.DOMAIN_CRASHED
+	if info.State == libvirt.DOMAIN_SHUTOFF {
+		if _, reason, err := dom.GetState(); err == nil && libvirt.DomainShutoffReason(reason) == libvirt.DOMAIN_SHUTOFF_CRASHED {
+			crashed = true
+		}
+	}
 	return Domain{
+		Crashed:   crashed,
 		Name:      name,
 		UUID:      uuid,
 		State:     stateFromLibvirt(info.State),
@@ -547,19 +561,26 @@ func (l *Libvirt) onLifecycle(_ *libvirt.Connect, d *libvirt.Domain, ev *libvirt
 		return
 	}
 	state, detail := eventState(ev.Event)
+	if ev.Event == libvirt.DOMAIN_EVENT_STOPPED && libvirt.DomainEventStoppedDetailType(ev.Detail) == libvirt.DOMAIN_EVENT_STOPPED_CRASHED {
+		detail = "crashed" // <on_crash>destroy</on_crash>: the guest crashed
+	}
 	if ev.Event == libvirt.DOMAIN_EVENT_DEFINED || ev.Event == libvirt.DOMAIN_EVENT_UNDEFINED {
 		// (Re)definition says nothing about whether the domain runs: a
 		// running domain can be redefined or made transient. Ask.
 		state = currentState(d)
 	}
-	e := Event{Domain: name, State: state, Detail: detail, Time: time.Now()}
+	l.send(Event{Domain: name, State: state, Detail: detail, Time: time.Now()}, ev.Detail)
+}
 
+// send queues e without blocking (the event loop must not wait).
+func (l *Libvirt) send(e Event, reason int) {
+	name, detail := e.Domain, e.Detail
 	l.evMu.Lock()
 	defer l.evMu.Unlock()
 	if l.evClosed {
 		return // a callback that was already running when Close deregistered it
 	}
-	l.log.Debug().Str("domain", name).Str("event", detail).Int("reason", ev.Detail).Msg("lifecycle event")
+	l.log.Debug().Str("domain", name).Str("event", detail).Int("reason", reason).Msg("lifecycle event")
 	select {
 	case l.events <- e:
 		if l.dropping {
@@ -601,6 +622,9 @@ func (l *Libvirt) Close() error {
 		var errs []error
 		if err := l.conn.DomainEventDeregister(l.callbackID); err != nil {
 			errs = append(errs, fmt.Errorf("deregister domain events on %s: %w", l.uri, wrapLibvirtErr(err)))
+		}
+		if l.watchdogID >= 0 {
+			_ = l.conn.DomainEventDeregister(l.watchdogID)
 		}
 		if refs, err := l.conn.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("close libvirt %s: %w", l.uri, wrapLibvirtErr(err)))

@@ -19,6 +19,8 @@ import (
 	"fmt"
 	"sort"
 	"time"
+
+	"github.com/vmha/vmha/clusterspec"
 )
 
 // Desired is where the committed state wants a VM.
@@ -52,6 +54,10 @@ type Input struct {
 	// until then (the agent's backoff); Now is the pass's time.
 	NotBefore map[string]time.Time
 	Now       time.Time
+	// Guests are the monitored guests (guest-monitor crash or heartbeat)
+	// that failed on this host: GuestRestart decides whether each starts
+	// again here (guest.go).
+	Guests map[string]Guest
 }
 
 // Stop is a domain that must not stay on this host.
@@ -79,8 +85,22 @@ type Plan struct {
 	Starts []string
 	// Deferred are starts held back by a failure's backoff (NotBefore).
 	Deferred []string
+	// Restarts are failed guests (crashed, hung) to destroy before they
+	// start again: each is also in Starts.
+	Restarts []Restart
+	// GaveUp are failed guests not started again here: they failed more
+	// than their guest-max-restarts in the window. An active one (a
+	// watchdog reset it) is stopped.
+	GaveUp []Restart
 	// Waiting says why the pass decided nothing ("" when it did).
 	Waiting string
+}
+
+// Restart is a guest-health decision on one VM, with its reason.
+type Restart struct {
+	VM     string
+	Active bool
+	Reason string
 }
 
 // Decide is the pass. It is deterministic: lists are sorted.
@@ -120,7 +140,22 @@ func Decide(in Input) Plan {
 		d := in.Desired[name]
 		// A VM moving here live arrives through the migration; starting
 		// it too would run it twice.
-		if d.Host != in.Host || d.MigrateFrom != "" || d.Hold || in.Domains[name] {
+		if d.Host != in.Host || d.MigrateFrom != "" || d.Hold {
+			continue
+		}
+		if g, ok := in.Guests[name]; ok && len(g.Faults) > 0 {
+			restart, why := GuestRestart(g, in.Now)
+			switch {
+			case restart && g.Failed:
+				p.Restarts = append(p.Restarts, Restart{VM: name, Active: in.Domains[name], Reason: why})
+				p.Starts = append(p.Starts, name)
+				continue
+			case !restart && g.Policy.Monitor != "" && g.Policy.Monitor != clusterspec.GuestMonitorOff:
+				p.GaveUp = append(p.GaveUp, Restart{VM: name, Active: in.Domains[name], Reason: why})
+				continue
+			}
+		}
+		if in.Domains[name] {
 			continue
 		}
 		if nb, ok := in.NotBefore[name]; ok && in.Now.Before(nb) {
