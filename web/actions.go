@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"slices"
 	"strings"
 
 	"github.com/vmha/vmha/api"
@@ -60,21 +59,18 @@ func hostBack(f url.Values) string { return "/hosts/" + url.PathEscape(f.Get("ho
 
 // findVM is f's VM in st, or an error naming it.
 func findVM(st *api.Status, f url.Values) (*api.VM, error) {
-	name := f.Get("vm")
-	i := slices.IndexFunc(st.VMs, func(v api.VM) bool { return v.Name == name })
-	if i < 0 {
-		return nil, fmt.Errorf("there is no VM %q in the cluster", name)
+	if v := named(st.VMs, vmName, f.Get("vm")); v != nil {
+		return v, nil
 	}
-	return &st.VMs[i], nil
+	return nil, fmt.Errorf("there is no VM %q in the cluster", f.Get("vm"))
 }
 
+// findHost is f's host in st, or an error naming it.
 func findHost(st *api.Status, f url.Values) (*api.Host, error) {
-	name := f.Get("host")
-	i := slices.IndexFunc(st.Hosts, func(h api.Host) bool { return h.Name == name })
-	if i < 0 {
-		return nil, fmt.Errorf("there is no host %q in the cluster", name)
+	if h := named(st.Hosts, hostName, f.Get("host")); h != nil {
+		return h, nil
 	}
-	return &st.Hosts[i], nil
+	return nil, fmt.Errorf("there is no host %q in the cluster", f.Get("host"))
 }
 
 // movePlan is a migrate or relocate dry run's answer.

@@ -301,6 +301,16 @@ func (l streamLimit) acquire() bool {
 }
 func (l streamLimit) release() { <-l }
 
+// get reads path from the API as the session's principal into out, and
+// says what went wrong in words ("" when nothing did): a page shows what
+// it could read and says what it could not.
+func (s *Server) get(ctx context.Context, ss *session, path string, out any) string {
+	if err := s.be.API(ss.id).Do(ctx, http.MethodGet, path, nil, out, nil); err != nil {
+		return apiError(err)
+	}
+	return ""
+}
+
 // ctxTimeout is the budget of one API call a page makes.
 func ctxTimeout(r *http.Request) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(r.Context(), 15*time.Second)

@@ -201,20 +201,43 @@ type hostData struct {
 	Error  string
 }
 
-func (s *Server) hostPage(w http.ResponseWriter, r *http.Request, ss *session) {
-	name := r.PathValue("host")
-	p, sn := s.base(r, ss, "Host "+name, "")
+// named is the element of xs called want, or nil.
+func named[T any](xs []T, name func(*T) string, want string) *T {
+	for i := range xs {
+		if name(&xs[i]) == want {
+			return &xs[i]
+		}
+	}
+	return nil
+}
+
+func hostName(h *api.Host) string { return h.Name }
+func vmName(v *api.VM) string     { return v.Name }
+
+// objectPage starts the page of one host or VM: the frame, the status, and
+// the object by the path's name, or the answer when there is none (503
+// without a status, 404 without the object).
+func objectPage[T any](s *Server, w http.ResponseWriter, r *http.Request, ss *session, kind, param string, list func(*api.Status) []T, name func(*T) string) (*page, *api.Status, *T) {
+	want := r.PathValue(param)
+	p, sn := s.base(r, ss, kind+" "+want, "")
 	if sn.st == nil {
 		s.render(w, r, http.StatusServiceUnavailable, "error", p)
+		return nil, nil, nil
+	}
+	obj := named(list(sn.st), name, want)
+	if obj == nil {
+		s.fail(w, r, ss, http.StatusNotFound, "There is no "+strings.ToLower(kind)+" "+want+" in the cluster.")
+		return nil, nil, nil
+	}
+	return p, sn.st, obj
+}
+
+func (s *Server) hostPage(w http.ResponseWriter, r *http.Request, ss *session) {
+	p, st, h := objectPage(s, w, r, ss, "Host", "host", func(st *api.Status) []api.Host { return st.Hosts }, hostName)
+	if h == nil {
 		return
 	}
-	st := sn.st
-	i := slices.IndexFunc(st.Hosts, func(h api.Host) bool { return h.Name == name })
-	if i < 0 {
-		s.fail(w, r, ss, http.StatusNotFound, "There is no host "+name+" in the cluster.")
-		return
-	}
-	h := &st.Hosts[i]
+	name := h.Name
 	d := hostData{St: st}
 	var vcpus uint
 	for j := range st.VMs {
@@ -239,8 +262,8 @@ func (s *Server) hostPage(w http.ResponseWriter, r *http.Request, ss *session) {
 	ctx, cancel := ctxTimeout(r)
 	defer cancel()
 	var ev api.Events
-	if err := s.be.API(ss.id).Do(ctx, http.MethodGet, api.PathEvents+"?host="+url.QueryEscape(name)+"&limit=50", nil, &ev, nil); err != nil {
-		d.Error = "events: " + apiError(err)
+	if e := s.get(ctx, ss, api.PathEvents+"?host="+url.QueryEscape(name)+"&limit=50", &ev); e != "" {
+		d.Error = "events: " + e
 	}
 	d.Events = newestFirst(ev.Events)
 	p.Data = d
@@ -264,19 +287,12 @@ type vmData struct {
 }
 
 func (s *Server) vmPage(w http.ResponseWriter, r *http.Request, ss *session) {
-	name := r.PathValue("vm")
-	p, sn := s.base(r, ss, "VM "+name, "")
-	if sn.st == nil {
-		s.render(w, r, http.StatusServiceUnavailable, "error", p)
+	p, st, v := objectPage(s, w, r, ss, "VM", "vm", func(st *api.Status) []api.VM { return st.VMs }, vmName)
+	if v == nil {
 		return
 	}
-	st := sn.st
-	i := slices.IndexFunc(st.VMs, func(v api.VM) bool { return v.Name == name })
-	if i < 0 {
-		s.fail(w, r, ss, http.StatusNotFound, "There is no VM "+name+" in the cluster.")
-		return
-	}
-	d := vmData{St: st, VM: vmRowOf(&st.VMs[i])}
+	name := v.Name
+	d := vmData{St: st, VM: vmRowOf(v)}
 	for j := range st.Hosts {
 		if st.Hosts[j].Name != d.VM.Host && st.Hosts[j].State == model.HostAlive {
 			d.Hosts = append(d.Hosts, st.Hosts[j].Name)
@@ -284,16 +300,15 @@ func (s *Server) vmPage(w http.ResponseWriter, r *http.Request, ss *session) {
 	}
 	ctx, cancel := ctxTimeout(r)
 	defer cancel()
-	c := s.be.API(ss.id)
 	var ex placement.Explanation
-	if err := c.Do(ctx, http.MethodGet, api.PathExplain+"/"+url.PathEscape(name), nil, &ex, nil); err != nil {
-		d.Errors = append(d.Errors, "explanation: "+apiError(err))
+	if e := s.get(ctx, ss, api.PathExplain+"/"+url.PathEscape(name), &ex); e != "" {
+		d.Errors = append(d.Errors, "explanation: "+e)
 	} else {
 		d.Explain = &ex
 	}
 	var ev api.Events
-	if err := c.Do(ctx, http.MethodGet, api.PathEvents+"?vm="+url.QueryEscape(name)+"&limit=50", nil, &ev, nil); err != nil {
-		d.Errors = append(d.Errors, "events: "+apiError(err))
+	if e := s.get(ctx, ss, api.PathEvents+"?vm="+url.QueryEscape(name)+"&limit=50", &ev); e != "" {
+		d.Errors = append(d.Errors, "events: "+e)
 	}
 	d.Events = newestFirst(ev.Events)
 	p.Data = d
@@ -325,9 +340,7 @@ func (s *Server) eventsPage(w http.ResponseWriter, r *http.Request, ss *session)
 	ctx, cancel := ctxTimeout(r)
 	defer cancel()
 	var ev api.Events
-	if err := s.be.API(ss.id).Do(ctx, http.MethodGet, api.PathEvents+"?"+aq.Encode(), nil, &ev, nil); err != nil {
-		d.Error = apiError(err)
-	}
+	d.Error = s.get(ctx, ss, api.PathEvents+"?"+aq.Encode(), &ev)
 	d.Events, d.Last = newestFirst(ev.Events), ev.Last
 	p.Data = d
 	s.render(w, r, http.StatusOK, "events", p)

@@ -20,9 +20,7 @@ func (s *Server) recoveriesPage(w http.ResponseWriter, r *http.Request, ss *sess
 	var d recoveriesData
 	ctx, cancel := ctxTimeout(r)
 	defer cancel()
-	if err := s.be.API(ss.id).Do(ctx, http.MethodGet, api.PathRecoveries, nil, &d.Recoveries, nil); err != nil {
-		d.Error = apiError(err)
-	}
+	d.Error = s.get(ctx, ss, api.PathRecoveries, &d.Recoveries)
 	p.Data = d
 	s.render(w, r, http.StatusOK, "recoveries", p)
 }
@@ -40,12 +38,9 @@ func (s *Server) migrationsPage(w http.ResponseWriter, r *http.Request, ss *sess
 	var d migrationsData
 	ctx, cancel := ctxTimeout(r)
 	defer cancel()
-	c := s.be.API(ss.id)
-	if err := c.Do(ctx, http.MethodGet, api.PathMigrations, nil, &d.Moves, nil); err != nil {
-		d.Error = apiError(err)
-	}
+	d.Error = s.get(ctx, ss, api.PathMigrations, &d.Moves)
 	var rbs []model.Rebalance
-	if err := c.Do(ctx, http.MethodGet, api.PathRebalance, nil, &rbs, nil); err == nil {
+	if s.get(ctx, ss, api.PathRebalance, &rbs) == "" {
 		for i := range rbs {
 			if !rbs[i].Done {
 				d.Rebalances = append(d.Rebalances, rbs[i])
@@ -92,9 +87,7 @@ func (s *Server) whatIfPage(w http.ResponseWriter, r *http.Request, ss *session)
 			aq.Set("standby", d.Standby)
 		}
 		var wi api.WhatIf
-		if err := c.Do(ctx, http.MethodGet, api.PathWhatIf+"?"+aq.Encode(), nil, &wi, nil); err != nil {
-			d.Error = apiError(err)
-		} else {
+		if d.Error = s.get(ctx, ss, api.PathWhatIf+"?"+aq.Encode(), &wi); d.Error == "" {
 			d.Plan = &wi
 		}
 	}
