@@ -21,7 +21,7 @@ REVISION ?= $(shell git rev-parse HEAD 2>/dev/null)
 BUILDINFO := github.com/vmha/vmha/internal/buildinfo
 LDFLAGS := -X '$(BUILDINFO).version=$(VERSION)' -X '$(BUILDINFO).revision=$(REVISION)'
 
-.PHONY: all deps build binaries demo test vet lint fuzz bench clean install uninstall deb package
+.PHONY: all deps build binaries demo demo-real test vet lint fuzz bench clean install uninstall deb package
 
 all: build
 
@@ -43,6 +43,11 @@ binaries:
 # VMs restarted on the others. The last line gives the measured timeline.
 demo: build
 	$(GO) run ./cmd/vmha-demo -bin $(BIN)
+
+# The same story with real QEMU (TCG) guests on shared storage, and a power
+# cut of the whole host (vmhad, libvirtd, QEMU). Needs root.
+demo-real: build
+	$(GO) run ./cmd/vmha-demo -bin $(BIN) -real
 
 # go.mod must be tidy: go mod tidy -diff prints what tidy would change.
 vet:

@@ -1,7 +1,9 @@
 // Command vmha-demo runs the README's first command: a 3-host vmha cluster on
 // loopback (libvirt test-driver hypervisors, ipmi_sim BMCs), six VMs, one
 // host killed with SIGKILL, and its VMs recovered on the survivors after the
-// host is fenced over IPMI. Its last line gives the measured timeline.
+// host is fenced over IPMI. Its last line gives the measured timeline. With
+// -real (make demo-real) the hosts run real QEMU guests on shared storage
+// and the failure is a power cut of the whole host (real.go).
 package main
 
 import (
@@ -24,10 +26,11 @@ import (
 )
 
 var (
-	bin     = flag.String("bin", "bin", "directory holding vmhad and vmha")
-	vmDir   = flag.String("vms", "configs/demo", "directory of the demo VMs' domain XML")
-	keep    = flag.Bool("keep", false, "keep the work directory (logs) after the demo")
-	timeout = flag.Duration("timeout", 60*time.Second, "give up on recovery after this long")
+	bin        = flag.String("bin", "bin", "directory holding vmhad and vmha")
+	vmDir      = flag.String("vms", "configs/demo", "directory of the demo VMs' domain XML")
+	keep       = flag.Bool("keep", false, "keep the work directory (logs) after the demo")
+	timeout    = flag.Duration("timeout", 60*time.Second, "give up on recovery after this long")
+	realGuests = flag.Bool("real", false, "real QEMU (TCG) guests on shared storage, and a power cut of the whole host (real.go)")
 )
 
 // The demo VMs and their preferred hosts.
@@ -59,9 +62,21 @@ func run() error {
 		return err
 	}
 	vmha, _ := filepath.Abs(filepath.Join(*bin, "vmha"))
-	say("starting 3 hosts in %s: each a vmhad with a libvirt test-driver hypervisor and an ipmi_sim BMC", dir)
-	c, err := labcluster.Start(labcluster.Options{Dir: dir, VMHAD: vmhad})
+	o := labcluster.Options{Dir: dir, VMHAD: vmhad}
+	var lab *labcluster.RealLab
+	if *realGuests {
+		if lab, err = startReal(dir, &o); err != nil {
+			return err
+		}
+		say("starting 3 hosts in %s: each a vmhad on its libvirtd and an ipmi_sim BMC whose power-off cuts the whole host", dir)
+	} else {
+		say("starting 3 hosts in %s: each a vmhad with a libvirt test-driver hypervisor and an ipmi_sim BMC", dir)
+	}
+	c, err := labcluster.Start(o)
 	if err != nil {
+		if lab != nil {
+			_ = lab.Stop()
+		}
 		return err
 	}
 	var line string
@@ -69,13 +84,18 @@ func run() error {
 		defer func() {
 			say("cleaning up: stopping every vmhad and BMC the demo started")
 			c.Close()
+			if lab != nil {
+				if err := lab.Stop(); err != nil {
+					say("stopping the hypervisor hosts: %v", err)
+				}
+			}
 			if !*keep {
 				os.RemoveAll(dir)
 			} else {
 				say("logs kept in %s", dir)
 			}
 		}()
-		line, err = scenario(c, vmha)
+		line, err = scenario(c, vmha, lab)
 		if err != nil && !*keep {
 			// Show where things stood before the files go.
 			for _, h := range c.Hosts {
@@ -90,7 +110,7 @@ func run() error {
 	return nil
 }
 
-func scenario(c *labcluster.Cluster, vmha string) (string, error) {
+func scenario(c *labcluster.Cluster, vmha string, lab *labcluster.RealLab) (string, error) {
 	ctx := context.Background()
 	s, err := c.WaitFor(ctx, 30*time.Second, "a leader and 3 registered hosts with fence devices", formed)
 	if err != nil {
@@ -99,25 +119,43 @@ func scenario(c *labcluster.Cluster, vmha string) (string, error) {
 	say("cluster formed: leader %s; %s", s.Leader, s.Quorum.Explanation)
 
 	sock := c.Hosts[0].Socket
-	if err := addVMs(vmha, sock); err != nil {
+	want := len(vms)
+	if lab != nil {
+		want = len(realVMs)
+		err = addRealVMs(vmha, sock, lab)
+	} else {
+		err = addVMs(vmha, sock)
+	}
+	if err != nil {
 		return "", err
 	}
 	s, err = c.WaitFor(ctx, 30*time.Second, "all VMs running", func(s *api.Status) bool {
-		return len(s.VMs) == len(vms) && countRunning(s, "") == len(vms)
+		return len(s.VMs) == want && countRunning(s, "") == want
 	})
 	if err != nil {
 		return "", err
 	}
-	say("all %d VMs running:", len(vms))
+	say("all %d VMs running:", want)
 	show(vmha, sock, "status")
 
 	victim, lost, err := pickVictim(c, s)
 	if err != nil {
 		return "", err
 	}
-	say("kill -9 %s's vmhad (pid %d): the host crashes and its VMs (%s) die with it", victim.Name, victim.PID(), strings.Join(lost, ", "))
-	killedAt := time.Now()
-	victim.Kill()
+	var restarted func() (time.Time, error)
+	var killedAt time.Time
+	if lab != nil {
+		say("power cut of %s: its vmhad (pid %d), its libvirtd and the QEMU of its guests (%s) die at once", victim.Name, victim.PID(), strings.Join(lost, ", "))
+		killedAt = time.Now()
+		if err := powerCut(victim, lab); err != nil {
+			return "", err
+		}
+		restarted = firstCounters(lab, victim.Name, lost, max(*timeout, 2*time.Minute))
+	} else {
+		say("kill -9 %s's vmhad (pid %d): the host crashes and its VMs (%s) die with it", victim.Name, victim.PID(), strings.Join(lost, ", "))
+		killedAt = time.Now()
+		victim.Kill()
+	}
 
 	w := &recoveryWatch{victim: victim.Name, lost: lost, running: map[string]string{}}
 	s, err = c.WaitFor(ctx, *timeout, "recovery of "+victim.Name+"'s VMs", w.recovered)
@@ -125,6 +163,12 @@ func scenario(c *labcluster.Cluster, vmha string) (string, error) {
 		return "", err
 	}
 	vh, lastStart := recoveryTimes(s, victim.Name, lost)
+	if restarted != nil {
+		// Restart ends when the guests count again on their new hosts.
+		if lastStart, err = restarted(); err != nil {
+			return "", err
+		}
+	}
 	if vh.LostAt.IsZero() || vh.FencedAt.IsZero() || lastStart.IsZero() {
 		return "", fmt.Errorf("timeline incomplete: lost %v fenced %v restarted %v", vh.LostAt, vh.FencedAt, lastStart)
 	}

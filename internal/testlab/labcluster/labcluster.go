@@ -55,9 +55,13 @@ type Options struct {
 	Hypervisors []string
 	// PowerOff gives a host's BMC (and PDU) a shell command to run on
 	// power-off after it kills the host's vmhad: with a real libvirtd
-	// (Hypervisors), the one that kills its QEMU guests
+	// (Hypervisors), the one that kills its libvirtd and QEMU guests
 	// (virtlab.Host.PowerCutCommand), so that a fence is a power cut.
 	PowerOff map[string]string
+	// PowerOn is what a host needs back before its vmhad starts again
+	// after a power cut: with virtlab hosts, their libvirtd
+	// (virtlab.Host.PowerOn), which the power cut killed too.
+	PowerOn map[string]func() error
 	// TLS runs raft and the peer API over mutual TLS: a cluster CA in
 	// Dir/ca and a certificate per host (CN = host name).
 	TLS bool
@@ -113,10 +117,12 @@ type Host struct {
 	// ports are the host's serf, raft and API ports.
 	ports []int
 
-	bin  string
-	mu   sync.Mutex
-	cmd  *exec.Cmd
-	done chan struct{}
+	bin string
+	// powerOn runs before vmhad starts (Options.PowerOn).
+	powerOn func() error
+	mu      sync.Mutex
+	cmd     *exec.Cmd
+	done    chan struct{}
 }
 
 // BMCPassword is the demo BMCs' password (each host's password file holds
@@ -155,6 +161,7 @@ func Start(o Options) (*Cluster, error) {
 		if o.Witness && i == o.Hosts-1 {
 			h.Name, h.Witness = "witness", true
 		}
+		h.powerOn = o.PowerOn[h.Name]
 		h.Dir = filepath.Join(o.Dir, h.Name)
 		h.Config = filepath.Join(h.Dir, "vmhad.yaml")
 		h.Socket = filepath.Join(h.Dir, "vmhad.sock")
@@ -316,6 +323,11 @@ func (h *Host) Start() error {
 			if err := s.SetPowerState(true); err != nil {
 				return err
 			}
+		}
+	}
+	if h.powerOn != nil {
+		if err := h.powerOn(); err != nil {
+			return err
 		}
 	}
 	logf, err := os.OpenFile(h.Log, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)

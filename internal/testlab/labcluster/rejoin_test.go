@@ -146,20 +146,20 @@ func waitMember(t *testing.T, c *Cluster, host string) {
 
 // TestRejoinRealGuestsNeverTwice runs the sequence of issue 19 on three real
 // libvirtd hosts with QEMU (TCG) guests. A fence is a power cut: the BMC
-// kills the host's vmhad and every QEMU process of its libvirtd. A sampler
+// kills the host's vmhad, its libvirtd and every QEMU process. A sampler
 // reads the QEMU processes themselves (not libvirt, not vmha) every 100 ms
 // and records any guest alive on two hosts.
 func TestRejoinRealGuestsNeverTwice(t *testing.T) {
 	lab := virtlab.NewHosts(t, 3)
 	img := virtlab.TestImage(t)
-	power, uris := map[string]string{}, []string{}
+	power, on, uris := map[string]string{}, map[string]func() error{}, []string{}
 	byName := map[string]*virtlab.Host{}
 	for i, h := range lab {
 		name := fmt.Sprintf("host%d", i+1)
-		power[name], byName[name] = h.PowerCutCommand(), h
+		power[name], on[name], byName[name] = h.PowerCutCommand(), h.PowerOn, h
 		uris = append(uris, h.URI)
 	}
-	c := startClusterWith(t, Options{Hypervisors: uris, PowerOff: power})
+	c := startClusterWith(t, Options{Hypervisors: uris, PowerOff: power, PowerOn: on})
 	s := mustStatus(t, c)
 	var victim *Host
 	for _, h := range c.Hosts {

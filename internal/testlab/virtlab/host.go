@@ -33,8 +33,13 @@ type Host struct {
 	// incoming migration stream (qemu.conf migration_port_min/max).
 	MigrationPortMin, MigrationPortMax int
 
-	cmd      *exec.Cmd
-	exited   chan struct{}
+	// mu guards cmd and exited, which PowerOn replaces.
+	mu     sync.Mutex
+	cmd    *exec.Cmd
+	exited chan struct{}
+	// cgroup is the host's own cgroup (v2) holding libvirtd and every
+	// process it starts, or "" where none could be made (powercut.go).
+	cgroup   string
 	stopOnce sync.Once
 	stopErr  error
 }
@@ -74,12 +79,24 @@ func StartHost(name, dir string) (*Host, error) {
 		URI:              fmt.Sprintf("qemu+tcp://127.0.0.1:%d/system", tcpPort),
 		MigrationPortMin: migMin,
 		MigrationPortMax: migMin + migrationPorts - 1,
-		exited:           make(chan struct{}),
 	}
 	if err := h.writeConfig(); err != nil {
 		return nil, fmt.Errorf("start host %s: %w", name, err)
 	}
+	if err := h.writeIdentity(); err != nil {
+		return nil, fmt.Errorf("start host %s: %w", name, err)
+	}
+	h.cgroup = makeCgroup(name)
 
+	if err := h.start(); err != nil {
+		return nil, fmt.Errorf("start host %s: %w", name, err)
+	}
+	return h, nil
+}
+
+// start runs libvirtd in a new mount namespace and waits until it answers.
+func (h *Host) start() error {
+	exited := make(chan struct{})
 	// Inside the new namespace: a private /run (pid file, unix sockets,
 	// QEMU's runtime state), then the host's own folders over libvirt's.
 	// exec keeps the PID: unshare execs sh, sh execs libvirtd.
@@ -90,9 +107,15 @@ func StartHost(name, dir string) (*Host, error) {
 	}
 	script.WriteString("exec /usr/sbin/libvirtd --listen\n")
 	cmd := exec.Command("unshare", "-m", "--propagation", "private", "--", "/bin/sh", "-c", script.String())
-	logf, err := os.Create(filepath.Join(dir, "libvirtd.out"))
+	if h.cgroup != "" {
+		// Into the host's cgroup before anything runs, so that libvirtd
+		// and every QEMU it forks belong to it (powercut.go).
+		cmd = exec.Command("/bin/sh", "-c", `echo $$ > "$0/cgroup.procs" && exec "$@"`, h.cgroup,
+			"unshare", "-m", "--propagation", "private", "--", "/bin/sh", "-c", script.String())
+	}
+	logf, err := os.OpenFile(filepath.Join(h.Dir, "libvirtd.out"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
-		return nil, fmt.Errorf("start host %s: %w", name, err)
+		return err
 	}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// Own process group: a Ctrl-C on the test does not hit the daemon
@@ -100,23 +123,37 @@ func StartHost(name, dir string) (*Host, error) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		logf.Close()
-		return nil, fmt.Errorf("start host %s: unshare libvirtd: %w", name, err)
+		return fmt.Errorf("unshare libvirtd: %w", err)
 	}
-	h.cmd = cmd
+	h.mu.Lock()
+	h.cmd, h.exited = cmd, exited
+	h.mu.Unlock()
+	_ = os.WriteFile(h.pidFile(), []byte(strconv.Itoa(cmd.Process.Pid)+"\n"), 0o644)
 	go func() {
 		_ = cmd.Wait()
 		logf.Close()
-		close(h.exited)
+		close(exited)
 	}()
 	if err := h.waitReady(); err != nil {
 		_ = h.Stop()
-		return nil, fmt.Errorf("start host %s: %w; libvirtd output: %s", name, err, h.tail())
+		return fmt.Errorf("%w; libvirtd output: %s", err, h.tail())
 	}
-	return h, nil
+	return nil
 }
 
 // PID is libvirtd's process id.
-func (h *Host) PID() int { return h.cmd.Process.Pid }
+func (h *Host) PID() int {
+	cmd, _ := h.libvirtd()
+	return cmd.Process.Pid
+}
+
+// libvirtd is the current libvirtd process and the channel closed when it
+// exits.
+func (h *Host) libvirtd() (*exec.Cmd, chan struct{}) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.cmd, h.exited
+}
 
 func (h *Host) binds() [][2]string {
 	return [][2]string{
@@ -191,8 +228,9 @@ func (h *Host) waitReady() error {
 	deadline := time.Now().Add(hostStartTimeout)
 	var last error
 	for time.Now().Before(deadline) {
+		_, exited := h.libvirtd()
 		select {
-		case <-h.exited:
+		case <-exited:
 			return fmt.Errorf("libvirtd exited during start-up")
 		default:
 		}
@@ -232,10 +270,11 @@ func (h *Host) SerialLog(domain string) string {
 // guestPIDFiles maps each guest's name to its QEMU pid file in the host's
 // private /run, reached through libvirtd's /proc root.
 func (h *Host) guestPIDFiles() map[string]string {
-	if h.cmd == nil || h.cmd.Process == nil {
+	cmd, _ := h.libvirtd()
+	if cmd == nil || cmd.Process == nil {
 		return nil
 	}
-	files, _ := filepath.Glob(fmt.Sprintf("/proc/%d/root/run/libvirt/qemu/*.pid", h.cmd.Process.Pid))
+	files, _ := filepath.Glob(fmt.Sprintf("/proc/%d/root/run/libvirt/qemu/*.pid", cmd.Process.Pid))
 	out := map[string]string{}
 	for _, f := range files {
 		// driver.pid there is libvirtd's own lock file, not a guest.
@@ -264,20 +303,14 @@ func (h *Host) RunningGuests() []string {
 	return names
 }
 
-// PowerCutCommand is a shell command that kills every QEMU guest of this
-// host with SIGKILL, as losing power would (libvirtd stays, as it would
-// after the host booted again). Lab BMCs run it on power-off.
-func (h *Host) PowerCutCommand() string {
-	return fmt.Sprintf(`for f in /proc/%d/root/run/libvirt/qemu/*.pid; do case "$f" in */driver.pid) ;; *) kill -9 "$(cat "$f")" 2>/dev/null ;; esac; done; true`, h.cmd.Process.Pid)
-}
-
 // QEMUPIDs lists the PIDs of this host's QEMU processes from their pid files
 // in the host's private /run, reached through libvirtd's /proc root.
 func (h *Host) QEMUPIDs() []int {
-	if h.cmd == nil || h.cmd.Process == nil {
+	cmd, _ := h.libvirtd()
+	if cmd == nil || cmd.Process == nil {
 		return nil
 	}
-	files, _ := filepath.Glob(fmt.Sprintf("/proc/%d/root/run/libvirt/qemu/*.pid", h.cmd.Process.Pid))
+	files, _ := filepath.Glob(fmt.Sprintf("/proc/%d/root/run/libvirt/qemu/*.pid", cmd.Process.Pid))
 	var pids []int
 	for _, f := range files {
 		b, err := os.ReadFile(f)
@@ -304,8 +337,9 @@ func (h *Host) Stop() error {
 func (h *Host) stop() error {
 	var errs []error
 	pids := h.QEMUPIDs()
+	cmd, exited := h.libvirtd()
 	select {
-	case <-h.exited:
+	case <-exited:
 	default:
 		if conn, err := libvirt.NewConnect(h.URI); err == nil {
 			if doms, err := conn.ListAllDomains(0); err == nil {
@@ -327,16 +361,17 @@ func (h *Host) stop() error {
 		}
 	}
 	saveCapsCache(filepath.Join(h.Dir, "cache", "qemu", "capabilities"))
-	if h.cmd != nil && h.cmd.Process != nil {
-		_ = h.cmd.Process.Signal(syscall.SIGTERM)
+	if cmd != nil && cmd.Process != nil {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
 		select {
-		case <-h.exited:
+		case <-exited:
 		case <-time.After(10 * time.Second):
-			_ = h.cmd.Process.Kill()
-			<-h.exited
-			errs = append(errs, fmt.Errorf("libvirtd of %s (pid %d) ignored SIGTERM for 10 s, killed", h.Name, h.cmd.Process.Pid))
+			_ = cmd.Process.Kill()
+			<-exited
+			errs = append(errs, fmt.Errorf("libvirtd of %s (pid %d) ignored SIGTERM for 10 s, killed", h.Name, cmd.Process.Pid))
 		}
 	}
+	h.removeCgroup()
 	return errors.Join(errs...)
 }
 

@@ -22,7 +22,7 @@ func Need(t testing.TB) {
 	if os.Geteuid() != 0 {
 		testenv.Missing(t, "the libvirt lab needs root (mount namespaces, libvirtd)")
 	}
-	for _, c := range []string{"unshare", "libvirtd", "qemu-system-x86_64", "busybox", "cpio", "gzip"} {
+	for _, c := range []string{"unshare", "libvirtd", "qemu-system-x86_64", "qemu-io", "busybox", "cpio", "gzip"} {
 		testenv.NeedCommand(t, c)
 	}
 	if os.Getenv("VMHA_LAB_KERNEL") == "" && !exists(filepath.Join(DefaultCacheDir, "vmlinuz")) {
