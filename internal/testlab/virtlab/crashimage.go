@@ -3,10 +3,8 @@ package virtlab
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 )
 
 // crashImageVersion names the crash guest's files: bump it when its /init
@@ -50,18 +48,11 @@ done
 // initrd with its pvpanic modules (from the same package, so they load)
 // and crashInit. Built once into cacheDir, like EnsureImage.
 func EnsureCrashImage(cacheDir string) (Image, error) {
-	if err := os.MkdirAll(cacheDir, 0o755); err != nil {
-		return Image{}, fmt.Errorf("create image cache %s: %w", cacheDir, err)
-	}
-	lock, err := os.OpenFile(filepath.Join(cacheDir, ".lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	unlock, err := lockCache(cacheDir)
 	if err != nil {
-		return Image{}, fmt.Errorf("open image cache lock: %w", err)
+		return Image{}, err
 	}
-	defer lock.Close()
-	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
-		return Image{}, fmt.Errorf("lock image cache %s: %w", cacheDir, err)
-	}
-	defer func() { _ = syscall.Flock(int(lock.Fd()), syscall.LOCK_UN) }()
+	defer unlock()
 	img := Image{
 		Kernel: filepath.Join(cacheDir, "crash-vmlinuz-"+crashImageVersion),
 		Initrd: filepath.Join(cacheDir, "crash-initrd-"+crashImageVersion+".img"),
@@ -69,48 +60,21 @@ func EnsureCrashImage(cacheDir string) (Image, error) {
 	if exists(img.Kernel) && exists(img.Initrd) {
 		return img, nil
 	}
-	pkg, err := cloudKernelPackage()
-	if err != nil {
-		return Image{}, err
-	}
 	work, err := os.MkdirTemp(cacheDir, "crash-")
 	if err != nil {
 		return Image{}, err
 	}
 	defer os.RemoveAll(work)
-	_ = os.Chmod(work, 0o777) // apt downloads as _apt
-	dl := exec.Command("apt-get", "download", "-q", pkg)
-	dl.Dir = work
-	if out, err := dl.CombinedOutput(); err != nil {
-		return Image{}, fmt.Errorf("apt-get download %s: %w: %s", pkg, err, lastLines(out, 5))
-	}
-	debs, _ := filepath.Glob(filepath.Join(work, "*.deb"))
-	if len(debs) != 1 {
-		return Image{}, fmt.Errorf("apt-get download %s left %d .deb files, want 1", pkg, len(debs))
-	}
-	deb := filepath.Join(work, "deb")
-	if out, err := exec.Command("dpkg-deb", "-x", debs[0], deb).CombinedOutput(); err != nil {
-		return Image{}, fmt.Errorf("dpkg-deb -x: %w: %s", err, lastLines(out, 5))
-	}
-	kernels, _ := filepath.Glob(filepath.Join(deb, "boot", "vmlinuz-*"))
-	mods, _ := filepath.Glob(filepath.Join(deb, "lib", "modules", "*", "kernel", "drivers", "misc", "pvpanic", "pvpanic*.ko*"))
-	if len(kernels) != 1 || len(mods) == 0 {
-		return Image{}, fmt.Errorf("package %s: %d kernels, %d pvpanic modules", pkg, len(kernels), len(mods))
-	}
-	busybox, err := exec.LookPath("busybox")
+	pkgRoot, kernel, err := unpackCloudKernel(work)
 	if err != nil {
-		return Image{}, fmt.Errorf("busybox (Debian busybox-static) not found: %w", err)
-	}
-	root := filepath.Join(work, "root")
-	for _, d := range []string{"bin", "lib"} {
-		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
-			return Image{}, err
-		}
-	}
-	if err := copyFile(busybox, filepath.Join(root, "bin", "busybox")); err != nil {
 		return Image{}, err
 	}
-	if err := os.Chmod(filepath.Join(root, "bin", "busybox"), 0o755); err != nil {
+	mods, _ := filepath.Glob(filepath.Join(pkgRoot, "lib", "modules", "*", "kernel", "drivers", "misc", "pvpanic", "pvpanic*.ko*"))
+	if len(mods) == 0 {
+		return Image{}, fmt.Errorf("the cloud kernel package has no pvpanic module")
+	}
+	root, err := guestRoot(work, crashInit, "lib")
+	if err != nil {
 		return Image{}, err
 	}
 	for _, m := range mods {
@@ -121,18 +85,10 @@ func EnsureCrashImage(cacheDir string) (Image, error) {
 			return Image{}, err
 		}
 	}
-	if err := os.WriteFile(filepath.Join(root, "init"), []byte(crashInit), 0o755); err != nil {
+	if err := packInitrd(root, img.Initrd); err != nil {
 		return Image{}, err
 	}
-	tmp := img.Initrd + ".tmp"
-	script := `cd "$1" && find . | cpio -o -H newc --quiet | gzip -1 > "$2"`
-	if out, err := exec.Command("sh", "-c", script, "sh", root, tmp).CombinedOutput(); err != nil {
-		return Image{}, fmt.Errorf("build crash initrd: %w: %s", err, lastLines(out, 5))
-	}
-	if err := os.Rename(tmp, img.Initrd); err != nil {
-		return Image{}, err
-	}
-	return img, copyFile(kernels[0], img.Kernel)
+	return img, copyFile(kernel, img.Kernel)
 }
 
 // CrashGuestXML is a counter guest that panics after crashAfter counter

@@ -11,7 +11,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"libvirt.org/go/libvirt"
@@ -71,18 +70,11 @@ done
 // building them on first use from Debian's linux-image-cloud-amd64 (kernel
 // and modules from the same package, so they always match).
 func EnsureDiskImage(cacheDir string) (Image, error) {
-	if err := os.MkdirAll(cacheDir, 0o755); err != nil {
-		return Image{}, fmt.Errorf("create image cache %s: %w", cacheDir, err)
-	}
-	lock, err := os.OpenFile(filepath.Join(cacheDir, ".lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	unlock, err := lockCache(cacheDir)
 	if err != nil {
-		return Image{}, fmt.Errorf("open image cache lock: %w", err)
+		return Image{}, err
 	}
-	defer lock.Close()
-	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
-		return Image{}, fmt.Errorf("lock image cache %s: %w", cacheDir, err)
-	}
-	defer func() { _ = syscall.Flock(int(lock.Fd()), syscall.LOCK_UN) }()
+	defer unlock()
 	img := Image{
 		Kernel: filepath.Join(cacheDir, "vmlinuz-"+diskImageVersion),
 		Initrd: filepath.Join(cacheDir, "initrd-"+diskImageVersion+".img"),
@@ -97,48 +89,21 @@ func EnsureDiskImage(cacheDir string) (Image, error) {
 }
 
 func buildDiskImage(cacheDir string, img Image) error {
-	busybox, err := exec.LookPath("busybox")
-	if err != nil {
-		return fmt.Errorf("busybox (Debian busybox-static) not found: %w", err)
-	}
-	pkg, err := cloudKernelPackage()
-	if err != nil {
-		return err
-	}
 	work, err := os.MkdirTemp(cacheDir, "disk-")
 	if err != nil {
 		return fmt.Errorf("disk image work dir: %w", err)
 	}
 	defer os.RemoveAll(work)
-	_ = os.Chmod(work, 0o777) // apt downloads as _apt
-	dl := exec.Command("apt-get", "download", "-q", pkg)
-	dl.Dir = work
-	if out, err := dl.CombinedOutput(); err != nil {
-		return fmt.Errorf("apt-get download %s: %w: %s", pkg, err, lastLines(out, 5))
-	}
-	debs, _ := filepath.Glob(filepath.Join(work, "*.deb"))
-	if len(debs) != 1 {
-		return fmt.Errorf("apt-get download %s left %d .deb files, want 1", pkg, len(debs))
-	}
-	pkgRoot := filepath.Join(work, "pkg")
-	if out, err := exec.Command("dpkg-deb", "-x", debs[0], pkgRoot).CombinedOutput(); err != nil {
-		return fmt.Errorf("dpkg-deb -x %s: %w: %s", debs[0], err, lastLines(out, 5))
-	}
-	kernels, _ := filepath.Glob(filepath.Join(pkgRoot, "boot", "vmlinuz-*"))
-	mods, _ := filepath.Glob(filepath.Join(pkgRoot, "lib", "modules", "*"))
-	if len(kernels) != 1 || len(mods) != 1 {
-		return fmt.Errorf("package %s holds %d kernels and %d module trees, want 1 and 1", pkg, len(kernels), len(mods))
-	}
-	root := filepath.Join(work, "root")
-	for _, d := range []string{"bin", "lib/vmha-modules"} {
-		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
-			return err
-		}
-	}
-	if err := copyFile(busybox, filepath.Join(root, "bin", "busybox")); err != nil {
+	pkgRoot, kernel, err := unpackCloudKernel(work)
+	if err != nil {
 		return err
 	}
-	if err := os.Chmod(filepath.Join(root, "bin", "busybox"), 0o755); err != nil {
+	mods, _ := filepath.Glob(filepath.Join(pkgRoot, "lib", "modules", "*"))
+	if len(mods) != 1 {
+		return fmt.Errorf("the cloud kernel package holds %d module trees, want 1", len(mods))
+	}
+	root, err := guestRoot(work, diskInitScript, "lib/vmha-modules")
+	if err != nil {
 		return err
 	}
 	// Numbered so that the shell's glob loads them in dependency order.
@@ -147,18 +112,10 @@ func buildDiskImage(cacheDir string, img Image) error {
 			return err
 		}
 	}
-	if err := os.WriteFile(filepath.Join(root, "init"), []byte(diskInitScript), 0o755); err != nil {
+	if err := copyFile(kernel, img.Kernel); err != nil {
 		return err
 	}
-	tmp := img.Initrd + ".tmp"
-	script := `cd "$1" && find . | cpio -o -H newc --quiet | gzip -1 > "$2"`
-	if out, err := exec.Command("sh", "-c", script, "sh", root, tmp).CombinedOutput(); err != nil {
-		return fmt.Errorf("build disk initrd with cpio: %w: %s", err, lastLines(out, 5))
-	}
-	if err := copyFile(kernels[0], img.Kernel); err != nil {
-		return err
-	}
-	return os.Rename(tmp, img.Initrd)
+	return packInitrd(root, img.Initrd)
 }
 
 // SharedDiskSize is the size of a disk guest's raw image (only its first

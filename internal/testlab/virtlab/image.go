@@ -20,7 +20,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"syscall"
 )
 
 // DefaultCacheDir holds the kernel and initrd between test runs, so only the
@@ -62,18 +61,11 @@ done
 // file lock serializes concurrent test processes (go test runs packages in
 // parallel) so two of them never build into the same files.
 func EnsureImage(cacheDir string) (Image, error) {
-	if err := os.MkdirAll(cacheDir, 0o755); err != nil {
-		return Image{}, fmt.Errorf("create image cache %s: %w", cacheDir, err)
-	}
-	lock, err := os.OpenFile(filepath.Join(cacheDir, ".lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	unlock, err := lockCache(cacheDir)
 	if err != nil {
-		return Image{}, fmt.Errorf("open image cache lock: %w", err)
+		return Image{}, err
 	}
-	defer lock.Close()
-	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
-		return Image{}, fmt.Errorf("lock image cache %s: %w", cacheDir, err)
-	}
-	defer func() { _ = syscall.Flock(int(lock.Fd()), syscall.LOCK_UN) }()
+	defer unlock()
 
 	img := Image{
 		Kernel: filepath.Join(cacheDir, "vmlinuz"),
@@ -104,36 +96,16 @@ func fetchKernel(cacheDir, dst string) error {
 	if k := os.Getenv("VMHA_LAB_KERNEL"); k != "" {
 		return copyFile(k, dst)
 	}
-	pkg, err := cloudKernelPackage()
-	if err != nil {
-		return err
-	}
 	work, err := os.MkdirTemp(cacheDir, "kernel-")
 	if err != nil {
 		return fmt.Errorf("kernel work dir: %w", err)
 	}
 	defer os.RemoveAll(work)
-	// apt drops root to _apt for downloads; the folder must be writable for
-	// it or apt falls back to an unsandboxed download with a warning.
-	_ = os.Chmod(work, 0o777)
-	dl := exec.Command("apt-get", "download", "-q", pkg)
-	dl.Dir = work
-	if out, err := dl.CombinedOutput(); err != nil {
-		return fmt.Errorf("apt-get download %s: %w: %s", pkg, err, lastLines(out, 5))
+	_, kernel, err := unpackCloudKernel(work)
+	if err != nil {
+		return err
 	}
-	debs, _ := filepath.Glob(filepath.Join(work, "*.deb"))
-	if len(debs) != 1 {
-		return fmt.Errorf("apt-get download %s left %d .deb files in %s, want 1", pkg, len(debs), work)
-	}
-	root := filepath.Join(work, "root")
-	if out, err := exec.Command("dpkg-deb", "-x", debs[0], root).CombinedOutput(); err != nil {
-		return fmt.Errorf("dpkg-deb -x %s: %w: %s", debs[0], err, lastLines(out, 5))
-	}
-	kernels, _ := filepath.Glob(filepath.Join(root, "boot", "vmlinuz-*"))
-	if len(kernels) != 1 {
-		return fmt.Errorf("package %s holds %d kernels under /boot, want 1", pkg, len(kernels))
-	}
-	return copyFile(kernels[0], dst)
+	return copyFile(kernel, dst)
 }
 
 var dependsRE = regexp.MustCompile(`Depends:\s+(linux-image-\S+-cloud-amd64)\b`)
@@ -164,39 +136,16 @@ func cloudKernelPackage() (string, error) {
 
 // buildInitrd writes a gzip'd newc cpio with a static busybox and /init.
 func buildInitrd(cacheDir, dst string) error {
-	busybox, err := exec.LookPath("busybox")
-	if err != nil {
-		return fmt.Errorf("busybox (Debian busybox-static) not found: %w", err)
-	}
-	// The initrd has no libraries: a dynamically linked busybox would not
-	// start. Debian's busybox-static is static; the busybox package is not.
-	if out, err := exec.Command("file", "-L", busybox).CombinedOutput(); err == nil && strings.Contains(string(out), "dynamically linked") {
-		return fmt.Errorf("%s is dynamically linked; install busybox-static", busybox)
-	}
 	work, err := os.MkdirTemp(cacheDir, "initrd-")
 	if err != nil {
 		return fmt.Errorf("initrd work dir: %w", err)
 	}
 	defer os.RemoveAll(work)
-	root := filepath.Join(work, "root")
-	if err := os.MkdirAll(filepath.Join(root, "bin"), 0o755); err != nil {
+	root, err := guestRoot(work, initScript)
+	if err != nil {
 		return err
 	}
-	if err := copyFile(busybox, filepath.Join(root, "bin", "busybox")); err != nil {
-		return err
-	}
-	if err := os.Chmod(filepath.Join(root, "bin", "busybox"), 0o755); err != nil {
-		return err
-	}
-	if err := os.WriteFile(filepath.Join(root, "init"), []byte(initScript), 0o755); err != nil {
-		return err
-	}
-	tmp := dst + ".tmp"
-	script := `cd "$1" && find . | cpio -o -H newc --quiet | gzip -1 > "$2"`
-	if out, err := exec.Command("sh", "-c", script, "sh", root, tmp).CombinedOutput(); err != nil {
-		return fmt.Errorf("build initrd with cpio: %w: %s", err, lastLines(out, 5))
-	}
-	return os.Rename(tmp, dst)
+	return packInitrd(root, dst)
 }
 
 func copyFile(src, dst string) error {
