@@ -21,7 +21,7 @@ REVISION ?= $(shell git rev-parse HEAD 2>/dev/null)
 BUILDINFO := github.com/vmha/vmha/internal/buildinfo
 LDFLAGS := -X '$(BUILDINFO).version=$(VERSION)' -X '$(BUILDINFO).revision=$(REVISION)'
 
-.PHONY: all deps build binaries demo demo-real test vet lint fuzz bench clean install uninstall deb package
+.PHONY: all deps build binaries demo demo-real demo-console test vet lint fuzz bench clean install uninstall deb package
 
 all: build
 
@@ -48,6 +48,11 @@ demo: build
 # cut of the whole host (vmhad, libvirtd, QEMU). Needs root.
 demo-real: build
 	$(GO) run ./cmd/vmha-demo -bin $(BIN) -real
+
+# The demo, then the cluster kept running with the web console on every
+# host: it prints the URLs and an operator token; Ctrl-C ends it.
+demo-console: build
+	$(GO) run ./cmd/vmha-demo -bin $(BIN) -console
 
 # go.mod must be tidy: go mod tidy -diff prints what tidy would change.
 vet:

@@ -31,6 +31,7 @@ var (
 	keep       = flag.Bool("keep", false, "keep the work directory (logs) after the demo")
 	timeout    = flag.Duration("timeout", 60*time.Second, "give up on recovery after this long")
 	realGuests = flag.Bool("real", false, "real QEMU (TCG) guests on shared storage, and a power cut of the whole host (real.go)")
+	console    = flag.Bool("console", false, "serve the web console on every host and, after the story, keep the cluster running with a URL and an operator token until Ctrl-C")
 )
 
 // The demo VMs and their preferred hosts.
@@ -62,7 +63,7 @@ func run() error {
 		return err
 	}
 	vmha, _ := filepath.Abs(filepath.Join(*bin, "vmha"))
-	o := labcluster.Options{Dir: dir, VMHAD: vmhad}
+	o := labcluster.Options{Dir: dir, VMHAD: vmhad, Web: *console}
 	var lab *labcluster.RealLab
 	if *realGuests {
 		if lab, err = startReal(dir, &o); err != nil {
@@ -96,6 +97,10 @@ func run() error {
 			}
 		}()
 		line, err = scenario(c, vmha, lab)
+		if err == nil && *console {
+			say("%s", line)
+			err = serveConsole(c, vmha)
+		}
 		if err != nil && !*keep {
 			// Show where things stood before the files go.
 			for _, h := range c.Hosts {
