@@ -24,6 +24,14 @@ type guestHealth struct {
 	failed bool
 	// gaveUp is the reason the guest is not restarted any more ("": it is).
 	gaveUp string
+	// counted: the leader's fail count holds the last failure. Once it
+	// does, a fail count gone (vmha vm cleanup) is a fresh budget.
+	counted bool
+	// destroyedAt is when the agent last destroyed the failed domain to
+	// restart it: a hypervisor event from before then is of that failure,
+	// read late (the agent reads events between passes, and a crash with
+	// <on_crash>destroy</on_crash> sends two), not a new one.
+	destroyedAt time.Time
 	// Heartbeats: the last answered ping, the last ping, and when the
 	// domain was first seen running (the grace for a booting guest).
 	lastOK, lastPing, runningSince time.Time
@@ -44,7 +52,7 @@ func (a *Agent) guestFault(vm, why string, at time.Time, failed bool) {
 	if g.open {
 		return
 	}
-	g.open, g.why = true, why
+	g.open, g.why, g.counted = true, why, false
 	g.faults = append(g.faults, at)
 	if len(g.faults) > 64 {
 		g.faults = g.faults[len(g.faults)-64:]
@@ -59,6 +67,9 @@ func (a *Agent) guestEvent(ev hypervisor.Event) {
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if g := a.guests[ev.Domain]; g != nil && !ev.Time.After(g.destroyedAt) {
+		return // the failure already handled
+	}
 	why := ev.Detail
 	if why == "crashed" {
 		why = "guest crashed"
@@ -94,10 +105,8 @@ func (a *Agent) guestInput(ctx context.Context, st *model.State, doms map[string
 		}
 		dom, defined := doms[name]
 		g := a.guests[name]
-		if g != nil && len(g.faults) > 0 && st.Status.Failures[name][in.Host] == nil && now.Sub(g.faults[len(g.faults)-1]) > 30*time.Second {
-			// The fail count was cleared (vmha vm cleanup) after the
-			// leader counted ours: the guest gets a fresh budget.
-			g.faults, g.gaveUp = nil, ""
+		if g != nil && len(g.faults) > 0 {
+			guestCleanup(g, st.Status.Failures[name][in.Host])
 		}
 		switch {
 		case defined && dom.Crashed:
@@ -174,6 +183,35 @@ func (a *Agent) guestRunning(name string, pol clusterspec.GuestPolicy, now time.
 	return now.Sub(g.lastPing) >= min(pol.HeartbeatTimeout/4, 10*time.Second)
 }
 
+// guestCleanup gives g a fresh budget when the leader counted its last
+// failure (f, the fail count on this host, holds it) and the count was then
+// cleared (vmha vm cleanup): its failures here are forgotten and no longer
+// reported, so they are not counted again.
+func guestCleanup(g *guestHealth, f *model.Failure) {
+	switch {
+	case f != nil && !f.Last.Before(g.faults[len(g.faults)-1]):
+		g.counted = true
+	case f == nil && g.counted:
+		g.faults, g.gaveUp, g.counted = nil, "", false
+	}
+}
+
+// guestDestroyed notes that vm's failed guest was destroyed for its
+// restart (a.mu held; destroyed false: the destroy failed). The domain no
+// longer needs destroying, so the next pass starts it like any stopped VM
+// and does not restart it again once it runs: the failure stays open until
+// it is seen running, so the stale state is not counted as a new failure.
+func (a *Agent) guestDestroyed(vm string, destroyed bool) {
+	g := a.guests[vm]
+	if g == nil {
+		return
+	}
+	g.gaveUp, g.lastOK, g.runningSince = "", time.Time{}, time.Time{}
+	if destroyed {
+		g.failed, g.destroyedAt = false, time.Now()
+	}
+}
+
 // guestActions carries out the pass's guest-health decisions: a failed
 // guest to restart is destroyed first (it starts with the other starts); a
 // guest over its restart limit that still runs (a watchdog reset it) is
@@ -181,13 +219,12 @@ func (a *Agent) guestRunning(name string, pol clusterspec.GuestPolicy, now time.
 func (a *Agent) guestActions(ctx context.Context, plan reconcile.Plan) {
 	for _, r := range plan.Restarts {
 		a.log.Warn().Str("vm", r.VM).Str("reason", r.Reason).Msg("restarting failed guest")
-		if err := a.n.hv.Stop(ctx, r.VM, 0); err != nil {
+		err := a.n.hv.Stop(ctx, r.VM, 0)
+		if err != nil {
 			a.log.Error().Err(err).Str("vm", r.VM).Msg("destroy failed guest")
 		}
 		a.mu.Lock()
-		if g := a.guests[r.VM]; g != nil {
-			g.gaveUp, g.lastOK, g.runningSince = "", time.Time{}, time.Time{}
-		}
+		a.guestDestroyed(r.VM, err == nil)
 		a.mu.Unlock()
 	}
 	for _, r := range plan.GaveUp {

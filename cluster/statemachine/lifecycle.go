@@ -90,6 +90,18 @@ func clearFailures(s *model.State, vms []string, host string) error {
 		}
 	}
 	for _, vm := range vms {
+		// The failure the agent last reported is counted and now cleared:
+		// forgotten with the count, or the leader would count it again
+		// from the stored report (a cleanup undone at once).
+		for h, o := range s.Status.Observed {
+			if o == nil || (host != "" && h != host) {
+				continue
+			}
+			if v, ok := o.VMs[vm]; ok && !v.FailedAt.IsZero() {
+				v.FailedAt = time.Time{}
+				o.VMs[vm] = v
+			}
+		}
 		if host == "" {
 			delete(s.Status.Failures, vm)
 			continue

@@ -83,9 +83,19 @@ func TestFailureCounts(t *testing.T) {
 	if n := s.Status.Failures["web1"]["h1"].Count; n != 2 {
 		t.Fatalf("web1 on h1 counted %d, want 2", n)
 	}
+	for _, h := range []string{"h1", "h2"} {
+		must(t, s, &command.Command{Op: command.OpObserve, At: at, Observation: &model.Observation{Host: h, At: at,
+			VMs: map[string]model.VMObserve{"web1": {State: "shutoff", Since: at, FailedAt: at.Add(time.Second), Error: "guest crashed"}}}})
+	}
 	must(t, s, &command.Command{Op: command.OpFailures, At: at, By: "alice on h1", Names: []string{"web1"}, Name: "h1"})
 	if s.Status.Failures["web1"]["h1"] != nil || s.Status.Failures["web1"]["h2"] == nil {
 		t.Fatalf("cleanup of h1 only: %+v", s.Status.Failures["web1"])
+	}
+	// The cleared failure is forgotten in h1's stored report too (else the
+	// leader would count it again at once); h2's stays.
+	if !s.Status.Observed["h1"].VMs["web1"].FailedAt.IsZero() || s.Status.Observed["h2"].VMs["web1"].FailedAt.IsZero() {
+		t.Fatalf("after the cleanup of h1 the reports say failed at h1 %v, h2 %v",
+			s.Status.Observed["h1"].VMs["web1"].FailedAt, s.Status.Observed["h2"].VMs["web1"].FailedAt)
 	}
 	must(t, s, &command.Command{Op: command.OpVMState, At: at, Name: "web1", VMState: &model.VMState{Target: model.TargetDisabled, By: "alice", At: at}})
 	if len(s.Status.Failures) != 0 {
