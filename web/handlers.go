@@ -52,14 +52,11 @@ func (s *Server) withSession(h sessionHandler) http.HandlerFunc {
 			ss = s.sessions.get(c.Value)
 		}
 		if ss != nil {
-			id, ok := s.be.Check(ss.id.TokenID)
-			if !ok {
+			// A token's owner and role never change; what can change is
+			// that it is revoked or expired, which ends the session.
+			if _, ok := s.be.Check(ss.id.TokenID); !ok {
 				s.sessions.drop(c.Value)
 				ss = nil
-			} else {
-				// The token's owner or role cannot change, but take
-				// what the cluster says now.
-				ss.id.Name, ss.id.Role = id.Name, id.Role
 			}
 		}
 		if ss == nil {

@@ -345,3 +345,36 @@ func TestSnapshotReadsScaleWithTheirCost(t *testing.T) {
 		t.Fatalf("%d reads", reads)
 	}
 }
+
+// TestOneSessionManyRequests: a browser's pages, live refreshes and forms
+// arrive at once (the race detector runs this in make test).
+func TestOneSessionManyRequests(t *testing.T) {
+	c := newFakeCluster(3, 30)
+	s := newServer(t, c)
+	b := newBrowser(t, s)
+	b.login(opToken)
+	h := s.Handler()
+	cookie := b.cookies[cookieSession]
+	done := make(chan struct{})
+	for i := 0; i < 8; i++ {
+		go func(i int) {
+			defer func() { done <- struct{}{} }()
+			for j := 0; j < 20; j++ {
+				paths := []string{"/", "/vms/vm00003", "/hosts/host2", "/events", "/act/stop?vm=vm00004"}
+				r := httptest.NewRequest("GET", "https://console.example"+paths[(i+j)%len(paths)], nil)
+				r.AddCookie(cookie)
+				if j%2 == 0 {
+					r.Header.Set(headerPartial, "1")
+				}
+				w := httptest.NewRecorder()
+				h.ServeHTTP(w, r)
+				if w.Code != http.StatusOK {
+					t.Errorf("%s: %d", r.URL.Path, w.Code)
+				}
+			}
+		}(i)
+	}
+	for i := 0; i < 8; i++ {
+		<-done
+	}
+}
