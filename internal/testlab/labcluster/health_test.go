@@ -76,7 +76,7 @@ func attrOf(s *api.Status, host, key string) string {
 // #health-ipmi turns red, and under node-health-strategy migrate-on-red its
 // VMs leave it (the test driver cannot migrate live, so they restart
 // elsewhere; with allow-migrate and real libvirtd they move live, the path
-// docs/moves.md describes), never active twice. The leader holds host1
+// docs/moves.md describes: TestHealthRedMovesGuestsLive), never active twice. The leader holds host1
 // (health-hold=red). The temperature goes back: #health-ipmi is green, but
 // nothing comes to host1 (a new VM that prefers it goes elsewhere) until an
 // operator clears the hold, which is refused while the host is red.
