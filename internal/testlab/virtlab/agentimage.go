@@ -95,52 +95,21 @@ var agentModules = []string{"virtio_pci", "virtio_console"}
 // from the same package, so they load) and agentInit. Built once into
 // cacheDir, like EnsureImage.
 func EnsureAgentImage(cacheDir string) (Image, error) {
-	unlock, err := lockCache(cacheDir)
-	if err != nil {
-		return Image{}, err
-	}
-	defer unlock()
-	img := Image{
-		Kernel: filepath.Join(cacheDir, "agent-vmlinuz-"+agentImageVersion),
-		Initrd: filepath.Join(cacheDir, "agent-initrd-"+agentImageVersion+".img"),
-	}
-	if exists(img.Kernel) && exists(img.Initrd) {
-		return img, nil
-	}
-	work, err := os.MkdirTemp(cacheDir, "agent-")
-	if err != nil {
-		return Image{}, err
-	}
-	defer os.RemoveAll(work)
-	pkgRoot, kernel, err := unpackCloudKernel(work)
-	if err != nil {
-		return Image{}, err
-	}
-	mods, err := moduleLoadOrder(pkgRoot, agentModules)
-	if err != nil {
-		return Image{}, err
-	}
-	root, err := guestRoot(work, agentInit, "lib")
-	if err != nil {
-		return Image{}, err
-	}
-	var order []string
-	for _, m := range mods {
-		if strings.HasSuffix(m, ".xz") || strings.HasSuffix(m, ".zst") {
-			return Image{}, fmt.Errorf("compressed module %s: busybox insmod cannot load it", m)
+	return kernelImage(cacheDir, "agent", agentImageVersion, func(work, pkgRoot string) (string, error) {
+		mods, err := moduleLoadOrder(pkgRoot, agentModules)
+		if err != nil {
+			return "", err
 		}
-		if err := copyFile(m, filepath.Join(root, "lib", filepath.Base(m))); err != nil {
-			return Image{}, err
+		root, err := guestRoot(work, agentInit, "lib")
+		if err != nil {
+			return "", err
 		}
-		order = append(order, filepath.Base(m))
-	}
-	if err := os.WriteFile(filepath.Join(root, "lib", "modules.order"), []byte(strings.Join(order, "\n")+"\n"), 0o644); err != nil {
-		return Image{}, err
-	}
-	if err := packInitrd(root, img.Initrd); err != nil {
-		return Image{}, err
-	}
-	return img, copyFile(kernel, img.Kernel)
+		order, err := copyModules(mods, filepath.Join(root, "lib"))
+		if err != nil {
+			return "", err
+		}
+		return root, os.WriteFile(filepath.Join(root, "lib", "modules.order"), []byte(strings.Join(order, "\n")+"\n"), 0o644)
+	})
 }
 
 // moduleLoadOrder finds names (module names, as in lsmod) in the unpacked
@@ -221,33 +190,6 @@ func AgentGuestXML(name string, img Image, hangAfter int) string {
 	if hangAfter > 0 {
 		cmdline += fmt.Sprintf(" vmha.hang=%d", hangAfter)
 	}
-	return fmt.Sprintf(`<domain type='qemu'>
-  <name>%s</name>
-  <memory unit='MiB'>128</memory>
-  <vcpu>1</vcpu>
-  <os>
-    <type arch='x86_64' machine='pc'>hvm</type>
-    <kernel>%s</kernel>
-    <initrd>%s</initrd>
-    <cmdline>%s</cmdline>
-  </os>
-  <features><acpi/></features>
-  <on_poweroff>destroy</on_poweroff>
-  <on_reboot>restart</on_reboot>
-  <on_crash>destroy</on_crash>
-  <devices>
-    <emulator>/usr/bin/qemu-system-x86_64</emulator>
-    <controller type='usb' model='none'/>
-    <serial type='file'>
-      <source path='%s' append='on'/>
-      <target port='0'/>
-    </serial>
-    <channel type='unix'>
-      <source mode='bind'/>
-      <target type='virtio' name='%s'/>
-    </channel>
-    <memballoon model='none'/>
-  </devices>
-</domain>
-`, name, img.Kernel, img.Initrd, cmdline, SerialPathInHost(name), GuestAgentChannel)
+	return guestSpec{Name: name, Img: img, Cmdline: cmdline, ACPI: true, OnReboot: "restart",
+		Devices: fmt.Sprintf("    <channel type='unix'>\n      <source mode='bind'/>\n      <target type='virtio' name='%s'/>\n    </channel>\n", GuestAgentChannel)}.xml()
 }

@@ -103,3 +103,56 @@ func packInitrd(root, dst string) error {
 	}
 	return os.Rename(tmp, dst)
 }
+
+// kernelImage returns the guest image named kind (KIND-vmlinuz-VERSION,
+// KIND-initrd-VERSION.img) in cacheDir, building it first when it is not
+// there: build gets a work folder with the cloud kernel package unpacked
+// (pkgRoot) and returns the initrd's tree; the package's kernel is copied
+// beside it.
+func kernelImage(cacheDir, kind, version string, build func(work, pkgRoot string) (root string, err error)) (Image, error) {
+	unlock, err := lockCache(cacheDir)
+	if err != nil {
+		return Image{}, err
+	}
+	defer unlock()
+	img := Image{
+		Kernel: filepath.Join(cacheDir, kind+"-vmlinuz-"+version),
+		Initrd: filepath.Join(cacheDir, kind+"-initrd-"+version+".img"),
+	}
+	if exists(img.Kernel) && exists(img.Initrd) {
+		return img, nil
+	}
+	work, err := os.MkdirTemp(cacheDir, kind+"-")
+	if err != nil {
+		return Image{}, err
+	}
+	defer os.RemoveAll(work)
+	pkgRoot, kernel, err := unpackCloudKernel(work)
+	if err != nil {
+		return Image{}, err
+	}
+	root, err := build(work, pkgRoot)
+	if err != nil {
+		return Image{}, err
+	}
+	if err := packInitrd(root, img.Initrd); err != nil {
+		return Image{}, err
+	}
+	return img, copyFile(kernel, img.Kernel)
+}
+
+// copyModules copies kernel modules into dir (busybox's insmod loads only
+// uncompressed ones) and returns their file names in the given order.
+func copyModules(mods []string, dir string) ([]string, error) {
+	var names []string
+	for _, m := range mods {
+		if strings.HasSuffix(m, ".xz") || strings.HasSuffix(m, ".zst") {
+			return nil, fmt.Errorf("compressed module %s: busybox insmod cannot load it", m)
+		}
+		if err := copyFile(m, filepath.Join(dir, filepath.Base(m))); err != nil {
+			return nil, err
+		}
+		names = append(names, filepath.Base(m))
+	}
+	return names, nil
+}

@@ -2,9 +2,7 @@ package virtlab
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
-	"strings"
 )
 
 // crashImageVersion names the crash guest's files: bump it when its /init
@@ -48,47 +46,18 @@ done
 // initrd with its pvpanic modules (from the same package, so they load)
 // and crashInit. Built once into cacheDir, like EnsureImage.
 func EnsureCrashImage(cacheDir string) (Image, error) {
-	unlock, err := lockCache(cacheDir)
-	if err != nil {
-		return Image{}, err
-	}
-	defer unlock()
-	img := Image{
-		Kernel: filepath.Join(cacheDir, "crash-vmlinuz-"+crashImageVersion),
-		Initrd: filepath.Join(cacheDir, "crash-initrd-"+crashImageVersion+".img"),
-	}
-	if exists(img.Kernel) && exists(img.Initrd) {
-		return img, nil
-	}
-	work, err := os.MkdirTemp(cacheDir, "crash-")
-	if err != nil {
-		return Image{}, err
-	}
-	defer os.RemoveAll(work)
-	pkgRoot, kernel, err := unpackCloudKernel(work)
-	if err != nil {
-		return Image{}, err
-	}
-	mods, _ := filepath.Glob(filepath.Join(pkgRoot, "lib", "modules", "*", "kernel", "drivers", "misc", "pvpanic", "pvpanic*.ko*"))
-	if len(mods) == 0 {
-		return Image{}, fmt.Errorf("the cloud kernel package has no pvpanic module")
-	}
-	root, err := guestRoot(work, crashInit, "lib")
-	if err != nil {
-		return Image{}, err
-	}
-	for _, m := range mods {
-		if strings.HasSuffix(m, ".xz") || strings.HasSuffix(m, ".zst") {
-			return Image{}, fmt.Errorf("compressed module %s: busybox insmod cannot load it", m)
+	return kernelImage(cacheDir, "crash", crashImageVersion, func(work, pkgRoot string) (string, error) {
+		mods, _ := filepath.Glob(filepath.Join(pkgRoot, "lib", "modules", "*", "kernel", "drivers", "misc", "pvpanic", "pvpanic*.ko*"))
+		if len(mods) == 0 {
+			return "", fmt.Errorf("the cloud kernel package has no pvpanic module")
 		}
-		if err := copyFile(m, filepath.Join(root, "lib", filepath.Base(m))); err != nil {
-			return Image{}, err
+		root, err := guestRoot(work, crashInit, "lib")
+		if err != nil {
+			return "", err
 		}
-	}
-	if err := packInitrd(root, img.Initrd); err != nil {
-		return Image{}, err
-	}
-	return img, copyFile(kernel, img.Kernel)
+		_, err = copyModules(mods, filepath.Join(root, "lib"))
+		return root, err
+	})
 }
 
 // CrashGuestXML is a counter guest that panics after crashAfter counter
@@ -103,30 +72,6 @@ func CrashGuestXML(name string, img Image, crashAfter int, onCrash string, dirty
 	if dirty {
 		cmdline += " vmha.dirty=1"
 	}
-	return fmt.Sprintf(`<domain type='qemu'>
-  <name>%s</name>
-  <memory unit='MiB'>128</memory>
-  <vcpu>1</vcpu>
-  <os>
-    <type arch='x86_64' machine='pc'>hvm</type>
-    <kernel>%s</kernel>
-    <initrd>%s</initrd>
-    <cmdline>%s</cmdline>
-  </os>
-  <features><acpi/></features>
-  <on_poweroff>destroy</on_poweroff>
-  <on_reboot>restart</on_reboot>
-  <on_crash>%s</on_crash>
-  <devices>
-    <emulator>/usr/bin/qemu-system-x86_64</emulator>
-    <controller type='usb' model='none'/>
-    <serial type='file'>
-      <source path='%s' append='on'/>
-      <target port='0'/>
-    </serial>
-    <memballoon model='none'/>
-    <panic model='isa'/>
-  </devices>
-</domain>
-`, name, img.Kernel, img.Initrd, cmdline, onCrash, SerialPathInHost(name))
+	return guestSpec{Name: name, Img: img, Cmdline: cmdline, ACPI: true, OnReboot: "restart", OnCrash: onCrash,
+		Devices: "    <panic model='isa'/>\n"}.xml()
 }

@@ -29,7 +29,7 @@ import (
 
 // diskImageVersion is part of the disk guest's file names: bump it when
 // diskInitScript or the module list changes.
-const diskImageVersion = "disk-v1"
+const diskImageVersion = "v1"
 
 // diskModules are the Debian cloud kernel's modules the guest loads, in
 // dependency order, to see virtio disks (they are not built in).
@@ -70,52 +70,23 @@ done
 // building them on first use from Debian's linux-image-cloud-amd64 (kernel
 // and modules from the same package, so they always match).
 func EnsureDiskImage(cacheDir string) (Image, error) {
-	unlock, err := lockCache(cacheDir)
-	if err != nil {
-		return Image{}, err
-	}
-	defer unlock()
-	img := Image{
-		Kernel: filepath.Join(cacheDir, "vmlinuz-"+diskImageVersion),
-		Initrd: filepath.Join(cacheDir, "initrd-"+diskImageVersion+".img"),
-	}
-	if exists(img.Kernel) && exists(img.Initrd) {
-		return img, nil
-	}
-	if err := buildDiskImage(cacheDir, img); err != nil {
-		return Image{}, err
-	}
-	return img, nil
-}
-
-func buildDiskImage(cacheDir string, img Image) error {
-	work, err := os.MkdirTemp(cacheDir, "disk-")
-	if err != nil {
-		return fmt.Errorf("disk image work dir: %w", err)
-	}
-	defer os.RemoveAll(work)
-	pkgRoot, kernel, err := unpackCloudKernel(work)
-	if err != nil {
-		return err
-	}
-	mods, _ := filepath.Glob(filepath.Join(pkgRoot, "lib", "modules", "*"))
-	if len(mods) != 1 {
-		return fmt.Errorf("the cloud kernel package holds %d module trees, want 1", len(mods))
-	}
-	root, err := guestRoot(work, diskInitScript, "lib/vmha-modules")
-	if err != nil {
-		return err
-	}
-	// Numbered so that the shell's glob loads them in dependency order.
-	for i, m := range diskModules {
-		if err := copyFile(filepath.Join(mods[0], m), filepath.Join(root, "lib", "vmha-modules", fmt.Sprintf("%02d-%s", i, filepath.Base(m)))); err != nil {
-			return err
+	return kernelImage(cacheDir, "disk", diskImageVersion, func(work, pkgRoot string) (string, error) {
+		mods, _ := filepath.Glob(filepath.Join(pkgRoot, "lib", "modules", "*"))
+		if len(mods) != 1 {
+			return "", fmt.Errorf("the cloud kernel package holds %d module trees, want 1", len(mods))
 		}
-	}
-	if err := copyFile(kernel, img.Kernel); err != nil {
-		return err
-	}
-	return packInitrd(root, img.Initrd)
+		root, err := guestRoot(work, diskInitScript, "lib/vmha-modules")
+		if err != nil {
+			return "", err
+		}
+		// Numbered so that the shell's glob loads them in dependency order.
+		for i, m := range diskModules {
+			if err := copyFile(filepath.Join(mods[0], m), filepath.Join(root, "lib", "vmha-modules", fmt.Sprintf("%02d-%s", i, filepath.Base(m)))); err != nil {
+				return "", err
+			}
+		}
+		return root, nil
+	})
 }
 
 // SharedDiskSize is the size of a disk guest's raw image (only its first

@@ -178,8 +178,39 @@ func lastLines(b []byte, n int) string {
 // the source shows what the guest printed before the move, the one on the
 // target what it printed after.
 func GuestXML(name string, img Image, memoryMiB int) string {
-	if memoryMiB <= 0 {
-		memoryMiB = 128
+	return guestSpec{Name: name, Img: img, MemoryMiB: memoryMiB}.xml()
+}
+
+// guestSpec is a lab guest's domain: GuestXML's, with what a kind of guest
+// (crash, agent) changes or adds.
+type guestSpec struct {
+	Name      string
+	Img       Image
+	MemoryMiB int // 0: 128
+	// Cmdline is the kernel's ("": console=ttyS0 quiet panic=-1).
+	Cmdline string
+	// ACPI adds <features><acpi/></features> (pvpanic is found through it).
+	ACPI bool
+	// OnReboot and OnCrash are the lifecycle actions ("": destroy).
+	OnReboot, OnCrash string
+	// Devices is device XML added after the serial port.
+	Devices string
+}
+
+func (g guestSpec) xml() string {
+	or := func(s, def string) string {
+		if s == "" {
+			return def
+		}
+		return s
+	}
+	mem := g.MemoryMiB
+	if mem <= 0 {
+		mem = 128
+	}
+	features := ""
+	if g.ACPI {
+		features = "  <features><acpi/></features>\n"
 	}
 	return fmt.Sprintf(`<domain type='qemu'>
   <name>%s</name>
@@ -189,11 +220,11 @@ func GuestXML(name string, img Image, memoryMiB int) string {
     <type arch='x86_64' machine='pc'>hvm</type>
     <kernel>%s</kernel>
     <initrd>%s</initrd>
-    <cmdline>console=ttyS0 quiet panic=-1</cmdline>
+    <cmdline>%s</cmdline>
   </os>
-  <on_poweroff>destroy</on_poweroff>
-  <on_reboot>destroy</on_reboot>
-  <on_crash>destroy</on_crash>
+%s  <on_poweroff>destroy</on_poweroff>
+  <on_reboot>%s</on_reboot>
+  <on_crash>%s</on_crash>
   <devices>
     <emulator>/usr/bin/qemu-system-x86_64</emulator>
     <controller type='usb' model='none'/>
@@ -201,10 +232,11 @@ func GuestXML(name string, img Image, memoryMiB int) string {
       <source path='%s' append='on'/>
       <target port='0'/>
     </serial>
-    <memballoon model='none'/>
+%s    <memballoon model='none'/>
   </devices>
 </domain>
-`, name, memoryMiB, img.Kernel, img.Initrd, SerialPathInHost(name))
+`, g.Name, mem, g.Img.Kernel, g.Img.Initrd, or(g.Cmdline, "console=ttyS0 quiet panic=-1"), features,
+		or(g.OnReboot, "destroy"), or(g.OnCrash, "destroy"), SerialPathInHost(g.Name), g.Devices)
 }
 
 // serialDir is where guests' consoles go, as seen inside a host's namespace.
