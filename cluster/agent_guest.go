@@ -35,6 +35,8 @@ type guestHealth struct {
 	// Heartbeats: the last answered ping, the last ping, and when the
 	// domain was first seen running (the grace for a booting guest).
 	lastOK, lastPing, runningSince time.Time
+	// pinging: a ping is under way (they run beside the passes).
+	pinging bool
 }
 
 // guestFault notes a failure of vm's guest (a.mu held): a new one unless
@@ -130,21 +132,30 @@ func (a *Agent) guestInput(ctx context.Context, st *model.State, doms map[string
 		}
 	}
 	a.mu.Unlock()
-	// Pings outside the lock: each waits for the guest agent (at most a
-	// few seconds).
+	// Pings run beside the pass, one at a time per guest: a silent guest
+	// agent makes libvirt wait (about 5 s for its guest-sync, whatever the
+	// timeout), which must not hold up this pass's starts and stops of
+	// other VMs. Their answers count at the next pass.
 	for _, p := range pings {
-		err := pinger.GuestPing(ctx, p.vm, min(p.timeout/4, 5*time.Second))
-		a.mu.Lock()
-		if g := a.guests[p.vm]; g != nil {
-			g.lastPing = time.Now()
-			if err == nil {
-				g.lastOK = g.lastPing
-			}
+		go a.guestPing(context.WithoutCancel(ctx), pinger, p.vm, min(p.timeout/4, 5*time.Second))
+	}
+}
+
+// guestPing pings vm's guest agent and notes the answer (the ping was
+// marked under way by guestRunning).
+func (a *Agent) guestPing(ctx context.Context, pinger hypervisor.GuestPinger, vm string, timeout time.Duration) {
+	err := pinger.GuestPing(ctx, vm, timeout)
+	a.mu.Lock()
+	if g := a.guests[vm]; g != nil {
+		g.pinging = false
+		g.lastPing = time.Now()
+		if err == nil {
+			g.lastOK = g.lastPing
 		}
-		a.mu.Unlock()
-		if err != nil {
-			a.log.Debug().Err(err).Str("vm", p.vm).Msg("guest heartbeat missed")
-		}
+	}
+	a.mu.Unlock()
+	if err != nil {
+		a.log.Debug().Err(err).Str("vm", vm).Msg("guest heartbeat missed")
 	}
 }
 
@@ -180,7 +191,11 @@ func (a *Agent) guestRunning(name string, pol clusterspec.GuestPolicy, now time.
 		a.guestFault(name, "no heartbeat for "+pol.HeartbeatTimeout.String(), now.UTC(), true)
 		return false
 	}
-	return now.Sub(g.lastPing) >= min(pol.HeartbeatTimeout/4, 10*time.Second)
+	if g.pinging || now.Sub(g.lastPing) < min(pol.HeartbeatTimeout/4, 10*time.Second) {
+		return false
+	}
+	g.pinging = true
+	return true
 }
 
 // guestCleanup gives g a fresh budget when the leader counted its last
