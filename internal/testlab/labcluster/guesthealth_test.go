@@ -24,37 +24,19 @@ import (
 func TestGuestHealthThroughTheAgent(t *testing.T) {
 	virtlab.Need(t)
 	start := time.Now()
-	lab := virtlab.NewHosts(t, 2)
 	img, err := virtlab.EnsureCrashImage(virtlab.DefaultCacheDir)
 	if err != nil {
 		t.Fatalf("crash image: %v", err)
 	}
-	c := startClusterWith(t, Options{Witness: true, Hypervisors: []string{lab[0].URI, lab[1].URI}})
-	twice := runningTwice(t, c)
-	ch := watchNeverTwice(t, c)
-	via := c.Hosts[0]
-	dir := t.TempDir()
 	const guest = "crashy"
-	rules := filepath.Join(dir, "cluster.yaml")
-	if err := os.WriteFile(rules, []byte(`vms:
+	g := startGuestLab(t, guest, virtlab.CrashGuestXML(guest, img, 3, "destroy", false), `vms:
   - name: crashy
     guest-monitor: crash
     guest-max-restarts: 2
     guest-restart-window: 10m
     migration-threshold: INFINITY
-`), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	xml := filepath.Join(dir, guest+".xml")
-	if err := os.WriteFile(xml, []byte(virtlab.CrashGuestXML(guest, img, 3, "destroy", false)), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	// The rules name the VM, so it is added first, in a cluster
-	// maintenance (nothing starts) until they are applied.
-	c.expect(t, via, 0, "cluster in maintenance", "cluster", "maintenance")
-	c.expect(t, via, 0, "vm "+guest+" added", "vm", "add", guest, "--xml", xml, "--prefer", "host1")
-	c.expect(t, via, 0, "placement rules from", "rules", "apply", rules, "--yes")
-	c.expect(t, via, 0, "maintenance ended", "cluster", "maintenance", "--off")
+`)
+	c, lab, via, twice, ch := g.c, g.lab, g.via, g.twice, g.ch
 	serial := lab[0].SerialLog(guest)
 
 	// Three boots on host1: the first, then two restarts by its agent,
@@ -140,4 +122,38 @@ func waitBoots(t *testing.T, serial string, n int, timeout time.Duration) []stri
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// guestLab is a lab of two hosts with real libvirtd and QEMU (TCG) and a
+// witness, running one monitored guest (the guest-health tests).
+type guestLab struct {
+	c     *Cluster
+	lab   []*virtlab.Host
+	via   *Host
+	twice func() []string
+	ch    *checker
+}
+
+// startGuestLab starts the lab and adds guest with its domain XML and the
+// rules (a cluster.yaml that names it). The rules name the VM, so it is
+// added first, in a cluster maintenance (nothing starts) until they apply.
+func startGuestLab(t *testing.T, guest, domainXML, rulesYAML string) *guestLab {
+	t.Helper()
+	lab := virtlab.NewHosts(t, 2)
+	c := startClusterWith(t, Options{Witness: true, Hypervisors: []string{lab[0].URI, lab[1].URI}})
+	g := &guestLab{c: c, lab: lab, via: c.Hosts[0], twice: runningTwice(t, c), ch: watchNeverTwice(t, c)}
+	dir := t.TempDir()
+	rules := filepath.Join(dir, "cluster.yaml")
+	if err := os.WriteFile(rules, []byte(rulesYAML), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	xml := filepath.Join(dir, guest+".xml")
+	if err := os.WriteFile(xml, []byte(domainXML), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c.expect(t, g.via, 0, "cluster in maintenance", "cluster", "maintenance")
+	c.expect(t, g.via, 0, "vm "+guest+" added", "vm", "add", guest, "--xml", xml, "--prefer", "host1")
+	c.expect(t, g.via, 0, "placement rules from", "rules", "apply", rules, "--yes")
+	c.expect(t, g.via, 0, "maintenance ended", "cluster", "maintenance", "--off")
+	return g
 }

@@ -3,7 +3,6 @@ package labcluster
 import (
 	"context"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -28,36 +27,20 @@ import (
 func TestGuestHeartbeatThroughTheAgent(t *testing.T) {
 	virtlab.Need(t)
 	start := time.Now()
-	lab := virtlab.NewHosts(t, 2)
 	img, err := virtlab.EnsureAgentImage(virtlab.DefaultCacheDir)
 	if err != nil {
 		t.Fatalf("agent image: %v", err)
 	}
-	c := startClusterWith(t, Options{Witness: true, Hypervisors: []string{lab[0].URI, lab[1].URI}})
-	twice := runningTwice(t, c)
-	ch := watchNeverTwice(t, c)
-	via := c.Hosts[0]
-	dir := t.TempDir()
 	const guest = "hangy"
-	rules := filepath.Join(dir, "cluster.yaml")
-	if err := os.WriteFile(rules, []byte(`vms:
+	g := startGuestLab(t, guest, virtlab.AgentGuestXML(guest, img, hangAfter), `vms:
   - name: hangy
     guest-monitor: heartbeat
     guest-heartbeat-timeout: 10s
     guest-max-restarts: 1
     guest-restart-window: 10m
     migration-threshold: INFINITY
-`), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	xml := filepath.Join(dir, guest+".xml")
-	if err := os.WriteFile(xml, []byte(virtlab.AgentGuestXML(guest, img, hangAfter)), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	c.expect(t, via, 0, "cluster in maintenance", "cluster", "maintenance")
-	c.expect(t, via, 0, "vm "+guest+" added", "vm", "add", guest, "--xml", xml, "--prefer", "host1")
-	c.expect(t, via, 0, "placement rules from", "rules", "apply", rules, "--yes")
-	c.expect(t, via, 0, "maintenance ended", "cluster", "maintenance", "--off")
+`)
+	c, lab, via, twice, ch := g.c, g.lab, g.via, g.twice, g.ch
 	serial := lab[0].SerialLog(guest)
 
 	// Two boots on host1: the first, then the restart by its agent once the
