@@ -29,6 +29,7 @@ import (
 	berrors "go.etcd.io/bbolt/errors"
 
 	"github.com/vmha/vmha/cluster/decide"
+	"github.com/vmha/vmha/internal/units"
 )
 
 // What the data directory holds.
@@ -601,7 +602,7 @@ func diskProblems(self, dir string, local diskSpace, statErr error, members deci
 		out = append(out, fmt.Sprintf("host %s: cannot read the free space of data_dir %s: %v", self, dir, statErr))
 	case local.low():
 		out = append(out, fmt.Sprintf("host %s: data_dir %s has %s free of %s (below %s, the larger of 1 GiB and 5 %%): %s",
-			self, dir, humanBytes(local.Free), humanBytes(local.Total), humanBytes(local.floor()), why))
+			self, dir, units.Bytes(local.Free), units.Bytes(local.Total), units.Bytes(local.floor()), why))
 	}
 	names := make([]string, 0, len(members))
 	for name := range members {
@@ -620,22 +621,9 @@ func diskProblems(self, dir string, local diskSpace, statErr error, members deci
 			continue
 		}
 		out = append(out, fmt.Sprintf("host %s: its data_dir has %s free of %s (below %s, the larger of 1 GiB and 5 %%): %s",
-			name, humanBytes(d.Free), humanBytes(d.Total), humanBytes(d.floor()), why))
+			name, units.Bytes(d.Free), units.Bytes(d.Total), units.Bytes(d.floor()), why))
 	}
 	return out
-}
-
-func humanBytes(n uint64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := uint64(unit), 0
-	for m := n / unit; m >= unit && exp < 4; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTP"[exp])
 }
 
 // diskProblems of this node, measured now.

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/vmha/vmha/internal/units"
 )
 
 //go:embed templates/*.html
@@ -50,7 +52,7 @@ var funcs = template.FuncMap{
 	"join":  strings.Join,
 	"add":   func(a, b int) int { return a + b },
 	"sub":   func(a, b uint64) uint64 { return a - min(a, b) },
-	"bytes": humanBytes,
+	"bytes": units.Bytes,
 	// secs is an optional number of seconds ("" when unknown).
 	"secs": func(p *float64) string {
 		if p == nil {
@@ -58,20 +60,6 @@ var funcs = template.FuncMap{
 		}
 		return strconv.FormatFloat(*p, 'f', 1, 64) + " s"
 	},
-}
-
-// humanBytes is n bytes for people: 512 B, 3.4 MiB, 2.0 GiB.
-func humanBytes(n uint64) string {
-	const unit = 1024
-	if n < unit {
-		return strconv.FormatUint(n, 10) + " B"
-	}
-	div, exp := uint64(unit), 0
-	for m := n / unit; m >= unit && exp < 4; m /= unit {
-		div *= unit
-		exp++
-	}
-	return strconv.FormatFloat(float64(n)/float64(div), 'f', 1, 64) + " " + string("KMGTP"[exp]) + "iB"
 }
 
 // humanDuration is d rounded for people: 850ms, 4.2s, 3m10s, 2h5m, 3d4h.
