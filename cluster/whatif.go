@@ -248,13 +248,18 @@ func (n *Node) sourceJobs(ctx context.Context, addrs map[string]string) map[stri
 	out := map[string]sourceAnswer{}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
+	set := func(host string, a sourceAnswer) {
+		mu.Lock()
+		out[host] = a
+		mu.Unlock()
+	}
 	for host, addr := range addrs {
 		switch {
 		case host == n.cfg.NodeName && n.agent != nil:
-			out[host] = sourceAnswer{jobs: n.agent.Jobs()}
+			set(host, sourceAnswer{jobs: n.agent.Jobs()})
 			continue
 		case addr == "":
-			out[host] = sourceAnswer{err: host + " has no API address: progress unknown"}
+			set(host, sourceAnswer{err: host + " has no API address: progress unknown"})
 			continue
 		}
 		wg.Add(1)
@@ -266,9 +271,7 @@ func (n *Node) sourceJobs(ctx context.Context, addrs map[string]string) map[stri
 			if err != nil {
 				a = sourceAnswer{err: fmt.Sprintf("%s did not answer for its progress: %v", host, err)}
 			}
-			mu.Lock()
-			out[host] = a
-			mu.Unlock()
+			set(host, a)
 		}()
 	}
 	wg.Wait()
