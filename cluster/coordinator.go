@@ -164,6 +164,13 @@ func (c *Coordinator) step(ctx context.Context) {
 	c.execute(ctx, plan, v.State.Config.Hosts)
 }
 
+// leaderSince is when this host's coordinator last became leader.
+func (c *Coordinator) leaderSince() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.mem.LeaderSince
+}
+
 // memory is a copy of the leader's memory for one pass.
 func (c *Coordinator) memory() decide.Memory {
 	c.mu.Lock()

@@ -55,6 +55,9 @@ type Node struct {
 	cfg *config.Daemon
 	log zerolog.Logger
 	fsm *FSM
+	// heard is when each host last reported to this host as leader
+	// (reports.go): unchanged reports are not committed.
+	heard heardReports
 	// raft is the replicated log. It is replaced once in a two_node
 	// takeover (raft.RecoverCluster needs raft shut down), hence the
 	// reference that every caller reads it through.

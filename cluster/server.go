@@ -499,10 +499,21 @@ func (n *Node) handleObserve(w http.ResponseWriter, r *http.Request, body []byte
 		n.refusePeer(w, r, err)
 		return
 	}
-	if err := n.propose(&Command{Op: OpObserve, Observation: &obs}); err != nil {
+	var same bool
+	n.fsm.Read(func(s *model.State) { same = sameReport(s.Status.Observed[obs.Host], &obs) })
+	if same {
+		// Nothing new to commit, but the agent takes this answer as
+		// proof that the cluster has a quorum (setQuorate): only a
+		// leader a quorum still follows may give it.
+		if err := n.raft.VerifyLeader().Error(); err != nil {
+			writeErr(w, http.StatusServiceUnavailable, "", fmt.Errorf("%w: leadership not confirmed by a quorum: %v", errNoLeader, err))
+			return
+		}
+	} else if err := n.propose(&Command{Op: OpObserve, Observation: &obs}); err != nil {
 		writeApplyErr(w, err)
 		return
 	}
+	n.heard.note(obs.Host, obs.At)
 	n.coord.noteRecoveries(&obs)
 	w.WriteHeader(http.StatusNoContent)
 }

@@ -41,6 +41,31 @@ type statusClock struct {
 	// twoNode is the answering host's quorum.two_node (nil: off), which
 	// quorumRisk reports with the clock's other per-host facts.
 	twoNode *twoNodeState
+	// heard is when the leader last heard each host's report, committed
+	// or not (heardReports); listening is when it became leader, from
+	// when it could hear them (zero: not the leader).
+	heard     map[string]time.Time
+	listening time.Time
+}
+
+// reportAt is when host last reported: the committed report's time, or
+// the time of a later unchanged report the leader heard.
+func (c statusClock) reportAt(host string, o *model.Observation) time.Time {
+	if t := c.heard[host]; t.After(o.At) {
+		return t
+	}
+	return o.At
+}
+
+// reportOld reports whether host's last report is older than stale. A new
+// leader counts from when it became leader: before that it heard nothing,
+// and the committed report may be as old as the host's last change.
+func (c statusClock) reportOld(host string, o *model.Observation) bool {
+	at := c.reportAt(host, o)
+	if c.listening.After(at) {
+		at = c.listening
+	}
+	return c.now.Sub(at) > c.stale
 }
 
 // vmRunGrace is how long a VM placed on a host may be missing from that
@@ -65,11 +90,13 @@ func (n *Node) Status() *api.Status {
 	sort.Strings(voters)
 	var checks map[string][]fencing.DeviceCheck
 	var beats map[string]string
+	clock := statusClock{now: time.Now(), stale: staleAfter(n.cfg.Agent.Interval), twoNode: n.twoNode.state(), heard: n.heard.snapshot()}
 	if n.coord != nil && n.IsLeader() {
 		checks = n.coord.Checks()
 		beats = n.coord.Liveness()
+		clock.listening = n.coord.leaderSince()
 	}
-	s := buildStatusAt(statusClock{now: time.Now(), stale: staleAfter(n.cfg.Agent.Interval), twoNode: n.twoNode.state()}, st, members, n.cfg.NodeName, leader, n.raft.CurrentTerm(), voters, checks, n.compiledRules(st.Config.Rules))
+	s := buildStatusAt(clock, st, members, n.cfg.NodeName, leader, n.raft.CurrentTerm(), voters, checks, n.compiledRules(st.Config.Rules))
 	s.Security = n.security()
 	addStorageLiveness(s, beats)
 	for _, p := range n.diskProblems(members) {
@@ -274,12 +301,13 @@ func hostDetails(out *api.Status, c statusClock, st *model.State, rules *decide.
 		addIssue(out, i)
 	}
 	if o := st.Status.Observed[name]; o != nil && !o.At.IsZero() && !h.Witness {
-		hv.ReportAt, hv.ReportAgeSeconds = o.At, ageSeconds(c.now, o.At)
-		hv.ReportStale = c.now.Sub(o.At) > c.stale
+		at := c.reportAt(name, o)
+		hv.ReportAt, hv.ReportAgeSeconds = at, ageSeconds(c.now, at)
+		hv.ReportStale = c.reportOld(name, o)
 		if hv.ReportStale && hv.State == model.HostAlive && hv.Member == "alive" && hv.Maintenance == nil {
 			addIssue(out, hostIssue(api.SeverityWarning, "report_stale", name, fmt.Sprintf(
 				"host %s's agent last reported at %s, more than %s ago: what status shows of its VMs may be out of date (its agent may be stuck, or the host cut off from the leader)",
-				name, o.At.Format(time.DateTime), c.stale)))
+				name, at.Format(time.DateTime), c.stale)))
 		}
 	}
 	switch hv.State {
@@ -477,7 +505,8 @@ func observeVM(v *api.VM, st *model.State, members decide.Members, c statusClock
 		}
 	}
 	if o := st.Status.Observed[host]; o != nil && !o.At.IsZero() {
-		v.ReportAt, v.ReportAgeSeconds = o.At, ageSeconds(c.now, o.At)
+		at := c.reportAt(host, o)
+		v.ReportAt, v.ReportAgeSeconds = at, ageSeconds(c.now, at)
 		v.ReportStale = reportStale(st, members, host, o, c)
 	}
 }
@@ -486,7 +515,7 @@ func observeVM(v *api.VM, st *model.State, members decide.Members, c statusClock
 // there now: it is old, or from an earlier life of the host's vmhad, or the
 // host is unreachable or lost.
 func reportStale(st *model.State, members decide.Members, host string, o *model.Observation, c statusClock) bool {
-	if c.now.Sub(o.At) > c.stale {
+	if c.reportOld(host, o) {
 		return true
 	}
 	if hs := st.Status.Hosts[host]; hs != nil && hs.State != model.HostAlive {

@@ -46,6 +46,7 @@ func (r *raftRef) LeaderWithID() (raft.ServerAddress, raft.ServerID) {
 }
 func (r *raftRef) GetConfiguration() raft.ConfigurationFuture { return r.get().GetConfiguration() }
 func (r *raftRef) Barrier(timeout time.Duration) raft.Future  { return r.get().Barrier(timeout) }
+func (r *raftRef) VerifyLeader() raft.Future                  { return r.get().VerifyLeader() }
 func (r *raftRef) Apply(cmd []byte, timeout time.Duration) raft.ApplyFuture {
 	return r.get().Apply(cmd, timeout)
 }
