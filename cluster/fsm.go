@@ -22,6 +22,10 @@ type FSM struct {
 	// while a rejoining host replays its log (issue 19: a host started VMs
 	// from placements that later entries in its queue had moved away).
 	applied uint64
+	// rev counts the changes to state (every command applied, every
+	// restore): equal revisions, equal states. The leader
+	// skips a pass when nothing it reads changed (Coordinator.step).
+	rev uint64
 	// notify gets a non-blocking signal after every apply so the local
 	// agent reconciles promptly.
 	notify chan struct{}
@@ -74,6 +78,13 @@ func (f *FSM) AppliedIndex() uint64 {
 	return f.applied
 }
 
+// Revision counts the changes to the state so far (see rev).
+func (f *FSM) Revision() uint64 {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.rev
+}
+
 // Apply implements raft.FSM. It returns nil or an error; an error means the
 // command was rejected and changed nothing.
 func (f *FSM) Apply(l *raft.Log) any {
@@ -88,6 +99,7 @@ func (f *FSM) Apply(l *raft.Log) any {
 	err := apply(f.state, &c)
 	// A rejected command is applied too: it changed nothing, on every host.
 	f.applied = max(f.applied, l.Index)
+	f.rev++ // a rejected command changes nothing, but counting it costs one pass at most
 	f.mu.Unlock()
 	if err == nil {
 		select {
@@ -148,6 +160,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	f.mu.Lock()
 	f.state = s
 	f.applied = env.Applied
+	f.rev++
 	f.mu.Unlock()
 	select {
 	case f.notify <- struct{}{}:

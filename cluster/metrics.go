@@ -32,6 +32,7 @@ type Metrics struct {
 	recoverySecs  prometheus.Histogram
 	placeSeconds  prometheus.Histogram
 	passSeconds   prometheus.Histogram
+	passesSkipped prometheus.Counter
 	deviceChecks  *prometheus.CounterVec
 	agentStarts   *prometheus.CounterVec
 	agentStops    *prometheus.CounterVec
@@ -68,6 +69,9 @@ func newMetrics(n *Node) *Metrics {
 			Name: "vmha_leader_pass_seconds", Help: "Time one pass of the leader's decisions (decide.Pass, placement included) took.",
 			Buckets: prometheus.ExponentialBuckets(1e-5, 4, 10),
 		}),
+		passesSkipped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "vmha_leader_passes_skipped_total", Help: "Leader passes skipped because nothing they read had changed since a pass that decided nothing (decide.Until).",
+		}),
 		deviceChecks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "vmha_fence_device_checks_total", Help: "Periodic fence device status checks, by host and result.",
 		}, []string{"host", "result"}),
@@ -101,7 +105,7 @@ func newMetrics(n *Node) *Metrics {
 		m.fenceTests.WithLabelValues(r)
 	}
 	m.reg.MustRegister(m.fenceTests, m.migrations, m.migrationSecs, buildInfo())
-	m.reg.MustRegister(m.fences, m.fenceSeconds, m.recoveries, m.recoverySecs, m.placeSeconds, m.passSeconds,
+	m.reg.MustRegister(m.fences, m.fenceSeconds, m.recoveries, m.recoverySecs, m.placeSeconds, m.passSeconds, m.passesSkipped,
 		m.deviceChecks, m.agentStarts, m.agentStops, m.leaderChanges, m.alerts,
 		&stateCollector{n: n}, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.reg.MustRegister(&doctorCollector{n: n}) // vmha doctor's last run (doctor.go)
