@@ -157,16 +157,18 @@ func (a *Agent) reconcile(ctx context.Context) (again bool) {
 		a.log.Debug().Err(err).Msg("term")
 	}
 	me := a.n.cfg.NodeName
-	st := a.n.fsm.Copy()
-	// Once synced, the local state never goes back before the read index
-	// it caught up with: it is current enough to drop removed VMs from the
-	// floor. Before, it may be a replay of the past.
-	a.gens.note(st, me, a.isSynced())
 	doms, err := a.listDomains(ctx)
 	if err != nil {
 		a.log.Error().Err(err).Msg("list domains")
 		return true
 	}
+	// Only this host's slice of the state: the VMs placed on it or
+	// moving from it, and those its hypervisor or its memory name.
+	st := a.n.fsm.HostSlice(me, a.known(doms))
+	// Once synced, the local state never goes back before the read index
+	// it caught up with: it is current enough to drop removed VMs from the
+	// floor. Before, it may be a replay of the past.
+	a.gens.note(st, me, a.isSynced())
 	if !a.isSynced() {
 		cur, err := a.catchUp(ctx)
 		if err != nil {
@@ -262,6 +264,40 @@ func (a *Agent) reconcile(ctx context.Context) (again bool) {
 	return again
 }
 
+// known are the VMs this agent's hypervisor and memory name (the state
+// slice it reads holds them besides those placed here): every VM whose
+// definition or placement the pass may look up.
+func (a *Agent) known(doms map[string]hypervisor.Domain) []string {
+	out := make([]string, 0, len(doms))
+	for name := range doms {
+		out = append(out, name)
+	}
+	a.mu.Lock()
+	for name := range a.managed {
+		out = append(out, name)
+	}
+	for _, j := range a.jobs {
+		out = append(out, j.VM)
+	}
+	for name := range a.since {
+		out = append(out, name)
+	}
+	for name := range a.errs {
+		out = append(out, name)
+	}
+	for name := range a.startedGen {
+		out = append(out, name)
+	}
+	for name := range a.fails {
+		out = append(out, name)
+	}
+	for name := range a.guests {
+		out = append(out, name)
+	}
+	a.mu.Unlock()
+	return append(out, a.gens.names()...)
+}
+
 // input is the pure pass's view of this host (reconcile.Input): the
 // cluster's VMs placed on it, moving from it or found on its hypervisor.
 func (a *Agent) input(st *model.State, doms map[string]hypervisor.Domain, synced bool) reconcile.Input {
@@ -318,7 +354,7 @@ func (a *Agent) start(ctx context.Context, vm *model.VM, p *model.Placement) err
 		log.Error().Err(err).Msg("define")
 		return err
 	}
-	if err := a.activateLVs(ctx, a.n.fsm.Copy(), vm); err != nil {
+	if err := a.activateLVs(ctx, vm); err != nil {
 		a.setErr(vm.Name, err)
 		log.Error().Err(err).Msg("storage refuses the start")
 		return err

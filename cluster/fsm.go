@@ -62,6 +62,15 @@ func (f *FSM) ReadAt(fn func(s *model.State, applied uint64)) {
 	fn(f.state, f.applied)
 }
 
+// HostSlice returns a copy of the state as host's agent needs it
+// (model.State.HostSlice): the VMs placed on or moving from host, and
+// those named in also.
+func (f *FSM) HostSlice(host string, also []string) *model.State {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.state.HostSlice(host, also)
+}
+
 // CopyAt returns a deep copy of the state and the index of the last command
 // it reflects, taken together.
 func (f *FSM) CopyAt() (*model.State, uint64) {

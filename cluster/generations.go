@@ -77,6 +77,17 @@ func (g *generations) note(st *model.State, host string, current bool) {
 	}
 }
 
+// names are the VMs with a floor here.
+func (g *generations) names() []string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	out := make([]string, 0, len(g.seen))
+	for vm := range g.seen {
+		out = append(out, vm)
+	}
+	return out
+}
+
 // check refuses generation gen for vm when a newer one was seen here.
 func (g *generations) check(vm string, gen uint64) error {
 	g.mu.Lock()

@@ -128,11 +128,12 @@ func downHosts(st *model.State, members decide.Members) []string {
 
 // activateLVs activates vm's LVs exclusively here before it starts; an LV
 // active on another host refuses the start.
-func (a *Agent) activateLVs(ctx context.Context, st *model.State, vm *model.VM) error {
+func (a *Agent) activateLVs(ctx context.Context, vm *model.VM) error {
 	lvs, err := a.n.vmLVs(vm)
 	if err != nil || len(lvs) == 0 {
 		return err
 	}
+	st := a.n.fsm.HostSlice(a.n.cfg.NodeName, nil) // the hosts and their states
 	if err := a.n.lvmManager(st).Start(ctx, vm.Name, a.n.cfg.NodeName, lvs, clvm.StartOptions{Down: downHosts(st, a.n.members())}); err != nil {
 		return err
 	}
@@ -150,7 +151,7 @@ func (a *Agent) deactivateLVs(ctx context.Context, vm *model.VM) {
 		}
 		return
 	}
-	st := a.n.fsm.Copy()
+	st := a.n.fsm.HostSlice(a.n.cfg.NodeName, nil) // the hosts
 	if err := a.n.lvmManager(st).Stop(ctx, vm.Name, a.n.cfg.NodeName, lvs); err != nil {
 		a.setErr(vm.Name, err)
 		a.log.Error().Err(err).Str("vm", vm.Name).Msg("deactivate logical volumes")

@@ -124,7 +124,7 @@ func TestLVActivationFollowsTheVM(t *testing.T) {
 	}
 	// The agent's own start path: h2 is down (no gossip here), so only
 	// the local activation runs.
-	if err := a1.activateLVs(ctx, st, vm); err != nil {
+	if err := a1.activateLVs(ctx, vm); err != nil {
 		t.Fatal(err)
 	}
 	if got := rec1.take(); len(got) != 2 || rec2.take() != nil {

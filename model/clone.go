@@ -34,6 +34,44 @@ func (s *State) Clone() *State {
 	return out
 }
 
+// HostSlice is a deep copy of the state as one host's agent needs it: the
+// definitions and placements of the VMs placed on host or moving from it,
+// and of the VMs named in also (the agent's hypervisor and memory), and
+// host's own report; everything else whole. It costs one scan of the
+// placements instead of a copy of every VM (issue 17: at 50,000 VMs each
+// agent copied the whole state on every pass). For every VM it holds, it
+// answers as Clone would (TestHostSliceAnswersAsClone).
+func (s *State) HostSlice(host string, also []string) *State {
+	keep := map[string]bool{}
+	for name, p := range s.Status.Placements {
+		if p != nil && (p.Host == host || p.MigrateFrom == host) {
+			keep[name] = true
+		}
+	}
+	for _, name := range also {
+		keep[name] = true
+	}
+	cp := *s
+	cp.Config.VMs, cp.Status.Placements, cp.Status.Observed = nil, nil, nil
+	out := deepCopy(reflect.ValueOf(&cp)).Interface().(*State)
+	out.Config.VMs = cloneEach(pick(s.Config.VMs, keep))
+	out.Status.Placements = cloneEach(pick(s.Status.Placements, keep))
+	out.Status.Observed = cloneObserved(pick(s.Status.Observed, map[string]bool{host: true}))
+	out.Fill()
+	return out
+}
+
+// pick is the entries of m whose keys are in keep (shared, not copied).
+func pick[V any](m map[string]V, keep map[string]bool) map[string]V {
+	out := make(map[string]V, len(keep))
+	for k := range keep {
+		if v, ok := m[k]; ok {
+			out[k] = v
+		}
+	}
+	return out
+}
+
 // cloneEach deep-copies a map of pointers to structs.
 func cloneEach[T any](m map[string]*T) map[string]*T {
 	if m == nil {

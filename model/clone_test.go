@@ -156,3 +156,62 @@ func mutate(v reflect.Value) {
 		}
 	}
 }
+
+// TestHostSliceAnswersAsClone: a host's slice holds, for every VM placed on
+// the host, moving from it or named by the agent, exactly what Clone
+// holds; nothing of the other VMs; only the host's own report; every other
+// field as Clone has it; and nothing shared with the original.
+func TestHostSliceAnswersAsClone(t *testing.T) {
+	s := NewState()
+	n := 0
+	fillAll(reflect.ValueOf(s).Elem(), 0, &n)
+	hosts := []string{"h1", "h2", "h3"}
+	for i := range 60 {
+		name := fmt.Sprintf("vm%02d", i)
+		s.Config.VMs[name] = &VM{Name: name, XML: "<domain/>", Disks: []string{"/d/" + name}}
+		p := &Placement{VM: name, Host: hosts[i%3], Generation: uint64(i)}
+		if i%7 == 0 {
+			p.MigrateFrom = hosts[(i+1)%3]
+		}
+		s.Status.Placements[name] = p
+	}
+	for _, h := range hosts {
+		s.Status.Observed[h] = &Observation{Host: h, VMs: map[string]VMObserve{"vm00": {State: "running"}}}
+	}
+	also := []string{"vm02", "vm05", "nosuchvm"}
+	full, slice := s.Clone(), s.HostSlice("h1", also)
+	want := map[string]bool{"vm02": true, "vm05": true}
+	for name, p := range full.Status.Placements {
+		if p.Host == "h1" || p.MigrateFrom == "h1" {
+			want[name] = true
+		}
+	}
+	for name := range full.Config.VMs {
+		if !want[name] {
+			if slice.Config.VMs[name] != nil || slice.Status.Placements[name] != nil {
+				t.Errorf("%s is neither placed on h1 nor named, yet in the slice", name)
+			}
+			continue
+		}
+		if !reflect.DeepEqual(slice.Config.VMs[name], full.Config.VMs[name]) || !reflect.DeepEqual(slice.Status.Placements[name], full.Status.Placements[name]) {
+			t.Errorf("%s: the slice answers otherwise than a clone", name)
+		}
+	}
+	if len(slice.Status.Observed) != 1 || !reflect.DeepEqual(slice.Status.Observed["h1"], full.Status.Observed["h1"]) {
+		t.Errorf("reports in the slice: %v", slice.Status.Observed)
+	}
+	rest := func(x *State) string {
+		c := *x
+		c.Config.VMs, c.Status.Placements, c.Status.Observed = nil, nil, nil
+		b, _ := json.Marshal(c)
+		return string(b)
+	}
+	if rest(slice) != rest(full) {
+		t.Error("the slice's other fields differ from a clone's")
+	}
+	before := normal(t, s)
+	mutate(reflect.ValueOf(slice).Elem())
+	if normal(t, s) != before {
+		t.Fatal("changing the slice changed the original")
+	}
+}
