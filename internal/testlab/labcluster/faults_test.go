@@ -39,7 +39,18 @@ func follower(t *testing.T, c *Cluster, rng *rand.Rand) *Host {
 
 func leaderHost(t *testing.T, c *Cluster) *Host {
 	t.Helper()
-	return c.Host(mustStatus(t, c).Leader)
+	// Right after a start or a fault, on a loaded machine, there may be
+	// an election under way: wait for its end rather than return nil.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if h := c.Host(mustStatus(t, c).Leader); h != nil {
+			return h
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no leader for 30 s")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }
 
 func jitter(rng *rand.Rand, lo, hi time.Duration) time.Duration {
