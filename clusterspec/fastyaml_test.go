@@ -1,6 +1,7 @@
 package clusterspec
 
 import (
+	"math/rand/v2"
 	"os"
 	"reflect"
 	"testing"
@@ -125,6 +126,10 @@ vms:
 		"hosts:\n- name: x \"y # z\"\n",
 		"hosts:\n- {name: 'a # b', attributes: {k: \"c # d\", l: e 'f}}\n",
 		"hosts:\n- name: 'a' # c\n  attributes: {'k': 'it''s'}\n",
+		"hosts:\n- name: a\x7fb\n",
+		"hosts:\n- name: a\u0085b\n",
+		"hosts:\n- name: a\u2028b\n",
+		"hosts:\n- name: a\ufeffb\n",
 	}
 	for _, y := range odd {
 		got, ferr := fastSpec([]byte(y))
@@ -166,29 +171,18 @@ vms:
 	}
 }
 
-// FuzzFastYAML: whatever the fast reader accepts, yaml.v3 decodes alike.
+// FuzzFastYAML: whatever the fast reader accepts, yaml.v3 decodes alike,
+// and the streaming reader accepts and decodes what the tree reader it
+// replaced did (checkFastYAML). The seeds add generated files of both
+// shapes (TestFastYAMLGenerated's generator).
 func FuzzFastYAML(f *testing.F) {
 	f.Add(base)
 	f.Add("now: 2026-01-01T00:00:00Z\nvms:\n  a: {host: h1, failures: [{host: h1, count: 1}]}\n")
 	f.Add("hosts:\n- name: x 'y # z'\n  attributes: {'k': 'it''s', v: \"a\\\"b\"}\n")
-	f.Fuzz(func(t *testing.T, y string) {
-		if got, err := fastSpec([]byte(y)); err == nil {
-			var want Spec
-			if werr := decodeStrict([]byte(y), &want); werr != nil {
-				t.Fatalf("%q: the fast reader accepted what yaml.v3 refuses (%v)", y, werr)
-			}
-			if !reflect.DeepEqual(*got, want) {
-				t.Fatalf("%q: fast %+v, yaml.v3 %+v", y, *got, want)
-			}
-		}
-		if got, err := fastStatus([]byte(y)); err == nil {
-			var want Status
-			if werr := decodeStrict([]byte(y), &want); werr != nil {
-				t.Fatalf("%q: the fast reader accepted what yaml.v3 refuses (%v)", y, werr)
-			}
-			if !reflect.DeepEqual(*got, want) {
-				t.Fatalf("%q: fast %+v, yaml.v3 %+v", y, *got, want)
-			}
-		}
-	})
+	g := &yamlGen{r: rand.New(rand.NewPCG(17, 2)), clean: true}
+	for i := 0; i < 8; i++ {
+		f.Add(g.doc(g.spec()))
+		f.Add(g.doc(g.status()))
+	}
+	f.Fuzz(func(t *testing.T, y string) { checkFastYAML(t, y) })
 }
