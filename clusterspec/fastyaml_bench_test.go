@@ -19,6 +19,17 @@ func BenchmarkRead1000x50000(b *testing.B) {
 			}
 		}
 	})
+	b.Run("DecodeOwned", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			b.StopTimer()
+			data := append([]byte(nil), spec...) // handed over: a copy per run
+			b.StartTimer()
+			if _, err := DecodeOwned(data); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 	b.Run("ParseStatus", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {

@@ -327,7 +327,7 @@ func mutate(r *rand.Rand, y string) string {
 // accepted.
 func checkFastYAML(t *testing.T, y string) (specOK, statusOK bool) {
 	t.Helper()
-	got, err := fastSpec([]byte(y))
+	got, err := fastSpec(y)
 	ref, rerr := refFastSpec([]byte(y))
 	switch {
 	case (err == nil) != (rerr == nil):
@@ -343,7 +343,7 @@ func checkFastYAML(t *testing.T, y string) (specOK, statusOK bool) {
 			t.Fatalf("%q: fast %+v, yaml.v3 %+v", y, *got, want)
 		}
 	}
-	gs, serr := fastStatus([]byte(y))
+	gs, serr := fastStatus(y)
 	rs, rserr := refFastStatus([]byte(y))
 	switch {
 	case (serr == nil) != (rserr == nil):

@@ -67,7 +67,7 @@ type refFastParser struct {
 
 // refFastParse parses data into a node tree, or returns errSlow.
 func refFastParse(data []byte) (*refYnode, error) {
-	if !plainText(data) {
+	if !plainText(string(data)) {
 		return nil, errSlow // changed: the streaming reader's check, which also refuses DEL and more
 	}
 	p := &refFastParser{}

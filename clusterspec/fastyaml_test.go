@@ -1,6 +1,7 @@
 package clusterspec
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"reflect"
@@ -58,7 +59,7 @@ vms:
 	}
 	for _, c := range fast {
 		t.Run(c.name, func(t *testing.T) {
-			got, err := fastSpec([]byte(c.spec))
+			got, err := fastSpec(c.spec)
 			var want Spec
 			if werr := decodeStrict([]byte(c.spec), &want); werr != nil {
 				t.Fatal(werr)
@@ -74,7 +75,7 @@ vms:
 			if c.status == "" {
 				return
 			}
-			gs, err := fastStatus([]byte(c.status))
+			gs, err := fastStatus(c.status)
 			if err != nil {
 				t.Fatalf("fast reader refused the status: %v", err)
 			}
@@ -132,7 +133,7 @@ vms:
 		"hosts:\n- name: a\ufeffb\n",
 	}
 	for _, y := range odd {
-		got, ferr := fastSpec([]byte(y))
+		got, ferr := fastSpec(y)
 		var want Spec
 		werr := decodeStrict([]byte(y), &want)
 		if ferr != nil {
@@ -155,7 +156,7 @@ vms:
 		"vms:\n  a:\n    failures:\n      - {host: h1, count: 1, last: 2026-01-01T00:00:00Z}\n",
 	}
 	for _, y := range oddStatus {
-		got, ferr := fastStatus([]byte(y))
+		got, ferr := fastStatus(y)
 		var want Status
 		werr := decodeStrict([]byte(y), &want)
 		if ferr != nil {
@@ -185,4 +186,17 @@ func FuzzFastYAML(f *testing.F) {
 		f.Add(g.doc(g.status()))
 	}
 	f.Fuzz(func(t *testing.T, y string) { checkFastYAML(t, y) })
+}
+
+// TestDecodeOwned: DecodeOwned decodes as Decode does, on files for the
+// fast reader and on files it leaves to yaml.v3, errors included.
+func TestDecodeOwned(t *testing.T) {
+	genC, _ := plangen.Files(8, 100)
+	for _, y := range []string{base, string(genC), "hosts:\n  - &a {name: h1}\n  - *a\n", "vms:\n  - name: a\n    unknown: 1\n", ""} {
+		want, werr := Decode([]byte(y))
+		got, err := DecodeOwned([]byte(y))
+		if fmt.Sprint(err) != fmt.Sprint(werr) || !reflect.DeepEqual(got, want) {
+			t.Errorf("%q: DecodeOwned %+v, %v; Decode %+v, %v", y, got, err, want, werr)
+		}
+	}
 }

@@ -132,7 +132,7 @@ func loadInput(o *planOpts, errw io.Writer) (in placement.Input, validated bool,
 	if err != nil {
 		return placement.Input{}, false, err
 	}
-	spec, err := clusterspec.Decode(data)
+	spec, err := clusterspec.DecodeOwned(data) // data is used for nothing else
 	if err != nil {
 		return placement.Input{}, false, fmt.Errorf("%s: %w", o.config, err)
 	}
