@@ -606,8 +606,9 @@ func (p *fastParser) flowValue(t string, i int) (yval, int, error) {
 	return yval{kind: 's', plain: true, val: v}, i + j, nil
 }
 
-// The bytes that end a plain key or value in a flow collection.
-var flowKeyEnd, flowValueEnd = byteSet(":,{}[]"), byteSet(",{}[]")
+// The bytes that end a plain key or value in a flow collection. yaml.v3
+// ends one at ? too, where a key or value cannot end: ? goes to yaml.v3.
+var flowKeyEnd, flowValueEnd = byteSet(":,{}[]?"), byteSet(",{}[]?")
 
 func byteSet(chars string) (set [256]bool) {
 	for i := 0; i < len(chars); i++ {

@@ -7,7 +7,9 @@ package clusterspec
 // FuzzFastYAML). Identifiers carry a ref prefix. One change: it checks the
 // characters as the streaming reader does (plainText), a fix FuzzFastYAML
 // called for (the tree reader took DEL, which yaml.v3 refuses), and plain
-// keys must start as plain scalars do (it took {!: 0}, a tag to yaml.v3).
+// keys must start as plain scalars do (it took {!: 0}, a tag to yaml.v3),
+// and a ? in a plain flow scalar goes to yaml.v3 (which ends the scalar
+// there).
 
 import (
 	"strconv"
@@ -405,7 +407,7 @@ func refFlow(t string, i int) (*refYnode, int, error) {
 				k, j, err = refQuoted(t[i:])
 				i += j
 			} else {
-				j := strings.IndexAny(t[i:], ":,{}[]")
+				j := strings.IndexAny(t[i:], ":,{}[]?")
 				if j <= 0 {
 					err = errSlow
 				} else {
@@ -455,7 +457,7 @@ func refFlowValue(t string, i int) (*refYnode, int, error) {
 		}
 		return &refYnode{kind: 's', val: s}, i + j, nil
 	}
-	j := strings.IndexAny(t[i:], ",{}[]")
+	j := strings.IndexAny(t[i:], ",{}[]?")
 	if j < 0 {
 		return nil, 0, errSlow
 	}
