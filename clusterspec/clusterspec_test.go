@@ -271,3 +271,33 @@ func TestExportRoundTrip(t *testing.T) {
 		t.Errorf("round trip changed the model:\n%s\n---\n%s", y0, y3)
 	}
 }
+
+// TestStatusProblemsInNameOrder: applyStatus walks the status's maps in
+// any order but reports its problems by name, hosts first, every run.
+func TestStatusProblemsInNameOrder(t *testing.T) {
+	s, err := Parse([]byte(base))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := ParseStatus([]byte(`
+hosts: {zz: {}, h1: {state: odd}, aa: {}, h2: {state: gone}}
+vms: {z: {}, a: {host: h9}, m: {}, b: {host: h1}, c: {}}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `status: unknown host "aa"
+status: host "h1": state "odd": want up, lost, fenced or offline
+status: host "h2": state "gone": want up, lost, fenced or offline
+status: unknown host "zz"
+status: vm "a" runs on unknown host "h9"
+status: unknown vm "c"
+status: unknown vm "m"
+status: unknown vm "z"`
+	for i := 0; i < 20; i++ {
+		_, err := s.Input(st)
+		if err == nil || err.Error() != want {
+			t.Fatalf("got\n%v\nwant\n%s", err, want)
+		}
+	}
+}

@@ -3,14 +3,18 @@ package clusterspec
 // A fast reader for the YAML that cluster.yaml and status.yaml are written
 // in: block mappings and sequences, one-line flow collections, plain and
 // quoted scalars, comments. yaml.v3 builds a node tree of the whole file
-// before decoding it, which at 50,000 VMs takes seconds and gigabytes;
-// this reader takes a small fraction of that. It gives up (errSlow) on
-// anything outside that subset or anything yaml.v3 might read differently
-// (anchors, tags, block scalars, multi-line scalars, null, duplicate or
-// unknown keys, numbers other than plain decimals, any invalid value), and
-// decodeStrict then reads the file with yaml.v3, which also words every
-// error. A file it accepts decodes to what yaml.v3 decodes
-// (TestFastYAMLAgreesWithYAMLv3).
+// before decoding it, which at 50,000 VMs takes seconds and gigabytes.
+// This reader builds no tree: it reads the file a line at a time and
+// hands each value to the decoder that asked for it (fastSpec, fastStatus)
+// as it meets it, so a VM is decoded when its lines are read, and a scalar
+// is a substring of the file. It gives up (errSlow) on anything outside
+// that subset or anything yaml.v3 might read differently (anchors, tags,
+// block scalars, multi-line scalars, null, duplicate or unknown keys,
+// numbers other than plain decimals, any invalid value), and decodeStrict
+// then reads the file with yaml.v3, which also words every error. A file
+// it accepts decodes to what yaml.v3 decodes (TestFastYAMLAgreesWithYAMLv3,
+// TestFastYAMLGenerated, FuzzFastYAML), and it accepts what the tree
+// reader it replaced accepted (fastyaml_ref_test.go).
 
 import (
 	"errors"
@@ -24,42 +28,54 @@ import (
 
 var errSlow = errors.New("not for the fast reader")
 
-// ynode is a parsed YAML node: a scalar (val; plain or quoted), a mapping
-// (keys and kids) or a sequence (kids).
-type ynode struct {
-	kind  byte // 's', 'm' or 'q'
-	plain bool
-	val   string
-	keys  []string
-	kids  []*ynode
-	seen  map[string]bool // the keys, once there are many
+// yval is a value as a decoder meets it: a scalar (val; plain or quoted),
+// a block mapping or sequence whose first line is the parser's current
+// line (indent), or a flow collection at p.fc.t[at]. A block or flow value
+// is read only when the decoder asks for its entries (each, items).
+type yval struct {
+	p      *fastParser
+	kind   byte // 's' scalar, 'm' block mapping, 'q' block sequence, '{' or '[' flow
+	plain  bool
+	val    string
+	indent int
+	at     int
 }
 
-// has reports whether the mapping has key k already (a duplicate, which
-// yaml.v3 refuses), or k is one yaml.v3 reads as null.
-func (n *ynode) has(k string) bool {
+// keySet is the keys of one mapping so far, to refuse a duplicate (which
+// yaml.v3 refuses) or a key yaml.v3 reads as null. Most mappings have a
+// few keys: those stay in an array, and a map is made past 16.
+type keySet struct {
+	few  [16]string
+	n    int
+	many map[string]bool
+}
+
+// add reports false when k is a duplicate or a null, and records it.
+func (s *keySet) add(k string) bool {
 	if k == "~" || k == "null" || k == "Null" || k == "NULL" {
-		return true
-	}
-	if len(n.keys) < 16 {
-		for _, x := range n.keys {
-			if x == k {
-				return true
-			}
-		}
 		return false
 	}
-	if n.seen == nil {
-		n.seen = make(map[string]bool, 2*len(n.keys))
-		for _, x := range n.keys {
-			n.seen[x] = true
+	if s.many == nil {
+		for _, x := range s.few[:s.n] {
+			if x == k {
+				return false
+			}
+		}
+		if s.n < len(s.few) {
+			s.few[s.n] = k
+			s.n++
+			return true
+		}
+		s.many = make(map[string]bool, 4*len(s.few))
+		for _, x := range s.few {
+			s.many[x] = true
 		}
 	}
-	if n.seen[k] {
-		return true
+	if s.many[k] {
+		return false
 	}
-	n.seen[k] = true
-	return false
+	s.many[k] = true
+	return true
 }
 
 type yline struct {
@@ -67,29 +83,87 @@ type yline struct {
 	text   string
 }
 
+// fastParser reads the file a line at a time: cur is the current line
+// (when ok), rest the text after it. fc is the one-line flow collection
+// being read: only one is read at a time, as a flow collection holds
+// nothing but scalars and flow collections on the same line.
 type fastParser struct {
-	lines []yline
-	pos   int
+	rest string
+	cur  yline
+	ok   bool
+	fc   struct {
+		t string
+		i int // where the next flow value starts, or after the last one read
+	}
 }
 
-// fastParse parses data into a node tree, or returns errSlow.
-func fastParse(data []byte) (*ynode, error) {
-	if !utf8.Valid(data) {
-		return nil, errSlow
+// fastDecode reads the mapping at the top of data, calling f for each key
+// and value, or returns errSlow.
+func fastDecode(data string, f func(k string, v yval) error) error {
+	if !plainText(data) {
+		return errSlow
 	}
-	for _, c := range data {
-		if c < 0x20 && c != '\n' && c != '\r' {
-			return nil, errSlow // tabs, and control characters yaml.v3 refuses
+	p := &fastParser{rest: data}
+	if err := p.advance(); err != nil {
+		return err
+	}
+	if !p.ok || p.cur.indent != 0 {
+		return errSlow
+	}
+	v, err := p.value(0)
+	if err != nil {
+		return err
+	}
+	if err := v.each(f); err != nil {
+		return err
+	}
+	if err := p.finish(v); err != nil {
+		return err
+	}
+	if p.ok {
+		return errSlow // lines left over
+	}
+	return nil
+}
+
+// plainText reports whether data is UTF-8 without the characters yaml.v3
+// refuses or reads as something other than text: control characters but
+// \n and \r\n (tabs too go to yaml.v3), DEL and the C1 controls (U+0085 is
+// a line break to yaml.v3), the line and paragraph separators (breaks as
+// well), a byte order mark, U+FFFE and U+FFFF.
+func plainText(data string) bool {
+	for i := 0; i < len(data); {
+		c := data[i]
+		if c < utf8.RuneSelf {
+			if c < 0x20 && c != '\n' && c != '\r' || c == 0x7f {
+				return false
+			}
+			if c == '\r' && (i+1 == len(data) || data[i+1] != '\n') {
+				return false // a line break to yaml.v3, not to lines
+			}
+			i++
+			continue
 		}
+		r, n := utf8.DecodeRuneInString(data[i:])
+		switch {
+		case r == utf8.RuneError && n == 1, // not UTF-8
+			r <= 0x9f, r == 0x2028, r == 0x2029, r == 0xfeff, r == 0xfffe, r == 0xffff:
+			return false
+		}
+		i += n
 	}
-	p := &fastParser{}
-	s := string(data)
-	for len(s) > 0 {
+	return true
+}
+
+// advance moves to the next line that is not blank or a comment, or past
+// the end (ok false).
+func (p *fastParser) advance() error {
+	for len(p.rest) > 0 {
 		var line string
-		if i := strings.IndexByte(s, '\n'); i >= 0 {
-			line, s = s[:i], s[i+1:]
+		if i := strings.IndexByte(p.rest, '\n'); i >= 0 {
+			line, p.rest = p.rest[:i], p.rest[i+1:]
 		} else {
-			line, s = s, ""
+			line, p.rest = p.rest, ""
 		}
 		line = strings.TrimSuffix(line, "\r")
 		ind := 0
@@ -98,33 +172,28 @@ func fastParse(data []byte) (*ynode, error) {
 		}
 		text, err := stripComment(line[ind:])
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if text == "" {
 			continue
 		}
 		if strings.ContainsAny(text, "\t") || strings.HasPrefix(text, "---") ||
 			strings.HasPrefix(text, "...") || text[0] == '%' {
-			return nil, errSlow
+			return errSlow
 		}
-		p.lines = append(p.lines, yline{ind, text})
+		p.cur, p.ok = yline{ind, text}, true
+		return nil
 	}
-	if len(p.lines) == 0 || p.lines[0].indent != 0 {
-		return nil, errSlow
-	}
-	n, err := p.node(0)
-	if err != nil {
-		return nil, err
-	}
-	if p.pos != len(p.lines) {
-		return nil, errSlow
-	}
-	return n, nil
+	p.ok = false
+	return nil
 }
 
 // stripComment cuts a comment off a line's text (a # at its start or after
 // a space, outside quotes) and trailing spaces.
 func stripComment(t string) (string, error) {
+	if strings.IndexByte(t, '#') < 0 && strings.IndexByte(t, '"') < 0 && strings.IndexByte(t, '\'') < 0 {
+		return strings.TrimRight(t, " "), nil // most lines: nothing to track
+	}
 	var quote byte
 	for i := 0; i < len(t); i++ {
 		c := t[i]
@@ -172,83 +241,100 @@ func quoteStarts(t string, i int) bool {
 
 func isSeqItem(t string) bool { return t == "-" || strings.HasPrefix(t, "- ") }
 
-// node parses the block node at the current line, whose indent must be at
-// least minIndent.
-func (p *fastParser) node(minIndent int) (*ynode, error) {
-	if p.pos >= len(p.lines) || p.lines[p.pos].indent < minIndent {
-		return nil, errSlow // an empty value: null
+// value is the block node at the current line, whose indent must be at
+// least minIndent. A mapping or sequence is left for the decoder to read;
+// a scalar or flow collection alone on its line is taken.
+func (p *fastParser) value(minIndent int) (yval, error) {
+	if !p.ok || p.cur.indent < minIndent {
+		return yval{}, errSlow // an empty value: null
 	}
-	l := p.lines[p.pos]
+	l := p.cur
 	if isSeqItem(l.text) {
-		return p.seq(l.indent)
+		return yval{p: p, kind: 'q', indent: l.indent}, nil
 	}
 	if _, _, ok := splitKey(l.text); ok {
-		return p.mapping(l.indent)
+		return yval{p: p, kind: 'm', indent: l.indent}, nil
 	}
-	// A lone scalar or flow collection on its own line.
-	n, err := inline(l.text)
-	if err != nil {
-		return nil, err
-	}
-	p.pos++
-	return n, p.endOfValue(l.indent)
+	return p.inlineValue(l.text, l.indent)
 }
 
-// endOfValue checks that no line deeper than indent follows a value written
-// on one line (it would continue a multi-line scalar).
-func (p *fastParser) endOfValue(indent int) error {
-	if p.pos < len(p.lines) && p.lines[p.pos].indent > indent {
-		return errSlow
+// inlineValue takes t, a value written on the current line at indent, and
+// moves past the line: no deeper line may follow (it would continue a
+// multi-line scalar).
+func (p *fastParser) inlineValue(t string, indent int) (yval, error) {
+	v, err := p.inline(t)
+	if err != nil {
+		return yval{}, err
+	}
+	if err := p.advance(); err != nil {
+		return yval{}, err
+	}
+	if p.ok && p.cur.indent > indent {
+		return yval{}, errSlow
+	}
+	return v, nil
+}
+
+// finish checks, once the decoder has read v, that a flow collection on
+// a line of its own was read to the end of the line.
+func (p *fastParser) finish(v yval) error {
+	if v.kind == '{' || v.kind == '[' {
+		if p.fc.i <= v.at || strings.TrimLeft(p.fc.t[p.fc.i:], " ") != "" {
+			return errSlow
+		}
 	}
 	return nil
 }
 
-func (p *fastParser) mapping(ind int) (*ynode, error) {
-	n := &ynode{kind: 'm'}
-	for p.pos < len(p.lines) {
-		l := p.lines[p.pos]
+// eachBlock reads the block mapping whose keys are at indent ind.
+func (p *fastParser) eachBlock(ind int, f func(k string, v yval) error) error {
+	var keys keySet
+	for p.ok {
+		l := p.cur
 		if l.indent < ind {
 			break
 		}
 		if l.indent > ind || isSeqItem(l.text) {
-			return nil, errSlow
+			return errSlow
 		}
 		k, rest, ok := splitKey(l.text)
-		if !ok || n.has(k) {
-			return nil, errSlow
+		if !ok || !keys.add(k) {
+			return errSlow
 		}
-		var v *ynode
+		var v yval
 		var err error
 		if rest == "" {
-			p.pos++
+			if err := p.advance(); err != nil {
+				return err
+			}
 			switch {
-			case p.pos < len(p.lines) && p.lines[p.pos].indent > ind:
-				v, err = p.node(ind + 1)
-			case p.pos < len(p.lines) && p.lines[p.pos].indent == ind && isSeqItem(p.lines[p.pos].text):
-				v, err = p.seq(ind)
+			case p.ok && p.cur.indent > ind:
+				v, err = p.value(ind + 1)
+			case p.ok && p.cur.indent == ind && isSeqItem(p.cur.text):
+				v = yval{p: p, kind: 'q', indent: ind}
 			default:
 				err = errSlow // null
 			}
 		} else {
-			v, err = inline(rest)
-			p.pos++
-			if err == nil {
-				err = p.endOfValue(ind)
-			}
+			v, err = p.inlineValue(rest, ind)
 		}
 		if err != nil {
-			return nil, err
+			return err
 		}
-		n.keys = append(n.keys, k)
-		n.kids = append(n.kids, v)
+		if err := f(k, v); err != nil {
+			return err
+		}
+		if err := p.finish(v); err != nil {
+			return err
+		}
 	}
-	return n, nil
+	return nil
 }
 
-func (p *fastParser) seq(ind int) (*ynode, error) {
-	n := &ynode{kind: 'q'}
-	for p.pos < len(p.lines) {
-		l := p.lines[p.pos]
+// itemsBlock reads the block sequence whose dashes are at indent ind.
+func (p *fastParser) itemsBlock(ind int, f func(v yval) error) error {
+	for p.ok {
+		l := p.cur
 		if l.indent < ind {
 			break
 		}
@@ -256,13 +342,15 @@ func (p *fastParser) seq(ind int) (*ynode, error) {
 			if l.indent == ind {
 				break // the next key of a mapping this sequence sits in
 			}
-			return nil, errSlow
+			return errSlow
 		}
-		var v *ynode
+		var v yval
 		var err error
 		if l.text == "-" {
-			p.pos++
-			v, err = p.node(ind + 1)
+			if err := p.advance(); err != nil {
+				return err
+			}
+			v, err = p.value(ind + 1)
 		} else {
 			rest := l.text[2:]
 			k := 0
@@ -273,22 +361,23 @@ func (p *fastParser) seq(ind int) (*ynode, error) {
 			if _, _, ok := splitKey(rest); ok || isSeqItem(rest) {
 				// "- name: x": a block node starting on the item's line;
 				// read it as if it began on a line of its own.
-				p.lines[p.pos] = yline{ind + 2 + k, rest}
-				v, err = p.node(ind + 1)
+				p.cur = yline{ind + 2 + k, rest}
+				v, err = p.value(ind + 1)
 			} else {
-				v, err = inline(rest)
-				p.pos++
-				if err == nil {
-					err = p.endOfValue(ind)
-				}
+				v, err = p.inlineValue(rest, ind)
 			}
 		}
 		if err != nil {
-			return nil, err
+			return err
 		}
-		n.kids = append(n.kids, v)
+		if err := f(v); err != nil {
+			return err
+		}
+		if err := p.finish(v); err != nil {
+			return err
+		}
 	}
-	return n, nil
+	return nil
 }
 
 // splitKey splits "key: rest" or "key:" (a block mapping entry).
@@ -317,7 +406,7 @@ func splitKey(t string) (key, rest string, ok bool) {
 			return "", "", false
 		}
 		key = strings.TrimRight(t[:end], " ")
-		if key == "" || strings.ContainsAny(key, "#\"'") {
+		if key == "" || strings.ContainsAny(key, "#\"'") || !plainStart(key) {
 			return "", "", false
 		}
 	}
@@ -328,30 +417,24 @@ func splitKey(t string) (key, rest string, ok bool) {
 	return key, rest, true
 }
 
-// inline parses a value written on one line: a flow collection, a quoted
-// scalar or a plain scalar.
-func inline(t string) (*ynode, error) {
+// inline takes a value written on one line: a flow collection (read
+// later, by the decoder), a quoted scalar or a plain scalar.
+func (p *fastParser) inline(t string) (yval, error) {
 	switch t[0] {
 	case '{', '[':
-		n, i, err := flow(t, 0)
-		if err != nil {
-			return nil, err
-		}
-		if strings.TrimLeft(t[i:], " ") != "" {
-			return nil, errSlow
-		}
-		return n, nil
+		p.fc.t, p.fc.i = t, 0
+		return yval{p: p, kind: t[0]}, nil
 	case '"', '\'':
 		s, i, err := quoted(t)
 		if err != nil || i != len(t) {
-			return nil, errSlow
+			return yval{}, errSlow
 		}
-		return &ynode{kind: 's', val: s}, nil
+		return yval{kind: 's', val: s}, nil
 	}
 	if !plainStart(t) || strings.Contains(t, ": ") || strings.HasSuffix(t, ":") {
-		return nil, errSlow
+		return yval{}, errSlow
 	}
-	return &ynode{kind: 's', plain: true, val: t}, nil
+	return yval{kind: 's', plain: true, val: t}, nil
 }
 
 // plainStart reports whether a plain scalar may start as v does: not with
@@ -367,8 +450,23 @@ func plainStart(v string) bool {
 }
 
 // quoted reads the quoted scalar that t starts with and returns its value
-// and the index after it. Escapes other than \" and \\ go to yaml.v3.
+// and the index after it. Escapes other than \" and \\ go to yaml.v3. A
+// scalar without escapes is a substring of t: no copy.
 func quoted(t string) (string, int, error) {
+	q := t[0]
+	for i := 1; i < len(t); i++ {
+		switch c := t[i]; {
+		case q == '"' && c == '\\', q == '\'' && c == q && i+1 < len(t) && t[i+1] == '\'':
+			return unescape(t)
+		case c == q:
+			return t[1:i], i + 1, nil
+		}
+	}
+	return "", 0, errSlow
+}
+
+// unescape is quoted for a scalar with escapes (\" \\ or ”).
+func unescape(t string) (string, int, error) {
 	q := t[0]
 	var b strings.Builder
 	for i := 1; i < len(t); i++ {
@@ -392,87 +490,143 @@ func quoted(t string) (string, int, error) {
 	return "", 0, errSlow
 }
 
-// flow parses the flow collection at t[i] and returns the index after it.
-func flow(t string, i int) (*ynode, int, error) {
-	open := t[i]
-	n := &ynode{kind: 'q'}
+// flow reads the flow collection at p.fc.i, a mapping when km is given
+// (km gets each key and value) and a sequence otherwise (kq gets each
+// value), and leaves p.fc.i after it. A nested collection is handed over
+// unread, and must be read by the callback.
+func (p *fastParser) flow(km func(k string, v yval) error, kq func(v yval) error) error {
+	t, i := p.fc.t, p.fc.i
 	closer := byte(']')
-	if open == '{' {
-		n.kind, closer = 'm', '}'
+	if km != nil {
+		closer = '}'
 	}
+	var keys keySet
 	i++
 	for {
 		i = skipSpaces(t, i)
 		if i >= len(t) {
-			return nil, 0, errSlow
+			return errSlow
 		}
 		if t[i] == closer {
-			return n, i + 1, nil
+			p.fc.i = i + 1
+			return nil
 		}
-		if n.kind == 'm' {
-			var k string
+		var k string
+		if km != nil {
 			var err error
-			if t[i] == '"' || t[i] == '\'' {
-				var j int
-				k, j, err = quoted(t[i:])
-				i += j
-			} else {
-				j := strings.IndexAny(t[i:], ":,{}[]")
-				if j <= 0 {
-					err = errSlow
-				} else {
-					k = strings.TrimRight(t[i:i+j], " ")
-					i += j
-				}
+			if k, i, err = flowKey(t, i, &keys); err != nil {
+				return err
 			}
-			if err != nil || k == "" || n.has(k) || i+1 >= len(t) || t[i] != ':' || t[i+1] != ' ' {
-				return nil, 0, errSlow
-			}
-			n.keys = append(n.keys, k)
-			i = skipSpaces(t, i+1)
 		}
-		v, j, err := flowValue(t, i)
+		v, j, err := p.flowValue(t, i)
 		if err != nil {
-			return nil, 0, err
+			return err
 		}
-		n.kids = append(n.kids, v)
+		if km != nil {
+			err = km(k, v)
+		} else {
+			err = kq(v)
+		}
+		if err != nil {
+			return err
+		}
+		if v.kind != 's' {
+			// The callback read the nested collection: it ends at p.fc.i.
+			if p.fc.i <= i {
+				return errSlow
+			}
+			j = p.fc.i
+		}
 		i = skipSpaces(t, j)
 		if i >= len(t) {
-			return nil, 0, errSlow
+			return errSlow
 		}
 		switch t[i] {
 		case ',':
 			i++
 		case closer:
 		default:
-			return nil, 0, errSlow
+			return errSlow
 		}
 	}
 }
 
-func flowValue(t string, i int) (*ynode, int, error) {
+// flowKey reads the key of a flow mapping's entry at t[i], and its colon,
+// and returns the index of its value; keys are the entry's keys so far.
+func flowKey(t string, i int, keys *keySet) (string, int, error) {
+	var k string
+	if t[i] == '"' || t[i] == '\'' {
+		s, j, err := quoted(t[i:])
+		if err != nil {
+			return "", 0, err
+		}
+		k, i = s, i+j
+	} else {
+		j := indexIn(t[i:], &flowKeyEnd)
+		if j <= 0 {
+			return "", 0, errSlow
+		}
+		k = strings.TrimRight(t[i:i+j], " ")
+		i += j
+		if k == "" || !plainStart(k) || k[0] == '?' || k[0] == ':' {
+			return "", 0, errSlow // an indicator: a tag, an anchor, ...
+		}
+	}
+	if k == "" || !keys.add(k) || i+1 >= len(t) || t[i] != ':' || t[i+1] != ' ' {
+		return "", 0, errSlow
+	}
+	return k, skipSpaces(t, i+1), nil
+}
+
+// flowValue reads the scalar at t[i] and returns the index after it, or
+// hands over the collection there (p.fc.i at its start).
+func (p *fastParser) flowValue(t string, i int) (yval, int, error) {
 	if i >= len(t) {
-		return nil, 0, errSlow
+		return yval{}, 0, errSlow
 	}
 	switch t[i] {
 	case '{', '[':
-		return flow(t, i)
+		p.fc.i = i
+		return yval{p: p, kind: t[i], at: i}, i, nil
 	case '"', '\'':
 		s, j, err := quoted(t[i:])
 		if err != nil {
-			return nil, 0, err
+			return yval{}, 0, err
 		}
-		return &ynode{kind: 's', val: s}, i + j, nil
+		return yval{kind: 's', val: s}, i + j, nil
 	}
-	j := strings.IndexAny(t[i:], ",{}[]")
+	j := indexIn(t[i:], &flowValueEnd)
 	if j < 0 {
-		return nil, 0, errSlow
+		return yval{}, 0, errSlow
 	}
 	v := strings.TrimRight(t[i:i+j], " ")
 	if !plainStart(v) || strings.IndexByte("?:", v[0]) >= 0 || strings.HasSuffix(v, ":") || strings.Contains(v, ": ") {
-		return nil, 0, errSlow
+		return yval{}, 0, errSlow
 	}
-	return &ynode{kind: 's', plain: true, val: v}, i + j, nil
+	return yval{kind: 's', plain: true, val: v}, i + j, nil
+}
+
+// The bytes that end a plain key or value in a flow collection. yaml.v3
+// ends one at ? too, where a key or value cannot end: ? goes to yaml.v3.
+var flowKeyEnd, flowValueEnd = byteSet(":,{}[]?"), byteSet(",{}[]?")
+
+func byteSet(chars string) (set [256]bool) {
+	for i := 0; i < len(chars); i++ {
+		set[chars[i]] = true
+	}
+	return set
+}
+
+// indexIn is strings.IndexAny for a set made once: IndexAny makes its set
+// on every call, and the flow collections of 50,000 VMs call it a million
+// times.
+func indexIn(s string, set *[256]bool) int {
+	for i := 0; i < len(s); i++ {
+		if set[s[i]] {
+			return i
+		}
+	}
+	return -1
 }
 
 func skipSpaces(t string, i int) int {
@@ -484,7 +638,7 @@ func skipSpaces(t string, i int) int {
 
 // The typed reads: each returns errSlow unless yaml.v3 would read the same.
 
-func (n *ynode) str() (string, error) {
+func (n yval) str() (string, error) {
 	if n.kind != 's' {
 		return "", errSlow
 	}
@@ -512,19 +666,19 @@ func isDecimal(s string) bool {
 	return true
 }
 
-func (n *ynode) int64() (int64, error) {
+func (n yval) int64() (int64, error) {
 	if n.kind != 's' || !n.plain || !isDecimal(n.val) {
 		return 0, errSlow
 	}
 	return strconv.ParseInt(n.val, 10, 64)
 }
 
-func (n *ynode) int() (int, error) {
+func (n yval) int() (int, error) {
 	v, err := n.int64()
 	return int(v), err
 }
 
-func (n *ynode) bool() (bool, error) {
+func (n yval) bool() (bool, error) {
 	if n.kind == 's' && n.plain {
 		switch n.val {
 		case "true":
@@ -536,7 +690,7 @@ func (n *ynode) bool() (bool, error) {
 	return false, errSlow
 }
 
-func (n *ynode) score() (*Score, error) {
+func (n yval) score() (*Score, error) {
 	if n.kind != 's' || (n.plain && !isDecimal(n.val) && n.val != "INFINITY" && n.val != "-INFINITY" && n.val != "+INFINITY") {
 		return nil, errSlow
 	}
@@ -548,7 +702,7 @@ func (n *ynode) score() (*Score, error) {
 	return &s, nil
 }
 
-func (n *ynode) duration() (Duration, error) {
+func (n yval) duration() (Duration, error) {
 	if n.kind != 's' || !n.plain {
 		return 0, errSlow
 	}
@@ -568,7 +722,7 @@ func (n *ynode) duration() (Duration, error) {
 	return d, nil
 }
 
-func (n *ynode) time() (time.Time, error) {
+func (n yval) time() (time.Time, error) {
 	if n.kind != 's' || !n.plain || !strings.HasSuffix(n.val, "Z") {
 		return time.Time{}, errSlow
 	}
@@ -579,38 +733,46 @@ func (n *ynode) time() (time.Time, error) {
 	return t, nil
 }
 
-// each calls f for every key and value of a mapping.
-func (n *ynode) each(f func(k string, v *ynode) error) error {
-	if n.kind != 'm' {
-		return errSlow
-	}
-	for i, k := range n.keys {
-		if err := f(k, n.kids[i]); err != nil {
-			return err
+// each calls f for every key and value of a mapping, as they are read.
+func (n yval) each(f func(k string, v yval) error) error {
+	switch n.kind {
+	case 'm':
+		return n.p.eachBlock(n.indent, f)
+	case '{':
+		if n.p.fc.i != n.at {
+			return errSlow
 		}
+		return n.p.flow(f, nil)
 	}
-	return nil
+	return errSlow
 }
 
-func (n *ynode) items() ([]*ynode, error) {
-	if n.kind != 'q' {
-		return nil, errSlow
+// items calls f for every item of a sequence, as they are read.
+func (n yval) items(f func(v yval) error) error {
+	switch n.kind {
+	case 'q':
+		return n.p.itemsBlock(n.indent, f)
+	case '[':
+		if n.p.fc.i != n.at {
+			return errSlow
+		}
+		return n.p.flow(nil, f)
 	}
-	return n.kids, nil
+	return errSlow
 }
 
-func (n *ynode) strMap() (map[string]string, error) {
+func (n yval) strMap() (map[string]string, error) {
 	m := map[string]string{}
-	err := n.each(func(k string, v *ynode) (err error) {
+	err := n.each(func(k string, v yval) (err error) {
 		m[k], err = v.str()
 		return err
 	})
 	return m, err
 }
 
-func (n *ynode) int64Map() (map[string]int64, error) {
+func (n yval) int64Map() (map[string]int64, error) {
 	m := map[string]int64{}
-	err := n.each(func(k string, v *ynode) (err error) {
+	err := n.each(func(k string, v yval) (err error) {
 		m[k], err = v.int64()
 		return err
 	})
@@ -619,17 +781,14 @@ func (n *ynode) int64Map() (map[string]int64, error) {
 
 func boolPtr(b bool) *bool { return &b }
 
-// fastSpec decodes cluster.yaml, or returns errSlow.
-func fastSpec(data []byte) (*Spec, error) {
-	root, err := fastParse(data)
-	if err != nil {
-		return nil, err
-	}
+// fastSpec decodes cluster.yaml, or returns errSlow. The Spec's strings
+// are substrings of data.
+func fastSpec(data string) (*Spec, error) {
 	var s Spec
-	err = root.each(func(k string, v *ynode) error {
+	err := fastDecode(data, func(k string, v yval) (err error) {
 		switch k {
 		case "policy":
-			return v.each(func(k string, v *ynode) (err error) {
+			return v.each(func(k string, v yval) (err error) {
 				p := &s.Policy
 				switch k {
 				case "default-stickiness":
@@ -666,8 +825,8 @@ func fastSpec(data []byte) (*Spec, error) {
 	return &s, nil
 }
 
-func fastHost(h *Host, n *ynode) error {
-	return n.each(func(k string, v *ynode) (err error) {
+func fastHost(h *Host, n yval) error {
+	return n.each(func(k string, v yval) (err error) {
 		switch k {
 		case "name":
 			h.Name, err = v.str()
@@ -686,8 +845,8 @@ func fastHost(h *Host, n *ynode) error {
 	})
 }
 
-func fastVM(m *VM, n *ynode) error {
-	return n.each(func(k string, v *ynode) (err error) {
+func fastVM(m *VM, n yval) error {
+	return n.each(func(k string, v yval) (err error) {
 		switch k {
 		case "name":
 			m.Name, err = v.str()
@@ -732,8 +891,8 @@ func fastVM(m *VM, n *ynode) error {
 	})
 }
 
-func fastConstraints(c *Constraints, n *ynode) error {
-	return n.each(func(k string, v *ynode) (err error) {
+func fastConstraints(c *Constraints, n yval) error {
+	return n.each(func(k string, v yval) (err error) {
 		switch k {
 		case "locations":
 			c.Locations, err = fastList(v, fastLocation)
@@ -746,8 +905,8 @@ func fastConstraints(c *Constraints, n *ynode) error {
 	})
 }
 
-func fastLocation(l *Location, n *ynode) error {
-	return n.each(func(k string, v *ynode) (err error) {
+func fastLocation(l *Location, n yval) error {
+	return n.each(func(k string, v yval) (err error) {
 		switch k {
 		case "vm":
 			l.VM, err = v.str()
@@ -765,8 +924,8 @@ func fastLocation(l *Location, n *ynode) error {
 	})
 }
 
-func fastColocation(co *Colocation, n *ynode) error {
-	return n.each(func(k string, v *ynode) (err error) {
+func fastColocation(co *Colocation, n yval) error {
+	return n.each(func(k string, v yval) (err error) {
 		switch k {
 		case "vm":
 			co.VM, err = v.str()
@@ -784,8 +943,8 @@ func fastColocation(co *Colocation, n *ynode) error {
 	})
 }
 
-func fastRule(r *Rule, n *ynode) error {
-	return n.each(func(k string, v *ynode) (err error) {
+func fastRule(r *Rule, n yval) error {
+	return n.each(func(k string, v yval) (err error) {
 		switch k {
 		case "score":
 			r.Score, err = v.score()
@@ -804,8 +963,8 @@ func fastRule(r *Rule, n *ynode) error {
 	})
 }
 
-func fastExpression(e *Expression, n *ynode) error {
-	return n.each(func(k string, v *ynode) (err error) {
+func fastExpression(e *Expression, n yval) error {
+	return n.each(func(k string, v yval) (err error) {
 		switch k {
 		case "attribute":
 			e.Attribute, err = v.str()
@@ -823,26 +982,22 @@ func fastExpression(e *Expression, n *ynode) error {
 }
 
 // fastStatus decodes status.yaml, or returns errSlow.
-func fastStatus(data []byte) (*Status, error) {
-	root, err := fastParse(data)
-	if err != nil {
-		return nil, err
-	}
+func fastStatus(data string) (*Status, error) {
 	var st Status
-	err = root.each(func(k string, v *ynode) (err error) {
+	err := fastDecode(data, func(k string, v yval) (err error) {
 		switch k {
 		case "now":
 			st.Now, err = v.time()
 		case "hosts":
 			st.Hosts = map[string]HostStatus{}
-			err = v.each(func(name string, v *ynode) error {
+			err = v.each(func(name string, v yval) error {
 				hs, err := fastHostStatus(v)
 				st.Hosts[name] = hs
 				return err
 			})
 		case "vms":
-			st.VMs = make(map[string]VMStatus, len(v.kids))
-			err = v.each(func(name string, v *ynode) error {
+			st.VMs = map[string]VMStatus{}
+			err = v.each(func(name string, v yval) error {
 				vs, err := fastVMStatus(v)
 				st.VMs[name] = vs
 				return err
@@ -858,9 +1013,9 @@ func fastStatus(data []byte) (*Status, error) {
 	return &st, nil
 }
 
-func fastHostStatus(n *ynode) (HostStatus, error) {
+func fastHostStatus(n yval) (HostStatus, error) {
 	var hs HostStatus
-	err := n.each(func(k string, v *ynode) (err error) {
+	err := n.each(func(k string, v yval) (err error) {
 		switch k {
 		case "state":
 			hs.State, err = v.str()
@@ -882,9 +1037,9 @@ func fastHostStatus(n *ynode) (HostStatus, error) {
 	return hs, err
 }
 
-func fastVMStatus(n *ynode) (VMStatus, error) {
+func fastVMStatus(n yval) (VMStatus, error) {
 	var vs VMStatus
-	err := n.each(func(k string, v *ynode) (err error) {
+	err := n.each(func(k string, v yval) (err error) {
 		switch k {
 		case "host":
 			vs.Host, err = v.str()
@@ -898,8 +1053,8 @@ func fastVMStatus(n *ynode) (VMStatus, error) {
 	return vs, err
 }
 
-func fastFailure(f *Failure, n *ynode) error {
-	return n.each(func(k string, v *ynode) (err error) {
+func fastFailure(f *Failure, n yval) error {
+	return n.each(func(k string, v yval) (err error) {
 		switch k {
 		case "host":
 			f.Host, err = v.str()
@@ -914,17 +1069,17 @@ func fastFailure(f *Failure, n *ynode) error {
 	})
 }
 
-// fastList reads a YAML list whose items each fill one T.
-func fastList[T any](v *ynode, item func(*T, *ynode) error) ([]T, error) {
-	items, err := v.items()
+// fastList reads a YAML list whose items each fill one T, as they are
+// read. An empty list is an empty slice, not nil, as yaml.v3 makes it.
+func fastList[T any](v yval, item func(*T, yval) error) ([]T, error) {
+	out := make([]T, 0)
+	err := v.items(func(it yval) error {
+		var zero T
+		out = append(out, zero)
+		return item(&out[len(out)-1], it)
+	})
 	if err != nil {
 		return nil, err
-	}
-	out := make([]T, len(items))
-	for i, it := range items {
-		if err := item(&out[i], it); err != nil {
-			return nil, err
-		}
 	}
 	return out, nil
 }

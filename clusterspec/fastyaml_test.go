@@ -1,6 +1,8 @@
 package clusterspec
 
 import (
+	"fmt"
+	"math/rand/v2"
 	"os"
 	"reflect"
 	"testing"
@@ -57,7 +59,7 @@ vms:
 	}
 	for _, c := range fast {
 		t.Run(c.name, func(t *testing.T) {
-			got, err := fastSpec([]byte(c.spec))
+			got, err := fastSpec(c.spec)
 			var want Spec
 			if werr := decodeStrict([]byte(c.spec), &want); werr != nil {
 				t.Fatal(werr)
@@ -73,7 +75,7 @@ vms:
 			if c.status == "" {
 				return
 			}
-			gs, err := fastStatus([]byte(c.status))
+			gs, err := fastStatus(c.status)
 			if err != nil {
 				t.Fatalf("fast reader refused the status: %v", err)
 			}
@@ -125,9 +127,13 @@ vms:
 		"hosts:\n- name: x \"y # z\"\n",
 		"hosts:\n- {name: 'a # b', attributes: {k: \"c # d\", l: e 'f}}\n",
 		"hosts:\n- name: 'a' # c\n  attributes: {'k': 'it''s'}\n",
+		"hosts:\n- name: a\x7fb\n",
+		"hosts:\n- name: a\u0085b\n",
+		"hosts:\n- name: a\u2028b\n",
+		"hosts:\n- name: a\ufeffb\n",
 	}
 	for _, y := range odd {
-		got, ferr := fastSpec([]byte(y))
+		got, ferr := fastSpec(y)
 		var want Spec
 		werr := decodeStrict([]byte(y), &want)
 		if ferr != nil {
@@ -150,7 +156,7 @@ vms:
 		"vms:\n  a:\n    failures:\n      - {host: h1, count: 1, last: 2026-01-01T00:00:00Z}\n",
 	}
 	for _, y := range oddStatus {
-		got, ferr := fastStatus([]byte(y))
+		got, ferr := fastStatus(y)
 		var want Status
 		werr := decodeStrict([]byte(y), &want)
 		if ferr != nil {
@@ -166,29 +172,31 @@ vms:
 	}
 }
 
-// FuzzFastYAML: whatever the fast reader accepts, yaml.v3 decodes alike.
+// FuzzFastYAML: whatever the fast reader accepts, yaml.v3 decodes alike,
+// and the streaming reader accepts and decodes what the tree reader it
+// replaced did (checkFastYAML). The seeds add generated files of both
+// shapes (TestFastYAMLGenerated's generator).
 func FuzzFastYAML(f *testing.F) {
 	f.Add(base)
 	f.Add("now: 2026-01-01T00:00:00Z\nvms:\n  a: {host: h1, failures: [{host: h1, count: 1}]}\n")
 	f.Add("hosts:\n- name: x 'y # z'\n  attributes: {'k': 'it''s', v: \"a\\\"b\"}\n")
-	f.Fuzz(func(t *testing.T, y string) {
-		if got, err := fastSpec([]byte(y)); err == nil {
-			var want Spec
-			if werr := decodeStrict([]byte(y), &want); werr != nil {
-				t.Fatalf("%q: the fast reader accepted what yaml.v3 refuses (%v)", y, werr)
-			}
-			if !reflect.DeepEqual(*got, want) {
-				t.Fatalf("%q: fast %+v, yaml.v3 %+v", y, *got, want)
-			}
+	g := &yamlGen{r: rand.New(rand.NewPCG(17, 2)), clean: true}
+	for i := 0; i < 8; i++ {
+		f.Add(g.doc(g.spec()))
+		f.Add(g.doc(g.status()))
+	}
+	f.Fuzz(func(t *testing.T, y string) { checkFastYAML(t, y) })
+}
+
+// TestDecodeOwned: DecodeOwned decodes as Decode does, on files for the
+// fast reader and on files it leaves to yaml.v3, errors included.
+func TestDecodeOwned(t *testing.T) {
+	genC, _ := plangen.Files(8, 100)
+	for _, y := range []string{base, string(genC), "hosts:\n  - &a {name: h1}\n  - *a\n", "vms:\n  - name: a\n    unknown: 1\n", ""} {
+		want, werr := Decode([]byte(y))
+		got, err := DecodeOwned([]byte(y))
+		if fmt.Sprint(err) != fmt.Sprint(werr) || !reflect.DeepEqual(got, want) {
+			t.Errorf("%q: DecodeOwned %+v, %v; Decode %+v, %v", y, got, err, want, werr)
 		}
-		if got, err := fastStatus([]byte(y)); err == nil {
-			var want Status
-			if werr := decodeStrict([]byte(y), &want); werr != nil {
-				t.Fatalf("%q: the fast reader accepted what yaml.v3 refuses (%v)", y, werr)
-			}
-			if !reflect.DeepEqual(*got, want) {
-				t.Fatalf("%q: fast %+v, yaml.v3 %+v", y, *got, want)
-			}
-		}
-	})
+	}
 }

@@ -19,6 +19,13 @@ type Options struct {
 	// NoSearch turns off the bounded search that rescues VMs Pacemaker's
 	// greedy allocation would leave stopped (for comparisons with Pacemaker).
 	NoSearch bool
+	// Validated tells Solve that the caller has run Validate on this
+	// input and has changed nothing Validate checks since, so Solve need
+	// not run it again (at 50,000 VMs it costs as much as the solve
+	// itself). A caller that is not sure leaves it false: the engine
+	// assumes a valid input, and an invalid one would give a wrong plan
+	// instead of an error.
+	Validated bool
 	// reference turns the shortcuts off (the memo of location rules, the
 	// scan of the touched hosts only): tests compare the two.
 	reference bool
@@ -132,10 +139,12 @@ type engine struct {
 
 // Solve computes a plan for in. It is pure: the same input always gives
 // the same result. It returns an error only when the input does not
-// validate.
+// validate (unless opt.Validated says the caller validated it).
 func Solve(in Input, opt Options) (*Result, error) {
-	if err := Validate(&in); err != nil {
-		return nil, err
+	if !opt.Validated {
+		if err := Validate(&in); err != nil {
+			return nil, err
+		}
 	}
 	e := newEngine(&in, opt)
 	e.allocateAll()

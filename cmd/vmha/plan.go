@@ -62,7 +62,7 @@ The JSON output is documented in docs/placement.md.`,
 }
 
 func runPlan(g *globals, o *planOpts, errw io.Writer) error {
-	in, err := loadInput(o, errw)
+	in, validated, err := loadInput(o, errw)
 	if err != nil {
 		return err
 	}
@@ -73,9 +73,13 @@ func runPlan(g *globals, o *planOpts, errw io.Writer) error {
 	// Only the JSON output shows the scores: a table of every VM on every
 	// host (50 million entries at 1,000 hosts and 50,000 VMs), so the
 	// engine fills it only then. Explanations are made only for the VMs
-	// --explain names.
+	// --explain names. An input from cluster.yaml was validated by
+	// Input, and neither the what-if flags nor the health scores change
+	// what Validate checks (they set host states, attributes and the
+	// clock, and add locations of known VMs on known hosts): the engine
+	// need not validate it again.
 	wantJSON := g.output == "json"
-	r, err := placement.Solve(in, placement.Options{Scores: wantJSON, Explain: o.explain, NoSearch: o.noRescue})
+	r, err := placement.Solve(in, placement.Options{Scores: wantJSON, Explain: o.explain, NoSearch: o.noRescue, Validated: validated})
 	if err != nil {
 		return err
 	}
@@ -101,43 +105,45 @@ func runPlan(g *globals, o *planOpts, errw io.Writer) error {
 }
 
 // loadInput reads the model from cluster.yaml (and status.yaml) or from a
-// Pacemaker CIB, whose untranslated parts are listed on stderr.
-func loadInput(o *planOpts, errw io.Writer) (placement.Input, error) {
+// Pacemaker CIB, whose untranslated parts are listed on stderr. validated
+// says the input passed placement.Validate (cluster.yaml's does, in
+// Spec.Input; a CIB's is left to the engine).
+func loadInput(o *planOpts, errw io.Writer) (in placement.Input, validated bool, err error) {
 	switch {
 	case o.cib != "" && (o.config != "" || o.status != ""):
-		return placement.Input{}, usageError{fmt.Errorf("--pacemaker-cib replaces --config and --status: give one or the other")}
+		return placement.Input{}, false, usageError{fmt.Errorf("--pacemaker-cib replaces --config and --status: give one or the other")}
 	case o.cib != "":
 		data, err := os.ReadFile(o.cib)
 		if err != nil {
-			return placement.Input{}, err
+			return placement.Input{}, false, err
 		}
 		in, warn, err := pacemaker.ReadCIB(data, time.Now())
 		if err != nil {
-			return in, fmt.Errorf("%s: %w", o.cib, err)
+			return in, false, fmt.Errorf("%s: %w", o.cib, err)
 		}
 		for _, w := range warn {
 			fmt.Fprintln(errw, "vmha: warning: "+o.cib+": "+w)
 		}
-		return in, nil
+		return in, false, nil
 	case o.config == "":
-		return placement.Input{}, usageError{fmt.Errorf("--config (or --pacemaker-cib) is required")}
+		return placement.Input{}, false, usageError{fmt.Errorf("--config (or --pacemaker-cib) is required")}
 	}
 	data, err := os.ReadFile(o.config)
 	if err != nil {
-		return placement.Input{}, err
+		return placement.Input{}, false, err
 	}
-	spec, err := clusterspec.Decode(data)
+	spec, err := clusterspec.DecodeOwned(data) // data is used for nothing else
 	if err != nil {
-		return placement.Input{}, fmt.Errorf("%s: %w", o.config, err)
+		return placement.Input{}, false, fmt.Errorf("%s: %w", o.config, err)
 	}
 	var st *clusterspec.Status
 	if o.status != "" {
 		sd, err := os.ReadFile(o.status)
 		if err != nil {
-			return placement.Input{}, err
+			return placement.Input{}, false, err
 		}
 		if st, err = clusterspec.ParseStatus(sd); err != nil {
-			return placement.Input{}, fmt.Errorf("%s: %w", o.status, err)
+			return placement.Input{}, false, fmt.Errorf("%s: %w", o.status, err)
 		}
 	}
 	if st == nil {
@@ -146,12 +152,12 @@ func loadInput(o *planOpts, errw io.Writer) (placement.Input, error) {
 		// cluster's rules).
 		st = &clusterspec.Status{}
 	}
-	in, err := spec.Input(st)
+	in, err = spec.Input(st)
 	if err != nil {
-		return in, fmt.Errorf("%s: %w", o.config, err)
+		return in, false, fmt.Errorf("%s: %w", o.config, err)
 	}
 	o.health = spec.Policy.Health()
-	return in, nil
+	return in, true, nil
 }
 
 // applyWhatIf changes the input as the what-if flags say.
