@@ -10,7 +10,7 @@ import (
 )
 
 // Checks of the values a fence device's parameters hold, shared by the
-// allow-lists of fencing/agent, fencing/libvirt and fencing/spec. Fence
+// allow-lists of fencing/agent, fencing/libvirturi and fencing/spec. Fence
 // configuration runs as root on whichever host leads: a value that should
 // be a host name or a number must not be able to carry a path, an option
 // (a leading "-"), or anything a shell or a command line would read as more
