@@ -77,10 +77,10 @@ const (
 //	         key=value (ip, username, lanplus, cipher, ipport, ...).
 //
 // Fence configuration runs as root on the leader, so the params are
-// allow-listed (fencing/agent.CheckAgent and CheckOption, fencing/
-// libvirturi.Check, and the value checks of package fencing): an agent of the known
-// list with only the options it needs to reach and log in to its device, a
-// libvirt URI over tls or tcp to a named host. AllowUnsafe lifts that, and
+// allow-listed (fencing/agent.CheckAgent and CheckOption,
+// fencing/libvirturi.Check, and the value checks of package fencing): an
+// agent of the known list with only the options it needs to reach and log
+// in to its device, a libvirt URI over tls or tcp to a named host. AllowUnsafe lifts that, and
 // only an operator's command may set it.
 type Device struct {
 	Name         string            `json:"name" yaml:"name" mapstructure:"name"`
