@@ -11,7 +11,7 @@ import (
 	"github.com/vmha/vmha/api"
 	"github.com/vmha/vmha/cluster/decide"
 	"github.com/vmha/vmha/fencing"
-	"github.com/vmha/vmha/fencing/spec"
+	"github.com/vmha/vmha/fencing/devices"
 	"github.com/vmha/vmha/model"
 )
 
@@ -57,7 +57,7 @@ var errNoFenceDevice = errors.New("no fence device is configured for the host")
 
 // topology opens host's fence topology from the replicated config. The
 // caller closes the set.
-func (c *Coordinator) topology(host string) (fencing.Topology, *spec.Set, error) {
+func (c *Coordinator) topology(host string) (fencing.Topology, *devices.Set, error) {
 	var t *model.FenceTopology
 	c.n.fsm.Read(func(s *model.State) {
 		if ft := s.Config.Fencing[host]; ft != nil {
@@ -68,7 +68,7 @@ func (c *Coordinator) topology(host string) (fencing.Topology, *spec.Set, error)
 	if t == nil || len(t.Levels) == 0 {
 		return fencing.Topology{}, nil, errNoFenceDevice
 	}
-	set, err := spec.Build(SpecOf(host, t))
+	set, err := devices.Build(SpecOf(host, t))
 	if err != nil {
 		return fencing.Topology{}, nil, fmt.Errorf("fence devices of %s: %w", host, err)
 	}

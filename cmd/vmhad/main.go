@@ -24,7 +24,7 @@ import (
 
 	"github.com/vmha/vmha/cluster"
 	"github.com/vmha/vmha/config"
-	"github.com/vmha/vmha/fencing/spec"
+	"github.com/vmha/vmha/fencing/devices"
 	"github.com/vmha/vmha/hypervisor"
 	"github.com/vmha/vmha/internal/buildinfo"
 	"github.com/vmha/vmha/internal/gossipkey"
@@ -562,7 +562,7 @@ func fenceTopology(cfg *config.Daemon) (*model.FenceTopology, error) {
 	if len(sp.Hosts) == 0 {
 		return nil, nil
 	}
-	set, err := spec.Build(sp)
+	set, err := devices.Build(sp)
 	if err != nil {
 		return nil, fmt.Errorf("fence: %w", err)
 	}

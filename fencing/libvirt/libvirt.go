@@ -4,6 +4,10 @@
 // "virsh reset", status is the domain's state. The management hypervisor
 // is reached through a libvirt URI (qemu+ssh://, qemu+tcp://, test:///...)
 // and a host → domain name map says which domain plays which host.
+//
+// This package links libvirt's C library through cgo; only vmhad (through
+// fencing/devices) imports it. The allow-list of URIs that a fence
+// configuration may name is fencing/libvirturi, which the CLI shares.
 package libvirt
 
 import (

@@ -1,7 +1,11 @@
-// Package spec turns a fencing configuration (devices and, per host, the
-// ordered levels of devices that fence it) into fencing.Topology values
-// with real devices: IPMI BMCs, libvirt management hypervisors and external
-// fence agents.
+// Package spec describes a fencing configuration (devices and, per host,
+// the ordered levels of devices that fence it) and validates it; package
+// fencing/devices opens it into fencing.Topology values with real devices:
+// IPMI BMCs, libvirt management hypervisors and external fence agents.
+// Validation is here, apart from the device drivers, because config and
+// the vmha CLI validate specs but never open a device: this package must
+// not link them (the libvirt driver is cgo, and loading libvirt's shared
+// libraries alone slows every start of the CLI by tens of milliseconds).
 //
 // Validation comes first and is complete: every problem is reported, each
 // naming the device or host and the item, and nothing is opened when there
@@ -49,8 +53,7 @@ import (
 
 	"github.com/vmha/vmha/fencing"
 	"github.com/vmha/vmha/fencing/agent"
-	"github.com/vmha/vmha/fencing/ipmi"
-	fvirt "github.com/vmha/vmha/fencing/libvirt"
+	"github.com/vmha/vmha/fencing/libvirturi"
 	"github.com/vmha/vmha/internal/secret"
 )
 
@@ -74,10 +77,10 @@ const (
 //	         key=value (ip, username, lanplus, cipher, ipport, ...).
 //
 // Fence configuration runs as root on the leader, so the params are
-// allow-listed (fencing/agent.CheckAgent and CheckOption, fencing/libvirt.
-// CheckURI, and the value checks of package fencing): an agent of the known
-// list with only the options it needs to reach and log in to its device, a
-// libvirt URI over tls or tcp to a named host. AllowUnsafe lifts that, and
+// allow-listed (fencing/agent.CheckAgent and CheckOption,
+// fencing/libvirturi.Check, and the value checks of package fencing): an
+// agent of the known list with only the options it needs to reach and log
+// in to its device, a libvirt URI over tls or tcp to a named host. AllowUnsafe lifts that, and
 // only an operator's command may set it.
 type Device struct {
 	Name         string            `json:"name" yaml:"name" mapstructure:"name"`
@@ -326,7 +329,7 @@ func (d Device) unsafe() []string {
 		}
 	case TypeLibvirt:
 		if uri := d.Params["uri"]; strings.TrimSpace(uri) != "" {
-			if err := fvirt.CheckURI(uri); err != nil {
+			if err := libvirturi.Check(uri); err != nil {
 				add("param %v", err)
 			}
 		}
@@ -464,7 +467,7 @@ func validateLevel(lvl []string, n int, name string, devs map[string]Device) []e
 		case seen[dn]:
 			errs = append(errs, fmt.Errorf("fence host %s: level %d names device %s twice", name, n, dn))
 		default:
-			if err := mapsHost(d, name); err != nil {
+			if err := d.MapsHost(name); err != nil {
 				errs = append(errs, fmt.Errorf("fence host %s: level %d: %w", name, n, err))
 			}
 		}
@@ -473,10 +476,11 @@ func validateLevel(lvl []string, n int, name string, devs map[string]Device) []e
 	return errs
 }
 
-// mapsHost checks that a device with a host_map knows host: a device that
+// MapsHost checks that a device with a host_map knows host: a device that
 // serves several hosts must say which port (domain, plug) is which, or it
-// would switch off the wrong one.
-func mapsHost(d Device, host string) error {
+// would switch off the wrong one. A device without a host_map (or with one
+// that does not parse, which Validate reports) passes.
+func (d Device) MapsHost(host string) error {
 	hm, ok := d.Params["host_map"]
 	if !ok {
 		return nil
@@ -520,158 +524,3 @@ func (d Device) Password() (secret.String, error) {
 // (mode 0600 or 0400). Errors name the file, never its contents. It is
 // secret.FromFile, which the CLI shares without linking the device code.
 func PasswordFromFile(path string) (secret.String, error) { return secret.FromFile(path) }
-
-// Open validates d and returns the device that fences target. target
-// selects the port of a device with a host_map (libvirt domain, agent
-// plug); devices without one ignore it. A libvirt device opened here has a
-// connection of its own, made on first use; Build shares one per device.
-func Open(d Device, target string) (fencing.Device, error) {
-	return open(d, target, nil)
-}
-
-func open(d Device, target string, conns map[string]*fvirt.Conn) (fencing.Device, error) {
-	if err := d.Validate(); err != nil {
-		return nil, err
-	}
-	if err := mapsHost(d, target); err != nil {
-		return nil, err
-	}
-	pw, err := d.Password()
-	if err != nil {
-		return nil, err
-	}
-	wrap := func(err error) error { return fmt.Errorf("fence device %s: %w", d.Name, err) }
-	switch d.Type {
-	case TypeIPMI:
-		cfg := ipmi.Config{
-			Host: d.Params["address"], User: d.Params["user"], Password: pw,
-			Interface: d.Params["interface"], Timeout: d.Timeout,
-		}
-		// Validate checked that these parse.
-		cfg.Port, _ = strconv.Atoi(orZero(d.Params["port"]))
-		cfg.CipherSuite, _ = strconv.Atoi(orZero(d.Params["cipher_suite"]))
-		dev, err := ipmi.New(cfg)
-		if err != nil {
-			return nil, wrap(err)
-		}
-		return dev, nil
-	case TypeLibvirt:
-		c := conns[d.Name]
-		if c == nil {
-			var hm map[string]string
-			if s, ok := d.Params["host_map"]; ok {
-				hm, _ = fencing.ParseHostMap(s)
-			}
-			c, err = fvirt.New(fvirt.Config{URI: d.Params["uri"], Domains: hm, Timeout: d.Timeout})
-			if err != nil {
-				return nil, wrap(err)
-			}
-			if conns != nil {
-				conns[d.Name] = c
-			}
-		}
-		dev, err := c.Device(target)
-		if err != nil {
-			return nil, wrap(err)
-		}
-		return dev, nil
-	case TypeAgent:
-		opts := map[string]string{}
-		for k, v := range d.Params {
-			if k != "agent" && k != "host_map" {
-				opts[k] = v
-			}
-		}
-		if s, ok := d.Params["host_map"]; ok {
-			hm, _ := fencing.ParseHostMap(s)
-			opts["plug"] = hm[target]
-		}
-		dev, err := agent.New(agent.Config{Agent: d.Params["agent"], Options: opts, Password: pw, Timeout: d.Timeout})
-		if err != nil {
-			return nil, wrap(err)
-		}
-		return dev, nil
-	}
-	return nil, wrap(fmt.Errorf("unknown type %q", d.Type))
-}
-
-func orZero(s string) string {
-	if s == "" {
-		return "0"
-	}
-	return s
-}
-
-// Set is a built spec: one topology per host, ready to Run.
-type Set struct {
-	// Topologies maps a host name to its topology.
-	Topologies map[string]fencing.Topology
-	conns      map[string]*fvirt.Conn
-}
-
-// Build validates s, reads every password and opens every device of every
-// host's levels. Either all of it succeeds or nothing is returned: the
-// error lists every problem, each naming its device or host.
-func Build(s Spec) (*Set, error) {
-	if err := s.Validate(); err != nil {
-		return nil, err
-	}
-	devs := map[string]Device{}
-	for _, d := range s.Devices {
-		devs[d.Name] = d
-	}
-	set := &Set{Topologies: map[string]fencing.Topology{}, conns: map[string]*fvirt.Conn{}}
-	var errs []error
-	failed := map[string]bool{} // report a device's open error once
-	for _, h := range s.Hosts {
-		action, _ := fencing.ParseAction(h.Action)
-		t := fencing.Topology{Host: h.Name, Action: action, Delay: h.Delay, RandomDelay: h.RandomDelay}
-		for _, lvl := range h.Levels {
-			var l fencing.Level
-			for _, dn := range lvl {
-				if failed[dn] {
-					continue
-				}
-				dev, err := open(devs[dn], h.Name, set.conns)
-				if err != nil {
-					// The password and parameter errors of a device are the
-					// same for every host; the host matters only for a map.
-					if _, hasMap := devs[dn].Params["host_map"]; !hasMap {
-						failed[dn] = true
-					}
-					errs = append(errs, err)
-					continue
-				}
-				l.Devices = append(l.Devices, dev)
-			}
-			t.Levels = append(t.Levels, l)
-		}
-		set.Topologies[h.Name] = t
-	}
-	if len(errs) > 0 {
-		_ = set.Close()
-		return nil, errors.Join(errs...)
-	}
-	return set, nil
-}
-
-// Close releases the connections of the set's libvirt devices.
-func (s *Set) Close() error {
-	var errs []error
-	for _, c := range s.conns {
-		if err := c.Close(); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	return errors.Join(errs...)
-}
-
-// Hosts returns the host names of the set, sorted.
-func (s *Set) Hosts() []string {
-	out := make([]string, 0, len(s.Topologies))
-	for h := range s.Topologies {
-		out = append(out, h)
-	}
-	sort.Strings(out)
-	return out
-}

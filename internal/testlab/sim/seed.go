@@ -14,6 +14,7 @@ import (
 
 	"github.com/vmha/vmha/cluster"
 	"github.com/vmha/vmha/cluster/decide"
+	"github.com/vmha/vmha/fencing/devices"
 	"github.com/vmha/vmha/fencing/spec"
 	"github.com/vmha/vmha/model"
 	"github.com/vmha/vmha/placement"
@@ -42,7 +43,7 @@ func (c *Cluster) fenceTopology(host string) (*model.FenceTopology, error) {
 	sp := spec.Spec{Devices: []spec.Device{d}, Hosts: []spec.Host{{Name: host, Levels: [][]string{{"sim"}}}}}
 	// Build opens the device as the leader will: a bad script path or
 	// option fails here, not during the fence.
-	set, err := spec.Build(sp)
+	set, err := devices.Build(sp)
 	if err != nil {
 		return nil, err
 	}

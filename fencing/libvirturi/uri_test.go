@@ -1,11 +1,11 @@
-package libvirt
+package libvirturi
 
 import (
 	"strings"
 	"testing"
 )
 
-func TestCheckURI(t *testing.T) {
+func TestCheck(t *testing.T) {
 	for _, tc := range []struct {
 		name, uri string
 		want      string // "" = accepted
@@ -45,7 +45,7 @@ func TestCheckURI(t *testing.T) {
 		{"not a uri", "mgmt", "is not a libvirt URI"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			err := CheckURI(tc.uri)
+			err := Check(tc.uri)
 			if tc.want == "" {
 				if err != nil {
 					t.Fatalf("%s: %v", tc.uri, err)
@@ -61,7 +61,7 @@ func TestCheckURI(t *testing.T) {
 		})
 	}
 	// Every refused part is named, not only the first.
-	err := CheckURI("qemu+ext:///system?command=/tmp/x.sh&socket=/s")
+	err := Check("qemu+ext:///system?command=/tmp/x.sh&socket=/s")
 	for _, want := range []string{"transport +ext", "names no host", "parameter command=", "parameter socket="} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%v lacks %q", err, want)

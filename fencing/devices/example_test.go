@@ -1,4 +1,4 @@
-package spec_test
+package devices_test
 
 import (
 	"context"
@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/vmha/vmha/fencing"
+	"github.com/vmha/vmha/fencing/devices"
 	"github.com/vmha/vmha/fencing/spec"
 )
 
@@ -18,7 +19,7 @@ func Example() {
 		},
 		Hosts: []spec.Host{{Name: "h1", Levels: [][]string{{"bmc-h1"}}}},
 	}
-	set, err := spec.Build(s)
+	set, err := devices.Build(s)
 	if err != nil {
 		fmt.Println(err) // names every bad device, host, level or password source
 		return
