@@ -13,8 +13,7 @@ package clusterspec
 // numbers other than plain decimals, any invalid value), and decodeStrict
 // then reads the file with yaml.v3, which also words every error. A file
 // it accepts decodes to what yaml.v3 decodes (TestFastYAMLAgreesWithYAMLv3,
-// TestFastYAMLGenerated, FuzzFastYAML), and it accepts what the tree
-// reader it replaced accepted (fastyaml_ref_test.go).
+// TestFastYAMLGenerated, FuzzFastYAML); what it refuses, yaml.v3 reads.
 
 import (
 	"errors"

@@ -321,20 +321,16 @@ func mutate(r *rand.Rand, y string) string {
 	return strings.Join(lines, "\n")
 }
 
-// checkFastYAML checks one input: the streaming reader accepts it exactly
-// when the tree reader did and decodes it alike, and what it accepts
-// yaml.v3 decodes alike. It reports whether the spec and the status were
-// accepted.
+// checkFastYAML checks one input: what the fast reader accepts, yaml.v3
+// decodes alike (what it refuses goes to yaml.v3, so a user sees yaml.v3's
+// result either way). It reports whether the spec and the status were
+// accepted. (Until issue 17 the reader built a tree of the whole file;
+// the streaming reader was checked against that one too while it was
+// written, then the copy was dropped: yaml.v3 is the reference.)
 func checkFastYAML(t *testing.T, y string) (specOK, statusOK bool) {
 	t.Helper()
 	got, err := fastSpec(y)
-	ref, rerr := refFastSpec([]byte(y))
-	switch {
-	case (err == nil) != (rerr == nil):
-		t.Fatalf("%q: spec: streaming reader %v, tree reader %v", y, err, rerr)
-	case err == nil && !reflect.DeepEqual(got, ref):
-		t.Fatalf("%q: spec: streaming %+v, tree %+v", y, *got, *ref)
-	case err == nil:
+	if err == nil {
 		var want Spec
 		if werr := decodeStrict([]byte(y), &want); werr != nil {
 			t.Fatalf("%q: the fast reader accepted what yaml.v3 refuses (%v)", y, werr)
@@ -344,13 +340,7 @@ func checkFastYAML(t *testing.T, y string) (specOK, statusOK bool) {
 		}
 	}
 	gs, serr := fastStatus(y)
-	rs, rserr := refFastStatus([]byte(y))
-	switch {
-	case (serr == nil) != (rserr == nil):
-		t.Fatalf("%q: status: streaming reader %v, tree reader %v", y, serr, rserr)
-	case serr == nil && !reflect.DeepEqual(gs, rs):
-		t.Fatalf("%q: status: streaming %+v, tree %+v", y, *gs, *rs)
-	case serr == nil:
+	if serr == nil {
 		var want Status
 		if werr := decodeStrict([]byte(y), &want); werr != nil {
 			t.Fatalf("%q: the fast reader accepted what yaml.v3 refuses (%v)", y, werr)

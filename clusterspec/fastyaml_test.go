@@ -172,9 +172,8 @@ vms:
 	}
 }
 
-// FuzzFastYAML: whatever the fast reader accepts, yaml.v3 decodes alike,
-// and the streaming reader accepts and decodes what the tree reader it
-// replaced did (checkFastYAML). The seeds add generated files of both
+// FuzzFastYAML: whatever the fast reader accepts, yaml.v3 decodes alike
+// (checkFastYAML). The seeds add generated files of both
 // shapes (TestFastYAMLGenerated's generator).
 func FuzzFastYAML(f *testing.F) {
 	f.Add(base)
