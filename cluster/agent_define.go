@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"maps"
 	"os"
 	"path/filepath"
 	"sync"
@@ -164,11 +165,7 @@ func (a *Agent) definitions(ctx context.Context, st *model.State, doms map[strin
 func (d *agentDefs) restartedCopy() map[string]time.Time {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	out := make(map[string]time.Time, len(d.restarted))
-	for k, v := range d.restarted {
-		out[k] = v
-	}
-	return out
+	return maps.Clone(d.restarted)
 }
 
 func (a *Agent) isManaged(name string) bool {

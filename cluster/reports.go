@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"maps"
 	"sync"
 	"time"
 
@@ -36,11 +37,7 @@ func (h *heardReports) note(host string, t time.Time) {
 func (h *heardReports) snapshot() map[string]time.Time {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	out := make(map[string]time.Time, len(h.at))
-	for k, v := range h.at {
-		out[k] = v
-	}
-	return out
+	return maps.Clone(h.at)
 }
 
 // sameReport reports whether o says what the committed report prev says:

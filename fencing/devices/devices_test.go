@@ -23,15 +23,7 @@ import (
 const secretPw = "Spec-Pw-58ad"
 
 func pwFile(t *testing.T, mode os.FileMode) string {
-	t.Helper()
-	p := filepath.Join(t.TempDir(), "bmc.pw")
-	if err := os.WriteFile(p, []byte(secretPw+"\n"), mode); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(p, mode); err != nil {
-		t.Fatal(err)
-	}
-	return p
+	return testenv.SecretFile(t, secretPw, mode)
 }
 
 func fakeAgent(t *testing.T) string {

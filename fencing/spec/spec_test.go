@@ -3,25 +3,17 @@ package spec_test
 import (
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/vmha/vmha/fencing/spec"
+	"github.com/vmha/vmha/internal/testlab/testenv"
 )
 
 const secretPw = "Spec-Pw-58ad"
 
 func pwFile(t *testing.T, mode os.FileMode) string {
-	t.Helper()
-	p := filepath.Join(t.TempDir(), "bmc.pw")
-	if err := os.WriteFile(p, []byte(secretPw+"\n"), mode); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(p, mode); err != nil {
-		t.Fatal(err)
-	}
-	return p
+	return testenv.SecretFile(t, secretPw, mode)
 }
 
 func TestValidateReportsEveryProblem(t *testing.T) {

@@ -85,3 +85,17 @@ func FreePort(t testing.TB) int {
 	}
 	return ps[0]
 }
+
+// SecretFile writes secret and a newline into a new file of mode mode (a
+// password file, as fence devices read them) and returns its path.
+func SecretFile(t testing.TB, secret string, mode os.FileMode) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "secret")
+	if err := os.WriteFile(p, []byte(secret+"\n"), mode); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(p, mode); err != nil { // below the umask too
+		t.Fatal(err)
+	}
+	return p
+}
