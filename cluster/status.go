@@ -319,6 +319,16 @@ func hostDetails(out *api.Status, c statusClock, st *model.State, rules *decide.
 			msg += fmt.Sprintf(", or until its own watchdog (%s) has reset it: the host stops petting it once cut off from the quorum, so it counts as reset %s after it was lost", h.Watchdog, model.WatchdogWait(h.Watchdog, 0).Round(time.Second))
 		}
 		addIssue(out, hostIssue(api.SeverityCritical, "fence_failed", name, msg))
+	case model.HostFenced:
+		// Its VMs run elsewhere, but the cluster has one host fewer for
+		// the next failure: an operator should know until it is back.
+		at := ""
+		if hs := st.Status.Hosts[name]; hs != nil && !hs.FencedAt.IsZero() {
+			at = " at " + hs.FencedAt.Format(time.DateTime)
+		}
+		addIssue(out, hostIssue(api.SeverityWarning, "host_fenced", name, fmt.Sprintf(
+			"host %s was fenced%s and has not rejoined: the cluster has one host fewer for the next failure; power it on (it rejoins and starts nothing until VMs are placed on it) or remove it (vmha host remove %s --yes)",
+			name, at, name)))
 	}
 	if h.Witness {
 		hv.Witness = true

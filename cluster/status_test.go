@@ -450,3 +450,26 @@ func diffOf(want, got any) string {
 	}
 	return fmt.Sprintf("want %+v\n got %+v", want, got)
 }
+
+// A fenced host that has not rejoined is a warning: its VMs run elsewhere,
+// but the cluster has one host fewer; once it is alive again, nothing.
+func TestStatusFencedHostIsAWarning(t *testing.T) {
+	st, ms := statusState("h1", "h2", "h3")
+	st.Status.Hosts["h3"] = &model.HostStatus{State: model.HostFenced, SeenAlive: true, FencedAt: statusNow.Add(-time.Minute)}
+	ms["h3"] = decide.Member{Name: "h3", Status: decide.MemberFailed}
+	s := statusOf(t, st, ms, "")
+	var got *api.Issue
+	for i := range s.ProblemDetails {
+		if s.ProblemDetails[i].Code == "host_fenced" {
+			got = &s.ProblemDetails[i]
+		}
+	}
+	if got == nil || got.Severity != api.SeverityWarning || got.Host != "h3" || !strings.Contains(got.Message, "one host fewer") || !strings.Contains(got.Message, statusNow.Add(-time.Minute).Format(time.DateTime)) {
+		t.Fatalf("no host_fenced warning for h3: %+v", s.ProblemDetails)
+	}
+	st.Status.Hosts["h3"].State = model.HostAlive
+	ms["h3"] = decide.Member{Name: "h3", Status: decide.MemberAlive}
+	if diff := diffOf(map[string][]string{}, codes(statusOf(t, st, ms, "").ProblemDetails)); diff != "" {
+		t.Errorf("back alive, problems remain:\n%s", diff)
+	}
+}
