@@ -147,6 +147,18 @@ func newMemNode(t testing.TB, cfg *config.Daemon) *Node {
 // answers 500, and an answer of 4xx changed nothing in the state: bad input
 // is refused with a clear error before anything is proposed.
 func FuzzHandlers(f *testing.F) {
+	// r is a route's index in fuzzRoutes, by method and path: a seed
+	// names the route its body was written for (indices written by hand
+	// drifted when routes were added in the middle of the list).
+	r := func(method, path string) uint8 {
+		for i, rt := range fuzzRoutes {
+			if rt.method == method && rt.path == path {
+				return uint8(i)
+			}
+		}
+		f.Fatalf("seed for %s %s: no such route in fuzzRoutes", method, path)
+		return 0
+	}
 	seeds := []struct {
 		route      uint8
 		value      string
@@ -155,45 +167,45 @@ func FuzzHandlers(f *testing.F) {
 		principal  string
 		principalR string
 	}{
-		{0, "h2", []byte(`{"parallel":1}`), "", "", ""},
-		{2, "h1", []byte(`{"key":"zone","value":"a"}`), "", "", ""},
-		{2, "h1", []byte(`{"key":"#uname","value":"x"}`), "", "", ""},
-		{3, "h2", []byte(`{"on":true,"reason":"r","requested_by":"x"}`), "h2", "alice", "operator"},
-		{6, "", []byte(`{"yaml":"hosts: [{name: h9}]\nvms: []\n"}`), "", "", ""},
-		{6, "", []byte(`{"yaml":"policy: {placement-strategy: nope}"}`), "", "", ""},
-		{11, "", []byte(`{"enabled":false}`), "", "", ""},
-		{12, "h1", []byte(`{"action":"explode"}`), "", "", ""},
-		{15, "", []byte(`{"name":"vm2","xml":"<domain><name>vm2</name><memory>1</memory><memory>9999999</memory></domain>"}`), "", "", ""},
-		{15, "", []byte(`{"name":"../x","xml":"<domain/>"}`), "", "", ""},
-		{17, "vm1", []byte(`{"to":"h1"}`), "", "", ""},
-		{18, "", []byte(`{"vm":"vm1","migration_id":"m","outcome":"migrated","running_on":"h9"}`), "", "", ""},
-		{19, "", []byte(`{"host":{"name":"h3","api_addr":"x"},"fencing":{"devices":[{"name":"d","type":"agent","params":{"agent":"fence_virsh","ssh_path":"/bin/sh"}}],"levels":[["d"]]}}`), "h3", "", ""},
-		{20, "", []byte(`{"host":"h1","vms":{"vm1":{"state":"crashed"}}}`), "h2", "", ""},
-		{22, "", []byte(`{"term":18446744073709551615}`), "", "", ""},
-		{23, "", []byte(`{"name":"sh","args":["-c","reboot"]}`), "", "", ""},
-		{4, "h%00", []byte(`{`), "", "", ""},
-		{25, "h2", []byte(`{"fencing":{"devices":[{"name":"d@h2","type":"libvirt","params":{"uri":"qemu+ext:///system?command=/bin/sh"}}],"levels":[["d@h2"]]},"requested_by":"x"}`), "", "", ""},
-		{26, "h2", []byte(`{"requested_by":"x"}`), "", "", ""},
-		{12, "h2", []byte(`{}`), "", "", ""},
-		{27, "vm1", []byte(`{"state":"ignored","if":"-"}`), "", "", ""},
-		{28, "vm1", []byte(`{"host":"h9"}`), "", "", ""},
-		{29, "vm1", []byte(`{"to":"h2"}`), "", "", ""},
-		{30, "", []byte(`{"on":true}`), "", "", ""},
-		{31, "90m", nil, "", "", ""},
-		{32, "vm1", nil, "", "", ""},
-		{39, "1", nil, "", "alice", "operator"},
-		{40, "x", nil, "h2", "", ""},
-		{41, "", []byte(`{"name":"nope","requested_by":"x"}`), "", "", ""},
-		{42, "", []byte(`{"owner":"alice","role":"operator","ttl_ns":3600000000000,"comment":"c"}`), "", "", ""},
-		{42, "", []byte(`{"owner":"alice\u0000","role":"readonly","ttl_ns":-1}`), "h2", "bob", "readonly"},
-		{43, "000000000000", nil, "", "", ""},
-		{43, "../x", []byte(`{"requested_by":"x"}`), "", "", ""},
-		{44, "h1,h9", nil, "", "", ""},
-		{45, "h1", nil, "", "", ""},
-		{46, "7", nil, "", "", ""},
-		{47, "local=1", nil, "", "", ""},
-		{17, "vm1", []byte(`{"to":"h2","dry_run":true}`), "", "", ""},
-		{35, "vm1", []byte(`{"to":"h2","dry_run":true}`), "", "", ""},
+		{r("POST", api.PathHostAction+"/{x}/evacuate"), "h2", []byte(`{"parallel":1}`), "", "", ""},
+		{r("POST", api.PathHostAction+"/{x}/attr"), "h1", []byte(`{"key":"zone","value":"a"}`), "", "", ""},
+		{r("POST", api.PathHostAction+"/{x}/attr"), "h1", []byte(`{"key":"#uname","value":"x"}`), "", "", ""},
+		{r("POST", api.PathHostAction+"/{x}/maintenance"), "h2", []byte(`{"on":true,"reason":"r","requested_by":"x"}`), "h2", "alice", "operator"},
+		{r("POST", api.PathRules), "", []byte(`{"yaml":"hosts: [{name: h9}]\nvms: []\n"}`), "", "", ""},
+		{r("POST", api.PathRules), "", []byte(`{"yaml":"policy: {placement-strategy: nope}"}`), "", "", ""},
+		{r("POST", api.PathFencePolicy), "", []byte(`{"enabled":false}`), "", "", ""},
+		{r("POST", api.PathFence+"/{x}"), "h1", []byte(`{"action":"explode"}`), "", "", ""},
+		{r("POST", api.PathVMs), "", []byte(`{"name":"vm2","xml":"<domain><name>vm2</name><memory>1</memory><memory>9999999</memory></domain>"}`), "", "", ""},
+		{r("POST", api.PathVMs), "", []byte(`{"name":"../x","xml":"<domain/>"}`), "", "", ""},
+		{r("POST", api.PathVMs+"/{x}/migrate"), "vm1", []byte(`{"to":"h1"}`), "", "", ""},
+		{r("POST", api.PathMigrationResult), "", []byte(`{"vm":"vm1","migration_id":"m","outcome":"migrated","running_on":"h9"}`), "", "", ""},
+		{r("POST", api.PathRegister), "", []byte(`{"host":{"name":"h3","api_addr":"x"},"fencing":{"devices":[{"name":"d","type":"agent","params":{"agent":"fence_virsh","ssh_path":"/bin/sh"}}],"levels":[["d"]]}}`), "h3", "", ""},
+		{r("POST", api.PathObserve), "", []byte(`{"host":"h1","vms":{"vm1":{"state":"crashed"}}}`), "h2", "", ""},
+		{r("POST", api.PathNudge), "", []byte(`{"term":18446744073709551615}`), "", "", ""},
+		{r("POST", api.PathPeerLVM), "", []byte(`{"name":"sh","args":["-c","reboot"]}`), "", "", ""},
+		{r("POST", api.PathHostAction+"/{x}/expect"), "h%00", []byte(`{`), "", "", ""},
+		{r("POST", api.PathFence+"/{x}/devices"), "h2", []byte(`{"fencing":{"devices":[{"name":"d@h2","type":"libvirt","params":{"uri":"qemu+ext:///system?command=/bin/sh"}}],"levels":[["d@h2"]]},"requested_by":"x"}`), "", "", ""},
+		{r("POST", api.PathFence+"/{x}/devices/accept"), "h2", []byte(`{"requested_by":"x"}`), "", "", ""},
+		{r("POST", api.PathFence+"/{x}"), "h2", []byte(`{}`), "", "", ""},
+		{r("POST", api.PathVMs+"/{x}/state"), "vm1", []byte(`{"state":"ignored","if":"-"}`), "", "", ""},
+		{r("POST", api.PathVMs+"/{x}/cleanup"), "vm1", []byte(`{"host":"h9"}`), "", "", ""},
+		{r("POST", api.PathVMs+"/{x}/relocate"), "vm1", []byte(`{"to":"h2"}`), "", "", ""},
+		{r("POST", api.PathClusterMaintenance), "", []byte(`{"on":true}`), "", "", ""},
+		{r("GET", api.PathEvents+"?since={x}"), "90m", nil, "", "", ""},
+		{r("GET", api.PathFailures+"?vm={x}"), "vm1", nil, "", "", ""},
+		{r("GET", api.PathDoctor+"?local={x}"), "1", nil, "", "alice", "operator"},
+		{r("GET", api.PathLocalDoctor+"?{x}"), "x", nil, "h2", "", ""},
+		{r("POST", api.PathAlertTest), "", []byte(`{"name":"nope","requested_by":"x"}`), "", "", ""},
+		{r("POST", api.PathTokens), "", []byte(`{"owner":"alice","role":"operator","ttl_ns":3600000000000,"comment":"c"}`), "", "", ""},
+		{r("POST", api.PathTokens), "", []byte(`{"owner":"alice\u0000","role":"readonly","ttl_ns":-1}`), "h2", "bob", "readonly"},
+		{r("DELETE", api.PathTokens+"/{x}"), "000000000000", nil, "", "", ""},
+		{r("DELETE", api.PathTokens+"/{x}"), "../x", []byte(`{"requested_by":"x"}`), "", "", ""},
+		{r("GET", api.PathWhatIf+"?fail={x}"), "h1,h9", nil, "", "", ""},
+		{r("GET", api.PathWhatIf+"?standby={x}&fail=h2"), "h1", nil, "", "", ""},
+		{r("GET", api.PathRecoveries+"?limit={x}"), "7", nil, "", "", ""},
+		{r("GET", api.PathMigrations+"?{x}"), "local=1", nil, "", "", ""},
+		{r("POST", api.PathVMs+"/{x}/migrate"), "vm1", []byte(`{"to":"h2","dry_run":true}`), "", "", ""},
+		{r("POST", api.PathVMs+"/{x}/relocate"), "vm1", []byte(`{"to":"h2","dry_run":true}`), "", "", ""},
 	}
 	for _, s := range seeds {
 		f.Add(s.route, s.value, s.body, s.forwarded, s.principal, s.principalR)
