@@ -368,7 +368,14 @@ func ParseFence(host string, data []byte) (spec.Spec, error) {
 }
 
 // Gossip holds serf/memberlist failure-detector timers. The defaults declare
-// a crashed host failed in about 1-2 s on a LAN.
+// a crashed host failed in about 1-2 s on a LAN (up to about 2.5 s at 5,000
+// hosts). memberlist declares a suspect dead after at least
+// suspicion_mult × log10(members) × probe_interval: that is also how long a
+// healthy but stalled host has to refute a false suspicion, and a false
+// "failed" means a fence. suspicion_mult 3 (memberlist's LAN default is 4)
+// was chosen from the simulation's runs on a saturated machine; see
+// docs/scale.md, "Failure detection under load", for the measurements and
+// the settings per cluster size.
 type Gossip struct {
 	ProbeInterval  time.Duration `mapstructure:"probe_interval"`
 	ProbeTimeout   time.Duration `mapstructure:"probe_timeout"`
@@ -433,7 +440,7 @@ var Defaults = map[string]any{
 	"gossip.probe_interval":     "200ms",
 	"gossip.probe_timeout":      "100ms",
 	"gossip.gossip_interval":    "100ms",
-	"gossip.suspicion_mult":     2,
+	"gossip.suspicion_mult":     3,
 	"gossip.encrypt_key_file":   "",
 	"raft.heartbeat_timeout":    "500ms",
 	"raft.election_timeout":     "500ms",

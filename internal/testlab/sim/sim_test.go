@@ -11,7 +11,6 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -33,9 +32,14 @@ func TestSimulatedClusterSmall(t *testing.T) {
 	if d := os.Getenv("SIM_DIR"); d != "" {
 		dir = d // keep the logs for a look afterwards
 	}
-	// The benchmarks' timers: vmhad's defaults (100 ms acks) declare
-	// healthy hosts dead when the CI machine is busy, and a false fence
-	// fails this test.
+	// The benchmarks' timers, not vmhad's defaults. With the defaults
+	// (suspicion ×3 since issue 17) no healthy host was fenced in 53 runs
+	// (86 host failures) beside one or two busy loops per core, but with
+	// other jobs' load on top (load average 8-13 on two cores) 2 runs of
+	// 11 did: a stall of the whole process longer than the suspicion
+	// timeout (about 1 s at 43 members) cannot be refuted in time, and a
+	// false fence fails this test (docs/scale.md, "Failure detection
+	// under load").
 	c, err := Start(Options{Dir: dir, Hosts: 40, VMs: 1000, Logf: t.Logf, Gossip: benchGossip})
 	if err != nil {
 		t.Fatal(err)
@@ -137,9 +141,10 @@ func BenchmarkHostFailure(b *testing.B) {
 }
 
 // benchGossip are the benchmarks' failure-detector timers: vmhad's
-// defaults (200ms/100ms/100ms/x2) assume one daemon per machine; hundreds of
-// memberlist instances sharing two busy cores miss 100 ms acks and
-// declare healthy hosts dead (docs/scale.md). Zero: vmhad's defaults.
+// defaults (200ms/100ms/100ms/x3) assume one daemon per machine; hundreds of
+// memberlist instances sharing two busy cores cannot refute suspicions in
+// time and declare healthy hosts dead (docs/scale.md). Zero: vmhad's
+// defaults.
 var benchGossip = config.Gossip{ProbeInterval: time.Second, ProbeTimeout: 500 * time.Millisecond, GossipInterval: 200 * time.Millisecond, SuspicionMult: 2}
 
 func benchFailure(b *testing.B, hosts, vms int) {
@@ -166,15 +171,11 @@ func benchFailure(b *testing.B, hosts, vms int) {
 		o.Gossip = config.Gossip{ProbeInterval: 5 * time.Second, ProbeTimeout: 2500 * time.Millisecond, GossipInterval: time.Second, SuspicionMult: 2}
 	}
 	if g := os.Getenv("SIM_GOSSIP"); g != "" {
-		// PROBE,TIMEOUT,GOSSIP,MULT, e.g. 200ms,100ms,100ms,2 (vmhad's defaults)
-		f := strings.Split(g, ",")
-		if len(f) != 4 {
-			b.Fatalf("SIM_GOSSIP=%q: want PROBE,TIMEOUT,GOSSIP,MULT", g)
+		// PROBE,TIMEOUT,GOSSIP,MULT, e.g. 200ms,100ms,100ms,2
+		var err error
+		if o.Gossip, err = parseGossip(g); err != nil {
+			b.Fatal(err)
 		}
-		o.Gossip.ProbeInterval, _ = time.ParseDuration(f[0])
-		o.Gossip.ProbeTimeout, _ = time.ParseDuration(f[1])
-		o.Gossip.GossipInterval, _ = time.ParseDuration(f[2])
-		o.Gossip.SuspicionMult, _ = strconv.Atoi(f[3])
 	}
 	logf("gossip timers: probe %v, timeout %v, gossip %v, suspicion x%d", o.Gossip.ProbeInterval, o.Gossip.ProbeTimeout, o.Gossip.GossipInterval, o.Gossip.SuspicionMult)
 	c, err := Start(o)
