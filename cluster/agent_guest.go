@@ -183,12 +183,15 @@ func (a *Agent) guestRunning(name string, pol clusterspec.GuestPolicy, now time.
 	if pol.Monitor != clusterspec.GuestMonitorHeartbeat || !canPing || g.open {
 		return false
 	}
-	grace := g.runningSince
-	if g.lastOK.After(grace) {
-		grace = g.lastOK
+	// Until its first answer since it started, a guest is booting: it
+	// gets guest-heartbeat-startup; after that, guest-heartbeat-timeout
+	// from its last answer.
+	since, limit := g.runningSince, max(pol.HeartbeatStartup, pol.HeartbeatTimeout)
+	if g.lastOK.After(since) {
+		since, limit = g.lastOK, pol.HeartbeatTimeout
 	}
-	if now.Sub(grace) > pol.HeartbeatTimeout {
-		a.guestFault(name, "no heartbeat for "+pol.HeartbeatTimeout.String(), now.UTC(), true)
+	if now.Sub(since) > limit {
+		a.guestFault(name, "no heartbeat for "+limit.String(), now.UTC(), true)
 		return false
 	}
 	if g.pinging || now.Sub(g.lastPing) < min(pol.HeartbeatTimeout/4, 10*time.Second) {

@@ -55,3 +55,37 @@ func TestGuestRestartBookkeeping(t *testing.T) {
 		t.Fatalf("after the cleanup: %d faults, gave up %q", len(g.faults), g.gaveUp)
 	}
 }
+
+// A guest in heartbeat mode that has not answered since it started is
+// booting: it gets guest-heartbeat-startup, and only after its first
+// answer does guest-heartbeat-timeout count, from its last answer.
+func TestGuestHeartbeatStartupGrace(t *testing.T) {
+	a := &Agent{log: zerolog.Nop()}
+	pol := clusterspec.GuestPolicy{Monitor: clusterspec.GuestMonitorHeartbeat, HeartbeatTimeout: 10 * time.Second, HeartbeatStartup: time.Minute, MaxRestarts: 3, Window: time.Hour}
+	t0 := time.Now()
+	hung := func() bool { g := a.guests["g"]; return g != nil && g.open && g.failed }
+	a.guestRunning("g", pol, t0, true)
+	a.guests["g"].pinging = false
+	if a.guestRunning("g", pol, t0.Add(30*time.Second), true); hung() {
+		t.Fatal("a guest silent for 30 s since its start counted as hung: its startup grace is a minute")
+	}
+	a.guests["g"].pinging = false
+	a.guests["g"].lastOK = t0.Add(40 * time.Second) // its agent is up
+	if a.guestRunning("g", pol, t0.Add(45*time.Second), true); hung() {
+		t.Fatal("hung 5 s after an answer")
+	}
+	a.guests["g"].pinging = false
+	if a.guestRunning("g", pol, t0.Add(51*time.Second), true); !hung() {
+		t.Fatal("silent 11 s after its last answer, with a 10 s timeout, yet not hung")
+	}
+	if why := a.guests["g"]; why == nil || len(why.faults) != 1 {
+		t.Fatalf("faults: %+v", why)
+	}
+	// Never answered at all: hung once the grace is over.
+	b := &Agent{log: zerolog.Nop()}
+	b.guestRunning("h", pol, t0, true)
+	b.guests["h"].pinging = false
+	if b.guestRunning("h", pol, t0.Add(61*time.Second), true); !(b.guests["h"].open && b.guests["h"].failed) {
+		t.Fatal("silent since its start, past the grace, yet not hung")
+	}
+}

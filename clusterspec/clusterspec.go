@@ -84,6 +84,10 @@ type VM struct {
 	// Guest health (clusterspec/guest.go, docs/guest-health.md).
 	GuestMonitor          string   `yaml:"guest-monitor,omitempty"`
 	GuestHeartbeatTimeout Duration `yaml:"guest-heartbeat-timeout,omitempty"`
+	// GuestHeartbeatStartup is how long a started guest whose agent has
+	// not answered yet may stay silent (the boot; vSphere's "minimum
+	// uptime"); the timeout applies once it has answered.
+	GuestHeartbeatStartup Duration `yaml:"guest-heartbeat-startup,omitempty"`
 	GuestMaxRestarts      *int     `yaml:"guest-max-restarts,omitempty"`
 	GuestRestartWindow    Duration `yaml:"guest-restart-window,omitempty"`
 }

@@ -16,12 +16,15 @@ const (
 	GuestMonitorHeartbeat = "heartbeat"
 )
 
-// Guest monitoring defaults: a missed heartbeat counts after 60 s; a guest
+// Guest monitoring defaults: a missed heartbeat counts after 60 s, and a
+// guest that has not answered since it started gets 2 minutes (vSphere HA's
+// "minimum uptime": the boot, its agent's start); a guest
 // is restarted at most 3 times in an hour on one host, then left stopped
 // and reported (vSphere's "maximum per-VM resets" in a "maximum resets time
 // window").
 const (
 	DefaultGuestHeartbeatTimeout = 60 * time.Second
+	DefaultGuestHeartbeatStartup = 2 * time.Minute
 	DefaultGuestMaxRestarts      = 3
 	DefaultGuestRestartWindow    = time.Hour
 )
@@ -30,6 +33,9 @@ const (
 type GuestPolicy struct {
 	Monitor          string
 	HeartbeatTimeout time.Duration
+	// HeartbeatStartup is the silence allowed before a guest's first
+	// answer since it started (at least HeartbeatTimeout).
+	HeartbeatStartup time.Duration
 	MaxRestarts      int
 	Window           time.Duration
 }
@@ -37,13 +43,17 @@ type GuestPolicy struct {
 // Guest is the guest policy of v, defaults filled in.
 func (v VM) Guest() GuestPolicy {
 	p := GuestPolicy{Monitor: v.GuestMonitor, HeartbeatTimeout: DefaultGuestHeartbeatTimeout,
-		MaxRestarts: DefaultGuestMaxRestarts, Window: DefaultGuestRestartWindow}
+		HeartbeatStartup: DefaultGuestHeartbeatStartup, MaxRestarts: DefaultGuestMaxRestarts, Window: DefaultGuestRestartWindow}
 	if p.Monitor == "" {
 		p.Monitor = GuestMonitorOff
 	}
 	if v.GuestHeartbeatTimeout > 0 {
 		p.HeartbeatTimeout = time.Duration(v.GuestHeartbeatTimeout)
 	}
+	if v.GuestHeartbeatStartup > 0 {
+		p.HeartbeatStartup = time.Duration(v.GuestHeartbeatStartup)
+	}
+	p.HeartbeatStartup = max(p.HeartbeatStartup, p.HeartbeatTimeout)
 	if v.GuestMaxRestarts != nil {
 		p.MaxRestarts = *v.GuestMaxRestarts
 	}
@@ -77,6 +87,9 @@ func (v VM) guestProblems() []string {
 		out = append(out, "guest-heartbeat-timeout is negative")
 	} else if v.GuestHeartbeatTimeout > 0 && time.Duration(v.GuestHeartbeatTimeout) < 5*time.Second {
 		out = append(out, fmt.Sprintf("guest-heartbeat-timeout %s is under 5s: a busy guest would be restarted for being slow", time.Duration(v.GuestHeartbeatTimeout)))
+	}
+	if v.GuestHeartbeatStartup < 0 {
+		out = append(out, "guest-heartbeat-startup is negative")
 	}
 	if v.GuestMaxRestarts != nil && *v.GuestMaxRestarts < 0 {
 		out = append(out, fmt.Sprintf("guest-max-restarts %d is negative", *v.GuestMaxRestarts))

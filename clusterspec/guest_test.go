@@ -14,16 +14,24 @@ vms:
     guest-heartbeat-timeout: 30s
     guest-max-restarts: 5
     guest-restart-window: 2h
+  - name: slow
+    guest-monitor: heartbeat
+    guest-heartbeat-timeout: 5m
+    guest-heartbeat-startup: 3m
   - name: web
 `
 	s, err := Parse([]byte(src))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := s.GuestOf("db"), (GuestPolicy{Monitor: "heartbeat", HeartbeatTimeout: 30 * time.Second, MaxRestarts: 5, Window: 2 * time.Hour}); got != want {
+	if got, want := s.GuestOf("db"), (GuestPolicy{Monitor: "heartbeat", HeartbeatTimeout: 30 * time.Second, HeartbeatStartup: DefaultGuestHeartbeatStartup, MaxRestarts: 5, Window: 2 * time.Hour}); got != want {
 		t.Errorf("db: %+v, want %+v", got, want)
 	}
-	if got, want := s.GuestOf("web"), (GuestPolicy{Monitor: "off", HeartbeatTimeout: DefaultGuestHeartbeatTimeout, MaxRestarts: DefaultGuestMaxRestarts, Window: DefaultGuestRestartWindow}); got != want {
+	// The startup grace is never shorter than the timeout.
+	if got := s.GuestOf("slow"); got.HeartbeatStartup != 5*time.Minute {
+		t.Errorf("slow: startup %s, want the 5m timeout", got.HeartbeatStartup)
+	}
+	if got, want := s.GuestOf("web"), (GuestPolicy{Monitor: "off", HeartbeatTimeout: DefaultGuestHeartbeatTimeout, HeartbeatStartup: DefaultGuestHeartbeatStartup, MaxRestarts: DefaultGuestMaxRestarts, Window: DefaultGuestRestartWindow}); got != want {
 		t.Errorf("web: %+v, want %+v", got, want)
 	}
 	for _, bad := range []string{"guest-monitor: always", "guest-max-restarts: -1", "guest-heartbeat-timeout: 1s"} {

@@ -36,6 +36,7 @@ func TestGuestHeartbeatThroughTheAgent(t *testing.T) {
   - name: hangy
     guest-monitor: heartbeat
     guest-heartbeat-timeout: 10s
+    guest-heartbeat-startup: 10s
     guest-max-restarts: 1
     guest-restart-window: 10m
     migration-threshold: INFINITY
