@@ -85,7 +85,7 @@ func TestGuestHeartbeatStartupGrace(t *testing.T) {
 	b := &Agent{log: zerolog.Nop()}
 	b.guestRunning("h", pol, t0, true)
 	b.guests["h"].pinging = false
-	if b.guestRunning("h", pol, t0.Add(61*time.Second), true); !(b.guests["h"].open && b.guests["h"].failed) {
+	if b.guestRunning("h", pol, t0.Add(61*time.Second), true); !b.guests["h"].open || !b.guests["h"].failed {
 		t.Fatal("silent since its start, past the grace, yet not hung")
 	}
 }
