@@ -26,14 +26,7 @@ const GuestAgentChannel = "org.qemu.guest_agent.0"
 // answering N seconds after boot while the kernel and the counter go on:
 // a hung guest as heartbeat monitoring sees it (the port stays open, the
 // requests are read and dropped, so libvirt times out).
-const agentInit = `#!/bin/busybox sh
-/bin/busybox --install -s /bin
-mkdir -p /proc /sys /dev /tmp
-mount -t proc proc /proc
-mount -t sysfs sysfs /sys
-mount -t devtmpfs devtmpfs /dev
-mount -t tmpfs tmpfs /tmp
-for m in $(cat /lib/modules.order); do insmod /lib/$m || echo "vmha-agent: insmod $m failed" > /dev/ttyS0; done
+var agentInit = initHead("/tmp") + `for m in $(cat /lib/modules.order); do insmod /lib/$m || echo "vmha-agent: insmod $m failed" > /dev/ttyS0; done
 hang=$(sed -n 's/.*vmha\.hang=\([0-9]*\).*/\1/p' /proc/cmdline)
 boot=$(head -c 6 /dev/urandom | od -An -tx1 | tr -d ' \n')
 agent() {

@@ -66,6 +66,20 @@ func unpackCloudKernel(work string) (root, kernel string, err error) {
 	return root, kernels[0], nil
 }
 
+// initHead is the start every lab guest's PID 1 shares: busybox's
+// applets, /proc, /sys and /dev, and a tmpfs on each of tmpfs. The images'
+// versions name the whole script, so the text must stay byte for byte
+// what the guests were built with.
+func initHead(tmpfs ...string) string {
+	dirs := append([]string{"/proc", "/sys", "/dev"}, tmpfs...)
+	s := "#!/bin/busybox sh\n/bin/busybox --install -s /bin\nmkdir -p " + strings.Join(dirs, " ") + "\n" +
+		"mount -t proc proc /proc\nmount -t sysfs sysfs /sys\nmount -t devtmpfs devtmpfs /dev\n"
+	for _, d := range tmpfs {
+		s += "mount -t tmpfs tmpfs " + d + "\n"
+	}
+	return s
+}
+
 // guestRoot makes an initrd tree in work/root: a static busybox, init as
 // /init, and the folders dirs.
 func guestRoot(work, init string, dirs ...string) (string, error) {

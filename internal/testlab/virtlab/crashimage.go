@@ -15,14 +15,7 @@ const crashImageVersion = "v2"
 // vmha.crash=N it panics the kernel (sysrq c) after N counter lines. With
 // vmha.dirty=1 it keeps rewriting 8 MiB of random bytes in RAM, for dirty-rate
 // measurements.
-const crashInit = `#!/bin/busybox sh
-/bin/busybox --install -s /bin
-mkdir -p /proc /sys /dev /tmp
-mount -t proc proc /proc
-mount -t sysfs sysfs /sys
-mount -t devtmpfs devtmpfs /dev
-mount -t tmpfs tmpfs /tmp
-insmod /lib/pvpanic.ko 2>/dev/null
+var crashInit = initHead("/tmp") + `insmod /lib/pvpanic.ko 2>/dev/null
 insmod /lib/pvpanic-mmio.ko 2>/dev/null
 echo 1 > /proc/sys/kernel/sysrq
 crash=$(sed -n 's/.*vmha\.crash=\([0-9]*\).*/\1/p' /proc/cmdline)

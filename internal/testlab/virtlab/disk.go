@@ -42,13 +42,7 @@ var diskModules = []string{
 	"kernel/drivers/block/virtio_blk.ko",
 }
 
-const diskInitScript = `#!/bin/busybox sh
-/bin/busybox --install -s /bin
-mkdir -p /proc /sys /dev
-mount -t proc proc /proc
-mount -t sysfs sysfs /sys
-mount -t devtmpfs devtmpfs /dev
-for m in /lib/vmha-modules/*.ko; do insmod "$m"; done
+var diskInitScript = initHead() + `for m in /lib/vmha-modules/*.ko; do insmod "$m"; done
 n=0
 while [ ! -b /dev/vda ] || [ ! -b /dev/vdb ]; do
   n=$((n+1)); [ $n -gt 100 ] && { echo "vmha-disk-error no virtio disks" > /dev/ttyS0; break; }

@@ -40,13 +40,7 @@ const imageVersion = "v1"
 // serial console: a boot id drawn once per boot (so a reboot, even one that
 // happened to reach the same count, is visible) and a counter. It never
 // exits: PID 1 exiting panics the kernel.
-const initScript = `#!/bin/busybox sh
-/bin/busybox --install -s /bin
-mkdir -p /proc /sys /dev
-mount -t proc proc /proc
-mount -t sysfs sysfs /sys
-mount -t devtmpfs devtmpfs /dev
-boot=$(head -c 6 /dev/urandom | od -An -tx1 | tr -d ' \n')
+var initScript = initHead() + `boot=$(head -c 6 /dev/urandom | od -An -tx1 | tr -d ' \n')
 i=0
 while :; do
   i=$((i+1))
