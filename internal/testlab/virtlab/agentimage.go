@@ -71,13 +71,7 @@ agent &
 if [ -n "$hang" ]; then
   (sleep "$hang"; touch /tmp/hang; echo "vmha-hang boot=$boot" > /dev/ttyS0) &
 fi
-i=0
-while :; do
-  i=$((i+1))
-  echo "vmha-counter boot=$boot n=$i" > /dev/ttyS0
-  sleep 1
-done
-`
+` + counterLoop
 
 // agentModules are the modules the agent guest loads (with what they
 // depend on): the virtio PCI transport and the virtio-serial driver.

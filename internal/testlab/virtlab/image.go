@@ -41,7 +41,11 @@ const imageVersion = "v1"
 // happened to reach the same count, is visible) and a counter. It never
 // exits: PID 1 exiting panics the kernel.
 var initScript = initHead() + `boot=$(head -c 6 /dev/urandom | od -An -tx1 | tr -d ' \n')
-i=0
+` + counterLoop
+
+// counterLoop is the counter guests' console output, one line a second
+// with the boot id ($boot): ReadCounters reads it.
+const counterLoop = `i=0
 while :; do
   i=$((i+1))
   echo "vmha-counter boot=$boot n=$i" > /dev/ttyS0
