@@ -73,15 +73,8 @@ func startClusterWith(t *testing.T, o Options) *Cluster {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		if t.Failed() {
-			for _, h := range c.Hosts {
-				b, _ := os.ReadFile(h.Log)
-				lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-				if len(lines) > 40 {
-					lines = lines[len(lines)-40:]
-				}
-				t.Logf("--- %s log tail\n%s", h.Name, strings.Join(lines, "\n"))
-			}
+		if t.Failed() || os.Getenv("VMHA_KEEP_LOGS") != "" {
+			keepLogs(t, c)
 		}
 		c.Close()
 	})
@@ -1103,4 +1096,39 @@ func TestEvacuateStopRestart(t *testing.T) {
 		}
 	}
 	ch.verify(t)
+}
+
+// keepLogs saves every host's whole log under $VMHA_ARTIFACTS/logs/<test>
+// and prints each log's last lines without the retry chatter of raft and
+// serf (one line per peer per second while cut off), which would otherwise
+// fill the tail and hide what the coordinator decided.
+func keepLogs(t *testing.T, c *Cluster) {
+	dir := filepath.Join(artifactRoot(), "logs", strings.ReplaceAll(t.Name(), "/", "_"))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Logf("keeping logs: %v", err)
+	}
+	for _, h := range c.Hosts {
+		b, _ := os.ReadFile(h.Log)
+		_ = os.WriteFile(filepath.Join(dir, h.Name+".log"), b, 0o644)
+		var lines []string
+		for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+			if !chatter(l) {
+				lines = append(lines, l)
+			}
+		}
+		if len(lines) > 60 {
+			lines = lines[len(lines)-60:]
+		}
+		t.Logf("--- %s log tail (whole log: %s)\n%s", h.Name, filepath.Join(dir, h.Name+".log"), strings.Join(lines, "\n"))
+	}
+}
+
+// chatter is a log line that repeats while peers are unreachable.
+func chatter(line string) bool {
+	for _, s := range []string{"failed to make requestVote RPC", "Election timeout reached", "attempting reconnect", "failed to heartbeat", "failed to appendEntries", "failed to contact"} {
+		if strings.Contains(line, s) {
+			return true
+		}
+	}
+	return false
 }

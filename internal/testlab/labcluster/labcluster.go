@@ -530,12 +530,22 @@ func (c *Cluster) Status(ctx context.Context) (*api.Status, error) {
 
 // WaitFor polls the status every 50 ms until cond holds or the timeout ends.
 func (c *Cluster) WaitFor(ctx context.Context, timeout time.Duration, what string, cond func(*api.Status) bool) (*api.Status, error) {
+	return waitStatus(ctx, c.Status, timeout, what, cond)
+}
+
+// WaitForOn is WaitFor asking one host only: during a partition, the side
+// a test watches.
+func (c *Cluster) WaitForOn(ctx context.Context, h *Host, timeout time.Duration, what string, cond func(*api.Status) bool) (*api.Status, error) {
+	return waitStatus(ctx, h.Status, timeout, what, cond)
+}
+
+func waitStatus(ctx context.Context, status func(context.Context) (*api.Status, error), timeout time.Duration, what string, cond func(*api.Status) bool) (*api.Status, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	var last *api.Status
 	var lastErr error
 	for {
-		s, err := c.Status(ctx)
+		s, err := status(ctx)
 		if err == nil {
 			last = s
 			if cond(s) {

@@ -25,16 +25,22 @@ import (
 	"github.com/vmha/vmha/model"
 )
 
+// artifactRoot is where tests leave what a person reads after the run:
+// $VMHA_ARTIFACTS (make test sets it to ./artifacts), else a folder in the
+// system's temporary directory.
+func artifactRoot() string {
+	if root := os.Getenv("VMHA_ARTIFACTS"); root != "" {
+		return root
+	}
+	return filepath.Join(os.TempDir(), "vmha-artifacts")
+}
+
 // artifactDir is where the browser tests leave their screenshots:
 // $VMHA_ARTIFACTS/web (make test sets it to ./artifacts), else a folder in
 // the system's temporary directory.
 func artifactDir(t *testing.T) string {
 	t.Helper()
-	root := os.Getenv("VMHA_ARTIFACTS")
-	if root == "" {
-		root = filepath.Join(os.TempDir(), "vmha-artifacts")
-	}
-	dir := filepath.Join(root, "web")
+	dir := filepath.Join(artifactRoot(), "web")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
