@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -268,32 +270,17 @@ func (a *Agent) reconcile(ctx context.Context) (again bool) {
 // slice it reads holds them besides those placed here): every VM whose
 // definition or placement the pass may look up.
 func (a *Agent) known(doms map[string]hypervisor.Domain) []string {
-	out := make([]string, 0, len(doms))
-	for name := range doms {
-		out = append(out, name)
-	}
+	out := slices.Collect(maps.Keys(doms))
 	a.mu.Lock()
-	for name := range a.managed {
-		out = append(out, name)
-	}
+	out = slices.AppendSeq(out, maps.Keys(a.managed))
 	for _, j := range a.jobs {
 		out = append(out, j.VM)
 	}
-	for name := range a.since {
-		out = append(out, name)
-	}
-	for name := range a.errs {
-		out = append(out, name)
-	}
-	for name := range a.startedGen {
-		out = append(out, name)
-	}
-	for name := range a.fails {
-		out = append(out, name)
-	}
-	for name := range a.guests {
-		out = append(out, name)
-	}
+	out = slices.AppendSeq(out, maps.Keys(a.since))
+	out = slices.AppendSeq(out, maps.Keys(a.errs))
+	out = slices.AppendSeq(out, maps.Keys(a.startedGen))
+	out = slices.AppendSeq(out, maps.Keys(a.fails))
+	out = slices.AppendSeq(out, maps.Keys(a.guests))
 	a.mu.Unlock()
 	return append(out, a.gens.names()...)
 }

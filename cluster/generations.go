@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
+	"slices"
 	"sync"
 
 	"github.com/rs/zerolog"
@@ -81,11 +83,7 @@ func (g *generations) note(st *model.State, host string, current bool) {
 func (g *generations) names() []string {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	out := make([]string, 0, len(g.seen))
-	for vm := range g.seen {
-		out = append(out, vm)
-	}
-	return out
+	return slices.Collect(maps.Keys(g.seen))
 }
 
 // check refuses generation gen for vm when a newer one was seen here.
