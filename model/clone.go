@@ -24,12 +24,18 @@ import (
 // slices and pointers by reflection; the reports' VM maps hold plain
 // values and copy with maps.Clone.
 func (s *State) Clone() *State {
+	return s.cloneWith(s.Config.VMs, s.Status.Placements, s.Status.Observed)
+}
+
+// cloneWith is a deep copy of s with the three per-VM maps replaced by
+// deep copies of the ones given (s's own, or a part of them).
+func (s *State) cloneWith(vms map[string]*VM, placements map[string]*Placement, observed map[string]*Observation) *State {
 	cp := *s
 	cp.Config.VMs, cp.Status.Placements, cp.Status.Observed = nil, nil, nil
 	out := deepCopy(reflect.ValueOf(&cp)).Interface().(*State)
-	out.Config.VMs = cloneEach(s.Config.VMs)
-	out.Status.Placements = cloneEach(s.Status.Placements)
-	out.Status.Observed = cloneObserved(s.Status.Observed)
+	out.Config.VMs = cloneEach(vms)
+	out.Status.Placements = cloneEach(placements)
+	out.Status.Observed = cloneObserved(observed)
 	out.Fill()
 	return out
 }
@@ -51,14 +57,7 @@ func (s *State) HostSlice(host string, also []string) *State {
 	for _, name := range also {
 		keep[name] = true
 	}
-	cp := *s
-	cp.Config.VMs, cp.Status.Placements, cp.Status.Observed = nil, nil, nil
-	out := deepCopy(reflect.ValueOf(&cp)).Interface().(*State)
-	out.Config.VMs = cloneEach(pick(s.Config.VMs, keep))
-	out.Status.Placements = cloneEach(pick(s.Status.Placements, keep))
-	out.Status.Observed = cloneObserved(pick(s.Status.Observed, map[string]bool{host: true}))
-	out.Fill()
-	return out
+	return s.cloneWith(pick(s.Config.VMs, keep), pick(s.Status.Placements, keep), pick(s.Status.Observed, map[string]bool{host: true}))
 }
 
 // pick is the entries of m whose keys are in keep (shared, not copied).
